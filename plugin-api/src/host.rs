@@ -1,0 +1,181 @@
+//! What a `custom_sso` hook can ask of the server: users, teams and the log.
+
+use std::fmt;
+
+use abi_stable::{
+    StableAbi,
+    std_types::{RStr, RString},
+};
+
+use crate::{
+    TeamRole, UserRole,
+    abi::{HostRef, NewUserFfi},
+};
+
+/// A user as the server stores it (a subset of LiteLLM's `LiteLLM_UserTable`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserRecord {
+    /// The user's id.
+    pub user_id: String,
+    /// The user's email, lower-case.
+    pub user_email: Option<String>,
+    /// The user's display name.
+    pub user_alias: Option<String>,
+    /// The user's stored role.
+    pub user_role: Option<UserRole>,
+    /// The id the identity provider knows the user by.
+    pub sso_user_id: Option<String>,
+    /// Models the user may use.
+    pub models: Vec<String>,
+    /// Budget in USD; `None` is unlimited.
+    pub max_budget: Option<f64>,
+    /// Spend so far in the current budget period, in USD.
+    pub spend: f64,
+    /// How often the budget resets.
+    pub budget_duration: Option<String>,
+    /// Ids of the teams the user belongs to.
+    pub teams: Vec<String>,
+}
+
+/// A user for [`Host::new_user`] to create (the fields of LiteLLM's `/user/new` that matter here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewUser {
+    /// The new user's id; the server makes one up when it is `None`.
+    pub user_id: Option<String>,
+    /// Email; the server lower-cases it.
+    pub user_email: Option<String>,
+    /// Display name.
+    pub user_alias: Option<String>,
+    /// Role; `internal_user_viewer` when `None`.
+    pub user_role: Option<UserRole>,
+    /// Models the user may use.
+    pub models: Vec<String>,
+    /// Budget in USD; `None` is unlimited.
+    pub max_budget: Option<f64>,
+    /// How often the budget resets.
+    pub budget_duration: Option<String>,
+}
+
+/// A team as the server stores it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamRecord {
+    /// The team's id.
+    pub team_id: String,
+    /// The team's display name.
+    pub team_alias: Option<String>,
+    /// Models the team may use.
+    pub models: Vec<String>,
+}
+
+/// How important a log line is.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Fine detail.
+    Trace = 0,
+    /// Detail for debugging.
+    Debug = 1,
+    /// Normal operation.
+    Info = 2,
+    /// Something unexpected that the hook handled.
+    Warn = 3,
+    /// Something failed.
+    Error = 4,
+}
+
+/// Why a host call failed.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct HostError {
+    message: RString,
+}
+
+impl HostError {
+    /// A host error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: RString::from(message.into()) }
+    }
+
+    /// What went wrong.
+    pub fn message(&self) -> &str {
+        self.message.as_str()
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message.as_str())
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// The server, as a `custom_sso` hook sees it: the calls LiteLLM's Python hooks make
+/// (`user_info`, `new_user`, `add_new_member`) plus a log that reaches the server's own.
+///
+/// Every call is synchronous and runs against the server's database; the hook runs on a blocking
+/// thread, so waiting is fine.
+#[derive(Clone, Copy)]
+pub struct Host<'a> {
+    raw: HostRef<'a>,
+}
+
+impl fmt::Debug for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Host")
+    }
+}
+
+impl<'a> Host<'a> {
+    pub(crate) fn from_raw(raw: HostRef<'a>) -> Self {
+        Self { raw }
+    }
+
+    /// The user with this id, or `None` when there is none.
+    pub fn user_info(&self, user_id: &str) -> Result<Option<UserRecord>, HostError> {
+        let vtable = self.raw.vtable();
+        (vtable.user_info)(self.raw.ctx(), RStr::from_str(user_id))
+            .into_result()
+            .map(|user| user.into_option().map(|user| user.to_native()))
+    }
+
+    /// Creates a user (LiteLLM's `/user/new`) and returns it as stored.
+    ///
+    /// # Errors
+    /// Fails when a user with that id already exists, or the values are invalid.
+    pub fn new_user(&self, user: &NewUser) -> Result<UserRecord, HostError> {
+        let vtable = self.raw.vtable();
+        (vtable.new_user)(self.raw.ctx(), &NewUserFfi::from_native(user))
+            .into_result()
+            .map(|user| user.to_native())
+    }
+
+    /// The team with this id, or `None` when there is none.
+    pub fn team_info(&self, team_id: &str) -> Result<Option<TeamRecord>, HostError> {
+        let vtable = self.raw.vtable();
+        (vtable.team_info)(self.raw.ctx(), RStr::from_str(team_id))
+            .into_result()
+            .map(|team| team.into_option().map(|team| team.to_native()))
+    }
+
+    /// Adds the user to the team with this role (LiteLLM's `/team/member_add`). Adding a member
+    /// who is already in the team changes nothing and succeeds.
+    ///
+    /// # Errors
+    /// Fails when the team or the user does not exist.
+    pub fn add_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        role: TeamRole,
+    ) -> Result<(), HostError> {
+        let vtable = self.raw.vtable();
+        (vtable.add_team_member)(self.raw.ctx(), team_id.into(), user_id.into(), role).into_result()
+    }
+
+    /// Writes a line to the server's log, tagged with the hook's name.
+    pub fn log(&self, level: LogLevel, message: impl AsRef<str>) {
+        let vtable = self.raw.vtable();
+        (vtable.log)(self.raw.ctx(), level, message.as_ref().into());
+    }
+}
