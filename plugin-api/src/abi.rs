@@ -75,6 +75,8 @@ pub struct OpenIdFfi {
     pub provider: ROption<RString>,
     pub team_ids: RVec<RString>,
     pub user_role: ROption<UserRole>,
+    /// Test fixtures build plugin-api without this field to imitate an older plugin-api.
+    #[cfg(not(feature = "__test_older_layout"))]
     pub extra_fields: ROption<RString>,
 }
 
@@ -91,6 +93,7 @@ impl OpenIdFfi {
             provider: ropt(value.provider),
             team_ids: rvec(value.team_ids),
             user_role: value.user_role.into(),
+            #[cfg(not(feature = "__test_older_layout"))]
             extra_fields: ropt(value.extra_fields),
         }
     }
@@ -107,7 +110,10 @@ impl OpenIdFfi {
             provider: opt(&self.provider),
             team_ids: vec(&self.team_ids),
             user_role: self.user_role.into_option(),
+            #[cfg(not(feature = "__test_older_layout"))]
             extra_fields: opt(&self.extra_fields),
+            #[cfg(feature = "__test_older_layout")]
+            extra_fields: None,
         }
     }
 }
@@ -488,7 +494,7 @@ pub trait Hook: StableAbi + 'static {
 
 /// A `custom_ui_sso_sign_in_handler` hook.
 #[repr(C)]
-#[derive(StableAbi)]
+#[derive(StableAbi, Debug)]
 pub struct SignInHook {
     /// Reads the request, returns the identity.
     pub call: extern "C" fn(&SignInRequest<'_>) -> RResult<OpenIdFfi, HookError>,
@@ -500,7 +506,7 @@ impl Hook for SignInHook {
 
 /// A `custom_sso` hook.
 #[repr(C)]
-#[derive(StableAbi)]
+#[derive(StableAbi, Debug)]
 pub struct CustomSsoHook {
     /// Takes the identity and the host, returns the user's values.
     pub call: extern "C" fn(HostRef<'_>, &OpenIdFfi) -> RResult<SsoValuesFfi, HookError>,
@@ -571,6 +577,13 @@ impl HookExport {
             layout,
             hook,
         }
+    }
+
+    /// The same descriptor claiming another plugin-api version. Only test fixtures call this.
+    #[doc(hidden)]
+    pub const fn with_api_version(mut self, api_version: [u32; 3]) -> Self {
+        self.api_version = api_version;
+        self
     }
 
     /// The plugin-api version as text.

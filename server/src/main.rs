@@ -1,1 +1,5 @@
-fn main(){}
+//! The `hookgate` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    hookgate::cli::main()
+}

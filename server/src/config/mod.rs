@@ -1,0 +1,315 @@
+//! Settings: parsed from a LiteLLM `config.yaml` and the environment, validated, then passed to
+//! whoever needs them. Nothing else in the server reads the config file or the environment.
+
+mod raw;
+mod yaml;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use self::raw::{Cidr, UiAccessModeSetting};
+use self::raw::{RawConfig, TeamEntry};
+use crate::{budget::BudgetDuration, plugins::HookRef};
+use plugin_api::{TeamRole, UserRole};
+
+/// The hook timeout when `general_settings.hook_timeout` is not set.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", file.display())]
+    Read {
+        /// The config file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid, or a value is wrong.
+    #[error("{}: {message}", file.display())]
+    Invalid {
+        /// The config file.
+        file: PathBuf,
+        /// What is wrong, with the key path and, where known, the line.
+        message: String,
+    },
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where a setting's value came from, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The config file.
+    File,
+    /// An environment variable.
+    Environment,
+}
+
+/// `litellm_settings.default_internal_user_params`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DefaultUserParams {
+    /// Role for new users when neither the identity provider nor a hook gives one.
+    pub user_role: Option<UserRole>,
+    /// Models for new users.
+    pub models: Option<Vec<String>>,
+    /// Budget for new users.
+    pub max_budget: Option<f64>,
+    /// Budget period for new users.
+    pub budget_duration: Option<BudgetDuration>,
+    /// Teams new users join.
+    pub teams: Vec<(String, TeamRole)>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, absolute.
+    pub file: PathBuf,
+    /// Its folder: relative paths in the file are relative to it.
+    pub dir: PathBuf,
+    /// `general_settings.custom_ui_sso_sign_in_handler`.
+    pub custom_ui_sso_sign_in_handler: Option<HookRef>,
+    /// `general_settings.custom_sso`.
+    pub custom_sso: Option<HookRef>,
+    /// Where `module.attribute` references are looked up, in order: `general_settings.plugin_dirs`,
+    /// the config file's folder, then `HOOKGATE_PLUGIN_PATH`.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// `general_settings.master_key` or `LITELLM_MASTER_KEY`.
+    pub master_key: Option<(Secret, Source)>,
+    /// `DATABASE_URL` or `general_settings.database_url`.
+    pub database_url: Option<Secret>,
+    /// `general_settings.trusted_proxy_ranges`.
+    pub trusted_proxy_ranges: Vec<ipnet::IpNet>,
+    /// `general_settings.hook_timeout`.
+    pub hook_timeout: Duration,
+    /// `general_settings.hook_concurrency`: how many hook calls may run at once.
+    pub hook_concurrency: usize,
+    /// `general_settings.ui_access_mode`.
+    pub ui_access_mode: UiAccessModeSetting,
+    /// `general_settings.session_cookie_http_only` (default true).
+    pub session_cookie_http_only: bool,
+    /// `litellm_settings.max_internal_user_budget`.
+    pub max_internal_user_budget: Option<f64>,
+    /// `litellm_settings.internal_user_budget_duration`.
+    pub internal_user_budget_duration: Option<BudgetDuration>,
+    /// `litellm_settings.default_internal_user_params`.
+    pub default_internal_user_params: DefaultUserParams,
+    /// `litellm_settings.max_ui_session_budget`.
+    pub max_ui_session_budget: Option<f64>,
+    /// `PROXY_BASE_URL`: the public base URL, without a trailing slash.
+    pub proxy_base_url: Option<String>,
+    /// `SERVER_ROOT_PATH`: a path prefix such as `/litellm`, or empty.
+    pub server_root_path: String,
+    /// `ALLOWED_EMAIL_DOMAINS`, lower-case.
+    pub allowed_email_domains: Vec<String>,
+    /// `PROXY_ADMIN_ID`.
+    pub proxy_admin_id: Option<String>,
+    /// `LITELLM_UI_SESSION_DURATION` (default 24h).
+    pub session_duration: Duration,
+    /// Keys in the file that hookgate does not implement.
+    pub ignored_keys: Vec<String>,
+}
+
+impl Config {
+    /// Reads, parses and validates `file` together with the process environment.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|source| ConfigError::Read { file: file.to_owned(), source })?;
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+        Self::from_text(&file, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates config text; `env` looks environment variables up.
+    pub fn from_text(
+        file: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (raw, ignored_keys) = yaml::parse(file, text)?;
+        Self::validate(file, raw, ignored_keys, env)
+    }
+
+    fn validate(
+        file: &Path,
+        raw: RawConfig,
+        ignored_keys: Vec<String>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { file: file.to_owned(), message };
+        let env_nonempty = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        let general = raw.general_settings.unwrap_or_default();
+        let litellm = raw.litellm_settings.unwrap_or_default();
+        let dir = file.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+
+        let mut plugin_dirs: Vec<PathBuf> =
+            general.plugin_dirs.unwrap_or_default().iter().map(|entry| dir.join(entry)).collect();
+        plugin_dirs.push(dir.clone());
+        if let Some(path) = env_nonempty("HOOKGATE_PLUGIN_PATH") {
+            plugin_dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+        }
+
+        let master_key = match general.master_key {
+            Some(key) if !key.is_empty() => Some((Secret::new(key), Source::File)),
+            _ => env_nonempty("LITELLM_MASTER_KEY").map(|key| (Secret::new(key), Source::Environment)),
+        };
+        let database_url =
+            env_nonempty("DATABASE_URL").or(general.database_url).filter(|url| !url.is_empty());
+
+        let trusted_proxy_ranges: Vec<ipnet::IpNet> =
+            general.trusted_proxy_ranges.unwrap_or_default().into_iter().map(|cidr| cidr.0).collect();
+        if general.custom_ui_sso_sign_in_handler.is_some() && trusted_proxy_ranges.is_empty() {
+            return Err(invalid(
+                "general_settings.trusted_proxy_ranges is required with \
+                 general_settings.custom_ui_sso_sign_in_handler: list the CIDR ranges of the \
+                 OAuth proxy that sets the identity headers (e.g. [\"127.0.0.1/32\"]), so that \
+                 nobody else can sign in by sending those headers"
+                    .to_owned(),
+            ));
+        }
+
+        let hook_concurrency = general.hook_concurrency.unwrap_or(64);
+        if hook_concurrency == 0 {
+            return Err(invalid("general_settings.hook_concurrency: must be at least 1".to_owned()));
+        }
+
+        let proxy_base_url = match env_nonempty("PROXY_BASE_URL") {
+            Some(url) => {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(format!(
+                        "environment variable PROXY_BASE_URL={url:?}: must start with http:// or https://"
+                    )));
+                }
+                Some(url)
+            }
+            None => None,
+        };
+        let server_root_path = match env_nonempty("SERVER_ROOT_PATH") {
+            Some(path) => {
+                let path = path.trim().trim_end_matches('/');
+                if path.is_empty() {
+                    String::new()
+                } else if path.starts_with('/') && !path.contains(['?', '#', '\\']) {
+                    path.to_owned()
+                } else {
+                    return Err(invalid(format!(
+                        "environment variable SERVER_ROOT_PATH={path:?}: must be a path starting with /"
+                    )));
+                }
+            }
+            None => String::new(),
+        };
+        let allowed_email_domains = env_nonempty("ALLOWED_EMAIL_DOMAINS")
+            .map(|list| {
+                list.split(',')
+                    .map(|domain| domain.trim().trim_start_matches('@').to_ascii_lowercase())
+                    .filter(|domain| !domain.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let session_duration = match env_nonempty("LITELLM_UI_SESSION_DURATION") {
+            Some(text) => parse_session_duration(&text).ok_or_else(|| {
+                invalid(format!(
+                    "environment variable LITELLM_UI_SESSION_DURATION={text:?}: expected a \
+                     duration such as 24h, 30m or 7d"
+                ))
+            })?,
+            None => Duration::from_secs(24 * 3600),
+        };
+
+        let defaults = litellm.default_internal_user_params.unwrap_or_default();
+        let mut default_teams = Vec::new();
+        for entry in defaults.teams.unwrap_or_default() {
+            default_teams.push(match entry {
+                TeamEntry::Id(team_id) => (team_id, TeamRole::User),
+                TeamEntry::Detailed { team_id, user_role } => {
+                    let role = match user_role.as_deref() {
+                        None => TeamRole::User,
+                        Some(role) => role.parse().map_err(|error: String| {
+                            invalid(format!(
+                                "litellm_settings.default_internal_user_params.teams: {error}"
+                            ))
+                        })?,
+                    };
+                    (team_id, role)
+                }
+            });
+        }
+
+        Ok(Config {
+            file: file.to_owned(),
+            dir,
+            custom_ui_sso_sign_in_handler: general.custom_ui_sso_sign_in_handler,
+            custom_sso: general.custom_sso,
+            plugin_dirs,
+            master_key,
+            database_url: database_url.map(Secret::new),
+            trusted_proxy_ranges,
+            hook_timeout: general.hook_timeout.map_or(DEFAULT_HOOK_TIMEOUT, |timeout| timeout.0),
+            hook_concurrency,
+            ui_access_mode: general.ui_access_mode.unwrap_or(UiAccessModeSetting::All),
+            session_cookie_http_only: general.session_cookie_http_only.unwrap_or(true),
+            max_internal_user_budget: litellm.max_internal_user_budget.map(|budget| budget.0),
+            internal_user_budget_duration: litellm.internal_user_budget_duration,
+            default_internal_user_params: DefaultUserParams {
+                user_role: defaults.user_role.map(|role| role.0),
+                models: defaults.models,
+                max_budget: defaults.max_budget.map(|budget| budget.0),
+                budget_duration: defaults.budget_duration,
+                teams: default_teams,
+            },
+            max_ui_session_budget: litellm.max_ui_session_budget.map(|budget| budget.0),
+            proxy_base_url,
+            server_root_path,
+            allowed_email_domains,
+            proxy_admin_id: env_nonempty("PROXY_ADMIN_ID"),
+            session_duration,
+            ignored_keys,
+        })
+    }
+}
+
+/// `24h`, `30m`, `7d`, `3600s` or a number of seconds.
+fn parse_session_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let count: u64 = digits.parse().ok().filter(|count| *count > 0)?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(count.checked_mul(scale)?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! The config file as written: LiteLLM's keys that hookgate implements, each with its type.
+//! Field types parse and check their own values, so an error carries the key path and line.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Deserializer, de::Error as _};
+
+use super::yaml::env_or_opt;
+use crate::{budget::BudgetDuration, plugins::HookRef};
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) general_settings: Option<RawGeneralSettings>,
+    #[serde(default)]
+    pub(crate) litellm_settings: Option<RawLitellmSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawGeneralSettings {
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) custom_sso: Option<HookRef>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) custom_ui_sso_sign_in_handler: Option<HookRef>,
+    #[serde(default)]
+    pub(crate) plugin_dirs: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) master_key: Option<String>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) database_url: Option<String>,
+    #[serde(default)]
+    pub(crate) trusted_proxy_ranges: Option<Vec<Cidr>>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) hook_timeout: Option<Seconds>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) hook_concurrency: Option<usize>,
+    #[serde(default)]
+    pub(crate) ui_access_mode: Option<UiAccessModeSetting>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) session_cookie_http_only: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawLitellmSettings {
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) max_internal_user_budget: Option<Budget>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) internal_user_budget_duration: Option<BudgetDuration>,
+    #[serde(default)]
+    pub(crate) default_internal_user_params: Option<RawDefaultUserParams>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) max_ui_session_budget: Option<Budget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawDefaultUserParams {
+    #[serde(default)]
+    pub(crate) user_role: Option<Role>,
+    #[serde(default)]
+    pub(crate) models: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) max_budget: Option<Budget>,
+    #[serde(default)]
+    pub(crate) budget_duration: Option<BudgetDuration>,
+    #[serde(default)]
+    pub(crate) teams: Option<Vec<TeamEntry>>,
+}
+
+/// `default_internal_user_params.teams` entries: a team id, or `{team_id, user_role}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum TeamEntry {
+    Id(String),
+    Detailed {
+        team_id: String,
+        #[serde(default)]
+        user_role: Option<String>,
+    },
+}
+
+/// `ui_access_mode`: `admin_only`, or LiteLLM's restricted-group mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiAccessModeSetting {
+    /// Anyone who signs in may use the UI (LiteLLM's default, also written `all`).
+    All,
+    /// Only `proxy_admin` and `proxy_admin_viewer`.
+    AdminOnly,
+    /// Only members of this identity-provider group.
+    RestrictedSsoGroup { group: String },
+}
+
+impl<'de> Deserialize<'de> for UiAccessModeSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ModeVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for ModeVisitor {
+            type Value = UiAccessModeSetting;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "`admin_only`, `all`, or {type: restricted_sso_group, restricted_sso_group: <group>}",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                match name {
+                    "admin_only" => Ok(UiAccessModeSetting::AdminOnly),
+                    "all" => Ok(UiAccessModeSetting::All),
+                    other => Err(E::custom(format!(
+                        "unknown ui_access_mode {other:?}; expected `admin_only` or `all`"
+                    ))),
+                }
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let (mut kind, mut group) = (None::<String>, None::<String>);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "type" => kind = Some(map.next_value()?),
+                        "restricted_sso_group" => group = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                match (kind.as_deref(), group) {
+                    (Some("restricted_sso_group"), Some(group)) if !group.is_empty() => {
+                        Ok(UiAccessModeSetting::RestrictedSsoGroup { group })
+                    }
+                    (Some("restricted_sso_group"), _) => Err(A::Error::custom(
+                        "restricted_sso_group mode needs a non-empty restricted_sso_group",
+                    )),
+                    (kind, _) => Err(A::Error::custom(format!(
+                        "unknown ui_access_mode type {kind:?}; expected restricted_sso_group"
+                    ))),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(ModeVisitor)
+    }
+}
+
+/// A CIDR range; a bare address means just that address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(|net| Cidr(net.trunc()))
+            .map_err(|_| format!("invalid CIDR range {text:?}: expected e.g. 127.0.0.1/32 or ::1/128"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_str(deserializer, "a CIDR range such as 127.0.0.1/32")
+    }
+}
+
+/// A duration in seconds, written as a number (`5`, `0.5`) or with a unit (`500ms`, `5s`, `1m`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Seconds(pub(crate) std::time::Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecondsVisitor;
+
+        impl serde::de::Visitor<'_> for SecondsVisitor {
+            type Value = Seconds;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 5, 0.5, 500ms, 5s or 1m")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Seconds, E> {
+                text.parse().map_err(E::custom)
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Seconds, E> {
+                self.visit_str(&value.to_string())
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Seconds, E> {
+                self.visit_str(&value.to_string())
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Seconds, E> {
+                self.visit_str(&value.to_string())
+            }
+        }
+
+        deserializer.deserialize_any(SecondsVisitor)
+    }
+}
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        let (number, scale) = if let Some(ms) = trimmed.strip_suffix("ms") {
+            (ms, 0.001)
+        } else if let Some(s) = trimmed.strip_suffix('s') {
+            (s, 1.0)
+        } else if let Some(m) = trimmed.strip_suffix('m') {
+            (m, 60.0)
+        } else {
+            (trimmed, 1.0)
+        };
+        let seconds = number.trim().parse::<f64>().map_err(|_| {
+            format!("invalid duration {text:?}: expected seconds (e.g. 5 or 0.5) or 500ms, 5s, 1m")
+        })? * scale;
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+            return Err(format!("invalid duration {text:?}: must be above 0 and at most 1 hour"));
+        }
+        Ok(Seconds(std::time::Duration::from_secs_f64(seconds)))
+    }
+}
+
+/// A budget in USD: a finite number, not negative.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Budget(pub(crate) f64);
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_number(deserializer, "a budget in USD", |value| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(Budget(value))
+            } else {
+                Err(format!("invalid budget {value}: must be a number of USD, 0 or more"))
+            }
+        })
+    }
+}
+
+/// A LiteLLM role string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Role(pub(crate) plugin_api::UserRole);
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_str(deserializer, "a LiteLLM role such as internal_user").map(Role)
+    }
+}
+
+impl<'de> Deserialize<'de> for HookRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_str(deserializer, "a hook reference such as custom_sso.custom_sso_handler")
+    }
+}
+
+impl<'de> Deserialize<'de> for BudgetDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_str(deserializer, "a budget duration such as 30d")
+    }
+}
+
+/// Deserializes a string through `FromStr`, inside the parser's visit of the value so that
+/// errors carry the exact key path and line.
+fn parse_str<'de, D, T>(deserializer: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    struct ParseVisitor<T>(&'static str, std::marker::PhantomData<T>);
+
+    impl<T: FromStr> serde::de::Visitor<'_> for ParseVisitor<T>
+    where
+        T::Err: fmt::Display,
+    {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            text.parse().map_err(E::custom)
+        }
+    }
+
+    deserializer.deserialize_str(ParseVisitor(expecting, std::marker::PhantomData))
+}
+
+/// Deserializes a number, checked by `check`, inside the parser's visit of the value.
+fn parse_number<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    check: fn(f64) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct NumberVisitor<T>(&'static str, fn(f64) -> Result<T, String>);
+
+    impl<T> serde::de::Visitor<'_> for NumberVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<T, E> {
+            (self.1)(value).map_err(E::custom)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<T, E> {
+            (self.1)(value as f64).map_err(E::custom)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<T, E> {
+            (self.1)(value as f64).map_err(E::custom)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            let value = text.trim().parse::<f64>().map_err(|_| {
+                E::custom(format!("invalid value {text:?}: expected {}", self.0))
+            })?;
+            (self.1)(value).map_err(E::custom)
+        }
+    }
+
+    deserializer.deserialize_any(NumberVisitor(expecting, check))
+}

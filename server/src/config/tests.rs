@@ -1,0 +1,180 @@
+//! Config parsing and validation, driven by text.
+
+use std::{collections::HashMap, path::Path};
+
+use super::*;
+
+const SEED: &str = r#"
+model_list:
+  - model_name: "openai-model"
+    litellm_params:
+      model: "gpt-3.5-turbo"
+
+general_settings:
+  custom_sso: custom_sso.custom_sso_handler
+  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler
+  trusted_proxy_ranges: ["127.0.0.1/32", "10.0.0.7", "fd00::/8"]
+
+litellm_settings:
+  drop_params: True
+  set_verbose: True
+"#;
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> =
+        env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+    Config::from_text(Path::new("/etc/hookgate/config.yaml"), text, &|name| env.get(name).cloned())
+}
+
+fn error(text: &str) -> String {
+    load(text, &[]).unwrap_err().to_string()
+}
+
+#[test]
+fn the_seed_config_loads_and_lists_what_it_ignores() {
+    let config = load(SEED, &[]).unwrap();
+    assert_eq!(config.custom_sso.as_ref().unwrap().as_str(), "custom_sso.custom_sso_handler");
+    assert_eq!(
+        config.custom_ui_sso_sign_in_handler.as_ref().unwrap().attribute(),
+        "custom_ui_sso_sign_in_handler"
+    );
+    assert_eq!(config.ignored_keys, ["model_list", "litellm_settings.drop_params", "litellm_settings.set_verbose"]);
+    assert_eq!(config.trusted_proxy_ranges.len(), 3);
+    assert_eq!(config.trusted_proxy_ranges[1].to_string(), "10.0.0.7/32");
+    assert_eq!(config.plugin_dirs, [Path::new("/etc/hookgate")]);
+    assert_eq!(config.hook_timeout, DEFAULT_HOOK_TIMEOUT);
+    assert_eq!(config.session_duration, Duration::from_secs(86_400));
+    assert!(config.session_cookie_http_only);
+}
+
+#[test]
+fn an_empty_file_is_an_empty_config() {
+    let config = load("", &[]).unwrap();
+    assert!(config.custom_sso.is_none() && config.custom_ui_sso_sign_in_handler.is_none());
+}
+
+#[test]
+fn plugin_dirs_come_first_then_the_config_folder_then_the_environment() {
+    let config = load(
+        "general_settings:\n  plugin_dirs: [plugins, /opt/hooks]\n",
+        &[("HOOKGATE_PLUGIN_PATH", "/a:/b")],
+    )
+    .unwrap();
+    let dirs: Vec<&Path> = config.plugin_dirs.iter().map(PathBuf::as_path).collect();
+    assert_eq!(
+        dirs,
+        [
+            Path::new("/etc/hookgate/plugins"),
+            Path::new("/opt/hooks"),
+            Path::new("/etc/hookgate"),
+            Path::new("/a"),
+            Path::new("/b")
+        ]
+    );
+}
+
+#[test]
+fn os_environ_values_are_resolved() {
+    // SAFETY: no other test reads or writes these variables.
+    unsafe {
+        std::env::set_var("HOOKGATE_TEST_MASTER_KEY", "sk-abcdef");
+        std::env::set_var("HOOKGATE_TEST_TIMEOUT", "250ms");
+        std::env::set_var("HOOKGATE_TEST_BUDGET", "12.5");
+    }
+    let config = load(
+        "general_settings:\n  master_key: os.environ/HOOKGATE_TEST_MASTER_KEY\n  hook_timeout: os.environ/HOOKGATE_TEST_TIMEOUT\nlitellm_settings:\n  max_internal_user_budget: os.environ/HOOKGATE_TEST_BUDGET\n",
+        &[],
+    )
+    .unwrap();
+    let (key, source) = config.master_key.unwrap();
+    assert_eq!((key.expose(), source), ("sk-abcdef", Source::File));
+    assert_eq!(format!("{key:?}"), "Secret(***)");
+    assert_eq!(config.hook_timeout, Duration::from_millis(250));
+    assert_eq!(config.max_internal_user_budget, Some(12.5));
+
+    let err = error("general_settings:\n  custom_sso: os.environ/HOOKGATE_TEST_UNSET_VARIABLE\n");
+    assert!(
+        err.contains("general_settings.custom_sso: environment variable HOOKGATE_TEST_UNSET_VARIABLE (named by `os.environ/HOOKGATE_TEST_UNSET_VARIABLE`) is not set at line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_environment_supplies_the_master_key_when_the_file_does_not() {
+    let config = load("", &[("LITELLM_MASTER_KEY", "sk-from-env")]).unwrap();
+    assert_eq!(config.master_key.map(|(key, source)| (key.expose().to_owned(), source)), Some(("sk-from-env".to_owned(), Source::Environment)));
+}
+
+#[test]
+fn wrong_types_name_the_file_the_key_and_the_line() {
+    for (text, expected) in [
+        ("general_settings:\n  custom_sso: 5\n", "/etc/hookgate/config.yaml: general_settings.custom_sso: invalid type: integer `5`, expected a hook reference such as custom_sso.custom_sso_handler at line 2 column 15"),
+        ("general_settings:\n  custom_sso: custom_sso\n", "general_settings.custom_sso: invalid hook reference \"custom_sso\": expected module.attribute"),
+        ("general_settings:\n  custom_sso: ../evil.hook\n", "no `..`"),
+        ("general_settings:\n  trusted_proxy_ranges: [\"127.0.0.1/33\"]\n", "general_settings.trusted_proxy_ranges[0]: invalid CIDR range \"127.0.0.1/33\": expected e.g. 127.0.0.1/32 or ::1/128 at line 2 column 26"),
+        ("general_settings:\n  trusted_proxy_ranges: 127.0.0.1/32\n", "general_settings.trusted_proxy_ranges: invalid type: string \"127.0.0.1/32\", expected a sequence at line 2"),
+        ("general_settings:\n  hook_timeout: soon\n", "general_settings.hook_timeout: invalid duration \"soon\""),
+        ("general_settings:\n  hook_timeout: -1\n", "must be above 0"),
+        ("general_settings:\n  hook_concurrency: 0\n", "general_settings.hook_concurrency: must be at least 1"),
+        ("general_settings:\n  ui_access_mode: everyone\n", "general_settings.ui_access_mode: unknown ui_access_mode \"everyone\""),
+        ("general_settings: [1, 2]\n", "general_settings: invalid type: sequence, expected struct RawGeneralSettings at line 1"),
+        ("litellm_settings:\n  max_internal_user_budget: -5\n", "litellm_settings.max_internal_user_budget: invalid budget -5"),
+        ("litellm_settings:\n  internal_user_budget_duration: 1y\n", "litellm_settings.internal_user_budget_duration: invalid budget duration \"1y\""),
+        ("litellm_settings:\n  default_internal_user_params:\n    user_role: internal_user_view_only\n", "litellm_settings.default_internal_user_params.user_role: unknown role \"internal_user_view_only\""),
+        ("general_settings:\n  custom_sso: [a\n", "/etc/hookgate/config.yaml:"),
+    ] {
+        let err = error(text);
+        assert!(err.contains(expected), "for\n{text}\nexpected {expected:?}\n     got {err:?}");
+    }
+}
+
+#[test]
+fn the_header_hook_requires_trusted_proxy_ranges() {
+    let err = error("general_settings:\n  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler\n");
+    assert!(err.contains("general_settings.trusted_proxy_ranges is required"), "{err}");
+}
+
+#[test]
+fn litellm_environment_variables_are_validated() {
+    let config = load(
+        "",
+        &[
+            ("PROXY_BASE_URL", "https://sso.example.com/"),
+            ("SERVER_ROOT_PATH", "/litellm/"),
+            ("ALLOWED_EMAIL_DOMAINS", "Example.com, @corp.example"),
+            ("LITELLM_UI_SESSION_DURATION", "30m"),
+            ("PROXY_ADMIN_ID", "root"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.proxy_base_url.as_deref(), Some("https://sso.example.com"));
+    assert_eq!(config.server_root_path, "/litellm");
+    assert_eq!(config.allowed_email_domains, ["example.com", "corp.example"]);
+    assert_eq!(config.session_duration, Duration::from_secs(1800));
+    assert_eq!(config.proxy_admin_id.as_deref(), Some("root"));
+
+    for (name, value, expected) in [
+        ("PROXY_BASE_URL", "sso.example.com", "PROXY_BASE_URL=\"sso.example.com\": must start with http"),
+        ("SERVER_ROOT_PATH", "litellm", "SERVER_ROOT_PATH=\"litellm\": must be a path"),
+        ("LITELLM_UI_SESSION_DURATION", "forever", "LITELLM_UI_SESSION_DURATION=\"forever\""),
+    ] {
+        let err = load("", &[(name, value)]).unwrap_err().to_string();
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+}
+
+#[test]
+fn default_internal_user_params_are_typed() {
+    let config = load(
+        "litellm_settings:\n  max_internal_user_budget: 10\n  internal_user_budget_duration: 1mo\n  default_internal_user_params:\n    user_role: internal_user\n    models: [gpt-4o]\n    max_budget: 2.5\n    budget_duration: weekly\n    teams: [core, {team_id: ops, user_role: admin}]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.max_internal_user_budget, Some(10.0));
+    assert_eq!(config.internal_user_budget_duration.map(|d| d.to_string()).as_deref(), Some("1mo"));
+    let defaults = &config.default_internal_user_params;
+    assert_eq!(defaults.user_role, Some(UserRole::InternalUser));
+    assert_eq!(defaults.models.as_deref(), Some(&["gpt-4o".to_owned()][..]));
+    assert_eq!(defaults.max_budget, Some(2.5));
+    assert_eq!(defaults.teams, [("core".to_owned(), TeamRole::User), ("ops".to_owned(), TeamRole::Admin)]);
+}

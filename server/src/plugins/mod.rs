@@ -1,0 +1,145 @@
+//! Plugin hooks: loading them, and calling them. Only this module calls plugin code.
+
+mod loader;
+mod reference;
+
+use std::path::PathBuf;
+
+use plugin_api::{
+    HookError, OpenId, SignInRequest, SsoUserDefinedValues,
+    abi::{CustomSsoHook, Hook, HookKind, HostApi, HostRef, OpenIdFfi, SignInHook},
+};
+
+pub use self::{
+    loader::{LoadError, LoadErrorKind, PluginLoader, Resolved},
+    reference::{HookRef, InvalidHookRef},
+};
+use crate::config::Config;
+
+/// Where a loaded hook came from, for `hookgate check` and the logs.
+#[derive(Debug, Clone)]
+pub struct HookInfo {
+    /// The config key.
+    pub setting: &'static str,
+    /// The reference as written.
+    pub reference: String,
+    /// The library, canonical.
+    pub file: PathBuf,
+    /// The hook's kind.
+    pub kind: HookKind,
+    /// The plugin-api version the plugin was built with.
+    pub api_version: String,
+}
+
+/// A loaded `custom_ui_sso_sign_in_handler` hook.
+#[derive(Debug, Clone)]
+pub struct SignInHandler {
+    info: HookInfo,
+    hook: &'static SignInHook,
+}
+
+impl SignInHandler {
+    /// Where it came from.
+    pub fn info(&self) -> &HookInfo {
+        &self.info
+    }
+
+    /// Calls the hook. It may block: call it from a blocking thread.
+    pub fn call(&self, request: &SignInRequest<'_>) -> Result<OpenId, HookError> {
+        (self.hook.call)(request).into_result().map(|openid| openid.to_native())
+    }
+}
+
+/// A loaded `custom_sso` hook.
+#[derive(Debug, Clone)]
+pub struct CustomSso {
+    info: HookInfo,
+    hook: &'static CustomSsoHook,
+}
+
+impl CustomSso {
+    /// Where it came from.
+    pub fn info(&self) -> &HookInfo {
+        &self.info
+    }
+
+    /// Calls the hook with `host` for its callbacks. It blocks: call it from a blocking thread.
+    pub fn call<H: HostApi>(
+        &self,
+        host: &H,
+        openid: &OpenId,
+    ) -> Result<SsoUserDefinedValues, HookError> {
+        let openid = OpenIdFfi::from_native(openid.clone());
+        (self.hook.call)(HostRef::new(host), &openid).into_result().map(|values| values.to_native())
+    }
+}
+
+/// The hooks the config names.
+#[derive(Debug, Clone, Default)]
+pub struct Plugins {
+    /// `general_settings.custom_ui_sso_sign_in_handler`.
+    pub sign_in_handler: Option<SignInHandler>,
+    /// `general_settings.custom_sso`.
+    pub custom_sso: Option<CustomSso>,
+}
+
+impl Plugins {
+    /// Loads every hook the config names.
+    pub fn load(config: &Config, loader: &PluginLoader) -> Result<Plugins, LoadError> {
+        let sign_in_handler = match &config.custom_ui_sso_sign_in_handler {
+            Some(reference) => {
+                let (info, hook) = resolve::<SignInHook>(
+                    loader,
+                    "general_settings.custom_ui_sso_sign_in_handler",
+                    reference,
+                    &config.plugin_dirs,
+                )?;
+                Some(SignInHandler { info, hook })
+            }
+            None => None,
+        };
+        let custom_sso = match &config.custom_sso {
+            Some(reference) => {
+                let (info, hook) = resolve::<CustomSsoHook>(
+                    loader,
+                    "general_settings.custom_sso",
+                    reference,
+                    &config.plugin_dirs,
+                )?;
+                Some(CustomSso { info, hook })
+            }
+            None => None,
+        };
+        Ok(Plugins { sign_in_handler, custom_sso })
+    }
+
+    /// What is loaded, in config order.
+    pub fn infos(&self) -> Vec<&HookInfo> {
+        let sign_in = self.sign_in_handler.as_ref().map(SignInHandler::info);
+        sign_in.into_iter().chain(self.custom_sso.as_ref().map(CustomSso::info)).collect()
+    }
+}
+
+fn resolve<H: Hook>(
+    loader: &PluginLoader,
+    setting: &'static str,
+    reference: &HookRef,
+    dirs: &[PathBuf],
+) -> Result<(HookInfo, &'static H), LoadError> {
+    let resolved = loader.resolve::<H>(setting, reference, dirs)?;
+    let info = HookInfo {
+        setting,
+        reference: reference.as_str().to_owned(),
+        file: resolved.file,
+        kind: H::KIND,
+        api_version: resolved.api_version,
+    };
+    tracing::info!(
+        setting,
+        hook = %info.reference,
+        file = %info.file.display(),
+        plugin_api = %info.api_version,
+        "loaded hook"
+    );
+    Ok((info, resolved.hook))
+}
