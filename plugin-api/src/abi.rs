@@ -27,7 +27,9 @@ use std::{
 
 use abi_stable::{
     StableAbi,
-    abi_stability::abi_checking::{AbiInstability, AbiInstabilityErrors, check_layout_compatibility},
+    abi_stability::abi_checking::{
+        AbiInstability, AbiInstabilityErrors, check_layout_compatibility,
+    },
     library::AbiHeader,
     std_types::{ROption, RResult, RStr, RString, RVec},
     type_layout::{TLFieldOrFunction, TypeLayout},
@@ -292,8 +294,12 @@ pub trait HostApi: Sync {
     /// See [`crate::Host::team_info`].
     fn team_info(&self, team_id: &str) -> Result<Option<TeamRecord>, HostError>;
     /// See [`crate::Host::add_team_member`].
-    fn add_team_member(&self, team_id: &str, user_id: &str, role: TeamRole)
-    -> Result<(), HostError>;
+    fn add_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        role: TeamRole,
+    ) -> Result<(), HostError>;
     /// See [`crate::Host::log`].
     fn log(&self, level: LogLevel, message: &str);
 }
@@ -662,6 +668,12 @@ impl fmt::Display for ExportError {
             ExportError::WrongKind { expected, found: None } => {
                 write!(f, "the hook is of an unknown kind; this setting needs a `{expected}` hook")
             }
+            ExportError::IncompatibleApi { plugin, host, summary } if plugin == host => write!(
+                f,
+                "incompatible plugin-api: the plugin's hook types differ from this server's \
+                 although both say plugin-api {host} (a modified copy?); rebuild the plugin \
+                 against this server's plugin-api\n{summary}"
+            ),
             ExportError::IncompatibleApi { plugin, host, summary } => write!(
                 f,
                 "incompatible plugin-api: the plugin was built with plugin-api {plugin}, \
@@ -690,8 +702,7 @@ pub unsafe fn check_export<H: Hook>(symbol: *const c_void) -> Result<&'static H,
         return Err(ExportError::NotAHook);
     }
     // SAFETY: a descriptor starts with the magic, then the version, at a fixed offset.
-    let descriptor_version =
-        unsafe { symbol.cast::<u8>().add(8).cast::<u32>().read_unaligned() };
+    let descriptor_version = unsafe { symbol.cast::<u8>().add(8).cast::<u32>().read_unaligned() };
     if descriptor_version != DESCRIPTOR_VERSION {
         return Err(ExportError::DescriptorVersion { found: descriptor_version });
     }
@@ -757,7 +768,12 @@ pub fn summarize_layout_errors(errors: &AbiInstabilityErrors) -> String {
                 TLFieldOrFunction::Field(field) => field.name().to_owned(),
                 TLFieldOrFunction::Function(function) => function.name.to_string(),
             })
-            .collect::<Vec<_>>()
+            .fold(Vec::<String>::new(), |mut parts, part| {
+                if parts.last() != Some(&part) {
+                    parts.push(part);
+                }
+                parts
+            })
             .join(".");
         let type_name = error
             .stack_trace
@@ -806,7 +822,11 @@ fn describe_instability(instability: &AbiInstability) -> String {
             format!("different number of fields (expected {}, found {})", v.expected, v.found)
         }
         AI::UnexpectedField(v) => {
-            format!("unexpected field (expected `{}`, found `{}`)", v.expected.name(), v.found.name())
+            format!(
+                "unexpected field (expected `{}`, found `{}`)",
+                v.expected.name(),
+                v.found.name()
+            )
         }
         AI::Name(v) => format!("different type (expected {}, found {})", v.expected, v.found),
         AI::TooManyVariants(v) => {
@@ -823,7 +843,9 @@ fn describe_instability(instability: &AbiInstability) -> String {
             "different lifetimes".to_owned()
         }
         AI::FnQualifierMismatch(_) => "different function qualifiers".to_owned(),
-        AI::ReprAttr(v) => format!("different repr (expected {:?}, found {:?})", v.expected, v.found),
+        AI::ReprAttr(v) => {
+            format!("different repr (expected {:?}, found {:?})", v.expected, v.found)
+        }
         AI::EnumDiscriminant(_) => "different enum discriminants".to_owned(),
         other => {
             let text = format!("{other:?}");

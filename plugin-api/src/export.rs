@@ -9,7 +9,7 @@ use std::{
 use abi_stable::std_types::RResult;
 
 use crate::{
-    Host, HookError, HookErrorKind, OpenId, SignInRequest, SsoUserDefinedValues,
+    HookError, HookErrorKind, Host, OpenId, SignInRequest, SsoUserDefinedValues,
     abi::{HostRef, OpenIdFfi, SsoValuesFfi, panic_message},
 };
 
@@ -95,7 +95,7 @@ pub fn call_custom_sso(
 ) -> RResult<SsoValuesFfi, HookError> {
     guard(|| {
         let user = user.to_native();
-        hook(&Host::from_raw(host), &user).map(SsoValuesFfi::from_native)
+        hook(&Host::from(host), &user).map(SsoValuesFfi::from_native)
     })
 }
 

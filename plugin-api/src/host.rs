@@ -126,11 +126,15 @@ impl fmt::Debug for Host<'_> {
     }
 }
 
-impl<'a> Host<'a> {
-    pub(crate) fn from_raw(raw: HostRef<'a>) -> Self {
+impl<'a> From<HostRef<'a>> for Host<'a> {
+    /// The author-facing handle to a host; servers and tests use this to call a hook function
+    /// directly, without a library boundary.
+    fn from(raw: HostRef<'a>) -> Self {
         Self { raw }
     }
+}
 
+impl<'a> Host<'a> {
     /// The user with this id, or `None` when there is none.
     pub fn user_info(&self, user_id: &str) -> Result<Option<UserRecord>, HostError> {
         let vtable = self.raw.vtable();

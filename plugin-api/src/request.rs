@@ -165,15 +165,13 @@ fn percent_decode(input: &str) -> Cow<'_, str> {
     while idx < bytes.len() {
         match bytes[idx] {
             b'+' => out.push(b' '),
-            b'%' if idx + 2 < bytes.len() => {
-                match (hex(bytes[idx + 1]), hex(bytes[idx + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi << 4 | lo);
-                        idx += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if idx + 2 < bytes.len() => match (hex(bytes[idx + 1]), hex(bytes[idx + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    idx += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             byte => out.push(byte),
         }
         idx += 1;
@@ -219,8 +217,15 @@ mod tests {
     fn headers_keep_order_and_repeats() {
         let request = request();
         assert_eq!(request.header("X-Forwarded-User"), Some("alice"));
-        assert_eq!(request.headers_all("x-forwarded-groups").collect::<Vec<_>>(), ["admins", "staff"]);
-        assert_eq!(request.header("x-forwarded-email"), Some("alice@example.com"), "empty is absent");
+        assert_eq!(
+            request.headers_all("x-forwarded-groups").collect::<Vec<_>>(),
+            ["admins", "staff"]
+        );
+        assert_eq!(
+            request.header("x-forwarded-email"),
+            Some("alice@example.com"),
+            "empty is absent"
+        );
         assert_eq!(request.header("x_forwarded_user"), None, "underscores are not dashes");
         assert_eq!(request.headers().count(), HEADERS.len());
     }

@@ -8,12 +8,16 @@ use crate::{config::Config, plugins::Plugins};
 
 /// The application's routes.
 pub fn router() -> Router {
-    Router::new()
-        .route("/health/liveliness", get(|| async { Json("I'm alive!") }))
+    Router::new().route("/health/liveliness", get(|| async { Json("I'm alive!") }))
 }
 
 /// Serves until SIGINT or SIGTERM.
-pub async fn serve(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    plugins: Plugins,
+    host: IpAddr,
+    port: u16,
+) -> anyhow::Result<()> {
     let _ = (&config, &plugins);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");

@@ -1,17 +1,15 @@
 //! Loading hooks from real libraries: the example plugins answer; every broken fixture is refused
 //! with its own error; panics stay inside the plugin.
 
-use std::{
-    collections::HashMap,
-    path::Path,
-    sync::Mutex,
-};
+use std::{collections::HashMap, path::Path, sync::Mutex};
 
 use hookgate::{
     config::Config,
     plugins::{LoadError, PluginLoader, Plugins},
 };
-use hookgate_tests::{Scratch, build_dir, library_file, older_layout_plugin, panic_abort_plugin, plugin};
+use hookgate_tests::{
+    Scratch, build_dir, library_file, older_layout_plugin, panic_abort_plugin, plugin,
+};
 use plugin_api::{
     HeaderPair, HookErrorKind, HostError, LogLevel, NewUser, OpenId, SignInRequest, TeamRecord,
     TeamRole, UserRecord, UserRole, abi::HostApi,
@@ -20,7 +18,8 @@ use plugin_api::{
 /// Loads the hooks `settings` names (YAML lines under `general_settings`), looking in
 /// `plugin_dirs` and then the scratch folder that holds the config.
 fn load_in(scratch: &Scratch, plugin_dirs: &[&Path], settings: &str) -> Result<Plugins, LoadError> {
-    let dirs: Vec<String> = plugin_dirs.iter().map(|dir| format!("{:?}", dir.display().to_string())).collect();
+    let dirs: Vec<String> =
+        plugin_dirs.iter().map(|dir| format!("{:?}", dir.display().to_string())).collect();
     let text = format!(
         "general_settings:\n  plugin_dirs: [{}]\n  trusted_proxy_ranges: [127.0.0.1/32]\n{settings}",
         dirs.join(", ")
@@ -73,7 +72,11 @@ impl HostApi for MemoryHost {
 
     fn new_user(&self, user: NewUser) -> Result<UserRecord, HostError> {
         let user_id = user.user_id.ok_or_else(|| HostError::new("user_id required"))?;
-        let record = UserRecord { user_id: user_id.clone(), user_email: user.user_email, ..UserRecord::default() };
+        let record = UserRecord {
+            user_id: user_id.clone(),
+            user_email: user.user_email,
+            ..UserRecord::default()
+        };
         self.users.lock().unwrap().insert(user_id, record.clone());
         Ok(record)
     }
@@ -82,7 +85,12 @@ impl HostApi for MemoryHost {
         Ok(self.teams.lock().unwrap().get(team_id).cloned())
     }
 
-    fn add_team_member(&self, team_id: &str, user_id: &str, role: TeamRole) -> Result<(), HostError> {
+    fn add_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        role: TeamRole,
+    ) -> Result<(), HostError> {
         if !self.teams.lock().unwrap().contains_key(team_id) {
             return Err(HostError::new(format!("no team {team_id}")));
         }
@@ -121,25 +129,46 @@ fn the_example_plugins_load_and_answer() {
     assert_eq!(values.user_id, "alice");
     assert_eq!(values.user_role, Some(UserRole::ProxyAdmin), "alice is in admins");
     assert_eq!(values.max_budget, None);
-    assert_eq!(*host.members.lock().unwrap(), [("staff".to_owned(), "alice".to_owned(), TeamRole::User)]);
+    assert_eq!(
+        *host.members.lock().unwrap(),
+        [("staff".to_owned(), "alice".to_owned(), TeamRole::User)]
+    );
     {
         let logs = host.logs.lock().unwrap();
-        assert!(logs.iter().any(|(level, line)| *level == LogLevel::Info && line == "custom_sso: user alice is new"), "{logs:?}");
+        assert!(
+            logs.iter()
+                .any(|(level, line)| *level == LogLevel::Info
+                    && line == "custom_sso: user alice is new"),
+            "{logs:?}"
+        );
     }
 
-    let bob = OpenId { id: Some("bob".into()), email: Some("bob@example.test".into()), team_ids: vec!["staff".into()], ..OpenId::default() };
+    let bob = OpenId {
+        id: Some("bob".into()),
+        email: Some("bob@example.test".into()),
+        team_ids: vec!["staff".into()],
+        ..OpenId::default()
+    };
     let values = custom_sso.call(&host, &bob).unwrap();
-    assert_eq!((values.user_role, values.max_budget, values.budget_duration.as_deref()), (Some(UserRole::InternalUser), Some(0.01), Some("1d")));
+    assert_eq!(
+        (values.user_role, values.max_budget, values.budget_duration.as_deref()),
+        (Some(UserRole::InternalUser), Some(0.01), Some("1d"))
+    );
 }
 
 #[test]
 fn a_hook_error_reaches_the_server_as_an_error() {
     let plugins = load(SEED_HOOKS).unwrap();
-    let error = plugins.sign_in_handler.unwrap().call(&sign_in_request(&[HeaderPair::new("x_forwarded_email", "evil@example.test")])).unwrap_err();
+    let error = plugins
+        .sign_in_handler
+        .unwrap()
+        .call(&sign_in_request(&[HeaderPair::new("x_forwarded_email", "evil@example.test")]))
+        .unwrap_err();
     assert_eq!(error.kind(), HookErrorKind::Rejected);
     assert!(error.message().contains("the OAuth proxy sent no identity"), "{error}");
 
-    let error = plugins.custom_sso.unwrap().call(&MemoryHost::default(), &OpenId::default()).unwrap_err();
+    let error =
+        plugins.custom_sso.unwrap().call(&MemoryHost::default(), &OpenId::default()).unwrap_err();
     assert_eq!(error.kind(), HookErrorKind::Rejected);
     assert!(error.message().contains("no id found for the user"), "{error}");
 }
@@ -152,16 +181,26 @@ fn a_panicking_hook_returns_an_error_and_the_process_lives_on() {
         let error = handler.call(&sign_in_request(&[])).unwrap_err();
         assert_eq!(error.kind(), HookErrorKind::Panicked);
         assert!(error.message().contains("index out of bounds"), "{error}");
-        assert!(error.message().contains("misbehaving/src/lib.rs"), "the location is reported: {error}");
+        assert!(
+            error.message().contains("misbehaving/src/lib.rs"),
+            "the location is reported: {error}"
+        );
     }
-    let error = plugins.custom_sso.unwrap().call(&MemoryHost::default(), &OpenId { id: Some("x".into()), ..OpenId::default() }).unwrap_err();
+    let error = plugins
+        .custom_sso
+        .unwrap()
+        .call(&MemoryHost::default(), &OpenId { id: Some("x".into()), ..OpenId::default() })
+        .unwrap_err();
     assert_eq!(error.kind(), HookErrorKind::Panicked);
     assert!(error.message().contains("custom_sso exploded for Some(\"x\")"), "{error}");
 
     // The process is fine: the example hook still answers.
     let plugins = load(SEED_HOOKS).unwrap();
     let headers = [HeaderPair::new("x-forwarded-user", "carol")];
-    assert_eq!(plugins.sign_in_handler.unwrap().call(&sign_in_request(&headers)).unwrap().id.as_deref(), Some("carol"));
+    assert_eq!(
+        plugins.sign_in_handler.unwrap().call(&sign_in_request(&headers)).unwrap().id.as_deref(),
+        Some("carol")
+    );
 }
 
 #[test]
@@ -171,14 +210,25 @@ fn a_panic_in_a_host_callback_never_crosses_into_the_plugin() {
     let openid = OpenId { id: Some("dave".into()), ..OpenId::default() };
     let error = plugins.custom_sso.unwrap().call(&host, &openid).unwrap_err();
     assert_eq!(error.kind(), HookErrorKind::Failed);
-    assert!(error.message().contains("the server failed while handling user_info: the database driver blew up"), "{error}");
+    assert!(
+        error
+            .message()
+            .contains("the server failed while handling user_info: the database driver blew up"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_plugin_built_with_panic_abort_is_refused() {
     let scratch = Scratch::new();
     let abort_dir = panic_abort_plugin().parent().unwrap().to_owned();
-    let err = load_in(&scratch, &[&abort_dir], "  custom_ui_sso_sign_in_handler: fixture_panic_abort.aborting_sign_in\n").unwrap_err().to_string();
+    let err = load_in(
+        &scratch,
+        &[&abort_dir],
+        "  custom_ui_sso_sign_in_handler: fixture_panic_abort.aborting_sign_in\n",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("general_settings.custom_ui_sso_sign_in_handler: cannot load hook `fixture_panic_abort.aborting_sign_in`"), "{err}");
     assert!(err.contains("the plugin was built with panic = \"abort\""), "{err}");
 }
@@ -198,9 +248,15 @@ fn a_hook_of_the_other_kind_is_refused() {
 fn a_plugin_with_a_changed_layout_is_refused_in_a_few_lines() {
     let scratch = Scratch::new();
     let older_dir = older_layout_plugin().parent().unwrap().to_owned();
-    let err = load_in(&scratch, &[&older_dir], "  custom_ui_sso_sign_in_handler: fixture_incompatible.older_layout\n").unwrap_err().to_string();
+    let err = load_in(
+        &scratch,
+        &[&older_dir],
+        "  custom_ui_sso_sign_in_handler: fixture_incompatible.older_layout\n",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("incompatible plugin-api"), "{err}");
-    assert!(err.contains("rebuild the plugin against plugin-api"), "{err}");
+    assert!(err.contains("rebuild the plugin against this server's plugin-api"), "{err}");
     assert!(err.contains("OpenIdFfi"), "{err}");
     assert!(err.contains("different number of fields (expected 10, found 9)"), "{err}");
     assert!(err.lines().count() <= 9, "a summary, not abi_stable's report:\n{err}");
@@ -209,7 +265,10 @@ fn a_plugin_with_a_changed_layout_is_refused_in_a_few_lines() {
 #[test]
 fn a_plugin_built_against_another_major_version_is_refused() {
     let err = load_err("  custom_ui_sso_sign_in_handler: fixture_incompatible.future_api\n");
-    assert!(err.contains("incompatible plugin-api: the plugin was built with plugin-api 1.0.0"), "{err}");
+    assert!(
+        err.contains("incompatible plugin-api: the plugin was built with plugin-api 1.0.0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,19 +277,31 @@ fn a_library_that_is_not_a_plugin_is_refused() {
     assert!(err.contains("the symbol is not a hookgate hook"), "{err}");
 
     let err = load_err("  custom_sso: fixture_not_a_plugin.custom_sso_handler\n");
-    assert!(err.contains(&format!("{} has no symbol `custom_sso_handler`", plugin("fixture_not_a_plugin").canonicalize().unwrap().display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} has no symbol `custom_sso_handler`",
+            plugin("fixture_not_a_plugin").canonicalize().unwrap().display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_system_library_is_refused() {
-    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6", "/usr/lib/libm.so.6"]
-        .iter()
-        .map(Path::new)
-        .find(|path| path.exists())
-        .expect("libm is on every Linux machine");
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+        "/usr/lib/libm.so.6",
+    ]
+    .iter()
+    .map(Path::new)
+    .find(|path| path.exists())
+    .expect("libm is on every Linux machine");
     let scratch = Scratch::new();
     scratch.copy(libm, &library_file("m"));
-    let err = load_in(&scratch, &[], "  custom_sso: m.custom_sso_handler\n").unwrap_err().to_string();
+    let err =
+        load_in(&scratch, &[], "  custom_sso: m.custom_sso_handler\n").unwrap_err().to_string();
     assert!(err.contains("has no symbol `custom_sso_handler`"), "{err}");
     let err = load_in(&scratch, &[], "  custom_sso: m.sin\n").unwrap_err().to_string();
     assert!(err.contains("the symbol is not a hookgate hook"), "{err}");
@@ -240,8 +311,15 @@ fn a_system_library_is_refused() {
 fn a_file_that_is_not_a_library_is_refused() {
     let scratch = Scratch::new();
     let bogus = scratch.write(&library_file("bogus"), "this is not a library\n");
-    let err = load_in(&scratch, &[], "  custom_sso: bogus.custom_sso_handler\n").unwrap_err().to_string();
-    assert!(err.contains(&format!("{} is not a loadable library", bogus.canonicalize().unwrap().display())), "{err}");
+    let err =
+        load_in(&scratch, &[], "  custom_sso: bogus.custom_sso_handler\n").unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "{} is not a loadable library",
+            bogus.canonicalize().unwrap().display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("file too short") || err.contains("invalid ELF header"), "{err}");
 }
 
@@ -256,27 +334,37 @@ fn an_attribute_that_names_a_libc_symbol_is_refused() {
 fn a_missing_library_lists_every_path_tried_in_order() {
     let scratch = Scratch::new();
     let first = scratch.path().join("first");
-    let err = load_in(&scratch, &[&first], "  custom_sso: hooks.nowhere.custom_sso_handler\n").unwrap_err().to_string();
+    let err = load_in(&scratch, &[&first], "  custom_sso: hooks.nowhere.custom_sso_handler\n")
+        .unwrap_err()
+        .to_string();
     let file = library_file("nowhere");
     let expected_first = format!("{}/hooks/{file} (not found)", first.display());
     let expected_second = format!("{}/hooks/{file} (not found)", scratch.path().display());
     assert!(err.contains("general_settings.custom_sso: cannot load hook `hooks.nowhere.custom_sso_handler`: library not found; tried:"), "{err}");
     let first_at = err.find(&expected_first).unwrap_or_else(|| panic!("{expected_first} in {err}"));
-    let second_at = err.find(&expected_second).unwrap_or_else(|| panic!("{expected_second} in {err}"));
+    let second_at =
+        err.find(&expected_second).unwrap_or_else(|| panic!("{expected_second} in {err}"));
     assert!(first_at < second_at, "plugin_dirs before the config folder: {err}");
 }
 
 #[test]
 fn the_first_plugin_dir_that_has_the_library_wins_and_libraries_are_cached() {
     let scratch = Scratch::new();
-    let copy = scratch.copy(&plugin("custom_sso"), &format!("early/{}", library_file("custom_sso")));
-    let plugins = load_in(&scratch, &[&scratch.path().join("early"), &build_dir()], SEED_HOOKS).unwrap();
+    let copy =
+        scratch.copy(&plugin("custom_sso"), &format!("early/{}", library_file("custom_sso")));
+    let plugins =
+        load_in(&scratch, &[&scratch.path().join("early"), &build_dir()], SEED_HOOKS).unwrap();
     assert_eq!(plugins.custom_sso.unwrap().info().file, copy.canonicalize().unwrap());
-    assert_eq!(plugins.sign_in_handler.unwrap().info().file, plugin("custom_sso_handler").canonicalize().unwrap());
+    assert_eq!(
+        plugins.sign_in_handler.unwrap().info().file,
+        plugin("custom_sso_handler").canonicalize().unwrap()
+    );
 
     let loader = PluginLoader::new();
     let reference = "fixture_misbehaving.panicking_sign_in".parse().unwrap();
-    let first = loader.resolve::<plugin_api::abi::SignInHook>("k", &reference, &[build_dir()]).unwrap();
-    let second = loader.resolve::<plugin_api::abi::SignInHook>("k", &reference, &[build_dir()]).unwrap();
+    let first =
+        loader.resolve::<plugin_api::abi::SignInHook>("k", &reference, &[build_dir()]).unwrap();
+    let second =
+        loader.resolve::<plugin_api::abi::SignInHook>("k", &reference, &[build_dir()]).unwrap();
     assert!(std::ptr::eq(first.hook, second.hook));
 }

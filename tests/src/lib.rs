@@ -45,7 +45,11 @@ fn separately_built(folder: &str, library: &str, command: &str) -> PathBuf {
         .join(folder)
         .join(profile)
         .join(library_file(library));
-    assert!(path.exists(), "{} is missing: the README's test command builds it with `{command}`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: the README's test command builds it with `{command}`",
+        path.display()
+    );
     path
 }
 

@@ -13,9 +13,7 @@
 //!   documentation's budget of 0.01 USD a day;
 //! * the user joins each existing team whose id is one of their identity provider groups.
 
-use plugin_api::{
-    HookError, Host, LogLevel, OpenId, SsoUserDefinedValues, TeamRole, UserRole,
-};
+use plugin_api::{HookError, Host, LogLevel, OpenId, SsoUserDefinedValues, TeamRole, UserRole};
 
 /// The group whose members become proxy admins, unless `CUSTOM_SSO_ADMIN_GROUP` names another.
 pub const DEFAULT_ADMIN_GROUP: &str = "admins";
@@ -24,9 +22,14 @@ pub const DEFAULT_ADMIN_GROUP: &str = "admins";
 ///
 /// # Errors
 /// Rejects a user without an id; fails when the server's database does.
-pub fn custom_sso_handler(host: &Host<'_>, user: &OpenId) -> Result<SsoUserDefinedValues, HookError> {
+pub fn custom_sso_handler(
+    host: &Host<'_>,
+    user: &OpenId,
+) -> Result<SsoUserDefinedValues, HookError> {
     let Some(user_id) = user.id.as_deref().filter(|id| !id.is_empty()) else {
-        return Err(HookError::rejected("no id found for the user: the identity provider sent none"));
+        return Err(HookError::rejected(
+            "no id found for the user: the identity provider sent none",
+        ));
     };
     let admin_group =
         std::env::var("CUSTOM_SSO_ADMIN_GROUP").unwrap_or_else(|_| DEFAULT_ADMIN_GROUP.to_owned());
@@ -35,10 +38,13 @@ pub fn custom_sso_handler(host: &Host<'_>, user: &OpenId) -> Result<SsoUserDefin
     let existing = host.user_info(user_id)?;
     host.log(
         LogLevel::Info,
-        format!("custom_sso: user {user_id} {}", if existing.is_some() { "exists" } else { "is new" }),
+        format!(
+            "custom_sso: user {user_id} {}",
+            if existing.is_some() { "exists" } else { "is new" }
+        ),
     );
 
-    let is_admin = user.team_ids.iter().any(|group| *group == admin_group);
+    let is_admin = user.team_ids.contains(&admin_group);
     let user_role = if is_admin {
         UserRole::ProxyAdmin
     } else {

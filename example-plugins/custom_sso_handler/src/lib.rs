@@ -40,7 +40,8 @@ pub fn custom_ui_sso_sign_in_handler(request: &SignInRequest<'_>) -> Result<Open
     }
 
     let mut team_ids: Vec<String> = Vec::new();
-    let group_lines = request.headers_all("x-forwarded-groups").chain(request.headers_all("oidc_claim_groups"));
+    let group_lines =
+        request.headers_all("x-forwarded-groups").chain(request.headers_all("oidc_claim_groups"));
     for group in group_lines.flat_map(|line| line.split(',')).map(str::trim) {
         if !group.is_empty() && !team_ids.iter().any(|known| known == group) {
             team_ids.push(group.to_owned());
@@ -70,7 +71,14 @@ mod tests {
     use super::*;
 
     fn sign_in(headers: &[HeaderPair<'_>]) -> Result<OpenId, HookError> {
-        custom_ui_sso_sign_in_handler(&SignInRequest::new("GET", "/sso/key/generate", "", "127.0.0.1", 1, headers))
+        custom_ui_sso_sign_in_handler(&SignInRequest::new(
+            "GET",
+            "/sso/key/generate",
+            "",
+            "127.0.0.1",
+            1,
+            headers,
+        ))
     }
 
     #[test]
@@ -107,7 +115,8 @@ mod tests {
 
     #[test]
     fn no_identity_is_rejected_and_look_alikes_do_not_count() {
-        let err = sign_in(&[HeaderPair::new("x_forwarded_email", "evil@example.test")]).unwrap_err();
+        let err =
+            sign_in(&[HeaderPair::new("x_forwarded_email", "evil@example.test")]).unwrap_err();
         assert_eq!(err.kind(), plugin_api::HookErrorKind::Rejected);
         assert!(err.message().contains("x-forwarded-email"), "{err}");
     }

@@ -175,13 +175,18 @@ impl Config {
 
         let master_key = match general.master_key {
             Some(key) if !key.is_empty() => Some((Secret::new(key), Source::File)),
-            _ => env_nonempty("LITELLM_MASTER_KEY").map(|key| (Secret::new(key), Source::Environment)),
+            _ => env_nonempty("LITELLM_MASTER_KEY")
+                .map(|key| (Secret::new(key), Source::Environment)),
         };
         let database_url =
             env_nonempty("DATABASE_URL").or(general.database_url).filter(|url| !url.is_empty());
 
-        let trusted_proxy_ranges: Vec<ipnet::IpNet> =
-            general.trusted_proxy_ranges.unwrap_or_default().into_iter().map(|cidr| cidr.0).collect();
+        let trusted_proxy_ranges: Vec<ipnet::IpNet> = general
+            .trusted_proxy_ranges
+            .unwrap_or_default()
+            .into_iter()
+            .map(|cidr| cidr.0)
+            .collect();
         if general.custom_ui_sso_sign_in_handler.is_some() && trusted_proxy_ranges.is_empty() {
             return Err(invalid(
                 "general_settings.trusted_proxy_ranges is required with \
@@ -194,7 +199,9 @@ impl Config {
 
         let hook_concurrency = general.hook_concurrency.unwrap_or(64);
         if hook_concurrency == 0 {
-            return Err(invalid("general_settings.hook_concurrency: must be at least 1".to_owned()));
+            return Err(invalid(
+                "general_settings.hook_concurrency: must be at least 1".to_owned(),
+            ));
         }
 
         let proxy_base_url = match env_nonempty("PROXY_BASE_URL") {

@@ -156,7 +156,9 @@ impl FromStr for Cidr {
         text.parse::<ipnet::IpNet>()
             .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
             .map(|net| Cidr(net.trunc()))
-            .map_err(|_| format!("invalid CIDR range {text:?}: expected e.g. 127.0.0.1/32 or ::1/128"))
+            .map_err(|_| {
+                format!("invalid CIDR range {text:?}: expected e.g. 127.0.0.1/32 or ::1/128")
+            })
     }
 }
 
@@ -323,9 +325,10 @@ where
         }
 
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
-            let value = text.trim().parse::<f64>().map_err(|_| {
-                E::custom(format!("invalid value {text:?}: expected {}", self.0))
-            })?;
+            let value = text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| E::custom(format!("invalid value {text:?}: expected {}", self.0)))?;
             (self.1)(value).map_err(E::custom)
         }
     }

@@ -38,7 +38,10 @@ fn the_seed_config_loads_and_lists_what_it_ignores() {
         config.custom_ui_sso_sign_in_handler.as_ref().unwrap().attribute(),
         "custom_ui_sso_sign_in_handler"
     );
-    assert_eq!(config.ignored_keys, ["model_list", "litellm_settings.drop_params", "litellm_settings.set_verbose"]);
+    assert_eq!(
+        config.ignored_keys,
+        ["model_list", "litellm_settings.drop_params", "litellm_settings.set_verbose"]
+    );
     assert_eq!(config.trusted_proxy_ranges.len(), 3);
     assert_eq!(config.trusted_proxy_ranges[1].to_string(), "10.0.0.7/32");
     assert_eq!(config.plugin_dirs, [Path::new("/etc/hookgate")]);
@@ -102,25 +105,61 @@ fn os_environ_values_are_resolved() {
 #[test]
 fn the_environment_supplies_the_master_key_when_the_file_does_not() {
     let config = load("", &[("LITELLM_MASTER_KEY", "sk-from-env")]).unwrap();
-    assert_eq!(config.master_key.map(|(key, source)| (key.expose().to_owned(), source)), Some(("sk-from-env".to_owned(), Source::Environment)));
+    assert_eq!(
+        config.master_key.map(|(key, source)| (key.expose().to_owned(), source)),
+        Some(("sk-from-env".to_owned(), Source::Environment))
+    );
 }
 
 #[test]
 fn wrong_types_name_the_file_the_key_and_the_line() {
     for (text, expected) in [
-        ("general_settings:\n  custom_sso: 5\n", "/etc/hookgate/config.yaml: general_settings.custom_sso: invalid type: integer `5`, expected a hook reference such as custom_sso.custom_sso_handler at line 2 column 15"),
-        ("general_settings:\n  custom_sso: custom_sso\n", "general_settings.custom_sso: invalid hook reference \"custom_sso\": expected module.attribute"),
+        (
+            "general_settings:\n  custom_sso: 5\n",
+            "/etc/hookgate/config.yaml: general_settings.custom_sso: invalid type: integer `5`, expected a hook reference such as custom_sso.custom_sso_handler at line 2 column 15",
+        ),
+        (
+            "general_settings:\n  custom_sso: custom_sso\n",
+            "general_settings.custom_sso: invalid hook reference \"custom_sso\": expected module.attribute",
+        ),
         ("general_settings:\n  custom_sso: ../evil.hook\n", "no `..`"),
-        ("general_settings:\n  trusted_proxy_ranges: [\"127.0.0.1/33\"]\n", "general_settings.trusted_proxy_ranges[0]: invalid CIDR range \"127.0.0.1/33\": expected e.g. 127.0.0.1/32 or ::1/128 at line 2 column 26"),
-        ("general_settings:\n  trusted_proxy_ranges: 127.0.0.1/32\n", "general_settings.trusted_proxy_ranges: invalid type: string \"127.0.0.1/32\", expected a sequence at line 2"),
-        ("general_settings:\n  hook_timeout: soon\n", "general_settings.hook_timeout: invalid duration \"soon\""),
+        (
+            "general_settings:\n  trusted_proxy_ranges: [\"127.0.0.1/33\"]\n",
+            "general_settings.trusted_proxy_ranges[0]: invalid CIDR range \"127.0.0.1/33\": expected e.g. 127.0.0.1/32 or ::1/128 at line 2 column 26",
+        ),
+        (
+            "general_settings:\n  trusted_proxy_ranges: 127.0.0.1/32\n",
+            "general_settings.trusted_proxy_ranges: invalid type: string \"127.0.0.1/32\", expected a sequence at line 2",
+        ),
+        (
+            "general_settings:\n  hook_timeout: soon\n",
+            "general_settings.hook_timeout: invalid duration \"soon\"",
+        ),
         ("general_settings:\n  hook_timeout: -1\n", "must be above 0"),
-        ("general_settings:\n  hook_concurrency: 0\n", "general_settings.hook_concurrency: must be at least 1"),
-        ("general_settings:\n  ui_access_mode: everyone\n", "general_settings.ui_access_mode: unknown ui_access_mode \"everyone\""),
-        ("general_settings: [1, 2]\n", "general_settings: invalid type: sequence, expected struct RawGeneralSettings at line 1"),
-        ("litellm_settings:\n  max_internal_user_budget: -5\n", "litellm_settings.max_internal_user_budget: invalid budget -5"),
-        ("litellm_settings:\n  internal_user_budget_duration: 1y\n", "litellm_settings.internal_user_budget_duration: invalid budget duration \"1y\""),
-        ("litellm_settings:\n  default_internal_user_params:\n    user_role: internal_user_view_only\n", "litellm_settings.default_internal_user_params.user_role: unknown role \"internal_user_view_only\""),
+        (
+            "general_settings:\n  hook_concurrency: 0\n",
+            "general_settings.hook_concurrency: must be at least 1",
+        ),
+        (
+            "general_settings:\n  ui_access_mode: everyone\n",
+            "general_settings.ui_access_mode: unknown ui_access_mode \"everyone\"",
+        ),
+        (
+            "general_settings: [1, 2]\n",
+            "general_settings: invalid type: sequence, expected struct RawGeneralSettings at line 1",
+        ),
+        (
+            "litellm_settings:\n  max_internal_user_budget: -5\n",
+            "litellm_settings.max_internal_user_budget: invalid budget -5",
+        ),
+        (
+            "litellm_settings:\n  internal_user_budget_duration: 1y\n",
+            "litellm_settings.internal_user_budget_duration: invalid budget duration \"1y\"",
+        ),
+        (
+            "litellm_settings:\n  default_internal_user_params:\n    user_role: internal_user_view_only\n",
+            "litellm_settings.default_internal_user_params.user_role: unknown role \"internal_user_view_only\"",
+        ),
         ("general_settings:\n  custom_sso: [a\n", "/etc/hookgate/config.yaml:"),
     ] {
         let err = error(text);
@@ -130,7 +169,9 @@ fn wrong_types_name_the_file_the_key_and_the_line() {
 
 #[test]
 fn the_header_hook_requires_trusted_proxy_ranges() {
-    let err = error("general_settings:\n  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler\n");
+    let err = error(
+        "general_settings:\n  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler\n",
+    );
     assert!(err.contains("general_settings.trusted_proxy_ranges is required"), "{err}");
 }
 
@@ -154,7 +195,11 @@ fn litellm_environment_variables_are_validated() {
     assert_eq!(config.proxy_admin_id.as_deref(), Some("root"));
 
     for (name, value, expected) in [
-        ("PROXY_BASE_URL", "sso.example.com", "PROXY_BASE_URL=\"sso.example.com\": must start with http"),
+        (
+            "PROXY_BASE_URL",
+            "sso.example.com",
+            "PROXY_BASE_URL=\"sso.example.com\": must start with http",
+        ),
         ("SERVER_ROOT_PATH", "litellm", "SERVER_ROOT_PATH=\"litellm\": must be a path"),
         ("LITELLM_UI_SESSION_DURATION", "forever", "LITELLM_UI_SESSION_DURATION=\"forever\""),
     ] {
@@ -176,5 +221,8 @@ fn default_internal_user_params_are_typed() {
     assert_eq!(defaults.user_role, Some(UserRole::InternalUser));
     assert_eq!(defaults.models.as_deref(), Some(&["gpt-4o".to_owned()][..]));
     assert_eq!(defaults.max_budget, Some(2.5));
-    assert_eq!(defaults.teams, [("core".to_owned(), TeamRole::User), ("ops".to_owned(), TeamRole::Admin)]);
+    assert_eq!(
+        defaults.teams,
+        [("core".to_owned(), TeamRole::User), ("ops".to_owned(), TeamRole::Admin)]
+    );
 }

@@ -18,7 +18,10 @@ const ENV_PREFIX: &str = "os.environ/";
 
 /// Parses a config file's text. Returns the raw settings and the key paths of every key that
 /// hookgate does not implement (LiteLLM has many), which the caller warns about once.
-pub(super) fn parse(path: &std::path::Path, text: &str) -> Result<(RawConfig, Vec<String>), ConfigError> {
+pub(super) fn parse(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<(RawConfig, Vec<String>), ConfigError> {
     let mut ignored = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let raw: Option<RawConfig> =
@@ -111,8 +114,8 @@ fn key_path(path: &serde_ignored::Path<'_>) -> String {
             let parent = key_path(parent);
             if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            key_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
     }
 }

@@ -21,8 +21,8 @@ pub struct LoadError {
     pub setting: String,
     /// The reference as written.
     pub reference: String,
-    /// What went wrong.
-    pub kind: LoadErrorKind,
+    /// What went wrong (boxed: errors are rare, results are common).
+    pub kind: Box<LoadErrorKind>,
 }
 
 /// What went wrong loading a hook.
@@ -59,7 +59,7 @@ pub enum LoadErrorKind {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: cannot load hook `{}`: ", self.setting, self.reference)?;
-        match &self.kind {
+        match &*self.kind {
             LoadErrorKind::NotFound { tried } => {
                 f.write_str("library not found; tried:")?;
                 for path in tried {
@@ -126,7 +126,7 @@ impl PluginLoader {
         let fail = |kind| LoadError {
             setting: setting.to_owned(),
             reference: reference.as_str().to_owned(),
-            kind,
+            kind: Box::new(kind),
         };
         let relative = reference.relative_path();
         let tried: Vec<PathBuf> = dirs.iter().map(|dir| absolute(&dir.join(&relative))).collect();
@@ -134,9 +134,9 @@ impl PluginLoader {
             return Err(fail(LoadErrorKind::NotFound { tried }));
         };
         let path = path.canonicalize().unwrap_or_else(|_| path.clone());
-        let library = self.open(&path).map_err(|reason| {
-            fail(LoadErrorKind::NotALibrary { path: path.clone(), reason })
-        })?;
+        let library = self
+            .open(&path)
+            .map_err(|reason| fail(LoadErrorKind::NotALibrary { path: path.clone(), reason }))?;
 
         // SAFETY: we only read the symbol's address; `check_export` decides what it points to.
         let symbol = unsafe { library.get::<*const c_void>(reference.attribute().as_bytes()) };
@@ -188,7 +188,8 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// The loader's message without the repeated path prefix.
 fn dlopen_reason(error: &libloading::Error, path: &Path) -> String {
-    let text = std::error::Error::source(error).map_or_else(|| error.to_string(), |s| s.to_string());
+    let text =
+        std::error::Error::source(error).map_or_else(|| error.to_string(), |s| s.to_string());
     let prefix = format!("{}: ", path.display());
     text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text)
 }

@@ -2,6 +2,7 @@
 
 mod loader;
 mod reference;
+mod request;
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use plugin_api::{
 pub use self::{
     loader::{LoadError, LoadErrorKind, PluginLoader, Resolved},
     reference::{HookRef, InvalidHookRef},
+    request::{InvalidHeader, RequestLine, header_pairs},
 };
 use crate::config::Config;
 

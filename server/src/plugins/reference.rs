@@ -26,7 +26,9 @@ impl FromStr for HookRef {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let fail = |reason| InvalidHookRef { text: text.to_owned(), reason };
         if text.contains("://") {
-            return Err(fail("remote modules (s3://, gcs://) are not supported; build the hook as a plugin library and name it as module.attribute"));
+            return Err(fail(
+                "remote modules (s3://, gcs://) are not supported; build the hook as a plugin library and name it as module.attribute",
+            ));
         }
         let parts: Vec<&str> = text.split('.').collect();
         if parts.len() < 2 {

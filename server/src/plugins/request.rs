@@ -1,0 +1,105 @@
+//! Building the request view a sign-in hook sees, straight from the HTTP request: the view
+//! borrows the header map, so no header is copied.
+
+use std::net::SocketAddr;
+
+use http::HeaderMap;
+use plugin_api::{HeaderPair, SignInRequest};
+
+/// A header whose value is not UTF-8, which no hook can be handed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the value of request header `{name}` is not valid UTF-8")]
+pub struct InvalidHeader {
+    /// The header's name.
+    pub name: String,
+}
+
+/// Every header line, in order, names lower-case (the `http` crate keeps them so), values
+/// checked to be UTF-8.
+pub fn header_pairs(headers: &HeaderMap) -> Result<Vec<HeaderPair<'_>>, InvalidHeader> {
+    let mut pairs = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let value = std::str::from_utf8(value.as_bytes())
+            .map_err(|_| InvalidHeader { name: name.as_str().to_owned() })?;
+        pairs.push(HeaderPair::new(name.as_str(), value));
+    }
+    Ok(pairs)
+}
+
+/// The parts of a request a [`SignInRequest`] borrows, besides the headers.
+#[derive(Debug, Clone)]
+pub struct RequestLine {
+    /// `GET`.
+    pub method: String,
+    /// `/sso/key/generate`.
+    pub path: String,
+    /// The raw query, without `?`.
+    pub query: String,
+    /// The TCP peer's address as text.
+    pub peer_ip: String,
+    /// The TCP peer's port.
+    pub peer_port: u16,
+}
+
+impl RequestLine {
+    /// The request line of `method path?query` from `peer`.
+    pub fn new(method: &http::Method, uri: &http::Uri, peer: SocketAddr) -> Self {
+        Self {
+            method: method.as_str().to_owned(),
+            path: uri.path().to_owned(),
+            query: uri.query().unwrap_or("").to_owned(),
+            peer_ip: peer.ip().to_canonical().to_string(),
+            peer_port: peer.port(),
+        }
+    }
+
+    /// The view of this request with `headers`.
+    pub fn view<'a>(&'a self, headers: &'a [HeaderPair<'a>]) -> SignInRequest<'a> {
+        SignInRequest::new(
+            &self.method,
+            &self.path,
+            &self.query,
+            &self.peer_ip,
+            self.peer_port,
+            headers,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn headers_keep_order_repeats_and_utf8() {
+        let mut headers = HeaderMap::new();
+        headers.append("X-Forwarded-Groups", HeaderValue::from_static("admins"));
+        headers.append("x-forwarded-user", HeaderValue::from_static("alice"));
+        headers.append("x-forwarded-groups", HeaderValue::from_static("staff"));
+        headers.append("x-forwarded-name", HeaderValue::from_bytes("José".as_bytes()).unwrap());
+        let pairs = header_pairs(&headers).unwrap();
+        let line = RequestLine::new(
+            &http::Method::GET,
+            &"/sso/key/generate?a=1".parse().unwrap(),
+            "[::ffff:127.0.0.1]:4000".parse().unwrap(),
+        );
+        let view = line.view(&pairs);
+        assert_eq!(view.headers_all("x-forwarded-groups").collect::<Vec<_>>(), ["admins", "staff"]);
+        assert_eq!(view.header("x-forwarded-name"), Some("José"));
+        assert_eq!(view.client_addr(), "127.0.0.1", "IPv4-mapped addresses are shown as IPv4");
+        assert_eq!((view.path(), view.query()), ("/sso/key/generate", "a=1"));
+    }
+
+    #[test]
+    fn a_non_utf8_value_is_refused_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-user", HeaderValue::from_bytes(b"\xffalice").unwrap());
+        let err = header_pairs(&headers).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the value of request header `x-forwarded-user` is not valid UTF-8"
+        );
+    }
+}
