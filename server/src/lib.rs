@@ -5,11 +5,19 @@
 //! * [`cli`]: the command line (`hookgate`, `hookgate check`);
 //! * [`config`]: `config.yaml` and the environment, parsed then validated into [`config::Config`];
 //! * [`plugins`]: finding, loading, checking and calling hook libraries;
+//! * [`signin`]: the sign-in flow (identity → hooks → user, teams, session), no HTTP types;
+//! * [`session`]: session keys, the `token` cookie's JWT, the master key;
+//! * [`db`]: the database (sea-orm): entities, migrations, queries;
 //! * [`budget`]: LiteLLM's budget durations and reset times;
-//! * [`http`]: the axum router and the server loop.
+//! * [`http`]: the axum router, the management API and the server loop;
+//! * [`app`]: startup, tying the above together.
 
+pub mod app;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod http;
 pub mod plugins;
+pub mod session;
+pub mod signin;

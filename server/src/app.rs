@@ -1,0 +1,106 @@
+//! Startup: the database URL and master key the config implies, then the server.
+
+use std::{net::IpAddr, path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+
+use crate::{
+    config::{Config, Secret},
+    db::{self, DatabaseKind, Db},
+    http::{self, AppState},
+    plugins::Plugins,
+    session::{self, TokenSigner},
+    signin::SignInService,
+};
+
+/// The SQLite file used when no database is configured: beside the config file.
+pub fn default_sqlite_path(config: &Config) -> PathBuf {
+    config.dir.join("hookgate.db")
+}
+
+/// The database URL: `DATABASE_URL`, `general_settings.database_url`, or SQLite beside the config.
+pub fn database_url(config: &Config) -> String {
+    match &config.database_url {
+        Some(url) => url.expose().to_owned(),
+        None => format!("sqlite://{}", default_sqlite_path(config).display()),
+    }
+}
+
+/// The master key: configured (and checked), or generated and kept beside the SQLite file.
+pub fn master_key(config: &Config, database_url: &str) -> anyhow::Result<Secret> {
+    if let Some((key, source)) = &config.master_key {
+        session::check_master_key(key, *source)?;
+        return Ok(key.clone());
+    }
+    match db::database_kind(database_url)? {
+        DatabaseKind::Sqlite(path) => {
+            let dir = path.parent().map(PathBuf::from).filter(|dir| !dir.as_os_str().is_empty());
+            let key_path = dir.unwrap_or_else(|| PathBuf::from(".")).join("hookgate.master_key");
+            let (key, made) = session::generated_master_key(&key_path)?;
+            if made {
+                tracing::warn!(
+                    file = %key_path.display(),
+                    "no master key configured: generated one and stored it (mode 0600) in this file; \
+                     set general_settings.master_key or LITELLM_MASTER_KEY to choose your own"
+                );
+            } else {
+                tracing::info!(file = %key_path.display(), "using the generated master key in this file");
+            }
+            Ok(key)
+        }
+        DatabaseKind::Postgres => anyhow::bail!(
+            "a master key is required with PostgreSQL (replicas sharing a database must share it): \
+             set general_settings.master_key or LITELLM_MASTER_KEY"
+        ),
+    }
+}
+
+/// Connects, migrates, and serves on `host:port` until SIGINT or SIGTERM; then closes the
+/// database.
+pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> anyhow::Result<()> {
+    let url = database_url(&config);
+    let master_key = master_key(&config, &url)?;
+    let db = Db::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+    tracing::info!(database = %redact_url(&url), "database ready");
+    let config = Arc::new(config);
+    let signin =
+        SignInService::new(config.clone(), db.clone(), plugins, TokenSigner::new(&master_key));
+    let state = AppState::new(config, db.clone(), signin, master_key);
+    let listener =
+        http::bind(host, port).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    http::serve(listener, state).await?;
+    db.close().await?;
+    tracing::info!("database closed; bye");
+    Ok(())
+}
+
+/// A URL with its password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact_url("postgresql://hg:s3cret@127.0.0.1:5432/db"),
+            "postgresql://hg:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

@@ -1,0 +1,7 @@
+//! The tables, as sea-orm entities. Column names follow LiteLLM's where LiteLLM has them.
+
+pub mod session;
+pub mod sign_in_event;
+pub mod team;
+pub mod team_member;
+pub mod user;

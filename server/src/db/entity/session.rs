@@ -1,0 +1,35 @@
+//! `sessions`: UI session keys (LiteLLM's `litellm-dashboard` virtual keys). Only a hash of each
+//! key is stored.
+
+use sea_orm::entity::prelude::*;
+
+/// A session row.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "sessions")]
+pub struct Model {
+    /// SHA-256 of the key, hex.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub token_hash: String,
+    /// The user the session is for.
+    pub user_id: String,
+    /// The role the user signed in with.
+    pub user_role: String,
+    /// `sso` or `username_password`.
+    pub login_method: String,
+    /// JSON array of models the session may use.
+    pub models: Json,
+    /// The session key's budget in USD.
+    pub max_budget: Option<f64>,
+    /// Issued.
+    pub created_at: DateTimeUtc,
+    /// Expires.
+    pub expires_at: DateTimeUtc,
+    /// Revoked by logout, if it was.
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+/// Relations are kept in queries, not declared.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,26 @@
+//! `team_members`: who is in which team, with which role (LiteLLM's `members_with_roles` and
+//! `LiteLLM_TeamMembership` in one table).
+
+use sea_orm::entity::prelude::*;
+
+/// A membership row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "team_members")]
+pub struct Model {
+    /// The team.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub team_id: String,
+    /// The user.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub user_id: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Joined.
+    pub created_at: DateTimeUtc,
+}
+
+/// Relations are kept in queries, not declared.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

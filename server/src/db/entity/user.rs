@@ -1,0 +1,43 @@
+//! `users`: LiteLLM's `LiteLLM_UserTable`, the columns that matter here.
+
+use sea_orm::entity::prelude::*;
+
+/// A user row.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    /// The user's id.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub user_id: String,
+    /// Lower-case email; not unique (LiteLLM's is not either).
+    pub user_email: Option<String>,
+    /// Display name.
+    pub user_alias: Option<String>,
+    /// LiteLLM role string.
+    pub user_role: Option<String>,
+    /// The identity provider's id for the user; unique.
+    #[sea_orm(unique)]
+    pub sso_user_id: Option<String>,
+    /// JSON array of model names.
+    pub models: Json,
+    /// Budget in USD; null is unlimited.
+    pub max_budget: Option<f64>,
+    /// Spend in the current budget period.
+    pub spend: f64,
+    /// Budget period, e.g. `30d`.
+    pub budget_duration: Option<String>,
+    /// When the spend next resets.
+    pub budget_reset_at: Option<DateTimeUtc>,
+    /// JSON object (LiteLLM's `metadata`).
+    pub metadata: Json,
+    /// Created.
+    pub created_at: DateTimeUtc,
+    /// Last changed.
+    pub updated_at: DateTimeUtc,
+}
+
+/// Relations are kept in queries, not declared.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

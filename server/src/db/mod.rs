@@ -1,0 +1,160 @@
+//! The database: SQLite by default, PostgreSQL when several replicas share one. Only this module
+//! knows sea-orm.
+//!
+//! Writes that belong together run in one transaction ([`Db::write`]). On SQLite, write
+//! transactions start `IMMEDIATE` and are also serialised in-process, so that concurrent
+//! sign-ins queue instead of failing with "database is locked".
+
+pub mod entity;
+mod migration;
+pub mod store;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use sea_orm::DbErr as Error;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A URL that is not one hookgate can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported database URL scheme {scheme:?}: use sqlite://<file> or postgresql://…")]
+pub struct UnsupportedUrl {
+    scheme: String,
+}
+
+/// What a database URL names.
+pub fn database_kind(url: &str) -> Result<DatabaseKind, UnsupportedUrl> {
+    let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
+    match scheme {
+        "sqlite" => {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            Ok(DatabaseKind::Sqlite(PathBuf::from(path)))
+        }
+        "postgres" | "postgresql" => Ok(DatabaseKind::Postgres),
+        other => Err(UnsupportedUrl { scheme: other.to_owned() }),
+    }
+}
+
+/// A connection pool and the write discipline that goes with it.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A write transaction; dropped without [`WriteTxn::commit`], it rolls back.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    /// The transaction, to run statements on.
+    pub fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Db {
+    /// Connects and runs the migrations. SQLite files are created if missing and use WAL.
+    pub async fn connect(url: &str) -> Result<Db, DbErr> {
+        let kind = database_kind(url).map_err(|error| DbErr::Custom(error.to_string()))?;
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        let write_lock = match kind {
+            DatabaseKind::Sqlite(_) => {
+                options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|opts| {
+                    opts.create_if_missing(true)
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                });
+                Some(Arc::new(tokio::sync::Mutex::new(())))
+            }
+            DatabaseKind::Postgres => {
+                options.max_connections(16).min_connections(1);
+                None
+            }
+        };
+        let conn = Database::connect(options).await?;
+        migration::Migrator::up(&conn, None).await?;
+        Ok(Db { conn, write_lock })
+    }
+
+    /// The pool, for reads.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Starts a write transaction.
+    pub async fn write(&self) -> Result<WriteTxn, DbErr> {
+        let guard = match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        let txn = self
+            .conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
+        Ok(WriteTxn { txn, _guard: guard })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.conn.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_database() {
+        assert_eq!(
+            database_kind("sqlite:///var/lib/hookgate.db?mode=rwc"),
+            Ok(DatabaseKind::Sqlite("/var/lib/hookgate.db".into()))
+        );
+        assert_eq!(database_kind("sqlite://data.db"), Ok(DatabaseKind::Sqlite("data.db".into())));
+        assert_eq!(database_kind("postgresql://u:p@127.0.0.1/db"), Ok(DatabaseKind::Postgres));
+        assert_eq!(database_kind("postgres://u@h/db"), Ok(DatabaseKind::Postgres));
+        let err = database_kind("mysql://h/db").unwrap_err();
+        assert!(err.to_string().contains("\"mysql\""), "{err}");
+    }
+}

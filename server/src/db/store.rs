@@ -1,0 +1,320 @@
+//! Queries, each a function over any connection or transaction.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
+};
+
+use super::entity::{session, sign_in_event, team, team_member, user};
+
+/// Now, at the precision every backend stores (microseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A JSON array of strings.
+pub fn json_list(items: &[String]) -> serde_json::Value {
+    serde_json::Value::Array(items.iter().cloned().map(serde_json::Value::String).collect())
+}
+
+/// The strings of a JSON array (anything else reads as empty).
+pub fn list_of(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// The user with this id.
+pub async fn user_by_id<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find_by_id(user_id.to_owned()).one(conn).await
+}
+
+/// The user bound to this identity-provider id.
+pub async fn user_by_sso_id<C: ConnectionTrait>(
+    conn: &C,
+    sso_user_id: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find().filter(user::Column::SsoUserId.eq(sso_user_id)).one(conn).await
+}
+
+/// Users with this email (stored lower-case), oldest first.
+pub async fn users_by_email<C: ConnectionTrait>(
+    conn: &C,
+    email: &str,
+) -> Result<Vec<user::Model>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::UserEmail.eq(email.to_lowercase()))
+        .order_by_asc(user::Column::CreatedAt)
+        .order_by_asc(user::Column::UserId)
+        .all(conn)
+        .await
+}
+
+/// Inserts a user unless any unique key (id or identity-provider id) is taken; returns whether
+/// it inserted.
+pub async fn insert_user_if_absent<C: ConnectionTrait>(
+    conn: &C,
+    row: user::ActiveModel,
+) -> Result<bool, DbErr> {
+    let result = user::Entity::insert(row)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .try_insert()
+        .exec_without_returning(conn)
+        .await?;
+    Ok(matches!(result, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}
+
+/// The teams with these ids that exist, in the order asked.
+pub async fn existing_teams<C: ConnectionTrait>(
+    conn: &C,
+    team_ids: &[String],
+) -> Result<Vec<String>, DbErr> {
+    if team_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<String> = team::Entity::find()
+        .filter(team::Column::TeamId.is_in(team_ids.iter().cloned()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|team| team.team_id)
+        .collect();
+    Ok(team_ids.iter().filter(|id| found.contains(id)).cloned().collect())
+}
+
+/// The team with this id.
+pub async fn team_by_id<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+) -> Result<Option<team::Model>, DbErr> {
+    team::Entity::find_by_id(team_id.to_owned()).one(conn).await
+}
+
+/// Adds a member, or sets the role of an existing one.
+pub async fn upsert_member<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+    user_id: &str,
+    role: &str,
+) -> Result<(), DbErr> {
+    let row = team_member::ActiveModel {
+        team_id: Set(team_id.to_owned()),
+        user_id: Set(user_id.to_owned()),
+        role: Set(role.to_owned()),
+        created_at: Set(now()),
+    };
+    team_member::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([team_member::Column::TeamId, team_member::Column::UserId])
+                .update_column(team_member::Column::Role)
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Adds a member unless already there (keeping the existing role).
+pub async fn add_member_if_absent<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+    user_id: &str,
+    role: &str,
+) -> Result<(), DbErr> {
+    let row = team_member::ActiveModel {
+        team_id: Set(team_id.to_owned()),
+        user_id: Set(user_id.to_owned()),
+        role: Set(role.to_owned()),
+        created_at: Set(now()),
+    };
+    team_member::Entity::insert(row)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .try_insert()
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Removes a member; returns whether there was one.
+pub async fn delete_member<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+    user_id: &str,
+) -> Result<bool, DbErr> {
+    let result = team_member::Entity::delete_many()
+        .filter(team_member::Column::TeamId.eq(team_id))
+        .filter(team_member::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// The ids of the teams a user is in, in joining order.
+pub async fn teams_of_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    Ok(team_member::Entity::find()
+        .filter(team_member::Column::UserId.eq(user_id))
+        .order_by_asc(team_member::Column::CreatedAt)
+        .order_by_asc(team_member::Column::TeamId)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|member| member.team_id)
+        .collect())
+}
+
+/// A team's members, in joining order.
+pub async fn members_of_team<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+) -> Result<Vec<team_member::Model>, DbErr> {
+    team_member::Entity::find()
+        .filter(team_member::Column::TeamId.eq(team_id))
+        .order_by_asc(team_member::Column::CreatedAt)
+        .order_by_asc(team_member::Column::UserId)
+        .all(conn)
+        .await
+}
+
+/// Records a session.
+pub async fn insert_session<C: ConnectionTrait>(
+    conn: &C,
+    row: session::ActiveModel,
+) -> Result<(), DbErr> {
+    session::Entity::insert(row).exec_without_returning(conn).await.map(|_| ())
+}
+
+/// The live (unexpired, unrevoked) session with this key hash.
+pub async fn live_session<C: ConnectionTrait>(
+    conn: &C,
+    token_hash: &str,
+) -> Result<Option<session::Model>, DbErr> {
+    session::Entity::find_by_id(token_hash.to_owned())
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .one(conn)
+        .await
+}
+
+/// Revokes a session; returns whether it was live.
+pub async fn revoke_session<C: ConnectionTrait>(conn: &C, token_hash: &str) -> Result<bool, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
+        .filter(session::Column::TokenHash.eq(token_hash))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Records a sign-in attempt.
+pub async fn insert_event<C: ConnectionTrait>(
+    conn: &C,
+    row: sign_in_event::ActiveModel,
+) -> Result<(), DbErr> {
+    sign_in_event::Entity::insert(row).exec_without_returning(conn).await.map(|_| ())
+}
+
+/// The latest sign-in events, newest first, optionally of one user.
+pub async fn recent_events<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<sign_in_event::Model>, DbErr> {
+    let mut query = sign_in_event::Entity::find();
+    if let Some(user_id) = user_id {
+        query = query.filter(sign_in_event::Column::UserId.eq(user_id));
+    }
+    query.order_by_desc(sign_in_event::Column::Id).limit(limit).all(conn).await
+}
+
+/// Filters for [`list_users`].
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only these ids.
+    pub user_ids: Option<Vec<String>>,
+    /// Only this role.
+    pub role: Option<String>,
+    /// Email containing this (case-insensitive).
+    pub email_contains: Option<String>,
+}
+
+/// A page of users (1-based page) and the total count.
+pub async fn list_users<C: ConnectionTrait>(
+    conn: &C,
+    filter: &UserFilter,
+    page: u64,
+    page_size: u64,
+) -> Result<(Vec<user::Model>, u64), DbErr> {
+    let mut query = user::Entity::find();
+    if let Some(ids) = &filter.user_ids {
+        query = query.filter(user::Column::UserId.is_in(ids.iter().cloned()));
+    }
+    if let Some(role) = &filter.role {
+        query = query.filter(user::Column::UserRole.eq(role.as_str()));
+    }
+    if let Some(email) = &filter.email_contains {
+        query = query.filter(user::Column::UserEmail.contains(email.to_lowercase()));
+    }
+    let total = query.clone().count(conn).await?;
+    let users = query
+        .order_by_asc(user::Column::CreatedAt)
+        .order_by_asc(user::Column::UserId)
+        .offset((page.saturating_sub(1)) * page_size)
+        .limit(page_size)
+        .all(conn)
+        .await?;
+    Ok((users, total))
+}
+
+/// Every team, by id.
+pub async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team::Model>, DbErr> {
+    team::Entity::find().order_by_asc(team::Column::TeamId).all(conn).await
+}
+
+/// Deletes users (their memberships and sessions go with them); returns the ids deleted.
+pub async fn delete_users<C: ConnectionTrait>(
+    conn: &C,
+    user_ids: &[String],
+) -> Result<Vec<String>, DbErr> {
+    let existing: Vec<String> = user::Entity::find()
+        .filter(user::Column::UserId.is_in(user_ids.iter().cloned()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|user| user.user_id)
+        .collect();
+    if existing.is_empty() {
+        return Ok(existing);
+    }
+    // Explicit deletes: SQLite enforces the cascades only with foreign_keys on, which a
+    // connection made elsewhere (a test, an operator's shell) may not have.
+    team_member::Entity::delete_many()
+        .filter(team_member::Column::UserId.is_in(existing.iter().cloned()))
+        .exec(conn)
+        .await?;
+    session::Entity::delete_many()
+        .filter(session::Column::UserId.is_in(existing.iter().cloned()))
+        .exec(conn)
+        .await?;
+    user::Entity::delete_many()
+        .filter(user::Column::UserId.is_in(existing.iter().cloned()))
+        .exec(conn)
+        .await?;
+    Ok(existing)
+}
+
+/// Saves changes to a user.
+pub async fn update_user<C: ConnectionTrait>(
+    conn: &C,
+    row: user::ActiveModel,
+) -> Result<user::Model, DbErr> {
+    row.update(conn).await
+}

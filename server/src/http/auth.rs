@@ -1,0 +1,117 @@
+//! Who is calling: the master key, or a session key (as `Authorization: Bearer`, or inside the
+//! `token` cookie's JWT).
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use plugin_api::UserRole;
+
+use super::{ApiError, AppState, Ctx};
+use crate::{
+    db::store,
+    session::{COOKIE_NAME, hash_key, secrets_equal},
+};
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub(super) enum Caller {
+    /// The master key.
+    Master,
+    /// A live session.
+    Session {
+        /// Its user.
+        user_id: String,
+        /// The role it was issued with.
+        role: UserRole,
+        /// The key's hash.
+        token_hash: String,
+    },
+}
+
+impl Caller {
+    /// The master key or a proxy_admin session.
+    pub(super) fn is_admin(&self) -> bool {
+        match self {
+            Caller::Master => true,
+            Caller::Session { role, .. } => *role == UserRole::ProxyAdmin,
+        }
+    }
+
+    /// Refuses anyone but an admin.
+    pub(super) fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this needs the master key or a proxy_admin session"))
+        }
+    }
+
+    /// Refuses anyone but an admin or `user_id` themself.
+    pub(super) fn require_self_or_admin(&self, user_id: &str) -> Result<(), ApiError> {
+        match self {
+            Caller::Session { user_id: own, .. } if own == user_id => Ok(()),
+            _ if self.is_admin() => Ok(()),
+            _ => Err(ApiError::forbidden("a session key may only read its own user")),
+        }
+    }
+}
+
+/// The bearer token of the request, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The `token` cookie, if any.
+pub(super) fn token_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == COOKIE_NAME && !value.is_empty()).then_some(value)
+        })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ctx =
+            Ctx::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
+        let key = match bearer(parts) {
+            Some(token) => {
+                if secrets_equal(token, state.master_key().expose()) {
+                    return Ok(Caller::Master);
+                }
+                token.to_owned()
+            }
+            None => match token_cookie(&parts.headers) {
+                Some(jwt) => {
+                    let claims = state.signin().signer().verify(jwt).map_err(|error| {
+                        ctx.json_error(ApiError::unauthorized(error.to_string()))
+                    })?;
+                    claims.key
+                }
+                None => {
+                    return Err(ctx.json_error(ApiError::unauthorized(
+                        "authentication required: send Authorization: Bearer <key>",
+                    )));
+                }
+            },
+        };
+        let token_hash = hash_key(&key);
+        match store::live_session(state.db().conn(), &token_hash).await {
+            Ok(Some(session)) => Ok(Caller::Session {
+                user_id: session.user_id,
+                role: session.user_role.parse().unwrap_or(UserRole::InternalUserViewer),
+                token_hash,
+            }),
+            Ok(None) => {
+                Err(ctx.json_error(ApiError::unauthorized("invalid, expired or revoked key")))
+            }
+            Err(error) => Err(ctx.json_error(ApiError::database(&error))),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The one error type of the HTTP layer: it picks the status and the public message, and
+//! answers in HTML to a browser and in LiteLLM's JSON error shape to an API client.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::signin::SignInError;
+
+/// An error response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    request_id: Option<String>,
+    html: bool,
+}
+
+impl ApiError {
+    /// An error with a status and a message for the client.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let kind = match status.as_u16() {
+            400 | 413 | 415 | 422 => "bad_request_error",
+            401 => "auth_error",
+            403 => "forbidden",
+            404 => "not_found_error",
+            409 => "conflict_error",
+            429 => "rate_limit_error",
+            503 | 504 => "service_unavailable",
+            _ => "internal_server_error",
+        };
+        Self { status, kind, message: message.into(), request_id: None, html: false }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 401, with `WWW-Authenticate`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    /// 500 for a database failure; the details go to the log only.
+    pub fn database(error: &sea_orm::DbErr) -> Self {
+        tracing::error!("database error: {error}");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again")
+    }
+
+    /// Tags the response with the request id, so a user can quote it.
+    pub fn with_request_id(mut self, request_id: &str) -> Self {
+        self.request_id = Some(request_id.to_owned());
+        self
+    }
+
+    /// Answers in HTML (for a browser).
+    pub fn as_html(mut self, html: bool) -> Self {
+        self.html = html;
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(error: SignInError) -> Self {
+        let status = match &error {
+            SignInError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SignInError::Refused { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
+            }
+            SignInError::HookRefused { .. } => StatusCode::FORBIDDEN,
+            SignInError::HookPanicked { .. } | SignInError::InvalidHookOutput(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            SignInError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            SignInError::HookTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            SignInError::Busy | SignInError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = if self.html {
+            let request_id = self
+                .request_id
+                .as_deref()
+                .map(|id| {
+                    format!("<p class=\"request-id\">Request id: <code>{}</code></p>", escape(id))
+                })
+                .unwrap_or_default();
+            let title = self.status.canonical_reason().unwrap_or("Error");
+            Html(format!(
+                "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — hookgate</title>\
+                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
+                 <body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
+                 <h1>Sign-in failed</h1><p>{}</p><p>{} {title}</p>{request_id}</body></html>\n",
+                escape(&self.message),
+                self.status.as_u16(),
+            ))
+            .into_response()
+        } else {
+            axum::Json(json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.kind,
+                    "param": null,
+                    "code": self.status.as_u16().to_string(),
+                },
+                "request_id": self.request_id,
+            }))
+            .into_response()
+        };
+        *response.status_mut() = self.status;
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Escapes text for HTML.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,632 @@
+//! LiteLLM's user and team management API, for the master key and proxy_admin sessions (a
+//! session may read its own user).
+
+use axum::{
+    Json, Router,
+    extract::{FromRequest, Query, Request, State, rejection::JsonRejection},
+    routing::{get, post},
+};
+use plugin_api::{TeamRole, UserRole};
+use sea_orm::{ActiveValue::Set, IntoActiveModel};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Ctx, auth::Caller};
+use crate::{
+    budget::BudgetDuration,
+    db::{
+        entity::{team, user},
+        store,
+    },
+};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/user/info", get(user_info))
+        .route("/user/new", post(user_new))
+        .route("/user/update", post(user_update))
+        .route("/user/list", get(user_list))
+        .route("/user/delete", post(user_delete))
+        .route("/team/new", post(team_new))
+        .route("/team/info", get(team_info))
+        .route("/team/list", get(team_list))
+        .route("/team/member_add", post(team_member_add))
+        .route("/team/member_delete", post(team_member_delete))
+}
+
+/// A JSON body whose errors are JSON too, and say what was wrong.
+pub(super) struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => {
+                let message = match &rejection {
+                    JsonRejection::MissingJsonContentType(_) => {
+                        "expected a JSON body with Content-Type: application/json".to_owned()
+                    }
+                    other => format!("invalid JSON body: {}", other.body_text()),
+                };
+                Err(ApiError::new(rejection.status(), message))
+            }
+        }
+    }
+}
+
+type Reply = Result<Json<Value>, ApiError>;
+
+fn db_error(ctx: &Ctx) -> impl Fn(sea_orm::DbErr) -> ApiError + '_ {
+    move |error| ctx.json_error(ApiError::database(&error))
+}
+
+fn user_json(row: &user::Model, teams: &[String]) -> Value {
+    json!({
+        "user_id": row.user_id,
+        "user_email": row.user_email,
+        "user_alias": row.user_alias,
+        "user_role": row.user_role,
+        "sso_user_id": row.sso_user_id,
+        "models": row.models,
+        "max_budget": row.max_budget,
+        "spend": row.spend,
+        "budget_duration": row.budget_duration,
+        "budget_reset_at": row.budget_reset_at,
+        "metadata": row.metadata,
+        "teams": teams,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    })
+}
+
+async fn team_json(state: &AppState, row: &team::Model) -> Result<Value, sea_orm::DbErr> {
+    let members = store::members_of_team(state.db().conn(), &row.team_id).await?;
+    let members: Vec<Value> =
+        members.iter().map(|m| json!({"user_id": m.user_id, "role": m.role})).collect();
+    Ok(json!({
+        "team_id": row.team_id,
+        "team_alias": row.team_alias,
+        "models": row.models,
+        "max_budget": row.max_budget,
+        "metadata": row.metadata,
+        "members_with_roles": members,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }))
+}
+
+fn parse_role(role: &str) -> Result<UserRole, ApiError> {
+    role.parse().map_err(|error: plugin_api::UnknownRole| {
+        ApiError::bad_request(format!("user_role: {error}"))
+    })
+}
+
+fn check_budget(field: &str, budget: Option<f64>) -> Result<(), ApiError> {
+    match budget {
+        Some(value) if !(value.is_finite() && value >= 0.0) => Err(ApiError::bad_request(format!(
+            "{field}: {value} must be a number of USD, 0 or more"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn parse_duration(text: Option<&str>) -> Result<Option<BudgetDuration>, ApiError> {
+    text.map(|text| {
+        text.parse().map_err(|error| ApiError::bad_request(format!("budget_duration: {error}")))
+    })
+    .transpose()
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{field} must be 1 to 255 characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct UserInfoQuery {
+    user_id: Option<String>,
+}
+
+async fn user_info(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    Query(query): Query<UserInfoQuery>,
+) -> Reply {
+    let user_id = match (query.user_id, &caller) {
+        (Some(id), _) => id,
+        (None, Caller::Session { user_id, .. }) => user_id.clone(),
+        (None, Caller::Master) => {
+            return Err(
+                ctx.json_error(ApiError::bad_request("user_id is required with the master key"))
+            );
+        }
+    };
+    caller.require_self_or_admin(&user_id).map_err(|e| ctx.json_error(e))?;
+    let conn = state.db().conn();
+    let row = store::user_by_id(conn, &user_id)
+        .await
+        .map_err(db_error(&ctx))?
+        .ok_or_else(|| ctx.json_error(ApiError::not_found(format!("no user {user_id:?}"))))?;
+    let team_ids = store::teams_of_user(conn, &user_id).await.map_err(db_error(&ctx))?;
+    let mut teams = Vec::new();
+    for team_id in &team_ids {
+        if let Some(team) = store::team_by_id(conn, team_id).await.map_err(db_error(&ctx))? {
+            teams.push(json!({"team_id": team.team_id, "team_alias": team.team_alias, "models": team.models}));
+        }
+    }
+    Ok(Json(json!({
+        "user_id": user_id,
+        "user_info": user_json(&row, &team_ids),
+        "keys": [],
+        "teams": teams,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewUserRequest {
+    user_id: Option<String>,
+    user_email: Option<String>,
+    user_alias: Option<String>,
+    user_role: Option<String>,
+    models: Option<Vec<String>>,
+    max_budget: Option<f64>,
+    budget_duration: Option<String>,
+    teams: Option<Vec<String>>,
+    metadata: Option<Value>,
+}
+
+async fn user_new(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    body: Result<Body<NewUserRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    let user_id = request.user_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    check_id("user_id", &user_id).map_err(|e| ctx.json_error(e))?;
+    let role = match request.user_role.as_deref() {
+        Some(role) => parse_role(role).map_err(|e| ctx.json_error(e))?,
+        None => UserRole::InternalUserViewer,
+    };
+    check_budget("max_budget", request.max_budget).map_err(|e| ctx.json_error(e))?;
+    let duration =
+        parse_duration(request.budget_duration.as_deref()).map_err(|e| ctx.json_error(e))?;
+    let metadata = match request.metadata {
+        None => json!({}),
+        Some(Value::Object(map)) => Value::Object(map),
+        Some(_) => {
+            return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
+        }
+    };
+    let teams = request.teams.unwrap_or_default();
+    let now = store::now();
+    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let conn = txn.conn();
+    let existing = store::existing_teams(conn, &teams).await.map_err(db_error(&ctx))?;
+    if let Some(missing) = teams.iter().find(|team| !existing.contains(team)) {
+        return Err(
+            ctx.json_error(ApiError::bad_request(format!("teams: there is no team {missing:?}")))
+        );
+    }
+    let row = user::ActiveModel {
+        user_id: Set(user_id.clone()),
+        user_email: Set(request
+            .user_email
+            .map(|email| email.trim().to_lowercase())
+            .filter(|e| !e.is_empty())),
+        user_alias: Set(request.user_alias),
+        user_role: Set(Some(role.as_str().to_owned())),
+        sso_user_id: Set(None),
+        models: Set(store::json_list(&request.models.unwrap_or_default())),
+        max_budget: Set(request.max_budget),
+        spend: Set(0.0),
+        budget_duration: Set(duration.map(|d| d.to_string())),
+        budget_reset_at: Set(duration.map(|d| d.next_reset(now))),
+        metadata: Set(metadata),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    if !store::insert_user_if_absent(conn, row).await.map_err(db_error(&ctx))? {
+        return Err(ctx
+            .json_error(ApiError::conflict(format!("a user with id {user_id:?} already exists"))));
+    }
+    for team_id in &teams {
+        store::add_member_if_absent(conn, team_id, &user_id, TeamRole::User.as_str())
+            .await
+            .map_err(db_error(&ctx))?;
+    }
+    let row =
+        store::user_by_id(conn, &user_id).await.map_err(db_error(&ctx))?.expect("inserted above");
+    txn.commit().await.map_err(db_error(&ctx))?;
+    Ok(Json(user_json(&row, &teams)))
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateUserRequest {
+    user_id: String,
+    user_email: Option<String>,
+    user_alias: Option<String>,
+    user_role: Option<String>,
+    models: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    budget_duration: Option<Option<String>>,
+    spend: Option<f64>,
+    metadata: Option<Value>,
+}
+
+/// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
+fn explicit_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+async fn user_update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    body: Result<Body<UpdateUserRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    let role =
+        request.user_role.as_deref().map(parse_role).transpose().map_err(|e| ctx.json_error(e))?;
+    if let Some(budget) = request.max_budget {
+        check_budget("max_budget", budget).map_err(|e| ctx.json_error(e))?;
+    }
+    check_budget("spend", request.spend).map_err(|e| ctx.json_error(e))?;
+    let duration = match &request.budget_duration {
+        Some(text) => Some(parse_duration(text.as_deref()).map_err(|e| ctx.json_error(e))?),
+        None => None,
+    };
+    if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
+    }
+    let now = store::now();
+    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let conn = txn.conn();
+    let row = store::user_by_id(conn, &request.user_id).await.map_err(db_error(&ctx))?.ok_or_else(
+        || ctx.json_error(ApiError::not_found(format!("no user {:?}", request.user_id))),
+    )?;
+    let mut changes = row.into_active_model();
+    if let Some(email) = request.user_email {
+        changes.user_email = Set(Some(email.trim().to_lowercase()).filter(|e| !e.is_empty()));
+    }
+    if let Some(alias) = request.user_alias {
+        changes.user_alias = Set(Some(alias));
+    }
+    if let Some(role) = role {
+        changes.user_role = Set(Some(role.as_str().to_owned()));
+    }
+    if let Some(models) = request.models {
+        changes.models = Set(store::json_list(&models));
+    }
+    if let Some(budget) = request.max_budget {
+        changes.max_budget = Set(budget);
+    }
+    if let Some(duration) = duration {
+        changes.budget_duration = Set(duration.map(|d| d.to_string()));
+        changes.budget_reset_at = Set(duration.map(|d| d.next_reset(now)));
+    }
+    if let Some(spend) = request.spend {
+        changes.spend = Set(spend);
+    }
+    if let Some(metadata) = request.metadata {
+        changes.metadata = Set(metadata);
+    }
+    changes.updated_at = Set(now);
+    let row = store::update_user(conn, changes).await.map_err(db_error(&ctx))?;
+    let teams = store::teams_of_user(conn, &row.user_id).await.map_err(db_error(&ctx))?;
+    txn.commit().await.map_err(db_error(&ctx))?;
+    Ok(Json(user_json(&row, &teams)))
+}
+
+#[derive(Debug, Deserialize)]
+struct UserListQuery {
+    page: Option<u64>,
+    page_size: Option<u64>,
+    role: Option<String>,
+    user_ids: Option<String>,
+    user_email: Option<String>,
+}
+
+async fn user_list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    query: Result<Query<UserListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Query(query) =
+        query.map_err(|rejection| ctx.json_error(ApiError::bad_request(rejection.body_text())))?;
+    let page = query.page.unwrap_or(1).max(1);
+    let page_size = query.page_size.unwrap_or(25).clamp(1, 100);
+    if let Some(role) = &query.role {
+        parse_role(role).map_err(|e| ctx.json_error(e))?;
+    }
+    let filter = store::UserFilter {
+        user_ids: query.user_ids.map(|ids| {
+            ids.split(',').map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()).collect()
+        }),
+        role: query.role,
+        email_contains: query.user_email.filter(|email| !email.is_empty()),
+    };
+    let conn = state.db().conn();
+    let (rows, total) =
+        store::list_users(conn, &filter, page, page_size).await.map_err(db_error(&ctx))?;
+    let mut users = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let teams = store::teams_of_user(conn, &row.user_id).await.map_err(db_error(&ctx))?;
+        users.push(user_json(row, &teams));
+    }
+    Ok(Json(json!({
+        "users": users,
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "total_pages": total.div_ceil(page_size),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteUsersRequest {
+    user_ids: Vec<String>,
+}
+
+async fn user_delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    body: Result<Body<DeleteUsersRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    if request.user_ids.is_empty() {
+        return Err(ctx.json_error(ApiError::bad_request("user_ids must list at least one user")));
+    }
+    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let deleted =
+        store::delete_users(txn.conn(), &request.user_ids).await.map_err(db_error(&ctx))?;
+    txn.commit().await.map_err(db_error(&ctx))?;
+    Ok(Json(json!({"deleted_user_ids": deleted})))
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberSpec {
+    user_id: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+fn team_role(role: Option<&str>) -> Result<TeamRole, ApiError> {
+    role.map_or(Ok(TeamRole::User), |role| {
+        role.parse().map_err(|error: String| ApiError::bad_request(format!("role: {error}")))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct NewTeamRequest {
+    team_id: Option<String>,
+    team_alias: Option<String>,
+    models: Option<Vec<String>>,
+    max_budget: Option<f64>,
+    members_with_roles: Option<Vec<MemberSpec>>,
+    metadata: Option<Value>,
+}
+
+async fn team_new(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    body: Result<Body<NewTeamRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    let team_id = request.team_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    check_id("team_id", &team_id).map_err(|e| ctx.json_error(e))?;
+    check_budget("max_budget", request.max_budget).map_err(|e| ctx.json_error(e))?;
+    if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
+    }
+    let members = request.members_with_roles.unwrap_or_default();
+    let roles = members
+        .iter()
+        .map(|m| team_role(m.role.as_deref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ctx.json_error(e))?;
+    let now = store::now();
+    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let conn = txn.conn();
+    if store::team_by_id(conn, &team_id).await.map_err(db_error(&ctx))?.is_some() {
+        return Err(ctx
+            .json_error(ApiError::conflict(format!("a team with id {team_id:?} already exists"))));
+    }
+    for member in &members {
+        if store::user_by_id(conn, &member.user_id).await.map_err(db_error(&ctx))?.is_none() {
+            return Err(ctx.json_error(ApiError::bad_request(format!(
+                "members_with_roles: there is no user {:?}",
+                member.user_id
+            ))));
+        }
+    }
+    let row = team::ActiveModel {
+        team_id: Set(team_id.clone()),
+        team_alias: Set(request.team_alias),
+        models: Set(store::json_list(&request.models.unwrap_or_default())),
+        max_budget: Set(request.max_budget),
+        metadata: Set(request.metadata.unwrap_or_else(|| json!({}))),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    team::Entity::insert(row).exec_without_returning(conn).await.map_err(db_error(&ctx))?;
+    for (member, role) in members.iter().zip(roles) {
+        store::upsert_member(conn, &team_id, &member.user_id, role.as_str())
+            .await
+            .map_err(db_error(&ctx))?;
+    }
+    txn.commit().await.map_err(db_error(&ctx))?;
+    let row = store::team_by_id(state.db().conn(), &team_id)
+        .await
+        .map_err(db_error(&ctx))?
+        .expect("inserted above");
+    Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
+}
+
+use sea_orm::EntityTrait;
+
+#[derive(Debug, Deserialize)]
+struct TeamInfoQuery {
+    team_id: String,
+}
+
+async fn team_info(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    query: Result<Query<TeamInfoQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
+    let Query(query) =
+        query.map_err(|rejection| ctx.json_error(ApiError::bad_request(rejection.body_text())))?;
+    let conn = state.db().conn();
+    if let Caller::Session { user_id, .. } = &caller
+        && !caller.is_admin()
+    {
+        let teams = store::teams_of_user(conn, user_id).await.map_err(db_error(&ctx))?;
+        if !teams.contains(&query.team_id) {
+            return Err(ctx.json_error(ApiError::forbidden(
+                "a session key may only read teams it is a member of",
+            )));
+        }
+    }
+    let row = store::team_by_id(conn, &query.team_id).await.map_err(db_error(&ctx))?.ok_or_else(
+        || ctx.json_error(ApiError::not_found(format!("no team {:?}", query.team_id))),
+    )?;
+    Ok(Json(
+        json!({"team_id": row.team_id, "team_info": team_json(&state, &row).await.map_err(db_error(&ctx))?}),
+    ))
+}
+
+async fn team_list(State(state): State<AppState>, ctx: Ctx, caller: Caller) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let rows = store::list_teams(state.db().conn()).await.map_err(db_error(&ctx))?;
+    let mut teams = Vec::with_capacity(rows.len());
+    for row in &rows {
+        teams.push(team_json(&state, row).await.map_err(db_error(&ctx))?);
+    }
+    Ok(Json(Value::Array(teams)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(MemberSpec),
+    Many(Vec<MemberSpec>),
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberAddRequest {
+    team_id: String,
+    member: OneOrMany,
+}
+
+async fn team_member_add(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    body: Result<Body<MemberAddRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    let members = match request.member {
+        OneOrMany::One(member) => vec![member],
+        OneOrMany::Many(members) => members,
+    };
+    let roles = members
+        .iter()
+        .map(|m| team_role(m.role.as_deref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ctx.json_error(e))?;
+    for member in &members {
+        check_id("member.user_id", &member.user_id).map_err(|e| ctx.json_error(e))?;
+    }
+    let now = store::now();
+    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let conn = txn.conn();
+    if store::team_by_id(conn, &request.team_id).await.map_err(db_error(&ctx))?.is_none() {
+        return Err(ctx.json_error(ApiError::not_found(format!("no team {:?}", request.team_id))));
+    }
+    for (member, role) in members.iter().zip(roles) {
+        // As in LiteLLM, adding a user who does not exist yet creates them.
+        if store::user_by_id(conn, &member.user_id).await.map_err(db_error(&ctx))?.is_none() {
+            let row = user::ActiveModel {
+                user_id: Set(member.user_id.clone()),
+                user_email: Set(None),
+                user_alias: Set(None),
+                user_role: Set(Some(UserRole::InternalUser.as_str().to_owned())),
+                sso_user_id: Set(None),
+                models: Set(json!([])),
+                max_budget: Set(None),
+                spend: Set(0.0),
+                budget_duration: Set(None),
+                budget_reset_at: Set(None),
+                metadata: Set(json!({})),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            store::insert_user_if_absent(conn, row).await.map_err(db_error(&ctx))?;
+        }
+        store::upsert_member(conn, &request.team_id, &member.user_id, role.as_str())
+            .await
+            .map_err(db_error(&ctx))?;
+    }
+    txn.commit().await.map_err(db_error(&ctx))?;
+    let row = store::team_by_id(state.db().conn(), &request.team_id)
+        .await
+        .map_err(db_error(&ctx))?
+        .expect("checked above");
+    Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberDeleteRequest {
+    team_id: String,
+    user_id: String,
+}
+
+async fn team_member_delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    body: Result<Body<MemberDeleteRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let conn = txn.conn();
+    let Some(row) = store::team_by_id(conn, &request.team_id).await.map_err(db_error(&ctx))? else {
+        return Err(ctx.json_error(ApiError::not_found(format!("no team {:?}", request.team_id))));
+    };
+    if !store::delete_member(conn, &request.team_id, &request.user_id)
+        .await
+        .map_err(db_error(&ctx))?
+    {
+        return Err(ctx.json_error(ApiError::not_found(format!(
+            "{:?} is not a member of team {:?}",
+            request.user_id, request.team_id
+        ))));
+    }
+    txn.commit().await.map_err(db_error(&ctx))?;
+    Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
+}

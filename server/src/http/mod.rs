@@ -1,0 +1,196 @@
+//! The HTTP server: the axum router, the request context, and the serve loop. Only this module
+//! knows axum.
+
+mod auth;
+mod error;
+mod management;
+mod sso;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::{
+    Json, Router,
+    extract::{ConnectInfo, FromRequestParts, State},
+    http::{HeaderMap, Request, StatusCode, header, request::Parts},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+pub use self::error::ApiError;
+use crate::{
+    config::{Config, Secret},
+    db::Db,
+    signin::SignInService,
+};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    db: Db,
+    signin: SignInService,
+    master_key: Secret,
+}
+
+impl AppState {
+    /// The state over a connected database.
+    pub fn new(config: Arc<Config>, db: Db, signin: SignInService, master_key: Secret) -> Self {
+        Self { inner: Arc::new(Inner { config, db, signin, master_key }) }
+    }
+
+    fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    fn signin(&self) -> &SignInService {
+        &self.inner.signin
+    }
+
+    fn master_key(&self) -> &Secret {
+        &self.inner.master_key
+    }
+}
+
+/// Per-request facts every handler may need.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The `x-request-id`.
+    pub request_id: String,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// Whether the client prefers HTML (a browser).
+    pub wants_html: bool,
+}
+
+impl Ctx {
+    /// An error tagged for this request.
+    pub fn error(&self, error: impl Into<ApiError>) -> ApiError {
+        error.into().with_request_id(&self.request_id).as_html(self.wants_html)
+    }
+
+    /// A JSON-only error tagged for this request.
+    pub fn json_error(&self, error: impl Into<ApiError>) -> ApiError {
+        error.into().with_request_id(&self.request_id)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .and_then(|id| id.header_value().to_str().ok())
+            .unwrap_or("-")
+            .to_owned();
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let wants_html = wants_html(&parts.headers);
+        Ok(Ctx { request_id, peer, wants_html })
+    }
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("text/html"))
+}
+
+/// The application's routes.
+pub fn router(state: AppState) -> Router {
+    let root = state.config().server_root_path.clone();
+    let routes = Router::new()
+        .route("/health/liveliness", get(|| async { Json("I'm alive!") }))
+        .route("/health/readiness", get(readiness))
+        .route("/sso/key/generate", get(sso::key_generate))
+        .route("/session/logout", post(sso::logout))
+        .merge(management::routes())
+        .fallback(|ctx: Ctx| async move { ctx.json_error(ApiError::not_found("no such route")) })
+        .with_state(state);
+    let routes = if root.is_empty() { routes } else { Router::new().nest(&root, routes) };
+    routes
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            // The path only: query strings can carry codes and tokens.
+            tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
+    let (status, db) = match state.db().ping().await {
+        Ok(()) => (StatusCode::OK, "connected"),
+        Err(error) => {
+            tracing::error!("readiness: database: {error}");
+            (StatusCode::SERVICE_UNAVAILABLE, "unreachable")
+        }
+    };
+    let hooks: Vec<_> = state
+        .signin()
+        .hooks()
+        .iter()
+        .map(|info| serde_json::json!({"setting": info.setting, "hook": info.reference}))
+        .collect();
+    let health = if status == StatusCode::OK { "healthy" } else { "unhealthy" };
+    (status, Json(serde_json::json!({"status": health, "db": db, "hooks": hooks})))
+}
+
+/// Serves on `listener` until SIGINT or SIGTERM, then lets in-flight requests finish.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+/// Binds `host:port`.
+pub async fn bind(host: IpAddr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

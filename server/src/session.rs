@@ -1,0 +1,321 @@
+//! UI sessions: session keys (`sk-…`, stored only as a SHA-256 hash), the `token` cookie's HS256
+//! JWT with LiteLLM's claims, and the master key that signs it.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{Secret, Source};
+
+/// The cookie LiteLLM's UI reads.
+pub const COOKIE_NAME: &str = "token";
+
+/// Keys that are published in docs and examples; a server signing sessions with one of them
+/// would let anyone mint sessions.
+const PUBLIC_KEYS: &[&str] = &[
+    "sk-1234",
+    "sk-12345",
+    "sk-123456",
+    "sk-1234567890",
+    "sk-admin",
+    "sk-master",
+    "sk-master-key",
+    "sk-litellm",
+    "sk-test",
+    "sk-password",
+    "sk-changeme",
+    "1234",
+    "12345678",
+    "password",
+    "changeme",
+    "admin",
+    "secret",
+    "master_key",
+    "sk-xxxx",
+    "sk-xxxxxxxx",
+];
+
+/// A master key shorter than this is refused.
+const MIN_MASTER_KEY_LEN: usize = 16;
+
+/// Why the master key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    /// Published or too short.
+    #[error(
+        "refusing to start: the master key from {0} is a publicly known or too short key (at \
+         least {MIN_MASTER_KEY_LEN} characters); set a random one, e.g. sk-$(openssl rand -hex 24)"
+    )]
+    Weak(&'static str),
+    /// The generated key's file could not be read or written.
+    #[error("master key file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Checks a configured master key.
+pub fn check_master_key(key: &Secret, source: Source) -> Result<(), MasterKeyError> {
+    let text = key.expose().trim();
+    let lowered = text.to_ascii_lowercase();
+    if text.len() < MIN_MASTER_KEY_LEN || PUBLIC_KEYS.contains(&lowered.as_str()) {
+        let from = match source {
+            Source::File => "general_settings.master_key",
+            Source::Environment => "LITELLM_MASTER_KEY",
+        };
+        return Err(MasterKeyError::Weak(from));
+    }
+    Ok(())
+}
+
+/// The generated master key kept at `path` (mode 0600), made on first use. Returns the key and
+/// whether it was made now.
+pub fn generated_master_key(path: &Path) -> Result<(Secret, bool), MasterKeyError> {
+    let file_error = |source| MasterKeyError::File { path: path.to_owned(), source };
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= MIN_MASTER_KEY_LEN => {
+            return Ok((Secret::new(text.trim()), false));
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(file_error(error)),
+    }
+    let key = format!("sk-{}", random_hex(32));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(file_error)?;
+    file.write_all(format!("{key}\n").as_bytes()).map_err(file_error)?;
+    file.sync_all().map_err(file_error)?;
+    Ok((Secret::new(key), true))
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
+/// A new session key, `sk-` and 48 hex digits.
+pub fn new_session_key() -> String {
+    format!("sk-{}", random_hex(24))
+}
+
+/// What is stored for a key: its SHA-256, hex.
+pub fn hash_key(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Compares secrets in constant time.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// The claims of the `token` cookie: LiteLLM's `ReturnedUITokenObject`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UiTokenClaims {
+    /// The user.
+    pub user_id: String,
+    /// The session key, usable as `Authorization: Bearer`.
+    pub key: String,
+    /// The user's email.
+    pub user_email: Option<String>,
+    /// The session's role.
+    pub user_role: String,
+    /// `sso` or `username_password`.
+    pub login_method: String,
+    /// LiteLLM Enterprise flag; always false here.
+    pub premium_user: bool,
+    /// The header the UI sends the key in.
+    pub auth_header_name: String,
+    /// LiteLLM UI flag; always false here.
+    pub disabled_non_admin_personal_key_creation: bool,
+    /// `SERVER_ROOT_PATH`.
+    pub server_root_path: String,
+    /// LiteLLM UI flag; always false here.
+    pub password_reset_required: bool,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+}
+
+/// Signs and verifies `token` cookies with the master key (HS256, as LiteLLM does).
+#[derive(Clone)]
+pub struct TokenSigner {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSigner(***)")
+    }
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid session token: {0}")]
+pub struct InvalidToken(String);
+
+impl TokenSigner {
+    /// A signer keyed by the master key.
+    pub fn new(master_key: &Secret) -> Self {
+        let secret = master_key.expose().as_bytes();
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// Signs claims.
+    pub fn sign(&self, claims: &UiTokenClaims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    /// Verifies the signature (HS256 only: `alg: none` and every other algorithm are refused)
+    /// and the expiry.
+    pub fn verify(&self, token: &str) -> Result<UiTokenClaims, InvalidToken> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        jsonwebtoken::decode::<UiTokenClaims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|error| InvalidToken(error.to_string()))
+    }
+}
+
+/// The `Set-Cookie` value for a session token.
+pub fn session_cookie(token: &str, secure: bool, http_only: bool) -> String {
+    let mut cookie = format!("{COOKIE_NAME}={token}; Path=/; SameSite=Lax");
+    if http_only {
+        cookie.push_str("; HttpOnly");
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    cookie
+}
+
+/// The `Set-Cookie` value that deletes the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    let mut cookie = format!(
+        "{COOKIE_NAME}=; Path=/; SameSite=Lax; HttpOnly; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+    );
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> UiTokenClaims {
+        UiTokenClaims {
+            user_id: "alice".into(),
+            key: "sk-abc".into(),
+            user_email: Some("alice@example.com".into()),
+            user_role: "internal_user".into(),
+            login_method: "sso".into(),
+            premium_user: false,
+            auth_header_name: "Authorization".into(),
+            disabled_non_admin_personal_key_creation: false,
+            server_root_path: String::new(),
+            password_reset_required: false,
+            iat: 0,
+            exp,
+        }
+    }
+
+    #[test]
+    fn tokens_verify_only_with_the_same_key_and_before_expiry() {
+        let signer = TokenSigner::new(&Secret::new("sk-0123456789abcdef0123"));
+        let future = chrono::Utc::now().timestamp() + 60;
+        let token = signer.sign(&claims(future));
+        assert_eq!(signer.verify(&token).unwrap(), claims(future));
+
+        let other = TokenSigner::new(&Secret::new("sk-another-key-0000000000"));
+        assert!(other.verify(&token).is_err());
+
+        let expired = signer.sign(&claims(chrono::Utc::now().timestamp() - 1));
+        assert!(signer.verify(&expired).unwrap_err().to_string().contains("xpired"));
+
+        // alg: none, with the same claims.
+        let payload = token.split('.').nth(1).unwrap();
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        assert!(signer.verify(&none).is_err());
+    }
+
+    #[test]
+    fn weak_master_keys_are_refused() {
+        for weak in ["sk-1234", "SK-1234", "short", "sk-admin"] {
+            let err = check_master_key(&Secret::new(weak), Source::File).unwrap_err();
+            assert!(err.to_string().contains("general_settings.master_key"), "{err}");
+        }
+        let err = check_master_key(&Secret::new("sk-1234"), Source::Environment).unwrap_err();
+        assert!(err.to_string().contains("LITELLM_MASTER_KEY"), "{err}");
+        assert!(
+            check_master_key(&Secret::new(&format!("sk-{}", random_hex(24))), Source::File).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_generated_master_key_is_private_and_kept() {
+        let dir = std::env::temp_dir().join(format!("hookgate-key-{}", random_hex(4)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("master_key");
+        let (first, made) = generated_master_key(&path).unwrap();
+        assert!(made && first.expose().starts_with("sk-"));
+        let (second, made_again) = generated_master_key(&path).unwrap();
+        assert!(!made_again);
+        assert_eq!(first.expose(), second.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn keys_are_hashed_and_cookies_flagged() {
+        let key = new_session_key();
+        assert!(key.starts_with("sk-") && key.len() == 51);
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(secrets_equal("a", "a") && !secrets_equal("a", "b") && !secrets_equal("a", "ab"));
+        assert_eq!(
+            session_cookie("t", true, true),
+            "token=t; Path=/; SameSite=Lax; HttpOnly; Secure"
+        );
+        assert_eq!(session_cookie("t", false, false), "token=t; Path=/; SameSite=Lax");
+        assert!(clear_cookie(false).contains("Max-Age=0"));
+    }
+}

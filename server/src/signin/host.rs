@@ -1,0 +1,179 @@
+//! The [`HostApi`] a `custom_sso` hook calls during a sign-in. Reads go to the database; writes
+//! are staged and applied in the sign-in's own transaction, so a hook that fails, or returns
+//! invalid values, leaves nothing behind.
+
+use std::sync::Mutex;
+
+use plugin_api::{
+    HostError, LogLevel, NewUser, TeamRecord, TeamRole, UserRecord, UserRole, abi::HostApi,
+};
+use tokio::runtime::Handle;
+
+use crate::db::{Db, entity::user, store};
+
+/// A write a hook asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Staged {
+    /// `new_user`.
+    NewUser(NewUser),
+    /// `add_team_member`.
+    Member { team_id: String, user_id: String, role: TeamRole },
+}
+
+/// The host for one sign-in.
+pub(crate) struct SignInHost {
+    db: Db,
+    runtime: Handle,
+    hook: String,
+    staged: Mutex<Vec<Staged>>,
+}
+
+impl SignInHost {
+    pub(crate) fn new(db: Db, runtime: Handle, hook: String) -> Self {
+        Self { db, runtime, hook, staged: Mutex::new(Vec::new()) }
+    }
+
+    /// The writes the hook asked for, in order.
+    pub(crate) fn into_staged(self) -> Vec<Staged> {
+        self.staged.into_inner().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn staged(&self) -> std::sync::MutexGuard<'_, Vec<Staged>> {
+        self.staged.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn staged_user(&self, user_id: &str) -> Option<UserRecord> {
+        self.staged().iter().find_map(|write| match write {
+            Staged::NewUser(new) if new.user_id.as_deref() == Some(user_id) => {
+                Some(record_of_new_user(new))
+            }
+            _ => None,
+        })
+    }
+
+    fn database<T>(&self, what: &str, result: Result<T, sea_orm::DbErr>) -> Result<T, HostError> {
+        result.map_err(|error| {
+            tracing::error!(hook = %self.hook, "host call {what} failed: {error}");
+            HostError::new(format!("the server's database failed during {what}"))
+        })
+    }
+}
+
+fn record_of_new_user(new: &NewUser) -> UserRecord {
+    UserRecord {
+        user_id: new.user_id.clone().unwrap_or_default(),
+        user_email: new.user_email.clone(),
+        user_alias: new.user_alias.clone(),
+        user_role: Some(new.user_role.unwrap_or(UserRole::InternalUserViewer)),
+        sso_user_id: None,
+        models: new.models.clone(),
+        max_budget: new.max_budget,
+        spend: 0.0,
+        budget_duration: new.budget_duration.clone(),
+        teams: Vec::new(),
+    }
+}
+
+/// A stored user as the plugin API shows it.
+pub(crate) fn user_record(row: &user::Model, teams: Vec<String>) -> UserRecord {
+    UserRecord {
+        user_id: row.user_id.clone(),
+        user_email: row.user_email.clone(),
+        user_alias: row.user_alias.clone(),
+        user_role: row.user_role.as_deref().and_then(|role| role.parse().ok()),
+        sso_user_id: row.sso_user_id.clone(),
+        models: store::list_of(&row.models),
+        max_budget: row.max_budget,
+        spend: row.spend,
+        budget_duration: row.budget_duration.clone(),
+        teams,
+    }
+}
+
+impl HostApi for SignInHost {
+    fn user_info(&self, user_id: &str) -> Result<Option<UserRecord>, HostError> {
+        if let Some(staged) = self.staged_user(user_id) {
+            return Ok(Some(staged));
+        }
+        let conn = self.db.conn();
+        let found = self.runtime.block_on(async {
+            match store::user_by_id(conn, user_id).await? {
+                Some(row) => {
+                    let teams = store::teams_of_user(conn, user_id).await?;
+                    Ok(Some(user_record(&row, teams)))
+                }
+                None => Ok(None),
+            }
+        });
+        self.database("user_info", found)
+    }
+
+    fn new_user(&self, user: NewUser) -> Result<UserRecord, HostError> {
+        let mut user = user;
+        let user_id = match user.user_id.as_deref().map(str::trim) {
+            Some("") => return Err(HostError::new("new_user: user_id must not be empty")),
+            Some(id) => id.to_owned(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        if let Some(budget) = user.max_budget
+            && !(budget.is_finite() && budget >= 0.0)
+        {
+            return Err(HostError::new(format!("new_user: max_budget {budget} must be 0 or more")));
+        }
+        if let Some(duration) = &user.budget_duration
+            && let Err(error) = duration.parse::<crate::budget::BudgetDuration>()
+        {
+            return Err(HostError::new(format!("new_user: {error}")));
+        }
+        if self.user_info(&user_id)?.is_some() {
+            return Err(HostError::new(format!(
+                "new_user: a user with id {user_id:?} already exists"
+            )));
+        }
+        user.user_id = Some(user_id);
+        user.user_email = user.user_email.map(|email| email.trim().to_lowercase());
+        let record = record_of_new_user(&user);
+        self.staged().push(Staged::NewUser(user));
+        Ok(record)
+    }
+
+    fn team_info(&self, team_id: &str) -> Result<Option<TeamRecord>, HostError> {
+        let found = self.runtime.block_on(store::team_by_id(self.db.conn(), team_id));
+        Ok(self.database("team_info", found)?.map(|team| TeamRecord {
+            team_id: team.team_id,
+            team_alias: team.team_alias,
+            models: store::list_of(&team.models),
+        }))
+    }
+
+    fn add_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        role: TeamRole,
+    ) -> Result<(), HostError> {
+        if user_id.trim().is_empty() {
+            return Err(HostError::new("add_team_member: user_id must not be empty"));
+        }
+        if self.team_info(team_id)?.is_none() {
+            return Err(HostError::new(format!("add_team_member: there is no team {team_id:?}")));
+        }
+        self.staged().push(Staged::Member {
+            team_id: team_id.to_owned(),
+            user_id: user_id.to_owned(),
+            role,
+        });
+        Ok(())
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let hook = self.hook.as_str();
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "hookgate::plugin", hook, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "hookgate::plugin", hook, "{message}"),
+            LogLevel::Info => tracing::info!(target: "hookgate::plugin", hook, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "hookgate::plugin", hook, "{message}"),
+            LogLevel::Error => tracing::error!(target: "hookgate::plugin", hook, "{message}"),
+        }
+    }
+}

@@ -1,0 +1,815 @@
+//! The sign-in flow, as plain orchestration (no HTTP types): identity in, a session out.
+//!
+//! Both front doors — the OAuth-proxy header hook and the OIDC callback — end in
+//! [`SignInService::complete`], LiteLLM's `get_redirect_response_from_openid`: email rules, the
+//! `custom_sso` hook (or LiteLLM's defaults), access rules, then one transaction that finds or
+//! creates the user, applies the hook's writes, joins teams, mints the session key and records
+//! the event.
+
+mod host;
+mod runner;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use http::HeaderMap;
+use plugin_api::{HookErrorKind, OpenId, SsoUserDefinedValues, TeamRole, UserRole};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, IntoActiveModel};
+use tokio::runtime::Handle;
+
+use self::host::{SignInHost, Staged};
+pub use self::runner::{HookRunner, RunError};
+use crate::{
+    budget::BudgetDuration,
+    config::{Config, UiAccessModeSetting},
+    db::{
+        Db,
+        entity::{session, sign_in_event, user},
+        store,
+    },
+    plugins::{InvalidHeader, Plugins, RequestLine, header_pairs},
+    session::{TokenSigner, UiTokenClaims, hash_key, new_session_key},
+};
+
+/// How the user proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMethod {
+    /// Identity headers from a trusted OAuth proxy, read by the header hook.
+    Header,
+    /// An OpenID Connect login.
+    Oidc,
+    /// `UI_USERNAME`/`UI_PASSWORD`.
+    Password,
+}
+
+impl LoginMethod {
+    /// The name recorded in sign-in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginMethod::Header => "header",
+            LoginMethod::Oidc => "oidc",
+            LoginMethod::Password => "password",
+        }
+    }
+
+    /// The JWT's `login_method` claim (LiteLLM's values).
+    fn claim(self) -> &'static str {
+        match self {
+            LoginMethod::Header | LoginMethod::Oidc => "sso",
+            LoginMethod::Password => "username_password",
+        }
+    }
+}
+
+/// Who is trying to sign in, for the record.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The front door.
+    pub method: LoginMethod,
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// A completed sign-in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user as stored.
+    pub user: user::Model,
+    /// The session's role.
+    pub role: UserRole,
+    /// The session key (`sk-…`); only its hash is stored.
+    pub key: String,
+    /// The signed `token` cookie value.
+    pub token: String,
+    /// When the session ends.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a sign-in did not complete. Each says what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// The request itself is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The sign-in was refused by a rule (status 403, or 401 when there is no identity).
+    #[error("{message}")]
+    Refused {
+        /// 401 or 403.
+        status: u16,
+        /// Why.
+        message: String,
+    },
+    /// A hook refused or failed with a message for the user.
+    #[error("{message}")]
+    HookRefused {
+        /// The config key of the hook.
+        setting: &'static str,
+        /// The hook's message.
+        message: String,
+    },
+    /// A hook panicked; the message goes to the log, not to the user.
+    #[error("sign-in hook failed")]
+    HookPanicked {
+        /// The config key of the hook.
+        setting: &'static str,
+        /// The panic message.
+        detail: String,
+    },
+    /// A hook ran past `hook_timeout`.
+    #[error("the sign-in hook did not answer within {0:?}")]
+    HookTimeout(std::time::Duration),
+    /// Every hook slot stayed busy.
+    #[error("the server is busy running sign-in hooks; try again")]
+    Busy,
+    /// A hook returned values the server cannot use.
+    #[error("{0}")]
+    InvalidHookOutput(String),
+    /// The database failed.
+    #[error("the database is unavailable")]
+    Database(#[from] DbErr),
+    /// A server bug.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl SignInError {
+    /// The outcome recorded in the sign-in event.
+    fn outcome(&self) -> &'static str {
+        match self {
+            SignInError::BadRequest(_)
+            | SignInError::Refused { .. }
+            | SignInError::HookRefused { .. } => "refused",
+            _ => "failed",
+        }
+    }
+
+    /// The reason recorded in the sign-in event (never a secret).
+    fn reason(&self) -> String {
+        match self {
+            SignInError::HookPanicked { setting, detail } => {
+                format!("{setting} hook panicked: {detail}")
+            }
+            SignInError::HookRefused { setting, message } => format!("{setting} hook: {message}"),
+            SignInError::Database(error) => format!("database: {error}"),
+            SignInError::Internal(detail) => format!("internal: {detail}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The sign-in machinery the HTTP layer calls.
+#[derive(Clone)]
+pub struct SignInService {
+    config: std::sync::Arc<Config>,
+    db: Db,
+    plugins: Plugins,
+    runner: HookRunner,
+    signer: TokenSigner,
+}
+
+impl std::fmt::Debug for SignInService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInService").finish_non_exhaustive()
+    }
+}
+
+/// The values a sign-in applies, checked.
+#[derive(Debug, Clone)]
+struct Values {
+    models: Vec<String>,
+    user_id: String,
+    user_email: Option<String>,
+    user_role: Option<UserRole>,
+    max_budget: Option<f64>,
+    budget_duration: Option<BudgetDuration>,
+    /// Whether a `custom_sso` hook chose these (its budget applies at every sign-in).
+    from_hook: bool,
+}
+
+impl SignInService {
+    /// The service over a database and loaded hooks.
+    pub fn new(
+        config: std::sync::Arc<Config>,
+        db: Db,
+        plugins: Plugins,
+        signer: TokenSigner,
+    ) -> Self {
+        let runner = HookRunner::new(config.hook_concurrency, config.hook_timeout);
+        Self { config, db, plugins, runner, signer }
+    }
+
+    /// The loaded hooks.
+    pub fn hooks(&self) -> Vec<&crate::plugins::HookInfo> {
+        self.plugins.infos()
+    }
+
+    /// The token signer.
+    pub fn signer(&self) -> &TokenSigner {
+        &self.signer
+    }
+
+    /// Records an attempt that never reached the pipeline (untrusted peer, bad request…).
+    pub async fn record_refusal(&self, attempt: &Attempt, error: &SignInError) {
+        self.record_event(attempt, None, error.outcome(), Some(error.reason())).await;
+    }
+
+    async fn record_event(
+        &self,
+        attempt: &Attempt,
+        user_id: Option<String>,
+        outcome: &str,
+        reason: Option<String>,
+    ) {
+        let row = event_row(attempt, user_id, outcome, reason);
+        if let Err(error) = store::insert_event(self.db.conn(), row).await {
+            tracing::error!("could not record the sign-in event: {error}");
+        }
+    }
+
+    /// Header sign-in: the trusted-proxy rule, then the header hook, then [`Self::complete`].
+    pub async fn header_sign_in(
+        &self,
+        attempt: &Attempt,
+        line: RequestLine,
+        headers: HeaderMap,
+    ) -> Result<SignedIn, SignInError> {
+        match self.header_identity(attempt, line, headers).await {
+            Ok(openid) => self.complete(attempt, openid).await,
+            Err(error) => {
+                self.record_refusal(attempt, &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn header_identity(
+        &self,
+        attempt: &Attempt,
+        line: RequestLine,
+        headers: HeaderMap,
+    ) -> Result<OpenId, SignInError> {
+        let Some(handler) = self.plugins.sign_in_handler.clone() else {
+            return Err(SignInError::Internal("no sign-in handler is configured".into()));
+        };
+        let peer = attempt.peer.to_canonical();
+        if !self.config.trusted_proxy_ranges.iter().any(|range| range.contains(&peer)) {
+            return Err(SignInError::Refused {
+                status: 403,
+                message: format!(
+                    "header sign-in is only accepted from the OAuth proxy: {peer} is not in \
+                     general_settings.trusted_proxy_ranges"
+                ),
+            });
+        }
+        header_pairs(&headers).map_err(|InvalidHeader { name }| {
+            SignInError::BadRequest(format!(
+                "the value of request header `{name}` is not valid UTF-8"
+            ))
+        })?;
+        let outcome = self
+            .runner
+            .run(move || {
+                let pairs = header_pairs(&headers).expect("checked above");
+                handler.call(&line.view(&pairs))
+            })
+            .await;
+        self.hook_result("custom_ui_sso_sign_in_handler", outcome)
+    }
+
+    fn hook_result<T>(
+        &self,
+        setting: &'static str,
+        outcome: Result<Result<T, plugin_api::HookError>, RunError>,
+    ) -> Result<T, SignInError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) if error.kind() == HookErrorKind::Panicked => {
+                tracing::error!(setting, "hook {}", error);
+                Err(SignInError::HookPanicked { setting, detail: error.message().to_owned() })
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(setting, "hook refused the sign-in: {}", error.message());
+                Err(SignInError::HookRefused { setting, message: error.message().to_owned() })
+            }
+            Err(RunError::Timeout) => {
+                tracing::error!(setting, timeout = ?self.runner.timeout(), "hook timed out");
+                Err(SignInError::HookTimeout(self.runner.timeout()))
+            }
+            Err(RunError::Busy) => Err(SignInError::Busy),
+            Err(RunError::Crashed(detail)) => Err(SignInError::Internal(detail)),
+        }
+    }
+
+    /// The common pipeline: from an identity to a session, recording the attempt either way.
+    pub async fn complete(
+        &self,
+        attempt: &Attempt,
+        openid: OpenId,
+    ) -> Result<SignedIn, SignInError> {
+        let user_hint = openid.id.clone().or_else(|| openid.email.clone());
+        match self.complete_inner(attempt, openid).await {
+            Ok(signed_in) => Ok(signed_in),
+            Err((user_id, error)) => {
+                let user_id = user_id.or(user_hint);
+                if let SignInError::Database(db_error) = &error {
+                    tracing::error!("sign-in failed on the database: {db_error}");
+                }
+                self.record_event(attempt, user_id, error.outcome(), Some(error.reason())).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn complete_inner(
+        &self,
+        attempt: &Attempt,
+        mut openid: OpenId,
+    ) -> Result<SignedIn, (Option<String>, SignInError)> {
+        let config = &self.config;
+        let no_user = |error| (None, error);
+
+        // Identity: email lower-cased and checked; an id, else first + last, else the email.
+        openid.email =
+            openid.email.map(|email| email.trim().to_lowercase()).filter(|e| !e.is_empty());
+        if let Some(email) = &openid.email
+            && !is_plausible_email(email)
+        {
+            return Err(no_user(SignInError::InvalidHookOutput(format!(
+                "the identity's email {email:?} is not an email address"
+            ))));
+        }
+        if !config.allowed_email_domains.is_empty() {
+            let domain =
+                openid.email.as_deref().and_then(|email| email.rsplit_once('@')).map(|(_, d)| d);
+            if !domain
+                .is_some_and(|domain| config.allowed_email_domains.iter().any(|d| d == domain))
+            {
+                return Err(no_user(SignInError::Refused {
+                    status: 403,
+                    message: format!(
+                        "the email domain {} is not allowed to sign in (ALLOWED_EMAIL_DOMAINS)",
+                        domain.unwrap_or("(none)")
+                    ),
+                }));
+            }
+        }
+        let idp_id = openid.id.clone().map(|id| id.trim().to_owned()).filter(|id| !id.is_empty());
+        let parsed_user_id = idp_id
+            .clone()
+            .or_else(|| {
+                let name = format!(
+                    "{}{}",
+                    openid.first_name.as_deref().unwrap_or(""),
+                    openid.last_name.as_deref().unwrap_or("")
+                );
+                (!name.trim().is_empty()).then(|| name.trim().to_owned())
+            })
+            .or_else(|| openid.email.clone());
+
+        // The custom_sso hook, or LiteLLM's defaults.
+        let (values, staged) = match self.plugins.custom_sso.clone() {
+            Some(hook) => {
+                let host = SignInHost::new(
+                    self.db.clone(),
+                    Handle::current(),
+                    hook.info().reference.clone(),
+                );
+                let identity = openid.clone();
+                let outcome = self
+                    .runner
+                    .run(move || {
+                        let result = hook.call(&host, &identity);
+                        (result, host.into_staged())
+                    })
+                    .await;
+                let (result, staged) = match outcome {
+                    Ok((result, staged)) => (Ok(result), staged),
+                    Err(error) => (Err(error), Vec::new()),
+                };
+                let values = self.hook_result("custom_sso", result).map_err(no_user)?;
+                (check_values(values).map_err(no_user)?, staged)
+            }
+            None => {
+                let Some(user_id) = parsed_user_id else {
+                    return Err(no_user(SignInError::Refused {
+                        status: 401,
+                        message: "sign-in failed: the identity has no user id and no email".into(),
+                    }));
+                };
+                let defaults = &config.default_internal_user_params;
+                (
+                    Values {
+                        models: defaults.models.clone().unwrap_or_default(),
+                        user_id,
+                        user_email: openid.email.clone(),
+                        user_role: openid.user_role,
+                        max_budget: config.max_internal_user_budget,
+                        budget_duration: config.internal_user_budget_duration,
+                        from_hook: false,
+                    },
+                    Vec::new(),
+                )
+            }
+        };
+        let who = Some(values.user_id.clone());
+
+        if let UiAccessModeSetting::RestrictedSsoGroup { group } = &config.ui_access_mode
+            && !openid.team_ids.contains(group)
+        {
+            return Err((
+                who,
+                SignInError::Refused {
+                    status: 403,
+                    message: format!("the user is not in the restricted SSO group {group:?}"),
+                },
+            ));
+        }
+
+        match self.write_sign_in(attempt, &openid, idp_id.as_deref(), &values, staged).await {
+            Ok(signed_in) => Ok(signed_in),
+            Err(error) => Err((who, error)),
+        }
+    }
+
+    async fn write_sign_in(
+        &self,
+        attempt: &Attempt,
+        openid: &OpenId,
+        idp_id: Option<&str>,
+        values: &Values,
+        staged: Vec<Staged>,
+    ) -> Result<SignedIn, SignInError> {
+        let config = &self.config;
+        let now = store::now();
+        let txn = self.db.write().await?;
+        let conn = txn.conn();
+
+        // The hook's own new users first: the signing-in user may be one of them.
+        for write in &staged {
+            if let Staged::NewUser(new) = write {
+                let row = new_user_row(
+                    new.user_id.clone().unwrap_or_default(),
+                    new.user_email.clone(),
+                    new.user_alias.clone(),
+                    new.user_role.unwrap_or(UserRole::InternalUserViewer),
+                    &new.models,
+                    new.max_budget,
+                    new.budget_duration.as_deref().and_then(|d| d.parse().ok()),
+                    None,
+                    serde_json::json!({"created_by": "custom_sso"}),
+                    now,
+                );
+                store::insert_user_if_absent(conn, row).await?;
+            }
+        }
+
+        let existing = find_user(conn, values, idp_id).await?;
+        let is_new = existing.is_none();
+        let mut row = match existing {
+            Some(row) => row,
+            None => {
+                let role = values
+                    .user_role
+                    .or(config.default_internal_user_params.user_role)
+                    .unwrap_or(UserRole::InternalUserViewer);
+                let mut max_budget =
+                    values.max_budget.or(config.default_internal_user_params.max_budget);
+                let mut duration =
+                    values.budget_duration.or(config.default_internal_user_params.budget_duration);
+                if role == UserRole::InternalUser {
+                    max_budget = max_budget.or(config.max_internal_user_budget);
+                    duration = duration.or(config.internal_user_budget_duration);
+                }
+                let new = new_user_row(
+                    values.user_id.clone(),
+                    values.user_email.clone(),
+                    alias_of(openid),
+                    role,
+                    &values.models,
+                    max_budget,
+                    duration,
+                    idp_id.map(str::to_owned),
+                    serde_json::json!({"auth_provider": openid.provider}),
+                    now,
+                );
+                store::insert_user_if_absent(conn, new).await?;
+                // Another replica may have created the same user a moment ago; either way the
+                // row is there now.
+                find_user(conn, values, idp_id).await?.ok_or_else(|| {
+                    SignInError::Refused {
+                        status: 409,
+                        message: format!(
+                            "cannot create user {:?}: the id or identity-provider id is taken by another user",
+                            values.user_id
+                        ),
+                    }
+                })?
+            }
+        };
+
+        // Role: the hook's or identity provider's, else the stored one, else the default;
+        // PROXY_ADMIN_ID always wins.
+        let stored_role = row.user_role.as_deref().and_then(|role| role.parse::<UserRole>().ok());
+        let mut role = values.user_role.or(stored_role).unwrap_or(UserRole::InternalUserViewer);
+        if config.proxy_admin_id.as_deref() == Some(row.user_id.as_str()) {
+            role = UserRole::ProxyAdmin;
+        }
+        if config.ui_access_mode == UiAccessModeSetting::AdminOnly && !role.is_admin() {
+            // Nothing is written: the transaction is dropped (rolled back).
+            return Err(SignInError::Refused {
+                status: 403,
+                message: format!(
+                    "only proxy admins may sign in (ui_access_mode: admin_only); this user's role is {role}"
+                ),
+            });
+        }
+
+        // Update the row: email, alias when empty, IdP binding, role, the hook's budget.
+        let mut changes = row.clone().into_active_model();
+        if let Some(email) = &values.user_email
+            && row.user_email.as_deref() != Some(email)
+        {
+            changes.user_email = Set(Some(email.clone()));
+        }
+        if row.user_alias.as_deref().is_none_or(str::is_empty)
+            && let Some(alias) = alias_of(openid)
+        {
+            changes.user_alias = Set(Some(alias));
+        }
+        if row.sso_user_id.is_none()
+            && let Some(idp_id) = idp_id
+        {
+            changes.sso_user_id = Set(Some(idp_id.to_owned()));
+        }
+        if stored_role != Some(role) && (values.user_role.is_some() || role == UserRole::ProxyAdmin)
+        {
+            changes.user_role = Set(Some(role.as_str().to_owned()));
+        }
+        if values.from_hook && !is_new {
+            if row.max_budget != values.max_budget {
+                changes.max_budget = Set(values.max_budget);
+            }
+            let duration = values.budget_duration.map(|d| d.to_string());
+            if row.budget_duration != duration {
+                changes.budget_duration = Set(duration);
+                changes.budget_reset_at = Set(values.budget_duration.map(|d| d.next_reset(now)));
+            }
+        }
+        // A budget period that has ended resets the spend (LiteLLM does this in a background job).
+        if let (Some(reset_at), Some(duration)) =
+            (row.budget_reset_at, row.budget_duration.as_deref())
+            && reset_at <= now
+            && let Ok(duration) = duration.parse::<BudgetDuration>()
+        {
+            changes.spend = Set(0.0);
+            changes.budget_reset_at = Set(Some(duration.next_reset(now)));
+        }
+        if changes.is_changed() {
+            changes.updated_at = Set(now);
+            row = store::update_user(conn, changes).await?;
+        }
+
+        // Teams: the hook's memberships, the defaults for new users, and the identity
+        // provider's groups that name existing teams (LiteLLM's additive team sync).
+        for write in &staged {
+            if let Staged::Member { team_id, user_id, role } = write {
+                if store::user_by_id(conn, user_id).await?.is_none() {
+                    let row = new_user_row(
+                        user_id.clone(),
+                        None,
+                        None,
+                        UserRole::InternalUser,
+                        &[],
+                        None,
+                        None,
+                        None,
+                        serde_json::json!({"created_by": "custom_sso"}),
+                        now,
+                    );
+                    store::insert_user_if_absent(conn, row).await?;
+                }
+                store::upsert_member(conn, team_id, user_id, role.as_str()).await?;
+            }
+        }
+        if is_new {
+            let defaults = &config.default_internal_user_params.teams;
+            let ids: Vec<String> = defaults.iter().map(|(id, _)| id.clone()).collect();
+            for team_id in store::existing_teams(conn, &ids).await? {
+                let role = defaults
+                    .iter()
+                    .find(|(id, _)| *id == team_id)
+                    .map_or(TeamRole::User, |(_, r)| *r);
+                store::add_member_if_absent(conn, &team_id, &row.user_id, role.as_str()).await?;
+            }
+        }
+        for team_id in store::existing_teams(conn, &openid.team_ids).await? {
+            store::add_member_if_absent(conn, &team_id, &row.user_id, TeamRole::User.as_str())
+                .await?;
+        }
+
+        // The session.
+        let stored_models = store::list_of(&row.models);
+        let models = if stored_models.is_empty() { values.models.clone() } else { stored_models };
+        let key = new_session_key();
+        let expires_at = now
+            + chrono::Duration::from_std(config.session_duration)
+                .unwrap_or(chrono::Duration::days(1));
+        store::insert_session(
+            conn,
+            session::ActiveModel {
+                token_hash: Set(hash_key(&key)),
+                user_id: Set(row.user_id.clone()),
+                user_role: Set(role.as_str().to_owned()),
+                login_method: Set(attempt.method.claim().to_owned()),
+                models: Set(store::json_list(&models)),
+                max_budget: Set(config.max_ui_session_budget),
+                created_at: Set(now),
+                expires_at: Set(expires_at),
+                revoked_at: Set(None),
+            },
+        )
+        .await?;
+        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
+            .await?;
+        txn.commit().await?;
+
+        let token = self.signer.sign(&UiTokenClaims {
+            user_id: row.user_id.clone(),
+            key: key.clone(),
+            user_email: row.user_email.clone(),
+            user_role: role.as_str().to_owned(),
+            login_method: attempt.method.claim().to_owned(),
+            premium_user: false,
+            auth_header_name: "Authorization".to_owned(),
+            disabled_non_admin_personal_key_creation: false,
+            server_root_path: config.server_root_path.clone(),
+            password_reset_required: false,
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+        });
+        tracing::info!(user_id = %row.user_id, role = %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
+        Ok(SignedIn { user: row, role, key, token, expires_at })
+    }
+}
+
+/// Finds the signing-in user: by the chosen id, then by the identity provider's id as a user id,
+/// then by the identity-provider binding, then by email — but an email match never takes over
+/// an account already bound to a different identity-provider id (LiteLLM #36942).
+async fn find_user<C: ConnectionTrait>(
+    conn: &C,
+    values: &Values,
+    idp_id: Option<&str>,
+) -> Result<Option<user::Model>, DbErr> {
+    if let Some(row) = store::user_by_id(conn, &values.user_id).await? {
+        return Ok(Some(row));
+    }
+    if let Some(idp_id) = idp_id {
+        if idp_id != values.user_id
+            && let Some(row) = store::user_by_id(conn, idp_id).await?
+        {
+            return Ok(Some(row));
+        }
+        if let Some(row) = store::user_by_sso_id(conn, idp_id).await? {
+            return Ok(Some(row));
+        }
+    }
+    if let Some(email) = &values.user_email {
+        for row in store::users_by_email(conn, email).await? {
+            match (&row.sso_user_id, idp_id) {
+                (Some(bound), Some(idp_id)) if bound != idp_id => {
+                    tracing::warn!(
+                        user_id = %row.user_id,
+                        "an account with this email is bound to another identity-provider id; not taking it over"
+                    );
+                }
+                _ => return Ok(Some(row)),
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
+    let invalid = |what: String| {
+        SignInError::InvalidHookOutput(format!(
+            "the custom_sso hook returned invalid values: {what}"
+        ))
+    };
+    let user_id = values.user_id.trim().to_owned();
+    if user_id.is_empty() {
+        return Err(invalid("user_id is empty".into()));
+    }
+    if user_id.len() > 255 || user_id.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "user_id {user_id:?} is longer than 255 characters or has control characters"
+        )));
+    }
+    let user_email =
+        values.user_email.map(|email| email.trim().to_lowercase()).filter(|e| !e.is_empty());
+    if let Some(email) = &user_email
+        && !is_plausible_email(email)
+    {
+        return Err(invalid(format!("user_email {email:?} is not an email address")));
+    }
+    if let Some(budget) = values.max_budget
+        && !(budget.is_finite() && budget >= 0.0)
+    {
+        return Err(invalid(format!("max_budget {budget} must be a number of USD, 0 or more")));
+    }
+    let budget_duration = match values.budget_duration {
+        Some(text) => Some(
+            text.parse::<BudgetDuration>()
+                .map_err(|error| invalid(format!("budget_duration: {error}")))?,
+        ),
+        None => None,
+    };
+    if values.models.iter().any(|model| model.trim().is_empty()) {
+        return Err(invalid("models has an empty name".into()));
+    }
+    Ok(Values {
+        models: values.models,
+        user_id,
+        user_email,
+        user_role: values.user_role,
+        max_budget: values.max_budget,
+        budget_duration,
+        from_hook: true,
+    })
+}
+
+fn is_plausible_email(email: &str) -> bool {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// LiteLLM's alias: the display name, unless it is just the id; else "first last".
+fn alias_of(openid: &OpenId) -> Option<String> {
+    let display = openid.display_name.as_deref().map(str::trim).filter(|name| !name.is_empty());
+    match display {
+        Some(name) if Some(name) != openid.id.as_deref() => Some(name.to_owned()),
+        _ => {
+            let full = [openid.first_name.as_deref(), openid.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            (!full.trim().is_empty()).then(|| full.trim().to_owned())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_user_row(
+    user_id: String,
+    user_email: Option<String>,
+    user_alias: Option<String>,
+    role: UserRole,
+    models: &[String],
+    max_budget: Option<f64>,
+    budget_duration: Option<BudgetDuration>,
+    sso_user_id: Option<String>,
+    metadata: serde_json::Value,
+    now: DateTime<Utc>,
+) -> user::ActiveModel {
+    user::ActiveModel {
+        user_id: Set(user_id),
+        user_email: Set(user_email.map(|email| email.to_lowercase())),
+        user_alias: Set(user_alias),
+        user_role: Set(Some(role.as_str().to_owned())),
+        sso_user_id: Set(sso_user_id),
+        models: Set(store::json_list(models)),
+        max_budget: Set(max_budget),
+        spend: Set(0.0),
+        budget_duration: Set(budget_duration.map(|d| d.to_string())),
+        budget_reset_at: Set(budget_duration.map(|d| d.next_reset(now))),
+        metadata: Set(metadata),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+fn event_row(
+    attempt: &Attempt,
+    user_id: Option<String>,
+    outcome: &str,
+    reason: Option<String>,
+) -> sign_in_event::ActiveModel {
+    sign_in_event::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        at: Set(store::now()),
+        user_id: Set(user_id),
+        method: Set(attempt.method.as_str().to_owned()),
+        outcome: Set(outcome.to_owned()),
+        reason: Set(reason.map(|reason| reason.chars().take(1000).collect())),
+        peer_addr: Set(attempt.peer.to_canonical().to_string()),
+        request_id: Set(attempt.request_id.clone()),
+    }
+}

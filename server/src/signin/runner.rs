@@ -1,0 +1,61 @@
+//! Runs hook calls on tokio's blocking pool, with a timeout and a bound on how many run at once.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// Why a hook call did not return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// It ran longer than the timeout (it keeps its slot until it does return).
+    Timeout,
+    /// Every slot stayed busy for the whole timeout.
+    Busy,
+    /// The host side of the call panicked (a server bug; plugin panics are caught in the
+    /// plugin and arrive as hook errors).
+    Crashed(String),
+}
+
+/// Hook calls in flight, bounded.
+#[derive(Debug, Clone)]
+pub struct HookRunner {
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl HookRunner {
+    /// At most `concurrency` calls at once, each given `timeout`.
+    pub fn new(concurrency: usize, timeout: Duration) -> Self {
+        Self { slots: Arc::new(Semaphore::new(concurrency)), timeout }
+    }
+
+    /// The timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `call` on a blocking thread, in the current tracing span.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        call: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RunError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| RunError::Busy)?
+            .expect("the semaphore is never closed");
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            // The slot is released when the hook returns, not when the caller gives up, so a
+            // stuck hook keeps counting against the bound.
+            let _slot = slot;
+            span.in_scope(call)
+        });
+        match tokio::time::timeout_at(deadline, task).in_current_span().await {
+            Err(_) => Err(RunError::Timeout),
+            Ok(Err(join_error)) => Err(RunError::Crashed(join_error.to_string())),
+            Ok(Ok(value)) => Ok(value),
+        }
+    }
+}
