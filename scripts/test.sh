@@ -1,18 +1,105 @@
 #!/usr/bin/env bash
 # Runs every hookgate test, from a fresh Debian machine (as root) or a developer's checkout.
 #
-# It builds the whole workspace (the server, the example plugins, the fixture plugins), then the
-# two fixtures that need builds of their own (one with panic = "abort", one against an older
-# plugin-api layout), then runs `cargo test` over the workspace.
+# 1. Installs what the tests need and is missing (Debian's postgresql).
+# 2. Starts a throw-away PostgreSQL on a free loopback port (stopped by PID on exit), so the
+#    integration suite runs against SQLite and PostgreSQL.
+# 3. Builds the whole workspace (the server, the example plugins, the fixture plugins), then the
+#    two fixtures that need builds of their own (one with panic = "abort", one against an older
+#    plugin-api layout).
+# 4. Runs `cargo test` over the workspace.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-if ! command -v cargo >/dev/null; then
-    echo "cargo is not installed: install Rust (https://rustup.rs) and run this again" >&2
-    exit 1
-fi
+command -v cargo >/dev/null || die "cargo is not installed: install Rust (https://rustup.rs) and run this again"
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        die "need root to run: $*"
+    fi
+}
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        as_root apt-get update -qq || die "apt-get update failed"
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+        || die "could not install $*"
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+    local port
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+PG_DIR=""
+PG_PID=""
+stop_postgres() {
+    if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
+        kill -INT "$PG_PID" 2>/dev/null || true   # fast shutdown
+        for _ in $(seq 1 100); do
+            kill -0 "$PG_PID" 2>/dev/null || break
+            # A stopped postmaster may linger as a zombie where PID 1 does not reap.
+            ps -o stat= -p "$PG_PID" 2>/dev/null | grep -q Z && break
+            sleep 0.1
+        done
+    fi
+    if [ -n "$PG_DIR" ]; then rm -rf "$PG_DIR"; fi
+}
+trap stop_postgres EXIT
+
+start_postgres() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+        log "installing PostgreSQL (Debian's postgresql)"
+        apt_install postgresql
+        bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    fi
+    local run_as=()
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || die "the postgres user is missing (reinstall the postgresql package)"
+        run_as=(runuser -u postgres --)
+    fi
+    PG_DIR=$(mktemp -d /tmp/hookgate-pg.XXXXXX)
+    chmod 755 "$PG_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
+    "${run_as[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >"$PG_DIR/initdb.log" 2>&1 \
+        || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+    local port
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        "${run_as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
+            -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+            && break
+        [ "$attempt" = 3 ] && { cat "$PG_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
+    done
+    PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+    export HOOKGATE_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+    log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (pid $PG_PID)"
+}
+
+start_postgres
+
+# ---------------------------------------------------------------------------------------------
+# Build and test
 
 log "building the workspace (server, plugin-api, example and fixture plugins)"
 cargo build --workspace --all-targets --locked
@@ -24,4 +111,5 @@ log "building the older-layout fixture (target/older-layout)"
 cargo build --locked -p fixture_incompatible --features older-layout --target-dir target/older-layout
 
 log "running the tests"
+cd "$ROOT"
 cargo test --workspace --locked

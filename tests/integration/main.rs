@@ -1,8 +1,12 @@
 //! hookgate's integration tests, in one binary. Every test drives a real interface: the built
-//! `hookgate` binary, or plugin libraries loaded from disk.
+//! `hookgate` binary over HTTP, its database, or plugin libraries loaded from disk.
 //!
 //! * `plugin_loading`: the example plugins and the broken fixtures, loaded and called in-process;
-//! * `cli`: `hookgate check` as a user runs it.
+//! * `cli`: `hookgate check` as a user runs it;
+//! * `sign_in`: header sign-in through the server, on SQLite and PostgreSQL;
+//! * `management`: the user/team API, the master key, startup rules.
 
 mod cli;
+mod management;
 mod plugin_loading;
+mod sign_in;

@@ -1,10 +1,30 @@
 //! Support for hookgate's integration tests: where the built binary, plugins and fixtures are,
 //! and scratch folders with config files.
 
+pub mod server;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
 };
+
+/// The seed's `config.yaml` with both example plugins, loaded from the built workspace
+/// (`{plugins}` is replaced by [`build_dir`]) and trusting the loopback proxy.
+pub const SEED_CONFIG: &str = r#"model_list:
+  - model_name: "openai-model"
+    litellm_params:
+      model: "gpt-3.5-turbo"
+
+general_settings:
+  custom_sso: custom_sso.custom_sso_handler
+  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler
+  plugin_dirs: ["{plugins}"]
+  trusted_proxy_ranges: ["127.0.0.1/32"]
+
+litellm_settings:
+  drop_params: True
+  set_verbose: True
+"#;
 
 /// The folder cargo built into (`target/debug`), found from the test binary's own path
 /// (`target/debug/deps/integration-…`), so that `CARGO_TARGET_DIR` is honoured.
