@@ -280,7 +280,7 @@ mod tests {
         let err = check_master_key(&Secret::new("sk-1234"), Source::Environment).unwrap_err();
         assert!(err.to_string().contains("LITELLM_MASTER_KEY"), "{err}");
         assert!(
-            check_master_key(&Secret::new(&format!("sk-{}", random_hex(24))), Source::File).is_ok()
+            check_master_key(&Secret::new(format!("sk-{}", random_hex(24))), Source::File).is_ok()
         );
     }
 
