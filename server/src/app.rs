@@ -67,7 +67,11 @@ pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> a
     let config = Arc::new(config);
     let signin =
         SignInService::new(config.clone(), db.clone(), plugins, TokenSigner::new(&master_key));
-    let state = AppState::new(config, db.clone(), signin, master_key);
+    let oidc = config.oidc.clone().map(crate::oidc::OidcProvider::new);
+    if let Some(provider) = &oidc {
+        tracing::info!(provider = provider.settings().kind.as_str(), "OpenID Connect sign-in enabled");
+    }
+    let state = AppState::new(config, db.clone(), signin, master_key, oidc);
     let listener =
         http::bind(host, port).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");

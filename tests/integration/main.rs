@@ -4,9 +4,12 @@
 //! * `plugin_loading`: the example plugins and the broken fixtures, loaded and called in-process;
 //! * `cli`: `hookgate check` as a user runs it;
 //! * `sign_in`: header sign-in through the server, on SQLite and PostgreSQL;
-//! * `management`: the user/team API, the master key, startup rules.
+//! * `management`: the user/team API, the master key, startup rules;
+//! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
+//! * `ui`: the Admin UI pages and the password fallback.
 
 mod cli;
 mod management;
+mod oidc;
 mod plugin_loading;
 mod sign_in;

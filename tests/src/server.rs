@@ -92,11 +92,25 @@ impl Reply {
             .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.body))
     }
 
+    /// The value of the cookie `name` set by this response (empty values count as unset).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.headers
+            .iter()
+            .filter(|(key, _)| key == "set-cookie")
+            .find_map(|(_, cookie)| cookie.strip_prefix(&prefix)?.split(';').next().map(str::to_owned))
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The full `Set-Cookie` line for `name`.
+    pub fn set_cookie_line(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}=");
+        self.headers.iter().filter(|(key, _)| key == "set-cookie").map(|(_, v)| v.as_str()).find(|v| v.starts_with(&prefix))
+    }
+
     /// The `token` cookie set by this response.
     pub fn token_cookie(&self) -> Option<String> {
-        let cookie = self.header("set-cookie")?;
-        let value = cookie.strip_prefix("token=")?.split(';').next()?;
-        (!value.is_empty()).then(|| value.to_owned())
+        self.cookie("token")
     }
 }
 
@@ -246,6 +260,11 @@ impl TestServer {
         }
     }
 
+    /// The server's own `host:port`, for `Origin` checks.
+    pub fn origin(&self) -> String {
+        self.base.clone()
+    }
+
     /// Everything the server logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
@@ -272,7 +291,12 @@ impl TestServer {
 
     /// `GET path` with headers.
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut request = self.agent.get(format!("{}{path}", self.base));
+        self.get_url(&format!("{}{path}", self.base), headers)
+    }
+
+    /// `GET url` (any host) with headers.
+    pub fn get_url(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.agent.get(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -291,6 +315,11 @@ impl TestServer {
             request = request.header(*name, *value);
         }
         Self::reply(request.send_json(body))
+    }
+
+    /// `POST path` with a form body.
+    pub fn post_form(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+        self.post_raw(path, "application/x-www-form-urlencoded", body, headers)
     }
 
     /// `POST path` with a raw body.

@@ -1,6 +1,7 @@
 //! Settings: parsed from a LiteLLM `config.yaml` and the environment, validated, then passed to
 //! whoever needs them. Nothing else in the server reads the config file or the environment.
 
+mod oidc;
 mod raw;
 mod yaml;
 
@@ -10,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-pub use self::raw::{Cidr, UiAccessModeSetting};
+pub use self::{
+    oidc::{ClaimPaths, Endpoints, OidcSettings, ProviderKind},
+    raw::{Cidr, UiAccessModeSetting},
+};
 use self::raw::{RawConfig, TeamEntry};
 use crate::{budget::BudgetDuration, plugins::HookRef};
 use plugin_api::{TeamRole, UserRole};
@@ -131,8 +135,25 @@ pub struct Config {
     pub proxy_admin_id: Option<String>,
     /// `LITELLM_UI_SESSION_DURATION` (default 24h).
     pub session_duration: Duration,
+    /// The OpenID Connect provider the environment configures.
+    pub oidc: Option<OidcSettings>,
+    /// How long a started OIDC sign-in may take (`general_settings.oidc_flow_timeout`, 10 min).
+    pub oidc_flow_timeout: Duration,
+    /// `UI_USERNAME` (default `admin`).
+    pub ui_username: String,
+    /// `UI_PASSWORD` (default: the master key).
+    pub ui_password: Option<Secret>,
+    /// `general_settings.disable_password_login_when_sso_enabled`.
+    pub disable_password_login_when_sso_enabled: bool,
     /// Keys in the file that hookgate does not implement.
     pub ignored_keys: Vec<String>,
+}
+
+impl Config {
+    /// Whether any single sign-on is configured (an OIDC provider or the header hook).
+    pub fn sso_configured(&self) -> bool {
+        self.oidc.is_some() || self.custom_ui_sso_sign_in_handler.is_some()
+    }
 }
 
 impl Config {
@@ -268,6 +289,8 @@ impl Config {
             });
         }
 
+        let oidc = oidc::from_env(env, general.oidc_issuer.clone()).map_err(invalid)?;
+
         Ok(Config {
             file: file.to_owned(),
             dir,
@@ -296,6 +319,15 @@ impl Config {
             allowed_email_domains,
             proxy_admin_id: env_nonempty("PROXY_ADMIN_ID"),
             session_duration,
+            oidc,
+            oidc_flow_timeout: general
+                .oidc_flow_timeout
+                .map_or(Duration::from_secs(600), |timeout| timeout.0),
+            ui_username: env_nonempty("UI_USERNAME").unwrap_or_else(|| "admin".to_owned()),
+            ui_password: env_nonempty("UI_PASSWORD").map(Secret::new),
+            disable_password_login_when_sso_enabled: general
+                .disable_password_login_when_sso_enabled
+                .unwrap_or(false),
             ignored_keys,
         })
     }

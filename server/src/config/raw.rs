@@ -38,6 +38,12 @@ pub(crate) struct RawGeneralSettings {
     pub(crate) ui_access_mode: Option<UiAccessModeSetting>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) session_cookie_http_only: Option<bool>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) oidc_issuer: Option<String>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) oidc_flow_timeout: Option<Seconds>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) disable_password_login_when_sso_enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,7 +6,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
-use super::entity::{session, sign_in_event, team, team_member, user};
+use super::entity::{completed_oidc_flow, session, sign_in_event, team, team_member, user};
 
 /// Now, at the precision every backend stores (microseconds).
 pub fn now() -> DateTime<Utc> {
@@ -317,4 +317,43 @@ pub async fn update_user<C: ConnectionTrait>(
     row: user::ActiveModel,
 ) -> Result<user::Model, DbErr> {
     row.update(conn).await
+}
+
+/// Marks an OIDC flow completed; returns false when it already was (a replayed callback).
+/// Entries past their expiry are pruned on the way.
+pub async fn complete_flow<C: ConnectionTrait>(
+    conn: &C,
+    flow_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    completed_oidc_flow::Entity::delete_many()
+        .filter(completed_oidc_flow::Column::ExpiresAt.lt(now()))
+        .exec(conn)
+        .await?;
+    let row = completed_oidc_flow::ActiveModel {
+        flow_id: Set(flow_id.to_owned()),
+        expires_at: Set(expires_at),
+    };
+    let result = completed_oidc_flow::Entity::insert(row)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .try_insert()
+        .exec_without_returning(conn)
+        .await?;
+    Ok(matches!(result, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}
+
+/// Sign-in events, newest first, a page at a time (1-based), and the total.
+pub async fn events_page<C: ConnectionTrait>(
+    conn: &C,
+    page: u64,
+    page_size: u64,
+) -> Result<(Vec<sign_in_event::Model>, u64), DbErr> {
+    let total = sign_in_event::Entity::find().count(conn).await?;
+    let events = sign_in_event::Entity::find()
+        .order_by_desc(sign_in_event::Column::Id)
+        .offset(page.saturating_sub(1) * page_size)
+        .limit(page_size)
+        .all(conn)
+        .await?;
+    Ok((events, total))
 }

@@ -17,6 +17,7 @@ pub struct ApiError {
     message: String,
     request_id: Option<String>,
     html: bool,
+    link: Option<(String, &'static str)>,
 }
 
 impl ApiError {
@@ -32,7 +33,7 @@ impl ApiError {
             503 | 504 => "service_unavailable",
             _ => "internal_server_error",
         };
-        Self { status, kind, message: message.into(), request_id: None, html: false }
+        Self { status, kind, message: message.into(), request_id: None, html: false, link: None }
     }
 
     /// 400.
@@ -78,6 +79,12 @@ impl ApiError {
         self
     }
 
+    /// Adds a link to the HTML page (e.g. back to the sign-in page).
+    pub fn with_link(mut self, href: String, text: &'static str) -> Self {
+        self.link = Some((href, text));
+        self
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -105,6 +112,7 @@ impl From<SignInError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             SignInError::HookTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            SignInError::Upstream(_) => StatusCode::BAD_GATEWAY,
             SignInError::Busy | SignInError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, error.to_string())
@@ -122,11 +130,16 @@ impl IntoResponse for ApiError {
                 })
                 .unwrap_or_default();
             let title = self.status.canonical_reason().unwrap_or("Error");
+            let link = self
+                .link
+                .as_ref()
+                .map(|(href, text)| format!("<p><a href=\"{}\">{text}</a></p>", escape(href)))
+                .unwrap_or_default();
             Html(format!(
                 "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — hookgate</title>\
                  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
                  <body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
-                 <h1>Sign-in failed</h1><p>{}</p><p>{} {title}</p>{request_id}</body></html>\n",
+                 <h1>Sign-in failed</h1><p>{}</p><p>{} {title}</p>{request_id}{link}</body></html>\n",
                 escape(&self.message),
                 self.status.as_u16(),
             ))

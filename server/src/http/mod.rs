@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod management;
 mod sso;
+mod ui;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -27,8 +28,15 @@ pub use self::error::ApiError;
 use crate::{
     config::{Config, Secret},
     db::Db,
+    oidc::OidcProvider,
     signin::SignInService,
 };
+
+impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.cookie_key.clone()
+    }
+}
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -41,12 +49,46 @@ struct Inner {
     db: Db,
     signin: SignInService,
     master_key: Secret,
+    oidc: Option<OidcProvider>,
+    cookie_key: axum_extra::extract::cookie::Key,
+    login_limiter: ui::LoginLimiter,
 }
 
 impl AppState {
     /// The state over a connected database.
-    pub fn new(config: Arc<Config>, db: Db, signin: SignInService, master_key: Secret) -> Self {
-        Self { inner: Arc::new(Inner { config, db, signin, master_key }) }
+    pub fn new(
+        config: Arc<Config>,
+        db: Db,
+        signin: SignInService,
+        master_key: Secret,
+        oidc: Option<OidcProvider>,
+    ) -> Self {
+        // The flow cookie's key (AES-256-GCM via the cookie crate), derived from the master key
+        // so every replica that shares the master key can read every replica's flow cookies.
+        use sha2::Digest;
+        let mut hasher = sha2::Sha512::new();
+        hasher.update(b"hookgate oidc flow cookie\0");
+        hasher.update(master_key.expose().as_bytes());
+        let cookie_key = axum_extra::extract::cookie::Key::from(hasher.finalize().as_slice());
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                signin,
+                master_key,
+                oidc,
+                cookie_key,
+                login_limiter: ui::LoginLimiter::default(),
+            }),
+        }
+    }
+
+    fn oidc(&self) -> Option<&OidcProvider> {
+        self.inner.oidc.as_ref()
+    }
+
+    fn login_limiter(&self) -> &ui::LoginLimiter {
+        &self.inner.login_limiter
     }
 
     fn config(&self) -> &Config {
@@ -124,7 +166,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/liveliness", get(|| async { Json("I'm alive!") }))
         .route("/health/readiness", get(readiness))
         .route("/sso/key/generate", get(sso::key_generate))
+        .route("/sso/callback", get(sso::callback))
         .route("/session/logout", post(sso::logout))
+        .route("/login", post(ui::password_login))
+        .merge(ui::routes())
         .merge(management::routes())
         .fallback(|ctx: Ctx| async move { ctx.json_error(ApiError::not_found("no such route")) })
         .with_state(state);

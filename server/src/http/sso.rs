@@ -1,23 +1,33 @@
-//! `GET /sso/key/generate` (header sign-in behind an OAuth proxy) and `POST /session/logout`.
+//! Sign-in routes: `GET /sso/key/generate` (header sign-in behind an OAuth proxy, or the start
+//! of an OIDC sign-in), `GET /sso/callback` (the end of one), and `POST /session/logout`.
 
 use axum::{
-    extract::State,
+    extract::{Query, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::{
+    PrivateCookieJar,
+    cookie::{Cookie, SameSite},
 };
 
 use super::{ApiError, AppState, Ctx, auth::Caller};
 use crate::{
     config::Config,
     db::store,
+    oidc::{CallbackQuery, FlowState, OidcError, check_callback},
     plugins::RequestLine,
     session::{clear_cookie, session_cookie},
-    signin::{Attempt, LoginMethod},
+    signin::{Attempt, LoginMethod, SignInError, SignedIn},
 };
+
+/// The cookie that carries an OIDC flow between its two requests (encrypted and authenticated
+/// with a key derived from the master key).
+const FLOW_COOKIE: &str = "hookgate_oidc_flow";
 
 /// The public base URL: `PROXY_BASE_URL`, else `http://<Host>` when the Host header is a valid
 /// authority, else nothing (a relative redirect).
-fn public_base(config: &Config, headers: &HeaderMap) -> String {
+pub(super) fn public_base(config: &Config, headers: &HeaderMap) -> String {
     if let Some(base) = &config.proxy_base_url {
         return base.clone();
     }
@@ -29,8 +39,22 @@ fn public_base(config: &Config, headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-fn is_https(config: &Config) -> bool {
+/// Whether the public URL is https (cookies are then `Secure`).
+pub(super) fn is_https(config: &Config) -> bool {
     config.proxy_base_url.as_deref().is_some_and(|base| base.starts_with("https://"))
+}
+
+/// `return_to` values accepted: local paths only (no scheme, no `//host`, no backslashes).
+fn safe_return_to(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains(['\\', '\r', '\n', '\t'])
+        && path.len() <= 2000
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct GenerateQuery {
+    return_to: Option<String>,
 }
 
 pub(super) async fn key_generate(
@@ -39,48 +63,149 @@ pub(super) async fn key_generate(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    jar: PrivateCookieJar,
+    query: Result<Query<GenerateQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let config = state.config();
-    if state
-        .signin()
-        .hooks()
-        .iter()
-        .all(|hook| hook.setting != "general_settings.custom_ui_sso_sign_in_handler")
-    {
+    let root = &config.server_root_path;
+    if config.custom_ui_sso_sign_in_handler.is_some() {
+        // The header hook wins over any OIDC provider, as in LiteLLM.
+        let location = format!("{}{root}/ui/?login=success", public_base(config, &headers));
+        let attempt = Attempt {
+            method: LoginMethod::Header,
+            peer: ctx.peer.ip(),
+            request_id: ctx.request_id.clone(),
+        };
+        let line = RequestLine::new(&method, &uri, ctx.peer);
+        return match state.signin().header_sign_in(&attempt, line, headers).await {
+            Ok(signed_in) => signed_in_response(config, &signed_in, &location),
+            Err(error) => ctx.error(error).into_response(),
+        };
+    }
+    let Some(provider) = state.oidc() else {
         return ctx
             .error(ApiError::not_found(
-                "SSO is not configured: set general_settings.custom_ui_sso_sign_in_handler",
+                "SSO is not configured: set general_settings.custom_ui_sso_sign_in_handler, or \
+                 GENERIC_CLIENT_ID (or GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID) and its settings",
             ))
             .into_response();
-    }
-    let location =
-        format!("{}{}/ui/?login=success", public_base(config, &headers), config.server_root_path);
-    let attempt = Attempt {
-        method: LoginMethod::Header,
-        peer: ctx.peer.ip(),
-        request_id: ctx.request_id.clone(),
     };
-    let line = RequestLine::new(&method, &uri, ctx.peer);
-    match state.signin().header_sign_in(&attempt, line, headers).await {
-        Ok(signed_in) => {
-            let cookie =
-                session_cookie(&signed_in.token, is_https(config), config.session_cookie_http_only);
-            let mut response = StatusCode::SEE_OTHER.into_response();
-            let headers = response.headers_mut();
-            match HeaderValue::try_from(location) {
-                Ok(location) => headers.insert(header::LOCATION, location),
-                Err(_) => {
-                    headers.insert(header::LOCATION, HeaderValue::from_static("/ui/?login=success"))
-                }
-            };
-            headers.insert(
-                header::SET_COOKIE,
-                HeaderValue::try_from(cookie).expect("a JWT is a valid header value"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+    let redirect_uri = format!("{}{root}/sso/callback", public_base(config, &headers));
+    let return_to = query.ok().and_then(|Query(query)| query.return_to).filter(|path| safe_return_to(path));
+    match provider.begin(&redirect_uri, return_to).await {
+        Ok((url, flow)) => {
+            let value = serde_json::to_string(&flow).expect("flow state serialises");
+            let cookie = Cookie::build((FLOW_COOKIE, value))
+                .path("/")
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(is_https(config))
+                .max_age(cookie_duration(config.oidc_flow_timeout))
+                .build();
+            (jar.add(cookie), Redirect::to(&url)).into_response()
         }
-        Err(error) => ctx.error(error).into_response(),
+        Err(error) => {
+            tracing::error!("cannot start the OIDC sign-in: {error}");
+            let attempt =
+                Attempt { method: LoginMethod::Oidc, peer: ctx.peer.ip(), request_id: ctx.request_id.clone() };
+            let error = oidc_error(error);
+            state.signin().record_refusal(&attempt, &error).await;
+            ctx.error(error).with_link(format!("{root}/ui/login"), "Back to sign-in").into_response()
+        }
+    }
+}
+
+fn cookie_duration(duration: std::time::Duration) -> time::Duration {
+    time::Duration::seconds(duration.as_secs().min(i64::MAX as u64) as i64)
+}
+
+/// `303` to `location` with the session cookie.
+pub(super) fn signed_in_response(config: &Config, signed_in: &SignedIn, location: &str) -> Response {
+    let cookie = session_cookie(&signed_in.token, is_https(config), config.session_cookie_http_only);
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    match HeaderValue::try_from(location) {
+        Ok(location) => headers.insert(header::LOCATION, location),
+        Err(_) => headers.insert(header::LOCATION, HeaderValue::from_static("/ui/?login=success")),
+    };
+    headers.insert(header::SET_COOKIE, HeaderValue::try_from(cookie).expect("a JWT is a valid header value"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /sso/callback`: the identity provider sends the browser back here.
+pub(super) async fn callback(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    jar: PrivateCookieJar,
+    query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let config = state.config();
+    let root = &config.server_root_path;
+    let Some(provider) = state.oidc() else {
+        return ctx.error(ApiError::not_found("no OpenID Connect provider is configured")).into_response();
+    };
+    let attempt = Attempt { method: LoginMethod::Oidc, peer: ctx.peer.ip(), request_id: ctx.request_id.clone() };
+    // The flow cookie is single-use: it goes whatever happens next.
+    let flow_cookie = jar.get(FLOW_COOKIE);
+    let jar = jar.remove(Cookie::build(FLOW_COOKIE).path("/"));
+
+    let identity = async {
+        let Ok(Query(query)) = query else {
+            return Err(SignInError::BadRequest("the callback's query string is malformed".into()));
+        };
+        let flow: FlowState = flow_cookie
+            .and_then(|cookie| serde_json::from_str(cookie.value()).ok())
+            .ok_or_else(|| {
+                SignInError::BadRequest(
+                    "no sign-in is in progress in this browser: it expired, was completed \
+                     already, or was started elsewhere; start again"
+                        .into(),
+                )
+            })?;
+        let issuer = provider.issuer().await;
+        let code = check_callback(&flow, &query, issuer.as_deref(), config.oidc_flow_timeout)
+            .map_err(oidc_error)?;
+        let expires = chrono::DateTime::from_timestamp(flow.started_at, 0).unwrap_or_default()
+            + chrono::Duration::from_std(config.oidc_flow_timeout).unwrap_or_default();
+        if !store::complete_flow(state.db().conn(), &flow.id, expires).await? {
+            return Err(SignInError::BadRequest(
+                "this sign-in was already completed: its callback cannot be used twice; start again".into(),
+            ));
+        }
+        let openid = provider.finish(&flow, code).await.map_err(oidc_error)?;
+        let location = match &flow.return_to {
+            Some(path) => format!("{}{path}", public_base(config, &headers)),
+            None => format!("{}{root}/ui/?login=success", public_base(config, &headers)),
+        };
+        Ok((openid, location))
+    }
+    .await;
+
+    let (openid, location) = match identity {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::warn!("OIDC callback refused: {error}");
+            state.signin().record_refusal(&attempt, &error).await;
+            let page = ctx.error(error).with_link(format!("{root}/ui/login"), "Sign in again");
+            return (jar, page).into_response();
+        }
+    };
+    match state.signin().complete(&attempt, openid).await {
+        Ok(signed_in) => (jar, signed_in_response(config, &signed_in, &location)).into_response(),
+        Err(error) => {
+            let page = ctx.error(error).with_link(format!("{root}/ui/login"), "Sign in again");
+            (jar, page).into_response()
+        }
+    }
+}
+
+fn oidc_error(error: OidcError) -> SignInError {
+    match error {
+        OidcError::BadCallback(message) => SignInError::BadRequest(message),
+        OidcError::Refused(message) => SignInError::Refused { status: 401, message },
+        OidcError::Upstream(message) => SignInError::Upstream(message),
     }
 }
 
@@ -105,4 +230,19 @@ pub(super) async fn logout(
         HeaderValue::try_from(clear_cookie(is_https(state.config()))).expect("a static cookie"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_to;
+
+    #[test]
+    fn only_local_paths_are_return_targets() {
+        for ok in ["/ui/", "/ui/users?page=2", "/litellm/ui/"] {
+            assert!(safe_return_to(ok), "{ok}");
+        }
+        for bad in ["https://evil.example", "//evil.example/x", "/\\evil.example", "ui/", "/ui\r\nX: y", ""] {
+            assert!(!safe_return_to(bad), "{bad:?}");
+        }
+    }
 }

@@ -126,6 +126,9 @@ pub enum SignInError {
     /// A hook returned values the server cannot use.
     #[error("{0}")]
     InvalidHookOutput(String),
+    /// The identity provider could not be reached or answered nonsense (502).
+    #[error("{0}")]
+    Upstream(String),
     /// The database failed.
     #[error("the database is unavailable")]
     Database(#[from] DbErr),
@@ -153,6 +156,7 @@ impl SignInError {
             }
             SignInError::HookRefused { setting, message } => format!("{setting} hook: {message}"),
             SignInError::Database(error) => format!("database: {error}"),
+            SignInError::Upstream(message) => format!("identity provider: {message}"),
             SignInError::Internal(detail) => format!("internal: {detail}"),
             other => other.to_string(),
         }
@@ -612,10 +616,27 @@ impl SignInService {
         // The session.
         let stored_models = store::list_of(&row.models);
         let models = if stored_models.is_empty() { values.models.clone() } else { stored_models };
+        let (key, token, expires_at) = self.issue_session(conn, attempt, &row, role, &models, now).await?;
+        txn.commit().await?;
+        tracing::info!(user_id = %row.user_id, role = %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
+        Ok(SignedIn { user: row, role, key, token, expires_at })
+    }
+
+    /// Mints a session key for `row` (only its hash is stored), records the allowed event, and
+    /// signs the `token` cookie. Runs inside the caller's transaction.
+    async fn issue_session<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        attempt: &Attempt,
+        row: &user::Model,
+        role: UserRole,
+        models: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(String, String, DateTime<Utc>), DbErr> {
+        let config = &self.config;
         let key = new_session_key();
         let expires_at = now
-            + chrono::Duration::from_std(config.session_duration)
-                .unwrap_or(chrono::Duration::days(1));
+            + chrono::Duration::from_std(config.session_duration).unwrap_or(chrono::Duration::days(1));
         store::insert_session(
             conn,
             session::ActiveModel {
@@ -623,7 +644,7 @@ impl SignInService {
                 user_id: Set(row.user_id.clone()),
                 user_role: Set(role.as_str().to_owned()),
                 login_method: Set(attempt.method.claim().to_owned()),
-                models: Set(store::json_list(&models)),
+                models: Set(store::json_list(models)),
                 max_budget: Set(config.max_ui_session_budget),
                 created_at: Set(now),
                 expires_at: Set(expires_at),
@@ -631,10 +652,7 @@ impl SignInService {
             },
         )
         .await?;
-        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
-            .await?;
-        txn.commit().await?;
-
+        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None)).await?;
         let token = self.signer.sign(&UiTokenClaims {
             user_id: row.user_id.clone(),
             key: key.clone(),
@@ -649,8 +667,44 @@ impl SignInService {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         });
-        tracing::info!(user_id = %row.user_id, role = %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
-        Ok(SignedIn { user: row, role, key, token, expires_at })
+        Ok((key, token, expires_at))
+    }
+
+    /// `UI_USERNAME`/`UI_PASSWORD` sign-in (already checked by the caller): a proxy_admin
+    /// session for `PROXY_ADMIN_ID`, or LiteLLM's `default_user_id`.
+    pub async fn password_sign_in(&self, attempt: &Attempt) -> Result<SignedIn, SignInError> {
+        let result = self.password_sign_in_inner(attempt).await;
+        if let Err(error) = &result {
+            self.record_refusal(attempt, error).await;
+        }
+        result
+    }
+
+    async fn password_sign_in_inner(&self, attempt: &Attempt) -> Result<SignedIn, SignInError> {
+        let user_id = self.config.proxy_admin_id.clone().unwrap_or_else(|| "default_user_id".to_owned());
+        let now = store::now();
+        let txn = self.db.write().await?;
+        let conn = txn.conn();
+        let row = new_user_row(
+            user_id.clone(), None, None, UserRole::ProxyAdmin, &[], None, None, None,
+            serde_json::json!({"created_by": "password_login"}), now,
+        );
+        store::insert_user_if_absent(conn, row).await?;
+        let mut row = store::user_by_id(conn, &user_id).await?.ok_or_else(|| {
+            SignInError::Internal(format!("user {user_id} vanished during sign-in"))
+        })?;
+        if row.user_role.as_deref() != Some(UserRole::ProxyAdmin.as_str()) {
+            let mut changes = row.clone().into_active_model();
+            changes.user_role = Set(Some(UserRole::ProxyAdmin.as_str().to_owned()));
+            changes.updated_at = Set(now);
+            row = store::update_user(conn, changes).await?;
+        }
+        let models = store::list_of(&row.models);
+        let (key, token, expires_at) =
+            self.issue_session(conn, attempt, &row, UserRole::ProxyAdmin, &models, now).await?;
+        txn.commit().await?;
+        tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
+        Ok(SignedIn { user: row, role: UserRole::ProxyAdmin, key, token, expires_at })
     }
 }
 

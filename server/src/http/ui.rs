@@ -1,0 +1,651 @@
+//! The Admin UI at `/ui/`: server-rendered pages (askama), no JavaScript, no external assets.
+//! A profile for everyone signed in; users, teams and the sign-in log for proxy admins; the
+//! `UI_USERNAME`/`UI_PASSWORD` fallback login at `POST /login`.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use plugin_api::{TeamRole, UserRole};
+use sea_orm::{ActiveValue::Set, EntityTrait, IntoActiveModel};
+use serde::Deserialize;
+
+use super::{ApiError, AppState, Ctx, auth::token_cookie, sso};
+use crate::{
+    budget::BudgetDuration,
+    db::{
+        entity::{sign_in_event, team, team_member, user},
+        store,
+    },
+    session::{clear_cookie, hash_key, secrets_equal},
+    signin::{Attempt, LoginMethod},
+};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/login", get(login_page))
+        .route("/ui/logout", post(logout))
+        .route("/ui/users", get(users))
+        .route("/ui/users/{user_id}", get(user_edit).post(user_save))
+        .route("/ui/teams", get(teams).post(team_create))
+        .route("/ui/teams/{team_id}/members", post(member_add))
+        .route("/ui/teams/{team_id}/members/{user_id}/remove", post(member_remove))
+        .route("/ui/events", get(events))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is signed in
+
+/// A signed-in UI user.
+struct UiUser {
+    user: user::Model,
+    role: UserRole,
+    token_hash: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl UiUser {
+    fn is_admin(&self) -> bool {
+        self.role == UserRole::ProxyAdmin
+    }
+}
+
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<UiUser>, sea_orm::DbErr> {
+    let Some(token) = token_cookie(headers) else { return Ok(None) };
+    let Ok(claims) = state.signin().signer().verify(token) else { return Ok(None) };
+    let token_hash = hash_key(&claims.key);
+    let conn = state.db().conn();
+    let Some(session) = store::live_session(conn, &token_hash).await? else { return Ok(None) };
+    let Some(user) = store::user_by_id(conn, &session.user_id).await? else { return Ok(None) };
+    let role = session.user_role.parse().unwrap_or(UserRole::InternalUserViewer);
+    Ok(Some(UiUser { user, role, token_hash, expires_at: session.expires_at }))
+}
+
+/// A page's outcome: the page, a redirect, or an error page.
+type Page = Result<Response, Response>;
+
+fn page(ctx: &Ctx, error: ApiError) -> Response {
+    error.with_request_id(&ctx.request_id).as_html(true).into_response()
+}
+
+fn render(template: impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => {
+            tracing::error!("template failed: {error}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error rendering the page").into_response()
+        }
+    }
+}
+
+/// The signed-in user, or a redirect to the login page.
+async fn require_user(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<UiUser, Response> {
+    match signed_in(state, headers).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(Redirect::to(&format!("{}/ui/login", state.config().server_root_path)).into_response()),
+        Err(error) => Err(page(ctx, ApiError::database(&error))),
+    }
+}
+
+/// The signed-in proxy admin, or an error page.
+async fn require_admin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<UiUser, Response> {
+    let user = require_user(state, ctx, headers).await?;
+    if user.is_admin() {
+        Ok(user)
+    } else {
+        Err(page(ctx, ApiError::forbidden("this page is for proxy admins")))
+    }
+}
+
+/// Refuses state-changing requests from other sites (SameSite=Lax already keeps the session
+/// cookie off cross-site POSTs; this also covers older browsers).
+fn check_same_origin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<(), Response> {
+    let cross_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
+    let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let expected = sso::public_base(state.config(), headers);
+            !expected.is_empty() && origin.trim_end_matches('/') == expected.trim_end_matches('/')
+        }
+    };
+    if cross_site || !origin_ok {
+        return Err(page(ctx, ApiError::forbidden("cross-site form submissions are refused")));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login, logout, profile
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    root: &'a str,
+    sso: bool,
+    password: bool,
+    error: Option<String>,
+}
+
+fn password_login_enabled(state: &AppState) -> bool {
+    let config = state.config();
+    !(config.disable_password_login_when_sso_enabled && config.sso_configured())
+}
+
+fn login(state: &AppState, error: Option<String>) -> LoginPage<'_> {
+    LoginPage {
+        root: &state.config().server_root_path,
+        sso: state.config().sso_configured(),
+        password: password_login_enabled(state),
+        error,
+    }
+}
+
+async fn login_page(State(state): State<AppState>) -> Response {
+    render(login(&state, None))
+}
+
+#[derive(Template)]
+#[template(path = "profile.html")]
+struct ProfilePage<'a> {
+    root: &'a str,
+    section: &'static str,
+    admin: bool,
+    me: String,
+    user: user::Model,
+    role: String,
+    models: Vec<String>,
+    teams: Vec<String>,
+    events: Vec<sign_in_event::Model>,
+    expires: String,
+}
+
+async fn home(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Page {
+    let Some(me) = signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))? else {
+        return Ok(render(login(&state, None)));
+    };
+    let conn = state.db().conn();
+    let db = |e| page(&ctx, ApiError::database(&e));
+    let teams = store::teams_of_user(conn, &me.user.user_id).await.map_err(db)?;
+    let events = store::recent_events(conn, Some(&me.user.user_id), 10).await.map_err(db)?;
+    Ok(render(ProfilePage {
+        root: &state.config().server_root_path,
+        section: "profile",
+        admin: me.is_admin(),
+        me: me.user.user_id.clone(),
+        models: store::list_of(&me.user.models),
+        role: me.role.to_string(),
+        teams,
+        events,
+        expires: me.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        user: me.user,
+    }))
+}
+
+async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Page {
+    check_same_origin(&state, &ctx, &headers)?;
+    if let Some(me) = signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))? {
+        store::revoke_session(state.db().conn(), &me.token_hash)
+            .await
+            .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+        tracing::info!(user_id = %me.user.user_id, "logged out");
+    }
+    let mut response = Redirect::to(&format!("{}/ui/login", state.config().server_root_path)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::try_from(clear_cookie(sso::is_https(state.config()))).expect("a static cookie"),
+    );
+    Ok(response)
+}
+
+/// Failed password attempts per client address: at most [`LoginLimiter::MAX_FAILURES`] per
+/// [`LoginLimiter::WINDOW`]; then 429 until the window ends.
+#[derive(Default)]
+pub(super) struct LoginLimiter {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    const MAX_FAILURES: u32 = 5;
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// `Err(seconds to wait)` when the address is locked out.
+    fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let failures = self.failures.lock().unwrap_or_else(|poison| poison.into_inner());
+        match failures.get(&ip) {
+            Some((count, since)) if since.elapsed() < Self::WINDOW && *count >= Self::MAX_FAILURES => {
+                Err((Self::WINDOW - since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|poison| poison.into_inner());
+        failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, ip: IpAddr) {
+        self.failures.lock().unwrap_or_else(|poison| poison.into_inner()).remove(&ip);
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    username: String,
+    password: String,
+}
+
+/// `POST /login`: LiteLLM's username/password fallback (`UI_USERNAME`, `UI_PASSWORD` or the
+/// master key) for a proxy_admin session.
+pub(super) async fn password_login(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Page {
+    check_same_origin(&state, &ctx, &headers)?;
+    let refuse = |status: StatusCode, message: &str| {
+        let mut response = render(login(&state, Some(message.to_owned())));
+        *response.status_mut() = status;
+        response
+    };
+    if !password_login_enabled(&state) {
+        return Err(refuse(StatusCode::FORBIDDEN, "Password sign-in is disabled; use single sign-on."));
+    }
+    let ip = ctx.peer.ip().to_canonical();
+    if let Err(wait) = state.login_limiter().check(ip) {
+        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, "Too many failed attempts; wait a minute and try again.");
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Err(response);
+    }
+    let Ok(Form(form)) = form else {
+        return Err(refuse(StatusCode::BAD_REQUEST, "Enter a username and a password."));
+    };
+    let config = state.config();
+    let expected_password = config.ui_password.as_ref().unwrap_or(state.master_key());
+    // Both comparisons always run, in constant time.
+    let user_ok = secrets_equal(&form.username, &config.ui_username);
+    let password_ok = secrets_equal(&form.password, expected_password.expose());
+    let attempt = Attempt { method: LoginMethod::Password, peer: ctx.peer.ip(), request_id: ctx.request_id.clone() };
+    if !(user_ok && password_ok) {
+        state.login_limiter().failed(ip);
+        let error = crate::signin::SignInError::Refused { status: 401, message: "invalid username or password".into() };
+        state.signin().record_refusal(&attempt, &error).await;
+        return Err(refuse(StatusCode::UNAUTHORIZED, "Invalid username or password."));
+    }
+    state.login_limiter().succeeded(ip);
+    match state.signin().password_sign_in(&attempt).await {
+        Ok(signed_in) => {
+            let location = format!("{}{}/ui/?login=success", sso::public_base(config, &headers), config.server_root_path);
+            Ok(sso::signed_in_response(config, &signed_in, &location))
+        }
+        Err(error) => Err(page(&ctx, error.into())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin pages
+
+const PAGE_SIZE: u64 = 25;
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage<'a> {
+    root: &'a str,
+    section: &'static str,
+    page: u64,
+    pages: u64,
+    admin: bool,
+    me: String,
+    query: String,
+    total: u64,
+    rows: Vec<user::Model>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<u64>,
+}
+
+async fn users(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Page {
+    let me = require_admin(&state, &ctx, &headers).await?;
+    let Query(query) = query.map_err(|r| page(&ctx, ApiError::bad_request(r.body_text())))?;
+    let search = query.q.unwrap_or_default().trim().to_owned();
+    let filter = store::UserFilter { email_contains: (!search.is_empty()).then(|| search.clone()), ..Default::default() };
+    let number = query.page.unwrap_or(1).max(1);
+    let (rows, total) = store::list_users(state.db().conn(), &filter, number, PAGE_SIZE)
+        .await
+        .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+    Ok(render(UsersPage {
+        root: &state.config().server_root_path,
+        section: "users",
+        page: number,
+        pages: total.div_ceil(PAGE_SIZE).max(1),
+        admin: true,
+        me: me.user.user_id,
+        query: search,
+        total,
+        rows,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "user_edit.html")]
+struct UserEditPage<'a> {
+    root: &'a str,
+    section: &'static str,
+    admin: bool,
+    me: String,
+    row: user::Model,
+    models: String,
+    teams: Vec<String>,
+    roles: Vec<&'static str>,
+    error: Option<String>,
+    saved: bool,
+}
+
+async fn edit_page(state: &AppState, ctx: &Ctx, me: &UiUser, user_id: &str, error: Option<String>, saved: bool) -> Page {
+    let conn = state.db().conn();
+    let row = store::user_by_id(conn, user_id)
+        .await
+        .map_err(|e| page(ctx, ApiError::database(&e)))?
+        .ok_or_else(|| page(ctx, ApiError::not_found(format!("no user {user_id:?}"))))?;
+    let teams = store::teams_of_user(conn, user_id).await.map_err(|e| page(ctx, ApiError::database(&e)))?;
+    let mut response = render(UserEditPage {
+        root: &state.config().server_root_path,
+        section: "users",
+        admin: true,
+        me: me.user.user_id.clone(),
+        models: store::list_of(&row.models).join(", "),
+        row,
+        teams,
+        roles: UserRole::ALL.iter().map(|role| role.as_str()).collect(),
+        saved,
+        error: error.clone(),
+    });
+    if error.is_some() {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
+}
+
+async fn user_edit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, Path(user_id): Path<String>) -> Page {
+    let me = require_admin(&state, &ctx, &headers).await?;
+    edit_page(&state, &ctx, &me, &user_id, None, false).await
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    user_role: String,
+    models: String,
+    max_budget: String,
+    budget_duration: String,
+}
+
+async fn user_save(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    form: Result<Form<UserForm>, axum::extract::rejection::FormRejection>,
+) -> Page {
+    check_same_origin(&state, &ctx, &headers)?;
+    let me = require_admin(&state, &ctx, &headers).await?;
+    let Ok(Form(form)) = form else {
+        return edit_page(&state, &ctx, &me, &user_id, Some("The form is incomplete.".into()), false).await;
+    };
+    let parsed = (|| -> Result<_, String> {
+        let role: UserRole = form.user_role.parse().map_err(|e: plugin_api::UnknownRole| e.to_string())?;
+        let models: Vec<String> =
+            form.models.split(',').map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
+        let budget = match form.max_budget.trim() {
+            "" => None,
+            text => {
+                let value: f64 = text.parse().map_err(|_| format!("budget {text:?} is not a number"))?;
+                if !(value.is_finite() && value >= 0.0) {
+                    return Err(format!("budget {text} must be 0 or more"));
+                }
+                Some(value)
+            }
+        };
+        let duration = match form.budget_duration.trim() {
+            "" => None,
+            text => Some(text.parse::<BudgetDuration>().map_err(|e| e.to_string())?),
+        };
+        Ok((role, models, budget, duration))
+    })();
+    let (role, models, budget, duration) = match parsed {
+        Ok(values) => values,
+        Err(message) => return edit_page(&state, &ctx, &me, &user_id, Some(message), false).await,
+    };
+    let db = |e| page(&ctx, ApiError::database(&e));
+    let txn = state.db().write().await.map_err(db)?;
+    let Some(row) = store::user_by_id(txn.conn(), &user_id).await.map_err(db)? else {
+        return Err(page(&ctx, ApiError::not_found(format!("no user {user_id:?}"))));
+    };
+    let now = store::now();
+    let duration_changed = row.budget_duration != duration.map(|d| d.to_string());
+    let mut changes = row.into_active_model();
+    changes.user_role = Set(Some(role.as_str().to_owned()));
+    changes.models = Set(store::json_list(&models));
+    changes.max_budget = Set(budget);
+    if duration_changed {
+        changes.budget_duration = Set(duration.map(|d| d.to_string()));
+        changes.budget_reset_at = Set(duration.map(|d| d.next_reset(now)));
+    }
+    changes.updated_at = Set(now);
+    store::update_user(txn.conn(), changes).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
+    tracing::info!(admin = %me.user.user_id, %user_id, "user updated from the UI");
+    edit_page(&state, &ctx, &me, &user_id, None, true).await
+}
+
+struct TeamView {
+    team_id: String,
+    team_alias: Option<String>,
+    members: Vec<team_member::Model>,
+}
+
+#[derive(Template)]
+#[template(path = "teams.html")]
+struct TeamsPage<'a> {
+    root: &'a str,
+    section: &'static str,
+    admin: bool,
+    me: String,
+    teams: Vec<TeamView>,
+    error: Option<String>,
+}
+
+async fn teams_page(state: &AppState, ctx: &Ctx, me: &UiUser, error: Option<String>) -> Page {
+    let conn = state.db().conn();
+    let db = |e| page(ctx, ApiError::database(&e));
+    let mut views = Vec::new();
+    for row in store::list_teams(conn).await.map_err(db)? {
+        let members = store::members_of_team(conn, &row.team_id).await.map_err(db)?;
+        views.push(TeamView { team_id: row.team_id, team_alias: row.team_alias, members });
+    }
+    let mut response = render(TeamsPage {
+        root: &state.config().server_root_path,
+        section: "teams",
+        admin: true,
+        me: me.user.user_id.clone(),
+        teams: views,
+        error: error.clone(),
+    });
+    if error.is_some() {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
+}
+
+async fn teams(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Page {
+    let me = require_admin(&state, &ctx, &headers).await?;
+    teams_page(&state, &ctx, &me, None).await
+}
+
+#[derive(Deserialize)]
+struct TeamForm {
+    team_id: String,
+    #[serde(default)]
+    team_alias: String,
+}
+
+async fn team_create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    form: Result<Form<TeamForm>, axum::extract::rejection::FormRejection>,
+) -> Page {
+    check_same_origin(&state, &ctx, &headers)?;
+    let me = require_admin(&state, &ctx, &headers).await?;
+    let Ok(Form(form)) = form else {
+        return teams_page(&state, &ctx, &me, Some("The form is incomplete.".into())).await;
+    };
+    let team_id = form.team_id.trim().to_owned();
+    if team_id.is_empty() || team_id.len() > 255 || team_id.chars().any(char::is_control) {
+        return teams_page(&state, &ctx, &me, Some("A team id must be 1 to 255 printable characters.".into())).await;
+    }
+    let db = |e| page(&ctx, ApiError::database(&e));
+    let txn = state.db().write().await.map_err(db)?;
+    if store::team_by_id(txn.conn(), &team_id).await.map_err(db)?.is_some() {
+        drop(txn);
+        return teams_page(&state, &ctx, &me, Some(format!("A team {team_id:?} already exists."))).await;
+    }
+    let now = store::now();
+    let alias = form.team_alias.trim();
+    team::Entity::insert(team::ActiveModel {
+        team_id: Set(team_id),
+        team_alias: Set((!alias.is_empty()).then(|| alias.to_owned())),
+        models: Set(serde_json::json!([])),
+        max_budget: Set(None),
+        metadata: Set(serde_json::json!({})),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(txn.conn())
+    .await
+    .map_err(db)?;
+    txn.commit().await.map_err(db)?;
+    Ok(Redirect::to(&format!("{}/ui/teams", state.config().server_root_path)).into_response())
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    user_id: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn member_add(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(team_id): Path<String>,
+    form: Result<Form<MemberForm>, axum::extract::rejection::FormRejection>,
+) -> Page {
+    check_same_origin(&state, &ctx, &headers)?;
+    let me = require_admin(&state, &ctx, &headers).await?;
+    let Ok(Form(form)) = form else {
+        return teams_page(&state, &ctx, &me, Some("The form is incomplete.".into())).await;
+    };
+    let role = match form.role.as_deref().map(str::parse::<TeamRole>).transpose() {
+        Ok(role) => role.unwrap_or_default(),
+        Err(message) => return teams_page(&state, &ctx, &me, Some(message)).await,
+    };
+    let user_id = form.user_id.trim().to_owned();
+    let db = |e| page(&ctx, ApiError::database(&e));
+    let txn = state.db().write().await.map_err(db)?;
+    let conn = txn.conn();
+    if store::team_by_id(conn, &team_id).await.map_err(db)?.is_none() {
+        return Err(page(&ctx, ApiError::not_found(format!("no team {team_id:?}"))));
+    }
+    if store::user_by_id(conn, &user_id).await.map_err(db)?.is_none() {
+        drop(txn);
+        return teams_page(&state, &ctx, &me, Some(format!("There is no user {user_id:?}."))).await;
+    }
+    store::upsert_member(conn, &team_id, &user_id, role.as_str()).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
+    Ok(Redirect::to(&format!("{}/ui/teams", state.config().server_root_path)).into_response())
+}
+
+async fn member_remove(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path((team_id, user_id)): Path<(String, String)>,
+) -> Page {
+    check_same_origin(&state, &ctx, &headers)?;
+    require_admin(&state, &ctx, &headers).await?;
+    store::delete_member(state.db().conn(), &team_id, &user_id)
+        .await
+        .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+    Ok(Redirect::to(&format!("{}/ui/teams", state.config().server_root_path)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+struct EventsPage<'a> {
+    root: &'a str,
+    section: &'static str,
+    page: u64,
+    pages: u64,
+    admin: bool,
+    me: String,
+    total: u64,
+    events: Vec<sign_in_event::Model>,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<u64>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Page {
+    let me = require_admin(&state, &ctx, &headers).await?;
+    let Query(query) = query.map_err(|r| page(&ctx, ApiError::bad_request(r.body_text())))?;
+    let number = query.page.unwrap_or(1).max(1);
+    let (events, total) = store::events_page(state.db().conn(), number, 50)
+        .await
+        .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+    Ok(render(EventsPage {
+        root: &state.config().server_root_path,
+        section: "events",
+        page: number,
+        pages: total.div_ceil(50).max(1),
+        admin: true,
+        me: me.user.user_id,
+        total,
+        events,
+    }))
+}

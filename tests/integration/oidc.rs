@@ -1,0 +1,248 @@
+//! OIDC sign-in against the in-process provider: the whole flow, then each attack and failure.
+
+use hookgate::db::entity::{sign_in_event, user};
+use hookgate_tests::{
+    fake_idp::{Behavior, FakeIdp, query_pairs},
+    server::{Backend, Reply, ServerOptions, TestServer, for_each_backend},
+};
+use sea_orm::EntityTrait;
+
+const FLOW_COOKIE: &str = "hookgate_oidc_flow";
+
+/// The seed config without the header hook (which would win over OIDC), with the custom_sso
+/// plugin, plus `extra` general settings.
+fn config(extra: &str) -> String {
+    hookgate_tests::SEED_CONFIG
+        .replace("  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler\n", "")
+        .replace("  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n", extra)
+}
+
+fn start(backend: &Backend, idp: &FakeIdp, extra: &str, more_env: &[(&str, &str)]) -> TestServer {
+    let env = idp.env();
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend_from_slice(more_env);
+    let config = config(extra);
+    TestServer::start_with(backend, ServerOptions { config: &config, env: &pairs, ..ServerOptions::default() })
+}
+
+/// The three legs of a browser sign-in: to the provider (with the flow cookie), back (the
+/// callback URL), and the callback itself.
+struct Legs {
+    callback_url: String,
+    flow_cookie: String,
+}
+
+fn begin(server: &TestServer) -> (Reply, String) {
+    let start = server.get("/sso/key/generate", &[("accept", "text/html")]);
+    assert_eq!(start.status, 303, "{}\n{}", start.body, server.logs());
+    let flow = start.cookie(FLOW_COOKIE).expect("a flow cookie");
+    (start, flow)
+}
+
+fn to_provider_and_back(server: &TestServer) -> Legs {
+    let (start, flow_cookie) = begin(server);
+    let authorize = start.header("location").unwrap().to_owned();
+    let back = server.get_url(&authorize, &[]);
+    assert_eq!(back.status, 303, "the provider redirects back: {}", back.body);
+    Legs { callback_url: back.header("location").unwrap().to_owned(), flow_cookie }
+}
+
+fn finish(server: &TestServer, legs: &Legs) -> Reply {
+    server.get_url(&legs.callback_url, &[("cookie", &format!("{FLOW_COOKIE}={}", legs.flow_cookie)), ("accept", "text/html")])
+}
+
+fn sign_in(server: &TestServer) -> Reply {
+    finish(server, &to_provider_and_back(server))
+}
+
+fn message_of(reply: &Reply) -> String {
+    reply.body.clone()
+}
+
+#[test]
+fn a_user_signs_in_through_the_provider_and_the_plugin_shapes_the_profile() {
+    for_each_backend(|backend| {
+        let idp = FakeIdp::start();
+        let server = start(backend, &idp, "", &[]);
+        let (start, _) = begin(&server);
+        let authorize = start.header("location").unwrap();
+        assert!(authorize.starts_with(&format!("{}/authorize?", idp.issuer())), "{authorize}");
+        let params = query_pairs(authorize);
+        assert_eq!(params["response_type"], "code");
+        assert_eq!(params["client_id"], "hookgate-test");
+        assert_eq!(params["redirect_uri"], format!("{}/sso/callback", server.base));
+        assert_eq!(params["code_challenge_method"], "S256");
+        assert!(params["scope"].split(' ').any(|s| s == "groups"), "{}", params["scope"]);
+        assert!(!params["state"].is_empty() && !params["nonce"].is_empty());
+        let flow_line = start.set_cookie_line(FLOW_COOKIE).unwrap();
+        assert!(flow_line.contains("HttpOnly") && flow_line.contains("SameSite=Lax") && flow_line.contains("Max-Age=600"), "{flow_line}");
+        assert!(!flow_line.contains(&params["state"]), "the flow cookie is encrypted");
+
+        let done = sign_in(&server);
+        assert_eq!(done.status, 303, "{}\n{}", done.body, server.logs());
+        assert_eq!(done.header("location"), Some(format!("{}/ui/?login=success", server.base).as_str()));
+        let token = done.token_cookie().expect("the session cookie");
+        assert!(done.set_cookie_line(FLOW_COOKIE).unwrap().contains("Max-Age=0"), "the flow cookie is cleared");
+        let requests = idp.token_requests();
+        let verifier = requests.last().unwrap().get("code_verifier").expect("PKCE verifier sent");
+        assert!(verifier.len() >= 43);
+
+        // The profile page shows what the custom_sso plugin decided from the IdP's groups.
+        let profile = server.get("/ui/", &[("cookie", &format!("token={token}"))]);
+        assert_eq!(profile.status, 200);
+        assert!(profile.body.contains("<dd id=\"user-id\">alice</dd>"), "{}", profile.body);
+        assert!(profile.body.contains("<dd id=\"user-email\">alice@example.test</dd>"));
+        assert!(profile.body.contains("proxy_admin"), "admins → proxy_admin");
+        assert!(profile.body.contains("Users</a>"), "admins see the admin pages");
+        let rows = server.db(async |conn| user::Entity::find().all(conn).await.unwrap());
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].user_id.as_str(), rows[0].sso_user_id.as_deref()), ("alice", Some("alice")));
+        assert_eq!(rows[0].user_alias.as_deref(), Some("Alice Liddell"));
+        assert_eq!(rows[0].metadata["auth_provider"], "generic");
+        let events = server.db(async |conn| sign_in_event::Entity::find().all(conn).await.unwrap());
+        assert_eq!((events[0].method.as_str(), events[0].outcome.as_str()), ("oidc", "allowed"));
+    });
+}
+
+#[test]
+fn the_provider_refusing_gives_a_clear_401_page() {
+    let idp = FakeIdp::start();
+    idp.set(Behavior { deny: Some(("access_denied".into(), "End-User aborted interaction".into())), ..Behavior::default() });
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(reply.header("content-type").unwrap().starts_with("text/html"));
+    assert!(message_of(&reply).contains("the identity provider refused the sign-in: access_denied (End-User aborted interaction)"), "{}", reply.body);
+    assert!(reply.body.contains("/ui/login"), "a way back");
+    let events = server.db(async |conn| sign_in_event::Entity::find().all(conn).await.unwrap());
+    assert_eq!(events.last().unwrap().outcome, "refused");
+}
+
+#[test]
+fn a_tampered_state_or_a_missing_flow_cookie_is_refused() {
+    let idp = FakeIdp::start();
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    let legs = to_provider_and_back(&server);
+    let params = query_pairs(&legs.callback_url);
+    let tampered = Legs { callback_url: legs.callback_url.replace(&params["state"], "forged-state"), flow_cookie: legs.flow_cookie.clone() };
+    let reply = finish(&server, &tampered);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("state does not match"), "{}", reply.body);
+
+    let legs = to_provider_and_back(&server);
+    let reply = server.get_url(&legs.callback_url, &[("accept", "text/html")]);
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("no sign-in is in progress in this browser"), "{}", reply.body);
+
+    // Another browser's flow cookie does not fit this callback either.
+    let mine = to_provider_and_back(&server);
+    let theirs = to_provider_and_back(&server);
+    let reply = finish(&server, &Legs { callback_url: mine.callback_url, flow_cookie: theirs.flow_cookie });
+    assert_eq!(reply.status, 400);
+
+    // A flow cookie that is not ours (or was altered) reads as no cookie.
+    let reply = finish(&server, &Legs { callback_url: theirs.callback_url, flow_cookie: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into() });
+    assert_eq!(reply.status, 400);
+}
+
+#[test]
+fn a_replayed_callback_is_refused() {
+    for_each_backend(|backend| {
+        let idp = FakeIdp::start();
+        let server = start(backend, &idp, "", &[]);
+        let legs = to_provider_and_back(&server);
+        assert_eq!(finish(&server, &legs).status, 303);
+        let replay = finish(&server, &legs);
+        assert_eq!(replay.status, 400, "{}", replay.body);
+        assert!(replay.body.contains("already completed"), "{}", replay.body);
+    });
+}
+
+#[test]
+fn an_expired_flow_is_refused() {
+    let idp = FakeIdp::start();
+    let server = start(&Backend::Sqlite, &idp, "  oidc_flow_timeout: 1s\n", &[]);
+    let legs = to_provider_and_back(&server);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let reply = finish(&server, &legs);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("has expired"), "{}", reply.body);
+}
+
+#[test]
+fn id_tokens_that_fail_verification_are_refused() {
+    let idp = FakeIdp::start();
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    let cases: Vec<(&str, Behavior, &str)> = vec![
+        ("wrong nonce", Behavior { nonce: Some("not-the-nonce".into()), ..Behavior::default() }, "nonce"),
+        ("wrong audience", Behavior { audience: Some("someone-else".into()), ..Behavior::default() }, "audience"),
+        ("expired", Behavior { expired: true, ..Behavior::default() }, "expired"),
+        ("bad signature", Behavior { wrong_key: true, ..Behavior::default() }, "signature"),
+        ("alg none", Behavior { alg_none: true, ..Behavior::default() }, "signature verification failed"),
+        ("wrong issuer", Behavior { token_issuer: Some("http://evil.example".into()), ..Behavior::default() }, "issuer"),
+    ];
+    for (name, behavior, expected) in cases {
+        idp.set(behavior);
+        let reply = sign_in(&server);
+        assert_eq!(reply.status, 401, "{name}: {}", reply.body);
+        assert!(reply.body.contains("invalid ID token"), "{name}: {}", reply.body);
+        assert!(reply.body.to_lowercase().contains(expected), "{name}: expected {expected:?} in {}", reply.body);
+        assert!(reply.token_cookie().is_none(), "{name}");
+    }
+    assert!(server.db(async |conn| user::Entity::find().all(conn).await.unwrap()).is_empty());
+}
+
+#[test]
+fn a_callback_naming_another_issuer_is_refused() {
+    let idp = FakeIdp::start();
+    idp.set(Behavior { callback_issuer: Some("http://mix-up.example".into()), ..Behavior::default() });
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("RFC 9207"), "{}", reply.body);
+}
+
+#[test]
+fn a_code_exchange_without_pkce_is_refused_by_the_provider() {
+    let idp = FakeIdp::start();
+    let server = start(&Backend::Sqlite, &idp, "", &[("GENERIC_CLIENT_USE_PKCE", "false")]);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(reply.body.contains("refused the code exchange: invalid_grant (PKCE is required for this client)"), "{}", reply.body);
+}
+
+#[test]
+fn userinfo_failing_is_a_502() {
+    let idp = FakeIdp::start();
+    idp.set(Behavior { userinfo_status: Some(500), ..Behavior::default() });
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    assert!(reply.body.contains("userinfo answered HTTP 500"), "{}", reply.body);
+}
+
+#[test]
+fn an_unreachable_provider_is_a_502_not_a_crash() {
+    let config = config("");
+    let server = TestServer::start_with(&Backend::Sqlite, ServerOptions {
+        config: &config,
+        env: &[("GENERIC_CLIENT_ID", "x"), ("GENERIC_CLIENT_SECRET", "y"), ("GENERIC_ISSUER", "http://127.0.0.1:9")],
+        ..ServerOptions::default()
+    });
+    let reply = server.get("/sso/key/generate", &[("accept", "text/html")]);
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    assert!(reply.body.contains("OpenID discovery at http://127.0.0.1:9 failed"), "{}", reply.body);
+}
+
+#[test]
+fn generic_settings_are_checked_at_startup() {
+    let scratch = hookgate_tests::Scratch::new();
+    let config = scratch.write("config.yaml", "");
+    let output = hookgate_tests::run_hookgate(&["check", "--config", &config.display().to_string()], &[("GENERIC_CLIENT_ID", "x"), ("GENERIC_CLIENT_SECRET", "y")]);
+    let (_, stderr) = hookgate_tests::output_text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("environment variable GENERIC_AUTHORIZATION_ENDPOINT is required"), "{stderr}");
+    let output = hookgate_tests::run_hookgate(&["check", "--config", &config.display().to_string()], &[("GOOGLE_CLIENT_ID", "x")]);
+    let (_, stderr) = hookgate_tests::output_text(&output);
+    assert!(stderr.contains("GOOGLE_CLIENT_SECRET is required"), "{stderr}");
+}
