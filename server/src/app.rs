@@ -69,7 +69,10 @@ pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> a
         SignInService::new(config.clone(), db.clone(), plugins, TokenSigner::new(&master_key));
     let oidc = config.oidc.clone().map(crate::oidc::OidcProvider::new);
     if let Some(provider) = &oidc {
-        tracing::info!(provider = provider.settings().kind.as_str(), "OpenID Connect sign-in enabled");
+        tracing::info!(
+            provider = provider.settings().kind.as_str(),
+            "OpenID Connect sign-in enabled"
+        );
     }
     let state = AppState::new(config, db.clone(), signin, master_key, oidc);
     let listener =

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use openidconnect::{
     AuthUrl, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
-    Scope, TokenUrl,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, TokenUrl,
     core::{CoreClient, CoreJsonWebKeySet, CoreProviderMetadata, CoreResponseType},
 };
 use plugin_api::{OpenId, UserRole};
@@ -133,11 +133,17 @@ impl OidcProvider {
         {
             return Ok(resolved.clone());
         }
-        let issuer_url = IssuerUrl::new(issuer.clone())
-            .map_err(|error| OidcError::Upstream(format!("invalid issuer URL {issuer:?}: {error}")))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer_url, &self.http).await.map_err(|error| {
-            OidcError::Upstream(format!("OpenID discovery at {issuer} failed: {}", error_chain(&error)))
+        let issuer_url = IssuerUrl::new(issuer.clone()).map_err(|error| {
+            OidcError::Upstream(format!("invalid issuer URL {issuer:?}: {error}"))
         })?;
+        let metadata = CoreProviderMetadata::discover_async(issuer_url, &self.http).await.map_err(
+            |error| {
+                OidcError::Upstream(format!(
+                    "OpenID discovery at {issuer} failed: {}",
+                    error_chain(&error)
+                ))
+            },
+        )?;
         let token = overrides
             .1
             .clone()
@@ -145,9 +151,15 @@ impl OidcProvider {
             .ok_or_else(|| OidcError::Upstream(format!("{issuer} advertises no token endpoint")))?;
         let resolved = Resolved {
             issuer: Some(metadata.issuer().to_string()),
-            authorization: overrides.0.clone().unwrap_or_else(|| metadata.authorization_endpoint().to_string()),
+            authorization: overrides
+                .0
+                .clone()
+                .unwrap_or_else(|| metadata.authorization_endpoint().to_string()),
             token,
-            userinfo: overrides.2.clone().or_else(|| metadata.userinfo_endpoint().map(|url| url.to_string())),
+            userinfo: overrides
+                .2
+                .clone()
+                .or_else(|| metadata.userinfo_endpoint().map(|url| url.to_string())),
             jwks: Some(metadata.jwks().clone()),
         };
         *self.discovered.write().await = Some((Instant::now(), resolved.clone()));
@@ -169,7 +181,9 @@ impl OidcProvider {
         >,
         OidcError,
     > {
-        let bad = |what: &str, error: &dyn std::fmt::Display| OidcError::Upstream(format!("invalid {what}: {error}"));
+        let bad = |what: &str, error: &dyn std::fmt::Display| {
+            OidcError::Upstream(format!("invalid {what}: {error}"))
+        };
         let issuer = resolved.issuer.clone().unwrap_or_else(|| resolved.authorization.clone());
         Ok(CoreClient::new(
             ClientId::new(self.settings.client_id.clone()),
@@ -177,9 +191,16 @@ impl OidcProvider {
             resolved.jwks.clone().unwrap_or_else(|| CoreJsonWebKeySet::new(Vec::new())),
         )
         .set_client_secret(ClientSecret::new(self.settings.client_secret.expose().to_owned()))
-        .set_auth_uri(AuthUrl::new(resolved.authorization.clone()).map_err(|e| bad("authorization endpoint", &e))?)
-        .set_token_uri(TokenUrl::new(resolved.token.clone()).map_err(|e| bad("token endpoint", &e))?)
-        .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| bad("redirect URI", &e))?))
+        .set_auth_uri(
+            AuthUrl::new(resolved.authorization.clone())
+                .map_err(|e| bad("authorization endpoint", &e))?,
+        )
+        .set_token_uri(
+            TokenUrl::new(resolved.token.clone()).map_err(|e| bad("token endpoint", &e))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| bad("redirect URI", &e))?,
+        ))
     }
 
     /// Starts a sign-in: the provider's authorization URL and the flow state to keep.
@@ -235,16 +256,17 @@ impl OidcProvider {
                 response.error().as_ref(),
                 response.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
             )),
-            other => OidcError::Upstream(format!("the code exchange failed: {}", error_chain(&other))),
+            other => {
+                OidcError::Upstream(format!("the code exchange failed: {}", error_chain(&other)))
+            }
         })?;
 
         // The ID token: verified when the provider was discovered (keys known).
         let mut claims = serde_json::Map::new();
         if resolved.issuer.is_some() {
-            let id_token = tokens
-                .extra_fields()
-                .id_token()
-                .ok_or_else(|| OidcError::Upstream("the identity provider returned no ID token".into()))?;
+            let id_token = tokens.extra_fields().id_token().ok_or_else(|| {
+                OidcError::Upstream("the identity provider returned no ID token".into())
+            })?;
             let nonce = Nonce::new(flow.nonce.clone());
             let verified = match id_token.claims(&client.id_token_verifier(), &nonce) {
                 Ok(_) => true,
@@ -252,9 +274,9 @@ impl OidcProvider {
                 Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
                     let fresh = self.resolve(true).await?;
                     let client = self.client(&fresh, redirect_uri)?;
-                    id_token
-                        .claims(&client.id_token_verifier(), &nonce)
-                        .map_err(|error| OidcError::Refused(format!("invalid ID token: {error}")))?;
+                    id_token.claims(&client.id_token_verifier(), &nonce).map_err(|error| {
+                        OidcError::Refused(format!("invalid ID token: {error}"))
+                    })?;
                     true
                 }
                 Err(error) => return Err(OidcError::Refused(format!("invalid ID token: {error}"))),
@@ -274,10 +296,15 @@ impl OidcProvider {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()
                 .await
-                .map_err(|error| OidcError::Upstream(format!("userinfo request failed: {}", error_chain(&error))))?;
+                .map_err(|error| {
+                    OidcError::Upstream(format!("userinfo request failed: {}", error_chain(&error)))
+                })?;
             let status = response.status();
             if !status.is_success() {
-                return Err(OidcError::Upstream(format!("userinfo answered HTTP {}", status.as_u16())));
+                return Err(OidcError::Upstream(format!(
+                    "userinfo answered HTTP {}",
+                    status.as_u16()
+                )));
             }
             let info: Value = response
                 .json()
@@ -286,10 +313,13 @@ impl OidcProvider {
             let Value::Object(info) = info else {
                 return Err(OidcError::Upstream("userinfo is not a JSON object".into()));
             };
-            if let (Some(Value::String(token_sub)), Some(Value::String(info_sub))) = (claims.get("sub"), info.get("sub"))
+            if let (Some(Value::String(token_sub)), Some(Value::String(info_sub))) =
+                (claims.get("sub"), info.get("sub"))
                 && token_sub != info_sub
             {
-                return Err(OidcError::Refused("userinfo is about another subject than the ID token".into()));
+                return Err(OidcError::Refused(
+                    "userinfo is about another subject than the ID token".into(),
+                ));
             }
             // Userinfo first, ID-token claims for what it lacks.
             for (key, value) in info {
@@ -300,8 +330,12 @@ impl OidcProvider {
             return Err(OidcError::Upstream("the identity provider gave no claims".into()));
         }
         let claims = Value::Object(claims);
-        if self.settings.require_verified_email && claims.get("email_verified").and_then(Value::as_bool) != Some(true) {
-            return Err(OidcError::Refused("the identity provider has not verified this email address".into()));
+        if self.settings.require_verified_email
+            && claims.get("email_verified").and_then(Value::as_bool) != Some(true)
+        {
+            return Err(OidcError::Refused(
+                "the identity provider has not verified this email address".into(),
+            ));
         }
         Ok(identity(&claims, &self.settings.claims, self.settings.kind.as_str()))
     }
@@ -322,7 +356,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 fn jwt_payload(token: &str) -> Option<serde_json::Map<String, Value>> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     match serde_json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
@@ -344,8 +380,12 @@ fn first_string(claims: &Value, paths: &[String]) -> Option<String> {
 
 fn strings(value: &Value) -> Vec<String> {
     match value {
-        Value::String(text) => text.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
-        Value::Array(items) => items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect(),
+        Value::String(text) => {
+            text.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+        }
+        Value::Array(items) => {
+            items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -405,7 +445,9 @@ pub fn check_callback<'q>(
         .is_some_and(|state| crate::session::secrets_equal(state, &flow.state));
     if let Some(error) = &query.error {
         if !state_matches {
-            return Err(OidcError::BadCallback("the callback's state does not match this sign-in".into()));
+            return Err(OidcError::BadCallback(
+                "the callback's state does not match this sign-in".into(),
+            ));
         }
         return Err(OidcError::Refused(format!(
             "the identity provider refused the sign-in: {error}{}",
@@ -413,7 +455,9 @@ pub fn check_callback<'q>(
         )));
     }
     if !state_matches {
-        return Err(OidcError::BadCallback("the callback's state does not match this sign-in".into()));
+        return Err(OidcError::BadCallback(
+            "the callback's state does not match this sign-in".into(),
+        ));
     }
     if let (Some(iss), Some(expected)) = (query.iss.as_deref(), expected_issuer)
         && iss.trim_end_matches('/') != expected.trim_end_matches('/')
@@ -498,24 +542,49 @@ mod tests {
     }
 
     fn flow() -> FlowState {
-        FlowState { id: "f".into(), state: "s1".into(), nonce: "n".into(), pkce_verifier: None, return_to: None, redirect_uri: "http://rp/sso/callback".into(), started_at: chrono::Utc::now().timestamp() }
+        FlowState {
+            id: "f".into(),
+            state: "s1".into(),
+            nonce: "n".into(),
+            pkce_verifier: None,
+            return_to: None,
+            redirect_uri: "http://rp/sso/callback".into(),
+            started_at: chrono::Utc::now().timestamp(),
+        }
     }
 
     #[test]
     fn callbacks_are_checked_against_their_flow() {
         let timeout = Duration::from_secs(600);
-        let ok = CallbackQuery { code: Some("c".into()), state: Some("s1".into()), iss: Some("https://idp/".into()), ..Default::default() };
+        let ok = CallbackQuery {
+            code: Some("c".into()),
+            state: Some("s1".into()),
+            iss: Some("https://idp/".into()),
+            ..Default::default()
+        };
         assert_eq!(check_callback(&flow(), &ok, Some("https://idp"), timeout), Ok("c"));
 
         let wrong_state = CallbackQuery { state: Some("s2".into()), ..ok.clone() };
         assert_eq!(check_callback(&flow(), &wrong_state, None, timeout).unwrap_err().status(), 400);
         let wrong_iss = CallbackQuery { iss: Some("https://evil".into()), ..ok.clone() };
-        assert!(check_callback(&flow(), &wrong_iss, Some("https://idp"), timeout).unwrap_err().to_string().contains("RFC 9207"));
-        let denied = CallbackQuery { error: Some("access_denied".into()), error_description: Some("End-User aborted interaction".into()), code: None, ..ok.clone() };
+        assert!(
+            check_callback(&flow(), &wrong_iss, Some("https://idp"), timeout)
+                .unwrap_err()
+                .to_string()
+                .contains("RFC 9207")
+        );
+        let denied = CallbackQuery {
+            error: Some("access_denied".into()),
+            error_description: Some("End-User aborted interaction".into()),
+            code: None,
+            ..ok.clone()
+        };
         let err = check_callback(&flow(), &denied, None, timeout).unwrap_err();
         assert_eq!((err.status(), err.to_string()), (401, "the identity provider refused the sign-in: access_denied (End-User aborted interaction)".to_owned()));
         let old = FlowState { started_at: chrono::Utc::now().timestamp() - 601, ..flow() };
-        assert!(check_callback(&old, &ok, None, timeout).unwrap_err().to_string().contains("expired"));
+        assert!(
+            check_callback(&old, &ok, None, timeout).unwrap_err().to_string().contains("expired")
+        );
         let no_code = CallbackQuery { code: None, ..ok };
         assert_eq!(check_callback(&flow(), &no_code, None, timeout).unwrap_err().status(), 400);
     }

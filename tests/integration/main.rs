@@ -13,3 +13,4 @@ mod management;
 mod oidc;
 mod plugin_loading;
 mod sign_in;
+mod ui;

@@ -13,7 +13,10 @@ const FLOW_COOKIE: &str = "hookgate_oidc_flow";
 /// plugin, plus `extra` general settings.
 fn config(extra: &str) -> String {
     hookgate_tests::SEED_CONFIG
-        .replace("  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler\n", "")
+        .replace(
+            "  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler\n",
+            "",
+        )
         .replace("  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n", extra)
 }
 
@@ -22,7 +25,10 @@ fn start(backend: &Backend, idp: &FakeIdp, extra: &str, more_env: &[(&str, &str)
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     pairs.extend_from_slice(more_env);
     let config = config(extra);
-    TestServer::start_with(backend, ServerOptions { config: &config, env: &pairs, ..ServerOptions::default() })
+    TestServer::start_with(
+        backend,
+        ServerOptions { config: &config, env: &pairs, ..ServerOptions::default() },
+    )
 }
 
 /// The three legs of a browser sign-in: to the provider (with the flow cookie), back (the
@@ -48,7 +54,10 @@ fn to_provider_and_back(server: &TestServer) -> Legs {
 }
 
 fn finish(server: &TestServer, legs: &Legs) -> Reply {
-    server.get_url(&legs.callback_url, &[("cookie", &format!("{FLOW_COOKIE}={}", legs.flow_cookie)), ("accept", "text/html")])
+    server.get_url(
+        &legs.callback_url,
+        &[("cookie", &format!("{FLOW_COOKIE}={}", legs.flow_cookie)), ("accept", "text/html")],
+    )
 }
 
 fn sign_in(server: &TestServer) -> Reply {
@@ -75,14 +84,25 @@ fn a_user_signs_in_through_the_provider_and_the_plugin_shapes_the_profile() {
         assert!(params["scope"].split(' ').any(|s| s == "groups"), "{}", params["scope"]);
         assert!(!params["state"].is_empty() && !params["nonce"].is_empty());
         let flow_line = start.set_cookie_line(FLOW_COOKIE).unwrap();
-        assert!(flow_line.contains("HttpOnly") && flow_line.contains("SameSite=Lax") && flow_line.contains("Max-Age=600"), "{flow_line}");
+        assert!(
+            flow_line.contains("HttpOnly")
+                && flow_line.contains("SameSite=Lax")
+                && flow_line.contains("Max-Age=600"),
+            "{flow_line}"
+        );
         assert!(!flow_line.contains(&params["state"]), "the flow cookie is encrypted");
 
         let done = sign_in(&server);
         assert_eq!(done.status, 303, "{}\n{}", done.body, server.logs());
-        assert_eq!(done.header("location"), Some(format!("{}/ui/?login=success", server.base).as_str()));
+        assert_eq!(
+            done.header("location"),
+            Some(format!("{}/ui/?login=success", server.base).as_str())
+        );
         let token = done.token_cookie().expect("the session cookie");
-        assert!(done.set_cookie_line(FLOW_COOKIE).unwrap().contains("Max-Age=0"), "the flow cookie is cleared");
+        assert!(
+            done.set_cookie_line(FLOW_COOKIE).unwrap().contains("Max-Age=0"),
+            "the flow cookie is cleared"
+        );
         let requests = idp.token_requests();
         let verifier = requests.last().unwrap().get("code_verifier").expect("PKCE verifier sent");
         assert!(verifier.len() >= 43);
@@ -96,7 +116,10 @@ fn a_user_signs_in_through_the_provider_and_the_plugin_shapes_the_profile() {
         assert!(profile.body.contains("Users</a>"), "admins see the admin pages");
         let rows = server.db(async |conn| user::Entity::find().all(conn).await.unwrap());
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].user_id.as_str(), rows[0].sso_user_id.as_deref()), ("alice", Some("alice")));
+        assert_eq!(
+            (rows[0].user_id.as_str(), rows[0].sso_user_id.as_deref()),
+            ("alice", Some("alice"))
+        );
         assert_eq!(rows[0].user_alias.as_deref(), Some("Alice Liddell"));
         assert_eq!(rows[0].metadata["auth_provider"], "generic");
         let events = server.db(async |conn| sign_in_event::Entity::find().all(conn).await.unwrap());
@@ -107,7 +130,10 @@ fn a_user_signs_in_through_the_provider_and_the_plugin_shapes_the_profile() {
 #[test]
 fn the_provider_refusing_gives_a_clear_401_page() {
     let idp = FakeIdp::start();
-    idp.set(Behavior { deny: Some(("access_denied".into(), "End-User aborted interaction".into())), ..Behavior::default() });
+    idp.set(Behavior {
+        deny: Some(("access_denied".into(), "End-User aborted interaction".into())),
+        ..Behavior::default()
+    });
     let server = start(&Backend::Sqlite, &idp, "", &[]);
     let reply = sign_in(&server);
     assert_eq!(reply.status, 401, "{}", reply.body);
@@ -124,7 +150,10 @@ fn a_tampered_state_or_a_missing_flow_cookie_is_refused() {
     let server = start(&Backend::Sqlite, &idp, "", &[]);
     let legs = to_provider_and_back(&server);
     let params = query_pairs(&legs.callback_url);
-    let tampered = Legs { callback_url: legs.callback_url.replace(&params["state"], "forged-state"), flow_cookie: legs.flow_cookie.clone() };
+    let tampered = Legs {
+        callback_url: legs.callback_url.replace(&params["state"], "forged-state"),
+        flow_cookie: legs.flow_cookie.clone(),
+    };
     let reply = finish(&server, &tampered);
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.body.contains("state does not match"), "{}", reply.body);
@@ -137,11 +166,18 @@ fn a_tampered_state_or_a_missing_flow_cookie_is_refused() {
     // Another browser's flow cookie does not fit this callback either.
     let mine = to_provider_and_back(&server);
     let theirs = to_provider_and_back(&server);
-    let reply = finish(&server, &Legs { callback_url: mine.callback_url, flow_cookie: theirs.flow_cookie });
+    let reply =
+        finish(&server, &Legs { callback_url: mine.callback_url, flow_cookie: theirs.flow_cookie });
     assert_eq!(reply.status, 400);
 
     // A flow cookie that is not ours (or was altered) reads as no cookie.
-    let reply = finish(&server, &Legs { callback_url: theirs.callback_url, flow_cookie: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into() });
+    let reply = finish(
+        &server,
+        &Legs {
+            callback_url: theirs.callback_url,
+            flow_cookie: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        },
+    );
     assert_eq!(reply.status, 400);
 }
 
@@ -174,19 +210,39 @@ fn id_tokens_that_fail_verification_are_refused() {
     let idp = FakeIdp::start();
     let server = start(&Backend::Sqlite, &idp, "", &[]);
     let cases: Vec<(&str, Behavior, &str)> = vec![
-        ("wrong nonce", Behavior { nonce: Some("not-the-nonce".into()), ..Behavior::default() }, "nonce"),
-        ("wrong audience", Behavior { audience: Some("someone-else".into()), ..Behavior::default() }, "audience"),
+        (
+            "wrong nonce",
+            Behavior { nonce: Some("not-the-nonce".into()), ..Behavior::default() },
+            "nonce",
+        ),
+        (
+            "wrong audience",
+            Behavior { audience: Some("someone-else".into()), ..Behavior::default() },
+            "audience",
+        ),
         ("expired", Behavior { expired: true, ..Behavior::default() }, "expired"),
         ("bad signature", Behavior { wrong_key: true, ..Behavior::default() }, "signature"),
-        ("alg none", Behavior { alg_none: true, ..Behavior::default() }, "signature verification failed"),
-        ("wrong issuer", Behavior { token_issuer: Some("http://evil.example".into()), ..Behavior::default() }, "issuer"),
+        (
+            "alg none",
+            Behavior { alg_none: true, ..Behavior::default() },
+            "signature verification failed",
+        ),
+        (
+            "wrong issuer",
+            Behavior { token_issuer: Some("http://evil.example".into()), ..Behavior::default() },
+            "issuer",
+        ),
     ];
     for (name, behavior, expected) in cases {
         idp.set(behavior);
         let reply = sign_in(&server);
         assert_eq!(reply.status, 401, "{name}: {}", reply.body);
         assert!(reply.body.contains("invalid ID token"), "{name}: {}", reply.body);
-        assert!(reply.body.to_lowercase().contains(expected), "{name}: expected {expected:?} in {}", reply.body);
+        assert!(
+            reply.body.to_lowercase().contains(expected),
+            "{name}: expected {expected:?} in {}",
+            reply.body
+        );
         assert!(reply.token_cookie().is_none(), "{name}");
     }
     assert!(server.db(async |conn| user::Entity::find().all(conn).await.unwrap()).is_empty());
@@ -195,7 +251,10 @@ fn id_tokens_that_fail_verification_are_refused() {
 #[test]
 fn a_callback_naming_another_issuer_is_refused() {
     let idp = FakeIdp::start();
-    idp.set(Behavior { callback_issuer: Some("http://mix-up.example".into()), ..Behavior::default() });
+    idp.set(Behavior {
+        callback_issuer: Some("http://mix-up.example".into()),
+        ..Behavior::default()
+    });
     let server = start(&Backend::Sqlite, &idp, "", &[]);
     let reply = sign_in(&server);
     assert_eq!(reply.status, 400, "{}", reply.body);
@@ -208,7 +267,13 @@ fn a_code_exchange_without_pkce_is_refused_by_the_provider() {
     let server = start(&Backend::Sqlite, &idp, "", &[("GENERIC_CLIENT_USE_PKCE", "false")]);
     let reply = sign_in(&server);
     assert_eq!(reply.status, 401, "{}", reply.body);
-    assert!(reply.body.contains("refused the code exchange: invalid_grant (PKCE is required for this client)"), "{}", reply.body);
+    assert!(
+        reply.body.contains(
+            "refused the code exchange: invalid_grant (PKCE is required for this client)"
+        ),
+        "{}",
+        reply.body
+    );
 }
 
 #[test]
@@ -224,11 +289,18 @@ fn userinfo_failing_is_a_502() {
 #[test]
 fn an_unreachable_provider_is_a_502_not_a_crash() {
     let config = config("");
-    let server = TestServer::start_with(&Backend::Sqlite, ServerOptions {
-        config: &config,
-        env: &[("GENERIC_CLIENT_ID", "x"), ("GENERIC_CLIENT_SECRET", "y"), ("GENERIC_ISSUER", "http://127.0.0.1:9")],
-        ..ServerOptions::default()
-    });
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[
+                ("GENERIC_CLIENT_ID", "x"),
+                ("GENERIC_CLIENT_SECRET", "y"),
+                ("GENERIC_ISSUER", "http://127.0.0.1:9"),
+            ],
+            ..ServerOptions::default()
+        },
+    );
     let reply = server.get("/sso/key/generate", &[("accept", "text/html")]);
     assert_eq!(reply.status, 502, "{}", reply.body);
     assert!(reply.body.contains("OpenID discovery at http://127.0.0.1:9 failed"), "{}", reply.body);
@@ -238,11 +310,20 @@ fn an_unreachable_provider_is_a_502_not_a_crash() {
 fn generic_settings_are_checked_at_startup() {
     let scratch = hookgate_tests::Scratch::new();
     let config = scratch.write("config.yaml", "");
-    let output = hookgate_tests::run_hookgate(&["check", "--config", &config.display().to_string()], &[("GENERIC_CLIENT_ID", "x"), ("GENERIC_CLIENT_SECRET", "y")]);
+    let output = hookgate_tests::run_hookgate(
+        &["check", "--config", &config.display().to_string()],
+        &[("GENERIC_CLIENT_ID", "x"), ("GENERIC_CLIENT_SECRET", "y")],
+    );
     let (_, stderr) = hookgate_tests::output_text(&output);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("environment variable GENERIC_AUTHORIZATION_ENDPOINT is required"), "{stderr}");
-    let output = hookgate_tests::run_hookgate(&["check", "--config", &config.display().to_string()], &[("GOOGLE_CLIENT_ID", "x")]);
+    assert!(
+        stderr.contains("environment variable GENERIC_AUTHORIZATION_ENDPOINT is required"),
+        "{stderr}"
+    );
+    let output = hookgate_tests::run_hookgate(
+        &["check", "--config", &config.display().to_string()],
+        &[("GOOGLE_CLIENT_ID", "x")],
+    );
     let (_, stderr) = hookgate_tests::output_text(&output);
     assert!(stderr.contains("GOOGLE_CLIENT_SECRET is required"), "{stderr}");
 }

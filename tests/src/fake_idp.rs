@@ -105,7 +105,11 @@ pub struct FakeIdp {
 impl FakeIdp {
     /// Starts on a free loopback port.
     pub fn start() -> FakeIdp {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind the fake IdP");
@@ -179,11 +183,14 @@ fn fixture(name: &str) -> String {
 }
 
 async fn jwks() -> Json<Value> {
-    Json(json!({"keys": [{"kty": "RSA", "kid": KID, "use": "sig", "alg": "RS256", "n": fixture("idp-key.n").trim(), "e": "AQAB"}]}))
+    Json(
+        json!({"keys": [{"kty": "RSA", "kid": KID, "use": "sig", "alg": "RS256", "n": fixture("idp-key.n").trim(), "e": "AQAB"}]}),
+    )
 }
 
 fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
-    let query: Vec<String> = pairs.iter().map(|(key, value)| format!("{key}={}", encode(value))).collect();
+    let query: Vec<String> =
+        pairs.iter().map(|(key, value)| format!("{key}={}", encode(value))).collect();
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}{}", query.join("&"))
 }
@@ -191,15 +198,22 @@ fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
 fn encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
 }
 
-async fn authorize(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let behavior = shared.behavior.lock().unwrap().clone();
-    if query.get("client_id").map(String::as_str) != Some(CLIENT_ID) || query.get("response_type").map(String::as_str) != Some("code") {
+    if query.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || query.get("response_type").map(String::as_str) != Some("code")
+    {
         return (StatusCode::BAD_REQUEST, "unknown client or response type").into_response();
     }
     let Some(redirect_uri) = query.get("redirect_uri").cloned() else {
@@ -208,23 +222,42 @@ async fn authorize(State(shared): State<Arc<Shared>>, Query(query): Query<HashMa
     let state = query.get("state").cloned().unwrap_or_default();
     let issuer = behavior.callback_issuer.clone().unwrap_or_else(|| shared.issuer.clone());
     if let Some((error, description)) = &behavior.deny {
-        return Redirect::to(&with_query(&redirect_uri, &[("error", error), ("error_description", description), ("state", &state), ("iss", &issuer)])).into_response();
+        return Redirect::to(&with_query(
+            &redirect_uri,
+            &[
+                ("error", error),
+                ("error_description", description),
+                ("state", &state),
+                ("iss", &issuer),
+            ],
+        ))
+        .into_response();
     }
-    if query.get("code_challenge").is_some() && query.get("code_challenge_method").map(String::as_str) != Some("S256") {
+    if query.contains_key("code_challenge")
+        && query.get("code_challenge_method").map(String::as_str) != Some("S256")
+    {
         return (StatusCode::BAD_REQUEST, "only S256").into_response();
     }
     let code = format!("code-{}", crate::server::random_suffix());
-    shared.grants.lock().unwrap().insert(code.clone(), Grant {
-        redirect_uri: redirect_uri.clone(),
-        nonce: query.get("nonce").cloned(),
-        challenge: query.get("code_challenge").cloned(),
-        used: false,
-    });
-    Redirect::to(&with_query(&redirect_uri, &[("code", &code), ("state", &state), ("iss", &issuer)])).into_response()
+    shared.grants.lock().unwrap().insert(
+        code.clone(),
+        Grant {
+            redirect_uri: redirect_uri.clone(),
+            nonce: query.get("nonce").cloned(),
+            challenge: query.get("code_challenge").cloned(),
+            used: false,
+        },
+    );
+    Redirect::to(&with_query(
+        &redirect_uri,
+        &[("code", &code), ("state", &state), ("iss", &issuer)],
+    ))
+    .into_response()
 }
 
 fn token_error(error: &str, description: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": error, "error_description": description}))).into_response()
+    (StatusCode::BAD_REQUEST, Json(json!({"error": error, "error_description": description})))
+        .into_response()
 }
 
 fn client_authenticated(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
@@ -236,15 +269,23 @@ fn client_authenticated(headers: &HeaderMap, form: &HashMap<String, String>) -> 
         .and_then(|bytes| String::from_utf8(bytes).ok());
     match basic {
         Some(pair) => pair == format!("{CLIENT_ID}:{CLIENT_SECRET}"),
-        None => form.get("client_id").map(String::as_str) == Some(CLIENT_ID) && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET),
+        None => {
+            form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
+        }
     }
 }
 
-async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     shared.token_requests.lock().unwrap().push(form.clone());
     let behavior = shared.behavior.lock().unwrap().clone();
     if !client_authenticated(&headers, &form) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"})))
+            .into_response();
     }
     if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return token_error("unsupported_grant_type", "");
@@ -266,13 +307,16 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
     };
     match (&challenge, form.get("code_verifier")) {
         (Some(challenge), Some(verifier)) => {
-            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(Sha256::digest(verifier.as_bytes()));
             if &computed != challenge {
                 return token_error("invalid_grant", "PKCE verification failed");
             }
         }
         (Some(_), None) => return token_error("invalid_grant", "PKCE verifier missing"),
-        (None, _) if behavior.require_pkce => return token_error("invalid_grant", "PKCE is required for this client"),
+        (None, _) if behavior.require_pkce => {
+            return token_error("invalid_grant", "PKCE is required for this client");
+        }
         (None, _) => {}
     }
     let now = chrono::Utc::now().timestamp();
@@ -287,7 +331,9 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(form)
         claims["nonce"] = json!(nonce);
     }
     let id_token = if behavior.alg_none {
-        let b64 = |value: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+        let b64 = |value: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+        };
         format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims))
     } else {
         let pem = fixture(if behavior.wrong_key { "other-key.pem" } else { "idp-key.pem" });
@@ -306,7 +352,10 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     if let Some(status) = behavior.userinfo_status {
         return (StatusCode::from_u16(status).unwrap(), "userinfo is down").into_response();
     }
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     match token.and_then(|token| shared.tokens.lock().unwrap().get(token).cloned()) {
         Some(claims) => Json(claims).into_response(),
         None => (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response(),
@@ -340,4 +389,3 @@ fn decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
-

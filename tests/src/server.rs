@@ -98,14 +98,20 @@ impl Reply {
         self.headers
             .iter()
             .filter(|(key, _)| key == "set-cookie")
-            .find_map(|(_, cookie)| cookie.strip_prefix(&prefix)?.split(';').next().map(str::to_owned))
+            .find_map(|(_, cookie)| {
+                cookie.strip_prefix(&prefix)?.split(';').next().map(str::to_owned)
+            })
             .filter(|value| !value.is_empty())
     }
 
     /// The full `Set-Cookie` line for `name`.
     pub fn set_cookie_line(&self, name: &str) -> Option<&str> {
         let prefix = format!("{name}=");
-        self.headers.iter().filter(|(key, _)| key == "set-cookie").map(|(_, v)| v.as_str()).find(|v| v.starts_with(&prefix))
+        self.headers
+            .iter()
+            .filter(|(key, _)| key == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .find(|v| v.starts_with(&prefix))
     }
 
     /// The `token` cookie set by this response.

@@ -11,11 +11,11 @@ use std::{
     time::Duration,
 };
 
+use self::raw::{RawConfig, TeamEntry};
 pub use self::{
     oidc::{ClaimPaths, Endpoints, OidcSettings, ProviderKind},
     raw::{Cidr, UiAccessModeSetting},
 };
-use self::raw::{RawConfig, TeamEntry};
 use crate::{budget::BudgetDuration, plugins::HookRef};
 use plugin_api::{TeamRole, UserRole};
 

@@ -97,7 +97,9 @@ pub struct OidcSettings {
 
 fn paths(value: Option<String>, default: &[&str]) -> Vec<String> {
     match value {
-        Some(value) => value.split(',').map(|path| path.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+        Some(value) => {
+            value.split(',').map(|path| path.trim().to_owned()).filter(|p| !p.is_empty()).collect()
+        }
         None => default.iter().map(|path| (*path).to_owned()).collect(),
     }
 }
@@ -123,7 +125,9 @@ pub(super) fn from_env(
         None => true,
         Some(value) if value.eq_ignore_ascii_case("true") || value == "1" => true,
         Some(value) if value.eq_ignore_ascii_case("false") || value == "0" => false,
-        Some(other) => return Err(format!("GENERIC_CLIENT_USE_PKCE={other:?}: expected true or false")),
+        Some(other) => {
+            return Err(format!("GENERIC_CLIENT_USE_PKCE={other:?}: expected true or false"));
+        }
     };
 
     if let Some(client_id) = var("GOOGLE_CLIENT_ID") {
@@ -158,15 +162,23 @@ pub(super) fn from_env(
         let secret = require("MICROSOFT_CLIENT_SECRET", "MICROSOFT_CLIENT_ID")?;
         let tenant = require("MICROSOFT_TENANT", "MICROSOFT_CLIENT_ID")?;
         let base = format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0");
-        let endpoint = |name: &str, default: String| var(name).map(|url| check_url(name, url)).unwrap_or(Ok(default));
+        let endpoint = |name: &str, default: String| {
+            var(name).map(|url| check_url(name, url)).unwrap_or(Ok(default))
+        };
         return Ok(Some(OidcSettings {
             kind: ProviderKind::Microsoft,
             client_id,
             client_secret: Secret::new(secret),
             endpoints: Endpoints::Explicit {
-                authorization: endpoint("MICROSOFT_AUTHORIZATION_ENDPOINT", format!("{base}/authorize"))?,
+                authorization: endpoint(
+                    "MICROSOFT_AUTHORIZATION_ENDPOINT",
+                    format!("{base}/authorize"),
+                )?,
                 token: endpoint("MICROSOFT_TOKEN_ENDPOINT", format!("{base}/token"))?,
-                userinfo: endpoint("MICROSOFT_USERINFO_ENDPOINT", "https://graph.microsoft.com/v1.0/me".to_owned())?,
+                userinfo: endpoint(
+                    "MICROSOFT_USERINFO_ENDPOINT",
+                    "https://graph.microsoft.com/v1.0/me".to_owned(),
+                )?,
             },
             scopes: vec!["openid".into(), "User.Read".into(), "email".into()],
             use_pkce: true,
@@ -188,7 +200,8 @@ pub(super) fn from_env(
         return Ok(None);
     };
     let secret = require("GENERIC_CLIENT_SECRET", "GENERIC_CLIENT_ID")?;
-    let issuer = var("GENERIC_ISSUER").or(issuer_setting.filter(|issuer| !issuer.trim().is_empty()));
+    let issuer =
+        var("GENERIC_ISSUER").or(issuer_setting.filter(|issuer| !issuer.trim().is_empty()));
     let endpoint = |name: &str| var(name).map(|url| check_url(name, url)).transpose();
     let endpoints = match issuer {
         Some(issuer) => Endpoints::Discover {
@@ -200,9 +213,18 @@ pub(super) fn from_env(
         None => {
             let why = "GENERIC_CLIENT_ID unless GENERIC_ISSUER (or general_settings.oidc_issuer) enables discovery";
             Endpoints::Explicit {
-                authorization: check_url("GENERIC_AUTHORIZATION_ENDPOINT", require("GENERIC_AUTHORIZATION_ENDPOINT", why)?)?,
-                token: check_url("GENERIC_TOKEN_ENDPOINT", require("GENERIC_TOKEN_ENDPOINT", why)?)?,
-                userinfo: check_url("GENERIC_USERINFO_ENDPOINT", require("GENERIC_USERINFO_ENDPOINT", why)?)?,
+                authorization: check_url(
+                    "GENERIC_AUTHORIZATION_ENDPOINT",
+                    require("GENERIC_AUTHORIZATION_ENDPOINT", why)?,
+                )?,
+                token: check_url(
+                    "GENERIC_TOKEN_ENDPOINT",
+                    require("GENERIC_TOKEN_ENDPOINT", why)?,
+                )?,
+                userinfo: check_url(
+                    "GENERIC_USERINFO_ENDPOINT",
+                    require("GENERIC_USERINFO_ENDPOINT", why)?,
+                )?,
             }
         }
     };
@@ -226,8 +248,14 @@ pub(super) fn from_env(
             id: paths(var("GENERIC_USER_ID_ATTRIBUTE"), &["preferred_username", "sub"]),
             email: paths(var("GENERIC_USER_EMAIL_ATTRIBUTE"), &["email"]),
             display_name: paths(var("GENERIC_USER_DISPLAY_NAME_ATTRIBUTE"), &["name", "sub"]),
-            first_name: paths(var("GENERIC_USER_FIRST_NAME_ATTRIBUTE"), &["first_name", "given_name"]),
-            last_name: paths(var("GENERIC_USER_LAST_NAME_ATTRIBUTE"), &["last_name", "family_name"]),
+            first_name: paths(
+                var("GENERIC_USER_FIRST_NAME_ATTRIBUTE"),
+                &["first_name", "given_name"],
+            ),
+            last_name: paths(
+                var("GENERIC_USER_LAST_NAME_ATTRIBUTE"),
+                &["last_name", "family_name"],
+            ),
             role: paths(var("GENERIC_USER_ROLE_ATTRIBUTE"), &["role"]),
             groups: paths(var("GENERIC_USER_GROUPS_ATTRIBUTE"), &["groups"]),
             picture: paths(None, &["picture"]),

@@ -91,7 +91,8 @@ pub(super) async fn key_generate(
             .into_response();
     };
     let redirect_uri = format!("{}{root}/sso/callback", public_base(config, &headers));
-    let return_to = query.ok().and_then(|Query(query)| query.return_to).filter(|path| safe_return_to(path));
+    let return_to =
+        query.ok().and_then(|Query(query)| query.return_to).filter(|path| safe_return_to(path));
     match provider.begin(&redirect_uri, return_to).await {
         Ok((url, flow)) => {
             let value = serde_json::to_string(&flow).expect("flow state serialises");
@@ -106,11 +107,16 @@ pub(super) async fn key_generate(
         }
         Err(error) => {
             tracing::error!("cannot start the OIDC sign-in: {error}");
-            let attempt =
-                Attempt { method: LoginMethod::Oidc, peer: ctx.peer.ip(), request_id: ctx.request_id.clone() };
+            let attempt = Attempt {
+                method: LoginMethod::Oidc,
+                peer: ctx.peer.ip(),
+                request_id: ctx.request_id.clone(),
+            };
             let error = oidc_error(error);
             state.signin().record_refusal(&attempt, &error).await;
-            ctx.error(error).with_link(format!("{root}/ui/login"), "Back to sign-in").into_response()
+            ctx.error(error)
+                .with_link(format!("{root}/ui/login"), "Back to sign-in")
+                .into_response()
         }
     }
 }
@@ -120,15 +126,23 @@ fn cookie_duration(duration: std::time::Duration) -> time::Duration {
 }
 
 /// `303` to `location` with the session cookie.
-pub(super) fn signed_in_response(config: &Config, signed_in: &SignedIn, location: &str) -> Response {
-    let cookie = session_cookie(&signed_in.token, is_https(config), config.session_cookie_http_only);
+pub(super) fn signed_in_response(
+    config: &Config,
+    signed_in: &SignedIn,
+    location: &str,
+) -> Response {
+    let cookie =
+        session_cookie(&signed_in.token, is_https(config), config.session_cookie_http_only);
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     match HeaderValue::try_from(location) {
         Ok(location) => headers.insert(header::LOCATION, location),
         Err(_) => headers.insert(header::LOCATION, HeaderValue::from_static("/ui/?login=success")),
     };
-    headers.insert(header::SET_COOKIE, HeaderValue::try_from(cookie).expect("a JWT is a valid header value"));
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::try_from(cookie).expect("a JWT is a valid header value"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -144,9 +158,15 @@ pub(super) async fn callback(
     let config = state.config();
     let root = &config.server_root_path;
     let Some(provider) = state.oidc() else {
-        return ctx.error(ApiError::not_found("no OpenID Connect provider is configured")).into_response();
+        return ctx
+            .error(ApiError::not_found("no OpenID Connect provider is configured"))
+            .into_response();
     };
-    let attempt = Attempt { method: LoginMethod::Oidc, peer: ctx.peer.ip(), request_id: ctx.request_id.clone() };
+    let attempt = Attempt {
+        method: LoginMethod::Oidc,
+        peer: ctx.peer.ip(),
+        request_id: ctx.request_id.clone(),
+    };
     // The flow cookie is single-use: it goes whatever happens next.
     let flow_cookie = jar.get(FLOW_COOKIE);
     let jar = jar.remove(Cookie::build(FLOW_COOKIE).path("/"));
@@ -241,7 +261,14 @@ mod tests {
         for ok in ["/ui/", "/ui/users?page=2", "/litellm/ui/"] {
             assert!(safe_return_to(ok), "{ok}");
         }
-        for bad in ["https://evil.example", "//evil.example/x", "/\\evil.example", "ui/", "/ui\r\nX: y", ""] {
+        for bad in [
+            "https://evil.example",
+            "//evil.example/x",
+            "/\\evil.example",
+            "ui/",
+            "/ui\r\nX: y",
+            "",
+        ] {
             assert!(!safe_return_to(bad), "{bad:?}");
         }
     }

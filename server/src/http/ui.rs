@@ -2,6 +2,11 @@
 //! A profile for everyone signed in; users, teams and the sign-in log for proxy admins; the
 //! `UI_USERNAME`/`UI_PASSWORD` fallback login at `POST /login`.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers return a finished page either way; Result<Response, Response> reads best"
+)]
+
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -63,7 +68,10 @@ impl UiUser {
     }
 }
 
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<UiUser>, sea_orm::DbErr> {
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<UiUser>, sea_orm::DbErr> {
     let Some(token) = token_cookie(headers) else { return Ok(None) };
     let Ok(claims) = state.signin().signer().verify(token) else { return Ok(None) };
     let token_hash = hash_key(&claims.key);
@@ -85,7 +93,9 @@ fn render(template: impl Template) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = Html(html).into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(error) => {
@@ -96,16 +106,27 @@ fn render(template: impl Template) -> Response {
 }
 
 /// The signed-in user, or a redirect to the login page.
-async fn require_user(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<UiUser, Response> {
+async fn require_user(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+) -> Result<UiUser, Response> {
     match signed_in(state, headers).await {
         Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(Redirect::to(&format!("{}/ui/login", state.config().server_root_path)).into_response()),
+        Ok(None) => {
+            Err(Redirect::to(&format!("{}/ui/login", state.config().server_root_path))
+                .into_response())
+        }
         Err(error) => Err(page(ctx, ApiError::database(&error))),
     }
 }
 
 /// The signed-in proxy admin, or an error page.
-async fn require_admin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<UiUser, Response> {
+async fn require_admin(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+) -> Result<UiUser, Response> {
     let user = require_user(state, ctx, headers).await?;
     if user.is_admin() {
         Ok(user)
@@ -117,7 +138,8 @@ async fn require_admin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Resu
 /// Refuses state-changing requests from other sites (SameSite=Lax already keeps the session
 /// cookie off cross-site POSTs; this also covers older browsers).
 fn check_same_origin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<(), Response> {
-    let cross_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
+    let cross_site =
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
     let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
         Some(origin) => {
@@ -177,7 +199,9 @@ struct ProfilePage<'a> {
 }
 
 async fn home(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Page {
-    let Some(me) = signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))? else {
+    let Some(me) =
+        signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))?
+    else {
         return Ok(render(login(&state, None)));
     };
     let conn = state.db().conn();
@@ -200,16 +224,20 @@ async fn home(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Pa
 
 async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Page {
     check_same_origin(&state, &ctx, &headers)?;
-    if let Some(me) = signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))? {
+    if let Some(me) =
+        signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))?
+    {
         store::revoke_session(state.db().conn(), &me.token_hash)
             .await
             .map_err(|e| page(&ctx, ApiError::database(&e)))?;
         tracing::info!(user_id = %me.user.user_id, "logged out");
     }
-    let mut response = Redirect::to(&format!("{}/ui/login", state.config().server_root_path)).into_response();
+    let mut response =
+        Redirect::to(&format!("{}/ui/login", state.config().server_root_path)).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::try_from(clear_cookie(sso::is_https(state.config()))).expect("a static cookie"),
+        HeaderValue::try_from(clear_cookie(sso::is_https(state.config())))
+            .expect("a static cookie"),
     );
     Ok(response)
 }
@@ -229,7 +257,9 @@ impl LoginLimiter {
     fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let failures = self.failures.lock().unwrap_or_else(|poison| poison.into_inner());
         match failures.get(&ip) {
-            Some((count, since)) if since.elapsed() < Self::WINDOW && *count >= Self::MAX_FAILURES => {
+            Some((count, since))
+                if since.elapsed() < Self::WINDOW && *count >= Self::MAX_FAILURES =>
+            {
                 Err((Self::WINDOW - since.elapsed()).as_secs().max(1))
             }
             _ => Ok(()),
@@ -269,11 +299,17 @@ pub(super) async fn password_login(
         response
     };
     if !password_login_enabled(&state) {
-        return Err(refuse(StatusCode::FORBIDDEN, "Password sign-in is disabled; use single sign-on."));
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "Password sign-in is disabled; use single sign-on.",
+        ));
     }
     let ip = ctx.peer.ip().to_canonical();
     if let Err(wait) = state.login_limiter().check(ip) {
-        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, "Too many failed attempts; wait a minute and try again.");
+        let mut response = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed attempts; wait a minute and try again.",
+        );
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Err(response);
     }
@@ -285,17 +321,28 @@ pub(super) async fn password_login(
     // Both comparisons always run, in constant time.
     let user_ok = secrets_equal(&form.username, &config.ui_username);
     let password_ok = secrets_equal(&form.password, expected_password.expose());
-    let attempt = Attempt { method: LoginMethod::Password, peer: ctx.peer.ip(), request_id: ctx.request_id.clone() };
+    let attempt = Attempt {
+        method: LoginMethod::Password,
+        peer: ctx.peer.ip(),
+        request_id: ctx.request_id.clone(),
+    };
     if !(user_ok && password_ok) {
         state.login_limiter().failed(ip);
-        let error = crate::signin::SignInError::Refused { status: 401, message: "invalid username or password".into() };
+        let error = crate::signin::SignInError::Refused {
+            status: 401,
+            message: "invalid username or password".into(),
+        };
         state.signin().record_refusal(&attempt, &error).await;
         return Err(refuse(StatusCode::UNAUTHORIZED, "Invalid username or password."));
     }
     state.login_limiter().succeeded(ip);
     match state.signin().password_sign_in(&attempt).await {
         Ok(signed_in) => {
-            let location = format!("{}{}/ui/?login=success", sso::public_base(config, &headers), config.server_root_path);
+            let location = format!(
+                "{}{}/ui/?login=success",
+                sso::public_base(config, &headers),
+                config.server_root_path
+            );
             Ok(sso::signed_in_response(config, &signed_in, &location))
         }
         Err(error) => Err(page(&ctx, error.into())),
@@ -336,7 +383,10 @@ async fn users(
     let me = require_admin(&state, &ctx, &headers).await?;
     let Query(query) = query.map_err(|r| page(&ctx, ApiError::bad_request(r.body_text())))?;
     let search = query.q.unwrap_or_default().trim().to_owned();
-    let filter = store::UserFilter { email_contains: (!search.is_empty()).then(|| search.clone()), ..Default::default() };
+    let filter = store::UserFilter {
+        email_contains: (!search.is_empty()).then(|| search.clone()),
+        ..Default::default()
+    };
     let number = query.page.unwrap_or(1).max(1);
     let (rows, total) = store::list_users(state.db().conn(), &filter, number, PAGE_SIZE)
         .await
@@ -369,13 +419,21 @@ struct UserEditPage<'a> {
     saved: bool,
 }
 
-async fn edit_page(state: &AppState, ctx: &Ctx, me: &UiUser, user_id: &str, error: Option<String>, saved: bool) -> Page {
+async fn edit_page(
+    state: &AppState,
+    ctx: &Ctx,
+    me: &UiUser,
+    user_id: &str,
+    error: Option<String>,
+    saved: bool,
+) -> Page {
     let conn = state.db().conn();
     let row = store::user_by_id(conn, user_id)
         .await
         .map_err(|e| page(ctx, ApiError::database(&e)))?
         .ok_or_else(|| page(ctx, ApiError::not_found(format!("no user {user_id:?}"))))?;
-    let teams = store::teams_of_user(conn, user_id).await.map_err(|e| page(ctx, ApiError::database(&e)))?;
+    let teams =
+        store::teams_of_user(conn, user_id).await.map_err(|e| page(ctx, ApiError::database(&e)))?;
     let mut response = render(UserEditPage {
         root: &state.config().server_root_path,
         section: "users",
@@ -394,7 +452,12 @@ async fn edit_page(state: &AppState, ctx: &Ctx, me: &UiUser, user_id: &str, erro
     Ok(response)
 }
 
-async fn user_edit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, Path(user_id): Path<String>) -> Page {
+async fn user_edit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+) -> Page {
     let me = require_admin(&state, &ctx, &headers).await?;
     edit_page(&state, &ctx, &me, &user_id, None, false).await
 }
@@ -417,16 +480,26 @@ async fn user_save(
     check_same_origin(&state, &ctx, &headers)?;
     let me = require_admin(&state, &ctx, &headers).await?;
     let Ok(Form(form)) = form else {
-        return edit_page(&state, &ctx, &me, &user_id, Some("The form is incomplete.".into()), false).await;
+        return edit_page(
+            &state,
+            &ctx,
+            &me,
+            &user_id,
+            Some("The form is incomplete.".into()),
+            false,
+        )
+        .await;
     };
     let parsed = (|| -> Result<_, String> {
-        let role: UserRole = form.user_role.parse().map_err(|e: plugin_api::UnknownRole| e.to_string())?;
+        let role: UserRole =
+            form.user_role.parse().map_err(|e: plugin_api::UnknownRole| e.to_string())?;
         let models: Vec<String> =
             form.models.split(',').map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
         let budget = match form.max_budget.trim() {
             "" => None,
             text => {
-                let value: f64 = text.parse().map_err(|_| format!("budget {text:?} is not a number"))?;
+                let value: f64 =
+                    text.parse().map_err(|_| format!("budget {text:?} is not a number"))?;
                 if !(value.is_finite() && value >= 0.0) {
                     return Err(format!("budget {text} must be 0 or more"));
                 }
@@ -529,13 +602,20 @@ async fn team_create(
     };
     let team_id = form.team_id.trim().to_owned();
     if team_id.is_empty() || team_id.len() > 255 || team_id.chars().any(char::is_control) {
-        return teams_page(&state, &ctx, &me, Some("A team id must be 1 to 255 printable characters.".into())).await;
+        return teams_page(
+            &state,
+            &ctx,
+            &me,
+            Some("A team id must be 1 to 255 printable characters.".into()),
+        )
+        .await;
     }
     let db = |e| page(&ctx, ApiError::database(&e));
     let txn = state.db().write().await.map_err(db)?;
     if store::team_by_id(txn.conn(), &team_id).await.map_err(db)?.is_some() {
         drop(txn);
-        return teams_page(&state, &ctx, &me, Some(format!("A team {team_id:?} already exists."))).await;
+        return teams_page(&state, &ctx, &me, Some(format!("A team {team_id:?} already exists.")))
+            .await;
     }
     let now = store::now();
     let alias = form.team_alias.trim();

@@ -616,7 +616,8 @@ impl SignInService {
         // The session.
         let stored_models = store::list_of(&row.models);
         let models = if stored_models.is_empty() { values.models.clone() } else { stored_models };
-        let (key, token, expires_at) = self.issue_session(conn, attempt, &row, role, &models, now).await?;
+        let (key, token, expires_at) =
+            self.issue_session(conn, attempt, &row, role, &models, now).await?;
         txn.commit().await?;
         tracing::info!(user_id = %row.user_id, role = %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
         Ok(SignedIn { user: row, role, key, token, expires_at })
@@ -636,7 +637,8 @@ impl SignInService {
         let config = &self.config;
         let key = new_session_key();
         let expires_at = now
-            + chrono::Duration::from_std(config.session_duration).unwrap_or(chrono::Duration::days(1));
+            + chrono::Duration::from_std(config.session_duration)
+                .unwrap_or(chrono::Duration::days(1));
         store::insert_session(
             conn,
             session::ActiveModel {
@@ -652,7 +654,8 @@ impl SignInService {
             },
         )
         .await?;
-        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None)).await?;
+        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
+            .await?;
         let token = self.signer.sign(&UiTokenClaims {
             user_id: row.user_id.clone(),
             key: key.clone(),
@@ -681,13 +684,22 @@ impl SignInService {
     }
 
     async fn password_sign_in_inner(&self, attempt: &Attempt) -> Result<SignedIn, SignInError> {
-        let user_id = self.config.proxy_admin_id.clone().unwrap_or_else(|| "default_user_id".to_owned());
+        let user_id =
+            self.config.proxy_admin_id.clone().unwrap_or_else(|| "default_user_id".to_owned());
         let now = store::now();
         let txn = self.db.write().await?;
         let conn = txn.conn();
         let row = new_user_row(
-            user_id.clone(), None, None, UserRole::ProxyAdmin, &[], None, None, None,
-            serde_json::json!({"created_by": "password_login"}), now,
+            user_id.clone(),
+            None,
+            None,
+            UserRole::ProxyAdmin,
+            &[],
+            None,
+            None,
+            None,
+            serde_json::json!({"created_by": "password_login"}),
+            now,
         );
         store::insert_user_if_absent(conn, row).await?;
         let mut row = store::user_by_id(conn, &user_id).await?.ok_or_else(|| {
