@@ -8,43 +8,15 @@
 #    two fixtures that need builds of their own (one with panic = "abort", one against an older
 #    plugin-api layout).
 # 4. Runs `cargo test` over the workspace.
+# 5. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-log() { printf '\n==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed: install Rust (https://rustup.rs) and run this again"
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-        die "need root to run: $*"
-    fi
-}
-
-apt_updated=0
-apt_install() {
-    if [ "$apt_updated" = 0 ]; then
-        as_root apt-get update -qq || die "apt-get update failed"
-        apt_updated=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
-        || die "could not install $*"
-}
-
-# A TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-    local port
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
 
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL
@@ -113,3 +85,6 @@ cargo build --locked -p fixture_incompatible --features older-layout --target-di
 log "running the tests"
 cd "$ROOT"
 cargo test --workspace --locked
+
+log "running the end-to-end suite (real OIDC provider, Apache mod_auth_openidc, Chromium, PostgreSQL)"
+bash "$ROOT/tests/e2e/run.sh"

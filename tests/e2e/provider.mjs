@@ -1,0 +1,69 @@
+// A real OpenID provider for the end-to-end suite: panva's oidc-provider with its development
+// login form (any password; the users below have fixed claims). PKCE is required for every
+// client, as a strict production provider would. Consent is granted on first login.
+//
+// Environment: IDP_PORT, PROXY_REDIRECT_URI (mod_auth_openidc's), HOOKGATE_REDIRECT_URIS
+// (comma-separated, hookgate's /sso/callback on each replica).
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.IDP_PORT);
+const issuer = `http://127.0.0.1:${port}`;
+
+const users = {
+  alice: { email: 'alice@example.test', name: 'Alice Liddell', given_name: 'Alice', family_name: 'Liddell', groups: ['admins', 'staff'] },
+  bob: { email: 'bob@example.test', name: 'Bob Builder', given_name: 'Bob', family_name: 'Builder', groups: ['staff'] },
+};
+
+const configuration = {
+  clients: [
+    {
+      client_id: 'e2e-proxy',
+      client_secret: 'e2e-proxy-secret',
+      redirect_uris: [process.env.PROXY_REDIRECT_URI],
+      response_types: ['code'],
+      grant_types: ['authorization_code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
+      client_id: 'e2e-hookgate',
+      client_secret: 'e2e-hookgate-secret',
+      redirect_uris: process.env.HOOKGATE_REDIRECT_URIS.split(','),
+      response_types: ['code'],
+      grant_types: ['authorization_code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
+  pkce: { required: () => true },
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+    groups: ['groups'],
+  },
+  scopes: ['openid', 'email', 'profile', 'groups'],
+  features: { devInteractions: { enabled: true } },
+  cookies: { keys: ['e2e-cookie-key-not-a-secret'] },
+  async findAccount(ctx, id) {
+    const user = users[id];
+    if (!user) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, preferred_username: id, email_verified: true, ...user };
+      },
+    };
+  },
+  // Grant what the client asks for on first login (no consent screen).
+  async loadExistingGrant(ctx) {
+    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope('openid email profile groups');
+    await grant.save();
+    return grant;
+  },
+};
+
+const provider = new Provider(issuer, configuration);
+provider.on('server_error', (ctx, error) => console.error('server_error', error));
+provider.listen(port, '127.0.0.1', () => console.log(`oidc-provider listening on ${issuer}`));

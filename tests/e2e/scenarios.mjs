@@ -1,0 +1,219 @@
+// The browser scenarios of the end-to-end suite (run by run.sh, which starts the components and
+// passes their addresses in the environment). Each check prints ok/FAILED; the last line is
+// "N passed, N failed"; the exit code is non-zero if any failed.
+import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import { chromium } from 'playwright-core';
+
+const { PROXY_URL, A_URL, R1_URL, R2_URL, MASTER_KEY, DATABASE_URL, SHOTS } = process.env;
+const results = [];
+const TIMEOUT = 20_000;
+
+async function check(name, body) {
+  const started = Date.now();
+  try {
+    await body();
+    results.push([name, true]);
+    console.log(`ok      ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push([name, false]);
+    console.log(`FAILED  ${name}\n        ${String(error?.stack || error).split('\n').join('\n        ')}`);
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function sql(query) {
+  return execFileSync('psql', [DATABASE_URL, '-qAtc', query], { encoding: 'utf8' }).trim();
+}
+
+/** A plain HTTP request from a chosen local address (the browser cannot choose one). */
+function request(url, { method = 'GET', headers = {}, body, localAddress } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, localAddress, timeout: 10_000 }, (res) => {
+      let data = '';
+      res.on('data', (chunk) => { data += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+function jwtClaims(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+
+/** A fresh browser profile that only reaches loopback (the IdP's page imports a web font). */
+async function newContext() {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  await context.route('**/*', (route) => {
+    const host = new URL(route.request().url()).hostname;
+    if (host === 'localhost' || host === '127.0.0.1') return route.continue();
+    return route.abort();
+  });
+  context.setDefaultTimeout(TIMEOUT);
+  return context;
+}
+
+/** Fills oidc-provider's login form. */
+async function logInAtProvider(page, login) {
+  await page.waitForSelector('input[name="login"]');
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', 'any password');
+  await page.click('button[type="submit"]');
+}
+
+async function tokenOf(context, origin) {
+  const cookies = await context.cookies(origin);
+  const token = cookies.find((cookie) => cookie.name === 'token');
+  assert(token, `no token cookie for ${origin}: ${JSON.stringify(cookies.map((c) => c.name))}`);
+  return token.value;
+}
+
+// --- A: behind the OAuth proxy ---------------------------------------------------------------
+
+const admin = { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' };
+const team = await request(`${A_URL}/team/new`, { method: 'POST', headers: admin, body: JSON.stringify({ team_id: 'staff', team_alias: 'Staff' }) });
+assert(team.status === 200, `creating team staff: ${team.status} ${team.body}`);
+
+await check('A1 a real login through Apache mod_auth_openidc lands signed in with the plugin\'s values', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(`${PROXY_URL}/sso/key/generate`);
+  assert(page.url().startsWith(process.env.IDP_URL), `expected the IdP's login page, got ${page.url()}`);
+  await logInAtProvider(page, 'alice');
+  await page.waitForURL(`${PROXY_URL}/ui/?login=success`);
+  const text = await page.textContent('main');
+  assert((await page.textContent('#user-id')).trim() === 'alice', `profile: ${text}`);
+  assert((await page.textContent('#user-role')).includes('proxy_admin'), `role: ${text}`);
+  assert((await page.textContent('#user-teams')).includes('staff'), `teams: ${text}`);
+  await page.screenshot({ path: `${SHOTS}/signed-in.png`, fullPage: true });
+  await page.click('a[href="/ui/users"]');
+  await page.waitForURL(`${PROXY_URL}/ui/users`);
+  assert((await page.textContent('table')).includes('alice@example.test'), 'the users page lists alice');
+  await page.screenshot({ path: `${SHOTS}/admin-users.png`, fullPage: true });
+  const row = sql("SELECT user_id || '|' || user_role || '|' || coalesce(sso_user_id, '') FROM users WHERE user_id = 'alice'");
+  assert(row === 'alice|proxy_admin|alice', `PostgreSQL row: ${row}`);
+  const membership = sql("SELECT team_id FROM team_members WHERE user_id = 'alice'");
+  assert(membership === 'staff', `membership: ${membership}`);
+  await context.close();
+});
+
+await check('A2 forged identity headers sent straight to hookgate from outside trusted_proxy_ranges are refused', async () => {
+  const before = sql('SELECT count(*) FROM users');
+  const forged = await request(`${A_URL}/sso/key/generate`, {
+    localAddress: '127.0.0.2',
+    headers: { 'x-forwarded-user': 'mallory', 'x-forwarded-email': 'mallory@example.test', 'x-forwarded-groups': 'admins', 'x-forwarded-for': '127.0.0.1' },
+  });
+  assert(forged.status === 403, `status ${forged.status}: ${forged.body}`);
+  assert(JSON.parse(forged.body).error.message.includes('127.0.0.2 is not in general_settings.trusted_proxy_ranges'), forged.body);
+  assert(!forged.headers['set-cookie'], 'no session');
+  assert(sql('SELECT count(*) FROM users') === before, 'no user row');
+  const event = sql("SELECT outcome || '|' || peer_addr FROM sign_in_events ORDER BY id DESC LIMIT 1");
+  assert(event === 'refused|127.0.0.2', `event: ${event}`);
+});
+
+// --- B: hookgate as the relying party -------------------------------------------------------
+
+let bobCallback;
+let bobFlowCookie;
+await check('B1 hookgate as the OIDC relying party: a real login form, then signed in', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  // Redirects are not routed by Playwright, but every request of the chain is reported.
+  page.on('request', (req) => {
+    if (req.url().startsWith(`${R1_URL}/sso/callback`)) bobCallback = req.url();
+  });
+  await page.goto(`${R1_URL}/sso/key/generate`);
+  assert(page.url().startsWith(process.env.IDP_URL), `expected the IdP, got ${page.url()}`);
+  bobFlowCookie = (await context.cookies(R1_URL)).find((cookie) => cookie.name === 'hookgate_oidc_flow');
+  await logInAtProvider(page, 'bob');
+  await page.waitForURL(`${R1_URL}/ui/?login=success`);
+  assert((await page.textContent('#user-id')).trim() === 'bob', 'bob is signed in');
+  assert((await page.textContent('#user-role')).includes('internal_user'), 'the plugin made bob an internal_user');
+  assert((await page.textContent('#user-budget')).includes('0.01 USD'), 'with the plugin\'s budget');
+  assert(bobCallback && bobFlowCookie, 'the callback was seen');
+
+  // B3: the same callback again, even with the old flow cookie put back, is refused.
+  await context.addCookies([bobFlowCookie]);
+  const replay = await page.goto(bobCallback);
+  assert(replay.status() === 400, `replay status ${replay.status()}`);
+  assert((await page.textContent('body')).includes('already completed'), await page.textContent('body'));
+
+  // B4: logging out in the UI kills the session key.
+  const key = jwtClaims(await tokenOf(context, R1_URL)).key;
+  assert((await request(`${R1_URL}/user/info`, { headers: { authorization: `Bearer ${key}` } })).status === 200, 'the key works');
+  await page.goto(`${R1_URL}/ui/`);
+  await page.click('text=Log out');
+  await page.waitForURL(`${R1_URL}/ui/login`);
+  const after = await request(`${R1_URL}/user/info`, { headers: { authorization: `Bearer ${key}` } });
+  assert(after.status === 401, `after logout: ${after.status} ${after.body}`);
+  await context.close();
+});
+
+await check('B2 aborting at the provider gives a clear page', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(`${R1_URL}/sso/key/generate`);
+  await page.waitForSelector('a[href*="/abort"]');
+  const [response] = await Promise.all([
+    page.waitForResponse((res) => res.url().startsWith(`${R1_URL}/sso/callback`)),
+    page.click('a[href*="/abort"]'),
+  ]);
+  assert(response.status() === 401, `status ${response.status()}`);
+  const body = await page.textContent('body');
+  assert(body.includes('access_denied') && body.includes('End-User aborted interaction'), body);
+  assert(body.includes('Sign in again'), 'a way back');
+  await context.close();
+});
+
+// --- C: two replicas ---------------------------------------------------------------------------
+
+await check('C1 a login begun on replica 1 completes on replica 2; its session works on both; logout on one counts on both', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  // The provider sends the browser back to replica 1's callback; deliver it to replica 2 instead,
+  // as a load balancer might. Playwright does not route redirects, so the login form's POST is
+  // routed: its redirect chain (to the provider's resume endpoint, then to the callback) is
+  // followed here by hand, and the browser is sent to replica 2's callback.
+  const interaction = (url) => url.origin === process.env.IDP_URL && url.pathname.startsWith('/interaction/');
+  await page.route(interaction, async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    let response = await route.fetch({ maxRedirects: 0 });
+    let location = response.headers().location;
+    for (let hop = 0; hop < 5 && location && !location.startsWith(`${R1_URL}/sso/callback`); hop += 1) {
+      response = await context.request.get(new URL(location, process.env.IDP_URL).href, { maxRedirects: 0 });
+      location = response.headers().location;
+    }
+    assert(location?.startsWith(`${R1_URL}/sso/callback`), `the provider did not redirect to replica 1: ${location}`);
+    await route.fulfill({ status: 303, headers: { location: location.replace(R1_URL, R2_URL) } });
+  });
+  await page.goto(`${R1_URL}/sso/key/generate`);
+  await logInAtProvider(page, 'alice');
+  await page.waitForURL(`${R2_URL}/ui/?login=success`);
+  assert((await page.textContent('#user-id')).trim() === 'alice', 'signed in on replica 2');
+  const key = jwtClaims(await tokenOf(context, R2_URL)).key;
+  const onReplica1 = await page.goto(`${R1_URL}/ui/`);
+  assert(onReplica1.status() === 200 && (await page.textContent('#user-id')).trim() === 'alice', 'replica 1 accepts the session');
+  const out = await request(`${R1_URL}/session/logout`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+  assert(out.status === 200, `logout on replica 1: ${out.status}`);
+  const onReplica2 = await request(`${R2_URL}/user/info`, { headers: { authorization: `Bearer ${key}` } });
+  assert(onReplica2.status === 401, `replica 2 after logout on replica 1: ${onReplica2.status}`);
+  await context.close();
+});
+
+await browser.close();
+const passed = results.filter(([, ok]) => ok).length;
+const failed = results.length - passed;
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
