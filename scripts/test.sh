@@ -18,57 +18,10 @@ source "$ROOT/scripts/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed: install Rust (https://rustup.rs) and run this again"
 
-# ---------------------------------------------------------------------------------------------
-# PostgreSQL
-
-PG_DIR=""
-PG_PID=""
-stop_postgres() {
-    if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
-        kill -INT "$PG_PID" 2>/dev/null || true   # fast shutdown
-        for _ in $(seq 1 100); do
-            kill -0 "$PG_PID" 2>/dev/null || break
-            # A stopped postmaster may linger as a zombie where PID 1 does not reap.
-            ps -o stat= -p "$PG_PID" 2>/dev/null | grep -q Z && break
-            sleep 0.1
-        done
-    fi
-    if [ -n "$PG_DIR" ]; then rm -rf "$PG_DIR"; fi
-}
+# PostgreSQL for the server tests (stopped by PID on exit).
 trap stop_postgres EXIT
-
-start_postgres() {
-    local bin
-    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-    if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
-        log "installing PostgreSQL (Debian's postgresql)"
-        apt_install postgresql
-        bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-    fi
-    local run_as=()
-    if [ "$(id -u)" = 0 ]; then
-        id postgres >/dev/null 2>&1 || die "the postgres user is missing (reinstall the postgresql package)"
-        run_as=(runuser -u postgres --)
-    fi
-    PG_DIR=$(mktemp -d /tmp/hookgate-pg.XXXXXX)
-    chmod 755 "$PG_DIR"
-    [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
-    "${run_as[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >"$PG_DIR/initdb.log" 2>&1 \
-        || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
-    local port
-    for attempt in 1 2 3; do
-        port=$(free_port)
-        "${run_as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
-            -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
-            && break
-        [ "$attempt" = 3 ] && { cat "$PG_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
-    done
-    PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
-    export HOOKGATE_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$port/postgres"
-    log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (pid $PG_PID)"
-}
-
 start_postgres
+
 
 # ---------------------------------------------------------------------------------------------
 # Build and test
