@@ -146,13 +146,14 @@ for connections in "${CONCURRENCY[@]}"; do
 done
 
 if [ "$SMOKE" = 1 ]; then
-    # Loose: sign-ins must be a real fraction of the trivial route, and error-free.
+    # Loose (a 2-core VM is noisy): sign-ins must stay a real fraction of the trivial route
+    # (about 2% in BENCHMARKS.md; under 0.5% means something broke), and be error-free.
     for row in "${ROWS[@]}"; do
         errors=$(echo "$row" | awk -F'|' '{gsub(/ /, "", $8); print $8}')
         [ "$errors" = 0 ] || die "the smoke benchmark saw errors: $row"
     done
-    ratio=$(awk "BEGIN {print (${RPS[sqlite-returning_user-8]} / ${RPS[sqlite-ceiling-8]} >= 0.02) ? 1 : 0}")
-    [ "$ratio" = 1 ] || die "returning-user sign-ins fell below 2% of the ceiling route"
+    ratio=$(awk "BEGIN {print (${RPS[sqlite-returning_user-8]} / ${RPS[sqlite-ceiling-8]} >= 0.005) ? 1 : 0}")
+    [ "$ratio" = 1 ] || die "returning-user sign-ins fell below 0.5% of the ceiling route"
     log "smoke benchmark: ratios within bounds"
 else
     log "per-call hook cost (cargo bench -p hookgate --bench hooks)"

@@ -96,8 +96,11 @@ start_postgres() {
     "${run_as[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >"$PG_DIR/initdb.log" 2>&1 \
         || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
     local port
+    PG_BIN=$bin
+    PG_RUN_AS=("${run_as[@]}")
     for attempt in 1 2 3; do
         port=$(free_port)
+        PG_PORT=$port
         "${run_as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
             -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
             && break
@@ -108,3 +111,17 @@ start_postgres() {
     log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (pid $PG_PID)"
 }
 
+
+# Stops the PostgreSQL started by start_postgres (fast shutdown: clients are disconnected) but
+# keeps its data, for outage tests.
+pause_postgres() {
+    "${PG_RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 30 stop >/dev/null || die "could not stop PostgreSQL"
+}
+
+# Starts it again on the same port and data.
+resume_postgres() {
+    "${PG_RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+        || die "could not restart PostgreSQL"
+    PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+}

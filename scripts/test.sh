@@ -9,6 +9,7 @@
 #    plugin-api layout).
 # 4. Runs `cargo test` over the workspace.
 # 5. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components.
+# 6. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,3 +42,9 @@ cargo test --workspace --locked
 
 log "running the end-to-end suite (real OIDC provider, Apache mod_auth_openidc, Chromium, PostgreSQL)"
 bash "$ROOT/tests/e2e/run.sh"
+
+log "running the 10-second load test (RELIABILITY.md; the 60-second one is: bash scripts/load.sh)"
+bash "$ROOT/scripts/load.sh" --duration 10
+
+log "running the smoke benchmark (BENCHMARKS.md; the full one is: bash scripts/bench.sh)"
+bash "$ROOT/scripts/bench.sh" --smoke

@@ -12,5 +12,6 @@ mod cli;
 mod management;
 mod oidc;
 mod plugin_loading;
+mod reliability;
 mod sign_in;
 mod ui;

@@ -22,6 +22,15 @@ use plugin_api::{HookError, OpenId, SignInRequest};
 /// Rejects the sign-in when the proxy sent neither a user nor an email header, which means the
 /// request did not come through an authenticating proxy.
 pub fn custom_ui_sso_sign_in_handler(request: &SignInRequest<'_>) -> Result<OpenId, HookError> {
+    // A proxy sets each identity header once; two values mean something upstream let a client's
+    // own header through, and which one is true cannot be told.
+    for name in ["x-forwarded-user", "x-forwarded-email", "oidc_claim_sub", "oidc_claim_email"] {
+        if request.headers_all(name).filter(|value| !value.is_empty()).count() > 1 {
+            return Err(HookError::rejected(format!(
+                "the request carries more than one {name} header; refusing an ambiguous identity"
+            )));
+        }
+    }
     let first = |names: &[&str]| names.iter().find_map(|name| request.header(name));
 
     let user_id = first(&["x-forwarded-user", "x-user", "oidc_claim_sub"]);
@@ -111,6 +120,16 @@ mod tests {
         assert_eq!(openid.id.as_deref(), Some("bob"));
         assert_eq!(openid.first_name.as_deref(), Some("Bob"));
         assert_eq!(openid.team_ids, ["staff", "ops"]);
+    }
+
+    #[test]
+    fn repeated_identity_headers_are_rejected() {
+        let err = sign_in(&[
+            HeaderPair::new("x-forwarded-user", "alice"),
+            HeaderPair::new("x-forwarded-user", "root"),
+        ])
+        .unwrap_err();
+        assert!(err.message().contains("more than one x-forwarded-user header"), "{err}");
     }
 
     #[test]

@@ -226,3 +226,81 @@ fn default_internal_user_params_are_typed() {
         [("core".to_owned(), TeamRole::User), ("ops".to_owned(), TeamRole::Admin)]
     );
 }
+
+mod fuzz {
+    //! Property tests: no input makes the loader panic, and every rejected value is reported
+    //! under its own key.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEYS: &[&str] = &[
+        "custom_sso",
+        "custom_ui_sso_sign_in_handler",
+        "plugin_dirs",
+        "master_key",
+        "database_url",
+        "trusted_proxy_ranges",
+        "hook_timeout",
+        "hook_concurrency",
+        "ui_access_mode",
+        "session_cookie_http_only",
+        "oidc_issuer",
+        "oidc_flow_timeout",
+        "disable_password_login_when_sso_enabled",
+    ];
+
+    /// YAML values of every shape: scalars, quoted strings, lists, maps, env references.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| format!("{n:?}")),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[a-zA-Z0-9_./:@ -]{0,24}",
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+            proptest::collection::vec("[a-z0-9./]{0,8}", 0..4)
+                .prop_map(|items| format!("{items:?}")),
+            "[a-z]{1,6}".prop_map(|key| format!("{{{key}: 1}}")),
+            "[A-Z_]{1,8}".prop_map(|name| format!("os.environ/HOOKGATE_FUZZ_UNSET_{name}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = load(&text, &[]);
+        }
+
+        #[test]
+        fn arbitrary_yaml_shapes_never_panic(
+            lines in proptest::collection::vec(("[a-z_]{1,12}", value()), 0..6),
+        ) {
+            let mut text = String::from("general_settings:\n");
+            for (key, value) in &lines {
+                text.push_str(&format!("  {key}: {value}\n"));
+            }
+            text.push_str("litellm_settings:\n");
+            for (key, value) in &lines {
+                text.push_str(&format!("  {key}: {value}\n"));
+            }
+            let _ = load(&text, &[]);
+        }
+
+        #[test]
+        fn a_rejected_value_is_reported_under_its_key(key in prop::sample::select(KEYS), value in value()) {
+            let text = format!("general_settings:\n  trusted_proxy_ranges: [127.0.0.1/32]\n  {key}: {value}\n");
+            if let Err(error) = load(&text, &[]) {
+                let message = error.to_string();
+                prop_assert!(message.starts_with("/etc/hookgate/config.yaml: "), "{}", message);
+                let names_key = message.contains(&format!("general_settings.{key}"))
+                    // A duplicate key, or YAML that does not parse, is reported by position.
+                    || message.contains("duplicate entry")
+                    || message.contains("at line");
+                prop_assert!(names_key, "{} does not name general_settings.{}", message, key);
+            }
+        }
+    }
+}

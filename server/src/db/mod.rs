@@ -81,8 +81,9 @@ impl Db {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
+            // When the database is down, sign-ins should fail fast (503), not queue for long.
+            .connect_timeout(Duration::from_secs(3))
+            .acquire_timeout(Duration::from_secs(3));
         let write_lock = match kind {
             DatabaseKind::Sqlite(_) => {
                 options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|opts| {

@@ -140,6 +140,41 @@ pub async fn add_member_if_absent<C: ConnectionTrait>(
         .map(|_| ())
 }
 
+/// Adds the user to each of these teams that exists, keeping existing memberships as they are:
+/// one `INSERT … SELECT … ON CONFLICT DO NOTHING`, nothing at all for an empty list.
+pub async fn join_existing_teams<C: ConnectionTrait>(
+    conn: &C,
+    team_ids: &[String],
+    user_id: &str,
+    role: &str,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{Expr, Query};
+    if team_ids.is_empty() {
+        return Ok(());
+    }
+    let select = Query::select()
+        .column(team::Column::TeamId)
+        .expr(Expr::val(user_id))
+        .expr(Expr::val(role))
+        .expr(Expr::val(now()))
+        .from(team::Entity)
+        .and_where(team::Column::TeamId.is_in(team_ids.iter().cloned()))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(team_member::Entity)
+        .columns([
+            team_member::Column::TeamId,
+            team_member::Column::UserId,
+            team_member::Column::Role,
+            team_member::Column::CreatedAt,
+        ])
+        .select_from(select)
+        .map_err(|error| DbErr::Custom(error.to_string()))?
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .to_owned();
+    conn.execute(&insert).await.map(|_| ())
+}
+
 /// Removes a member; returns whether there was one.
 pub async fn delete_member<C: ConnectionTrait>(
     conn: &C,

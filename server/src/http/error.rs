@@ -24,7 +24,7 @@ impl ApiError {
     /// An error with a status and a message for the client.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         let kind = match status.as_u16() {
-            400 | 413 | 415 | 422 => "bad_request_error",
+            400 | 413 | 414 | 415 | 422 | 431 => "bad_request_error",
             401 => "auth_error",
             403 => "forbidden",
             404 => "not_found_error",
@@ -100,6 +100,7 @@ impl From<SignInError> for ApiError {
     fn from(error: SignInError) -> Self {
         let status = match &error {
             SignInError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SignInError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             SignInError::Refused { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
             }

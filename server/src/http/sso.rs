@@ -44,6 +44,22 @@ pub(super) fn is_https(config: &Config) -> bool {
     config.proxy_base_url.as_deref().is_some_and(|base| base.starts_with("https://"))
 }
 
+/// Longer request targets on the sign-in routes are refused (414): no real sign-in needs them.
+const MAX_TARGET_LEN: usize = 8 * 1024;
+
+fn target_too_long(ctx: &Ctx, uri: &Uri) -> Option<Response> {
+    let len = uri.path_and_query().map_or(0, |target| target.as_str().len());
+    (len > MAX_TARGET_LEN).then(|| {
+        ctx.error(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the request target is {len} bytes long; at most {MAX_TARGET_LEN} are accepted"
+            ),
+        ))
+        .into_response()
+    })
+}
+
 /// `return_to` values accepted: local paths only (no scheme, no `//host`, no backslashes).
 fn safe_return_to(path: &str) -> bool {
     path.starts_with('/')
@@ -66,6 +82,9 @@ pub(super) async fn key_generate(
     jar: PrivateCookieJar,
     query: Result<Query<GenerateQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    if let Some(refused) = target_too_long(&ctx, &uri) {
+        return refused;
+    }
     let config = state.config();
     let root = &config.server_root_path;
     if config.custom_ui_sso_sign_in_handler.is_some() {
@@ -151,10 +170,14 @@ pub(super) fn signed_in_response(
 pub(super) async fn callback(
     State(state): State<AppState>,
     ctx: Ctx,
+    uri: Uri,
     headers: HeaderMap,
     jar: PrivateCookieJar,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    if let Some(refused) = target_too_long(&ctx, &uri) {
+        return refused;
+    }
     let config = state.config();
     let root = &config.server_root_path;
     let Some(provider) = state.oidc() else {

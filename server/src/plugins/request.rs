@@ -92,6 +92,33 @@ mod tests {
         assert_eq!((view.path(), view.query()), ("/sso/key/generate", "a=1"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_header_bytes_convert_or_are_refused_by_name(
+            headers in proptest::collection::vec(("[a-z][a-z0-9-]{0,20}", proptest::collection::vec(proptest::num::u8::ANY, 0..64)), 0..12),
+        ) {
+            let mut map = HeaderMap::new();
+            for (name, value) in &headers {
+                if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name.as_str()), HeaderValue::from_bytes(value)) {
+                    map.append(name, value);
+                }
+            }
+            match header_pairs(&map) {
+                Ok(pairs) => {
+                    proptest::prop_assert_eq!(pairs.len(), map.len());
+                    for (pair, (name, value)) in pairs.iter().zip(map.iter()) {
+                        proptest::prop_assert_eq!(pair.name(), name.as_str());
+                        proptest::prop_assert_eq!(pair.value().as_bytes(), value.as_bytes());
+                    }
+                }
+                Err(error) => {
+                    let bad = map.iter().find(|(_, value)| std::str::from_utf8(value.as_bytes()).is_err());
+                    proptest::prop_assert_eq!(Some(error.name.as_str()), bad.map(|(name, _)| name.as_str()));
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_non_utf8_value_is_refused_by_name() {
         let mut headers = HeaderMap::new();

@@ -26,16 +26,30 @@ pub(crate) struct SignInHost {
     runtime: Handle,
     hook: String,
     staged: Mutex<Vec<Staged>>,
+    /// Teams already looked up during this sign-in (hooks ask `team_info`, then
+    /// `add_team_member` checks the same team again).
+    teams: Mutex<std::collections::HashMap<String, Option<TeamRecord>>>,
+    /// Whether a host call failed on the database: the hook's failure is then the database's,
+    /// and the user gets 503, not the hook's 403.
+    database_failed: std::sync::atomic::AtomicBool,
 }
 
 impl SignInHost {
     pub(crate) fn new(db: Db, runtime: Handle, hook: String) -> Self {
-        Self { db, runtime, hook, staged: Mutex::new(Vec::new()) }
+        Self {
+            db,
+            runtime,
+            hook,
+            staged: Mutex::new(Vec::new()),
+            teams: Mutex::default(),
+            database_failed: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
-    /// The writes the hook asked for, in order.
-    pub(crate) fn into_staged(self) -> Vec<Staged> {
-        self.staged.into_inner().unwrap_or_else(|poison| poison.into_inner())
+    /// The writes the hook asked for, in order, and whether any host call hit a database error.
+    pub(crate) fn into_staged(self) -> (Vec<Staged>, bool) {
+        let failed = self.database_failed.load(std::sync::atomic::Ordering::Relaxed);
+        (self.staged.into_inner().unwrap_or_else(|poison| poison.into_inner()), failed)
     }
 
     fn staged(&self) -> std::sync::MutexGuard<'_, Vec<Staged>> {
@@ -53,6 +67,7 @@ impl SignInHost {
 
     fn database<T>(&self, what: &str, result: Result<T, sea_orm::DbErr>) -> Result<T, HostError> {
         result.map_err(|error| {
+            self.database_failed.store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(hook = %self.hook, "host call {what} failed: {error}");
             HostError::new(format!("the server's database failed during {what}"))
         })
@@ -138,12 +153,18 @@ impl HostApi for SignInHost {
     }
 
     fn team_info(&self, team_id: &str) -> Result<Option<TeamRecord>, HostError> {
+        let teams = || self.teams.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(known) = teams().get(team_id) {
+            return Ok(known.clone());
+        }
         let found = self.runtime.block_on(store::team_by_id(self.db.conn(), team_id));
-        Ok(self.database("team_info", found)?.map(|team| TeamRecord {
+        let team = self.database("team_info", found)?.map(|team| TeamRecord {
             team_id: team.team_id,
             team_alias: team.team_alias,
             models: store::list_of(&team.models),
-        }))
+        });
+        teams().insert(team_id.to_owned(), team.clone());
+        Ok(team)
     }
 
     fn add_team_member(

@@ -93,6 +93,9 @@ pub enum SignInError {
     /// The request itself is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A header value is too long (431).
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// The sign-in was refused by a rule (status 403, or 401 when there is no identity).
     #[error("{message}")]
     Refused {
@@ -142,6 +145,7 @@ impl SignInError {
     fn outcome(&self) -> &'static str {
         match self {
             SignInError::BadRequest(_)
+            | SignInError::HeadersTooLarge(_)
             | SignInError::Refused { .. }
             | SignInError::HookRefused { .. } => "refused",
             _ => "failed",
@@ -267,6 +271,12 @@ impl SignInService {
                 ),
             });
         }
+        if let Some((name, len)) = oversized_header(&headers) {
+            return Err(SignInError::HeadersTooLarge(format!(
+                "request header `{name}` is {len} bytes long; at most {MAX_HEADER_VALUE} bytes per \
+                 value and {MAX_HEADERS_TOTAL} in all are accepted"
+            )));
+        }
         header_pairs(&headers).map_err(|InvalidHeader { name }| {
             SignInError::BadRequest(format!(
                 "the value of request header `{name}` is not valid UTF-8"
@@ -341,7 +351,8 @@ impl SignInService {
             && !is_plausible_email(email)
         {
             return Err(no_user(SignInError::InvalidHookOutput(format!(
-                "the identity's email {email:?} is not an email address"
+                "the identity's email {} is not an email address",
+                shown(email)
             ))));
         }
         if !config.allowed_email_domains.is_empty() {
@@ -389,7 +400,14 @@ impl SignInService {
                     })
                     .await;
                 let (result, staged) = match outcome {
-                    Ok((result, staged)) => (Ok(result), staged),
+                    Ok((result, (staged, database_failed))) => {
+                        if database_failed && result.is_err() {
+                            return Err(no_user(SignInError::Database(DbErr::Custom(
+                                "a custom_sso host call failed on the database".into(),
+                            ))));
+                        }
+                        (Ok(result), staged)
+                    }
                     Err(error) => (Err(error), Vec::new()),
                 };
                 let values = self.hook_result("custom_sso", result).map_err(no_user)?;
@@ -577,9 +595,12 @@ impl SignInService {
 
         // Teams: the hook's memberships, the defaults for new users, and the identity
         // provider's groups that name existing teams (LiteLLM's additive team sync).
+        let mut joined: Vec<&str> = Vec::new();
         for write in &staged {
             if let Staged::Member { team_id, user_id, role } = write {
-                if store::user_by_id(conn, user_id).await?.is_none() {
+                if *user_id == row.user_id {
+                    joined.push(team_id);
+                } else if store::user_by_id(conn, user_id).await?.is_none() {
                     let row = new_user_row(
                         user_id.clone(),
                         None,
@@ -720,6 +741,38 @@ impl SignInService {
     }
 }
 
+/// The longest header value a sign-in hook is handed.
+const MAX_HEADER_VALUE: usize = 8 * 1024;
+/// The most header bytes (names and values) a sign-in hook is handed.
+const MAX_HEADERS_TOTAL: usize = 64 * 1024;
+
+/// The first header over [`MAX_HEADER_VALUE`], or the last one that takes the total over
+/// [`MAX_HEADERS_TOTAL`], with its length.
+fn oversized_header(headers: &HeaderMap) -> Option<(String, usize)> {
+    let mut total = 0;
+    for (name, value) in headers {
+        total += name.as_str().len() + value.len();
+        if value.len() > MAX_HEADER_VALUE || total > MAX_HEADERS_TOTAL {
+            return Some((name.as_str().to_owned(), value.len()));
+        }
+    }
+    None
+}
+
+/// A value quoted for a message, cut short: messages must not echo megabytes back.
+fn shown(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.chars().count() <= MAX {
+        format!("{text:?}")
+    } else {
+        format!(
+            "{:?}… ({} characters)",
+            text.chars().take(MAX).collect::<String>(),
+            text.chars().count()
+        )
+    }
+}
+
 /// Finds the signing-in user: by the chosen id, then by the identity provider's id as a user id,
 /// then by the identity-provider binding, then by email — but an email match never takes over
 /// an account already bound to a different identity-provider id (LiteLLM #36942).
@@ -777,7 +830,7 @@ fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
     if let Some(email) = &user_email
         && !is_plausible_email(email)
     {
-        return Err(invalid(format!("user_email {email:?} is not an email address")));
+        return Err(invalid(format!("user_email {} is not an email address", shown(email))));
     }
     if let Some(budget) = values.max_budget
         && !(budget.is_finite() && budget >= 0.0)
