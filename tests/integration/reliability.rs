@@ -50,12 +50,12 @@ fn hung_hooks_cannot_exhaust_the_server() {
                 })
             })
             .collect();
-        // While every hook slot is stuck, the rest of the server answers at once.
+        // While every hook slot is stuck, the rest of the server answers (generous bound for a loaded CI machine: the hooks hold their slots for 3 s).
         std::thread::sleep(Duration::from_millis(300));
         let probe = Instant::now();
         assert_eq!(server.get("/health/liveliness", &[]).status, 200);
         assert!(
-            probe.elapsed() < Duration::from_millis(500),
+            probe.elapsed() < Duration::from_millis(1500),
             "liveliness took {:?}",
             probe.elapsed()
         );
@@ -69,8 +69,8 @@ fn hung_hooks_cannot_exhaust_the_server() {
         "two hooks run and time out, the others find no slot: {statuses:?}"
     );
     assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "every request answered at its deadline"
+        started.elapsed() < Duration::from_millis(2900),
+        "every request answered at its deadline, before the hooks returned (3 s)"
     );
     // The stuck hooks still hold their slots until they return (at 3 s); then all is well again.
     std::thread::sleep(Duration::from_millis(3200).saturating_sub(started.elapsed()));
