@@ -26,25 +26,10 @@ if [ "${1:-}" = "--smoke" ]; then
     CONCURRENCY=(8)
 fi
 
-command -v wrk >/dev/null || { log "installing wrk"; apt_install wrk; }
-command -v taskset >/dev/null || { log "installing util-linux (taskset)"; apt_install util-linux; }
-command -v curl >/dev/null || { log "installing curl"; apt_install curl; }
+prepare_release_run bench wrk:wrk taskset:util-linux curl:curl
 [ "$(nproc)" -ge 2 ] || die "the benchmark pins the server and the load generator to separate cores: needs 2"
 
-log "building release"
-cargo build --release --locked -p hookgate -p custom_sso -p custom_sso_handler
-BIN=$ROOT/target/release
-
-WORK=$(mktemp -d /tmp/hookgate-bench.XXXXXX)
-SERVER_PID=""
-cleanup() {
-    stop_pid "$SERVER_PID"
-    stop_postgres
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-MASTER_KEY="sk-bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+MASTER_KEY=$(random_master_key bench)
 cat >"$WORK/config.yaml" <<YAML
 general_settings:
   custom_sso: custom_sso.custom_sso_handler

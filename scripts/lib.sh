@@ -125,3 +125,26 @@ resume_postgres() {
         || die "could not restart PostgreSQL"
     PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
 }
+
+# For the load scripts: installs the Debian packages that provide the commands named ("wrk:wrk",
+# "taskset:util-linux", …) when missing, builds the release server and example plugins into
+# $BIN, and makes a scratch folder $WORK that is removed, with the server ($SERVER_PID) and
+# PostgreSQL stopped, on exit. $1 names the scratch folder.
+prepare_release_run() {
+    local name=$1
+    shift
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null || { log "installing ${pair#*:}"; apt_install "${pair#*:}"; }
+    done
+    log "building release"
+    cargo build --release --locked -p hookgate -p custom_sso -p custom_sso_handler
+    BIN=$ROOT/target/release
+    WORK=$(mktemp -d "/tmp/hookgate-$name.XXXXXX")
+    SERVER_PID=""
+    trap 'stop_pid "$SERVER_PID"; stop_postgres; rm -rf "$WORK"' EXIT
+}
+
+# A random master key for a throw-away server.
+random_master_key() {
+    echo "sk-$1-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+}

@@ -21,24 +21,9 @@ DURATION=60
 WARMUP=15
 if [ "${1:-}" = "--duration" ]; then DURATION=$2; fi
 
-command -v wrk >/dev/null || { log "installing wrk"; apt_install wrk; }
-command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt_install sqlite3; }
-command -v curl >/dev/null || { log "installing curl"; apt_install curl; }
+prepare_release_run load wrk:wrk sqlite3:sqlite3 curl:curl
 
-log "building release"
-cargo build --release --locked -p hookgate -p custom_sso -p custom_sso_handler
-BIN=$ROOT/target/release
-
-WORK=$(mktemp -d /tmp/hookgate-load.XXXXXX)
-SERVER_PID=""
-cleanup() {
-    stop_pid "$SERVER_PID"
-    stop_postgres
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-MASTER_KEY="sk-load-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+MASTER_KEY=$(random_master_key load)
 cat >"$WORK/config.yaml" <<YAML
 general_settings:
   custom_sso: custom_sso.custom_sso_handler

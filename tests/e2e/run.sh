@@ -67,7 +67,7 @@ PROXY_PORT=$(free_port)
 A_PORT=$(free_port)
 R1_PORT=$(free_port)
 R2_PORT=$(free_port)
-MASTER_KEY="sk-e2e-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+MASTER_KEY=$(random_master_key e2e)
 
 # One database for every replica.
 DB_NAME="hookgate_e2e_$$"

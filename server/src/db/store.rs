@@ -26,6 +26,38 @@ pub fn list_of(value: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A new user row (spend 0, the budget's first reset computed, timestamps `now`); every user the
+/// server creates, at sign-in or through the API, is built here.
+#[allow(clippy::too_many_arguments)]
+pub fn new_user_row(
+    user_id: String,
+    user_email: Option<String>,
+    user_alias: Option<String>,
+    role: plugin_api::UserRole,
+    models: &[String],
+    max_budget: Option<f64>,
+    budget_duration: Option<crate::budget::BudgetDuration>,
+    sso_user_id: Option<String>,
+    metadata: serde_json::Value,
+    now: DateTime<Utc>,
+) -> user::ActiveModel {
+    user::ActiveModel {
+        user_id: Set(user_id),
+        user_email: Set(user_email.map(|email| email.to_lowercase())),
+        user_alias: Set(user_alias),
+        user_role: Set(Some(role.as_str().to_owned())),
+        sso_user_id: Set(sso_user_id),
+        models: Set(json_list(models)),
+        max_budget: Set(max_budget),
+        spend: Set(0.0),
+        budget_duration: Set(budget_duration.map(|d| d.to_string())),
+        budget_reset_at: Set(budget_duration.map(|d| d.next_reset(now))),
+        metadata: Set(metadata),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
 /// The user with this id.
 pub async fn user_by_id<C: ConnectionTrait>(
     conn: &C,
@@ -95,6 +127,15 @@ pub async fn team_by_id<C: ConnectionTrait>(
     team::Entity::find_by_id(team_id.to_owned()).one(conn).await
 }
 
+fn member_row(team_id: &str, user_id: &str, role: &str) -> team_member::ActiveModel {
+    team_member::ActiveModel {
+        team_id: Set(team_id.to_owned()),
+        user_id: Set(user_id.to_owned()),
+        role: Set(role.to_owned()),
+        created_at: Set(now()),
+    }
+}
+
 /// Adds a member, or sets the role of an existing one.
 pub async fn upsert_member<C: ConnectionTrait>(
     conn: &C,
@@ -102,13 +143,7 @@ pub async fn upsert_member<C: ConnectionTrait>(
     user_id: &str,
     role: &str,
 ) -> Result<(), DbErr> {
-    let row = team_member::ActiveModel {
-        team_id: Set(team_id.to_owned()),
-        user_id: Set(user_id.to_owned()),
-        role: Set(role.to_owned()),
-        created_at: Set(now()),
-    };
-    team_member::Entity::insert(row)
+    team_member::Entity::insert(member_row(team_id, user_id, role))
         .on_conflict(
             OnConflict::columns([team_member::Column::TeamId, team_member::Column::UserId])
                 .update_column(team_member::Column::Role)
@@ -126,13 +161,7 @@ pub async fn add_member_if_absent<C: ConnectionTrait>(
     user_id: &str,
     role: &str,
 ) -> Result<(), DbErr> {
-    let row = team_member::ActiveModel {
-        team_id: Set(team_id.to_owned()),
-        user_id: Set(user_id.to_owned()),
-        role: Set(role.to_owned()),
-        created_at: Set(now()),
-    };
-    team_member::Entity::insert(row)
+    team_member::Entity::insert(member_row(team_id, user_id, role))
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .try_insert()
         .exec_without_returning(conn)

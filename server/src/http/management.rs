@@ -216,24 +216,19 @@ async fn user_new(
             ctx.json_error(ApiError::bad_request(format!("teams: there is no team {missing:?}")))
         );
     }
-    let row = user::ActiveModel {
-        user_id: Set(user_id.clone()),
-        user_email: Set(request
-            .user_email
-            .map(|email| email.trim().to_lowercase())
-            .filter(|e| !e.is_empty())),
-        user_alias: Set(request.user_alias),
-        user_role: Set(Some(role.as_str().to_owned())),
-        sso_user_id: Set(None),
-        models: Set(store::json_list(&request.models.unwrap_or_default())),
-        max_budget: Set(request.max_budget),
-        spend: Set(0.0),
-        budget_duration: Set(duration.map(|d| d.to_string())),
-        budget_reset_at: Set(duration.map(|d| d.next_reset(now))),
-        metadata: Set(metadata),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
+    let email = request.user_email.map(|email| email.trim().to_owned()).filter(|e| !e.is_empty());
+    let row = store::new_user_row(
+        user_id.clone(),
+        email,
+        request.user_alias,
+        role,
+        &request.models.unwrap_or_default(),
+        request.max_budget,
+        duration,
+        None,
+        metadata,
+        now,
+    );
     if !store::insert_user_if_absent(conn, row).await.map_err(db_error(&ctx))? {
         return Err(ctx
             .json_error(ApiError::conflict(format!("a user with id {user_id:?} already exists"))));
@@ -570,21 +565,18 @@ async fn team_member_add(
     for (member, role) in members.iter().zip(roles) {
         // As in LiteLLM, adding a user who does not exist yet creates them.
         if store::user_by_id(conn, &member.user_id).await.map_err(db_error(&ctx))?.is_none() {
-            let row = user::ActiveModel {
-                user_id: Set(member.user_id.clone()),
-                user_email: Set(None),
-                user_alias: Set(None),
-                user_role: Set(Some(UserRole::InternalUser.as_str().to_owned())),
-                sso_user_id: Set(None),
-                models: Set(json!([])),
-                max_budget: Set(None),
-                spend: Set(0.0),
-                budget_duration: Set(None),
-                budget_reset_at: Set(None),
-                metadata: Set(json!({})),
-                created_at: Set(now),
-                updated_at: Set(now),
-            };
+            let row = store::new_user_row(
+                member.user_id.clone(),
+                None,
+                None,
+                UserRole::InternalUser,
+                &[],
+                None,
+                None,
+                None,
+                json!({}),
+                now,
+            );
             store::insert_user_if_absent(conn, row).await.map_err(db_error(&ctx))?;
         }
         store::upsert_member(conn, &request.team_id, &member.user_id, role.as_str())

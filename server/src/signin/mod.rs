@@ -471,7 +471,7 @@ impl SignInService {
         // The hook's own new users first: the signing-in user may be one of them.
         for write in &staged {
             if let Staged::NewUser(new) = write {
-                let row = new_user_row(
+                let row = store::new_user_row(
                     new.user_id.clone().unwrap_or_default(),
                     new.user_email.clone(),
                     new.user_alias.clone(),
@@ -504,7 +504,7 @@ impl SignInService {
                     max_budget = max_budget.or(config.max_internal_user_budget);
                     duration = duration.or(config.internal_user_budget_duration);
                 }
-                let new = new_user_row(
+                let new = store::new_user_row(
                     values.user_id.clone(),
                     values.user_email.clone(),
                     alias_of(openid),
@@ -601,7 +601,7 @@ impl SignInService {
                 if *user_id == row.user_id {
                     joined.push(team_id);
                 } else if store::user_by_id(conn, user_id).await?.is_none() {
-                    let row = new_user_row(
+                    let row = store::new_user_row(
                         user_id.clone(),
                         None,
                         None,
@@ -710,7 +710,7 @@ impl SignInService {
         let now = store::now();
         let txn = self.db.write().await?;
         let conn = txn.conn();
-        let row = new_user_row(
+        let row = store::new_user_row(
             user_id.clone(),
             None,
             None,
@@ -882,36 +882,6 @@ fn alias_of(openid: &OpenId) -> Option<String> {
                 .join(" ");
             (!full.trim().is_empty()).then(|| full.trim().to_owned())
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn new_user_row(
-    user_id: String,
-    user_email: Option<String>,
-    user_alias: Option<String>,
-    role: UserRole,
-    models: &[String],
-    max_budget: Option<f64>,
-    budget_duration: Option<BudgetDuration>,
-    sso_user_id: Option<String>,
-    metadata: serde_json::Value,
-    now: DateTime<Utc>,
-) -> user::ActiveModel {
-    user::ActiveModel {
-        user_id: Set(user_id),
-        user_email: Set(user_email.map(|email| email.to_lowercase())),
-        user_alias: Set(user_alias),
-        user_role: Set(Some(role.as_str().to_owned())),
-        sso_user_id: Set(sso_user_id),
-        models: Set(store::json_list(models)),
-        max_budget: Set(max_budget),
-        spend: Set(0.0),
-        budget_duration: Set(budget_duration.map(|d| d.to_string())),
-        budget_reset_at: Set(budget_duration.map(|d| d.next_reset(now))),
-        metadata: Set(metadata),
-        created_at: Set(now),
-        updated_at: Set(now),
     }
 }
 
