@@ -107,7 +107,8 @@ start_hookgate() {
     PIDS+=($!)
     wait_for_http "http://127.0.0.1:$port/health/readiness" 60 "hookgate $name"
 }
-# Replicas start one after the other: the first runs the migrations.
+# The replicas start one after the other only to keep the logs apart: starting together is safe
+# (migrations take a PostgreSQL advisory lock; see management::replicas_starting_together…).
 log "hookgate A (header hook) on 127.0.0.1:$A_PORT"
 start_hookgate a "$A_PORT" "$WORK/header.yaml"
 oidc_env=(GENERIC_CLIENT_ID=e2e-hookgate GENERIC_CLIENT_SECRET=e2e-hookgate-secret

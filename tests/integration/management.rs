@@ -269,3 +269,49 @@ fn weak_or_missing_master_keys_stop_the_server() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("unsupported database URL scheme \"mysql\""), "{stderr}");
 }
+
+#[test]
+fn replicas_starting_together_on_one_postgres_database_all_come_up() {
+    let Some(Backend::Postgres(admin)) =
+        hookgate_tests::server::backends().into_iter().find(|b| b.name() == "postgres")
+    else {
+        return; // no PostgreSQL outside the test command (and under CI, backends() fails first)
+    };
+    let name = format!("hookgate_replicas_{}", hookgate_tests::server::random_suffix());
+    let create = format!("CREATE DATABASE {name}");
+    hookgate_tests::server::block_on(async {
+        use sea_orm::ConnectionTrait;
+        let conn = sea_orm::Database::connect(admin.as_str()).await.unwrap();
+        conn.execute_unprepared(&create).await.unwrap();
+        conn.close().await.ok();
+    });
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let key = format!("sk-replicas-{}", hookgate_tests::server::random_suffix());
+    let servers: Vec<TestServer> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let (url, key) = (url.as_str(), key.as_str());
+                scope.spawn(move || {
+                    TestServer::start_with(
+                        &Backend::Sqlite,
+                        ServerOptions { shared: Some((url, key)), ..ServerOptions::default() },
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+    });
+    // A session from one replica is good on the others.
+    let token = servers[0].sign_in("rita", "rita@example.test", &[]).token_cookie().unwrap();
+    for server in &servers {
+        assert_eq!(server.get("/health/readiness", &[]).status, 200);
+        assert_eq!(server.get("/user/info", &[("cookie", &format!("token={token}"))]).status, 200);
+    }
+    drop(servers);
+    hookgate_tests::server::block_on(async {
+        use sea_orm::ConnectionTrait;
+        let conn = sea_orm::Database::connect(admin.as_str()).await.unwrap();
+        conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok();
+        conn.close().await.ok();
+    });
+}

@@ -151,11 +151,13 @@ pub struct ServerOptions<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Whether to pass a master key through `LITELLM_MASTER_KEY` (the default).
     pub master_key: bool,
+    /// Use this existing database (and master key) instead of a fresh one, as replicas do.
+    pub shared: Option<(&'a str, &'a str)>,
 }
 
 impl Default for ServerOptions<'_> {
     fn default() -> Self {
-        Self { config: crate::SEED_CONFIG, env: &[], master_key: true }
+        Self { config: crate::SEED_CONFIG, env: &[], master_key: true, shared: None }
     }
 }
 
@@ -171,11 +173,12 @@ impl TestServer {
         let plugins = crate::build_dir().display().to_string();
         let config = options.config.replace("{plugins}", &plugins);
         let config_path = scratch.write("config.yaml", config);
-        let (database_url, postgres_cleanup) = match backend {
-            Backend::Sqlite => {
+        let (database_url, postgres_cleanup) = match (options.shared, backend) {
+            (Some((url, _)), _) => (url.to_owned(), None),
+            (None, Backend::Sqlite) => {
                 (format!("sqlite://{}", scratch.path().join("hookgate.db").display()), None)
             }
-            Backend::Postgres(admin) => {
+            (None, Backend::Postgres(admin)) => {
                 let name = format!("hookgate_test_{}", random_suffix());
                 block_on(async {
                     use sea_orm::ConnectionTrait;
@@ -191,7 +194,10 @@ impl TestServer {
                 (format!("{base}/{name}"), Some((admin.clone(), name)))
             }
         };
-        let master_key = format!("sk-test-{}", random_suffix());
+        let master_key = match options.shared {
+            Some((_, key)) => key.to_owned(),
+            None => format!("sk-test-{}", random_suffix()),
+        };
         let port = free_port();
         let mut command = Command::new(hookgate_bin());
         command

@@ -227,6 +227,102 @@ fn default_internal_user_params_are_typed() {
     );
 }
 
+#[test]
+fn oidc_providers_come_from_litellms_environment_with_its_precedence() {
+    let both = load(
+        "",
+        &[
+            ("GOOGLE_CLIENT_ID", "g"),
+            ("GOOGLE_CLIENT_SECRET", "gs"),
+            ("GENERIC_CLIENT_ID", "x"),
+            ("GENERIC_CLIENT_SECRET", "y"),
+            ("GENERIC_ISSUER", "https://idp.example"),
+        ],
+    )
+    .unwrap();
+    let google = both.oidc.unwrap();
+    assert_eq!((google.kind, google.client_id.as_str()), (ProviderKind::Google, "g"));
+    assert!(google.require_verified_email);
+    assert!(
+        matches!(google.endpoints, Endpoints::Discover { ref issuer, .. } if issuer == "https://accounts.google.com")
+    );
+
+    let microsoft = load(
+        "",
+        &[
+            ("MICROSOFT_CLIENT_ID", "m"),
+            ("MICROSOFT_CLIENT_SECRET", "ms"),
+            ("MICROSOFT_TENANT", "contoso"),
+            ("MICROSOFT_USERINFO_ENDPOINT", "https://graph.example/me"),
+            ("GENERIC_CLIENT_ID", "x"),
+        ],
+    )
+    .unwrap()
+    .oidc
+    .unwrap();
+    assert_eq!(microsoft.kind, ProviderKind::Microsoft);
+    assert_eq!(
+        microsoft.endpoints,
+        Endpoints::Explicit {
+            authorization: "https://login.microsoftonline.com/contoso/oauth2/v2.0/authorize".into(),
+            token: "https://login.microsoftonline.com/contoso/oauth2/v2.0/token".into(),
+            userinfo: "https://graph.example/me".into(),
+        }
+    );
+    assert_eq!(microsoft.claims.email, ["userPrincipalName", "mail"]);
+
+    let generic = load(
+        "general_settings:\n  oidc_issuer: https://idp.example/\n",
+        &[
+            ("GENERIC_CLIENT_ID", "x"),
+            ("GENERIC_CLIENT_SECRET", "y"),
+            ("GENERIC_SCOPE", "email groups"),
+            ("GENERIC_CLIENT_USE_PKCE", "false"),
+            ("GENERIC_USER_ID_ATTRIBUTE", "sub"),
+            ("GENERIC_USER_GROUPS_ATTRIBUTE", "realm_access.groups"),
+        ],
+    )
+    .unwrap()
+    .oidc
+    .unwrap();
+    assert!(
+        matches!(generic.endpoints, Endpoints::Discover { ref issuer, .. } if issuer == "https://idp.example")
+    );
+    assert_eq!(generic.scopes, ["openid", "email", "groups"], "openid is always asked for");
+    assert!(!generic.use_pkce);
+    assert_eq!(
+        (generic.claims.id.as_slice(), generic.claims.groups.as_slice()),
+        (&["sub".to_owned()][..], &["realm_access.groups".to_owned()][..])
+    );
+
+    for (env, expected) in [
+        (
+            vec![("MICROSOFT_CLIENT_ID", "m"), ("MICROSOFT_CLIENT_SECRET", "s")],
+            "MICROSOFT_TENANT is required",
+        ),
+        (
+            vec![
+                ("GENERIC_CLIENT_ID", "x"),
+                ("GENERIC_CLIENT_SECRET", "y"),
+                ("GENERIC_ISSUER", "idp.example"),
+            ],
+            "GENERIC_ISSUER=\"idp.example\": must be an http(s) URL",
+        ),
+        (
+            vec![
+                ("GENERIC_CLIENT_ID", "x"),
+                ("GENERIC_CLIENT_SECRET", "y"),
+                ("GENERIC_ISSUER", "https://i"),
+                ("GENERIC_CLIENT_USE_PKCE", "maybe"),
+            ],
+            "GENERIC_CLIENT_USE_PKCE=\"maybe\"",
+        ),
+    ] {
+        let err = load("", &env).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+}
+
 mod fuzz {
     //! Property tests: no input makes the loader panic, and every rejected value is reported
     //! under its own key.

@@ -19,6 +19,9 @@ use sea_orm_migration::MigratorTrait;
 
 pub use sea_orm::DbErr as Error;
 
+/// The PostgreSQL advisory lock taken while migrating (any constant unlikely to collide).
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465; // "hookgate"
+
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -101,7 +104,17 @@ impl Db {
             }
         };
         let conn = Database::connect(options).await?;
-        migration::Migrator::up(&conn, None).await?;
+        if write_lock.is_none() {
+            // Replicas sharing PostgreSQL may start together: one migrates while the others wait
+            // on a transaction-scoped advisory lock, then find nothing pending.
+            let txn = conn.begin().await?;
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await?;
+            migration::Migrator::up(&txn, None).await?;
+            txn.commit().await?;
+        } else {
+            migration::Migrator::up(&conn, None).await?;
+        }
         Ok(Db { conn, write_lock })
     }
 
