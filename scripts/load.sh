@@ -53,15 +53,20 @@ wrk_run() {
     echo "$line" | sed -E 's/LOAD signed_in=([0-9]+) unavailable=([0-9]+) other=([0-9]+) socket_errors=([0-9]+)/\1 \2 \3 \4/'
 }
 
-run_backend() {
-    local backend=$1 url=$2 count_sql
+# start_server DATABASE_URL LOG_NAME → sets PORT and SERVER_PID, returns once healthy
+start_server() {
     PORT=$(free_port)
     (
-        export DATABASE_URL=$url LITELLM_MASTER_KEY=$MASTER_KEY HOOKGATE_LOG=warn
-        exec "$BIN/hookgate" --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" >"$WORK/$backend.log" 2>&1
+        export DATABASE_URL=$1 LITELLM_MASTER_KEY=$MASTER_KEY HOOKGATE_LOG=warn
+        exec "$BIN/hookgate" --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" >"$WORK/$2.log" 2>&1
     ) &
     SERVER_PID=$!
     wait_for_http "http://127.0.0.1:$PORT/health/readiness" 30 "hookgate"
+}
+
+run_backend() {
+    local backend=$1 url=$2 count_sql
+    start_server "$url" "$backend"
 
     log "$backend: warm-up ${WARMUP}s, then ${DURATION}s at concurrency 64 over 10,000 users"
     local warm_requests warm_503 warm_other warm_socket requests l_503 l_other l_socket
@@ -114,13 +119,7 @@ run_backend() {
 # so, hookgate recovers without a restart, and the rows match what the clients saw.
 outage() {
     local url=$1
-    PORT=$(free_port)
-    (
-        export DATABASE_URL=$url LITELLM_MASTER_KEY=$MASTER_KEY HOOKGATE_LOG=warn
-        exec "$BIN/hookgate" --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" >"$WORK/outage.log" 2>&1
-    ) &
-    SERVER_PID=$!
-    wait_for_http "http://127.0.0.1:$PORT/health/readiness" 30 "hookgate"
+    start_server "$url" outage
     psql "$url" -qAtc "TRUNCATE sessions, sign_in_events, team_members, users CASCADE" >/dev/null
     log "postgres outage: PostgreSQL stops 2 s into a 9 s load and comes back 3 s later"
     (wrk_run 9 16 >"$WORK/outage.result") &

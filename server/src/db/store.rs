@@ -87,6 +87,29 @@ pub async fn users_by_email<C: ConnectionTrait>(
         .await
 }
 
+/// Creates `user_id` as an `internal_user` with no email, budget or models, unless a user with
+/// that id exists: what LiteLLM's `add_new_member` does for a team member who is not a user yet.
+/// `created_by` goes into the row's metadata.
+pub async fn ensure_member_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    created_by: &str,
+) -> Result<(), DbErr> {
+    let row = new_user_row(
+        user_id.to_owned(),
+        None,
+        None,
+        plugin_api::UserRole::InternalUser,
+        &[],
+        None,
+        None,
+        None,
+        serde_json::json!({"created_by": created_by}),
+        now(),
+    );
+    insert_user_if_absent(conn, row).await.map(|_| ())
+}
+
 /// Inserts a user unless any unique key (id or identity-provider id) is taken; returns whether
 /// it inserted.
 pub async fn insert_user_if_absent<C: ConnectionTrait>(

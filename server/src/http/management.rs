@@ -556,7 +556,6 @@ async fn team_member_add(
     for member in &members {
         check_id("member.user_id", &member.user_id).map_err(|e| ctx.json_error(e))?;
     }
-    let now = store::now();
     let txn = state.db().write().await.map_err(db_error(&ctx))?;
     let conn = txn.conn();
     if store::team_by_id(conn, &request.team_id).await.map_err(db_error(&ctx))?.is_none() {
@@ -564,21 +563,9 @@ async fn team_member_add(
     }
     for (member, role) in members.iter().zip(roles) {
         // As in LiteLLM, adding a user who does not exist yet creates them.
-        if store::user_by_id(conn, &member.user_id).await.map_err(db_error(&ctx))?.is_none() {
-            let row = store::new_user_row(
-                member.user_id.clone(),
-                None,
-                None,
-                UserRole::InternalUser,
-                &[],
-                None,
-                None,
-                None,
-                json!({}),
-                now,
-            );
-            store::insert_user_if_absent(conn, row).await.map_err(db_error(&ctx))?;
-        }
+        store::ensure_member_user(conn, &member.user_id, "team_member_add")
+            .await
+            .map_err(db_error(&ctx))?;
         store::upsert_member(conn, &request.team_id, &member.user_id, role.as_str())
             .await
             .map_err(db_error(&ctx))?;

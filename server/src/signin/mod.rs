@@ -600,20 +600,8 @@ impl SignInService {
             if let Staged::Member { team_id, user_id, role } = write {
                 if *user_id == row.user_id {
                     joined.push(team_id);
-                } else if store::user_by_id(conn, user_id).await?.is_none() {
-                    let row = store::new_user_row(
-                        user_id.clone(),
-                        None,
-                        None,
-                        UserRole::InternalUser,
-                        &[],
-                        None,
-                        None,
-                        None,
-                        serde_json::json!({"created_by": "custom_sso"}),
-                        now,
-                    );
-                    store::insert_user_if_absent(conn, row).await?;
+                } else {
+                    store::ensure_member_user(conn, user_id, "custom_sso").await?;
                 }
                 store::upsert_member(conn, team_id, user_id, role.as_str()).await?;
             }
