@@ -30,13 +30,7 @@ prepare_release_run bench wrk:wrk taskset:util-linux curl:curl
 [ "$(nproc)" -ge 2 ] || die "the benchmark pins the server and the load generator to separate cores: needs 2"
 
 MASTER_KEY=$(random_master_key bench)
-cat >"$WORK/config.yaml" <<YAML
-general_settings:
-  custom_sso: custom_sso.custom_sso_handler
-  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler
-  plugin_dirs: ["$BIN"]
-  trusted_proxy_ranges: ["127.0.0.1/32"]
-YAML
+write_seed_config "$WORK/config.yaml" "$BIN"
 for script in returning_user new_user; do
     cat "bench/$script.lua" bench/report.lua >"$WORK/$script.lua"
 done

@@ -148,3 +148,18 @@ prepare_release_run() {
 random_master_key() {
     echo "sk-$1-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 }
+
+# Writes a config with both example hooks loaded from plugin folder $2, trusting the loopback
+# proxy, plus any further `general_settings` lines given after it.
+write_seed_config() {
+    local file=$1 plugins=$2
+    shift 2
+    {
+        echo "general_settings:"
+        echo "  custom_sso: custom_sso.custom_sso_handler"
+        echo "  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler"
+        echo "  plugin_dirs: [\"$plugins\"]"
+        echo "  trusted_proxy_ranges: [\"127.0.0.1/32\"]"
+        for line in "$@"; do echo "  $line"; done
+    } >"$file"
+}

@@ -24,14 +24,7 @@ if [ "${1:-}" = "--duration" ]; then DURATION=$2; fi
 prepare_release_run load wrk:wrk sqlite3:sqlite3 curl:curl
 
 MASTER_KEY=$(random_master_key load)
-cat >"$WORK/config.yaml" <<YAML
-general_settings:
-  custom_sso: custom_sso.custom_sso_handler
-  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler
-  plugin_dirs: ["$BIN"]
-  trusted_proxy_ranges: ["127.0.0.1/32"]
-  hook_concurrency: 128
-YAML
+write_seed_config "$WORK/config.yaml" "$BIN" "hook_concurrency: 128"
 cp bench/load_users.lua "$WORK/load.lua"
 
 PASSED=0

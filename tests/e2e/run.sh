@@ -85,13 +85,7 @@ PIDS+=($!)
 wait_for_http "http://127.0.0.1:$IDP_PORT/.well-known/openid-configuration" 30 "oidc-provider"
 
 # hookgate A: the header hook behind the proxy. R1, R2: OIDC relying parties.
-cat >"$WORK/header.yaml" <<YAML
-general_settings:
-  custom_sso: custom_sso.custom_sso_handler
-  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler
-  plugin_dirs: ["$BIN"]
-  trusted_proxy_ranges: ["127.0.0.1/32"]
-YAML
+write_seed_config "$WORK/header.yaml" "$BIN"
 cat >"$WORK/oidc.yaml" <<YAML
 general_settings:
   custom_sso: custom_sso.custom_sso_handler
