@@ -752,8 +752,7 @@ pub unsafe fn check_export<H: Hook>(symbol: *const c_void) -> Result<&'static H,
     Ok(unsafe { &*export.hook.cast::<H>() })
 }
 
-/// At most this many lines of a layout report are shown; the whole report is in
-/// [`layout_report`].
+/// At most this many lines of a layout summary are shown.
 const MAX_SUMMARY_LINES: usize = 6;
 
 /// A few readable lines from abi_stable's report (which runs to hundreds of lines):
@@ -804,11 +803,6 @@ pub fn summarize_layout_errors(errors: &AbiInstabilityErrors) -> String {
         lines.push(format!("    … and {} more differences", n_lines - MAX_SUMMARY_LINES));
     }
     lines.join("\n")
-}
-
-/// abi_stable's full report, for debug logs.
-pub fn layout_report(errors: &AbiInstabilityErrors) -> String {
-    errors.to_string()
 }
 
 fn describe_instability(instability: &AbiInstability) -> String {

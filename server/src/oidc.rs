@@ -26,7 +26,7 @@ const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OidcError {
     /// The browser's side of the flow is wrong: no/expired/tampered flow cookie, state or issuer
-    /// mismatch, a replayed callback (400).
+    /// mismatch, a replayed callback (400; the HTTP layer maps each variant to its status).
     #[error("{0}")]
     BadCallback(String),
     /// The identity provider refused: an `error` callback, a refused code exchange, an invalid
@@ -36,17 +36,6 @@ pub enum OidcError {
     /// The identity provider could not be reached or answered nonsense (502).
     #[error("{0}")]
     Upstream(String),
-}
-
-impl OidcError {
-    /// The HTTP status.
-    pub fn status(&self) -> u16 {
-        match self {
-            OidcError::BadCallback(_) => 400,
-            OidcError::Refused(_) => 401,
-            OidcError::Upstream(_) => 502,
-        }
-    }
 }
 
 /// What the flow cookie carries between `/sso/key/generate` and `/sso/callback`.
@@ -268,8 +257,8 @@ impl OidcProvider {
                 OidcError::Upstream("the identity provider returned no ID token".into())
             })?;
             let nonce = Nonce::new(flow.nonce.clone());
-            let verified = match id_token.claims(&client.id_token_verifier(), &nonce) {
-                Ok(_) => true,
+            match id_token.claims(&client.id_token_verifier(), &nonce) {
+                Ok(_) => {}
                 // Keys may have rotated since discovery: fetch them again once.
                 Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
                     let fresh = self.resolve(true).await?;
@@ -277,11 +266,9 @@ impl OidcProvider {
                     id_token.claims(&client.id_token_verifier(), &nonce).map_err(|error| {
                         OidcError::Refused(format!("invalid ID token: {error}"))
                     })?;
-                    true
                 }
                 Err(error) => return Err(OidcError::Refused(format!("invalid ID token: {error}"))),
-            };
-            debug_assert!(verified);
+            }
             // Verified: its payload is trustworthy JSON.
             claims = jwt_payload(&id_token.to_string())
                 .ok_or_else(|| OidcError::Upstream("the ID token payload is not JSON".into()))?;
@@ -565,7 +552,10 @@ mod tests {
         assert_eq!(check_callback(&flow(), &ok, Some("https://idp"), timeout), Ok("c"));
 
         let wrong_state = CallbackQuery { state: Some("s2".into()), ..ok.clone() };
-        assert_eq!(check_callback(&flow(), &wrong_state, None, timeout).unwrap_err().status(), 400);
+        assert!(matches!(
+            check_callback(&flow(), &wrong_state, None, timeout),
+            Err(OidcError::BadCallback(_))
+        ));
         let wrong_iss = CallbackQuery { iss: Some("https://evil".into()), ..ok.clone() };
         assert!(
             check_callback(&flow(), &wrong_iss, Some("https://idp"), timeout)
@@ -580,12 +570,21 @@ mod tests {
             ..ok.clone()
         };
         let err = check_callback(&flow(), &denied, None, timeout).unwrap_err();
-        assert_eq!((err.status(), err.to_string()), (401, "the identity provider refused the sign-in: access_denied (End-User aborted interaction)".to_owned()));
+        assert_eq!(
+            err,
+            OidcError::Refused(
+                "the identity provider refused the sign-in: access_denied (End-User aborted interaction)"
+                    .to_owned()
+            )
+        );
         let old = FlowState { started_at: chrono::Utc::now().timestamp() - 601, ..flow() };
         assert!(
             check_callback(&old, &ok, None, timeout).unwrap_err().to_string().contains("expired")
         );
         let no_code = CallbackQuery { code: None, ..ok };
-        assert_eq!(check_callback(&flow(), &no_code, None, timeout).unwrap_err().status(), 400);
+        assert!(matches!(
+            check_callback(&flow(), &no_code, None, timeout),
+            Err(OidcError::BadCallback(_))
+        ));
     }
 }

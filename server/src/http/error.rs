@@ -84,16 +84,6 @@ impl ApiError {
         self.link = Some((href, text));
         self
     }
-
-    /// The status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
 }
 
 impl From<SignInError> for ApiError {

@@ -158,12 +158,7 @@ impl PluginLoader {
                 let export = unsafe { &*address.cast::<HookExport>() };
                 Ok(Resolved { hook, file: path, api_version: export.api_version_string() })
             }
-            Err(error) => {
-                if let ExportError::IncompatibleApi { .. } = &error {
-                    tracing::debug!(file = %path.display(), "layout check failed: {error}");
-                }
-                Err(fail(LoadErrorKind::Export { path, error }))
-            }
+            Err(error) => Err(fail(LoadErrorKind::Export { path, error })),
         }
     }
 
