@@ -60,10 +60,17 @@ pub fn master_key(config: &Config, database_url: &str) -> anyhow::Result<Secret>
 pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> anyhow::Result<()> {
     let url = database_url(&config);
     let master_key = master_key(&config, &url)?;
+    if let Some(password) = &config.ui_password {
+        session::check_ui_password(password)?;
+    }
     let db = Db::connect(&url)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
     tracing::info!(database = %redact_url(&url), "database ready");
+    // Retention: checked a few times per retention period, at most hourly, at least every second.
+    let retention = config.sign_in_event_retention;
+    let every = (retention / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600));
+    let pruner = tokio::spawn(db::prune_forever(db.clone(), retention, every));
     let config = Arc::new(config);
     let signin =
         SignInService::new(config.clone(), db.clone(), plugins, TokenSigner::new(&master_key));
@@ -79,23 +86,47 @@ pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> a
         http::bind(host, port).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     http::serve(listener, state).await?;
+    pruner.abort();
     db.close().await?;
     tracing::info!("database closed; bye");
     Ok(())
 }
 
-/// A URL with its password replaced by `***`, for logs.
+/// A URL with its password replaced by `***`, for logs: the password in the user part (up to
+/// the *last* `@`, so an unescaped `@` in a password does not leak its tail) and the values of
+/// `password`-like query parameters.
 pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{host}")
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (main, query) = match rest.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = format!("{scheme}://");
+    match main.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            if credentials.contains(':') {
+                out.push_str(&format!("{user}:***@{host}"));
+            } else {
+                out.push_str(&format!("{user}@{host}"));
             }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+        }
+        None => out.push_str(main),
     }
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().contains("pass") => {
+                    format!("{name}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -109,5 +140,15 @@ mod tests {
             "postgresql://hg:***@127.0.0.1:5432/db"
         );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        // An unescaped @ in the password.
+        assert_eq!(
+            redact_url("postgresql://hg:p@ss@word@db.internal:5432/hg"),
+            "postgresql://hg:***@db.internal:5432/hg"
+        );
+        // The password as a query parameter.
+        assert_eq!(
+            redact_url("postgresql://hg@db/hg?sslmode=require&password=s3cret&sslpassword=x"),
+            "postgresql://hg@db/hg?sslmode=require&password=***&sslpassword=***"
+        );
     }
 }

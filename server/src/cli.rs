@@ -91,7 +91,7 @@ fn check(config: &Config, plugins: &Plugins) {
             "{}: {} -> {} (kind {}, plugin-api {})",
             info.setting,
             info.reference,
-            info.file.display(),
+            info.location(),
             info.kind,
             info.api_version
         );

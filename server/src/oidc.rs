@@ -231,7 +231,14 @@ impl OidcProvider {
 
     /// Finishes a sign-in from the callback's query (already checked against the flow): code
     /// exchange, ID-token verification, userinfo, then the identity.
-    pub async fn finish(&self, flow: &FlowState, code: &str) -> Result<OpenId, OidcError> {
+    ///
+    /// The [`Proof`] binds the account to (issuer, `sub`) — never to a changeable claim such as
+    /// `preferred_username` — and says whether the provider verified the email.
+    pub async fn finish(
+        &self,
+        flow: &FlowState,
+        code: &str,
+    ) -> Result<(OpenId, crate::signin::Proof), OidcError> {
         let redirect_uri = flow.redirect_uri.as_str();
         let resolved = self.resolve(false).await?;
         let client = self.client(&resolved, redirect_uri)?;
@@ -317,14 +324,34 @@ impl OidcProvider {
             return Err(OidcError::Upstream("the identity provider gave no claims".into()));
         }
         let claims = Value::Object(claims);
-        if self.settings.require_verified_email
-            && claims.get("email_verified").and_then(Value::as_bool) != Some(true)
-        {
+        if self.settings.require_verified_email && !email_verified(&claims) {
             return Err(OidcError::Refused(
                 "the identity provider has not verified this email address".into(),
             ));
         }
-        Ok(identity(&claims, &self.settings.claims, self.settings.kind.as_str()))
+        let subject = match claims.get("sub") {
+            Some(Value::String(sub)) if !sub.trim().is_empty() => sub.trim().to_owned(),
+            _ => {
+                return Err(OidcError::Upstream(
+                    "the identity provider named no subject (`sub` claim)".into(),
+                ));
+            }
+        };
+        let issuer = resolved.issuer.clone().unwrap_or_else(|| resolved.authorization.clone());
+        let proof = crate::signin::Proof {
+            binding: Some(crate::signin::Binding { issuer, subject }),
+            email_verified: email_verified(&claims),
+        };
+        Ok((identity(&claims, &self.settings.claims, self.settings.kind.as_str()), proof))
+    }
+}
+
+/// `email_verified: true` (some providers send the string `"true"`).
+fn email_verified(claims: &Value) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
+        _ => false,
     }
 }
 

@@ -77,6 +77,32 @@ pub fn check_master_key(key: &Secret, source: Source) -> Result<(), MasterKeyErr
     Ok(())
 }
 
+/// A `UI_PASSWORD` shorter than this is refused.
+const MIN_UI_PASSWORD_LEN: usize = 12;
+
+/// Why `UI_PASSWORD` cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to start: UI_PASSWORD is a publicly known or too short password (at least \
+     {MIN_UI_PASSWORD_LEN} characters); set a long random one, or leave it unset to use the \
+     master key"
+)]
+pub struct WeakPassword;
+
+/// Checks `UI_PASSWORD`: the password login gives a proxy_admin session, so it must be as hard
+/// to guess as the master key.
+pub fn check_ui_password(password: &Secret) -> Result<(), WeakPassword> {
+    let text = password.expose().trim();
+    let lowered = text.to_ascii_lowercase();
+    let known = PUBLIC_KEYS.contains(&lowered.as_str())
+        || ["password123", "admin123456", "changeme1234", "letmein12345", "passwordpassword"]
+            .contains(&lowered.as_str());
+    if text.chars().count() < MIN_UI_PASSWORD_LEN || known {
+        return Err(WeakPassword);
+    }
+    Ok(())
+}
+
 /// The generated master key kept at `path` (mode 0600), made on first use. Returns the key and
 /// whether it was made now.
 pub fn generated_master_key(path: &Path) -> Result<(Secret, bool), MasterKeyError> {
@@ -128,9 +154,10 @@ pub fn hash_key(key: &str) -> String {
     hex(&Sha256::digest(key.as_bytes()))
 }
 
-/// Compares secrets in constant time.
+/// Compares secrets in constant time, through their SHA-256 digests so that neither the
+/// time nor an early exit on a length mismatch tells anything about the secret's length.
 pub fn secrets_equal(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
+    Sha256::digest(a.as_bytes()).ct_eq(&Sha256::digest(b.as_bytes())).into()
 }
 
 /// The claims of the `token` cookie: LiteLLM's `ReturnedUITokenObject`.
@@ -208,9 +235,9 @@ impl TokenSigner {
     }
 }
 
-/// The `Set-Cookie` value for a session token.
-pub fn session_cookie(token: &str, secure: bool, http_only: bool) -> String {
-    let mut cookie = format!("{COOKIE_NAME}={token}; Path=/; SameSite=Lax");
+/// The `Set-Cookie` value for a session token (`path`: `SERVER_ROOT_PATH`, or `/`).
+pub fn session_cookie(token: &str, path: &str, secure: bool, http_only: bool) -> String {
+    let mut cookie = format!("{COOKIE_NAME}={token}; Path={path}; SameSite=Lax");
     if http_only {
         cookie.push_str("; HttpOnly");
     }
@@ -221,9 +248,9 @@ pub fn session_cookie(token: &str, secure: bool, http_only: bool) -> String {
 }
 
 /// The `Set-Cookie` value that deletes the session cookie.
-pub fn clear_cookie(secure: bool) -> String {
+pub fn clear_cookie(path: &str, secure: bool) -> String {
     let mut cookie = format!(
-        "{COOKIE_NAME}=; Path=/; SameSite=Lax; HttpOnly; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        "{COOKIE_NAME}=; Path={path}; SameSite=Lax; HttpOnly; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
     );
     if secure {
         cookie.push_str("; Secure");
@@ -285,6 +312,14 @@ mod tests {
     }
 
     #[test]
+    fn weak_ui_passwords_are_refused() {
+        for weak in ["admin", "password", "sk-1234", "short-pass", "PasswordPassword"] {
+            assert!(check_ui_password(&Secret::new(weak)).is_err(), "{weak}");
+        }
+        assert!(check_ui_password(&Secret::new("correct horse battery staple")).is_ok());
+    }
+
+    #[test]
     fn a_generated_master_key_is_private_and_kept() {
         let dir = std::env::temp_dir().join(format!("hookgate-key-{}", random_hex(4)));
         std::fs::create_dir_all(&dir).unwrap();
@@ -312,10 +347,10 @@ mod tests {
         );
         assert!(secrets_equal("a", "a") && !secrets_equal("a", "b") && !secrets_equal("a", "ab"));
         assert_eq!(
-            session_cookie("t", true, true),
+            session_cookie("t", "/", true, true),
             "token=t; Path=/; SameSite=Lax; HttpOnly; Secure"
         );
-        assert_eq!(session_cookie("t", false, false), "token=t; Path=/; SameSite=Lax");
-        assert!(clear_cookie(false).contains("Max-Age=0"));
+        assert_eq!(session_cookie("t", "/litellm", false, false), "token=t; Path=/litellm; SameSite=Lax");
+        assert!(clear_cookie("/", false).contains("Max-Age=0"));
     }
 }

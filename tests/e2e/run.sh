@@ -113,6 +113,25 @@ start_hookgate r2 "$R2_PORT" "$WORK/oidc.yaml" "${oidc_env[@]}"
 
 log "Apache with mod_auth_openidc on localhost:$PROXY_PORT"
 MODULES=/usr/lib/apache2/modules
+# Every spelling of a header name with each '-' written as '-' or '_' (X-Forwarded-User,
+# X_Forwarded-User, X-Forwarded_User, X_Forwarded_User); case does not matter to Apache.
+header_spellings() {
+    local -a parts spellings next
+    local part prefix
+    IFS=- read -ra parts <<<"$1"
+    spellings=("${parts[0]}")
+    for part in "${parts[@]:1}"; do
+        next=()
+        for prefix in "${spellings[@]}"; do next+=("$prefix-$part" "${prefix}_$part"); done
+        spellings=("${next[@]}")
+    done
+    printf '%s\n' "${spellings[@]}"
+}
+IDENTITY_HEADER_UNSETS=$(
+    for header in X-Forwarded-User X-Forwarded-Email X-Forwarded-Preferred-Username X-Forwarded-Groups; do
+        header_spellings "$header" | sed 's/^/RequestHeader unset /; s/$/ early/'
+    done
+)
 cat >"$WORK/apache.conf" <<APACHE
 ServerRoot "$WORK"
 ServerName localhost
@@ -147,16 +166,20 @@ OIDCPKCEMethod S256
 OIDCRemoteUserClaim preferred_username
 OIDCPassClaimsAs environment
 
+# The identity headers are the proxy's alone (docs/plugin-authors.md, "What the OAuth proxy must
+# do"). First, as soon as the request is read and before any module sees it, every copy the client
+# sent goes: the names and each spelling with '_' for '-' (Apache forwards those to the backend).
+# 'early' is allowed only here, at server level.
+$IDENTITY_HEADER_UNSETS
 <Location />
     AuthType openid-connect
     Require valid-user
+    # Then, once the user is authenticated, Apache sets all four on every request (an absent
+    # claim gives an empty header, which the hook reads as "no value").
     RequestHeader set X-Forwarded-User "expr=%{reqenv:OIDC_CLAIM_sub}"
     RequestHeader set X-Forwarded-Email "expr=%{reqenv:OIDC_CLAIM_email}"
     RequestHeader set X-Forwarded-Preferred-Username "expr=%{reqenv:OIDC_CLAIM_preferred_username}"
     RequestHeader set X-Forwarded-Groups "expr=%{reqenv:OIDC_CLAIM_groups}"
-    RequestHeader unset X_Forwarded_User
-    RequestHeader unset X_Forwarded_Email
-    RequestHeader unset X_Forwarded_Groups
 </Location>
 ProxyPreserveHost On
 ProxyPass /oauth2/callback !

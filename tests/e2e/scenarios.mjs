@@ -123,6 +123,55 @@ await check('A2 forged identity headers sent straight to hookgate from outside t
   assert(event === 'refused|127.0.0.2', `event: ${event}`);
 });
 
+await check('A3 identity headers a browser adds itself are not honoured through Apache: bob stays an internal_user', async () => {
+  // What Apache must strip: arriving at hookgate, the hook refuses a look-alike outright.
+  const direct = await request(`${A_URL}/sso/key/generate`, {
+    headers: { 'x-forwarded-user': 'bob', 'x-forwarded-email': 'bob@example.test', x_forwarded_groups: 'admins' },
+  });
+  assert(direct.status === 403, `a look-alike straight to hookgate: ${direct.status} ${direct.body}`);
+  assert(JSON.parse(direct.body).error.message.includes('`x_forwarded_groups`'), direct.body);
+
+  const forged = {
+    'X-Forwarded-Groups': 'admins',
+    X_Forwarded_Groups: 'admins',
+    'X-Forwarded_Groups': 'admins',
+    'X-Forwarded-User': 'alice',
+    X_Forwarded_User: 'alice',
+    'X-Forwarded-Email': 'alice@example.test',
+    X_Forwarded_Preferred_Username: 'alice',
+    OIDC_CLAIM_groups: 'admins',
+    'X-Email': 'alice@example.test',
+  };
+  const context = await newContext();
+  try {
+    await context.setExtraHTTPHeaders(forged);
+    const page = await context.newPage();
+    const sent = [];
+    page.on('request', (req) => {
+      if (req.url().startsWith(`${PROXY_URL}/sso/key/generate`)) sent.push(req.headers());
+    });
+    await page.goto(`${PROXY_URL}/sso/key/generate`);
+    assert(page.url().startsWith(process.env.IDP_URL), `expected the IdP's login page, got ${page.url()}`);
+    await logInAtProvider(page, 'bob');
+    await page.waitForURL(`${PROXY_URL}/ui/?login=success`);
+    assert(sent.some((headers) => headers.x_forwarded_groups === 'admins' && headers['x-forwarded-groups'] === 'admins'),
+      `the browser sent the forged headers: ${JSON.stringify(sent)}`);
+    const text = await page.textContent('main');
+    assert((await page.textContent('#user-id')).trim() === 'bob', `profile: ${text}`);
+    const role = (await page.textContent('#user-role')).trim();
+    assert(role.includes('internal_user') && !role.includes('proxy_admin'), `role: ${text}`);
+    assert(!(await page.textContent('#user-teams')).includes('admins'), `teams: ${text}`);
+    const row = sql("SELECT user_id || '|' || user_role || '|' || coalesce(user_email, '') FROM users WHERE user_id = 'bob'");
+    assert(row === 'bob|internal_user|bob@example.test', `PostgreSQL row: ${row}`);
+  } finally {
+    await context.close();
+    // B1 signs bob up again through hookgate as the relying party: an account bound to the
+    // proxy's identity would be refused there.
+    const deleted = await request(`${A_URL}/user/delete`, { method: 'POST', headers: admin, body: JSON.stringify({ user_ids: ['bob'] }) });
+    assert(deleted.status === 200, `deleting bob: ${deleted.status} ${deleted.body}`);
+  }
+});
+
 // --- B: hookgate as the relying party -------------------------------------------------------
 
 let bobCallback;

@@ -100,3 +100,107 @@ fn the_repository_config_checks_with_the_built_plugins() {
     );
     assert!(stdout.contains("general_settings.custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler"), "{stdout}");
 }
+
+/// A config naming `custom_sso` in `plugin_dir`, with `extra` lines under `general_settings`.
+#[cfg(unix)]
+fn custom_sso_config(scratch: &Scratch, plugin_dir: &std::path::Path, extra: &str) -> String {
+    let text = format!(
+        "general_settings:\n  custom_sso: custom_sso.custom_sso_handler\n  plugin_dirs: [{:?}]\n{extra}",
+        plugin_dir.display().to_string()
+    );
+    scratch.write("config.yaml", text).display().to_string()
+}
+
+#[cfg(unix)]
+#[test]
+fn check_refuses_a_plugin_others_may_write_and_names_the_setting() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new();
+    let file = scratch.copy(
+        &hookgate_tests::plugin("custom_sso"),
+        &format!("plugins/{}", hookgate_tests::library_file("custom_sso")),
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let file = file.canonicalize().unwrap();
+    let dir = file.parent().unwrap();
+
+    let config = custom_sso_config(&scratch, dir, "");
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: general_settings.custom_sso: cannot load hook `custom_sso.custom_sso_handler`: \
+             refusing to load {}:\n    file {} is writable by others (mode 0646)\n",
+            file.display(),
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("general_settings.allow_insecure_plugin_permissions: true"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+
+    let config = custom_sso_config(&scratch, dir, "  allow_insecure_plugin_permissions: true\n");
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with(&format!(
+            "general_settings.custom_sso: custom_sso.custom_sso_handler -> {} (kind custom_sso,",
+            file.display()
+        )),
+        "{stdout}"
+    );
+    let warnings: Vec<&str> = stderr.lines().filter(|line| line.contains("WARN")).collect();
+    assert!(
+        warnings.iter().any(|line| line.contains("loading an insecure plugin")
+            && line.contains(&format!("file {} is writable by others", file.display()))),
+        "{stderr}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn check_reports_where_a_symlinked_plugin_resolves() {
+    let scratch = Scratch::new();
+    let library = hookgate_tests::library_file("custom_sso");
+    let target = scratch
+        .copy(&hookgate_tests::plugin("custom_sso"), &format!("elsewhere/{library}"))
+        .canonicalize()
+        .unwrap();
+    let dir = scratch.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let link = dir.join(&library);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    let config = custom_sso_config(&scratch, &dir, "");
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} resolves through a symlink to {}, outside the plugin folder {}",
+            link.display(),
+            target.display(),
+            dir.canonicalize().unwrap().display()
+        )),
+        "{stderr}"
+    );
+
+    let config = custom_sso_config(&scratch, &dir, "  allow_insecure_plugin_permissions: true\n");
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with(&format!(
+            "general_settings.custom_sso: custom_sso.custom_sso_handler -> {} -> {} (kind",
+            link.display(),
+            target.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stderr.contains("resolves through a symlink to"), "the insecurity is logged: {stderr}");
+}

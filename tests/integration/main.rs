@@ -9,6 +9,7 @@
 //! * `ui`: the Admin UI pages and the password fallback.
 
 mod cli;
+mod connections;
 mod management;
 mod oidc;
 mod plugin_loading;

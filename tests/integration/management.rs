@@ -210,7 +210,8 @@ fn health_endpoints() {
             (body["status"].as_str(), body["db"].as_str()),
             (Some("healthy"), Some("connected"))
         );
-        assert_eq!(body["hooks"].as_array().unwrap().len(), 2);
+        // Probes get a status, not a map of the deployment's hooks.
+        assert!(body.get("hooks").is_none(), "{body}");
     });
 }
 

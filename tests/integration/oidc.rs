@@ -116,9 +116,10 @@ fn a_user_signs_in_through_the_provider_and_the_plugin_shapes_the_profile() {
         assert!(profile.body.contains("Users</a>"), "admins see the admin pages");
         let rows = server.db(async |conn| user::Entity::find().all(conn).await.unwrap());
         assert_eq!(rows.len(), 1);
+        // The account is bound to (issuer, sub), not to the changeable preferred_username.
         assert_eq!(
-            (rows[0].user_id.as_str(), rows[0].sso_user_id.as_deref()),
-            ("alice", Some("alice"))
+            (rows[0].user_id.as_str(), rows[0].sso_user_id.as_deref(), rows[0].sso_issuer.as_deref()),
+            ("alice", Some("alice-sub"), Some(idp.issuer()))
         );
         assert_eq!(rows[0].user_alias.as_deref(), Some("Alice Liddell"));
         assert_eq!(rows[0].metadata["auth_provider"], "generic");
@@ -297,6 +298,7 @@ fn an_unreachable_provider_is_a_502_not_a_crash() {
                 ("GENERIC_CLIENT_ID", "x"),
                 ("GENERIC_CLIENT_SECRET", "y"),
                 ("GENERIC_ISSUER", "http://127.0.0.1:9"),
+                ("PROXY_BASE_URL", "{base}"),
             ],
             ..ServerOptions::default()
         },

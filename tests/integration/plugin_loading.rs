@@ -5,7 +5,7 @@ use std::{collections::HashMap, path::Path, sync::Mutex};
 
 use hookgate::{
     config::Config,
-    plugins::{LoadError, PluginLoader, Plugins},
+    plugins::{LoadError, PermissionPolicy, PluginLoader, Plugins},
 };
 use hookgate_tests::{
     Scratch, build_dir, library_file, older_layout_plugin, panic_abort_plugin, plugin,
@@ -362,9 +362,157 @@ fn the_first_plugin_dir_that_has_the_library_wins_and_libraries_are_cached() {
 
     let loader = PluginLoader::new();
     let reference = "fixture_misbehaving.panicking_sign_in".parse().unwrap();
-    let first =
-        loader.resolve::<plugin_api::abi::SignInHook>("k", &reference, &[build_dir()]).unwrap();
-    let second =
-        loader.resolve::<plugin_api::abi::SignInHook>("k", &reference, &[build_dir()]).unwrap();
+    let first = loader
+        .resolve::<plugin_api::abi::SignInHook>(
+            "k",
+            &reference,
+            &[build_dir()],
+            PermissionPolicy::Strict,
+        )
+        .unwrap();
+    let second = loader
+        .resolve::<plugin_api::abi::SignInHook>(
+            "k",
+            &reference,
+            &[build_dir()],
+            PermissionPolicy::Strict,
+        )
+        .unwrap();
     assert!(std::ptr::eq(first.hook, second.hook));
+}
+
+/// `custom_sso` copied into `plugins/` of `scratch` with folder mode `dir_mode` and file mode
+/// `file_mode`; returns the folder and the file.
+#[cfg(unix)]
+fn plugin_copy(
+    scratch: &Scratch,
+    dir_mode: u32,
+    file_mode: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::{fs, os::unix::fs::PermissionsExt};
+    let file =
+        scratch.copy(&plugin("custom_sso"), &format!("plugins/{}", library_file("custom_sso")));
+    fs::set_permissions(&file, fs::Permissions::from_mode(file_mode)).unwrap();
+    let dir = file.parent().unwrap().to_owned();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(dir_mode)).unwrap();
+    (dir, file)
+}
+
+#[cfg(unix)]
+const CUSTOM_SSO: &str = "  custom_sso: custom_sso.custom_sso_handler\n";
+#[cfg(unix)]
+const ALLOW_INSECURE: &str =
+    "  custom_sso: custom_sso.custom_sso_handler\n  allow_insecure_plugin_permissions: true\n";
+
+#[cfg(unix)]
+#[test]
+fn a_plugin_in_a_folder_only_its_owner_may_write_loads() {
+    let scratch = Scratch::new();
+    let (dir, file) = plugin_copy(&scratch, 0o755, 0o644);
+    let plugins = load_in(&scratch, &[&dir], CUSTOM_SSO).unwrap();
+    let info = plugins.custom_sso.as_ref().unwrap().info();
+    assert_eq!(info.file, file.canonicalize().unwrap());
+    assert_eq!(info.location(), info.file.display().to_string());
+
+    // A symlink that stays inside the plugin folder is fine, and reported.
+    let release = scratch.copy(&file, &format!("plugins/v2/{}", library_file("custom_sso")));
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(format!("v2/{}", library_file("custom_sso")), &file).unwrap();
+    let plugins = load_in(&scratch, &[&dir], CUSTOM_SSO).unwrap();
+    let info = plugins.custom_sso.as_ref().unwrap().info();
+    assert_eq!(info.file, release.canonicalize().unwrap());
+    assert_eq!(info.found, file);
+    assert_eq!(info.location(), format!("{} -> {}", file.display(), info.file.display()));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_plugin_file_others_may_write_is_refused_unless_allowed() {
+    let scratch = Scratch::new();
+    let (dir, file) = plugin_copy(&scratch, 0o755, 0o666);
+    let file = file.canonicalize().unwrap();
+    let err = load_in(&scratch, &[&dir], CUSTOM_SSO).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "general_settings.custom_sso: cannot load hook `custom_sso.custom_sso_handler`: \
+             refusing to load {}:\n    file {} is writable by its group and by others \
+             (mode 0666)\n",
+            file.display(),
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(
+            "set general_settings.allow_insecure_plugin_permissions: true to load it anyway"
+        ),
+        "{err}"
+    );
+
+    let plugins = load_in(&scratch, &[&dir], ALLOW_INSECURE).unwrap();
+    assert_eq!(plugins.custom_sso.unwrap().info().file, file);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_plugin_folder_others_may_write_is_refused_unless_allowed() {
+    let scratch = Scratch::new();
+    let (dir, file) = plugin_copy(&scratch, 0o777, 0o644);
+    let dir = dir.canonicalize().unwrap();
+    let err = load_in(&scratch, &[&dir], CUSTOM_SSO).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("refusing to load {}:", file.canonicalize().unwrap().display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "\n    folder {} is writable by its group and by others (mode 0777)\n",
+            dir.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("general_settings.allow_insecure_plugin_permissions"), "{err}");
+
+    // With the sticky bit (as /tmp), others cannot replace the library: it loads.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    load_in(&scratch, &[&dir], CUSTOM_SSO).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let plugins = load_in(&scratch, &[&dir], ALLOW_INSECURE).unwrap();
+    assert_eq!(plugins.custom_sso.unwrap().info().file, file.canonicalize().unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_out_of_the_plugin_folder_is_refused_unless_allowed() {
+    let scratch = Scratch::new();
+    let elsewhere =
+        scratch.copy(&plugin("custom_sso"), &format!("elsewhere/{}", library_file("custom_sso")));
+    let dir = scratch.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    let link = dir.join(library_file("custom_sso"));
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let target = elsewhere.canonicalize().unwrap();
+
+    let err = load_in(&scratch, &[&dir], CUSTOM_SSO).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "refusing to load {} (found as {}):\n    {} resolves through a symlink to {}, \
+             outside the plugin folder {}\n",
+            target.display(),
+            link.display(),
+            link.display(),
+            target.display(),
+            dir.canonicalize().unwrap().display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("general_settings.allow_insecure_plugin_permissions"), "{err}");
+
+    let plugins = load_in(&scratch, &[&dir], ALLOW_INSECURE).unwrap();
+    let info = plugins.custom_sso.as_ref().unwrap().info();
+    assert_eq!(info.file, target);
+    assert_eq!(info.found, link);
+    assert_eq!(info.location(), format!("{} -> {}", link.display(), target.display()));
 }

@@ -42,10 +42,8 @@ fn a_new_user_signs_in_with_the_values_the_plugin_chose() {
 
         let reply = server.sign_in("alice", "Alice@Example.TEST", &["admins", "staff"]);
         assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
-        assert_eq!(
-            reply.header("location"),
-            Some(format!("{}/ui/?login=success", server.base).as_str())
-        );
+        // Relative without PROXY_BASE_URL: the Host header never picks the destination.
+        assert_eq!(reply.header("location"), Some("/ui/?login=success"));
         let cookie = reply.header("set-cookie").unwrap();
         assert!(
             cookie.contains("; Path=/")

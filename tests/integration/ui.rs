@@ -125,15 +125,15 @@ fn admins_see_edit_users_teams_and_the_sign_in_log() {
         search.body
     );
 
-    let edit = server.get("/ui/users/bob", &headers);
+    let edit = server.get("/ui/user?id=bob", &headers);
     assert!(
         edit.body.contains("value=\"0.01\"") && edit.body.contains("value=\"1d\""),
         "{}",
         edit.body
     );
     let saved = server.post_form(
-        "/ui/users/bob",
-        "user_role=proxy_admin_viewer&models=gpt-4o%2C+claude&max_budget=25&budget_duration=1mo",
+        "/ui/user",
+        "user_id=bob&user_role=proxy_admin_viewer&models=gpt-4o%2C+claude&max_budget=25&budget_duration=1mo",
         &headers,
     );
     assert_eq!(saved.status, 200, "{}", saved.body);
@@ -147,15 +147,15 @@ fn admins_see_edit_users_teams_and_the_sign_in_log() {
     );
     assert_eq!(bob.models, serde_json::json!(["gpt-4o", "claude"]));
     let bad = server.post_form(
-        "/ui/users/bob",
-        "user_role=overlord&models=&max_budget=&budget_duration=",
+        "/ui/user",
+        "user_id=bob&user_role=overlord&models=&max_budget=&budget_duration=",
         &headers,
     );
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("unknown role"), "{}", bad.body);
     let bad = server.post_form(
-        "/ui/users/bob",
-        "user_role=internal_user&models=&max_budget=-3&budget_duration=",
+        "/ui/user",
+        "user_id=bob&user_role=internal_user&models=&max_budget=-3&budget_duration=",
         &headers,
     );
     assert_eq!(bad.status, 400);
@@ -163,7 +163,7 @@ fn admins_see_edit_users_teams_and_the_sign_in_log() {
 
     assert_eq!(server.post_form("/ui/teams", "team_id=core&team_alias=Core", &headers).status, 303);
     assert_eq!(
-        server.post_form("/ui/teams/core/members", "user_id=bob&role=admin", &headers).status,
+        server.post_form("/ui/teams/members/add", "team_id=core&user_id=bob&role=admin", &headers).status,
         303
     );
     let teams = server.get("/ui/teams", &headers);
@@ -172,10 +172,10 @@ fn admins_see_edit_users_teams_and_the_sign_in_log() {
         "{}",
         teams.body
     );
-    let missing = server.post_form("/ui/teams/core/members", "user_id=ghost&role=user", &headers);
+    let missing = server.post_form("/ui/teams/members/add", "team_id=core&user_id=ghost&role=user", &headers);
     assert_eq!(missing.status, 400);
     assert!(missing.body.contains("There is no user"));
-    assert_eq!(server.post_form("/ui/teams/core/members/bob/remove", "", &headers).status, 303);
+    assert_eq!(server.post_form("/ui/teams/members/remove", "team_id=core&user_id=bob", &headers).status, 303);
     assert!(
         server.db(async |conn| team_member::Entity::find().all(conn).await.unwrap()).is_empty()
     );

@@ -156,6 +156,8 @@ impl FakeIdp {
             ("GENERIC_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
             ("GENERIC_ISSUER", self.issuer().to_owned()),
             ("GENERIC_SCOPE", "openid email profile groups".to_owned()),
+            // The test server's own URL (the server helper fills it in).
+            ("PROXY_BASE_URL", "{base}".to_owned()),
         ]
     }
 }

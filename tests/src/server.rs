@@ -221,7 +221,8 @@ impl TestServer {
             command.env("LITELLM_MASTER_KEY", &master_key);
         }
         for (name, value) in options.env {
-            command.env(name, value);
+            // `{base}` stands for the server's own URL, known only here.
+            command.env(name, value.replace("{base}", &format!("http://127.0.0.1:{port}")));
         }
         let mut child = command.spawn().expect("start hookgate");
         let logs = Arc::new(Mutex::new(Vec::new()));

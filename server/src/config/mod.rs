@@ -145,8 +145,44 @@ pub struct Config {
     pub ui_password: Option<Secret>,
     /// `general_settings.disable_password_login_when_sso_enabled`.
     pub disable_password_login_when_sso_enabled: bool,
+    /// `allow_insecure_plugin_permissions`: load plugins from files or folders that others may
+    /// write, or that resolve outside the plugin folders (off: such plugins are refused).
+    pub allow_insecure_plugin_permissions: bool,
+    /// `link_sso_accounts_by_email`: an SSO identity with a verified email may take an existing
+    /// account that is bound to no identity (default on).
+    pub link_sso_accounts_by_email: bool,
+    /// `sign_in_event_retention`: sign-in events older than this are pruned (default 90 days).
+    pub sign_in_event_retention: Duration,
+    /// HTTP limits: header-read, idle keep-alive and body timeouts, and the connection cap.
+    pub http: HttpLimits,
     /// Keys in the file that hookgate does not implement.
     pub ignored_keys: Vec<String>,
+}
+
+/// Limits on HTTP connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A client must send a request's whole head within this (`http_header_read_timeout`).
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this
+    /// (`http_idle_timeout`).
+    pub idle_timeout: Duration,
+    /// A request body must arrive within this (`http_body_timeout`).
+    pub body_timeout: Duration,
+    /// At most this many connections are served at once; more wait to be accepted
+    /// (`max_connections`).
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
 }
 
 impl Config {
@@ -290,6 +326,29 @@ impl Config {
         }
 
         let oidc = oidc::from_env(env, general.oidc_issuer.clone()).map_err(invalid)?;
+        if oidc.is_some() && proxy_base_url.is_none() {
+            return Err(invalid(
+                "environment variable PROXY_BASE_URL is required with an OpenID Connect provider: \
+                 the redirect URI sent to the provider must be the public URL you registered \
+                 with it (e.g. PROXY_BASE_URL=https://sso.example.com), never one taken from a \
+                 client's Host header"
+                    .to_owned(),
+            ));
+        }
+
+        let max_connections = general.max_connections.unwrap_or(HttpLimits::default().max_connections);
+        if max_connections == 0 {
+            return Err(invalid("general_settings.max_connections: must be at least 1".to_owned()));
+        }
+        let defaults_http = HttpLimits::default();
+        let http = HttpLimits {
+            header_read_timeout: general
+                .http_header_read_timeout
+                .map_or(defaults_http.header_read_timeout, |timeout| timeout.0),
+            idle_timeout: general.http_idle_timeout.map_or(defaults_http.idle_timeout, |t| t.0),
+            body_timeout: general.http_body_timeout.map_or(defaults_http.body_timeout, |t| t.0),
+            max_connections,
+        };
 
         Ok(Config {
             file: file.to_owned(),
@@ -328,6 +387,14 @@ impl Config {
             disable_password_login_when_sso_enabled: general
                 .disable_password_login_when_sso_enabled
                 .unwrap_or(false),
+            allow_insecure_plugin_permissions: general
+                .allow_insecure_plugin_permissions
+                .unwrap_or(false),
+            link_sso_accounts_by_email: general.link_sso_accounts_by_email.unwrap_or(true),
+            sign_in_event_retention: general
+                .sign_in_event_retention
+                .map_or(Duration::from_secs(90 * 86_400), |span| span.0),
+            http,
             ignored_keys,
         })
     }
@@ -335,6 +402,11 @@ impl Config {
 
 /// `24h`, `30m`, `7d`, `3600s` or a number of seconds.
 fn parse_session_duration(text: &str) -> Option<Duration> {
+    parse_span(text)
+}
+
+/// `24h`, `30m`, `7d`, `2w`, `3600s` or a number of seconds.
+pub(crate) fn parse_span(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);

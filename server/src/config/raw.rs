@@ -44,6 +44,20 @@ pub(crate) struct RawGeneralSettings {
     pub(crate) oidc_flow_timeout: Option<Seconds>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) disable_password_login_when_sso_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) allow_insecure_plugin_permissions: Option<bool>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) link_sso_accounts_by_email: Option<bool>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) sign_in_event_retention: Option<Span>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) http_header_read_timeout: Option<Seconds>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) http_idle_timeout: Option<Seconds>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) http_body_timeout: Option<Seconds>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +245,26 @@ impl FromStr for Seconds {
             return Err(format!("invalid duration {text:?}: must be above 0 and at most 1 hour"));
         }
         Ok(Seconds(std::time::Duration::from_secs_f64(seconds)))
+    }
+}
+
+/// A longer span of time: a whole number and a unit (`90d`, `12h`, `30m`, `45s`, `2w`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Span(pub(crate) std::time::Duration);
+
+impl FromStr for Span {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        super::parse_span(text).map(Span).ok_or_else(|| {
+            format!("invalid duration {text:?}: expected a whole number and a unit, e.g. 90d, 12h, 30m")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_str(deserializer, "a duration such as 90d or 12h")
     }
 }
 

@@ -232,6 +232,7 @@ fn oidc_providers_come_from_litellms_environment_with_its_precedence() {
     let both = load(
         "",
         &[
+            ("PROXY_BASE_URL", "https://sso.example"),
             ("GOOGLE_CLIENT_ID", "g"),
             ("GOOGLE_CLIENT_SECRET", "gs"),
             ("GENERIC_CLIENT_ID", "x"),
@@ -250,6 +251,7 @@ fn oidc_providers_come_from_litellms_environment_with_its_precedence() {
     let microsoft = load(
         "",
         &[
+            ("PROXY_BASE_URL", "https://sso.example"),
             ("MICROSOFT_CLIENT_ID", "m"),
             ("MICROSOFT_CLIENT_SECRET", "ms"),
             ("MICROSOFT_TENANT", "contoso"),
@@ -274,6 +276,7 @@ fn oidc_providers_come_from_litellms_environment_with_its_precedence() {
     let generic = load(
         "general_settings:\n  oidc_issuer: https://idp.example/\n",
         &[
+            ("PROXY_BASE_URL", "https://sso.example"),
             ("GENERIC_CLIENT_ID", "x"),
             ("GENERIC_CLIENT_SECRET", "y"),
             ("GENERIC_SCOPE", "email groups"),
@@ -317,6 +320,15 @@ fn oidc_providers_come_from_litellms_environment_with_its_precedence() {
             ],
             "GENERIC_CLIENT_USE_PKCE=\"maybe\"",
         ),
+        (
+            // The redirect URI must not come from a client's Host header.
+            vec![
+                ("GENERIC_CLIENT_ID", "x"),
+                ("GENERIC_CLIENT_SECRET", "y"),
+                ("GENERIC_ISSUER", "https://idp.example"),
+            ],
+            "PROXY_BASE_URL is required with an OpenID Connect provider",
+        ),
     ] {
         let err = load("", &env).unwrap_err().to_string();
         assert!(err.contains(expected), "{err}");
@@ -345,6 +357,13 @@ mod fuzz {
         "oidc_issuer",
         "oidc_flow_timeout",
         "disable_password_login_when_sso_enabled",
+        "allow_insecure_plugin_permissions",
+        "link_sso_accounts_by_email",
+        "sign_in_event_retention",
+        "http_header_read_timeout",
+        "http_idle_timeout",
+        "http_body_timeout",
+        "max_connections",
     ];
 
     /// YAML values of every shape: scalars, quoted strings, lists, maps, env references.

@@ -9,7 +9,7 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(CompletedFlows)]
+        vec![Box::new(Initial), Box::new(CompletedFlows), Box::new(IdentityBinding)]
     }
 }
 
@@ -21,6 +21,7 @@ enum Users {
     UserAlias,
     UserRole,
     SsoUserId,
+    SsoIssuer,
     Models,
     MaxBudget,
     Spend,
@@ -293,6 +294,53 @@ impl MigrationTrait for CompletedFlows {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(CompletedOidcFlows::Table).if_exists().to_owned())
+            .await
+    }
+}
+
+/// Binds accounts to a sign-in identity: `users.sso_issuer` beside `sso_user_id`; and the
+/// indexes that retention pruning uses.
+struct IdentityBinding;
+
+impl MigrationName for IdentityBinding {
+    fn name(&self) -> &str {
+        "m20261201_000003_identity_binding"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IdentityBinding {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter().table(Users::Table).add_column(string_null(Users::SsoIssuer)).to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("sign_in_events_at")
+                    .table(SignInEvents::Table)
+                    .col(SignInEvents::At)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("sessions_expires_at")
+                    .table(Sessions::Table)
+                    .col(Sessions::ExpiresAt)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(Table::alter().table(Users::Table).drop_column(Users::SsoIssuer).to_owned())
             .await
     }
 }

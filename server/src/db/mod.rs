@@ -88,7 +88,10 @@ impl Db {
             .connect_timeout(Duration::from_secs(3))
             .acquire_timeout(Duration::from_secs(3));
         let write_lock = match kind {
-            DatabaseKind::Sqlite(_) => {
+            DatabaseKind::Sqlite(path) => {
+                create_private(&path).map_err(|error| {
+                    DbErr::Custom(format!("cannot create {}: {error}", path.display()))
+                })?;
                 options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|opts| {
                     opts.create_if_missing(true)
                         .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -152,6 +155,45 @@ impl Db {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(self) -> Result<(), DbErr> {
         self.conn.close().await
+    }
+}
+
+/// Creates the SQLite file readable and writable by the server's user only (0600) if it does
+/// not exist: it holds session hashes and user data. SQLite gives its `-wal` and `-shm` files the
+/// database file's mode.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Deletes what is past keeping, now and then every `every`: sessions that expired or were
+/// revoked, sign-in events older than `retention`, completed OIDC flows past their expiry.
+pub async fn prune_forever(db: Db, retention: Duration, every: Duration) {
+    loop {
+        let now = store::now();
+        let keep_from = now
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
+        match store::prune(db.conn(), now, keep_from).await {
+            Ok((0, 0)) => {}
+            Ok((sessions, events)) => {
+                tracing::info!(sessions, events, "pruned expired sessions and old sign-in events");
+            }
+            Err(error) => tracing::warn!("pruning old rows failed (will retry): {error}"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -37,16 +37,18 @@ pub fn new_user_row(
     models: &[String],
     max_budget: Option<f64>,
     budget_duration: Option<crate::budget::BudgetDuration>,
-    sso_user_id: Option<String>,
+    binding: Option<(String, String)>,
     metadata: serde_json::Value,
     now: DateTime<Utc>,
 ) -> user::ActiveModel {
+    let (sso_issuer, sso_user_id) = binding.unzip();
     user::ActiveModel {
         user_id: Set(user_id),
         user_email: Set(user_email.map(|email| email.to_lowercase())),
         user_alias: Set(user_alias),
         user_role: Set(Some(role.as_str().to_owned())),
         sso_user_id: Set(sso_user_id),
+        sso_issuer: Set(sso_issuer),
         models: Set(json_list(models)),
         max_budget: Set(max_budget),
         spend: Set(0.0),
@@ -66,12 +68,18 @@ pub async fn user_by_id<C: ConnectionTrait>(
     user::Entity::find_by_id(user_id.to_owned()).one(conn).await
 }
 
-/// The user bound to this identity-provider id.
-pub async fn user_by_sso_id<C: ConnectionTrait>(
+/// The user bound to this sign-in identity: the identity provider (or `oauth-proxy`) that
+/// vouched for it, and its subject there.
+pub async fn user_by_binding<C: ConnectionTrait>(
     conn: &C,
-    sso_user_id: &str,
+    issuer: &str,
+    subject: &str,
 ) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find().filter(user::Column::SsoUserId.eq(sso_user_id)).one(conn).await
+    user::Entity::find()
+        .filter(user::Column::SsoIssuer.eq(issuer))
+        .filter(user::Column::SsoUserId.eq(subject))
+        .one(conn)
+        .await
 }
 
 /// Users with this email (stored lower-case), oldest first.
@@ -288,6 +296,60 @@ pub async fn live_session<C: ConnectionTrait>(
         .filter(session::Column::ExpiresAt.gt(now()))
         .one(conn)
         .await
+}
+
+/// The live session with this key hash and its user as stored now: authorisation reads the
+/// user's current role, never the one the session was issued with.
+pub async fn live_session_user<C: ConnectionTrait>(
+    conn: &C,
+    token_hash: &str,
+) -> Result<Option<(session::Model, user::Model)>, DbErr> {
+    let Some(session) = live_session(conn, token_hash).await? else { return Ok(None) };
+    Ok(user_by_id(conn, &session.user_id).await?.map(|user| (session, user)))
+}
+
+/// Revokes every live session of a user; returns how many there were.
+pub async fn revoke_user_sessions<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<u64, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Deletes sessions that expired or were revoked before `before`, and sign-in events and
+/// completed OIDC flows older than `events_before`; returns (sessions, events) deleted.
+pub async fn prune<C: ConnectionTrait>(
+    conn: &C,
+    before: DateTime<Utc>,
+    events_before: DateTime<Utc>,
+) -> Result<(u64, u64), DbErr> {
+    use sea_orm::Condition;
+    let sessions = session::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(session::Column::ExpiresAt.lt(before))
+                .add(session::Column::RevokedAt.lt(before)),
+        )
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let events = sign_in_event::Entity::delete_many()
+        .filter(sign_in_event::Column::At.lt(events_before))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    completed_oidc_flow::Entity::delete_many()
+        .filter(completed_oidc_flow::Column::ExpiresAt.lt(now()))
+        .exec(conn)
+        .await?;
+    Ok((sessions, events))
 }
 
 /// Revokes a session; returns whether it was live.

@@ -19,10 +19,14 @@ pub(super) enum Caller {
     Session {
         /// Its user.
         user_id: String,
-        /// The role it was issued with.
+        /// The user's role as stored now (not the one the session was issued with: a demotion
+        /// takes effect on the next request).
         role: UserRole,
         /// The key's hash.
         token_hash: String,
+        /// Whether the key came in the `token` cookie (a browser: state changes need a
+        /// same-origin check) rather than an `Authorization` header.
+        from_cookie: bool,
     },
 }
 
@@ -54,6 +58,14 @@ impl Caller {
     }
 }
 
+/// A user's role as stored now; a row without a readable role has the least one.
+pub(super) fn current_role(user: &crate::db::entity::user::Model) -> UserRole {
+    user.user_role
+        .as_deref()
+        .and_then(|role| role.parse().ok())
+        .unwrap_or(UserRole::InternalUserViewer)
+}
+
 /// The bearer token of the request, if any.
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -80,19 +92,19 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ctx =
             Ctx::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
-        let key = match bearer(parts) {
+        let (key, from_cookie) = match bearer(parts) {
             Some(token) => {
                 if secrets_equal(token, state.master_key().expose()) {
                     return Ok(Caller::Master);
                 }
-                token.to_owned()
+                (token.to_owned(), false)
             }
             None => match token_cookie(&parts.headers) {
                 Some(jwt) => {
                     let claims = state.signin().signer().verify(jwt).map_err(|error| {
                         ctx.json_error(ApiError::unauthorized(error.to_string()))
                     })?;
-                    claims.key
+                    (claims.key, true)
                 }
                 None => {
                     return Err(ctx.json_error(ApiError::unauthorized(
@@ -102,11 +114,12 @@ impl FromRequestParts<AppState> for Caller {
             },
         };
         let token_hash = hash_key(&key);
-        match store::live_session(state.db().conn(), &token_hash).await {
-            Ok(Some(session)) => Ok(Caller::Session {
+        match store::live_session_user(state.db().conn(), &token_hash).await {
+            Ok(Some((session, user))) => Ok(Caller::Session {
                 user_id: session.user_id,
-                role: session.user_role.parse().unwrap_or(UserRole::InternalUserViewer),
+                role: current_role(&user),
                 token_hash,
+                from_cookie,
             }),
             Ok(None) => {
                 Err(ctx.json_error(ApiError::unauthorized("invalid, expired or revoked key")))

@@ -32,6 +32,33 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/team/list", get(team_list))
         .route("/team/member_add", post(team_member_add))
         .route("/team/member_delete", post(team_member_delete))
+        .route("/session/revoke", post(session_revoke))
+}
+
+/// The most ids one request may name; more is a 400, not a statement the database refuses.
+pub(super) const MAX_IDS_PER_REQUEST: usize = 1000;
+/// The highest page number accepted; beyond it no database holds rows anyway.
+pub(super) const MAX_PAGE: u64 = 1_000_000;
+
+/// Checks a list of ids against [`MAX_IDS_PER_REQUEST`].
+fn check_id_count(field: &str, count: usize) -> Result<(), ApiError> {
+    if count > MAX_IDS_PER_REQUEST {
+        return Err(ApiError::bad_request(format!(
+            "{field} names {count} ids; at most {MAX_IDS_PER_REQUEST} are accepted per request"
+        )));
+    }
+    Ok(())
+}
+
+/// A 1-based page number, checked against [`MAX_PAGE`].
+pub(super) fn check_page(page: Option<u64>) -> Result<u64, ApiError> {
+    match page.unwrap_or(1) {
+        0 => Ok(1),
+        page if page > MAX_PAGE => Err(ApiError::bad_request(format!(
+            "page {page} is out of range: at most {MAX_PAGE}"
+        ))),
+        page => Ok(page),
+    }
 }
 
 /// A JSON body whose errors are JSON too, and say what was wrong.
@@ -69,6 +96,7 @@ fn user_json(row: &user::Model, teams: &[String]) -> Value {
         "user_alias": row.user_alias,
         "user_role": row.user_role,
         "sso_user_id": row.sso_user_id,
+        "sso_issuer": row.sso_issuer,
         "models": row.models,
         "max_budget": row.max_budget,
         "spend": row.spend,
@@ -207,6 +235,7 @@ async fn user_new(
         }
     };
     let teams = request.teams.unwrap_or_default();
+    check_id_count("teams", teams.len()).map_err(|e| ctx.json_error(e))?;
     let now = store::now();
     let txn = state.db().write().await.map_err(db_error(&ctx))?;
     let conn = txn.conn();
@@ -346,15 +375,19 @@ async fn user_list(
     caller.require_admin().map_err(|e| ctx.json_error(e))?;
     let Query(query) =
         query.map_err(|rejection| ctx.json_error(ApiError::bad_request(rejection.body_text())))?;
-    let page = query.page.unwrap_or(1).max(1);
+    let page = check_page(query.page).map_err(|e| ctx.json_error(e))?;
     let page_size = query.page_size.unwrap_or(25).clamp(1, 100);
     if let Some(role) = &query.role {
         parse_role(role).map_err(|e| ctx.json_error(e))?;
     }
+    let user_ids: Option<Vec<String>> = query.user_ids.map(|ids| {
+        ids.split(',').map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()).collect()
+    });
+    if let Some(ids) = &user_ids {
+        check_id_count("user_ids", ids.len()).map_err(|e| ctx.json_error(e))?;
+    }
     let filter = store::UserFilter {
-        user_ids: query.user_ids.map(|ids| {
-            ids.split(',').map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()).collect()
-        }),
+        user_ids,
         role: query.role,
         email_contains: query.user_email.filter(|email| !email.is_empty()),
     };
@@ -391,6 +424,7 @@ async fn user_delete(
     if request.user_ids.is_empty() {
         return Err(ctx.json_error(ApiError::bad_request("user_ids must list at least one user")));
     }
+    check_id_count("user_ids", request.user_ids.len()).map_err(|e| ctx.json_error(e))?;
     let txn = state.db().write().await.map_err(db_error(&ctx))?;
     let deleted =
         store::delete_users(txn.conn(), &request.user_ids).await.map_err(db_error(&ctx))?;
@@ -436,6 +470,7 @@ async fn team_new(
         return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
     }
     let members = request.members_with_roles.unwrap_or_default();
+    check_id_count("members_with_roles", members.len()).map_err(|e| ctx.json_error(e))?;
     let roles = members
         .iter()
         .map(|m| team_role(m.role.as_deref()))
@@ -548,6 +583,7 @@ async fn team_member_add(
         OneOrMany::One(member) => vec![member],
         OneOrMany::Many(members) => members,
     };
+    check_id_count("member", members.len()).map_err(|e| ctx.json_error(e))?;
     let roles = members
         .iter()
         .map(|m| team_role(m.role.as_deref()))
@@ -608,4 +644,29 @@ async fn team_member_delete(
     }
     txn.commit().await.map_err(db_error(&ctx))?;
     Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeRequest {
+    user_id: String,
+}
+
+/// `POST /session/revoke {"user_id": …}`: signs a user out everywhere (every live session key
+/// of theirs stops working at once). For the master key and proxy admins.
+async fn session_revoke(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    caller: Caller,
+    body: Result<Body<RevokeRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin().map_err(|e| ctx.json_error(e))?;
+    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    let conn = state.db().conn();
+    if store::user_by_id(conn, &request.user_id).await.map_err(db_error(&ctx))?.is_none() {
+        return Err(ctx.json_error(ApiError::not_found(format!("no user {:?}", request.user_id))));
+    }
+    let revoked =
+        store::revoke_user_sessions(conn, &request.user_id).await.map_err(db_error(&ctx))?;
+    tracing::info!(user_id = %request.user_id, revoked, "sessions revoked by an admin");
+    Ok(Json(json!({"user_id": request.user_id, "revoked_sessions": revoked})))
 }

@@ -4,11 +4,12 @@
 mod auth;
 mod error;
 mod management;
+mod serve;
 mod sso;
 mod ui;
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     sync::Arc,
 };
 
@@ -24,7 +25,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-pub use self::error::ApiError;
+pub use self::{
+    error::ApiError,
+    serve::{bind, serve},
+};
 use crate::{
     config::{Config, Secret},
     db::Db,
@@ -175,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     let routes = if root.is_empty() { routes } else { Router::new().nest(&root, routes) };
     routes
+        .layer(axum::middleware::map_response(security_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request
@@ -186,6 +191,52 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_request(plain_request_id))
+}
+
+/// The longest client-chosen request id kept.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Keeps a client's `X-Request-Id` only if it is one short, plain token (at most
+/// [`MAX_REQUEST_ID`] of `[A-Za-z0-9._-]`); otherwise the server makes its own. The id goes into
+/// every log line and every sign-in event, so it must not carry a client's payload.
+async fn plain_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let headers = request.headers_mut();
+    let values = headers.get_all("x-request-id");
+    let mut iter = values.iter();
+    let plain = match (iter.next(), iter.next()) {
+        (Some(value), None) => {
+            let bytes = value.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= MAX_REQUEST_ID
+                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        }
+        (None, _) => true,
+        _ => false,
+    };
+    if !plain {
+        headers.remove("x-request-id");
+    }
+    request
+}
+
+/// Headers on every response: no sniffing, no framing, no referrer; nothing cached unless the
+/// handler said otherwise (answers carry sessions, keys and user data).
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
@@ -196,46 +247,7 @@ async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
             (StatusCode::SERVICE_UNAVAILABLE, "unreachable")
         }
     };
-    let hooks: Vec<_> = state
-        .signin()
-        .hooks()
-        .iter()
-        .map(|info| serde_json::json!({"setting": info.setting, "hook": info.reference}))
-        .collect();
+    // No hook names or paths: probes need a status, not a map of the deployment.
     let health = if status == StatusCode::OK { "healthy" } else { "unhealthy" };
-    (status, Json(serde_json::json!({"status": health, "db": db, "hooks": hooks})))
-}
-
-/// Serves on `listener` until SIGINT or SIGTERM, then lets in-flight requests finish.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-}
-
-/// Binds `host:port`.
-pub async fn bind(host: IpAddr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+    (status, Json(serde_json::json!({"status": health, "db": db})))
 }

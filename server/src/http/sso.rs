@@ -25,18 +25,42 @@ use crate::{
 /// with a key derived from the master key).
 const FLOW_COOKIE: &str = "hookgate_oidc_flow";
 
-/// The public base URL: `PROXY_BASE_URL`, else `http://<Host>` when the Host header is a valid
-/// authority, else nothing (a relative redirect).
-pub(super) fn public_base(config: &Config, headers: &HeaderMap) -> String {
-    if let Some(base) = &config.proxy_base_url {
-        return base.clone();
-    }
-    headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .and_then(|host| host.parse::<axum::http::uri::Authority>().ok())
-        .map(|authority| format!("http://{authority}"))
-        .unwrap_or_default()
+/// The base of every redirect: `PROXY_BASE_URL`, else nothing — a relative redirect. The Host
+/// header never decides where a browser is sent (a client chooses it).
+pub(super) fn public_base(config: &Config) -> &str {
+    config.proxy_base_url.as_deref().unwrap_or("")
+}
+
+/// Whether a state-changing browser request comes from this site: `Sec-Fetch-Site` is not
+/// `cross-site`, and `Origin`, when sent, is `PROXY_BASE_URL` (or, without one, the request's
+/// own host). SameSite=Lax already keeps the session cookie off cross-site POSTs; this also
+/// covers older browsers.
+pub(super) fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
+    let cross_site =
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
+    let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        None => true,
+        Some(Err(_)) => false,
+        Some(Ok(origin)) => {
+            let origin = origin.trim_end_matches('/');
+            match &config.proxy_base_url {
+                Some(base) => origin == base,
+                None => {
+                    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                    let authority = origin
+                        .strip_prefix("http://")
+                        .or_else(|| origin.strip_prefix("https://"));
+                    host.is_some() && authority == host
+                }
+            }
+        }
+    };
+    !cross_site && origin_ok
+}
+
+/// The `token` cookie's path: `SERVER_ROOT_PATH`, or `/`.
+pub(super) fn cookie_path(config: &Config) -> &str {
+    if config.server_root_path.is_empty() { "/" } else { &config.server_root_path }
 }
 
 /// Whether the public URL is https (cookies are then `Secure`).
@@ -89,7 +113,7 @@ pub(super) async fn key_generate(
     let root = &config.server_root_path;
     if config.custom_ui_sso_sign_in_handler.is_some() {
         // The header hook wins over any OIDC provider, as in LiteLLM.
-        let location = format!("{}{root}/ui/?login=success", public_base(config, &headers));
+        let location = format!("{}{root}/ui/?login=success", public_base(config));
         let attempt = Attempt {
             method: LoginMethod::Header,
             peer: ctx.peer.ip(),
@@ -109,7 +133,8 @@ pub(super) async fn key_generate(
             ))
             .into_response();
     };
-    let redirect_uri = format!("{}{root}/sso/callback", public_base(config, &headers));
+    // PROXY_BASE_URL is required with an OIDC provider (checked at startup).
+    let redirect_uri = format!("{}{root}/sso/callback", public_base(config));
     let return_to =
         query.ok().and_then(|Query(query)| query.return_to).filter(|path| safe_return_to(path));
     match provider.begin(&redirect_uri, return_to).await {
@@ -150,8 +175,13 @@ pub(super) fn signed_in_response(
     signed_in: &SignedIn,
     location: &str,
 ) -> Response {
-    let cookie =
-        session_cookie(&signed_in.token, is_https(config), config.session_cookie_http_only);
+    let location = if location.is_empty() { "/ui/?login=success" } else { location };
+    let cookie = session_cookie(
+        &signed_in.token,
+        cookie_path(config),
+        is_https(config),
+        config.session_cookie_http_only,
+    );
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     match HeaderValue::try_from(location) {
@@ -171,7 +201,6 @@ pub(super) async fn callback(
     State(state): State<AppState>,
     ctx: Ctx,
     uri: Uri,
-    headers: HeaderMap,
     jar: PrivateCookieJar,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -217,16 +246,16 @@ pub(super) async fn callback(
                 "this sign-in was already completed: its callback cannot be used twice; start again".into(),
             ));
         }
-        let openid = provider.finish(&flow, code).await.map_err(oidc_error)?;
+        let (openid, proof) = provider.finish(&flow, code).await.map_err(oidc_error)?;
         let location = match &flow.return_to {
-            Some(path) => format!("{}{path}", public_base(config, &headers)),
-            None => format!("{}{root}/ui/?login=success", public_base(config, &headers)),
+            Some(path) => format!("{}{path}", public_base(config)),
+            None => format!("{}{root}/ui/?login=success", public_base(config)),
         };
-        Ok((openid, location))
+        Ok((openid, proof, location))
     }
     .await;
 
-    let (openid, location) = match identity {
+    let (openid, proof, location) = match identity {
         Ok(pair) => pair,
         Err(error) => {
             tracing::warn!("OIDC callback refused: {error}");
@@ -235,7 +264,7 @@ pub(super) async fn callback(
             return (jar, page).into_response();
         }
     };
-    match state.signin().complete(&attempt, openid).await {
+    match state.signin().complete(&attempt, openid, proof).await {
         Ok(signed_in) => (jar, signed_in_response(config, &signed_in, &location)).into_response(),
         Err(error) => {
             let page = ctx.error(error).with_link(format!("{root}/ui/login"), "Sign in again");
@@ -255,13 +284,18 @@ fn oidc_error(error: OidcError) -> SignInError {
 pub(super) async fn logout(
     State(state): State<AppState>,
     ctx: Ctx,
+    headers: HeaderMap,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let Caller::Session { token_hash, user_id, .. } = caller else {
+    let Caller::Session { token_hash, user_id, from_cookie, .. } = caller else {
         return Err(ctx.json_error(ApiError::bad_request(
             "the master key is not a session; log out with a session key or the token cookie",
         )));
     };
+    // A browser's cookie rides along on any site's form: only this site may use it to log out.
+    if from_cookie && !same_origin(state.config(), &headers) {
+        return Err(ctx.json_error(ApiError::forbidden("cross-site requests are refused")));
+    }
     store::revoke_session(state.db().conn(), &token_hash)
         .await
         .map_err(|error| ctx.json_error(ApiError::database(&error)))?;
@@ -270,7 +304,8 @@ pub(super) async fn logout(
         axum::Json(serde_json::json!({"message": "Logged out successfully"})).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::try_from(clear_cookie(is_https(state.config()))).expect("a static cookie"),
+        HeaderValue::try_from(clear_cookie(cookie_path(state.config()), is_https(state.config())))
+            .expect("a valid cookie"),
     );
     Ok(response)
 }

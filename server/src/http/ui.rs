@@ -17,7 +17,7 @@ use std::{
 use askama::Template;
 use axum::{
     Form, Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -26,7 +26,11 @@ use plugin_api::{TeamRole, UserRole};
 use sea_orm::{ActiveValue::Set, EntityTrait, IntoActiveModel};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, Ctx, auth::token_cookie, sso};
+use super::{
+    ApiError, AppState, Ctx,
+    auth::{current_role, token_cookie},
+    sso,
+};
 use crate::{
     budget::BudgetDuration,
     db::{
@@ -44,10 +48,13 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ui/login", get(login_page))
         .route("/ui/logout", post(logout))
         .route("/ui/users", get(users))
-        .route("/ui/users/{user_id}", get(user_edit).post(user_save))
+        // Ids travel in query strings and form fields, never in paths: an id with `/` or `..`
+        // cannot turn one link into another.
+        .route("/ui/user", get(user_edit).post(user_save))
+        .route("/ui/user/revoke", post(user_revoke))
         .route("/ui/teams", get(teams).post(team_create))
-        .route("/ui/teams/{team_id}/members", post(member_add))
-        .route("/ui/teams/{team_id}/members/{user_id}/remove", post(member_remove))
+        .route("/ui/teams/members/add", post(member_add))
+        .route("/ui/teams/members/remove", post(member_remove))
         .route("/ui/events", get(events))
 }
 
@@ -75,10 +82,12 @@ async fn signed_in(
     let Some(token) = token_cookie(headers) else { return Ok(None) };
     let Ok(claims) = state.signin().signer().verify(token) else { return Ok(None) };
     let token_hash = hash_key(&claims.key);
-    let conn = state.db().conn();
-    let Some(session) = store::live_session(conn, &token_hash).await? else { return Ok(None) };
-    let Some(user) = store::user_by_id(conn, &session.user_id).await? else { return Ok(None) };
-    let role = session.user_role.parse().unwrap_or(UserRole::InternalUserViewer);
+    let Some((session, user)) = store::live_session_user(state.db().conn(), &token_hash).await?
+    else {
+        return Ok(None);
+    };
+    // The role as stored now: a demotion takes effect on the next page.
+    let role = current_role(&user);
     Ok(Some(UiUser { user, role, token_hash, expires_at: session.expires_at }))
 }
 
@@ -135,19 +144,9 @@ async fn require_admin(
     }
 }
 
-/// Refuses state-changing requests from other sites (SameSite=Lax already keeps the session
-/// cookie off cross-site POSTs; this also covers older browsers).
+/// Refuses state-changing requests from other sites ([`sso::same_origin`]).
 fn check_same_origin(state: &AppState, ctx: &Ctx, headers: &HeaderMap) -> Result<(), Response> {
-    let cross_site =
-        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
-    let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => true,
-        Some(origin) => {
-            let expected = sso::public_base(state.config(), headers);
-            !expected.is_empty() && origin.trim_end_matches('/') == expected.trim_end_matches('/')
-        }
-    };
-    if cross_site || !origin_ok {
+    if !sso::same_origin(state.config(), headers) {
         return Err(page(ctx, ApiError::forbidden("cross-site form submissions are refused")));
     }
     Ok(())
@@ -236,46 +235,130 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> 
         Redirect::to(&format!("{}/ui/login", state.config().server_root_path)).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::try_from(clear_cookie(sso::is_https(state.config())))
-            .expect("a static cookie"),
+        HeaderValue::try_from(clear_cookie(
+            sso::cookie_path(state.config()),
+            sso::is_https(state.config()),
+        ))
+        .expect("a valid cookie"),
     );
     Ok(response)
 }
 
-/// Failed password attempts per client address: at most [`LoginLimiter::MAX_FAILURES`] per
-/// [`LoginLimiter::WINDOW`]; then 429 until the window ends.
+/// Failed password attempts, counted two ways:
+/// * per client address: [`LoginLimiter::MAX_FAILURES`] per [`LoginLimiter::WINDOW`], then 429
+///   until the window ends;
+/// * per username, whatever the address: after [`LoginLimiter::MAX_FAILURES`] failures within
+///   [`LoginLimiter::USER_MEMORY`], each further failure locks the username for twice as long as
+///   the last (1 s, 2 s, 4 s … up to [`LoginLimiter::MAX_BACKOFF`]), so guessing from many
+///   addresses gains nothing, while the right password is locked out for seconds, not for good.
+///
+/// Both tables are bounded: at most [`LoginLimiter::MAX_ENTRIES`] entries each, oldest dropped.
 #[derive(Default)]
 pub(super) struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    by_address: HashMap<IpAddr, (u32, Instant)>,
+    by_user: HashMap<String, UserFailures>,
+}
+
+struct UserFailures {
+    count: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
 }
 
 impl LoginLimiter {
     const MAX_FAILURES: u32 = 5;
     const WINDOW: Duration = Duration::from_secs(60);
+    const USER_MEMORY: Duration = Duration::from_secs(15 * 60);
+    const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+    const MAX_ENTRIES: usize = 10_000;
 
-    /// `Err(seconds to wait)` when the address is locked out.
-    fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        let failures = self.failures.lock().unwrap_or_else(|poison| poison.into_inner());
-        match failures.get(&ip) {
-            Some((count, since))
-                if since.elapsed() < Self::WINDOW && *count >= Self::MAX_FAILURES =>
-            {
-                Err((Self::WINDOW - since.elapsed()).as_secs().max(1))
-            }
-            _ => Ok(()),
+    fn state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// `Err(seconds to wait)` when the address or the username is locked out.
+    fn check(&self, ip: IpAddr, username: &str) -> Result<(), u64> {
+        let state = self.state();
+        let now = Instant::now();
+        if let Some((count, since)) = state.by_address.get(&ip)
+            && since.elapsed() < Self::WINDOW
+            && *count >= Self::MAX_FAILURES
+        {
+            return Err((Self::WINDOW - since.elapsed()).as_secs().max(1));
+        }
+        if let Some(user) = state.by_user.get(username)
+            && let Some(until) = user.locked_until
+            && until > now
+        {
+            return Err((until - now).as_secs_f64().ceil().max(1.0) as u64);
+        }
+        Ok(())
+    }
+
+    fn failed(&self, ip: IpAddr, username: &str) {
+        let mut state = self.state();
+        let now = Instant::now();
+        state.by_address.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        if state.by_address.len() >= Self::MAX_ENTRIES {
+            state.by_address.clear();
+        }
+        state.by_address.entry(ip).or_insert((0, now)).0 += 1;
+
+        state.by_user.retain(|_, user| user.last.elapsed() < Self::USER_MEMORY);
+        if state.by_user.len() >= Self::MAX_ENTRIES {
+            state.by_user.clear();
+        }
+        let key: String = username.chars().take(256).collect();
+        let user = state.by_user.entry(key).or_insert(UserFailures {
+            count: 0,
+            last: now,
+            locked_until: None,
+        });
+        user.count += 1;
+        user.last = now;
+        if user.count >= Self::MAX_FAILURES {
+            let doublings = (user.count - Self::MAX_FAILURES).min(16);
+            let backoff = Duration::from_secs(1u64 << doublings).min(Self::MAX_BACKOFF);
+            user.locked_until = Some(now + backoff);
         }
     }
 
-    fn failed(&self, ip: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|poison| poison.into_inner());
-        failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
-        entry.0 += 1;
+    fn succeeded(&self, ip: IpAddr, username: &str) {
+        let mut state = self.state();
+        state.by_address.remove(&ip);
+        state.by_user.remove(username);
     }
+}
 
-    fn succeeded(&self, ip: IpAddr) {
-        self.failures.lock().unwrap_or_else(|poison| poison.into_inner()).remove(&ip);
+/// The client's address: the TCP peer, or — only when the peer is a trusted proxy
+/// (`trusted_proxy_ranges`) — the nearest address in `X-Forwarded-For` that is not itself a
+/// trusted proxy. A client reaching the server directly cannot choose its address this way.
+pub(super) fn client_address(
+    config: &crate::config::Config,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> IpAddr {
+    let peer = peer.to_canonical();
+    let trusted = |ip: &IpAddr| config.trusted_proxy_ranges.iter().any(|range| range.contains(ip));
+    if !trusted(&peer) {
+        return peer;
     }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty())
+        .map(|hop| hop.parse::<IpAddr>().map(|ip| ip.to_canonical()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    hops.into_iter().rev().find(|hop| !trusted(hop)).unwrap_or(peer)
 }
 
 #[derive(Deserialize)]
@@ -304,30 +387,27 @@ pub(super) async fn password_login(
             "Password sign-in is disabled; use single sign-on.",
         ));
     }
-    let ip = ctx.peer.ip().to_canonical();
-    if let Err(wait) = state.login_limiter().check(ip) {
+    let ip = client_address(state.config(), ctx.peer.ip(), &headers);
+    let Ok(Form(form)) = form else {
+        return Err(refuse(StatusCode::BAD_REQUEST, "Enter a username and a password."));
+    };
+    if let Err(wait) = state.login_limiter().check(ip, &form.username) {
         let mut response = refuse(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed attempts; wait a minute and try again.",
+            "Too many failed attempts; wait and try again.",
         );
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Err(response);
     }
-    let Ok(Form(form)) = form else {
-        return Err(refuse(StatusCode::BAD_REQUEST, "Enter a username and a password."));
-    };
     let config = state.config();
     let expected_password = config.ui_password.as_ref().unwrap_or(state.master_key());
     // Both comparisons always run, in constant time.
     let user_ok = secrets_equal(&form.username, &config.ui_username);
     let password_ok = secrets_equal(&form.password, expected_password.expose());
-    let attempt = Attempt {
-        method: LoginMethod::Password,
-        peer: ctx.peer.ip(),
-        request_id: ctx.request_id.clone(),
-    };
+    let attempt =
+        Attempt { method: LoginMethod::Password, peer: ip, request_id: ctx.request_id.clone() };
     if !(user_ok && password_ok) {
-        state.login_limiter().failed(ip);
+        state.login_limiter().failed(ip, &form.username);
         let error = crate::signin::SignInError::Refused {
             status: 401,
             message: "invalid username or password".into(),
@@ -335,14 +415,11 @@ pub(super) async fn password_login(
         state.signin().record_refusal(&attempt, &error).await;
         return Err(refuse(StatusCode::UNAUTHORIZED, "Invalid username or password."));
     }
-    state.login_limiter().succeeded(ip);
+    state.login_limiter().succeeded(ip, &form.username);
     match state.signin().password_sign_in(&attempt).await {
         Ok(signed_in) => {
-            let location = format!(
-                "{}{}/ui/?login=success",
-                sso::public_base(config, &headers),
-                config.server_root_path
-            );
+            let location =
+                format!("{}{}/ui/?login=success", sso::public_base(config), config.server_root_path);
             Ok(sso::signed_in_response(config, &signed_in, &location))
         }
         Err(error) => Err(page(&ctx, error.into())),
@@ -387,7 +464,8 @@ async fn users(
         email_contains: (!search.is_empty()).then(|| search.clone()),
         ..Default::default()
     };
-    let number = query.page.unwrap_or(1).max(1);
+    let number =
+        super::management::check_page(query.page).map_err(|e| page(&ctx, e))?;
     let (rows, total) = store::list_users(state.db().conn(), &filter, number, PAGE_SIZE)
         .await
         .map_err(|e| page(&ctx, ApiError::database(&e)))?;
@@ -417,16 +495,19 @@ struct UserEditPage<'a> {
     roles: Vec<&'static str>,
     error: Option<String>,
     saved: bool,
+    revoked: Option<u64>,
 }
 
-async fn edit_page(
-    state: &AppState,
-    ctx: &Ctx,
-    me: &UiUser,
-    user_id: &str,
+/// What happened on the edit page just now.
+#[derive(Default)]
+struct Done {
     error: Option<String>,
     saved: bool,
-) -> Page {
+    revoked: Option<u64>,
+}
+
+async fn edit_page(state: &AppState, ctx: &Ctx, me: &UiUser, user_id: &str, done: Done) -> Page {
+    let Done { error, saved, revoked } = done;
     let conn = state.db().conn();
     let row = store::user_by_id(conn, user_id)
         .await
@@ -444,6 +525,7 @@ async fn edit_page(
         teams,
         roles: UserRole::ALL.iter().map(|role| role.as_str()).collect(),
         saved,
+        revoked,
         error: error.clone(),
     });
     if error.is_some() {
@@ -452,18 +534,50 @@ async fn edit_page(
     Ok(response)
 }
 
+#[derive(Deserialize)]
+struct UserQuery {
+    id: String,
+}
+
 async fn user_edit(
     State(state): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
-    Path(user_id): Path<String>,
+    query: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Page {
     let me = require_admin(&state, &ctx, &headers).await?;
-    edit_page(&state, &ctx, &me, &user_id, None, false).await
+    let Query(query) = query.map_err(|r| page(&ctx, ApiError::bad_request(r.body_text())))?;
+    edit_page(&state, &ctx, &me, &query.id, Done::default()).await
+}
+
+#[derive(Deserialize)]
+struct UserIdForm {
+    user_id: String,
+}
+
+/// "Sign out everywhere": revokes every live session of the user.
+async fn user_revoke(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    form: Result<Form<UserIdForm>, axum::extract::rejection::FormRejection>,
+) -> Page {
+    check_same_origin(&state, &ctx, &headers)?;
+    let me = require_admin(&state, &ctx, &headers).await?;
+    let Ok(Form(form)) = form else {
+        return Err(page(&ctx, ApiError::bad_request("the form names no user")));
+    };
+    let revoked = store::revoke_user_sessions(state.db().conn(), &form.user_id)
+        .await
+        .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+    tracing::info!(admin = %me.user.user_id, user_id = %form.user_id, revoked, "sessions revoked from the UI");
+    let done = Done { revoked: Some(revoked), ..Done::default() };
+    edit_page(&state, &ctx, &me, &form.user_id, done).await
 }
 
 #[derive(Deserialize)]
 struct UserForm {
+    user_id: String,
     user_role: String,
     models: String,
     max_budget: String,
@@ -474,22 +588,14 @@ async fn user_save(
     State(state): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
-    Path(user_id): Path<String>,
     form: Result<Form<UserForm>, axum::extract::rejection::FormRejection>,
 ) -> Page {
     check_same_origin(&state, &ctx, &headers)?;
     let me = require_admin(&state, &ctx, &headers).await?;
     let Ok(Form(form)) = form else {
-        return edit_page(
-            &state,
-            &ctx,
-            &me,
-            &user_id,
-            Some("The form is incomplete.".into()),
-            false,
-        )
-        .await;
+        return Err(page(&ctx, ApiError::bad_request("the form is incomplete")));
     };
+    let user_id = form.user_id.clone();
     let parsed = (|| -> Result<_, String> {
         let role: UserRole =
             form.user_role.parse().map_err(|e: plugin_api::UnknownRole| e.to_string())?;
@@ -514,7 +620,10 @@ async fn user_save(
     })();
     let (role, models, budget, duration) = match parsed {
         Ok(values) => values,
-        Err(message) => return edit_page(&state, &ctx, &me, &user_id, Some(message), false).await,
+        Err(message) => {
+            let done = Done { error: Some(message), ..Done::default() };
+            return edit_page(&state, &ctx, &me, &user_id, done).await;
+        }
     };
     let db = |e| page(&ctx, ApiError::database(&e));
     let txn = state.db().write().await.map_err(db)?;
@@ -535,7 +644,7 @@ async fn user_save(
     store::update_user(txn.conn(), changes).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     tracing::info!(admin = %me.user.user_id, %user_id, "user updated from the UI");
-    edit_page(&state, &ctx, &me, &user_id, None, true).await
+    edit_page(&state, &ctx, &me, &user_id, Done { saved: true, ..Done::default() }).await
 }
 
 struct TeamView {
@@ -637,6 +746,7 @@ async fn team_create(
 
 #[derive(Deserialize)]
 struct MemberForm {
+    team_id: String,
     user_id: String,
     #[serde(default)]
     role: Option<String>,
@@ -646,7 +756,6 @@ async fn member_add(
     State(state): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
-    Path(team_id): Path<String>,
     form: Result<Form<MemberForm>, axum::extract::rejection::FormRejection>,
 ) -> Page {
     check_same_origin(&state, &ctx, &headers)?;
@@ -654,6 +763,7 @@ async fn member_add(
     let Ok(Form(form)) = form else {
         return teams_page(&state, &ctx, &me, Some("The form is incomplete.".into())).await;
     };
+    let team_id = form.team_id.clone();
     let role = match form.role.as_deref().map(str::parse::<TeamRole>).transpose() {
         Ok(role) => role.unwrap_or_default(),
         Err(message) => return teams_page(&state, &ctx, &me, Some(message)).await,
@@ -674,14 +784,23 @@ async fn member_add(
     Ok(Redirect::to(&format!("{}/ui/teams", state.config().server_root_path)).into_response())
 }
 
+#[derive(Deserialize)]
+struct MemberRemoveForm {
+    team_id: String,
+    user_id: String,
+}
+
 async fn member_remove(
     State(state): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
-    Path((team_id, user_id)): Path<(String, String)>,
+    form: Result<Form<MemberRemoveForm>, axum::extract::rejection::FormRejection>,
 ) -> Page {
     check_same_origin(&state, &ctx, &headers)?;
     require_admin(&state, &ctx, &headers).await?;
+    let Ok(Form(MemberRemoveForm { team_id, user_id })) = form else {
+        return Err(page(&ctx, ApiError::bad_request("the form names no team and member")));
+    };
     store::delete_member(state.db().conn(), &team_id, &user_id)
         .await
         .map_err(|e| page(&ctx, ApiError::database(&e)))?;
@@ -714,7 +833,8 @@ async fn events(
 ) -> Page {
     let me = require_admin(&state, &ctx, &headers).await?;
     let Query(query) = query.map_err(|r| page(&ctx, ApiError::bad_request(r.body_text())))?;
-    let number = query.page.unwrap_or(1).max(1);
+    let number =
+        super::management::check_page(query.page).map_err(|e| page(&ctx, e))?;
     let (events, total) = store::events_page(state.db().conn(), number, 50)
         .await
         .map_err(|e| page(&ctx, ApiError::database(&e)))?;

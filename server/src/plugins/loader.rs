@@ -1,5 +1,11 @@
 //! Finds, loads and checks hook libraries. Libraries are opened by absolute path, cached by
 //! canonical path and never unloaded (a Rust library cannot be unloaded soundly).
+//!
+//! Before a library is opened, its canonical path must lie inside the plugin folder it was found
+//! in, and (on Unix) neither it nor any folder above it may be writable by group or others
+//! (sticky folders such as `/tmp` excepted) or owned by anyone but root or the server's user,
+//! as sshd's `StrictModes`. `general_settings.allow_insecure_plugin_permissions` turns these
+//! refusals into warnings.
 
 use std::{
     collections::HashMap,
@@ -54,6 +60,103 @@ pub enum LoadErrorKind {
         /// Why.
         error: ExportError,
     },
+    /// Others could replace the library, or it resolves outside its plugin folder; not opened.
+    Insecure {
+        /// The path found in the plugin folder.
+        found: PathBuf,
+        /// The library, canonical.
+        path: PathBuf,
+        /// Everything wrong: a symlink out of the folder, then the file, then folders upwards.
+        problems: Vec<Insecurity>,
+    },
+}
+
+/// Why a library found in a plugin folder is not safe to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Insecurity {
+    /// The path found resolves, through a symlink, outside the plugin folder it was found in.
+    OutsideFolder {
+        /// The path found in the plugin folder.
+        link: PathBuf,
+        /// Where it resolves to.
+        target: PathBuf,
+        /// The plugin folder, canonical.
+        folder: PathBuf,
+    },
+    /// The file or a folder above it is writable by its group or by others.
+    Writable {
+        /// The file or folder.
+        path: PathBuf,
+        /// Whether it is a folder.
+        is_dir: bool,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file or a folder above it is owned by neither root nor the server's user.
+    Owner {
+        /// The file or folder.
+        path: PathBuf,
+        /// Whether it is a folder.
+        is_dir: bool,
+        /// Its owner's uid.
+        uid: u32,
+        /// The server's effective uid.
+        server_uid: u32,
+    },
+}
+
+impl fmt::Display for Insecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = |is_dir: bool| if is_dir { "folder" } else { "file" };
+        match self {
+            Insecurity::OutsideFolder { link, target, folder } => write!(
+                f,
+                "{} resolves through a symlink to {}, outside the plugin folder {}",
+                link.display(),
+                target.display(),
+                folder.display()
+            ),
+            Insecurity::Writable { path, is_dir, mode } => {
+                let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+                    (true, true) => "its group and by others",
+                    (true, false) => "its group",
+                    _ => "others",
+                };
+                write!(
+                    f,
+                    "{} {} is writable by {who} (mode {:04o})",
+                    what(*is_dir),
+                    path.display(),
+                    mode & 0o7777
+                )
+            }
+            Insecurity::Owner { path, is_dir, uid, server_uid } => write!(
+                f,
+                "{} {} is owned by uid {uid}, neither root nor the server's user \
+                 (uid {server_uid})",
+                what(*is_dir),
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Whether libraries that others could replace may be loaded
+/// (`general_settings.allow_insecure_plugin_permissions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PermissionPolicy {
+    /// Refuse them (the default).
+    #[default]
+    Strict,
+    /// Load them, with a warning naming what is insecure.
+    AllowInsecure,
+}
+
+impl PermissionPolicy {
+    /// The policy `allow_insecure_plugin_permissions` asks for.
+    pub fn from_setting(allow_insecure_plugin_permissions: bool) -> Self {
+        if allow_insecure_plugin_permissions { Self::AllowInsecure } else { Self::Strict }
+    }
 }
 
 impl fmt::Display for LoadError {
@@ -80,6 +183,22 @@ impl fmt::Display for LoadError {
                 path.display()
             ),
             LoadErrorKind::Export { path, error } => write!(f, "{}: {error}", path.display()),
+            LoadErrorKind::Insecure { found, path, problems } => {
+                write!(f, "refusing to load {}", path.display())?;
+                if found != path {
+                    write!(f, " (found as {})", found.display())?;
+                }
+                f.write_str(":")?;
+                for problem in problems {
+                    write!(f, "\n    {problem}")?;
+                }
+                f.write_str(
+                    "\n  a plugin runs as the server, so it must stay inside its plugin folder, \
+                     and it and every folder above it must be owned by root or the server's \
+                     user and writable by no one else (chmod go-w)\n  set \
+                     general_settings.allow_insecure_plugin_permissions: true to load it anyway",
+                )
+            }
         }
     }
 }
@@ -93,6 +212,8 @@ pub struct Resolved<H: 'static> {
     pub hook: &'static H,
     /// The library file, canonical.
     pub file: PathBuf,
+    /// The library file as found in the plugin folder (absolute, symlinks not resolved).
+    pub found: PathBuf,
     /// The plugin-api version the plugin was built with.
     pub api_version: String,
 }
@@ -115,13 +236,15 @@ impl PluginLoader {
         Self::default()
     }
 
-    /// Finds `reference`'s library under the first of `dirs` that has it, loads it and checks
-    /// that the symbol is a hook of kind `H`.
+    /// Finds `reference`'s library under the first of `dirs` that has it, checks that others
+    /// cannot replace it (see the module's documentation; `policy` says whether to refuse or
+    /// warn), loads it and checks that the symbol is a hook of kind `H`.
     pub fn resolve<H: Hook>(
         &self,
         setting: &str,
         reference: &HookRef,
         dirs: &[PathBuf],
+        policy: PermissionPolicy,
     ) -> Result<Resolved<H>, LoadError> {
         let fail = |kind| LoadError {
             setting: setting.to_owned(),
@@ -130,10 +253,32 @@ impl PluginLoader {
         };
         let relative = reference.relative_path();
         let tried: Vec<PathBuf> = dirs.iter().map(|dir| absolute(&dir.join(&relative))).collect();
-        let Some(path) = tried.iter().find(|path| path.is_file()) else {
+        let Some((dir, found)) = dirs.iter().zip(&tried).find(|(_, path)| path.is_file()) else {
             return Err(fail(LoadErrorKind::NotFound { tried }));
         };
-        let path = path.canonicalize().unwrap_or_else(|_| path.clone());
+        let found = found.clone();
+        let path = found.canonicalize().unwrap_or_else(|_| found.clone());
+        let folder = absolute(dir);
+        let folder = folder.canonicalize().unwrap_or(folder);
+        let problems = insecurities(&found, &path, &folder);
+        if !problems.is_empty() {
+            match policy {
+                PermissionPolicy::Strict => {
+                    return Err(fail(LoadErrorKind::Insecure { found, path, problems }));
+                }
+                PermissionPolicy::AllowInsecure => {
+                    for problem in &problems {
+                        tracing::warn!(
+                            setting,
+                            hook = reference.as_str(),
+                            file = %path.display(),
+                            "loading an insecure plugin because \
+                             general_settings.allow_insecure_plugin_permissions is true: {problem}"
+                        );
+                    }
+                }
+            }
+        }
         let library = self
             .open(&path)
             .map_err(|reason| fail(LoadErrorKind::NotALibrary { path: path.clone(), reason }))?;
@@ -156,7 +301,7 @@ impl PluginLoader {
             Ok(hook) => {
                 // SAFETY: `check_export` succeeded, so a `HookExport` is at `address`.
                 let export = unsafe { &*address.cast::<HookExport>() };
-                Ok(Resolved { hook, file: path, api_version: export.api_version_string() })
+                Ok(Resolved { hook, file: path, found, api_version: export.api_version_string() })
             }
             Err(error) => Err(fail(LoadErrorKind::Export { path, error })),
         }
@@ -177,6 +322,73 @@ impl PluginLoader {
     }
 }
 
+/// What makes the library at `resolved` (canonical; found as `found` in plugin folder `folder`,
+/// canonical) unsafe to load.
+fn insecurities(found: &Path, resolved: &Path, folder: &Path) -> Vec<Insecurity> {
+    let mut problems = Vec::new();
+    if !resolved.starts_with(folder) {
+        problems.push(Insecurity::OutsideFolder {
+            link: found.to_owned(),
+            target: resolved.to_owned(),
+            folder: folder.to_owned(),
+        });
+    }
+    #[cfg(unix)]
+    problems.extend(unix::permission_problems(resolved));
+    problems
+}
+
+/// sshd's `StrictModes`, for the library file and every folder above it.
+#[cfg(unix)]
+mod unix {
+    use std::{fs, os::unix::fs::MetadataExt, path::Path};
+
+    use super::Insecurity;
+
+    /// The sticky bit: in such a folder only an entry's owner may rename or remove it.
+    const STICKY: u32 = 0o1000;
+    /// Write permission for the group and for others.
+    const WRITABLE_BY_OTHERS: u32 = 0o022;
+
+    unsafe extern "C" {
+        /// POSIX `geteuid`: always succeeds.
+        safe fn geteuid() -> u32;
+    }
+
+    /// Problems with `resolved` (canonical) and each folder from its parent up to `/`.
+    pub(super) fn permission_problems(resolved: &Path) -> Vec<Insecurity> {
+        let server_uid = geteuid();
+        resolved
+            .ancestors()
+            .filter(|path| !path.as_os_str().is_empty())
+            .filter_map(|path| Some((path, fs::metadata(path).ok()?)))
+            .flat_map(|(path, metadata)| {
+                entry_problems(path, metadata.is_dir(), metadata.mode(), metadata.uid(), server_uid)
+            })
+            .collect()
+    }
+
+    /// Problems with one file or folder: writable by group or others (a folder with the sticky
+    /// bit excepted: others cannot replace entries they do not own), or owned by neither root
+    /// nor `server_uid`.
+    pub(super) fn entry_problems(
+        path: &Path,
+        is_dir: bool,
+        mode: u32,
+        uid: u32,
+        server_uid: u32,
+    ) -> Vec<Insecurity> {
+        let mut problems = Vec::new();
+        if mode & WRITABLE_BY_OTHERS != 0 && !(is_dir && mode & STICKY != 0) {
+            problems.push(Insecurity::Writable { path: path.to_owned(), is_dir, mode });
+        }
+        if uid != 0 && uid != server_uid {
+            problems.push(Insecurity::Owner { path: path.to_owned(), is_dir, uid, server_uid });
+        }
+        problems
+    }
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
@@ -187,4 +399,74 @@ fn dlopen_reason(error: &libloading::Error, path: &Path) -> String {
         std::error::Error::source(error).map_or_else(|| error.to_string(), |s| s.to_string());
     let prefix = format!("{}: ", path.display());
     text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_library_resolving_outside_its_folder_is_insecure() {
+        let found = Path::new("/srv/plugins/libx.so");
+        let inside =
+            insecurities(found, Path::new("/srv/plugins/v2/libx.so"), Path::new("/srv/plugins"));
+        assert!(
+            !inside.iter().any(|p| matches!(p, Insecurity::OutsideFolder { .. })),
+            "{inside:?}"
+        );
+
+        let outside =
+            insecurities(found, Path::new("/srv/plugins-old/libx.so"), Path::new("/srv/plugins"));
+        let problem = outside
+            .iter()
+            .find(|p| matches!(p, Insecurity::OutsideFolder { .. }))
+            .expect("outside the folder");
+        assert_eq!(
+            problem.to_string(),
+            "/srv/plugins/libx.so resolves through a symlink to /srv/plugins-old/libx.so, outside \
+             the plugin folder /srv/plugins"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn strict_modes_refuse_what_others_may_write_or_own() {
+        use super::unix::entry_problems;
+        let path = Path::new("/p/libx.so");
+        let me = 1000;
+        for (is_dir, mode, uid) in
+            [(false, 0o100644, 0), (false, 0o100755, me), (true, 0o40755, 0), (true, 0o41777, 0)]
+        {
+            assert_eq!(entry_problems(path, is_dir, mode, uid, me), [], "{mode:o} uid {uid}");
+        }
+
+        let problems = entry_problems(path, false, 0o100666, 0, me);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].to_string(),
+            "file /p/libx.so is writable by its group and by others (mode 0666)"
+        );
+        let problems = entry_problems(path, true, 0o40775, 0, me);
+        assert_eq!(
+            problems[0].to_string(),
+            "folder /p/libx.so is writable by its group (mode 0775)"
+        );
+        let problems = entry_problems(path, true, 0o40757, 0, me);
+        assert_eq!(problems[0].to_string(), "folder /p/libx.so is writable by others (mode 0757)");
+        // The sticky bit protects a folder's entries, not a file.
+        assert_eq!(entry_problems(path, false, 0o101666, 0, me).len(), 1);
+
+        let problems = entry_problems(path, false, 0o100644, 1001, me);
+        assert_eq!(
+            problems,
+            [Insecurity::Owner { path: path.to_owned(), is_dir: false, uid: 1001, server_uid: me }]
+        );
+        assert_eq!(
+            problems[0].to_string(),
+            "file /p/libx.so is owned by uid 1001, neither root nor the server's user (uid 1000)"
+        );
+        assert_eq!(entry_problems(path, true, 0o40777, 1001, me).len(), 2);
+    }
 }

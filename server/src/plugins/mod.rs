@@ -12,7 +12,7 @@ use plugin_api::{
 };
 
 pub use self::{
-    loader::{LoadError, LoadErrorKind, PluginLoader, Resolved},
+    loader::{Insecurity, LoadError, LoadErrorKind, PermissionPolicy, PluginLoader, Resolved},
     reference::{HookRef, InvalidHookRef},
     request::{InvalidHeader, RequestLine, header_pairs},
 };
@@ -27,10 +27,24 @@ pub struct HookInfo {
     pub reference: String,
     /// The library, canonical.
     pub file: PathBuf,
+    /// The library as found in the plugin folder (absolute, symlinks not resolved).
+    pub found: PathBuf,
     /// The hook's kind.
     pub kind: HookKind,
     /// The plugin-api version the plugin was built with.
     pub api_version: String,
+}
+
+impl HookInfo {
+    /// The library for people: `found -> resolved` when the path found in the plugin folder
+    /// resolves (through symlinks) elsewhere, else the resolved path.
+    pub fn location(&self) -> String {
+        if self.found == self.file {
+            self.file.display().to_string()
+        } else {
+            format!("{} -> {}", self.found.display(), self.file.display())
+        }
+    }
 }
 
 /// A loaded `custom_ui_sso_sign_in_handler` hook.
@@ -87,7 +101,10 @@ pub struct Plugins {
 
 impl Plugins {
     /// Loads every hook the config names.
+    /// Libraries that others could replace are refused unless
+    /// `allow_insecure_plugin_permissions` is set.
     pub fn load(config: &Config, loader: &PluginLoader) -> Result<Plugins, LoadError> {
+        let policy = PermissionPolicy::from_setting(config.allow_insecure_plugin_permissions);
         let sign_in_handler = match &config.custom_ui_sso_sign_in_handler {
             Some(reference) => {
                 let (info, hook) = resolve::<SignInHook>(
@@ -95,6 +112,7 @@ impl Plugins {
                     "general_settings.custom_ui_sso_sign_in_handler",
                     reference,
                     &config.plugin_dirs,
+                    policy,
                 )?;
                 Some(SignInHandler { info, hook })
             }
@@ -107,6 +125,7 @@ impl Plugins {
                     "general_settings.custom_sso",
                     reference,
                     &config.plugin_dirs,
+                    policy,
                 )?;
                 Some(CustomSso { info, hook })
             }
@@ -127,19 +146,21 @@ fn resolve<H: Hook>(
     setting: &'static str,
     reference: &HookRef,
     dirs: &[PathBuf],
+    policy: PermissionPolicy,
 ) -> Result<(HookInfo, &'static H), LoadError> {
-    let resolved = loader.resolve::<H>(setting, reference, dirs)?;
+    let resolved = loader.resolve::<H>(setting, reference, dirs, policy)?;
     let info = HookInfo {
         setting,
         reference: reference.as_str().to_owned(),
         file: resolved.file,
+        found: resolved.found,
         kind: H::KIND,
         api_version: resolved.api_version,
     };
     tracing::info!(
         setting,
         hook = %info.reference,
-        file = %info.file.display(),
+        file = %info.location(),
         plugin_api = %info.api_version,
         "loaded hook"
     );

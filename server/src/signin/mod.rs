@@ -7,6 +7,7 @@
 //! the event.
 
 mod host;
+mod refusals;
 mod runner;
 
 use std::net::IpAddr;
@@ -71,6 +72,35 @@ pub struct Attempt {
     /// The request id.
     pub request_id: String,
 }
+
+/// The account binding of a sign-in identity: who vouches for it, and its subject there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The OIDC issuer (or provider endpoint), or [`Binding::PROXY_ISSUER`].
+    pub issuer: String,
+    /// OIDC `sub`, or the id the header hook returned.
+    pub subject: String,
+}
+
+impl Binding {
+    /// The issuer recorded for identities an OAuth proxy vouched for (header sign-ins).
+    pub const PROXY_ISSUER: &'static str = "oauth-proxy";
+    /// The longest subject accepted.
+    const MAX_SUBJECT: usize = 255;
+}
+
+/// What the front door proved about an identity, beyond the [`OpenId`] hooks see.
+#[derive(Debug, Clone, Default)]
+pub struct Proof {
+    /// The account the identity is bound to; `None` when it has no stable subject.
+    pub binding: Option<Binding>,
+    /// Whether the identity provider marked the email verified (`email_verified`). Header
+    /// sign-ins count as verified: the OAuth proxy vouches for what it passes.
+    pub email_verified: bool,
+}
+
+/// User ids an SSO sign-in never reaches: LiteLLM's password-login account.
+const RESERVED_USER_IDS: &[&str] = &["default_user_id"];
 
 /// A completed sign-in.
 #[derive(Debug, Clone)]
@@ -175,6 +205,7 @@ pub struct SignInService {
     plugins: Plugins,
     runner: HookRunner,
     signer: TokenSigner,
+    refusals: std::sync::Arc<refusals::RefusalBudget>,
 }
 
 impl std::fmt::Debug for SignInService {
@@ -205,7 +236,8 @@ impl SignInService {
         signer: TokenSigner,
     ) -> Self {
         let runner = HookRunner::new(config.hook_concurrency, config.hook_timeout);
-        Self { config, db, plugins, runner, signer }
+        let refusals = std::sync::Arc::new(refusals::RefusalBudget::default());
+        Self { config, db, plugins, runner, signer, refusals }
     }
 
     /// The loaded hooks.
@@ -230,6 +262,15 @@ impl SignInService {
         outcome: &str,
         reason: Option<String>,
     ) {
+        let reason = match self.refusals.admit(attempt.peer) {
+            refusals::Admit::Skip => return,
+            refusals::Admit::Record { skipped: 0 } => reason,
+            refusals::Admit::Record { skipped } => Some(format!(
+                "{} ({skipped} refused attempts before this one were not recorded: over the \
+                 per-address or total limit)",
+                reason.unwrap_or_default()
+            )),
+        };
         let row = event_row(attempt, user_id, outcome, reason);
         if let Err(error) = store::insert_event(self.db.conn(), row).await {
             tracing::error!("could not record the sign-in event: {error}");
@@ -244,7 +285,16 @@ impl SignInService {
         headers: HeaderMap,
     ) -> Result<SignedIn, SignInError> {
         match self.header_identity(attempt, line, headers).await {
-            Ok(openid) => self.complete(attempt, openid).await,
+            Ok(openid) => {
+                let binding = openid
+                    .id
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(|id| Binding { issuer: Binding::PROXY_ISSUER.to_owned(), subject: id.to_owned() });
+                let proof = Proof { binding, email_verified: true };
+                self.complete(attempt, openid, proof).await
+            }
             Err(error) => {
                 self.record_refusal(attempt, &error).await;
                 Err(error)
@@ -321,9 +371,10 @@ impl SignInService {
         &self,
         attempt: &Attempt,
         openid: OpenId,
+        proof: Proof,
     ) -> Result<SignedIn, SignInError> {
         let user_hint = openid.id.clone().or_else(|| openid.email.clone());
-        match self.complete_inner(attempt, openid).await {
+        match self.complete_inner(attempt, openid, proof).await {
             Ok(signed_in) => Ok(signed_in),
             Err((user_id, error)) => {
                 let user_id = user_id.or(user_hint);
@@ -340,15 +391,26 @@ impl SignInService {
         &self,
         attempt: &Attempt,
         mut openid: OpenId,
+        proof: Proof,
     ) -> Result<SignedIn, (Option<String>, SignInError)> {
         let config = &self.config;
         let no_user = |error| (None, error);
+        if let Some(binding) = &proof.binding
+            && (binding.subject.len() > Binding::MAX_SUBJECT
+                || binding.subject.chars().any(char::is_control))
+        {
+            return Err(no_user(SignInError::InvalidHookOutput(format!(
+                "the identity's subject {} is longer than {} characters or has control characters",
+                shown(&binding.subject),
+                Binding::MAX_SUBJECT
+            ))));
+        }
 
         // Identity: email lower-cased and checked; an id, else first + last, else the email.
         openid.email =
             openid.email.map(|email| email.trim().to_lowercase()).filter(|e| !e.is_empty());
         if let Some(email) = &openid.email
-            && !is_plausible_email(email)
+            && (!is_plausible_email(email) || email.len() > MAX_EMAIL)
         {
             return Err(no_user(SignInError::InvalidHookOutput(format!(
                 "the identity's email {} is not an email address",
@@ -356,6 +418,14 @@ impl SignInService {
             ))));
         }
         if !config.allowed_email_domains.is_empty() {
+            if openid.email.is_some() && !proof.email_verified {
+                return Err(no_user(SignInError::Refused {
+                    status: 403,
+                    message: "the identity provider has not verified this email address, and \
+                              ALLOWED_EMAIL_DOMAINS admits verified addresses only"
+                        .into(),
+                }));
+            }
             let domain =
                 openid.email.as_deref().and_then(|email| email.rsplit_once('@')).map(|(_, d)| d);
             if !domain
@@ -420,6 +490,13 @@ impl SignInService {
                         message: "sign-in failed: the identity has no user id and no email".into(),
                     }));
                 };
+                if user_id.len() > 255 || user_id.chars().any(char::is_control) {
+                    return Err(no_user(SignInError::InvalidHookOutput(format!(
+                        "the identity's user id {} is longer than 255 characters or has control \
+                         characters",
+                        shown(&user_id)
+                    ))));
+                }
                 let defaults = &config.default_internal_user_params;
                 (
                     Values {
@@ -449,7 +526,21 @@ impl SignInService {
             ));
         }
 
-        match self.write_sign_in(attempt, &openid, idp_id.as_deref(), &values, staged).await {
+        if RESERVED_USER_IDS.contains(&values.user_id.as_str()) {
+            return Err((
+                None,
+                SignInError::Refused {
+                    status: 403,
+                    message: format!(
+                        "the user id {:?} is reserved for the password login and cannot be \
+                         reached through single sign-on",
+                        values.user_id
+                    ),
+                },
+            ));
+        }
+
+        match self.write_sign_in(attempt, &openid, idp_id.as_deref(), &proof, &values, staged).await {
             Ok(signed_in) => Ok(signed_in),
             Err(error) => Err((who, error)),
         }
@@ -460,6 +551,7 @@ impl SignInService {
         attempt: &Attempt,
         openid: &OpenId,
         idp_id: Option<&str>,
+        proof: &Proof,
         values: &Values,
         staged: Vec<Staged>,
     ) -> Result<SignedIn, SignInError> {
@@ -487,7 +579,14 @@ impl SignInService {
             }
         }
 
-        let existing = find_user(conn, values, idp_id).await?;
+        let rules = MatchRules {
+            proxy_admin_id: config.proxy_admin_id.as_deref(),
+            link_by_email: config.link_sso_accounts_by_email
+                && proof.email_verified
+                && values.user_email.is_some()
+                && values.user_email == openid.email,
+        };
+        let existing = find_user(conn, values, idp_id, proof.binding.as_ref(), &rules).await?;
         let is_new = existing.is_none();
         let mut row = match existing {
             Some(row) => row,
@@ -512,14 +611,14 @@ impl SignInService {
                     &values.models,
                     max_budget,
                     duration,
-                    idp_id.map(str::to_owned),
-                    serde_json::json!({"auth_provider": openid.provider}),
+                    proof.binding.clone().map(|b| (b.issuer, b.subject)),
+                    serde_json::json!({"auth_provider": openid.provider.as_deref().map(|p| shorten(p, 64))}),
                     now,
                 );
                 store::insert_user_if_absent(conn, new).await?;
                 // Another replica may have created the same user a moment ago; either way the
                 // row is there now.
-                find_user(conn, values, idp_id).await?.ok_or_else(|| {
+                find_user(conn, values, idp_id, proof.binding.as_ref(), &rules).await?.ok_or_else(|| {
                     SignInError::Refused {
                         status: 409,
                         message: format!(
@@ -560,10 +659,13 @@ impl SignInService {
         {
             changes.user_alias = Set(Some(alias));
         }
-        if row.sso_user_id.is_none()
-            && let Some(idp_id) = idp_id
+        // Bind the account to this identity (an unbound account that matched by id or by a
+        // verified email; rows from before bindings are unbound).
+        if row.sso_issuer.is_none()
+            && let Some(binding) = &proof.binding
         {
-            changes.sso_user_id = Set(Some(idp_id.to_owned()));
+            changes.sso_issuer = Set(Some(binding.issuer.clone()));
+            changes.sso_user_id = Set(Some(binding.subject.clone()));
         }
         if stored_role != Some(role) && (values.user_role.is_some() || role == UserRole::ProxyAdmin)
         {
@@ -761,38 +863,87 @@ fn shown(text: &str) -> String {
     }
 }
 
-/// Finds the signing-in user: by the chosen id, then by the identity provider's id as a user id,
-/// then by the identity-provider binding, then by email — but an email match never takes over
-/// an account already bound to a different identity-provider id (LiteLLM #36942).
+/// What [`find_user`] may match on besides a binding.
+struct MatchRules<'a> {
+    /// `PROXY_ADMIN_ID`: reached only through its own binding.
+    proxy_admin_id: Option<&'a str>,
+    /// Whether an unbound account may be taken by a verified email.
+    link_by_email: bool,
+}
+
+impl MatchRules<'_> {
+    fn reserved(&self, user_id: &str) -> bool {
+        RESERVED_USER_IDS.contains(&user_id) || self.proxy_admin_id == Some(user_id)
+    }
+}
+
+fn bound_elsewhere(user_id: &str) -> SignInError {
+    SignInError::Refused {
+        status: 403,
+        message: format!(
+            "the account {user_id:?} belongs to another sign-in identity; an administrator can \
+             delete or rename it if this is a mistake"
+        ),
+    }
+}
+
+/// Finds the signing-in user's account:
+/// 1. the account bound to this identity (issuer, subject);
+/// 2. else the account with the chosen user id (or the identity's own id): taken only if it is
+///    bound to nothing and is not reserved (`default_user_id`, `PROXY_ADMIN_ID`); an account
+///    bound to another identity refuses the sign-in;
+/// 3. else, when allowed, the oldest unbound, unreserved account with the identity's verified
+///    email (never an account bound to another identity: LiteLLM #36942, CVE-2023-3128).
 async fn find_user<C: ConnectionTrait>(
     conn: &C,
     values: &Values,
     idp_id: Option<&str>,
-) -> Result<Option<user::Model>, DbErr> {
-    if let Some(row) = store::user_by_id(conn, &values.user_id).await? {
+    binding: Option<&Binding>,
+    rules: &MatchRules<'_>,
+) -> Result<Option<user::Model>, SignInError> {
+    if let Some(binding) = binding
+        && let Some(row) = store::user_by_binding(conn, &binding.issuer, &binding.subject).await?
+    {
         return Ok(Some(row));
     }
-    if let Some(idp_id) = idp_id {
-        if idp_id != values.user_id
-            && let Some(row) = store::user_by_id(conn, idp_id).await?
-        {
-            return Ok(Some(row));
-        }
-        if let Some(row) = store::user_by_sso_id(conn, idp_id).await? {
+    let mut ids = vec![values.user_id.as_str()];
+    if let Some(idp_id) = idp_id
+        && idp_id != values.user_id
+    {
+        ids.push(idp_id);
+    }
+    for id in ids {
+        if let Some(row) = store::user_by_id(conn, id).await? {
+            if row.sso_issuer.is_some() {
+                tracing::warn!(user_id = %row.user_id, "sign-in refused: the account is bound to another identity");
+                return Err(bound_elsewhere(&row.user_id));
+            }
+            if rules.reserved(&row.user_id) {
+                return Err(SignInError::Refused {
+                    status: 403,
+                    message: format!(
+                        "the account {:?} is the administrator account (PROXY_ADMIN_ID or the \
+                         password login's) and is not bound to this identity; it can be reached \
+                         through single sign-on only by the identity that created it",
+                        row.user_id
+                    ),
+                });
+            }
             return Ok(Some(row));
         }
     }
-    if let Some(email) = &values.user_email {
+    if rules.link_by_email
+        && let Some(email) = &values.user_email
+    {
         for row in store::users_by_email(conn, email).await? {
-            match (&row.sso_user_id, idp_id) {
-                (Some(bound), Some(idp_id)) if bound != idp_id => {
-                    tracing::warn!(
-                        user_id = %row.user_id,
-                        "an account with this email is bound to another identity-provider id; not taking it over"
-                    );
-                }
-                _ => return Ok(Some(row)),
+            if row.sso_issuer.is_some() || rules.reserved(&row.user_id) {
+                tracing::warn!(
+                    user_id = %row.user_id,
+                    "an account with this email is bound to another identity or reserved; not taking it over"
+                );
+                continue;
             }
+            return Ok(Some(row));
         }
     }
     Ok(None)
@@ -816,7 +967,7 @@ fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
     let user_email =
         values.user_email.map(|email| email.trim().to_lowercase()).filter(|e| !e.is_empty());
     if let Some(email) = &user_email
-        && !is_plausible_email(email)
+        && (!is_plausible_email(email) || email.len() > MAX_EMAIL)
     {
         return Err(invalid(format!("user_email {} is not an email address", shown(email))));
     }
@@ -835,6 +986,12 @@ fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
     if values.models.iter().any(|model| model.trim().is_empty()) {
         return Err(invalid("models has an empty name".into()));
     }
+    if values.models.len() > MAX_MODELS || values.models.iter().any(|model| model.len() > 255) {
+        return Err(invalid(format!(
+            "models lists {} names; at most {MAX_MODELS} of at most 255 characters are accepted",
+            values.models.len()
+        )));
+    }
     Ok(Values {
         models: values.models,
         user_id,
@@ -846,15 +1003,27 @@ fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
     })
 }
 
+/// The longest email address stored (RFC 5321's path limit).
+const MAX_EMAIL: usize = 254;
+/// The most model names a user gets from a hook.
+const MAX_MODELS: usize = 1000;
+
+/// An address with exactly one `@`, something on both sides, no spaces or control characters.
 fn is_plausible_email(email: &str) -> bool {
-    match email.rsplit_once('@') {
+    match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
                 && !domain.is_empty()
+                && !domain.contains('@')
                 && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
     }
+}
+
+/// `text` cut to at most `max` characters.
+fn shorten(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// LiteLLM's alias: the display name, unless it is just the id; else "first last".
@@ -871,6 +1040,7 @@ fn alias_of(openid: &OpenId) -> Option<String> {
             (!full.trim().is_empty()).then(|| full.trim().to_owned())
         }
     }
+    .map(|alias| shorten(&alias, 255))
 }
 
 fn event_row(
@@ -882,11 +1052,11 @@ fn event_row(
     sign_in_event::ActiveModel {
         id: sea_orm::ActiveValue::NotSet,
         at: Set(store::now()),
-        user_id: Set(user_id),
+        user_id: Set(user_id.map(|id| shorten(&id, 255))),
         method: Set(attempt.method.as_str().to_owned()),
         outcome: Set(outcome.to_owned()),
         reason: Set(reason.map(|reason| reason.chars().take(1000).collect())),
         peer_addr: Set(attempt.peer.to_canonical().to_string()),
-        request_id: Set(attempt.request_id.clone()),
+        request_id: Set(shorten(&attempt.request_id, 64)),
     }
 }

@@ -15,9 +15,13 @@ pub struct Model {
     pub user_alias: Option<String>,
     /// LiteLLM role string.
     pub user_role: Option<String>,
-    /// The identity provider's id for the user; unique.
+    /// The user's subject at the identity provider in `sso_issuer` (OIDC `sub`, or the
+    /// OAuth proxy's user id); unique.
     #[sea_orm(unique)]
     pub sso_user_id: Option<String>,
+    /// Who vouches for `sso_user_id`: the OIDC issuer, or `oauth-proxy`. Null: not bound (rows
+    /// from before bindings, or users created through the API).
+    pub sso_issuer: Option<String>,
     /// JSON array of model names.
     pub models: Json,
     /// Budget in USD; null is unlimited.

@@ -1,0 +1,427 @@
+//! The accept loop and the per-connection limits: how long a client may take to send a request
+//! head, to send a request body, and to stay connected with nothing in flight, and how many
+//! connections are served at once.
+//!
+//! * Header-read timeout: hyper's own (`http1::Builder::header_read_timeout`, with a
+//!   [`TokioTimer`]). hyper starts it whenever it waits for a request head: on a new connection
+//!   before the first byte, and on a kept-alive connection as soon as the previous response is
+//!   done. A connection that does not finish a head in time is closed.
+//! * Idle timeout: ours. hyper has no idle timer of its own (its header-read timer also runs
+//!   between requests, so an idle HTTP/1 connection is closed by whichever comes first). A
+//!   per-connection watchdog counts the requests in flight (from the head until the response body
+//!   is dropped) and starts a graceful shutdown of the connection once none has been in flight
+//!   for `idle_timeout`; if the connection does not end within [`FORCE_CLOSE_GRACE`] after that
+//!   (a client that stops reading), it is dropped.
+//! * Body timeout: ours. Each request body must arrive whole within `body_timeout` of the
+//!   handler first asking for it; otherwise the body fails, and whatever the handler answered
+//!   is replaced by `408 Request Timeout` with `Connection: close`.
+//! * Connection cap: a semaphore of `max_connections` permits, taken *before* `accept`, so the
+//!   clients beyond the cap wait in the kernel's backlog instead of holding descriptors here.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::{IpAddr, SocketAddr},
+    pin::{Pin, pin},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::ConnectInfo,
+    http::{HeaderValue, Request, Response, StatusCode, header},
+    response::IntoResponse,
+};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, watch},
+    time::{Instant, Sleep},
+};
+use tower::Service;
+
+use super::{ApiError, AppState, router, wants_html};
+use crate::config::HttpLimits;
+
+/// How long a connection closed for idleness may take to end before it is dropped.
+const FORCE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The longest pause after an accept error (descriptors exhausted, …) before trying again.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves on `listener` until SIGINT or SIGTERM, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, state: AppState) -> io::Result<()> {
+    let limits = state.config().http;
+    let router = router(state);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
+    // `true` once the server shuts down; every connection holds a receiver, so `closed()` on
+    // the sender is "every connection has ended".
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut signal = pin!(shutdown_signal());
+    let mut backoff = Duration::ZERO;
+    loop {
+        // Wait for a free slot before accepting: beyond the cap, clients queue in the kernel.
+        let permit = tokio::select! {
+            () = &mut signal => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    drop(permit);
+                    if is_connection_error(&error) {
+                        continue;
+                    }
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                    tracing::error!("accept error (retrying in {backoff:?}): {error}");
+                    tokio::select! {
+                        () = &mut signal => break,
+                        () = tokio::time::sleep(backoff) => continue,
+                    }
+                }
+            },
+        };
+        backoff = Duration::ZERO;
+        let connection = Connection {
+            http1: http1.clone(),
+            router: router.clone(),
+            limits,
+            peer,
+            shutdown: shutdown_rx.clone(),
+        };
+        tokio::spawn(async move {
+            connection.serve(stream).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drop(shutdown_rx);
+    shutdown_tx.send_replace(true);
+    shutdown_tx.closed().await;
+    Ok(())
+}
+
+/// Binds `host:port`.
+pub async fn bind(host: IpAddr, port: u16) -> io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(host, port)).await
+}
+
+pub(super) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Errors of one would-be connection, not of the listener: try the next one at once.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// One accepted connection and what it needs to serve it.
+struct Connection {
+    http1: hyper::server::conn::http1::Builder,
+    router: Router,
+    limits: HttpLimits,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream) {
+        let Connection { http1, router, limits, peer, shutdown } = self;
+        let activity = Activity::new();
+        let service = ConnectionService {
+            router,
+            peer,
+            body_timeout: limits.body_timeout,
+            activity: activity.clone(),
+        };
+        let mut conn = pin!(http1.serve_connection(TokioIo::new(stream), service));
+        let mut idle = pin!(activity.idle(limits.idle_timeout));
+        let mut shutdown = pin!(shutdown_requested(shutdown));
+        let mut force_close = pin!(tokio::time::sleep(Duration::ZERO));
+        let mut closing = None;
+        let mut forcing = false;
+        let result = loop {
+            tokio::select! {
+                result = conn.as_mut() => break result,
+                () = &mut idle, if !forcing => {
+                    if closing.is_none() {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some("idle");
+                    }
+                    forcing = true;
+                    force_close.as_mut().reset(Instant::now() + FORCE_CLOSE_GRACE);
+                }
+                () = &mut shutdown, if closing.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some("server shutdown");
+                }
+                () = &mut force_close, if forcing => {
+                    tracing::debug!(%peer, "connection dropped: still open {FORCE_CLOSE_GRACE:?} after closing it for idleness");
+                    return;
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(%peer, reason = closing.unwrap_or("done"), "connection closed")
+            }
+            Err(error) if error.is_timeout() => {
+                tracing::debug!(%peer, "connection closed: request head not received in time")
+            }
+            Err(error) => tracing::debug!(%peer, "connection closed: {error}"),
+        }
+    }
+}
+
+async fn shutdown_requested(mut shutdown: watch::Receiver<bool>) {
+    // An error means the server is gone, which is a shutdown too.
+    let _ = shutdown.wait_for(|&shutting_down| shutting_down).await;
+}
+
+/// The requests in flight on one connection, and since when there have been none.
+struct Activity {
+    state: watch::Sender<Busy>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Busy {
+    in_flight: usize,
+    idle_since: Instant,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        let (state, _) = watch::channel(Busy { in_flight: 0, idle_since: Instant::now() });
+        Arc::new(Self { state })
+    }
+
+    /// Marks a request in flight until the returned guard is dropped.
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.state.send_modify(|busy| busy.in_flight += 1);
+        InFlight(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    fn idle(&self, timeout: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let mut state = self.state.subscribe();
+        async move {
+            loop {
+                let busy = *state.borrow_and_update();
+                if busy.in_flight == 0 {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(busy.idle_since + timeout) => return,
+                        _ = state.changed() => {}
+                    }
+                } else {
+                    // The sender lives as long as the connection's service: no error here.
+                    let _ = state.changed().await;
+                }
+            }
+        }
+    }
+}
+
+/// A request in flight, from its head until its response body is dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.state.send_modify(|busy| {
+            busy.in_flight -= 1;
+            if busy.in_flight == 0 {
+                busy.idle_since = Instant::now();
+            }
+        });
+    }
+}
+
+/// The router for one connection: adds the peer's address, the body deadline and the
+/// in-flight count.
+#[derive(Clone)]
+struct ConnectionService {
+    router: Router,
+    peer: SocketAddr,
+    body_timeout: Duration,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnectionService {
+    type Response = Response<TrackedBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        let in_flight = self.activity.start();
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let html = wants_html(request.headers());
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let body_timeout = self.body_timeout;
+        let request = request.map(|body| {
+            axum::body::Body::new(DeadlineBody {
+                inner: body,
+                timeout: body_timeout,
+                sleep: None,
+                timed_out: timed_out.clone(),
+            })
+        });
+        let peer = self.peer;
+        // `Router` is always ready.
+        let response = self.router.clone().call(request);
+        Box::pin(async move {
+            let mut response = response.await?;
+            if timed_out.load(Ordering::Relaxed) {
+                tracing::debug!(%peer, "request body not received in time");
+                response = body_timeout_response(&response, html, body_timeout);
+            }
+            Ok(response.map(|body| TrackedBody { inner: body, _in_flight: in_flight }))
+        })
+    }
+}
+
+/// `408 Request Timeout`, keeping the request id, closing the connection (the rest of the body
+/// would otherwise be read as the next request).
+fn body_timeout_response(
+    original: &Response<axum::body::Body>,
+    html: bool,
+    timeout: Duration,
+) -> Response<axum::body::Body> {
+    let request_id = original.headers().get("x-request-id");
+    let mut error = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("The request body did not arrive within {timeout:?}; send the request again."),
+    )
+    .as_html(html);
+    if let Some(id) = request_id.and_then(|id| id.to_str().ok()) {
+        error = error.with_request_id(id);
+    }
+    let mut response = error.into_response();
+    // Keep the headers every response carries (request id, security headers), not the ones
+    // that described the replaced answer.
+    for name in original.headers().keys() {
+        let describes_body = [
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            header::CONTENT_ENCODING,
+            header::TRANSFER_ENCODING,
+            header::SET_COOKIE,
+            header::LOCATION,
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+        ]
+        .contains(name);
+        if !describes_body && !response.headers().contains_key(name) {
+            for value in original.headers().get_all(name) {
+                response.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+    }
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The request body failed to arrive within the body timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+struct BodyTimedOut(Duration);
+
+/// A request body that fails once it has not been received whole within `timeout` of the first
+/// time it was asked for.
+struct DeadlineBody {
+    inner: Incoming,
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let timeout = this.timeout;
+        let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)));
+        }
+        if sleep.as_mut().poll(cx).is_ready() {
+            this.timed_out.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(BodyTimedOut(timeout).into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is dropped.
+struct TrackedBody {
+    inner: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,218 @@
+//! Connection limits over raw TCP: a client that never finishes its request head, a kept-alive
+//! connection left silent, a request body that stalls, and more clients than the connection cap.
+//! Each of them used to hold its connection (and a descriptor) forever.
+//!
+//! Timing bounds are generous (a loaded CI machine): the point is closed versus held forever.
+
+use std::{
+    io::{ErrorKind, Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use hookgate_tests::{
+    SEED_CONFIG,
+    server::{Backend, ServerOptions, TestServer},
+};
+
+/// The seed config with extra `general_settings` lines.
+fn config(extra: &[&str]) -> String {
+    let lines: String = extra.iter().map(|line| format!("  {line}\n")).collect();
+    let config =
+        SEED_CONFIG.replacen("general_settings:\n", &format!("general_settings:\n{lines}"), 1);
+    assert_ne!(config, SEED_CONFIG, "the seed config has a general_settings section");
+    config
+}
+
+fn start(extra: &[&str]) -> TestServer {
+    let config = config(extra);
+    TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: &config, ..Default::default() },
+    )
+}
+
+fn connect(server: &TestServer) -> TcpStream {
+    TcpStream::connect(server.base.trim_start_matches("http://")).expect("connect")
+}
+
+/// What became of a connection by `deadline`.
+#[derive(Debug)]
+enum Outcome {
+    /// The server closed it (EOF or reset), after sending these bytes.
+    Closed(String),
+    /// Still open at the deadline, after these bytes.
+    Open(String),
+}
+
+/// Reads until the server closes the connection or `deadline` passes.
+fn read_until_closed(stream: &mut TcpStream, deadline: Instant) -> Outcome {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Outcome::Open(String::from_utf8_lossy(&received).into_owned());
+        }
+        stream.set_read_timeout(Some(left)).expect("read timeout");
+        match stream.read(&mut buffer) {
+            Ok(0) => return Outcome::Closed(String::from_utf8_lossy(&received).into_owned()),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            // Reset or aborted: closed by the server.
+            Err(_) => return Outcome::Closed(String::from_utf8_lossy(&received).into_owned()),
+        }
+    }
+}
+
+/// Whether the server has neither answered nor closed the connection yet (a read would block).
+fn still_waiting(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut byte = [0u8; 1];
+    let waiting =
+        matches!(stream.read(&mut byte), Err(error) if error.kind() == ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).expect("blocking");
+    waiting
+}
+
+#[test]
+fn half_sent_request_heads_are_closed_after_the_header_read_timeout() {
+    let server = start(&["http_header_read_timeout: 1s"]);
+    let opened = Instant::now();
+    let mut streams: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut stream = connect(&server);
+            stream.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n").expect("write");
+            stream
+        })
+        .collect();
+    // Loose lower bound: not refused on sight (checked only while surely inside the timeout).
+    if opened.elapsed() < Duration::from_millis(500) {
+        assert!(still_waiting(streams.last_mut().unwrap()), "closed before the timeout");
+    }
+    // Meanwhile the server answers everyone else.
+    let reply = server.get("/health/liveliness", &[]);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // ~1 s; 15 s for a loaded machine. Without the timeout they are held forever.
+    let deadline = opened + Duration::from_secs(15);
+    for (n, stream) in streams.iter_mut().enumerate() {
+        match read_until_closed(stream, deadline) {
+            Outcome::Closed(bytes) => {
+                assert!(!bytes.contains("I'm alive"), "connection {n} was answered: {bytes}")
+            }
+            Outcome::Open(bytes) => panic!(
+                "connection {n} still open {:?} after sending half a request head ({bytes:?})\n{}",
+                opened.elapsed(),
+                server.logs()
+            ),
+        }
+    }
+    assert_eq!(server.get("/health/liveliness", &[]).status, 200);
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
+    // A long header-read timeout, so that only the idle timeout can close the connection.
+    let server = start(&["http_idle_timeout: 1s", "http_header_read_timeout: 60s"]);
+    let mut stream = connect(&server);
+    let request = b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Keep-alive works: two requests on one connection.
+    let mut received = String::new();
+    for round in 1..=2 {
+        stream.write_all(request).expect("write");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut buffer = [0u8; 4096];
+        while received.matches("I'm alive").count() < round {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no answer to request {round}: {received}");
+            stream.set_read_timeout(Some(left)).unwrap();
+            let n = stream.read(&mut buffer).expect("read the answer");
+            assert_ne!(n, 0, "closed before answering request {round}: {received}");
+            received.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
+    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+    let answered = Instant::now();
+    // Then silence: ~1 s; 15 s for a loaded machine (the header-read timeout is 60 s).
+    match read_until_closed(&mut stream, answered + Duration::from_secs(15)) {
+        Outcome::Closed(bytes) => assert!(bytes.is_empty(), "unexpected bytes: {bytes}"),
+        Outcome::Open(_) => {
+            panic!("idle keep-alive connection still open after 15 s\n{}", server.logs())
+        }
+    }
+    // Loose lower bound: kept alive for a while, not closed right after the answer.
+    assert!(
+        answered.elapsed() >= Duration::from_millis(500),
+        "closed after {:?}",
+        answered.elapsed()
+    );
+}
+
+#[test]
+fn stalled_request_bodies_get_408_after_the_body_timeout() {
+    let server = start(&["http_body_timeout: 1s"]);
+    let mut stream = connect(&server);
+    let sent = Instant::now();
+    stream
+        .write_all(
+            b"POST /login HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\n\r\nusername=a",
+        )
+        .expect("write");
+    // ~1 s; 15 s for a loaded machine. Without the timeout the handler waits forever.
+    let outcome = read_until_closed(&mut stream, sent + Duration::from_secs(15));
+    let Outcome::Closed(response) = outcome else {
+        panic!("stalled body still waiting after 15 s: {outcome:?}\n{}", server.logs());
+    };
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("did not arrive within 1s"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("connection: close"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("x-request-id:"), "{response}");
+    assert!(sent.elapsed() >= Duration::from_millis(500), "answered after {:?}", sent.elapsed());
+    // A whole body is still read as before.
+    let reply = server.post_form("/login", "username=a&password=b", &[]);
+    assert_ne!(reply.status, 408, "{reply:?}");
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_in_the_backlog_until_a_slot_frees() {
+    let server = start(&["max_connections: 10", "http_header_read_timeout: 2s"]);
+    let opened = Instant::now();
+    let mut silent: Vec<TcpStream> = (0..10).map(|_| connect(&server)).collect();
+    // The 11th connects (the kernel completes the handshake) but is not served yet.
+    let mut eleventh = connect(&server);
+    eleventh
+        .write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let waited = Instant::now();
+    eleventh.set_read_timeout(Some(Duration::from_millis(1000))).unwrap();
+    let mut byte = [0u8; 1];
+    match eleventh.read(&mut byte) {
+        Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!(
+            "the 11th connection was served {:?} after connecting, while 10 held every slot: {other:?}",
+            waited.elapsed()
+        ),
+    }
+    // Once the silent ones time out (~2 s), it is accepted and answered: 20 s for a loaded machine.
+    let deadline = opened + Duration::from_secs(20);
+    match read_until_closed(&mut eleventh, deadline) {
+        Outcome::Closed(response) => {
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            assert!(response.contains("I'm alive"), "{response}");
+        }
+        Outcome::Open(bytes) => {
+            panic!("the 11th connection never answered ({bytes:?})\n{}", server.logs())
+        }
+    }
+    for (n, stream) in silent.iter_mut().enumerate() {
+        assert!(
+            matches!(read_until_closed(stream, deadline), Outcome::Closed(_)),
+            "silent connection {n} still open"
+        );
+    }
+    // The server never stopped accepting.
+    assert_eq!(server.get("/health/liveliness", &[]).status, 200);
+}
