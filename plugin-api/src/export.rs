@@ -20,7 +20,7 @@ use crate::{
 /// use plugin_api::{HookError, OpenId, SignInRequest};
 ///
 /// pub fn my_handler(request: &SignInRequest<'_>) -> Result<OpenId, HookError> {
-///     Ok(OpenId { id: request.header("x-user").map(str::to_owned), ..OpenId::default() })
+///     Ok(OpenId { id: request.header("x-forwarded-user").map(str::to_owned), ..OpenId::default() })
 /// }
 /// plugin_api::export_ui_sso_sign_in_handler!(my_handler);
 /// ```

@@ -69,7 +69,8 @@ pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> a
     tracing::info!(database = %redact_url(&url), "database ready");
     // Retention: checked a few times per retention period, at most hourly, at least every second.
     let retention = config.sign_in_event_retention;
-    let every = (retention / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600));
+    let every = (retention / 4)
+        .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600));
     let pruner = tokio::spawn(db::prune_forever(db.clone(), retention, every));
     let config = Arc::new(config);
     let signin =

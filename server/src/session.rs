@@ -350,7 +350,10 @@ mod tests {
             session_cookie("t", "/", true, true),
             "token=t; Path=/; SameSite=Lax; HttpOnly; Secure"
         );
-        assert_eq!(session_cookie("t", "/litellm", false, false), "token=t; Path=/litellm; SameSite=Lax");
+        assert_eq!(
+            session_cookie("t", "/litellm", false, false),
+            "token=t; Path=/litellm; SameSite=Lax"
+        );
         assert!(clear_cookie("/", false).contains("Max-Age=0"));
     }
 }

@@ -108,8 +108,9 @@ start_hookgate a "$A_PORT" "$WORK/header.yaml"
 oidc_env=(GENERIC_CLIENT_ID=e2e-hookgate GENERIC_CLIENT_SECRET=e2e-hookgate-secret
           "GENERIC_ISSUER=http://127.0.0.1:$IDP_PORT" "GENERIC_SCOPE=openid email profile groups")
 log "hookgate replicas R1, R2 (OIDC) on 127.0.0.1:$R1_PORT, :$R2_PORT"
-start_hookgate r1 "$R1_PORT" "$WORK/oidc.yaml" "${oidc_env[@]}"
-start_hookgate r2 "$R2_PORT" "$WORK/oidc.yaml" "${oidc_env[@]}"
+# Each replica's public URL (PROXY_BASE_URL, required with OIDC) is the address the browser uses.
+start_hookgate r1 "$R1_PORT" "$WORK/oidc.yaml" "${oidc_env[@]}" "PROXY_BASE_URL=http://localhost:$R1_PORT"
+start_hookgate r2 "$R2_PORT" "$WORK/oidc.yaml" "${oidc_env[@]}" "PROXY_BASE_URL=http://localhost:$R2_PORT"
 
 log "Apache with mod_auth_openidc on localhost:$PROXY_PORT"
 MODULES=/usr/lib/apache2/modules

@@ -229,6 +229,11 @@ await check('B2 aborting at the provider gives a clear page', async () => {
 // --- C: two replicas ---------------------------------------------------------------------------
 
 await check('C1 a login begun on replica 1 completes on replica 2; its session works on both; logout on one counts on both', async () => {
+  // alice's account from A1 is bound to the OAuth proxy's identity; by design (SECURITY.md,
+  // account binding) an OIDC sign-in cannot take it over, so she starts afresh here.
+  const admin = { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' };
+  const deleted = await request(`${R1_URL}/user/delete`, { method: 'POST', headers: admin, body: JSON.stringify({ user_ids: ['alice'] }) });
+  assert(deleted.status === 200, `deleting alice: ${deleted.status} ${deleted.body}`);
   const context = await newContext();
   const page = await context.newPage();
   // The provider sends the browser back to replica 1's callback; deliver it to replica 2 instead,

@@ -216,3 +216,47 @@ fn connections_beyond_the_cap_wait_in_the_backlog_until_a_slot_frees() {
     // The server never stopped accepting.
     assert_eq!(server.get("/health/liveliness", &[]).status, 200);
 }
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
+    let config = r#"general_settings:
+  custom_ui_sso_sign_in_handler: fixture_misbehaving.slow_sign_in
+  plugin_dirs: ["{plugins}"]
+  trusted_proxy_ranges: ["127.0.0.1/32"]
+  hook_timeout: 30s
+"#;
+    let mut server =
+        TestServer::start_with(&Backend::Sqlite, ServerOptions { config, ..Default::default() });
+    // A silent connection and an idle kept-alive one must not hold up the shutdown (the idle
+    // timeout is 60 s, the header-read timeout 10 s, stop() gives up after 20 s).
+    let mut silent = connect(&server);
+    let mut idle = connect(&server);
+    idle.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buffer = [0u8; 4096];
+    idle.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let n = idle.read(&mut buffer).expect("answer");
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    // A request in flight when SIGTERM arrives.
+    let mut slow = connect(&server);
+    slow.write_all(
+        b"GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: slow\r\n\
+          x-sleep-ms: 2000\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let reader = std::thread::spawn(move || {
+        read_until_closed(&mut slow, Instant::now() + Duration::from_secs(30))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let status = server.stop();
+    assert!(status.success(), "{status}\n{}", server.logs());
+    match reader.join().unwrap() {
+        Outcome::Closed(response) => {
+            assert!(response.starts_with("HTTP/1.1 303"), "{response}\n{}", server.logs())
+        }
+        Outcome::Open(bytes) => panic!("in-flight request not finished: {bytes:?}"),
+    }
+    for stream in [&mut silent, &mut idle] {
+        let outcome = read_until_closed(stream, Instant::now() + Duration::from_secs(5));
+        assert!(matches!(outcome, Outcome::Closed(_)), "{outcome:?}");
+    }
+}

@@ -14,5 +14,6 @@ mod management;
 mod oidc;
 mod plugin_loading;
 mod reliability;
+mod security;
 mod sign_in;
 mod ui;

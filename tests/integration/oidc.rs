@@ -118,7 +118,11 @@ fn a_user_signs_in_through_the_provider_and_the_plugin_shapes_the_profile() {
         assert_eq!(rows.len(), 1);
         // The account is bound to (issuer, sub), not to the changeable preferred_username.
         assert_eq!(
-            (rows[0].user_id.as_str(), rows[0].sso_user_id.as_deref(), rows[0].sso_issuer.as_deref()),
+            (
+                rows[0].user_id.as_str(),
+                rows[0].sso_user_id.as_deref(),
+                rows[0].sso_issuer.as_deref()
+            ),
             ("alice", Some("alice-sub"), Some(idp.issuer()))
         );
         assert_eq!(rows[0].user_alias.as_deref(), Some("Alice Liddell"));
@@ -328,4 +332,117 @@ fn generic_settings_are_checked_at_startup() {
     );
     let (_, stderr) = hookgate_tests::output_text(&output);
     assert!(stderr.contains("GOOGLE_CLIENT_SECRET is required"), "{stderr}");
+}
+
+fn as_user(idp: &FakeIdp, sub: &str, username: &str, email: &str, verified: bool) {
+    idp.set(Behavior {
+        claims: serde_json::json!({
+            "sub": sub,
+            "preferred_username": username,
+            "email": email,
+            "email_verified": verified,
+            "groups": [],
+        }),
+        ..Behavior::default()
+    });
+}
+
+fn user_row(server: &TestServer, user_id: &str) -> Option<user::Model> {
+    let id = user_id.to_owned();
+    server.db(async move |conn| user::Entity::find_by_id(id).one(conn).await.unwrap())
+}
+
+#[test]
+fn accounts_are_bound_to_issuer_and_subject_not_to_changeable_claims() {
+    for_each_backend(|backend| {
+        let idp = FakeIdp::start();
+        let server = start(backend, &idp, "", &[]);
+        as_user(&idp, "alice-sub", "alice", "alice@example.test", true);
+        assert_eq!(sign_in(&server).status, 303);
+
+        // Another account at the provider takes the same preferred_username: refused, not let
+        // into alice's account.
+        as_user(&idp, "mallory-sub", "alice", "mallory@example.test", true);
+        let reply = sign_in(&server);
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(
+            message_of(&reply).contains("belongs to another sign-in identity"),
+            "{}",
+            reply.body
+        );
+
+        // alice renamed at the provider keeps her account: the binding is (issuer, sub).
+        as_user(&idp, "alice-sub", "alice.l", "alice@example.test", true);
+        let reply = sign_in(&server);
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        let rows = server.db(async |conn| user::Entity::find().all(conn).await.unwrap());
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].user_id, "alice");
+    });
+}
+
+#[test]
+fn only_a_verified_email_links_an_unbound_account_and_never_an_admin_one() {
+    let idp = FakeIdp::start();
+    let server = start(&Backend::Sqlite, &idp, "", &[("PROXY_ADMIN_ID", "root")]);
+    let master = server.master_auth();
+    let provision = |body: serde_json::Value| {
+        let reply = server.post_json("/user/new", &body, &[("authorization", &master)]);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    provision(
+        serde_json::json!({"user_id": "boss", "user_email": "boss@example.test", "user_role": "proxy_admin"}),
+    );
+    provision(serde_json::json!({"user_id": "carol", "user_email": "carol@example.test"}));
+
+    // An unverified email does not take the pre-provisioned admin: a new account is made.
+    as_user(&idp, "eve-sub", "eve", "boss@example.test", false);
+    assert_eq!(sign_in(&server).status, 303);
+    let boss = user_row(&server, "boss").unwrap();
+    assert_eq!((boss.sso_issuer, boss.sso_user_id), (None, None), "boss is not bound to eve");
+    assert!(user_row(&server, "eve").is_some());
+
+    // A verified email links an unbound account (and binds it).
+    as_user(&idp, "carol-sub", "c.smith", "carol@example.test", true);
+    assert_eq!(sign_in(&server).status, 303);
+    let carol = user_row(&server, "carol").unwrap();
+    assert_eq!(carol.sso_user_id.as_deref(), Some("carol-sub"));
+    assert!(user_row(&server, "c.smith").is_none());
+
+    // The password login's account and PROXY_ADMIN_ID are never reached by name.
+    as_user(&idp, "x-sub", "default_user_id", "x@example.test", true);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(message_of(&reply).contains("reserved"), "{}", reply.body);
+    provision(serde_json::json!({"user_id": "root", "user_role": "proxy_admin"}));
+    as_user(&idp, "y-sub", "root", "y@example.test", true);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(user_row(&server, "root").unwrap().sso_issuer.is_none());
+}
+
+#[test]
+fn email_linking_can_be_turned_off_and_domains_need_a_verified_address() {
+    let idp = FakeIdp::start();
+    let server = start(&Backend::Sqlite, &idp, "  link_sso_accounts_by_email: false\n", &[]);
+    let reply = server.post_json(
+        "/user/new",
+        &serde_json::json!({"user_id": "dana", "user_email": "dana@example.test"}),
+        &[("authorization", &server.master_auth())],
+    );
+    assert_eq!(reply.status, 200);
+    as_user(&idp, "dana-sub", "d.jones", "dana@example.test", true);
+    assert_eq!(sign_in(&server).status, 303);
+    assert!(user_row(&server, "dana").unwrap().sso_issuer.is_none(), "not linked");
+    assert!(user_row(&server, "d.jones").is_some());
+
+    let server = start(&Backend::Sqlite, &idp, "", &[("ALLOWED_EMAIL_DOMAINS", "example.test")]);
+    as_user(&idp, "f-sub", "frank", "frank@example.test", false);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(message_of(&reply).contains("not verified"), "{}", reply.body);
+    as_user(&idp, "f-sub", "frank", "frank@evil.test@example.test", true);
+    assert_ne!(sign_in(&server).status, 303, "two @ never pass the domain check");
+    as_user(&idp, "f-sub", "frank", "frank@example.test", true);
+    assert_eq!(sign_in(&server).status, 303);
 }

@@ -162,7 +162,7 @@ fn a_hook_error_reaches_the_server_as_an_error() {
     let error = plugins
         .sign_in_handler
         .unwrap()
-        .call(&sign_in_request(&[HeaderPair::new("x_forwarded_email", "evil@example.test")]))
+        .call(&sign_in_request(&[HeaderPair::new("x-forwarded-preferred-username", "evil")]))
         .unwrap_err();
     assert_eq!(error.kind(), HookErrorKind::Rejected);
     assert!(error.message().contains("the OAuth proxy sent no identity"), "{error}");

@@ -178,7 +178,11 @@ fn a_peer_outside_the_trusted_ranges_is_refused_before_any_hook_runs() {
 fn a_hook_that_refuses_gives_403_with_its_message_in_json_or_html() {
     for_each_backend(|backend| {
         let server = TestServer::start(backend);
+        // A look-alike of an identity header is refused by name, not read.
         let reply = server.get("/sso/key/generate", &[("x_forwarded_email", "evil@example.test")]);
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(reply.body.contains("look-alike"), "{}", reply.body);
+        let reply = server.get("/sso/key/generate", &[("x-forwarded-preferred-username", "evil")]);
         assert_eq!(reply.status, 403, "{}", reply.body);
         let body = reply.json();
         assert!(

@@ -163,7 +163,9 @@ fn admins_see_edit_users_teams_and_the_sign_in_log() {
 
     assert_eq!(server.post_form("/ui/teams", "team_id=core&team_alias=Core", &headers).status, 303);
     assert_eq!(
-        server.post_form("/ui/teams/members/add", "team_id=core&user_id=bob&role=admin", &headers).status,
+        server
+            .post_form("/ui/teams/members/add", "team_id=core&user_id=bob&role=admin", &headers)
+            .status,
         303
     );
     let teams = server.get("/ui/teams", &headers);
@@ -172,10 +174,14 @@ fn admins_see_edit_users_teams_and_the_sign_in_log() {
         "{}",
         teams.body
     );
-    let missing = server.post_form("/ui/teams/members/add", "team_id=core&user_id=ghost&role=user", &headers);
+    let missing =
+        server.post_form("/ui/teams/members/add", "team_id=core&user_id=ghost&role=user", &headers);
     assert_eq!(missing.status, 400);
     assert!(missing.body.contains("There is no user"));
-    assert_eq!(server.post_form("/ui/teams/members/remove", "team_id=core&user_id=bob", &headers).status, 303);
+    assert_eq!(
+        server.post_form("/ui/teams/members/remove", "team_id=core&user_id=bob", &headers).status,
+        303
+    );
     assert!(
         server.db(async |conn| team_member::Entity::find().all(conn).await.unwrap()).is_empty()
     );

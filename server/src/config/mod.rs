@@ -336,7 +336,8 @@ impl Config {
             ));
         }
 
-        let max_connections = general.max_connections.unwrap_or(HttpLimits::default().max_connections);
+        let max_connections =
+            general.max_connections.unwrap_or(HttpLimits::default().max_connections);
         if max_connections == 0 {
             return Err(invalid("general_settings.max_connections: must be at least 1".to_owned()));
         }

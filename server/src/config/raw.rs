@@ -257,7 +257,9 @@ impl FromStr for Span {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         super::parse_span(text).map(Span).ok_or_else(|| {
-            format!("invalid duration {text:?}: expected a whole number and a unit, e.g. 90d, 12h, 30m")
+            format!(
+                "invalid duration {text:?}: expected a whole number and a unit, e.g. 90d, 12h, 30m"
+            )
         })
     }
 }

@@ -313,7 +313,10 @@ impl MigrationTrait for IdentityBinding {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .alter_table(
-                Table::alter().table(Users::Table).add_column(string_null(Users::SsoIssuer)).to_owned(),
+                Table::alter()
+                    .table(Users::Table)
+                    .add_column(string_null(Users::SsoIssuer))
+                    .to_owned(),
             )
             .await?;
         manager
@@ -340,7 +343,9 @@ impl MigrationTrait for IdentityBinding {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(Table::alter().table(Users::Table).drop_column(Users::SsoIssuer).to_owned())
+            .alter_table(
+                Table::alter().table(Users::Table).drop_column(Users::SsoIssuer).to_owned(),
+            )
             .await
     }
 }

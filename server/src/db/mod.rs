@@ -184,8 +184,8 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
 pub async fn prune_forever(db: Db, retention: Duration, every: Duration) {
     loop {
         let now = store::now();
-        let keep_from = now
-            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
+        let keep_from =
+            now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
         match store::prune(db.conn(), now, keep_from).await {
             Ok((0, 0)) => {}
             Ok((sessions, events)) => {

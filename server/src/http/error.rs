@@ -29,6 +29,7 @@ impl ApiError {
             403 => "forbidden",
             404 => "not_found_error",
             409 => "conflict_error",
+            408 => "timeout_error",
             429 => "rate_limit_error",
             503 | 504 => "service_unavailable",
             _ => "internal_server_error",

@@ -54,9 +54,9 @@ fn check_id_count(field: &str, count: usize) -> Result<(), ApiError> {
 pub(super) fn check_page(page: Option<u64>) -> Result<u64, ApiError> {
     match page.unwrap_or(1) {
         0 => Ok(1),
-        page if page > MAX_PAGE => Err(ApiError::bad_request(format!(
-            "page {page} is out of range: at most {MAX_PAGE}"
-        ))),
+        page if page > MAX_PAGE => {
+            Err(ApiError::bad_request(format!("page {page} is out of range: at most {MAX_PAGE}")))
+        }
         page => Ok(page),
     }
 }

@@ -8,10 +8,7 @@ mod serve;
 mod sso;
 mod ui;
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -209,7 +206,9 @@ async fn plain_request_id<B>(mut request: Request<B>) -> Request<B> {
             let bytes = value.as_bytes();
             !bytes.is_empty()
                 && bytes.len() <= MAX_REQUEST_ID
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         }
         (None, _) => true,
         _ => false,

@@ -120,7 +120,7 @@ pub async fn bind(host: IpAddr, port: u16) -> io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port)).await
 }
 
-pub(super) async fn shutdown_signal() {
+async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -163,7 +163,7 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, stream: TcpStream) {
-        let Connection { http1, router, limits, peer, shutdown } = self;
+        let Connection { http1, router, limits, peer, mut shutdown } = self;
         let activity = Activity::new();
         let service = ConnectionService {
             router,
@@ -173,7 +173,9 @@ impl Connection {
         };
         let mut conn = pin!(http1.serve_connection(TokioIo::new(stream), service));
         let mut idle = pin!(activity.idle(limits.idle_timeout));
-        let mut shutdown = pin!(shutdown_requested(shutdown));
+        // Borrowed, not moved: the receiver must live as long as the connection, because the
+        // server waits for every receiver to be dropped before it exits.
+        let mut shutdown = pin!(shutdown_requested(&mut shutdown));
         let mut force_close = pin!(tokio::time::sleep(Duration::ZERO));
         let mut closing = None;
         let mut forcing = false;
@@ -210,7 +212,7 @@ impl Connection {
     }
 }
 
-async fn shutdown_requested(mut shutdown: watch::Receiver<bool>) {
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     // An error means the server is gone, which is a shutdown too.
     let _ = shutdown.wait_for(|&shutting_down| shutting_down).await;
 }

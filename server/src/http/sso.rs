@@ -47,9 +47,8 @@ pub(super) fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
                 Some(base) => origin == base,
                 None => {
                     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-                    let authority = origin
-                        .strip_prefix("http://")
-                        .or_else(|| origin.strip_prefix("https://"));
+                    let authority =
+                        origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
                     host.is_some() && authority == host
                 }
             }

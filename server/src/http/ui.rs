@@ -392,10 +392,8 @@ pub(super) async fn password_login(
         return Err(refuse(StatusCode::BAD_REQUEST, "Enter a username and a password."));
     };
     if let Err(wait) = state.login_limiter().check(ip, &form.username) {
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed attempts; wait and try again.",
-        );
+        let mut response =
+            refuse(StatusCode::TOO_MANY_REQUESTS, "Too many failed attempts; wait and try again.");
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Err(response);
     }
@@ -418,8 +416,11 @@ pub(super) async fn password_login(
     state.login_limiter().succeeded(ip, &form.username);
     match state.signin().password_sign_in(&attempt).await {
         Ok(signed_in) => {
-            let location =
-                format!("{}{}/ui/?login=success", sso::public_base(config), config.server_root_path);
+            let location = format!(
+                "{}{}/ui/?login=success",
+                sso::public_base(config),
+                config.server_root_path
+            );
             Ok(sso::signed_in_response(config, &signed_in, &location))
         }
         Err(error) => Err(page(&ctx, error.into())),
@@ -464,8 +465,7 @@ async fn users(
         email_contains: (!search.is_empty()).then(|| search.clone()),
         ..Default::default()
     };
-    let number =
-        super::management::check_page(query.page).map_err(|e| page(&ctx, e))?;
+    let number = super::management::check_page(query.page).map_err(|e| page(&ctx, e))?;
     let (rows, total) = store::list_users(state.db().conn(), &filter, number, PAGE_SIZE)
         .await
         .map_err(|e| page(&ctx, ApiError::database(&e)))?;
@@ -833,8 +833,7 @@ async fn events(
 ) -> Page {
     let me = require_admin(&state, &ctx, &headers).await?;
     let Query(query) = query.map_err(|r| page(&ctx, ApiError::bad_request(r.body_text())))?;
-    let number =
-        super::management::check_page(query.page).map_err(|e| page(&ctx, e))?;
+    let number = super::management::check_page(query.page).map_err(|e| page(&ctx, e))?;
     let (events, total) = store::events_page(state.db().conn(), number, 50)
         .await
         .map_err(|e| page(&ctx, ApiError::database(&e)))?;

@@ -286,12 +286,10 @@ impl SignInService {
     ) -> Result<SignedIn, SignInError> {
         match self.header_identity(attempt, line, headers).await {
             Ok(openid) => {
-                let binding = openid
-                    .id
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|id| !id.is_empty())
-                    .map(|id| Binding { issuer: Binding::PROXY_ISSUER.to_owned(), subject: id.to_owned() });
+                let binding =
+                    openid.id.as_deref().map(str::trim).filter(|id| !id.is_empty()).map(|id| {
+                        Binding { issuer: Binding::PROXY_ISSUER.to_owned(), subject: id.to_owned() }
+                    });
                 let proof = Proof { binding, email_verified: true };
                 self.complete(attempt, openid, proof).await
             }
@@ -540,7 +538,8 @@ impl SignInService {
             ));
         }
 
-        match self.write_sign_in(attempt, &openid, idp_id.as_deref(), &proof, &values, staged).await {
+        match self.write_sign_in(attempt, &openid, idp_id.as_deref(), &proof, &values, staged).await
+        {
             Ok(signed_in) => Ok(signed_in),
             Err(error) => Err((who, error)),
         }

@@ -1,0 +1,546 @@
+//! The attacks of SECURITY.md's "Decisions", each through the built server: a demoted admin's
+//! live sessions, client-chosen request ids, refusal floods, retention, the Host header, password
+//! guessing from many addresses, crafted ids in the Admin UI, cross-site logout, out-of-range
+//! pages and id lists, secrets in logs, response headers, file modes and the cookie's path.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use hookgate::db::entity::{session, sign_in_event, team_member, user};
+use hookgate_tests::{
+    Scratch, output_text, run_hookgate,
+    server::{Backend, ServerOptions, TestServer},
+};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::json;
+
+fn key_of(server: &TestServer, token: &str) -> String {
+    let key = jsonwebtoken::DecodingKey::from_secret(server.master_key.as_bytes());
+    let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .expect("a valid HS256 token")
+        .claims;
+    claims["key"].as_str().unwrap().to_owned()
+}
+
+/// A header sign-in; returns the session key.
+fn session_key(server: &TestServer, user: &str, groups: &[&str]) -> String {
+    let reply = server.sign_in(user, &format!("{user}@example.test"), groups);
+    assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+    key_of(server, &reply.token_cookie().unwrap())
+}
+
+/// Sends `request` as is over a new connection and reads the whole answer.
+fn raw(server: &TestServer, request: &str) -> String {
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn events(server: &TestServer) -> Vec<sign_in_event::Model> {
+    server.db(async |conn| sign_in_event::Entity::find().all(conn).await.unwrap())
+}
+
+fn with_ui_password() -> TestServer {
+    TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { env: &[("UI_PASSWORD", "ui-secret-123")], ..ServerOptions::default() },
+    )
+}
+
+fn admin_cookie(server: &TestServer) -> String {
+    let reply = server.post_form(
+        "/login",
+        "username=admin&password=ui-secret-123",
+        &[("origin", &server.origin())],
+    );
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    format!("token={}", reply.token_cookie().unwrap())
+}
+
+#[test]
+fn a_demoted_admin_loses_admin_rights_on_live_sessions_and_can_be_signed_out() {
+    let server = TestServer::start(&Backend::Sqlite);
+    let key = session_key(&server, "alice", &["admins"]);
+    let bearer = format!("Bearer {key}");
+    let master = server.master_auth();
+    assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 200);
+
+    // Demoted through the API: the session issued as proxy_admin is no longer one.
+    let demote = server.post_json(
+        "/user/update",
+        &json!({"user_id": "alice", "user_role": "internal_user"}),
+        &[("authorization", &master)],
+    );
+    assert_eq!(demote.status, 200, "{}", demote.body);
+    let list = server.get("/user/list", &[("authorization", &bearer)]);
+    assert_eq!(list.status, 403, "{}", list.body);
+    let promote = server.post_json(
+        "/user/update",
+        &json!({"user_id": "alice", "user_role": "proxy_admin"}),
+        &[("authorization", &bearer)],
+    );
+    assert_eq!(promote.status, 403, "a demoted admin cannot re-promote themself");
+    // The same holds for the Admin UI with the cookie.
+    let token = server.sign_in("alice", "alice@example.test", &["admins"]).token_cookie().unwrap();
+    let cookie = format!("token={token}");
+    assert_eq!(server.get("/ui/users", &[("cookie", &cookie)]).status, 200);
+    server.post_json(
+        "/user/update",
+        &json!({"user_id": "alice", "user_role": "internal_user_viewer"}),
+        &[("authorization", &master)],
+    );
+    assert_eq!(server.get("/ui/users", &[("cookie", &cookie)]).status, 403);
+
+    // An admin signs a user out everywhere.
+    let other = session_key(&server, "bob", &[]);
+    let revoke = server.post_json(
+        "/session/revoke",
+        &json!({"user_id": "alice"}),
+        &[("authorization", &master)],
+    );
+    assert_eq!(revoke.status, 200, "{}", revoke.body);
+    assert_eq!(revoke.json()["revoked_sessions"], 2);
+    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+    assert_eq!(server.get("/user/info", &[("cookie", &cookie)]).status, 401);
+    let bob = format!("Bearer {other}");
+    assert_eq!(
+        server.get("/user/info", &[("authorization", &bob)]).status,
+        200,
+        "others keep theirs"
+    );
+    let nobody = server.post_json(
+        "/session/revoke",
+        &json!({"user_id": "ghost"}),
+        &[("authorization", &master)],
+    );
+    assert_eq!(nobody.status, 404);
+    let not_admin =
+        server.post_json("/session/revoke", &json!({"user_id": "bob"}), &[("authorization", &bob)]);
+    assert_eq!(not_admin.status, 403);
+}
+
+#[test]
+fn an_admin_signs_a_user_out_everywhere_from_the_ui() {
+    let server = with_ui_password();
+    let key = session_key(&server, "carol", &[]);
+    let cookie = admin_cookie(&server);
+    let origin = server.origin();
+    let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
+    let page = server.get("/ui/user?id=carol", &headers);
+    assert!(page.body.contains("Sign out everywhere"), "{}", page.body);
+    let done = server.post_form("/ui/user/revoke", "user_id=carol", &headers);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("1 session(s) revoked"), "{}", done.body);
+    let bearer = format!("Bearer {key}");
+    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+    // Cross-site: refused, nothing revoked.
+    let key = session_key(&server, "carol", &[]);
+    let cross = server.post_form(
+        "/ui/user/revoke",
+        "user_id=carol",
+        &[("cookie", &cookie), ("origin", "http://evil.example")],
+    );
+    assert_eq!(cross.status, 403);
+    let bearer = format!("Bearer {key}");
+    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
+}
+
+#[test]
+fn client_request_ids_are_kept_only_when_short_and_plain() {
+    let server = TestServer::start(&Backend::Sqlite);
+    let plain = server.get("/health/liveliness", &[("x-request-id", "trace-1.a_B")]);
+    assert_eq!(plain.header("x-request-id"), Some("trace-1.a_B"));
+
+    let long = "a".repeat(65);
+    let odd = "id with spaces <script>";
+    for bad in [long.as_str(), odd] {
+        let reply = server.get("/sso/key/generate", &[("x-request-id", bad)]);
+        let id = reply.header("x-request-id").unwrap();
+        assert_ne!(id, bad);
+        assert!(id.len() <= 64 && !id.contains(' '), "{id}");
+    }
+    // A 20 kB id never reaches the log or the database.
+    let huge = "x".repeat(20_000);
+    let reply =
+        server.get("/sso/key/generate", &[("x-request-id", &huge), ("x-forwarded-user", "dave")]);
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert!(!server.logs().contains(&huge[..100]));
+    for event in events(&server) {
+        assert!(event.request_id.len() <= 64, "{}", event.request_id);
+    }
+}
+
+#[test]
+fn refused_attempts_are_recorded_within_a_bound() {
+    // 127.0.0.1 is not a trusted proxy here: every header sign-in from it is refused.
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"10.9.9.9/32\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: &config, ..ServerOptions::default() },
+    );
+    for _ in 0..100 {
+        let reply = server.get("/sso/key/generate", &[("x-forwarded-user", "mallory")]);
+        assert_eq!(reply.status, 403);
+    }
+    let recorded = events(&server);
+    assert!(
+        !recorded.is_empty() && recorded.len() <= 20,
+        "{} refusal events for 100 refused attempts from one address",
+        recorded.len()
+    );
+    assert!(server.logs().contains("not recording further ones"), "{}", server.logs());
+}
+
+#[test]
+fn expired_sessions_and_old_events_are_pruned() {
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n",
+        "  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  sign_in_event_retention: 2s\n",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("LITELLM_UI_SESSION_DURATION", "1s")],
+            ..ServerOptions::default()
+        },
+    );
+    session_key(&server, "erin", &[]);
+    let count = |server: &TestServer| {
+        server.db(async |conn| {
+            (
+                session::Entity::find().count(conn).await.unwrap(),
+                sign_in_event::Entity::find().count(conn).await.unwrap(),
+                user::Entity::find().count(conn).await.unwrap(),
+            )
+        })
+    };
+    assert_eq!(count(&server), (1, 1, 1));
+    let started = Instant::now();
+    while count(&server) != (0, 0, 1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not pruned: {:?}\n{}",
+            count(&server),
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_host_header_never_decides_a_redirect() {
+    let server = with_ui_password();
+    let answer = raw(
+        &server,
+        "GET /sso/key/generate HTTP/1.1\r\nHost: evil.example\r\nx-forwarded-user: frank\r\n\
+         Connection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(answer.contains("location: /ui/?login=success\r\n"), "{answer}");
+    assert!(!answer.contains("evil.example"), "{answer}");
+
+    let body = "username=admin&password=ui-secret-123";
+    let answer = raw(
+        &server,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: evil.example\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(!answer.contains("evil.example"), "{answer}");
+
+    // A UI form posted with a forged Host and a matching Origin is still a same-host post here;
+    // what matters is that an Origin that is not the Host is refused.
+    let cookie = admin_cookie(&server);
+    let cross = server.post_form(
+        "/ui/teams",
+        "team_id=x",
+        &[("cookie", &cookie), ("origin", "http://evil.example")],
+    );
+    assert_eq!(cross.status, 403);
+}
+
+#[test]
+fn with_an_oidc_provider_the_public_url_must_be_configured() {
+    let scratch = Scratch::new();
+    let config = scratch.write("config.yaml", "");
+    let output = run_hookgate(
+        &["check", "--config", &config.display().to_string()],
+        &[
+            ("GENERIC_CLIENT_ID", "x"),
+            ("GENERIC_CLIENT_SECRET", "y"),
+            ("GENERIC_ISSUER", "https://idp.example"),
+        ],
+    );
+    let (_, stderr) = output_text(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("PROXY_BASE_URL is required"), "{stderr}");
+}
+
+#[test]
+fn password_guessing_is_bounded_per_username_and_per_forwarded_address() {
+    // 127.0.0.1 (the test client) is the trusted proxy: X-Forwarded-For names the client.
+    let server = with_ui_password();
+    let attempt = |client: &str, password: &str| {
+        server.post_form(
+            "/login",
+            &format!("username=admin&password={password}"),
+            &[("x-forwarded-for", &format!("198.51.100.99, {client}"))],
+        )
+    };
+    // Five wrong guesses from five addresses: the username is locked for a moment, even from a
+    // sixth address and even with the right password.
+    for n in 1..=5 {
+        assert_eq!(attempt(&format!("203.0.113.{n}"), "wrong").status, 401);
+    }
+    let locked = attempt("203.0.113.6", "ui-secret-123");
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    let wait: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "a short backoff, not a lockout: {wait}");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(attempt("203.0.113.6", "ui-secret-123").status, 303);
+
+    // The audit log names the forwarded client, not the proxy.
+    let peers: Vec<String> = events(&server)
+        .into_iter()
+        .filter(|event| event.outcome == "refused")
+        .map(|event| event.peer_addr)
+        .collect();
+    assert!(peers.contains(&"203.0.113.1".to_owned()), "{peers:?}");
+
+    // Per address: five failures from one client lock that client out, not another one
+    // behind the same proxy.
+    for _ in 0..5 {
+        let reply = server.post_form(
+            "/login",
+            "username=someone&password=x",
+            &[("x-forwarded-for", "192.0.2.7")],
+        );
+        assert_eq!(reply.status, 401);
+    }
+    assert_eq!(attempt("192.0.2.7", "ui-secret-123").status, 429);
+    assert_eq!(attempt("192.0.2.8", "ui-secret-123").status, 303);
+}
+
+#[test]
+fn forwarded_addresses_count_only_from_a_trusted_proxy() {
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"10.9.9.9/32\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("UI_PASSWORD", "ui-secret-123")],
+            ..ServerOptions::default()
+        },
+    );
+    // A client that forges X-Forwarded-For is still one address.
+    for n in 1..=5 {
+        let reply = server.post_form(
+            "/login",
+            &format!("username=u{n}&password=x"),
+            &[("x-forwarded-for", &format!("203.0.113.{n}"))],
+        );
+        assert_eq!(reply.status, 401);
+    }
+    let reply = server.post_form(
+        "/login",
+        "username=admin&password=ui-secret-123",
+        &[("x-forwarded-for", "203.0.113.200")],
+    );
+    assert_eq!(reply.status, 429);
+    assert!(events(&server).iter().all(|event| event.peer_addr == "127.0.0.1"));
+}
+
+#[test]
+fn a_weak_ui_password_stops_the_server() {
+    let scratch = Scratch::new();
+    let config = scratch.write("config.yaml", "");
+    let output = run_hookgate(
+        &["--config", &config.display().to_string(), "--port", "0"],
+        &[("UI_PASSWORD", "admin"), ("LITELLM_MASTER_KEY", "sk-a-long-enough-random-key")],
+    );
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("UI_PASSWORD is a publicly known or too short password"), "{stderr}");
+}
+
+#[test]
+fn crafted_ids_in_the_ui_address_exactly_their_own_row() {
+    let server = with_ui_password();
+    let master = server.master_auth();
+    let crafted = "../core/members/bob";
+    for team in ["core", "ops"] {
+        let reply = server.post_json(
+            "/team/new",
+            &json!({"team_id": team, "members_with_roles": []}),
+            &[("authorization", &master)],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    for (team, member) in [("core", "bob"), ("ops", crafted), ("ops", "bob")] {
+        let reply = server.post_json(
+            "/team/member_add",
+            &json!({"team_id": team, "member": {"user_id": member}}),
+            &[("authorization", &master)],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let cookie = admin_cookie(&server);
+    let origin = server.origin();
+    let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
+    let teams = server.get("/ui/teams", &headers);
+    assert!(
+        teams.body.contains("name=\"user_id\" value=\"../core/members/bob\""),
+        "ids travel in form fields: {}",
+        teams.body
+    );
+    // "Remove" for the crafted member of ops removes exactly that membership.
+    let form = format!("team_id=ops&user_id={}", "..%2Fcore%2Fmembers%2Fbob");
+    assert_eq!(server.post_form("/ui/teams/members/remove", &form, &headers).status, 303);
+    let mut left: Vec<(String, String)> = server
+        .db(async |conn| team_member::Entity::find().all(conn).await.unwrap())
+        .into_iter()
+        .map(|member| (member.team_id, member.user_id))
+        .collect();
+    left.sort();
+    assert_eq!(left, [("core".to_owned(), "bob".to_owned()), ("ops".to_owned(), "bob".to_owned())]);
+
+    // The edit link encodes the id completely.
+    let users = server.get("/ui/users", &headers);
+    assert!(users.body.contains("/ui/user?id=..%2Fcore%2Fmembers%2Fbob"), "{}", users.body);
+    let edit = server.get("/ui/user?id=..%2Fcore%2Fmembers%2Fbob", &headers);
+    assert_eq!(edit.status, 200);
+    assert!(edit.body.contains("<h1>../core/members/bob</h1>"), "{}", edit.body);
+}
+
+#[test]
+fn logout_with_the_cookie_refuses_other_sites() {
+    let server = TestServer::start(&Backend::Sqlite);
+    let token = server.sign_in("gina", "gina@example.test", &[]).token_cookie().unwrap();
+    let cookie = format!("token={token}");
+    let cross = server.post_json(
+        "/session/logout",
+        &json!({}),
+        &[("cookie", &cookie), ("origin", "http://evil.example")],
+    );
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    let cross = server.post_json(
+        "/session/logout",
+        &json!({}),
+        &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+    );
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    assert_eq!(server.get("/user/info", &[("cookie", &cookie)]).status, 200, "still signed in");
+    let same = server.post_json(
+        "/session/logout",
+        &json!({}),
+        &[("cookie", &cookie), ("origin", &server.origin())],
+    );
+    assert_eq!(same.status, 200, "{}", same.body);
+    assert_eq!(server.get("/user/info", &[("cookie", &cookie)]).status, 401);
+}
+
+#[test]
+fn out_of_range_pages_and_long_id_lists_are_a_400() {
+    let server = with_ui_password();
+    let master = server.master_auth();
+    let huge = server.get("/user/list?page=18446744073709551615", &[("authorization", &master)]);
+    assert_eq!(huge.status, 400, "{}", huge.body);
+    assert!(huge.body.contains("out of range"), "{}", huge.body);
+    let cookie = admin_cookie(&server);
+    for path in ["/ui/users?page=18446744073709551615", "/ui/events?page=18446744073709551615"] {
+        let reply = server.get(path, &[("cookie", &cookie)]);
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+    }
+    let ids: Vec<String> = (0..40_000).map(|n| format!("u{n}")).collect();
+    let reply =
+        server.post_json("/user/delete", &json!({"user_ids": ids}), &[("authorization", &master)]);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("at most 1000"), "{}", reply.body);
+    let list = server.get(
+        &format!("/user/list?user_ids={}", ids[..2000].join(",")),
+        &[("authorization", &master)],
+    );
+    assert_eq!(list.status, 400, "{}", list.body);
+    assert_eq!(server.get("/health/liveliness", &[]).status, 200);
+}
+
+#[test]
+fn responses_carry_protective_headers_and_files_are_private() {
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { env: &[("SERVER_ROOT_PATH", "/litellm")], ..ServerOptions::default() },
+    );
+    let page = server.get("/litellm/ui/login", &[]);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(page.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+
+    let reply = server.get("/litellm/sso/key/generate", &[("x-forwarded-user", "hank")]);
+    assert_eq!(reply.status, 303);
+    let line = reply.set_cookie_line("token").unwrap();
+    assert!(line.contains("Path=/litellm;"), "the cookie's path follows SERVER_ROOT_PATH: {line}");
+    let key = key_of(&server, &reply.token_cookie().unwrap());
+    let info = server.get("/litellm/user/info", &[("authorization", &format!("Bearer {key}"))]);
+    assert_eq!(info.status, 200);
+    assert_eq!(info.header("cache-control"), Some("no-store"));
+
+    let ready = server.get("/litellm/health/readiness", &[]);
+    assert!(!ready.body.contains("custom_sso"), "{}", ready.body);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(server.dir().join("hookgate.db")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the SQLite file is private");
+    }
+}
+
+#[test]
+fn a_database_password_never_reaches_the_log() {
+    let Ok(admin) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "HOOKGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh"
+        );
+        return;
+    };
+    // A database that does not exist: the server stops at once, naming the URL it could not
+    // open — with the password (in the query string, or with an unescaped @) masked.
+    let (base, _) = admin.rsplit_once('/').expect("a database URL");
+    let base = base.split('?').next().unwrap();
+    let url = format!("{base}/hookgate_no_such_database?password=pg-Secret-in-query");
+    let scratch = Scratch::new();
+    let config = scratch.write("config.yaml", "");
+    let output = run_hookgate(
+        &["--config", &config.display().to_string(), "--port", "0"],
+        &[("DATABASE_URL", &url), ("LITELLM_MASTER_KEY", "sk-a-long-enough-random-key")],
+    );
+    assert!(!output.status.success());
+    let (stdout, stderr) = output_text(&output);
+    assert!(
+        !stdout.contains("pg-Secret-in-query") && !stderr.contains("pg-Secret-in-query"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("password=***"), "{stderr}");
+}
