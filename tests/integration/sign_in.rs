@@ -198,7 +198,7 @@ fn a_hook_that_refuses_gives_403_with_its_message_in_json_or_html() {
         assert!(reply.body.contains("the OAuth proxy sent no identity"), "{}", reply.body);
         assert!(reply.body.contains(reply.header("x-request-id").unwrap()));
         assert!(users(&server).is_empty());
-        assert_eq!(events(&server).iter().filter(|e| e.outcome == "refused").count(), 2);
+        assert_eq!(events(&server).iter().filter(|e| e.outcome == "refused").count(), 3);
     });
 }
 

@@ -913,6 +913,14 @@ async fn find_user<C: ConnectionTrait>(
     }
     for id in ids {
         if let Some(row) = store::user_by_id(conn, id).await? {
+            // Bound to this very identity: a concurrent first sign-in committed it between the
+            // binding lookup above and this one.
+            if let Some(binding) = binding
+                && row.sso_issuer.as_deref() == Some(binding.issuer.as_str())
+                && row.sso_user_id.as_deref() == Some(binding.subject.as_str())
+            {
+                return Ok(Some(row));
+            }
             if row.sso_issuer.is_some() {
                 tracing::warn!(user_id = %row.user_id, "sign-in refused: the account is bound to another identity");
                 return Err(bound_elsewhere(&row.user_id));
@@ -935,6 +943,12 @@ async fn find_user<C: ConnectionTrait>(
         && let Some(email) = &values.user_email
     {
         for row in store::users_by_email(conn, email).await? {
+            if let Some(binding) = binding
+                && row.sso_issuer.as_deref() == Some(binding.issuer.as_str())
+                && row.sso_user_id.as_deref() == Some(binding.subject.as_str())
+            {
+                return Ok(Some(row));
+            }
             if row.sso_issuer.is_some() || rules.reserved(&row.user_id) {
                 tracing::warn!(
                     user_id = %row.user_id,
