@@ -12,6 +12,7 @@ mod cli;
 mod connections;
 mod management;
 mod oidc;
+mod pipeline;
 mod plugin_loading;
 mod reliability;
 mod security;

@@ -273,11 +273,8 @@ fn weak_or_missing_master_keys_stop_the_server() {
 
 #[test]
 fn replicas_starting_together_on_one_postgres_database_all_come_up() {
-    let Some(Backend::Postgres(admin)) =
-        hookgate_tests::server::backends().into_iter().find(|b| b.name() == "postgres")
-    else {
-        return; // no PostgreSQL outside the test command (and under CI, backends() fails first)
-    };
+    // Fails without PostgreSQL unless the run opted out (HOOKGATE_TEST_SKIP_POSTGRES=1).
+    let Some(admin) = hookgate_tests::server::postgres_url() else { return };
     let name = format!("hookgate_replicas_{}", hookgate_tests::server::random_suffix());
     let create = format!("CREATE DATABASE {name}");
     hookgate_tests::server::block_on(async {

@@ -292,6 +292,18 @@ fn userinfo_failing_is_a_502() {
 }
 
 #[test]
+fn userinfo_about_another_subject_is_refused() {
+    let idp = FakeIdp::start();
+    idp.set(Behavior { userinfo_sub: Some("someone-else".into()), ..Behavior::default() });
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(reply.body.contains("userinfo is about another subject"), "{}", reply.body);
+    let rows = server.db(async |conn| user::Entity::find().all(conn).await.unwrap());
+    assert!(rows.is_empty());
+}
+
+#[test]
 fn an_unreachable_provider_is_a_502_not_a_crash() {
     let config = config("");
     let server = TestServer::start_with(

@@ -379,6 +379,17 @@ fn the_first_plugin_dir_that_has_the_library_wins_and_libraries_are_cached() {
         )
         .unwrap();
     assert!(std::ptr::eq(first.hook, second.hook));
+    // Another hook of the same file: still one library opened (and leaked), not one per hook.
+    let other = "fixture_misbehaving.failing_sign_in".parse().unwrap();
+    loader
+        .resolve::<plugin_api::abi::SignInHook>(
+            "k",
+            &other,
+            &[build_dir()],
+            PermissionPolicy::Strict,
+        )
+        .unwrap();
+    assert_eq!(loader.libraries_opened(), 1);
 }
 
 /// `custom_sso` copied into `plugins/` of `scratch` with folder mode `dir_mode` and file mode

@@ -50,6 +50,8 @@ pub struct Behavior {
     pub alg_none: bool,
     /// Answer userinfo with this status instead of the claims.
     pub userinfo_status: Option<u16>,
+    /// Answer userinfo about this subject instead of the ID token's.
+    pub userinfo_sub: Option<String>,
     /// Refuse code exchanges without PKCE.
     pub require_pkce: bool,
 }
@@ -76,6 +78,7 @@ impl Default for Behavior {
             wrong_key: false,
             alg_none: false,
             userinfo_status: None,
+            userinfo_sub: None,
             require_pkce: true,
         }
     }
@@ -359,7 +362,12 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match token.and_then(|token| shared.tokens.lock().unwrap().get(token).cloned()) {
-        Some(claims) => Json(claims).into_response(),
+        Some(mut claims) => {
+            if let Some(sub) = behavior.userinfo_sub {
+                claims["sub"] = json!(sub);
+            }
+            Json(claims).into_response()
+        }
         None => (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response(),
     }
 }

@@ -30,19 +30,33 @@ impl Backend {
     }
 }
 
-/// The backends the suite runs against: SQLite always; PostgreSQL when the test command
-/// started one (`HOOKGATE_TEST_POSTGRES_URL`). Under CI a missing PostgreSQL is an error, not a
-/// skip.
+/// The backends the suite runs against: SQLite, and the PostgreSQL the test command started
+/// (`HOOKGATE_TEST_POSTGRES_URL`). A missing PostgreSQL fails the test, unless the run opts out
+/// with `HOOKGATE_TEST_SKIP_POSTGRES=1` (then the PostgreSQL half is skipped, saying so).
 pub fn backends() -> Vec<Backend> {
     let mut backends = vec![Backend::Sqlite];
-    match std::env::var("HOOKGATE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => backends.push(Backend::Postgres(url)),
-        _ => assert!(
-            std::env::var_os("CI").is_none(),
-            "HOOKGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL"
-        ),
+    if let Some(url) = postgres_url() {
+        backends.push(Backend::Postgres(url));
     }
     backends
+}
+
+/// The test PostgreSQL's admin URL; `None` only when the run opted out of PostgreSQL.
+///
+/// # Panics
+/// When PostgreSQL is missing and the run did not opt out.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("HOOKGATE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("HOOKGATE_TEST_SKIP_POSTGRES").as_deref() == Ok("1") => {
+            eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_SKIP_POSTGRES=1)");
+            None
+        }
+        _ => panic!(
+            "HOOKGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which \
+             starts PostgreSQL, or set HOOKGATE_TEST_SKIP_POSTGRES=1 to run without it"
+        ),
+    }
 }
 
 /// Runs `test` once per backend, naming the backend when it fails.

@@ -86,7 +86,10 @@ impl Db {
             .sqlx_logging(false)
             // When the database is down, sign-ins should fail fast (503), not queue for long.
             .connect_timeout(Duration::from_secs(3))
-            .acquire_timeout(Duration::from_secs(3));
+            .acquire_timeout(Duration::from_secs(3))
+            // No `SELECT 1` round trip on every checkout: a dead connection fails its statement,
+            // which the caller reports (503), and the pool replaces it.
+            .test_before_acquire(false);
         let write_lock = match kind {
             DatabaseKind::Sqlite(path) => {
                 create_private(&path).map_err(|error| {

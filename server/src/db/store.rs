@@ -506,3 +506,215 @@ pub async fn events_page<C: ConnectionTrait>(
         .await?;
     Ok((events, total))
 }
+
+// ---------------------------------------------------------------------------------------------
+// The sign-in's read and write
+
+use crate::signin::{
+    Binding,
+    rules::{Account, Changes, Keys, NewAccount, Plan, Snapshot, UserWrite},
+};
+
+fn account_of(row: user::Model) -> Account {
+    let binding = match (row.sso_issuer, row.sso_user_id) {
+        (Some(issuer), Some(subject)) => Some(Binding { issuer, subject }),
+        _ => None,
+    };
+    Account {
+        models: list_of(&row.models),
+        user_id: row.user_id,
+        user_email: row.user_email,
+        user_alias: row.user_alias,
+        user_role: row.user_role.as_deref().and_then(|role| role.parse().ok()),
+        binding,
+        max_budget: row.max_budget,
+        spend: row.spend,
+        budget_duration: row.budget_duration.as_deref().and_then(|d| d.parse().ok()),
+        budget_reset_at: row.budget_reset_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn row_of(new: &NewAccount) -> user::ActiveModel {
+    let account = &new.account;
+    let (sso_issuer, sso_user_id) = account.binding.clone().map(|b| (b.issuer, b.subject)).unzip();
+    user::ActiveModel {
+        user_id: Set(account.user_id.clone()),
+        user_email: Set(account.user_email.clone()),
+        user_alias: Set(account.user_alias.clone()),
+        user_role: Set(account.user_role.map(|role| role.as_str().to_owned())),
+        sso_user_id: Set(sso_user_id),
+        sso_issuer: Set(sso_issuer),
+        models: Set(json_list(&account.models)),
+        max_budget: Set(account.max_budget),
+        spend: Set(account.spend),
+        budget_duration: Set(account.budget_duration.map(|d| d.to_string())),
+        budget_reset_at: Set(account.budget_reset_at),
+        metadata: Set(new.metadata.clone()),
+        created_at: Set(account.created_at),
+        updated_at: Set(account.updated_at),
+    }
+}
+
+/// What one sign-in's decision needs, in at most three statements: the accounts its keys name
+/// (by id, binding or email), their memberships, and which of the named teams exist.
+pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
+    use sea_orm::Condition;
+    let mut condition =
+        Condition::any().add(user::Column::UserId.is_in(keys.user_ids.iter().cloned()));
+    if let Some(binding) = &keys.binding {
+        condition = condition.add(
+            Condition::all()
+                .add(user::Column::SsoIssuer.eq(binding.issuer.as_str()))
+                .add(user::Column::SsoUserId.eq(binding.subject.as_str())),
+        );
+    }
+    if let Some(email) = &keys.email {
+        condition = condition.add(user::Column::UserEmail.eq(email.to_lowercase()));
+    }
+    let accounts: Vec<Account> = user::Entity::find()
+        .filter(condition)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(account_of)
+        .collect();
+    let mut members: Vec<String> = accounts.iter().map(|a| a.user_id.clone()).collect();
+    members.extend(keys.members.iter().cloned());
+    members.extend(keys.user_ids.iter().cloned());
+    members.sort();
+    members.dedup();
+    let memberships = team_member::Entity::find()
+        .filter(team_member::Column::UserId.is_in(members))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| (m.team_id, m.user_id))
+        .collect();
+    let teams = existing_teams(conn, &keys.teams).await?;
+    Ok(Snapshot { accounts, memberships, teams })
+}
+
+/// Whether a plan was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Written and committed.
+    Done,
+    /// The account changed since the snapshot (created, or updated, by someone else): nothing
+    /// was written; decide again.
+    Stale,
+}
+
+/// Applies a sign-in's plan, its session and its "allowed" event in one write transaction.
+pub(crate) async fn apply(
+    db: &super::Db,
+    plan: &Plan,
+    session: session::ActiveModel,
+    event: sign_in_event::ActiveModel,
+    now: DateTime<Utc>,
+) -> Result<Applied, DbErr> {
+    let txn = db.write().await?;
+    let conn = txn.conn();
+    if !plan.hook_users.is_empty() {
+        user::Entity::insert_many(plan.hook_users.iter().map(row_of))
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .try_insert()
+            .exec_without_returning(conn)
+            .await?;
+    }
+    if !plan.member_users.is_empty() {
+        let rows = plan.member_users.iter().map(|user_id| {
+            new_user_row(
+                user_id.clone(),
+                None,
+                None,
+                plugin_api::UserRole::InternalUser,
+                &[],
+                None,
+                None,
+                None,
+                serde_json::json!({"created_by": "custom_sso"}),
+                now,
+            )
+        });
+        user::Entity::insert_many(rows)
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .try_insert()
+            .exec_without_returning(conn)
+            .await?;
+    }
+    match &plan.user {
+        UserWrite::Insert(new) => {
+            if !insert_user_if_absent(conn, row_of(new)).await? {
+                return Ok(Applied::Stale);
+            }
+        }
+        UserWrite::Update { read_at, changes } => {
+            if !update_if_unchanged(conn, &plan.account.user_id, *read_at, changes, now).await? {
+                return Ok(Applied::Stale);
+            }
+        }
+        UserWrite::Unchanged => {}
+    }
+    if !plan.memberships.is_empty() {
+        let rows = plan.memberships.iter().map(|m| team_member::ActiveModel {
+            team_id: Set(m.team_id.clone()),
+            user_id: Set(m.user_id.clone()),
+            role: Set(m.role.as_str().to_owned()),
+            created_at: Set(now),
+        });
+        team_member::Entity::insert_many(rows)
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .try_insert()
+            .exec_without_returning(conn)
+            .await?;
+    }
+    insert_session(conn, session).await?;
+    insert_event(conn, event).await?;
+    txn.commit().await?;
+    Ok(Applied::Done)
+}
+
+/// Applies `changes` to a user if its `updated_at` is still `read_at`; returns whether it was.
+async fn update_if_unchanged<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    read_at: DateTime<Utc>,
+    changes: &Changes,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::UserId.eq(user_id))
+        .filter(user::Column::UpdatedAt.eq(read_at));
+    if let Some(email) = &changes.user_email {
+        update = update.col_expr(user::Column::UserEmail, Expr::value(email.clone()));
+    }
+    if let Some(alias) = &changes.user_alias {
+        update = update.col_expr(user::Column::UserAlias, Expr::value(alias.clone()));
+    }
+    if let Some(binding) = &changes.binding {
+        update = update
+            .col_expr(user::Column::SsoIssuer, Expr::value(binding.issuer.clone()))
+            .col_expr(user::Column::SsoUserId, Expr::value(binding.subject.clone()));
+    }
+    if let Some(role) = changes.user_role {
+        update = update.col_expr(user::Column::UserRole, Expr::value(role.as_str()));
+    }
+    if let Some(budget) = changes.max_budget {
+        update = update.col_expr(user::Column::MaxBudget, Expr::value(budget));
+    }
+    if let Some(duration) = changes.budget_duration {
+        update = update
+            .col_expr(user::Column::BudgetDuration, Expr::value(duration.map(|d| d.to_string())));
+    }
+    if let Some(reset_at) = changes.budget_reset_at {
+        update = update.col_expr(user::Column::BudgetResetAt, Expr::value(reset_at));
+    }
+    if let Some(spend) = changes.spend {
+        update = update.col_expr(user::Column::Spend, Expr::value(spend));
+    }
+    Ok(update.exec(conn).await?.rows_affected > 0)
+}

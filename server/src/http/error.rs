@@ -92,9 +92,9 @@ impl From<SignInError> for ApiError {
         let status = match &error {
             SignInError::BadRequest(_) => StatusCode::BAD_REQUEST,
             SignInError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            SignInError::Refused { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
-            }
+            SignInError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            SignInError::Forbidden(_) => StatusCode::FORBIDDEN,
+            SignInError::Conflict(_) => StatusCode::CONFLICT,
             SignInError::HookRefused { .. } => StatusCode::FORBIDDEN,
             SignInError::HookPanicked { .. } | SignInError::InvalidHookOutput(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

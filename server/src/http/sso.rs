@@ -275,7 +275,7 @@ pub(super) async fn callback(
 fn oidc_error(error: OidcError) -> SignInError {
     match error {
         OidcError::BadCallback(message) => SignInError::BadRequest(message),
-        OidcError::Refused(message) => SignInError::Refused { status: 401, message },
+        OidcError::Refused(message) => SignInError::Unauthenticated(message),
         OidcError::Upstream(message) => SignInError::Upstream(message),
     }
 }

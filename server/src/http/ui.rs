@@ -406,10 +406,8 @@ pub(super) async fn password_login(
         Attempt { method: LoginMethod::Password, peer: ip, request_id: ctx.request_id.clone() };
     if !(user_ok && password_ok) {
         state.login_limiter().failed(ip, &form.username);
-        let error = crate::signin::SignInError::Refused {
-            status: 401,
-            message: "invalid username or password".into(),
-        };
+        let error =
+            crate::signin::SignInError::Unauthenticated("invalid username or password".into());
         state.signin().record_refusal(&attempt, &error).await;
         return Err(refuse(StatusCode::UNAUTHORIZED, "Invalid username or password."));
     }

@@ -222,6 +222,8 @@ pub struct Resolved<H: 'static> {
 #[derive(Default)]
 pub struct PluginLoader {
     libraries: Mutex<HashMap<PathBuf, &'static Library>>,
+    /// How many times a library was actually opened (each is leaked, never unloaded).
+    opened: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for PluginLoader {
@@ -231,6 +233,12 @@ impl fmt::Debug for PluginLoader {
 }
 
 impl PluginLoader {
+    /// How many libraries this loader opened: one per file, however many hooks it resolves
+    /// from it.
+    pub fn libraries_opened(&self) -> usize {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A loader with nothing loaded yet.
     pub fn new() -> Self {
         Self::default()
@@ -315,6 +323,7 @@ impl PluginLoader {
         // SAFETY: loading a library runs its initialisers. Plugins are trusted code (see
         // SECURITY.md); they are loaded only by absolute path from the configured folders.
         let library = unsafe { Library::new(path) }.map_err(|error| dlopen_reason(&error, path))?;
+        self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Never unloaded: hooks and descriptors are `&'static` into it.
         let library: &'static Library = Box::leak(Box::new(library));
         libraries.insert(path.to_owned(), library);

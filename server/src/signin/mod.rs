@@ -8,24 +8,25 @@
 
 mod host;
 mod refusals;
+pub(crate) mod rules;
 mod runner;
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
-use plugin_api::{HookErrorKind, OpenId, SsoUserDefinedValues, TeamRole, UserRole};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, IntoActiveModel};
+use plugin_api::{HookErrorKind, OpenId, SsoUserDefinedValues, UserRole};
+use sea_orm::{ActiveValue::Set, DbErr, IntoActiveModel};
 use tokio::runtime::Handle;
 
-use self::host::{SignInHost, Staged};
+use self::host::SignInHost;
 pub use self::runner::{HookRunner, RunError};
 use crate::{
     budget::BudgetDuration,
-    config::{Config, UiAccessModeSetting},
+    config::Config,
     db::{
         Db,
-        entity::{session, sign_in_event, user},
+        entity::{session, sign_in_event},
         store,
     },
     plugins::{InvalidHeader, Plugins, RequestLine, header_pairs},
@@ -105,8 +106,8 @@ const RESERVED_USER_IDS: &[&str] = &["default_user_id"];
 /// A completed sign-in.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
-    /// The user as stored.
-    pub user: user::Model,
+    /// The user's id.
+    pub user_id: String,
     /// The session's role.
     pub role: UserRole,
     /// The session key (`sk-…`); only its hash is stored.
@@ -115,6 +116,23 @@ pub struct SignedIn {
     pub token: String,
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
+}
+
+/// How often a sign-in decides again when its snapshot went stale before the write.
+const MAX_PLAN_ATTEMPTS: usize = 4;
+
+/// A minted session: the key, the signed cookie, the row to store.
+struct Minted {
+    key: String,
+    token: String,
+    expires_at: DateTime<Utc>,
+    session: session::ActiveModel,
+}
+
+impl Minted {
+    fn signed_in(self, user_id: String, role: UserRole) -> SignedIn {
+        SignedIn { user_id, role, key: self.key, token: self.token, expires_at: self.expires_at }
+    }
 }
 
 /// Why a sign-in did not complete. Each says what the user sees.
@@ -126,14 +144,16 @@ pub enum SignInError {
     /// A header value is too long (431).
     #[error("{0}")]
     HeadersTooLarge(String),
-    /// The sign-in was refused by a rule (status 403, or 401 when there is no identity).
-    #[error("{message}")]
-    Refused {
-        /// 401 or 403.
-        status: u16,
-        /// Why.
-        message: String,
-    },
+    /// Who is signing in could not be established (no identity, a refused provider login).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A rule refuses this identity (untrusted peer, email domain, access mode, an account
+    /// bound to another identity).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The account the sign-in needs is taken in a way it cannot resolve.
+    #[error("{0}")]
+    Conflict(String),
     /// A hook refused or failed with a message for the user.
     #[error("{message}")]
     HookRefused {
@@ -176,7 +196,9 @@ impl SignInError {
         match self {
             SignInError::BadRequest(_)
             | SignInError::HeadersTooLarge(_)
-            | SignInError::Refused { .. }
+            | SignInError::Unauthenticated(_)
+            | SignInError::Forbidden(_)
+            | SignInError::Conflict(_)
             | SignInError::HookRefused { .. } => "refused",
             _ => "failed",
         }
@@ -216,15 +238,15 @@ impl std::fmt::Debug for SignInService {
 
 /// The values a sign-in applies, checked.
 #[derive(Debug, Clone)]
-struct Values {
-    models: Vec<String>,
-    user_id: String,
-    user_email: Option<String>,
-    user_role: Option<UserRole>,
-    max_budget: Option<f64>,
-    budget_duration: Option<BudgetDuration>,
+pub(crate) struct Values {
+    pub(crate) models: Vec<String>,
+    pub(crate) user_id: String,
+    pub(crate) user_email: Option<String>,
+    pub(crate) user_role: Option<UserRole>,
+    pub(crate) max_budget: Option<f64>,
+    pub(crate) budget_duration: Option<BudgetDuration>,
     /// Whether a `custom_sso` hook chose these (its budget applies at every sign-in).
-    from_hook: bool,
+    pub(crate) from_hook: bool,
 }
 
 impl SignInService {
@@ -311,13 +333,10 @@ impl SignInService {
         };
         let peer = attempt.peer.to_canonical();
         if !self.config.trusted_proxy_ranges.iter().any(|range| range.contains(&peer)) {
-            return Err(SignInError::Refused {
-                status: 403,
-                message: format!(
-                    "header sign-in is only accepted from the OAuth proxy: {peer} is not in \
+            return Err(SignInError::Forbidden(format!(
+                "header sign-in is only accepted from the OAuth proxy: {peer} is not in \
                      general_settings.trusted_proxy_ranges"
-                ),
-            });
+            )));
         }
         if let Some((name, len)) = oversized_header(&headers) {
             return Err(SignInError::HeadersTooLarge(format!(
@@ -417,25 +436,21 @@ impl SignInService {
         }
         if !config.allowed_email_domains.is_empty() {
             if openid.email.is_some() && !proof.email_verified {
-                return Err(no_user(SignInError::Refused {
-                    status: 403,
-                    message: "the identity provider has not verified this email address, and \
+                return Err(no_user(SignInError::Forbidden(
+                    "the identity provider has not verified this email address, and \
                               ALLOWED_EMAIL_DOMAINS admits verified addresses only"
                         .into(),
-                }));
+                )));
             }
             let domain =
                 openid.email.as_deref().and_then(|email| email.rsplit_once('@')).map(|(_, d)| d);
             if !domain
                 .is_some_and(|domain| config.allowed_email_domains.iter().any(|d| d == domain))
             {
-                return Err(no_user(SignInError::Refused {
-                    status: 403,
-                    message: format!(
-                        "the email domain {} is not allowed to sign in (ALLOWED_EMAIL_DOMAINS)",
-                        domain.unwrap_or("(none)")
-                    ),
-                }));
+                return Err(no_user(SignInError::Forbidden(format!(
+                    "the email domain {} is not allowed to sign in (ALLOWED_EMAIL_DOMAINS)",
+                    domain.unwrap_or("(none)")
+                ))));
             }
         }
         let idp_id = openid.id.clone().map(|id| id.trim().to_owned()).filter(|id| !id.is_empty());
@@ -483,10 +498,9 @@ impl SignInService {
             }
             None => {
                 let Some(user_id) = parsed_user_id else {
-                    return Err(no_user(SignInError::Refused {
-                        status: 401,
-                        message: "sign-in failed: the identity has no user id and no email".into(),
-                    }));
+                    return Err(no_user(SignInError::Unauthenticated(
+                        "sign-in failed: the identity has no user id and no email".into(),
+                    )));
                 };
                 if user_id.len() > 255 || user_id.chars().any(char::is_control) {
                     return Err(no_user(SignInError::InvalidHookOutput(format!(
@@ -511,265 +525,85 @@ impl SignInService {
             }
         };
         let who = Some(values.user_id.clone());
-
-        if let UiAccessModeSetting::RestrictedSsoGroup { group } = &config.ui_access_mode
-            && !openid.team_ids.contains(group)
-        {
-            return Err((
-                who,
-                SignInError::Refused {
-                    status: 403,
-                    message: format!("the user is not in the restricted SSO group {group:?}"),
-                },
-            ));
-        }
-
-        if RESERVED_USER_IDS.contains(&values.user_id.as_str()) {
-            return Err((
-                None,
-                SignInError::Refused {
-                    status: 403,
-                    message: format!(
-                        "the user id {:?} is reserved for the password login and cannot be \
-                         reached through single sign-on",
-                        values.user_id
-                    ),
-                },
-            ));
-        }
-
-        match self.write_sign_in(attempt, &openid, idp_id.as_deref(), &proof, &values, staged).await
-        {
+        let input = rules::Input {
+            openid: &openid,
+            proof: &proof,
+            idp_id: idp_id.as_deref(),
+            values: &values,
+            staged: &staged,
+        };
+        match self.write_sign_in(attempt, &input).await {
             Ok(signed_in) => Ok(signed_in),
             Err(error) => Err((who, error)),
         }
     }
 
+    /// Reads what the decision needs, decides ([`rules::decide`]), and applies the plan with the
+    /// session and the "allowed" event in one transaction. A plan made from a snapshot another
+    /// sign-in changed in the meantime is refused by the write and made again.
     async fn write_sign_in(
         &self,
         attempt: &Attempt,
-        openid: &OpenId,
-        idp_id: Option<&str>,
-        proof: &Proof,
-        values: &Values,
-        staged: Vec<Staged>,
+        input: &rules::Input<'_>,
     ) -> Result<SignedIn, SignInError> {
-        let config = &self.config;
-        let now = store::now();
-        let txn = self.db.write().await?;
-        let conn = txn.conn();
-
-        // The hook's own new users first: the signing-in user may be one of them.
-        for write in &staged {
-            if let Staged::NewUser(new) = write {
-                let row = store::new_user_row(
-                    new.user_id.clone().unwrap_or_default(),
-                    new.user_email.clone(),
-                    new.user_alias.clone(),
-                    new.user_role.unwrap_or(UserRole::InternalUserViewer),
-                    &new.models,
-                    new.max_budget,
-                    new.budget_duration.as_deref().and_then(|d| d.parse().ok()),
-                    None,
-                    serde_json::json!({"created_by": "custom_sso"}),
-                    now,
-                );
-                store::insert_user_if_absent(conn, row).await?;
-            }
-        }
-
-        let rules = MatchRules {
-            proxy_admin_id: config.proxy_admin_id.as_deref(),
-            link_by_email: config.link_sso_accounts_by_email
-                && proof.email_verified
-                && values.user_email.is_some()
-                && values.user_email == openid.email,
-        };
-        let existing = find_user(conn, values, idp_id, proof.binding.as_ref(), &rules).await?;
-        let is_new = existing.is_none();
-        let mut row = match existing {
-            Some(row) => row,
-            None => {
-                let role = values
-                    .user_role
-                    .or(config.default_internal_user_params.user_role)
-                    .unwrap_or(UserRole::InternalUserViewer);
-                let mut max_budget =
-                    values.max_budget.or(config.default_internal_user_params.max_budget);
-                let mut duration =
-                    values.budget_duration.or(config.default_internal_user_params.budget_duration);
-                if role == UserRole::InternalUser {
-                    max_budget = max_budget.or(config.max_internal_user_budget);
-                    duration = duration.or(config.internal_user_budget_duration);
+        let keys = rules::keys(input, &self.config);
+        for _ in 0..MAX_PLAN_ATTEMPTS {
+            let now = store::now();
+            let snapshot = store::snapshot(self.db.conn(), &keys).await?;
+            let plan = rules::decide(input, &snapshot, &self.config, now)?;
+            let account = &plan.account;
+            let minted = self.mint(
+                attempt,
+                &account.user_id,
+                account.user_email.clone(),
+                plan.role,
+                &plan.models,
+                now,
+            );
+            let event = event_row(attempt, Some(account.user_id.clone()), "allowed", None);
+            match store::apply(&self.db, &plan, minted.session.clone(), event, now).await? {
+                store::Applied::Done => {
+                    tracing::info!(user_id = %account.user_id, role = %plan.role, new_user = plan.is_new, method = attempt.method.as_str(), "signed in");
+                    return Ok(minted.signed_in(account.user_id.clone(), plan.role));
                 }
-                let new = store::new_user_row(
-                    values.user_id.clone(),
-                    values.user_email.clone(),
-                    alias_of(openid),
-                    role,
-                    &values.models,
-                    max_budget,
-                    duration,
-                    proof.binding.clone().map(|b| (b.issuer, b.subject)),
-                    serde_json::json!({"auth_provider": openid.provider.as_deref().map(|p| shorten(p, 64))}),
-                    now,
-                );
-                store::insert_user_if_absent(conn, new).await?;
-                // Another replica may have created the same user a moment ago; either way the
-                // row is there now.
-                find_user(conn, values, idp_id, proof.binding.as_ref(), &rules).await?.ok_or_else(|| {
-                    SignInError::Refused {
-                        status: 409,
-                        message: format!(
-                            "cannot create user {:?}: the id or identity-provider id is taken by another user",
-                            values.user_id
-                        ),
-                    }
-                })?
-            }
-        };
-
-        // Role: the hook's or identity provider's, else the stored one, else the default;
-        // PROXY_ADMIN_ID always wins.
-        let stored_role = row.user_role.as_deref().and_then(|role| role.parse::<UserRole>().ok());
-        let mut role = values.user_role.or(stored_role).unwrap_or(UserRole::InternalUserViewer);
-        if config.proxy_admin_id.as_deref() == Some(row.user_id.as_str()) {
-            role = UserRole::ProxyAdmin;
-        }
-        if config.ui_access_mode == UiAccessModeSetting::AdminOnly && !role.is_admin() {
-            // Nothing is written: the transaction is dropped (rolled back).
-            return Err(SignInError::Refused {
-                status: 403,
-                message: format!(
-                    "only proxy admins may sign in (ui_access_mode: admin_only); this user's role is {role}"
-                ),
-            });
-        }
-
-        // Update the row: email, alias when empty, IdP binding, role, the hook's budget.
-        let mut changes = row.clone().into_active_model();
-        if let Some(email) = &values.user_email
-            && row.user_email.as_deref() != Some(email)
-        {
-            changes.user_email = Set(Some(email.clone()));
-        }
-        if row.user_alias.as_deref().is_none_or(str::is_empty)
-            && let Some(alias) = alias_of(openid)
-        {
-            changes.user_alias = Set(Some(alias));
-        }
-        // Bind the account to this identity (an unbound account that matched by id or by a
-        // verified email; rows from before bindings are unbound).
-        if row.sso_issuer.is_none()
-            && let Some(binding) = &proof.binding
-        {
-            changes.sso_issuer = Set(Some(binding.issuer.clone()));
-            changes.sso_user_id = Set(Some(binding.subject.clone()));
-        }
-        if stored_role != Some(role) && (values.user_role.is_some() || role == UserRole::ProxyAdmin)
-        {
-            changes.user_role = Set(Some(role.as_str().to_owned()));
-        }
-        if values.from_hook && !is_new {
-            if row.max_budget != values.max_budget {
-                changes.max_budget = Set(values.max_budget);
-            }
-            let duration = values.budget_duration.map(|d| d.to_string());
-            if row.budget_duration != duration {
-                changes.budget_duration = Set(duration);
-                changes.budget_reset_at = Set(values.budget_duration.map(|d| d.next_reset(now)));
-            }
-        }
-        // A budget period that has ended resets the spend (LiteLLM does this in a background job).
-        if let (Some(reset_at), Some(duration)) =
-            (row.budget_reset_at, row.budget_duration.as_deref())
-            && reset_at <= now
-            && let Ok(duration) = duration.parse::<BudgetDuration>()
-        {
-            changes.spend = Set(0.0);
-            changes.budget_reset_at = Set(Some(duration.next_reset(now)));
-        }
-        if changes.is_changed() {
-            changes.updated_at = Set(now);
-            row = store::update_user(conn, changes).await?;
-        }
-
-        // Teams: the hook's memberships, the defaults for new users, and the identity
-        // provider's groups that name existing teams (LiteLLM's additive team sync).
-        let mut joined: Vec<&str> = Vec::new();
-        for write in &staged {
-            if let Staged::Member { team_id, user_id, role } = write {
-                if *user_id == row.user_id {
-                    joined.push(team_id);
-                } else {
-                    store::ensure_member_user(conn, user_id, "custom_sso").await?;
+                store::Applied::Stale => {
+                    tracing::debug!(user_id = %account.user_id, "the account changed during the sign-in; deciding again");
                 }
-                store::upsert_member(conn, team_id, user_id, role.as_str()).await?;
             }
         }
-        if is_new {
-            let defaults = &config.default_internal_user_params.teams;
-            let ids: Vec<String> = defaults.iter().map(|(id, _)| id.clone()).collect();
-            for team_id in store::existing_teams(conn, &ids).await? {
-                let role = defaults
-                    .iter()
-                    .find(|(id, _)| *id == team_id)
-                    .map_or(TeamRole::User, |(_, r)| *r);
-                store::add_member_if_absent(conn, &team_id, &row.user_id, role.as_str()).await?;
-            }
-        }
-        for team_id in store::existing_teams(conn, &openid.team_ids).await? {
-            store::add_member_if_absent(conn, &team_id, &row.user_id, TeamRole::User.as_str())
-                .await?;
-        }
-
-        // The session.
-        let stored_models = store::list_of(&row.models);
-        let models = if stored_models.is_empty() { values.models.clone() } else { stored_models };
-        let (key, token, expires_at) =
-            self.issue_session(conn, attempt, &row, role, &models, now).await?;
-        txn.commit().await?;
-        tracing::info!(user_id = %row.user_id, role = %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
-        Ok(SignedIn { user: row, role, key, token, expires_at })
+        Err(SignInError::Conflict("the account kept changing during the sign-in; try again".into()))
     }
 
-    /// Mints a session key for `row` (only its hash is stored), records the allowed event, and
-    /// signs the `token` cookie. Runs inside the caller's transaction.
-    async fn issue_session<C: ConnectionTrait>(
+    /// Mints a session key (only its hash is stored) and signs the `token` cookie.
+    fn mint(
         &self,
-        conn: &C,
         attempt: &Attempt,
-        row: &user::Model,
+        user_id: &str,
+        user_email: Option<String>,
         role: UserRole,
         models: &[String],
         now: DateTime<Utc>,
-    ) -> Result<(String, String, DateTime<Utc>), DbErr> {
+    ) -> Minted {
         let config = &self.config;
         let key = new_session_key();
         let expires_at = now
             + chrono::Duration::from_std(config.session_duration)
                 .unwrap_or(chrono::Duration::days(1));
-        store::insert_session(
-            conn,
-            session::ActiveModel {
-                token_hash: Set(hash_key(&key)),
-                user_id: Set(row.user_id.clone()),
-                user_role: Set(role.as_str().to_owned()),
-                login_method: Set(attempt.method.claim().to_owned()),
-                models: Set(store::json_list(models)),
-                max_budget: Set(config.max_ui_session_budget),
-                created_at: Set(now),
-                expires_at: Set(expires_at),
-                revoked_at: Set(None),
-            },
-        )
-        .await?;
-        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
-            .await?;
+        let session = session::ActiveModel {
+            token_hash: Set(hash_key(&key)),
+            user_id: Set(user_id.to_owned()),
+            user_role: Set(role.as_str().to_owned()),
+            login_method: Set(attempt.method.claim().to_owned()),
+            models: Set(store::json_list(models)),
+            max_budget: Set(config.max_ui_session_budget),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+            revoked_at: Set(None),
+        };
         let token = self.signer.sign(&UiTokenClaims {
-            user_id: row.user_id.clone(),
+            user_id: user_id.to_owned(),
             key: key.clone(),
-            user_email: row.user_email.clone(),
+            user_email,
             user_role: role.as_str().to_owned(),
             login_method: attempt.method.claim().to_owned(),
             premium_user: false,
@@ -780,7 +614,7 @@ impl SignInService {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         });
-        Ok((key, token, expires_at))
+        Minted { key, token, expires_at, session }
     }
 
     /// `UI_USERNAME`/`UI_PASSWORD` sign-in (already checked by the caller): a proxy_admin
@@ -822,11 +656,20 @@ impl SignInService {
             row = store::update_user(conn, changes).await?;
         }
         let models = store::list_of(&row.models);
-        let (key, token, expires_at) =
-            self.issue_session(conn, attempt, &row, UserRole::ProxyAdmin, &models, now).await?;
+        let minted = self.mint(
+            attempt,
+            &row.user_id,
+            row.user_email.clone(),
+            UserRole::ProxyAdmin,
+            &models,
+            now,
+        );
+        store::insert_session(conn, minted.session.clone()).await?;
+        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
+            .await?;
         txn.commit().await?;
         tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
-        Ok(SignedIn { user: row, role: UserRole::ProxyAdmin, key, token, expires_at })
+        Ok(minted.signed_in(row.user_id, UserRole::ProxyAdmin))
     }
 }
 
@@ -860,106 +703,6 @@ fn shown(text: &str) -> String {
             text.chars().count()
         )
     }
-}
-
-/// What [`find_user`] may match on besides a binding.
-struct MatchRules<'a> {
-    /// `PROXY_ADMIN_ID`: reached only through its own binding.
-    proxy_admin_id: Option<&'a str>,
-    /// Whether an unbound account may be taken by a verified email.
-    link_by_email: bool,
-}
-
-impl MatchRules<'_> {
-    fn reserved(&self, user_id: &str) -> bool {
-        RESERVED_USER_IDS.contains(&user_id) || self.proxy_admin_id == Some(user_id)
-    }
-}
-
-fn bound_elsewhere(user_id: &str) -> SignInError {
-    SignInError::Refused {
-        status: 403,
-        message: format!(
-            "the account {user_id:?} belongs to another sign-in identity; an administrator can \
-             delete or rename it if this is a mistake"
-        ),
-    }
-}
-
-/// Finds the signing-in user's account:
-/// 1. the account bound to this identity (issuer, subject);
-/// 2. else the account with the chosen user id (or the identity's own id): taken only if it is
-///    bound to nothing and is not reserved (`default_user_id`, `PROXY_ADMIN_ID`); an account
-///    bound to another identity refuses the sign-in;
-/// 3. else, when allowed, the oldest unbound, unreserved account with the identity's verified
-///    email (never an account bound to another identity: LiteLLM #36942, CVE-2023-3128).
-async fn find_user<C: ConnectionTrait>(
-    conn: &C,
-    values: &Values,
-    idp_id: Option<&str>,
-    binding: Option<&Binding>,
-    rules: &MatchRules<'_>,
-) -> Result<Option<user::Model>, SignInError> {
-    if let Some(binding) = binding
-        && let Some(row) = store::user_by_binding(conn, &binding.issuer, &binding.subject).await?
-    {
-        return Ok(Some(row));
-    }
-    let mut ids = vec![values.user_id.as_str()];
-    if let Some(idp_id) = idp_id
-        && idp_id != values.user_id
-    {
-        ids.push(idp_id);
-    }
-    for id in ids {
-        if let Some(row) = store::user_by_id(conn, id).await? {
-            // Bound to this very identity: a concurrent first sign-in committed it between the
-            // binding lookup above and this one.
-            if let Some(binding) = binding
-                && row.sso_issuer.as_deref() == Some(binding.issuer.as_str())
-                && row.sso_user_id.as_deref() == Some(binding.subject.as_str())
-            {
-                return Ok(Some(row));
-            }
-            if row.sso_issuer.is_some() {
-                tracing::warn!(user_id = %row.user_id, "sign-in refused: the account is bound to another identity");
-                return Err(bound_elsewhere(&row.user_id));
-            }
-            if rules.reserved(&row.user_id) {
-                return Err(SignInError::Refused {
-                    status: 403,
-                    message: format!(
-                        "the account {:?} is the administrator account (PROXY_ADMIN_ID or the \
-                         password login's) and is not bound to this identity; it can be reached \
-                         through single sign-on only by the identity that created it",
-                        row.user_id
-                    ),
-                });
-            }
-            return Ok(Some(row));
-        }
-    }
-    if rules.link_by_email
-        && let Some(email) = &values.user_email
-    {
-        for row in store::users_by_email(conn, email).await? {
-            if let Some(binding) = binding
-                && row.sso_issuer.as_deref() == Some(binding.issuer.as_str())
-                && row.sso_user_id.as_deref() == Some(binding.subject.as_str())
-            {
-                return Ok(Some(row));
-            }
-            if row.sso_issuer.is_some() || rules.reserved(&row.user_id) {
-                tracing::warn!(
-                    user_id = %row.user_id,
-                    "an account with this email is bound to another identity or reserved; not taking it over"
-                );
-                continue;
-            }
-            return Ok(Some(row));
-        }
-    }
-    Ok(None)
 }
 
 fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
@@ -1035,12 +778,12 @@ fn is_plausible_email(email: &str) -> bool {
 }
 
 /// `text` cut to at most `max` characters.
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
 /// LiteLLM's alias: the display name, unless it is just the id; else "first last".
-fn alias_of(openid: &OpenId) -> Option<String> {
+pub(crate) fn alias_of(openid: &OpenId) -> Option<String> {
     let display = openid.display_name.as_deref().map(str::trim).filter(|name| !name.is_empty());
     match display {
         Some(name) if Some(name) != openid.id.as_deref() => Some(name.to_owned()),

@@ -1,0 +1,522 @@
+//! Every sign-in rule as a table of cases over [`decide`], with a fixed clock.
+
+use chrono::TimeZone;
+use plugin_api::{NewUser, OpenId, TeamRole, UserRole};
+
+use super::*;
+use crate::{
+    budget::BudgetDuration,
+    signin::{Binding, Proof, Values, host::Staged},
+};
+
+/// 2026-12-01 12:00 UTC, a Tuesday.
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
+}
+
+fn config(yaml: &str, env: &[(&str, &str)]) -> Config {
+    let env: Vec<(String, String)> =
+        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Config::from_text(std::path::Path::new("/etc/hookgate/config.yaml"), yaml, &move |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .expect("a valid config")
+}
+
+fn plain() -> Config {
+    config("", &[])
+}
+
+fn proxy(subject: &str) -> Proof {
+    Proof {
+        binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: subject.into() }),
+        email_verified: true,
+    }
+}
+
+fn identity(id: &str, groups: &[&str]) -> OpenId {
+    OpenId {
+        id: Some(id.into()),
+        email: Some(format!("{id}@example.test")),
+        display_name: Some(format!("{id} Example")),
+        team_ids: groups.iter().map(|g| (*g).to_owned()).collect(),
+        provider: Some("oauth-proxy".into()),
+        ..OpenId::default()
+    }
+}
+
+/// Values as the example `custom_sso` hook returns them.
+fn hook_values(id: &str, role: Option<UserRole>, budget: Option<f64>, duration: &str) -> Values {
+    Values {
+        models: Vec::new(),
+        user_id: id.into(),
+        user_email: Some(format!("{id}@example.test")),
+        user_role: role,
+        max_budget: budget,
+        budget_duration: (!duration.is_empty()).then(|| duration.parse().unwrap()),
+        from_hook: true,
+    }
+}
+
+/// Values without a hook (LiteLLM's defaults decide).
+fn default_values(id: &str, role: Option<UserRole>) -> Values {
+    Values {
+        models: Vec::new(),
+        user_id: id.into(),
+        user_email: Some(format!("{id}@example.test")),
+        user_role: role,
+        max_budget: None,
+        budget_duration: None,
+        from_hook: false,
+    }
+}
+
+fn stored(id: &str) -> Account {
+    let then = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    Account {
+        user_id: id.into(),
+        user_email: Some(format!("{id}@example.test")),
+        user_alias: Some(format!("{id} Example")),
+        user_role: Some(UserRole::InternalUser),
+        binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: id.into() }),
+        models: Vec::new(),
+        max_budget: None,
+        spend: 0.0,
+        budget_duration: None,
+        budget_reset_at: None,
+        created_at: then,
+        updated_at: then,
+    }
+}
+
+struct Case {
+    name: &'static str,
+    config: Config,
+    openid: OpenId,
+    proof: Proof,
+    values: Values,
+    staged: Vec<Staged>,
+    snapshot: Snapshot,
+}
+
+impl Case {
+    fn new(name: &'static str, id: &str) -> Case {
+        Case {
+            name,
+            config: plain(),
+            openid: identity(id, &[]),
+            proof: proxy(id),
+            values: hook_values(id, Some(UserRole::InternalUser), None, ""),
+            staged: Vec::new(),
+            snapshot: Snapshot::default(),
+        }
+    }
+
+    fn decide(&self) -> Result<Plan, SignInError> {
+        let input = Input {
+            openid: &self.openid,
+            proof: &self.proof,
+            idp_id: self.openid.id.as_deref(),
+            values: &self.values,
+            staged: &self.staged,
+        };
+        decide(&input, &self.snapshot, &self.config, now())
+    }
+
+    fn plan(&self) -> Plan {
+        self.decide().unwrap_or_else(|error| panic!("{}: refused: {error}", self.name))
+    }
+
+    fn refusal(&self) -> String {
+        match self.decide() {
+            Ok(plan) => panic!("{}: expected a refusal, got {plan:?}", self.name),
+            Err(error) => error.to_string(),
+        }
+    }
+}
+
+#[test]
+fn role_precedence() {
+    // (case, stored role, hook/IdP role, PROXY_ADMIN_ID, session role, role written)
+    type Row = (
+        &'static str,
+        Option<UserRole>,
+        Option<UserRole>,
+        Option<&'static str>,
+        UserRole,
+        Option<UserRole>,
+    );
+    let cases: Vec<Row> = vec![
+        (
+            "the hook's role wins over the stored one",
+            Some(UserRole::InternalUser),
+            Some(UserRole::ProxyAdminViewer),
+            None,
+            UserRole::ProxyAdminViewer,
+            Some(UserRole::ProxyAdminViewer),
+        ),
+        (
+            "no role from the hook keeps the stored one",
+            Some(UserRole::ProxyAdminViewer),
+            None,
+            None,
+            UserRole::ProxyAdminViewer,
+            None,
+        ),
+        (
+            "nothing stored, nothing given: viewer",
+            None,
+            None,
+            None,
+            UserRole::InternalUserViewer,
+            None,
+        ),
+        (
+            "PROXY_ADMIN_ID is always proxy_admin, and it is written",
+            Some(UserRole::InternalUser),
+            Some(UserRole::InternalUser),
+            Some("alice"),
+            UserRole::ProxyAdmin,
+            Some(UserRole::ProxyAdmin),
+        ),
+        (
+            "PROXY_ADMIN_ID names someone else",
+            Some(UserRole::InternalUser),
+            None,
+            Some("root"),
+            UserRole::InternalUser,
+            None,
+        ),
+    ];
+    for (name, stored_role, given, admin_id, session, written) in cases {
+        let mut case = Case::new(name, "alice");
+        let env: Vec<(&str, &str)> =
+            admin_id.map(|id| ("PROXY_ADMIN_ID", id)).into_iter().collect();
+        case.config = config("", &env);
+        case.values.user_role = given;
+        let mut account = stored("alice");
+        account.user_role = stored_role;
+        case.snapshot.accounts = vec![account];
+        let plan = case.plan();
+        assert_eq!(plan.role, session, "{name}");
+        let role_written = match &plan.user {
+            UserWrite::Update { changes, .. } => changes.user_role,
+            _ => None,
+        };
+        assert_eq!(role_written, written, "{name}");
+    }
+}
+
+#[test]
+fn access_modes() {
+    let mut case = Case::new("admin_only refuses a non-admin", "bob");
+    case.config = config("general_settings:\n  ui_access_mode: admin_only\n", &[]);
+    assert!(case.refusal().contains("only proxy admins may sign in"));
+    case.values.user_role = Some(UserRole::ProxyAdminViewer);
+    assert_eq!(case.plan().role, UserRole::ProxyAdminViewer, "admin_only admits admin viewers");
+
+    let mut case = Case::new("restricted_sso_group", "carol");
+    case.config = config(
+        "general_settings:\n  ui_access_mode: {type: restricted_sso_group, restricted_sso_group: ops}\n",
+        &[],
+    );
+    assert!(case.refusal().contains("restricted SSO group \"ops\""));
+    case.openid.team_ids = vec!["ops".into()];
+    case.plan();
+}
+
+#[test]
+fn budgets_and_periods() {
+    let past = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
+    let future = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    let next_midnight = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let next_month = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    // (case, stored duration, stored reset, stored spend, hook duration,
+    //  written duration, written reset, written spend)
+    type Row = (
+        &'static str,
+        &'static str,
+        Option<DateTime<Utc>>,
+        f64,
+        &'static str,
+        Option<Option<&'static str>>,
+        Option<Option<DateTime<Utc>>>,
+        Option<f64>,
+    );
+    let cases: Vec<Row> = vec![
+        (
+            "same period, not ended: nothing changes",
+            "1d",
+            Some(future),
+            5.0,
+            "1d",
+            None,
+            None,
+            None,
+        ),
+        (
+            "same period, ended: spend resets, next period",
+            "1d",
+            Some(past),
+            5.0,
+            "1d",
+            None,
+            Some(Some(next_midnight)),
+            Some(0.0),
+        ),
+        // The bug: moved from 30d to 1d after the old period ended, the next reset was a month away.
+        (
+            "moved to 1d after the 30d period ended: the next reset is 1d's",
+            "30d",
+            Some(past),
+            5.0,
+            "1d",
+            Some(Some("1d")),
+            Some(Some(next_midnight)),
+            Some(0.0),
+        ),
+        (
+            "moved to 1mo mid-period: a new period starts now, spend kept",
+            "1d",
+            Some(future),
+            5.0,
+            "1mo",
+            Some(Some("1mo")),
+            Some(Some(next_month)),
+            None,
+        ),
+        ("period dropped", "1d", Some(future), 5.0, "", Some(None), Some(None), None),
+    ];
+    for (name, stored_duration, reset, spend, duration, w_duration, w_reset, w_spend) in cases {
+        let mut case = Case::new(name, "dave");
+        case.values = hook_values("dave", Some(UserRole::InternalUser), Some(1.0), duration);
+        let mut account = stored("dave");
+        account.max_budget = Some(1.0);
+        account.budget_duration = Some(stored_duration.parse().unwrap());
+        account.budget_reset_at = reset;
+        account.spend = spend;
+        case.snapshot.accounts = vec![account];
+        let changes = match case.plan().user {
+            UserWrite::Update { changes, .. } => changes,
+            UserWrite::Unchanged => Changes::default(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(
+            changes.budget_duration.map(|d| d.map(|d| d.to_string())),
+            w_duration.map(|d| d.map(str::to_owned)),
+            "{name}"
+        );
+        assert_eq!(changes.budget_reset_at, w_reset, "{name}");
+        assert_eq!(changes.spend, w_spend, "{name}");
+    }
+
+    let mut case = Case::new("the hook's budget applies at every sign-in", "erin");
+    case.values = hook_values("erin", None, Some(7.5), "");
+    case.snapshot.accounts = vec![stored("erin")];
+    let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
+    assert_eq!(changes.max_budget, Some(Some(7.5)));
+
+    let mut case = Case::new("without a hook the stored budget stays", "erin");
+    case.values = default_values("erin", None);
+    let mut account = stored("erin");
+    account.max_budget = Some(3.0);
+    case.snapshot.accounts = vec![account];
+    assert_eq!(case.plan().user, UserWrite::Unchanged);
+}
+
+#[test]
+fn new_users_get_litellms_defaults_for_what_the_values_leave_open() {
+    let yaml = "litellm_settings:\n  max_internal_user_budget: 10\n  internal_user_budget_duration: 1mo\n  \
+                default_internal_user_params:\n    user_role: internal_user\n    models: [gpt-4o]\n    \
+                teams: [core, {team_id: ops, user_role: admin}, ghost]\n";
+    let mut case = Case::new("defaults", "frank");
+    case.config = config(yaml, &[]);
+    case.values = default_values("frank", None);
+    case.values.models = vec!["gpt-4o".into()];
+    case.snapshot.teams = vec!["core".into(), "ops".into()];
+    let plan = case.plan();
+    let UserWrite::Insert(new) = &plan.user else { panic!("an insert: {:?}", plan.user) };
+    let account = &new.account;
+    assert_eq!(account.user_role, Some(UserRole::InternalUser));
+    assert_eq!(account.max_budget, Some(10.0), "max_internal_user_budget for internal users");
+    assert_eq!(account.budget_duration, Some("1mo".parse::<BudgetDuration>().unwrap()));
+    assert_eq!(account.budget_reset_at, Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()));
+    assert_eq!(account.user_alias.as_deref(), Some("frank Example"));
+    assert_eq!(account.binding, case.proof.binding);
+    assert_eq!(new.metadata["auth_provider"], "oauth-proxy");
+    assert_eq!(plan.models, ["gpt-4o"]);
+    assert!(plan.is_new);
+    // Default teams that exist, with their roles; `ghost` does not exist.
+    let teams: Vec<(&str, TeamRole)> =
+        plan.memberships.iter().map(|m| (m.team_id.as_str(), m.role)).collect();
+    assert_eq!(teams, [("core", TeamRole::User), ("ops", TeamRole::Admin)]);
+
+    let mut case = Case::new("a viewer gets no internal-user budget", "gina");
+    case.config = config("litellm_settings:\n  max_internal_user_budget: 10\n", &[]);
+    case.values = default_values("gina", None);
+    let UserWrite::Insert(new) = case.plan().user else { panic!("an insert") };
+    assert_eq!(new.account.max_budget, None);
+
+    let mut case = Case::new("a returning user joins no default teams", "frank");
+    case.config = config(yaml, &[]);
+    case.values = default_values("frank", None);
+    case.snapshot.accounts = vec![stored("frank")];
+    case.snapshot.teams = vec!["core".into()];
+    assert!(case.plan().memberships.is_empty());
+}
+
+#[test]
+fn team_sync_adds_and_never_changes_a_role() {
+    let mut case = Case::new("groups that name existing teams", "hana");
+    case.openid.team_ids = vec!["staff".into(), "ops".into(), "nope".into()];
+    case.snapshot.accounts = vec![stored("hana")];
+    case.snapshot.teams = vec!["staff".into(), "ops".into()];
+    case.snapshot.memberships = vec![("ops".into(), "hana".into())];
+    let added: Vec<String> = case.plan().memberships.into_iter().map(|m| m.team_id).collect();
+    assert_eq!(added, ["staff"], "ops is already a membership; nope does not exist");
+
+    // The bug: the example hook's add_team_member(team, user, User) demoted a team admin at
+    // every sign-in. An existing membership is never in the plan, so its role stays.
+    let mut case = Case::new("the hook re-adds a team admin", "hana");
+    case.snapshot.accounts = vec![stored("hana")];
+    case.snapshot.teams = vec!["ops".into()];
+    case.snapshot.memberships = vec![("ops".into(), "hana".into())];
+    case.staged = vec![Staged::Member {
+        team_id: "ops".into(),
+        user_id: "hana".into(),
+        role: TeamRole::User,
+    }];
+    assert!(case.plan().memberships.is_empty());
+}
+
+#[test]
+fn the_hooks_staged_writes() {
+    let mut case = Case::new("new_user and add_team_member", "ivan");
+    case.snapshot.teams = vec!["ops".into()];
+    case.staged = vec![
+        Staged::NewUser(NewUser {
+            user_id: Some("helper".into()),
+            user_role: Some(UserRole::InternalUser),
+            budget_duration: Some("1d".into()),
+            ..NewUser::default()
+        }),
+        Staged::Member { team_id: "ops".into(), user_id: "helper".into(), role: TeamRole::Admin },
+        Staged::Member { team_id: "ops".into(), user_id: "stranger".into(), role: TeamRole::User },
+    ];
+    let plan = case.plan();
+    assert_eq!(plan.hook_users.len(), 1);
+    let helper = &plan.hook_users[0].account;
+    assert_eq!(
+        (helper.user_id.as_str(), helper.user_role),
+        ("helper", Some(UserRole::InternalUser))
+    );
+    assert_eq!(helper.budget_reset_at, Some(Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap()));
+    assert_eq!(plan.member_users, ["stranger"], "a member who is no user yet is created");
+    let members: Vec<(&str, TeamRole)> =
+        plan.memberships.iter().map(|m| (m.user_id.as_str(), m.role)).collect();
+    assert_eq!(members, [("helper", TeamRole::Admin), ("stranger", TeamRole::User)]);
+
+    let mut case = Case::new("the signing-in user is the hook's new user", "judy");
+    case.values = hook_values("judy", None, Some(2.0), "");
+    case.staged = vec![Staged::NewUser(NewUser {
+        user_id: Some("judy".into()),
+        user_role: Some(UserRole::ProxyAdminViewer),
+        ..NewUser::default()
+    })];
+    let plan = case.plan();
+    assert!(plan.hook_users.is_empty(), "one row, not two");
+    let UserWrite::Insert(new) = &plan.user else { panic!("an insert") };
+    assert_eq!(new.account.user_role, Some(UserRole::ProxyAdminViewer));
+    assert_eq!(new.account.binding, case.proof.binding, "bound to the identity");
+    assert_eq!(new.metadata["created_by"], "custom_sso");
+}
+
+#[test]
+fn accounts_are_matched_by_binding_id_then_verified_email() {
+    let oidc = |sub: &str, verified: bool| Proof {
+        binding: Some(Binding { issuer: "https://idp.example".into(), subject: sub.into() }),
+        email_verified: verified,
+    };
+    let unbound = |id: &str| Account { binding: None, ..stored(id) };
+
+    let mut case = Case::new("by binding, whatever the id", "kim");
+    case.proof = oidc("kim-sub", true);
+    case.values = hook_values("kim.renamed", None, None, "");
+    let mut account = stored("kim");
+    account.binding = case.proof.binding.clone();
+    case.snapshot.accounts = vec![account];
+    assert_eq!(case.plan().account.user_id, "kim");
+
+    let mut case = Case::new("by id, bound elsewhere", "kim");
+    case.proof = oidc("mallory-sub", true);
+    case.snapshot.accounts = vec![stored("kim")];
+    assert!(case.refusal().contains("belongs to another sign-in identity"));
+
+    let mut case = Case::new("by id, unbound: taken and bound", "leo");
+    case.proof = oidc("leo-sub", false);
+    case.snapshot.accounts = vec![unbound("leo")];
+    let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
+    assert_eq!(changes.binding, case.proof.binding);
+
+    let mut case = Case::new("reserved ids", "default_user_id");
+    assert!(case.refusal().contains("reserved for the password login"));
+    case = Case::new("PROXY_ADMIN_ID unbound", "root");
+    case.config = config("", &[("PROXY_ADMIN_ID", "root")]);
+    case.snapshot.accounts = vec![unbound("root")];
+    assert!(case.refusal().contains("administrator account"));
+
+    let mut case = Case::new("by email, unverified: a new account", "max");
+    case.proof = oidc("max-sub", false);
+    case.values.user_email = Some("boss@example.test".into());
+    case.openid.email = Some("boss@example.test".into());
+    let mut boss = unbound("boss");
+    boss.user_email = Some("boss@example.test".into());
+    case.snapshot.accounts = vec![boss.clone()];
+    assert!(case.plan().is_new);
+    assert!(keys(&input_of(&case), &case.config).email.is_none(), "not even looked up");
+
+    case.proof = oidc("max-sub", true);
+    assert_eq!(case.plan().account.user_id, "boss", "verified: linked");
+    case.config = config("general_settings:\n  link_sso_accounts_by_email: false\n", &[]);
+    assert!(case.plan().is_new, "linking turned off");
+
+    let mut case = Case::new("by email, bound elsewhere: skipped", "max");
+    case.proof = oidc("max-sub", true);
+    case.values.user_email = Some("boss@example.test".into());
+    case.openid.email = Some("boss@example.test".into());
+    let mut bound_boss = stored("boss");
+    bound_boss.user_email = Some("boss@example.test".into());
+    case.snapshot.accounts = vec![bound_boss];
+    assert!(case.plan().is_new);
+}
+
+fn input_of(case: &Case) -> Input<'_> {
+    Input {
+        openid: &case.openid,
+        proof: &case.proof,
+        idp_id: case.openid.id.as_deref(),
+        values: &case.values,
+        staged: &case.staged,
+    }
+}
+
+#[test]
+fn alias_and_email() {
+    let mut case = Case::new("an empty alias is filled, a set one kept", "nina");
+    let mut account = stored("nina");
+    account.user_alias = None;
+    case.snapshot.accounts = vec![account];
+    let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
+    assert_eq!(changes.user_alias.as_deref(), Some("nina Example"));
+
+    let mut case = Case::new("a set alias is kept; a new email is written", "nina");
+    case.values.user_email = Some("nina@new.example".into());
+    case.snapshot.accounts = vec![stored("nina")];
+    let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
+    assert_eq!(changes.user_alias, None);
+    assert_eq!(changes.user_email.as_deref(), Some("nina@new.example"));
+
+    let mut case = Case::new("a returning user with nothing new writes nothing", "otto");
+    case.snapshot.accounts = vec![stored("otto")];
+    assert_eq!(case.plan().user, UserWrite::Unchanged);
+}
