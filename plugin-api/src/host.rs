@@ -162,11 +162,13 @@ impl<'a> Host<'a> {
             .map(|team| team.into_option().map(|team| team.to_native()))
     }
 
-    /// Adds the user to the team with this role (LiteLLM's `/team/member_add`). Adding a member
-    /// who is already in the team changes nothing and succeeds.
+    /// Adds the user to the team with this role (LiteLLM's `/team/member_add`), when the sign-in
+    /// commits. Adding a member who is already in the team changes nothing and succeeds: the
+    /// role an admin gave them stays. A user who does not exist yet is created as an
+    /// `internal_user`, as LiteLLM does.
     ///
     /// # Errors
-    /// Fails when the team or the user does not exist.
+    /// Fails when the team does not exist.
     pub fn add_team_member(
         &self,
         team_id: &str,

@@ -6,6 +6,18 @@ use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveTime, TimeZone, Utc};
 
+/// Whether `value` is a budget in USD: a finite number, 0 or more. Every budget the server
+/// accepts (config, API, UI, hooks) is checked here.
+pub fn is_valid_budget(value: f64) -> bool {
+    value.is_finite() && value >= 0.0
+}
+
+/// When a budget period that starts at `now` ends: `None` without a period. Every new or
+/// changed period (new users, a hook's, the API's, the UI's) starts here.
+pub fn period_end(duration: Option<BudgetDuration>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    duration.map(|duration| duration.next_reset(now))
+}
+
 /// The unit of a [`BudgetDuration`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DurationUnit {

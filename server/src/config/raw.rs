@@ -277,7 +277,7 @@ pub(crate) struct Budget(pub(crate) f64);
 impl<'de> Deserialize<'de> for Budget {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         parse_number(deserializer, "a budget in USD", |value| {
-            if value.is_finite() && value >= 0.0 {
+            if crate::budget::is_valid_budget(value) {
                 Ok(Budget(value))
             } else {
                 Err(format!("invalid budget {value}: must be a number of USD, 0 or more"))

@@ -8,6 +8,10 @@
 pub mod entity;
 mod migration;
 pub mod store;
+mod writer;
+
+pub use self::writer::Writer;
+pub(crate) use self::writer::{Applied, Job};
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 

@@ -53,7 +53,7 @@ pub fn new_user_row(
         max_budget: Set(max_budget),
         spend: Set(0.0),
         budget_duration: Set(budget_duration.map(|d| d.to_string())),
-        budget_reset_at: Set(budget_duration.map(|d| d.next_reset(now))),
+        budget_reset_at: Set(crate::budget::period_end(budget_duration, now)),
         metadata: Set(metadata),
         created_at: Set(now),
         updated_at: Set(now),
@@ -265,6 +265,23 @@ pub async fn teams_of_user<C: ConnectionTrait>(
         .collect())
 }
 
+/// The teams a user is in, in joining order, read in one statement.
+pub async fn teams_of_user_with_info<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<Vec<team::Model>, DbErr> {
+    Ok(team_member::Entity::find()
+        .filter(team_member::Column::UserId.eq(user_id))
+        .order_by_asc(team_member::Column::CreatedAt)
+        .order_by_asc(team_member::Column::TeamId)
+        .find_also_related(team::Entity)
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(|(_, team)| team)
+        .collect())
+}
+
 /// A team's members, in joining order.
 pub async fn members_of_team<C: ConnectionTrait>(
     conn: &C,
@@ -304,8 +321,13 @@ pub async fn live_session_user<C: ConnectionTrait>(
     conn: &C,
     token_hash: &str,
 ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-    let Some(session) = live_session(conn, token_hash).await? else { return Ok(None) };
-    Ok(user_by_id(conn, &session.user_id).await?.map(|user| (session, user)))
+    let found = session::Entity::find_by_id(token_hash.to_owned())
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .find_also_related(user::Entity)
+        .one(conn)
+        .await?;
+    Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
 }
 
 /// Revokes every live session of a user; returns how many there were.
@@ -460,6 +482,107 @@ pub async fn delete_users<C: ConnectionTrait>(
     Ok(existing)
 }
 
+/// An administrator's edit of a user (the API's `/user/update`, the UI's user page); `None`
+/// leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserEdit {
+    /// New email (empty clears it).
+    pub user_email: Option<String>,
+    /// New display name.
+    pub user_alias: Option<String>,
+    /// New role.
+    pub user_role: Option<plugin_api::UserRole>,
+    /// New models.
+    pub models: Option<Vec<String>>,
+    /// New budget (`Some(None)`: unlimited).
+    pub max_budget: Option<Option<f64>>,
+    /// New period (`Some(None)`: none). A changed period starts now.
+    pub budget_duration: Option<Option<crate::budget::BudgetDuration>>,
+    /// New spend.
+    pub spend: Option<f64>,
+    /// New metadata object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Applies an administrator's edit; returns the user as saved, or `None` when there is none.
+pub async fn edit_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    edit: UserEdit,
+    now: DateTime<Utc>,
+) -> Result<Option<user::Model>, DbErr> {
+    use sea_orm::IntoActiveModel;
+    let Some(row) = user_by_id(conn, user_id).await? else { return Ok(None) };
+    let duration_changed = edit
+        .budget_duration
+        .is_some_and(|duration| row.budget_duration != duration.map(|d| d.to_string()));
+    let mut changes = row.into_active_model();
+    if let Some(email) = edit.user_email {
+        changes.user_email = Set(Some(email.trim().to_lowercase()).filter(|e| !e.is_empty()));
+    }
+    if let Some(alias) = edit.user_alias {
+        changes.user_alias = Set(Some(alias));
+    }
+    if let Some(role) = edit.user_role {
+        changes.user_role = Set(Some(role.as_str().to_owned()));
+    }
+    if let Some(models) = edit.models {
+        changes.models = Set(json_list(&models));
+    }
+    if let Some(budget) = edit.max_budget {
+        changes.max_budget = Set(budget);
+    }
+    if let Some(duration) = edit.budget_duration
+        && duration_changed
+    {
+        changes.budget_duration = Set(duration.map(|d| d.to_string()));
+        changes.budget_reset_at = Set(crate::budget::period_end(duration, now));
+    }
+    if let Some(spend) = edit.spend {
+        changes.spend = Set(spend);
+    }
+    if let Some(metadata) = edit.metadata {
+        changes.metadata = Set(metadata);
+    }
+    changes.updated_at = Set(now);
+    update_user(conn, changes).await.map(Some)
+}
+
+/// A team to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewTeam {
+    /// Its id.
+    pub team_id: String,
+    /// Its display name.
+    pub team_alias: Option<String>,
+    /// Its models.
+    pub models: Vec<String>,
+    /// Its budget in USD.
+    pub max_budget: Option<f64>,
+    /// Its metadata object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Creates a team.
+pub async fn insert_team<C: ConnectionTrait>(
+    conn: &C,
+    new: NewTeam,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    team::Entity::insert(team::ActiveModel {
+        team_id: Set(new.team_id),
+        team_alias: Set(new.team_alias),
+        models: Set(json_list(&new.models)),
+        max_budget: Set(new.max_budget),
+        metadata: Set(new.metadata.unwrap_or_else(|| serde_json::json!({}))),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map(|_| ())
+}
+
 /// Saves changes to a user.
 pub async fn update_user<C: ConnectionTrait>(
     conn: &C,
@@ -512,7 +635,7 @@ pub async fn events_page<C: ConnectionTrait>(
 
 use crate::signin::{
     Binding,
-    rules::{Account, Changes, Keys, NewAccount, Plan, Snapshot, UserWrite},
+    rules::{Account, Changes, Keys, NewAccount, Snapshot, Team},
 };
 
 fn account_of(row: user::Model) -> Account {
@@ -536,7 +659,7 @@ fn account_of(row: user::Model) -> Account {
     }
 }
 
-fn row_of(new: &NewAccount) -> user::ActiveModel {
+pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
     let account = &new.account;
     let (sso_issuer, sso_user_id) = account.binding.clone().map(|b| (b.issuer, b.subject)).unzip();
     user::ActiveModel {
@@ -582,7 +705,6 @@ pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Resul
         .collect();
     let mut members: Vec<String> = accounts.iter().map(|a| a.user_id.clone()).collect();
     members.extend(keys.members.iter().cloned());
-    members.extend(keys.user_ids.iter().cloned());
     members.sort();
     members.dedup();
     let memberships = team_member::Entity::find()
@@ -592,92 +714,26 @@ pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Resul
         .into_iter()
         .map(|m| (m.team_id, m.user_id))
         .collect();
-    let teams = existing_teams(conn, &keys.teams).await?;
+    let teams = if keys.teams.is_empty() {
+        Vec::new()
+    } else {
+        team::Entity::find()
+            .filter(team::Column::TeamId.is_in(keys.teams.iter().cloned()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|row| Team {
+                models: list_of(&row.models),
+                team_id: row.team_id,
+                team_alias: row.team_alias,
+            })
+            .collect()
+    };
     Ok(Snapshot { accounts, memberships, teams })
 }
 
-/// Whether a plan was applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Applied {
-    /// Written and committed.
-    Done,
-    /// The account changed since the snapshot (created, or updated, by someone else): nothing
-    /// was written; decide again.
-    Stale,
-}
-
-/// Applies a sign-in's plan, its session and its "allowed" event in one write transaction.
-pub(crate) async fn apply(
-    db: &super::Db,
-    plan: &Plan,
-    session: session::ActiveModel,
-    event: sign_in_event::ActiveModel,
-    now: DateTime<Utc>,
-) -> Result<Applied, DbErr> {
-    let txn = db.write().await?;
-    let conn = txn.conn();
-    if !plan.hook_users.is_empty() {
-        user::Entity::insert_many(plan.hook_users.iter().map(row_of))
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .try_insert()
-            .exec_without_returning(conn)
-            .await?;
-    }
-    if !plan.member_users.is_empty() {
-        let rows = plan.member_users.iter().map(|user_id| {
-            new_user_row(
-                user_id.clone(),
-                None,
-                None,
-                plugin_api::UserRole::InternalUser,
-                &[],
-                None,
-                None,
-                None,
-                serde_json::json!({"created_by": "custom_sso"}),
-                now,
-            )
-        });
-        user::Entity::insert_many(rows)
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .try_insert()
-            .exec_without_returning(conn)
-            .await?;
-    }
-    match &plan.user {
-        UserWrite::Insert(new) => {
-            if !insert_user_if_absent(conn, row_of(new)).await? {
-                return Ok(Applied::Stale);
-            }
-        }
-        UserWrite::Update { read_at, changes } => {
-            if !update_if_unchanged(conn, &plan.account.user_id, *read_at, changes, now).await? {
-                return Ok(Applied::Stale);
-            }
-        }
-        UserWrite::Unchanged => {}
-    }
-    if !plan.memberships.is_empty() {
-        let rows = plan.memberships.iter().map(|m| team_member::ActiveModel {
-            team_id: Set(m.team_id.clone()),
-            user_id: Set(m.user_id.clone()),
-            role: Set(m.role.as_str().to_owned()),
-            created_at: Set(now),
-        });
-        team_member::Entity::insert_many(rows)
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .try_insert()
-            .exec_without_returning(conn)
-            .await?;
-    }
-    insert_session(conn, session).await?;
-    insert_event(conn, event).await?;
-    txn.commit().await?;
-    Ok(Applied::Done)
-}
-
 /// Applies `changes` to a user if its `updated_at` is still `read_at`; returns whether it was.
-async fn update_if_unchanged<C: ConnectionTrait>(
+pub(crate) async fn update_if_unchanged<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     read_at: DateTime<Utc>,

@@ -27,6 +27,8 @@ pub(super) enum Caller {
         /// Whether the key came in the `token` cookie (a browser: state changes need a
         /// same-origin check) rather than an `Authorization` header.
         from_cookie: bool,
+        /// The user's row, read with the session.
+        user: Box<crate::db::entity::user::Model>,
     },
 }
 
@@ -45,6 +47,14 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::forbidden("this needs the master key or a proxy_admin session"))
+        }
+    }
+
+    /// The caller's own user row, when the caller is `user_id`'s session.
+    pub(super) fn own_user(&self, user_id: &str) -> Option<&crate::db::entity::user::Model> {
+        match self {
+            Caller::Session { user_id: own, user, .. } if own == user_id => Some(user),
+            _ => None,
         }
     }
 
@@ -120,6 +130,7 @@ impl FromRequestParts<AppState> for Caller {
                 role: current_role(&user),
                 token_hash,
                 from_cookie,
+                user: Box::new(user),
             }),
             Ok(None) => {
                 Err(ctx.json_error(ApiError::unauthorized("invalid, expired or revoked key")))

@@ -7,7 +7,6 @@ use axum::{
     routing::{get, post},
 };
 use plugin_api::{TeamRole, UserRole};
-use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
@@ -133,9 +132,9 @@ fn parse_role(role: &str) -> Result<UserRole, ApiError> {
 
 fn check_budget(field: &str, budget: Option<f64>) -> Result<(), ApiError> {
     match budget {
-        Some(value) if !(value.is_finite() && value >= 0.0) => Err(ApiError::bad_request(format!(
-            "{field}: {value} must be a number of USD, 0 or more"
-        ))),
+        Some(value) if !crate::budget::is_valid_budget(value) => Err(ApiError::bad_request(
+            format!("{field}: {value} must be a number of USD, 0 or more"),
+        )),
         _ => Ok(()),
     }
 }
@@ -178,17 +177,20 @@ async fn user_info(
     };
     caller.require_self_or_admin(&user_id).map_err(|e| ctx.json_error(e))?;
     let conn = state.db().conn();
-    let row = store::user_by_id(conn, &user_id)
-        .await
-        .map_err(db_error(&ctx))?
-        .ok_or_else(|| ctx.json_error(ApiError::not_found(format!("no user {user_id:?}"))))?;
-    let team_ids = store::teams_of_user(conn, &user_id).await.map_err(db_error(&ctx))?;
-    let mut teams = Vec::new();
-    for team_id in &team_ids {
-        if let Some(team) = store::team_by_id(conn, team_id).await.map_err(db_error(&ctx))? {
-            teams.push(json!({"team_id": team.team_id, "team_alias": team.team_alias, "models": team.models}));
-        }
-    }
+    // A session reading itself: its user row came with the session check.
+    let row = match caller.own_user(&user_id) {
+        Some(row) => row.clone(),
+        None => store::user_by_id(conn, &user_id)
+            .await
+            .map_err(db_error(&ctx))?
+            .ok_or_else(|| ctx.json_error(ApiError::not_found(format!("no user {user_id:?}"))))?,
+    };
+    let rows = store::teams_of_user_with_info(conn, &user_id).await.map_err(db_error(&ctx))?;
+    let team_ids: Vec<String> = rows.iter().map(|team| team.team_id.clone()).collect();
+    let teams: Vec<Value> = rows
+        .into_iter()
+        .map(|team| json!({"team_id": team.team_id, "team_alias": team.team_alias, "models": team.models}))
+        .collect();
     Ok(Json(json!({
         "user_id": user_id,
         "user_info": user_json(&row, &team_ids),
@@ -324,34 +326,20 @@ async fn user_update(
     let row = store::user_by_id(conn, &request.user_id).await.map_err(db_error(&ctx))?.ok_or_else(
         || ctx.json_error(ApiError::not_found(format!("no user {:?}", request.user_id))),
     )?;
-    let mut changes = row.into_active_model();
-    if let Some(email) = request.user_email {
-        changes.user_email = Set(Some(email.trim().to_lowercase()).filter(|e| !e.is_empty()));
-    }
-    if let Some(alias) = request.user_alias {
-        changes.user_alias = Set(Some(alias));
-    }
-    if let Some(role) = role {
-        changes.user_role = Set(Some(role.as_str().to_owned()));
-    }
-    if let Some(models) = request.models {
-        changes.models = Set(store::json_list(&models));
-    }
-    if let Some(budget) = request.max_budget {
-        changes.max_budget = Set(budget);
-    }
-    if let Some(duration) = duration {
-        changes.budget_duration = Set(duration.map(|d| d.to_string()));
-        changes.budget_reset_at = Set(duration.map(|d| d.next_reset(now)));
-    }
-    if let Some(spend) = request.spend {
-        changes.spend = Set(spend);
-    }
-    if let Some(metadata) = request.metadata {
-        changes.metadata = Set(metadata);
-    }
-    changes.updated_at = Set(now);
-    let row = store::update_user(conn, changes).await.map_err(db_error(&ctx))?;
+    let edit = store::UserEdit {
+        user_email: request.user_email,
+        user_alias: request.user_alias,
+        user_role: role,
+        models: request.models,
+        max_budget: request.max_budget,
+        budget_duration: duration,
+        spend: request.spend,
+        metadata: request.metadata,
+    };
+    let row = store::edit_user(conn, &row.user_id, edit, now)
+        .await
+        .map_err(db_error(&ctx))?
+        .ok_or_else(|| ctx.json_error(ApiError::not_found("the user was deleted meanwhile")))?;
     let teams = store::teams_of_user(conn, &row.user_id).await.map_err(db_error(&ctx))?;
     txn.commit().await.map_err(db_error(&ctx))?;
     Ok(Json(user_json(&row, &teams)))
@@ -491,16 +479,14 @@ async fn team_new(
             ))));
         }
     }
-    let row = team::ActiveModel {
-        team_id: Set(team_id.clone()),
-        team_alias: Set(request.team_alias),
-        models: Set(store::json_list(&request.models.unwrap_or_default())),
-        max_budget: Set(request.max_budget),
-        metadata: Set(request.metadata.unwrap_or_else(|| json!({}))),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let team = store::NewTeam {
+        team_id: team_id.clone(),
+        team_alias: request.team_alias,
+        models: request.models.unwrap_or_default(),
+        max_budget: request.max_budget,
+        metadata: request.metadata,
     };
-    team::Entity::insert(row).exec_without_returning(conn).await.map_err(db_error(&ctx))?;
+    store::insert_team(conn, team, now).await.map_err(db_error(&ctx))?;
     for (member, role) in members.iter().zip(roles) {
         store::upsert_member(conn, &team_id, &member.user_id, role.as_str())
             .await
@@ -513,8 +499,6 @@ async fn team_new(
         .expect("inserted above");
     Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
 }
-
-use sea_orm::EntityTrait;
 
 #[derive(Debug, Deserialize)]
 struct TeamInfoQuery {

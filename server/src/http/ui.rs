@@ -23,7 +23,6 @@ use axum::{
     routing::{get, post},
 };
 use plugin_api::{TeamRole, UserRole};
-use sea_orm::{ActiveValue::Set, EntityTrait, IntoActiveModel};
 use serde::Deserialize;
 
 use super::{
@@ -34,7 +33,7 @@ use super::{
 use crate::{
     budget::BudgetDuration,
     db::{
-        entity::{sign_in_event, team, team_member, user},
+        entity::{sign_in_event, team_member, user},
         store,
     },
     session::{clear_cookie, hash_key, secrets_equal},
@@ -604,7 +603,7 @@ async fn user_save(
             text => {
                 let value: f64 =
                     text.parse().map_err(|_| format!("budget {text:?} is not a number"))?;
-                if !(value.is_finite() && value >= 0.0) {
+                if !crate::budget::is_valid_budget(value) {
                     return Err(format!("budget {text} must be 0 or more"));
                 }
                 Some(value)
@@ -624,22 +623,17 @@ async fn user_save(
         }
     };
     let db = |e| page(&ctx, ApiError::database(&e));
-    let txn = state.db().write().await.map_err(db)?;
-    let Some(row) = store::user_by_id(txn.conn(), &user_id).await.map_err(db)? else {
-        return Err(page(&ctx, ApiError::not_found(format!("no user {user_id:?}"))));
+    let edit = store::UserEdit {
+        user_role: Some(role),
+        models: Some(models),
+        max_budget: Some(budget),
+        budget_duration: Some(duration),
+        ..store::UserEdit::default()
     };
-    let now = store::now();
-    let duration_changed = row.budget_duration != duration.map(|d| d.to_string());
-    let mut changes = row.into_active_model();
-    changes.user_role = Set(Some(role.as_str().to_owned()));
-    changes.models = Set(store::json_list(&models));
-    changes.max_budget = Set(budget);
-    if duration_changed {
-        changes.budget_duration = Set(duration.map(|d| d.to_string()));
-        changes.budget_reset_at = Set(duration.map(|d| d.next_reset(now)));
+    let txn = state.db().write().await.map_err(db)?;
+    if store::edit_user(txn.conn(), &user_id, edit, store::now()).await.map_err(db)?.is_none() {
+        return Err(page(&ctx, ApiError::not_found(format!("no user {user_id:?}"))));
     }
-    changes.updated_at = Set(now);
-    store::update_user(txn.conn(), changes).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     tracing::info!(admin = %me.user.user_id, %user_id, "user updated from the UI");
     edit_page(&state, &ctx, &me, &user_id, Done { saved: true, ..Done::default() }).await
@@ -724,20 +718,13 @@ async fn team_create(
         return teams_page(&state, &ctx, &me, Some(format!("A team {team_id:?} already exists.")))
             .await;
     }
-    let now = store::now();
     let alias = form.team_alias.trim();
-    team::Entity::insert(team::ActiveModel {
-        team_id: Set(team_id),
-        team_alias: Set((!alias.is_empty()).then(|| alias.to_owned())),
-        models: Set(serde_json::json!([])),
-        max_budget: Set(None),
-        metadata: Set(serde_json::json!({})),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(txn.conn())
-    .await
-    .map_err(db)?;
+    let team = store::NewTeam {
+        team_id,
+        team_alias: (!alias.is_empty()).then(|| alias.to_owned()),
+        ..store::NewTeam::default()
+    };
+    store::insert_team(txn.conn(), team, store::now()).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     Ok(Redirect::to(&format!("{}/ui/teams", state.config().server_root_path)).into_response())
 }

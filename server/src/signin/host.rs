@@ -9,6 +9,7 @@ use plugin_api::{
 };
 use tokio::runtime::Handle;
 
+use super::rules::{Account, Keys, Snapshot};
 use crate::db::{Db, entity::user, store};
 
 /// A write a hook asked for.
@@ -32,10 +33,18 @@ pub(crate) struct SignInHost {
     /// Whether a host call failed on the database: the hook's failure is then the database's,
     /// and the user gets 503, not the hook's 403.
     database_failed: std::sync::atomic::AtomicBool,
+    /// What the sign-in read before the hook ran, and the keys it read by: `user_info` and
+    /// `team_info` for those keys are answered from it, without a round trip.
+    read: std::sync::Arc<(Keys, Snapshot)>,
 }
 
 impl SignInHost {
-    pub(crate) fn new(db: Db, runtime: Handle, hook: String) -> Self {
+    pub(crate) fn new(
+        db: Db,
+        runtime: Handle,
+        hook: String,
+        read: std::sync::Arc<(Keys, Snapshot)>,
+    ) -> Self {
         Self {
             db,
             runtime,
@@ -43,6 +52,7 @@ impl SignInHost {
             staged: Mutex::new(Vec::new()),
             teams: Mutex::default(),
             database_failed: std::sync::atomic::AtomicBool::new(false),
+            read,
         }
     }
 
@@ -89,6 +99,22 @@ fn record_of_new_user(new: &NewUser) -> UserRecord {
     }
 }
 
+/// A snapshot's account as the plugin API shows it.
+fn record_of_account(account: &Account, teams: Vec<String>) -> UserRecord {
+    UserRecord {
+        user_id: account.user_id.clone(),
+        user_email: account.user_email.clone(),
+        user_alias: account.user_alias.clone(),
+        user_role: account.user_role,
+        sso_user_id: account.binding.as_ref().map(|binding| binding.subject.clone()),
+        models: account.models.clone(),
+        max_budget: account.max_budget,
+        spend: account.spend,
+        budget_duration: account.budget_duration.map(|d| d.to_string()),
+        teams,
+    }
+}
+
 /// A stored user as the plugin API shows it.
 pub(crate) fn user_record(row: &user::Model, teams: Vec<String>) -> UserRecord {
     UserRecord {
@@ -109,6 +135,18 @@ impl HostApi for SignInHost {
     fn user_info(&self, user_id: &str) -> Result<Option<UserRecord>, HostError> {
         if let Some(staged) = self.staged_user(user_id) {
             return Ok(Some(staged));
+        }
+        let (keys, snapshot) = &*self.read;
+        if keys.user_ids.iter().any(|id| id == user_id) {
+            return Ok(snapshot.accounts.iter().find(|a| a.user_id == user_id).map(|account| {
+                let teams = snapshot
+                    .memberships
+                    .iter()
+                    .filter(|(_, member)| member == user_id)
+                    .map(|(team, _)| team.clone())
+                    .collect();
+                record_of_account(account, teams)
+            }));
         }
         let conn = self.db.conn();
         let found = self.runtime.block_on(async {
@@ -131,7 +169,7 @@ impl HostApi for SignInHost {
             None => uuid::Uuid::new_v4().to_string(),
         };
         if let Some(budget) = user.max_budget
-            && !(budget.is_finite() && budget >= 0.0)
+            && !crate::budget::is_valid_budget(budget)
         {
             return Err(HostError::new(format!("new_user: max_budget {budget} must be 0 or more")));
         }
@@ -156,6 +194,16 @@ impl HostApi for SignInHost {
         let teams = || self.teams.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(known) = teams().get(team_id) {
             return Ok(known.clone());
+        }
+        let (keys, snapshot) = &*self.read;
+        if keys.teams.iter().any(|team| team == team_id) {
+            return Ok(snapshot.teams.iter().find(|team| team.team_id == team_id).map(|team| {
+                TeamRecord {
+                    team_id: team.team_id.clone(),
+                    team_alias: team.team_alias.clone(),
+                    models: team.models.clone(),
+                }
+            }));
         }
         let found = self.runtime.block_on(store::team_by_id(self.db.conn(), team_id));
         let team = self.database("team_info", found)?.map(|team| TeamRecord {

@@ -228,6 +228,7 @@ pub struct SignInService {
     runner: HookRunner,
     signer: TokenSigner,
     refusals: std::sync::Arc<refusals::RefusalBudget>,
+    writer: crate::db::Writer,
 }
 
 impl std::fmt::Debug for SignInService {
@@ -259,7 +260,8 @@ impl SignInService {
     ) -> Self {
         let runner = HookRunner::new(config.hook_concurrency, config.hook_timeout);
         let refusals = std::sync::Arc::new(refusals::RefusalBudget::default());
-        Self { config, db, plugins, runner, signer, refusals }
+        let writer = crate::db::Writer::start(db.clone());
+        Self { config, db, plugins, runner, signer, refusals, writer }
     }
 
     /// The loaded hooks.
@@ -467,12 +469,21 @@ impl SignInService {
             .or_else(|| openid.email.clone());
 
         // The custom_sso hook, or LiteLLM's defaults.
+        let mut read_before = None;
         let (values, staged) = match self.plugins.custom_sso.clone() {
             Some(hook) => {
+                // One read for the hook's questions and, usually, the decision after it.
+                let keys = rules::identity_keys(&openid, &proof, config);
+                let snapshot = store::snapshot(self.db.conn(), &keys)
+                    .await
+                    .map_err(|error| no_user(SignInError::Database(error)))?;
+                let read = std::sync::Arc::new((keys, snapshot));
+                read_before = Some(read.clone());
                 let host = SignInHost::new(
                     self.db.clone(),
                     Handle::current(),
                     hook.info().reference.clone(),
+                    read,
                 );
                 let identity = openid.clone();
                 let outcome = self
@@ -532,7 +543,7 @@ impl SignInService {
             values: &values,
             staged: &staged,
         };
-        match self.write_sign_in(attempt, &input).await {
+        match self.write_sign_in(attempt, &input, read_before).await {
             Ok(signed_in) => Ok(signed_in),
             Err(error) => Err((who, error)),
         }
@@ -545,29 +556,36 @@ impl SignInService {
         &self,
         attempt: &Attempt,
         input: &rules::Input<'_>,
+        read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
     ) -> Result<SignedIn, SignInError> {
         let keys = rules::keys(input, &self.config);
+        // The read made for the hook serves the first decision when it covers it.
+        let mut reused = read_before.filter(|read| read.0.covers(&keys));
         for _ in 0..MAX_PLAN_ATTEMPTS {
             let now = store::now();
-            let snapshot = store::snapshot(self.db.conn(), &keys).await?;
+            let snapshot = match reused.take() {
+                Some(read) => read.1.clone(),
+                None => store::snapshot(self.db.conn(), &keys).await?,
+            };
             let plan = rules::decide(input, &snapshot, &self.config, now)?;
-            let account = &plan.account;
+            let (user_id, role, is_new) = (plan.account.user_id.clone(), plan.role, plan.is_new);
             let minted = self.mint(
                 attempt,
-                &account.user_id,
-                account.user_email.clone(),
-                plan.role,
+                &user_id,
+                plan.account.user_email.clone(),
+                role,
                 &plan.models,
                 now,
             );
-            let event = event_row(attempt, Some(account.user_id.clone()), "allowed", None);
-            match store::apply(&self.db, &plan, minted.session.clone(), event, now).await? {
-                store::Applied::Done => {
-                    tracing::info!(user_id = %account.user_id, role = %plan.role, new_user = plan.is_new, method = attempt.method.as_str(), "signed in");
-                    return Ok(minted.signed_in(account.user_id.clone(), plan.role));
+            let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
+            let job = crate::db::Job { plan, session: minted.session.clone(), event, now };
+            match self.writer.apply(job).await? {
+                crate::db::Applied::Done => {
+                    tracing::info!(%user_id, %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
+                    return Ok(minted.signed_in(user_id, role));
                 }
-                store::Applied::Stale => {
-                    tracing::debug!(user_id = %account.user_id, "the account changed during the sign-in; deciding again");
+                crate::db::Applied::Stale => {
+                    tracing::debug!(%user_id, "the account changed during the sign-in; deciding again");
                 }
             }
         }
@@ -728,7 +746,7 @@ fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
         return Err(invalid(format!("user_email {} is not an email address", shown(email))));
     }
     if let Some(budget) = values.max_budget
-        && !(budget.is_finite() && budget >= 0.0)
+        && !crate::budget::is_valid_budget(budget)
     {
         return Err(invalid(format!("max_budget {budget} must be a number of USD, 0 or more")));
     }

@@ -11,7 +11,7 @@ use plugin_api::{NewUser, OpenId, TeamRole, UserRole};
 
 use super::{Binding, Proof, RESERVED_USER_IDS, SignInError, Values, host::Staged};
 use crate::{
-    budget::BudgetDuration,
+    budget::{BudgetDuration, period_end},
     config::{Config, UiAccessModeSetting},
 };
 
@@ -55,6 +55,23 @@ pub(crate) struct Membership {
     pub(crate) role: TeamRole,
 }
 
+/// A team, as the rules and the hook see it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Team {
+    /// Its id.
+    pub(crate) team_id: String,
+    /// Its display name.
+    pub(crate) team_alias: Option<String>,
+    /// Its models.
+    pub(crate) models: Vec<String>,
+}
+
+impl From<&str> for Team {
+    fn from(team_id: &str) -> Self {
+        Team { team_id: team_id.to_owned(), team_alias: None, models: Vec::new() }
+    }
+}
+
 /// What the database held for one sign-in: every account its lookup keys (ids, binding, email)
 /// found, those accounts' memberships, and which of the teams it names exist.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,7 +81,19 @@ pub(crate) struct Snapshot {
     /// Memberships of those accounts and of the users the hook adds to teams: (team, user).
     pub(crate) memberships: Vec<(String, String)>,
     /// The teams named (identity groups, default teams, the hook's) that exist.
-    pub(crate) teams: Vec<String>,
+    pub(crate) teams: Vec<Team>,
+}
+
+impl Keys {
+    /// Whether a snapshot read with these keys holds everything `other` asks for.
+    pub(crate) fn covers(&self, other: &Keys) -> bool {
+        let within = |small: &[String], big: &[String]| small.iter().all(|item| big.contains(item));
+        within(&other.user_ids, &self.user_ids)
+            && other.binding == self.binding
+            && (other.email.is_none() || other.email == self.email)
+            && within(&other.teams, &self.teams)
+            && within(&other.members, &self.members)
+    }
 }
 
 /// What a [`Snapshot`] must cover for one sign-in.
@@ -164,6 +193,21 @@ pub(crate) struct Input<'a> {
     pub(crate) staged: &'a [Staged],
 }
 
+/// The keys a snapshot read before the `custom_sso` hook runs: what the identity alone names,
+/// so that the hook's `user_info` and `team_info` for the signing-in user and their groups are
+/// answered from it, and the decision after the hook usually needs no second read.
+pub(crate) fn identity_keys(openid: &OpenId, proof: &Proof, config: &Config) -> Keys {
+    let mut teams: Vec<String> = openid.team_ids.clone();
+    teams.extend(config.default_internal_user_params.teams.iter().map(|(id, _)| id.clone()));
+    teams.sort();
+    teams.dedup();
+    let user_ids: Vec<String> = openid.id.iter().map(|id| id.trim().to_owned()).collect();
+    let email = (config.link_sso_accounts_by_email && proof.email_verified)
+        .then(|| openid.email.clone())
+        .flatten();
+    Keys { members: user_ids.clone(), user_ids, binding: proof.binding.clone(), email, teams }
+}
+
 /// The keys a sign-in's snapshot must cover.
 pub(crate) fn keys(input: &Input<'_>, config: &Config) -> Keys {
     let mut user_ids = vec![input.values.user_id.clone()];
@@ -183,6 +227,7 @@ pub(crate) fn keys(input: &Input<'_>, config: &Config) -> Keys {
     }
     teams.sort();
     teams.dedup();
+    members.extend(user_ids.iter().cloned());
     members.sort();
     members.dedup();
     Keys {
@@ -303,7 +348,7 @@ pub(crate) fn decide(
         if account.budget_duration != values.budget_duration {
             duration = values.budget_duration;
             changes.budget_duration = Some(duration);
-            changes.budget_reset_at = Some(duration.map(|d| d.next_reset(now)));
+            changes.budget_reset_at = Some(period_end(duration, now));
         }
     }
     // A period that has ended resets the spend (LiteLLM does this in a background job); the
@@ -311,7 +356,7 @@ pub(crate) fn decide(
     if account.budget_reset_at.is_some_and(|reset_at| reset_at <= now) {
         changes.spend = Some(0.0);
         if changes.budget_reset_at.is_none() {
-            changes.budget_reset_at = Some(duration.map(|d| d.next_reset(now)));
+            changes.budget_reset_at = Some(period_end(duration, now));
         }
     }
     apply_changes(&mut account, &changes);
@@ -326,7 +371,7 @@ pub(crate) fn decide(
 
     // Teams: the hook's memberships (an existing one keeps its role), the defaults for a new
     // user, and the identity provider's groups that name existing teams (additive, as LiteLLM).
-    let exists = |team: &str| snapshot.teams.iter().any(|t| t == team);
+    let exists = |team: &str| snapshot.teams.iter().any(|t| t.team_id == team);
     let mut memberships: Vec<Membership> = Vec::new();
     let mut member_users: Vec<String> = Vec::new();
     let known_user = |user_id: &str| {
@@ -470,7 +515,7 @@ fn new_account(input: &Input<'_>, config: &Config, now: DateTime<Utc>) -> NewAcc
             max_budget,
             spend: 0.0,
             budget_duration: duration,
-            budget_reset_at: duration.map(|d| d.next_reset(now)),
+            budget_reset_at: period_end(duration, now),
             created_at: now,
             updated_at: now,
         },
@@ -494,7 +539,7 @@ fn hook_user(new: &NewUser, now: DateTime<Utc>) -> NewAccount {
             max_budget: new.max_budget,
             spend: 0.0,
             budget_duration: duration,
-            budget_reset_at: duration.map(|d| d.next_reset(now)),
+            budget_reset_at: period_end(duration, now),
             created_at: now,
             updated_at: now,
         },

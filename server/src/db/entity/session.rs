@@ -28,8 +28,22 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
 }
 
-/// Relations are kept in queries, not declared.
+/// A session belongs to its user (the session check reads both in one statement).
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The session's user.
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::UserId"
+    )]
+    User,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -19,8 +19,22 @@ pub struct Model {
     pub created_at: DateTimeUtc,
 }
 
-/// Relations are kept in queries, not declared.
+/// A membership belongs to its team (a user's teams are read in one statement).
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The team.
+    #[sea_orm(
+        belongs_to = "super::team::Entity",
+        from = "Column::TeamId",
+        to = "super::team::Column::TeamId"
+    )]
+    Team,
+}
+
+impl Related<super::team::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Team.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
