@@ -9,6 +9,7 @@
 #   ceiling    GET /health/liveliness (the same binary, no hook, no database)
 #   returning  header sign-in of an existing user (hooks + lookup + session + event + JWT + 303)
 #   new        header sign-in of a new user on every request
+#   user_info  GET /user/info with the returning user's session key (the session check + reads)
 # plus startup time to healthy, RSS idle and under load, and the plugin per-call bench.
 set -euo pipefail
 
@@ -57,9 +58,14 @@ start_server() {
     STARTUP_MS=$(( $(now_ms) - started ))
     curl -fsS -o /dev/null -X POST -H "authorization: Bearer $MASTER_KEY" -H 'content-type: application/json' \
         -d '{"team_id": "staff"}' "http://127.0.0.1:$PORT/team/new" || die "could not create the team"
-    # The returning user exists before the measurement.
-    curl -fsS -o /dev/null -H 'x-forwarded-user: returning' -H 'x-forwarded-email: returning@example.test' \
-        -H 'x-forwarded-groups: staff' "http://127.0.0.1:$PORT/sso/key/generate" || true
+    # The returning user exists before the measurement; its session key drives user_info.
+    local cookie key
+    cookie=$(curl -fsS -o /dev/null -D - -H 'x-forwarded-user: returning' \
+        -H 'x-forwarded-email: returning@example.test' -H 'x-forwarded-groups: staff' \
+        "http://127.0.0.1:$PORT/sso/key/generate" | sed -n 's/^set-cookie: token=\([^;]*\).*/\1/ip')
+    key=$(python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["key"])' "$cookie") \
+        || die "could not read the session key of the returning user"
+    { echo "wrk.headers[\"authorization\"] = \"Bearer $key\""; cat bench/report.lua; } >"$WORK/user_info.lua"
 }
 
 # load NAME CONCURRENCY PATH → prints "rps p50_us p99_us errors"
@@ -82,10 +88,11 @@ run_backend() {
     idle_rss=$(rss_kb "$SERVER_PID")
     log "$backend: healthy after ${STARTUP_MS} ms, RSS idle $((idle_rss / 1024)) MB"
     for connections in "${CONCURRENCY[@]}"; do
-        for scenario in ceiling returning_user new_user; do
+        for scenario in ceiling returning_user new_user user_info; do
             [ "$scenario" = ceiling ] && [ "$backend" != sqlite ] && continue
             local path=/sso/key/generate
             [ "$scenario" = ceiling ] && path=/health/liveliness
+            [ "$scenario" = user_info ] && path=/user/info
             read -r rps p50 p99 errors < <(load "$scenario" "$connections" "$path")
             RPS[$backend-$scenario-$connections]=$rps
             ROWS+=("| $backend | $scenario | $connections | ${rps%.*} | $(awk "BEGIN {printf \"%.2f\", $p50/1000}") | $(awk "BEGIN {printf \"%.2f\", $p99/1000}") | $errors |")
@@ -119,7 +126,7 @@ echo
 echo "Ratios to the ceiling route at the same concurrency (SQLite):"
 for connections in "${CONCURRENCY[@]}"; do
     ceiling=${RPS[sqlite-ceiling-$connections]}
-    for scenario in returning_user new_user; do
+    for scenario in returning_user new_user user_info; do
         echo "  c=$connections $scenario: $(awk "BEGIN {printf \"%.1f%%\", 100 * ${RPS[sqlite-$scenario-$connections]} / $ceiling}")"
     done
 done

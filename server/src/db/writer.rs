@@ -20,7 +20,10 @@ use super::{
 use crate::signin::rules::{Plan, UserWrite};
 
 /// The most plans one transaction applies.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 64;
+/// The row counts of multi-row statements: a batch's rows go out in chunks of these sizes, so
+/// each connection prepares (and caches) a handful of statements, not one per batch size.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 /// How many plans may wait for the writer before sign-ins wait to hand theirs over.
 const QUEUE: usize = 4096;
 
@@ -185,13 +188,36 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    if rows.is_empty() {
-        return Ok(());
+    for chunk in chunks(rows) {
+        E::insert_many(chunk)
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .try_insert()
+            .exec_without_returning(conn)
+            .await?;
     }
-    E::insert_many(rows)
-        .on_conflict(OnConflict::new().do_nothing().to_owned())
-        .try_insert()
-        .exec_without_returning(conn)
-        .await
-        .map(|_| ())
+    Ok(())
+}
+
+/// `rows` split into chunks of the sizes in [`CHUNKS`], largest first.
+fn chunks<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    while !rows.is_empty() {
+        let size = CHUNKS.iter().copied().find(|size| *size <= rows.len()).unwrap_or(1);
+        let rest = rows.split_off(size);
+        out.push(std::mem::replace(&mut rows, rest));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rows_go_out_in_a_few_fixed_sizes() {
+        let sizes = |n: usize| super::chunks(vec![0; n]).iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(7), [4, 1, 1, 1]);
+        assert_eq!(sizes(64), [64]);
+        assert_eq!(sizes(86), [64, 16, 4, 1, 1]);
+    }
 }
