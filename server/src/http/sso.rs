@@ -16,7 +16,7 @@ use crate::{
     config::Config,
     db::store,
     oidc::{CallbackQuery, FlowState, OidcError, check_callback},
-    plugins::RequestLine,
+    plugins::{HookRequest, RequestLine},
     session::{clear_cookie, session_cookie},
     signin::{Attempt, LoginMethod, SignInError, SignedIn},
 };
@@ -118,8 +118,8 @@ pub(super) async fn key_generate(
             peer: ctx.peer.ip(),
             request_id: ctx.request_id.clone(),
         };
-        let line = RequestLine::new(&method, &uri, ctx.peer);
-        return match state.signin().header_sign_in(&attempt, line, headers).await {
+        let request = HookRequest::new(RequestLine::new(&method, &uri, ctx.peer), headers);
+        return match state.signin().header_sign_in(&attempt, request).await {
             Ok(signed_in) => signed_in_response(config, &signed_in, &location),
             Err(error) => ctx.error(error).into_response(),
         };

@@ -14,7 +14,10 @@ use plugin_api::{
 pub use self::{
     loader::{Insecurity, LoadError, LoadErrorKind, PermissionPolicy, PluginLoader, Resolved},
     reference::{HookRef, InvalidHookRef},
-    request::{InvalidHeader, RequestLine, header_pairs},
+    request::{
+        HookRequest, InvalidHeader, MAX_HEADER_VALUE, MAX_HEADERS_TOTAL, RequestLine, UnfitRequest,
+        header_pairs,
+    },
 };
 use crate::config::Config;
 

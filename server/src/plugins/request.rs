@@ -26,6 +26,65 @@ pub fn header_pairs(headers: &HeaderMap) -> Result<Vec<HeaderPair<'_>>, InvalidH
     Ok(pairs)
 }
 
+/// The longest header value a sign-in hook is handed.
+pub const MAX_HEADER_VALUE: usize = 8 * 1024;
+/// The most header bytes (names and values) a sign-in hook is handed.
+pub const MAX_HEADERS_TOTAL: usize = 64 * 1024;
+
+/// Why a request cannot be handed to a sign-in hook.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnfitRequest {
+    /// A header value is over [`MAX_HEADER_VALUE`], or the headers over [`MAX_HEADERS_TOTAL`].
+    #[error(
+        "request header `{name}` is {len} bytes long; at most {MAX_HEADER_VALUE} bytes per value \
+         and {MAX_HEADERS_TOTAL} in all are accepted"
+    )]
+    TooLarge {
+        /// The header that went over.
+        name: String,
+        /// Its value's length.
+        len: usize,
+    },
+    /// A header value is not UTF-8.
+    #[error(transparent)]
+    NotUtf8(#[from] InvalidHeader),
+}
+
+/// A request a sign-in hook may be handed: its line and its headers, checked for size and
+/// UTF-8. Owned, so it can move to the hook's thread; the sign-in flow sees no HTTP types.
+#[derive(Debug)]
+pub struct HookRequest {
+    line: RequestLine,
+    headers: HeaderMap,
+}
+
+impl HookRequest {
+    /// Checks `headers` and keeps them with `line`.
+    ///
+    /// # Errors
+    /// A header too long (or too many bytes in all), or not UTF-8.
+    pub fn new(line: RequestLine, headers: HeaderMap) -> Result<HookRequest, UnfitRequest> {
+        let mut total = 0;
+        for (name, value) in &headers {
+            total += name.as_str().len() + value.len();
+            if value.len() > MAX_HEADER_VALUE || total > MAX_HEADERS_TOTAL {
+                return Err(UnfitRequest::TooLarge {
+                    name: name.as_str().to_owned(),
+                    len: value.len(),
+                });
+            }
+        }
+        header_pairs(&headers)?;
+        Ok(HookRequest { line, headers })
+    }
+
+    /// Calls `f` with the hook's view of the request.
+    pub fn with_view<T>(&self, f: impl FnOnce(&SignInRequest<'_>) -> T) -> T {
+        let pairs = header_pairs(&self.headers).expect("checked in HookRequest::new");
+        f(&self.line.view(&pairs))
+    }
+}
+
 /// The parts of a request a [`SignInRequest`] borrows, besides the headers.
 #[derive(Debug, Clone)]
 pub struct RequestLine {

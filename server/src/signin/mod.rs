@@ -14,7 +14,6 @@ mod runner;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use http::HeaderMap;
 use plugin_api::{HookErrorKind, OpenId, SsoUserDefinedValues, UserRole};
 use sea_orm::{ActiveValue::Set, DbErr, IntoActiveModel};
 use tokio::runtime::Handle;
@@ -29,7 +28,7 @@ use crate::{
         entity::{session, sign_in_event},
         store,
     },
-    plugins::{InvalidHeader, Plugins, RequestLine, header_pairs},
+    plugins::{HookRequest, Plugins, UnfitRequest},
     session::{TokenSigner, UiTokenClaims, hash_key, new_session_key},
 };
 
@@ -305,10 +304,9 @@ impl SignInService {
     pub async fn header_sign_in(
         &self,
         attempt: &Attempt,
-        line: RequestLine,
-        headers: HeaderMap,
+        request: Result<HookRequest, UnfitRequest>,
     ) -> Result<SignedIn, SignInError> {
-        match self.header_identity(attempt, line, headers).await {
+        match self.header_identity(attempt, request).await {
             Ok(openid) => {
                 let binding =
                     openid.id.as_deref().map(str::trim).filter(|id| !id.is_empty()).map(|id| {
@@ -327,12 +325,12 @@ impl SignInService {
     async fn header_identity(
         &self,
         attempt: &Attempt,
-        line: RequestLine,
-        headers: HeaderMap,
+        request: Result<HookRequest, UnfitRequest>,
     ) -> Result<OpenId, SignInError> {
         let Some(handler) = self.plugins.sign_in_handler.clone() else {
             return Err(SignInError::Internal("no sign-in handler is configured".into()));
         };
+        // The peer first: an untrusted one learns nothing about its headers.
         let peer = attempt.peer.to_canonical();
         if !self.config.trusted_proxy_ranges.iter().any(|range| range.contains(&peer)) {
             return Err(SignInError::Forbidden(format!(
@@ -340,24 +338,11 @@ impl SignInService {
                      general_settings.trusted_proxy_ranges"
             )));
         }
-        if let Some((name, len)) = oversized_header(&headers) {
-            return Err(SignInError::HeadersTooLarge(format!(
-                "request header `{name}` is {len} bytes long; at most {MAX_HEADER_VALUE} bytes per \
-                 value and {MAX_HEADERS_TOTAL} in all are accepted"
-            )));
-        }
-        header_pairs(&headers).map_err(|InvalidHeader { name }| {
-            SignInError::BadRequest(format!(
-                "the value of request header `{name}` is not valid UTF-8"
-            ))
+        let request = request.map_err(|unfit| match unfit {
+            UnfitRequest::TooLarge { .. } => SignInError::HeadersTooLarge(unfit.to_string()),
+            UnfitRequest::NotUtf8(_) => SignInError::BadRequest(unfit.to_string()),
         })?;
-        let outcome = self
-            .runner
-            .run(move || {
-                let pairs = header_pairs(&headers).expect("checked above");
-                handler.call(&line.view(&pairs))
-            })
-            .await;
+        let outcome = self.runner.run(move || request.with_view(|view| handler.call(view))).await;
         self.hook_result("custom_ui_sso_sign_in_handler", outcome)
     }
 
@@ -689,24 +674,6 @@ impl SignInService {
         tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
         Ok(minted.signed_in(row.user_id, UserRole::ProxyAdmin))
     }
-}
-
-/// The longest header value a sign-in hook is handed.
-const MAX_HEADER_VALUE: usize = 8 * 1024;
-/// The most header bytes (names and values) a sign-in hook is handed.
-const MAX_HEADERS_TOTAL: usize = 64 * 1024;
-
-/// The first header over [`MAX_HEADER_VALUE`], or the last one that takes the total over
-/// [`MAX_HEADERS_TOTAL`], with its length.
-fn oversized_header(headers: &HeaderMap) -> Option<(String, usize)> {
-    let mut total = 0;
-    for (name, value) in headers {
-        total += name.as_str().len() + value.len();
-        if value.len() > MAX_HEADER_VALUE || total > MAX_HEADERS_TOTAL {
-            return Some((name.as_str().to_owned(), value.len()));
-        }
-    }
-    None
 }
 
 /// A value quoted for a message, cut short: messages must not echo megabytes back.
