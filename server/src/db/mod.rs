@@ -26,6 +26,12 @@ pub use sea_orm::DbErr as Error;
 /// The PostgreSQL advisory lock taken while migrating (any constant unlikely to collide).
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465; // "hookgate"
 
+/// Prepared statements kept per pooled connection. The sign-in's reads take `IN` lists of
+/// varying length, so their text varies; sqlx's default (100 per connection) let 16 PostgreSQL
+/// connections hold thousands of prepared statements and grow the server by several MB under a
+/// long load. The hot statements stay cached (least recently used goes first).
+const STATEMENT_CACHE: usize = 24;
+
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -105,11 +111,14 @@ impl Db {
                         .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                         .busy_timeout(Duration::from_secs(10))
                         .foreign_keys(true)
+                        .statement_cache_capacity(STATEMENT_CACHE)
                 });
                 Some(Arc::new(tokio::sync::Mutex::new(())))
             }
             DatabaseKind::Postgres => {
-                options.max_connections(16).min_connections(1);
+                options.max_connections(16).min_connections(1).map_sqlx_postgres_opts(|opts| {
+                    opts.statement_cache_capacity(STATEMENT_CACHE)
+                });
                 None
             }
         };
