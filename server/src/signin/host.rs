@@ -1,6 +1,7 @@
-//! The [`HostApi`] a `custom_sso` hook calls during a sign-in. Reads go to the database; writes
-//! are staged and applied in the sign-in's own transaction, so a hook that fails, or returns
-//! invalid values, leaves nothing behind.
+//! The [`HostApi`] a `custom_sso` hook calls during a sign-in. Reads are answered from the
+//! sign-in's snapshot where it covers them (the signing-in user, their memberships, the teams
+//! their groups name), else from the database; writes are staged into the sign-in's plan and
+//! applied with it, so a hook that fails, or returns invalid values, leaves nothing behind.
 
 use std::sync::Mutex;
 
