@@ -116,9 +116,10 @@ impl Db {
                 Some(Arc::new(tokio::sync::Mutex::new(())))
             }
             DatabaseKind::Postgres => {
-                options.max_connections(16).min_connections(1).map_sqlx_postgres_opts(|opts| {
-                    opts.statement_cache_capacity(STATEMENT_CACHE)
-                });
+                options
+                    .max_connections(16)
+                    .min_connections(1)
+                    .map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(STATEMENT_CACHE));
                 None
             }
         };

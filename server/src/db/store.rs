@@ -68,33 +68,6 @@ pub async fn user_by_id<C: ConnectionTrait>(
     user::Entity::find_by_id(user_id.to_owned()).one(conn).await
 }
 
-/// The user bound to this sign-in identity: the identity provider (or `oauth-proxy`) that
-/// vouched for it, and its subject there.
-pub async fn user_by_binding<C: ConnectionTrait>(
-    conn: &C,
-    issuer: &str,
-    subject: &str,
-) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find()
-        .filter(user::Column::SsoIssuer.eq(issuer))
-        .filter(user::Column::SsoUserId.eq(subject))
-        .one(conn)
-        .await
-}
-
-/// Users with this email (stored lower-case), oldest first.
-pub async fn users_by_email<C: ConnectionTrait>(
-    conn: &C,
-    email: &str,
-) -> Result<Vec<user::Model>, DbErr> {
-    user::Entity::find()
-        .filter(user::Column::UserEmail.eq(email.to_lowercase()))
-        .order_by_asc(user::Column::CreatedAt)
-        .order_by_asc(user::Column::UserId)
-        .all(conn)
-        .await
-}
-
 /// Creates `user_id` as an `internal_user` with no email, budget or models, unless a user with
 /// that id exists: what LiteLLM's `add_new_member` does for a team member who is not a user yet.
 /// `created_by` goes into the row's metadata.
@@ -200,41 +173,6 @@ pub async fn add_member_if_absent<C: ConnectionTrait>(
         .map(|_| ())
 }
 
-/// Adds the user to each of these teams that exists, keeping existing memberships as they are:
-/// one `INSERT … SELECT … ON CONFLICT DO NOTHING`, nothing at all for an empty list.
-pub async fn join_existing_teams<C: ConnectionTrait>(
-    conn: &C,
-    team_ids: &[String],
-    user_id: &str,
-    role: &str,
-) -> Result<(), DbErr> {
-    use sea_orm::sea_query::{Expr, Query};
-    if team_ids.is_empty() {
-        return Ok(());
-    }
-    let select = Query::select()
-        .column(team::Column::TeamId)
-        .expr(Expr::val(user_id))
-        .expr(Expr::val(role))
-        .expr(Expr::val(now()))
-        .from(team::Entity)
-        .and_where(team::Column::TeamId.is_in(team_ids.iter().cloned()))
-        .to_owned();
-    let insert = Query::insert()
-        .into_table(team_member::Entity)
-        .columns([
-            team_member::Column::TeamId,
-            team_member::Column::UserId,
-            team_member::Column::Role,
-            team_member::Column::CreatedAt,
-        ])
-        .select_from(select)
-        .map_err(|error| DbErr::Custom(error.to_string()))?
-        .on_conflict(OnConflict::new().do_nothing().to_owned())
-        .to_owned();
-    conn.execute(&insert).await.map(|_| ())
-}
-
 /// Removes a member; returns whether there was one.
 pub async fn delete_member<C: ConnectionTrait>(
     conn: &C,
@@ -301,18 +239,6 @@ pub async fn insert_session<C: ConnectionTrait>(
     row: session::ActiveModel,
 ) -> Result<(), DbErr> {
     session::Entity::insert(row).exec_without_returning(conn).await.map(|_| ())
-}
-
-/// The live (unexpired, unrevoked) session with this key hash.
-pub async fn live_session<C: ConnectionTrait>(
-    conn: &C,
-    token_hash: &str,
-) -> Result<Option<session::Model>, DbErr> {
-    session::Entity::find_by_id(token_hash.to_owned())
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now()))
-        .one(conn)
-        .await
 }
 
 /// The live session with this key hash and its user as stored now: authorisation reads the
