@@ -538,3 +538,49 @@ fn a_database_password_never_reaches_the_log() {
     );
     assert!(stderr.contains("password=***"), "{stderr}");
 }
+
+#[test]
+fn a_revocation_on_one_replica_holds_at_once_on_the_other() {
+    // Two replicas on one PostgreSQL database. Sessions are not cached: every request reads the
+    // session and the user's current role, so a demotion, a logout, a revocation or a deleted
+    // user made through one replica holds on the other at its next request.
+    let Some(admin) = hookgate_tests::server::postgres_url() else { return };
+    let a = TestServer::start(&Backend::Postgres(admin));
+    let b = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            shared: Some((a.database_url.as_str(), a.master_key.as_str())),
+            ..ServerOptions::default()
+        },
+    );
+    let master = a.master_auth();
+    let key = session_key(&a, "alice", &["admins"]);
+    let bearer = format!("Bearer {key}");
+    assert_eq!(b.get("/user/list", &[("authorization", &bearer)]).status, 200);
+
+    let demote = a.post_json(
+        "/user/update",
+        &json!({"user_id": "alice", "user_role": "internal_user"}),
+        &[("authorization", &master)],
+    );
+    assert_eq!(demote.status, 200, "{}", demote.body);
+    assert_eq!(b.get("/user/list", &[("authorization", &bearer)]).status, 403, "demoted on A");
+
+    assert_eq!(
+        a.post_json("/session/logout", &json!({}), &[("authorization", &bearer)]).status,
+        200
+    );
+    assert_eq!(b.get("/user/info", &[("authorization", &bearer)]).status, 401, "logged out on A");
+
+    let key = format!("Bearer {}", session_key(&b, "alice", &[]));
+    let revoke =
+        b.post_json("/session/revoke", &json!({"user_id": "alice"}), &[("authorization", &master)]);
+    assert_eq!(revoke.status, 200, "{}", revoke.body);
+    assert_eq!(a.get("/user/info", &[("authorization", &key)]).status, 401, "revoked on B");
+
+    let key = format!("Bearer {}", session_key(&b, "alice", &[]));
+    let delete =
+        a.post_json("/user/delete", &json!({"user_ids": ["alice"]}), &[("authorization", &master)]);
+    assert_eq!(delete.status, 200, "{}", delete.body);
+    assert_eq!(b.get("/user/info", &[("authorization", &key)]).status, 401, "deleted on A");
+}
