@@ -186,6 +186,11 @@ impl Default for HttpLimits {
 }
 
 impl Config {
+    /// Whether `ip` (canonical) is one of the OAuth proxy's addresses (`trusted_proxy_ranges`).
+    pub fn is_trusted_proxy(&self, ip: &std::net::IpAddr) -> bool {
+        self.trusted_proxy_ranges.iter().any(|range| range.contains(ip))
+    }
+
     /// Whether any single sign-on is configured (an OIDC provider or the header hook).
     pub fn sso_configured(&self) -> bool {
         self.oidc.is_some() || self.custom_ui_sso_sign_in_handler.is_some()

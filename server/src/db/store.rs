@@ -76,7 +76,17 @@ pub async fn ensure_member_user<C: ConnectionTrait>(
     user_id: &str,
     created_by: &str,
 ) -> Result<(), DbErr> {
-    let row = new_user_row(
+    insert_user_if_absent(conn, member_user_row(user_id, created_by, now())).await.map(|_| ())
+}
+
+/// The row of a team member who is not a user yet: an `internal_user` with no email, budget or
+/// models, `created_by` in its metadata.
+pub(crate) fn member_user_row(
+    user_id: &str,
+    created_by: &str,
+    now: DateTime<Utc>,
+) -> user::ActiveModel {
+    new_user_row(
         user_id.to_owned(),
         None,
         None,
@@ -86,9 +96,8 @@ pub async fn ensure_member_user<C: ConnectionTrait>(
         None,
         None,
         serde_json::json!({"created_by": created_by}),
-        now(),
-    );
-    insert_user_if_absent(conn, row).await.map(|_| ())
+        now,
+    )
 }
 
 /// Inserts a user unless any unique key (id or identity-provider id) is taken; returns whether

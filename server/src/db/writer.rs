@@ -142,20 +142,12 @@ async fn apply_batch(db: &Db, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> {
     let mut new_users: Vec<user::ActiveModel> = Vec::new();
     for job in &done {
         new_users.extend(job.plan.hook_users.iter().map(store::row_of));
-        new_users.extend(job.plan.member_users.iter().map(|user_id| {
-            store::new_user_row(
-                user_id.clone(),
-                None,
-                None,
-                plugin_api::UserRole::InternalUser,
-                &[],
-                None,
-                None,
-                None,
-                serde_json::json!({"created_by": "custom_sso"}),
-                job.now,
-            )
-        }));
+        new_users.extend(
+            job.plan
+                .member_users
+                .iter()
+                .map(|user_id| store::member_user_row(user_id, "custom_sso", job.now)),
+        );
     }
     insert_ignoring_conflicts::<user::Entity, _>(conn, new_users).await?;
 

@@ -343,7 +343,7 @@ pub(super) fn client_address(
     headers: &HeaderMap,
 ) -> IpAddr {
     let peer = peer.to_canonical();
-    let trusted = |ip: &IpAddr| config.trusted_proxy_ranges.iter().any(|range| range.contains(ip));
+    let trusted = |ip: &IpAddr| config.is_trusted_proxy(ip);
     if !trusted(&peer) {
         return peer;
     }

@@ -85,8 +85,14 @@ pub struct Binding {
 impl Binding {
     /// The issuer recorded for identities an OAuth proxy vouched for (header sign-ins).
     pub const PROXY_ISSUER: &'static str = "oauth-proxy";
-    /// The longest subject accepted.
-    const MAX_SUBJECT: usize = 255;
+}
+
+/// The longest user id or subject stored.
+const MAX_ID: usize = 255;
+
+/// Whether an id fits its column: at most [`MAX_ID`] bytes, no control characters.
+fn is_storable_id(id: &str) -> bool {
+    id.len() <= MAX_ID && !id.chars().any(char::is_control)
 }
 
 /// What the front door proved about an identity, beyond the [`OpenId`] hooks see.
@@ -120,12 +126,11 @@ pub struct SignedIn {
 /// How often a sign-in decides again when its snapshot went stale before the write.
 const MAX_PLAN_ATTEMPTS: usize = 4;
 
-/// A minted session: the key, the signed cookie, the row to store.
+/// A minted session: the key and the signed cookie (the row to store comes beside it).
 struct Minted {
     key: String,
     token: String,
     expires_at: DateTime<Utc>,
-    session: session::ActiveModel,
 }
 
 impl Minted {
@@ -332,7 +337,7 @@ impl SignInService {
         };
         // The peer first: an untrusted one learns nothing about its headers.
         let peer = attempt.peer.to_canonical();
-        if !self.config.trusted_proxy_ranges.iter().any(|range| range.contains(&peer)) {
+        if !self.config.is_trusted_proxy(&peer) {
             return Err(SignInError::Forbidden(format!(
                 "header sign-in is only accepted from the OAuth proxy: {peer} is not in \
                      general_settings.trusted_proxy_ranges"
@@ -400,13 +405,12 @@ impl SignInService {
         let config = &self.config;
         let no_user = |error| (None, error);
         if let Some(binding) = &proof.binding
-            && (binding.subject.len() > Binding::MAX_SUBJECT
-                || binding.subject.chars().any(char::is_control))
+            && !is_storable_id(&binding.subject)
         {
             return Err(no_user(SignInError::InvalidHookOutput(format!(
-                "the identity's subject {} is longer than {} characters or has control characters",
+                "the identity's subject {} is longer than {MAX_ID} characters or has control \
+                 characters",
                 shown(&binding.subject),
-                Binding::MAX_SUBJECT
             ))));
         }
 
@@ -498,10 +502,10 @@ impl SignInService {
                         "sign-in failed: the identity has no user id and no email".into(),
                     )));
                 };
-                if user_id.len() > 255 || user_id.chars().any(char::is_control) {
+                if !is_storable_id(&user_id) {
                     return Err(no_user(SignInError::InvalidHookOutput(format!(
-                        "the identity's user id {} is longer than 255 characters or has control \
-                         characters",
+                        "the identity's user id {} is longer than {MAX_ID} characters or has \
+                         control characters",
                         shown(&user_id)
                     ))));
                 }
@@ -549,12 +553,14 @@ impl SignInService {
         for _ in 0..MAX_PLAN_ATTEMPTS {
             let now = store::now();
             let snapshot = match reused.take() {
-                Some(read) => read.1.clone(),
+                // The hook's host has let go of it by now: no copy.
+                Some(read) => std::sync::Arc::try_unwrap(read)
+                    .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot),
                 None => store::snapshot(self.db.conn(), &keys).await?,
             };
             let plan = rules::decide(input, &snapshot, &self.config, now)?;
             let (user_id, role, is_new) = (plan.account.user_id.clone(), plan.role, plan.is_new);
-            let minted = self.mint(
+            let (minted, session) = self.mint(
                 attempt,
                 &user_id,
                 plan.account.user_email.clone(),
@@ -563,7 +569,7 @@ impl SignInService {
                 now,
             );
             let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
-            let job = crate::db::Job { plan, session: minted.session.clone(), event, now };
+            let job = crate::db::Job { plan, session, event, now };
             match self.writer.apply(job).await? {
                 crate::db::Applied::Done => {
                     tracing::info!(%user_id, %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
@@ -586,7 +592,7 @@ impl SignInService {
         role: UserRole,
         models: &[String],
         now: DateTime<Utc>,
-    ) -> Minted {
+    ) -> (Minted, session::ActiveModel) {
         let config = &self.config;
         let key = new_session_key();
         let expires_at = now
@@ -617,7 +623,7 @@ impl SignInService {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         });
-        Minted { key, token, expires_at, session }
+        (Minted { key, token, expires_at }, session)
     }
 
     /// `UI_USERNAME`/`UI_PASSWORD` sign-in (already checked by the caller): a proxy_admin
@@ -659,7 +665,7 @@ impl SignInService {
             row = store::update_user(conn, changes).await?;
         }
         let models = store::list_of(&row.models);
-        let minted = self.mint(
+        let (minted, session) = self.mint(
             attempt,
             &row.user_id,
             row.user_email.clone(),
@@ -667,7 +673,7 @@ impl SignInService {
             &models,
             now,
         );
-        store::insert_session(conn, minted.session.clone()).await?;
+        store::insert_session(conn, session).await?;
         store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
             .await?;
         txn.commit().await?;
@@ -700,9 +706,9 @@ fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
     if user_id.is_empty() {
         return Err(invalid("user_id is empty".into()));
     }
-    if user_id.len() > 255 || user_id.chars().any(char::is_control) {
+    if !is_storable_id(&user_id) {
         return Err(invalid(format!(
-            "user_id {user_id:?} is longer than 255 characters or has control characters"
+            "user_id {user_id:?} is longer than {MAX_ID} characters or has control characters"
         )));
     }
     let user_email =

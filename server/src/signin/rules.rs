@@ -197,8 +197,7 @@ pub(crate) struct Input<'a> {
 /// so that the hook's `user_info` and `team_info` for the signing-in user and their groups are
 /// answered from it, and the decision after the hook usually needs no second read.
 pub(crate) fn identity_keys(openid: &OpenId, proof: &Proof, config: &Config) -> Keys {
-    let mut teams: Vec<String> = openid.team_ids.clone();
-    teams.extend(config.default_internal_user_params.teams.iter().map(|(id, _)| id.clone()));
+    let mut teams = named_teams(openid, config);
     teams.sort();
     teams.dedup();
     let user_ids: Vec<String> = openid.id.iter().map(|id| id.trim().to_owned()).collect();
@@ -210,14 +209,8 @@ pub(crate) fn identity_keys(openid: &OpenId, proof: &Proof, config: &Config) -> 
 
 /// The keys a sign-in's snapshot must cover.
 pub(crate) fn keys(input: &Input<'_>, config: &Config) -> Keys {
-    let mut user_ids = vec![input.values.user_id.clone()];
-    if let Some(idp_id) = input.idp_id
-        && idp_id != input.values.user_id
-    {
-        user_ids.push(idp_id.to_owned());
-    }
-    let mut teams: Vec<String> = input.openid.team_ids.clone();
-    teams.extend(config.default_internal_user_params.teams.iter().map(|(id, _)| id.clone()));
+    let user_ids: Vec<String> = candidate_ids(input).into_iter().map(str::to_owned).collect();
+    let mut teams = named_teams(input.openid, config);
     let mut members = Vec::new();
     for write in input.staged {
         if let Staged::Member { team_id, user_id, .. } = write {
@@ -237,6 +230,25 @@ pub(crate) fn keys(input: &Input<'_>, config: &Config) -> Keys {
         teams,
         members,
     }
+}
+
+/// The teams an identity names: its groups, then the default teams.
+fn named_teams(openid: &OpenId, config: &Config) -> Vec<String> {
+    let mut teams = openid.team_ids.clone();
+    teams.extend(config.default_internal_user_params.teams.iter().map(|(id, _)| id.clone()));
+    teams
+}
+
+/// The user ids an account may be found by: the chosen one, then the identity's own when it
+/// differs.
+fn candidate_ids<'a>(input: &Input<'a>) -> Vec<&'a str> {
+    let mut ids = vec![input.values.user_id.as_str()];
+    if let Some(idp_id) = input.idp_id
+        && idp_id != input.values.user_id
+    {
+        ids.push(idp_id);
+    }
+    ids
 }
 
 /// Whether this sign-in may take an unbound account by its email: the setting is on, the
@@ -443,13 +455,7 @@ fn find_account<'s>(
     if let Some(account) = snapshot.accounts.iter().find(|a| same_binding(a, binding)) {
         return Ok(Found::Stored(account));
     }
-    let mut ids = vec![input.values.user_id.as_str()];
-    if let Some(idp_id) = input.idp_id
-        && idp_id != input.values.user_id
-    {
-        ids.push(idp_id);
-    }
-    for id in ids {
+    for id in candidate_ids(input) {
         if let Some(account) = snapshot.accounts.iter().find(|a| a.user_id == id) {
             if account.binding.is_some() {
                 tracing::warn!(user_id = %account.user_id, "sign-in refused: the account is bound to another identity");
@@ -548,15 +554,14 @@ fn hook_user(new: &NewUser, now: DateTime<Utc>) -> NewAccount {
 }
 
 fn apply_changes(account: &mut Account, changes: &Changes) {
-    let changes = changes.clone();
-    if let Some(email) = changes.user_email {
-        account.user_email = Some(email);
+    if let Some(email) = &changes.user_email {
+        account.user_email = Some(email.clone());
     }
-    if let Some(alias) = changes.user_alias {
-        account.user_alias = Some(alias);
+    if let Some(alias) = &changes.user_alias {
+        account.user_alias = Some(alias.clone());
     }
-    if let Some(binding) = changes.binding {
-        account.binding = Some(binding);
+    if let Some(binding) = &changes.binding {
+        account.binding = Some(binding.clone());
     }
     if let Some(role) = changes.user_role {
         account.user_role = Some(role);
