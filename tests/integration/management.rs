@@ -7,31 +7,6 @@ use hookgate_tests::{
 };
 use serde_json::json;
 
-fn bearer_of(server: &TestServer, user: &str, groups: &[&str]) -> String {
-    let token =
-        server.sign_in(user, &format!("{user}@example.test"), groups).token_cookie().unwrap();
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&base64url(payload)).unwrap();
-    format!("Bearer {}", claims["key"].as_str().unwrap())
-}
-
-fn base64url(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut bits = 0u32;
-    let mut n_bits = 0;
-    let mut out = Vec::new();
-    for byte in text.bytes() {
-        let value = ALPHABET.iter().position(|c| *c == byte).expect("base64url") as u32;
-        bits = bits << 6 | value;
-        n_bits += 6;
-        if n_bits >= 8 {
-            n_bits -= 8;
-            out.push((bits >> n_bits) as u8);
-        }
-    }
-    out
-}
-
 #[test]
 fn users_and_teams_through_the_api() {
     for_each_backend(|backend| {
@@ -147,8 +122,8 @@ fn users_and_teams_through_the_api() {
 #[test]
 fn sessions_see_only_their_own_user_unless_proxy_admin() {
     let server = TestServer::start(&Backend::Sqlite);
-    let bob = bearer_of(&server, "bob", &["staff"]);
-    let alice = bearer_of(&server, "alice", &["admins"]);
+    let bob = format!("Bearer {}", server.session_key("bob", &["staff"]));
+    let alice = format!("Bearer {}", server.session_key("alice", &["admins"]));
     let as_bob = [("authorization", bob.as_str())];
     assert_eq!(server.get("/user/info", &as_bob).json()["user_id"], "bob");
     assert_eq!(server.get("/user/info?user_id=bob", &as_bob).status, 200);

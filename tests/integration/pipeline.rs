@@ -16,10 +16,6 @@ fn config(handler: &str, custom_sso: &str, extra: &str) -> String {
     )
 }
 
-fn users(server: &TestServer) -> Vec<user::Model> {
-    server.db(async |conn| user::Entity::find().all(conn).await.unwrap())
-}
-
 fn members(server: &TestServer) -> Vec<(String, String, String)> {
     let mut rows: Vec<_> = server
         .db(async |conn| team_member::Entity::find().all(conn).await.unwrap())
@@ -28,15 +24,6 @@ fn members(server: &TestServer) -> Vec<(String, String, String)> {
         .collect();
     rows.sort();
     rows
-}
-
-fn create_team(server: &TestServer, team_id: &str) {
-    let reply = server.post_json(
-        "/team/new",
-        &json!({"team_id": team_id}),
-        &[("authorization", &server.master_auth())],
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 #[test]
@@ -84,10 +71,10 @@ fn the_hooks_writes_commit_with_the_sign_in_and_vanish_with_a_refusal() {
             backend,
             ServerOptions { config: &plain, ..ServerOptions::default() },
         );
-        create_team(&server, "ops");
+        server.create_team("ops");
         let reply = server.get("/sso/key/generate", &[("x-forwarded-user", "ben")]);
         assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
-        let ids: Vec<String> = users(&server).into_iter().map(|u| u.user_id).collect();
+        let ids: Vec<String> = server.users().into_iter().map(|u| u.user_id).collect();
         assert!(
             ids.contains(&"helper-ben".to_owned()) && ids.contains(&"ben".to_owned()),
             "{ids:?}"
@@ -111,10 +98,10 @@ fn the_hooks_writes_commit_with_the_sign_in_and_vanish_with_a_refusal() {
             backend,
             ServerOptions { config: &admin_only, ..ServerOptions::default() },
         );
-        create_team(&server, "ops");
+        server.create_team("ops");
         let reply = server.get("/sso/key/generate", &[("x-forwarded-user", "cleo")]);
         assert_eq!(reply.status, 403, "{}", reply.body);
-        assert!(users(&server).is_empty(), "{:?}", users(&server));
+        assert!(server.users().is_empty(), "{:?}", server.users());
         assert!(members(&server).is_empty());
     });
 }
@@ -133,7 +120,7 @@ fn restricted_sso_group_admits_only_its_members() {
     assert_eq!(outsider.status, 403, "{}", outsider.body);
     let message = outsider.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("restricted SSO group \"ops\""), "{message}");
-    assert!(users(&server).is_empty());
+    assert!(server.users().is_empty());
     assert_eq!(server.sign_in("dina", "dina@example.test", &["staff", "ops"]).status, 303);
 }
 
@@ -158,7 +145,7 @@ fn a_new_budget_period_follows_the_new_duration() {
         });
         // The example hook gives internal users 0.01 USD a day: the new period is 1d's.
         assert_eq!(server.sign_in("eve", "eve@example.test", &[]).status, 303);
-        let eve = users(&server).into_iter().find(|u| u.user_id == "eve").unwrap();
+        let eve = server.users().into_iter().find(|u| u.user_id == "eve").unwrap();
         assert_eq!(eve.budget_duration.as_deref(), Some("1d"));
         assert_eq!(eve.spend, 0.0);
         let reset = eve.budget_reset_at.unwrap();
@@ -182,5 +169,5 @@ fn the_header_total_is_bounded() {
     let reply = server.get("/sso/key/generate", &headers);
     assert_eq!(reply.status, 431, "{}", reply.body);
     assert!(reply.body.contains("in all are accepted"), "{}", reply.body);
-    assert!(users(&server).is_empty());
+    assert!(server.users().is_empty());
 }

@@ -16,17 +16,6 @@ const SLOW: &str = r#"general_settings:
   hook_concurrency: 2
 "#;
 
-fn raw_request(server: &TestServer, request: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(request).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    String::from_utf8_lossy(&response).into_owned()
-}
-
 #[test]
 fn hung_hooks_cannot_exhaust_the_server() {
     let config = SLOW.replace("  CUSTOM_SSO\n", "");
@@ -155,7 +144,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
     );
     assert_eq!(reply.status, 403, "look-alike names are not identity: {}", reply.body);
 
-    let bare_cr = raw_request(&server, b"GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: al\rice\r\nConnection: close\r\n\r\n");
+    let bare_cr = server.raw(b"GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: al\rice\r\nConnection: close\r\n\r\n");
     assert!(bare_cr.starts_with("HTTP/1.1 400"), "{bare_cr}");
     let long = "a".repeat(20_000);
     let reply = server.get("/sso/key/generate", &[("x-forwarded-user", &long)]);
@@ -171,7 +160,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
         "GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(600_000)
     );
-    let reply = raw_request(&server, huge.as_bytes());
+    let reply = server.raw(huge.as_bytes());
     assert!(
         reply.starts_with("HTTP/1.1 431") || reply.is_empty(),
         "hyper refuses what does not fit its buffer: {}",

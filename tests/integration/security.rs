@@ -1,13 +1,9 @@
-//! The attacks of SECURITY.md's "Decisions", each through the built server: a demoted admin's
+//! The attacks SECURITY.md defends against, each through the built server: a demoted admin's
 //! live sessions, client-chosen request ids, refusal floods, retention, the Host header, password
 //! guessing from many addresses, crafted ids in the Admin UI, cross-site logout, out-of-range
 //! pages and id lists, secrets in logs, response headers, file modes and the cookie's path.
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use hookgate::db::entity::{session, sign_in_event, team_member, user};
 use hookgate_tests::{
@@ -17,37 +13,6 @@ use hookgate_tests::{
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 
-fn key_of(server: &TestServer, token: &str) -> String {
-    let key = jsonwebtoken::DecodingKey::from_secret(server.master_key.as_bytes());
-    let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
-        .expect("a valid HS256 token")
-        .claims;
-    claims["key"].as_str().unwrap().to_owned()
-}
-
-/// A header sign-in; returns the session key.
-fn session_key(server: &TestServer, user: &str, groups: &[&str]) -> String {
-    let reply = server.sign_in(user, &format!("{user}@example.test"), groups);
-    assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
-    key_of(server, &reply.token_cookie().unwrap())
-}
-
-/// Sends `request` as is over a new connection and reads the whole answer.
-fn raw(server: &TestServer, request: &str) -> String {
-    let address = server.base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-fn events(server: &TestServer) -> Vec<sign_in_event::Model> {
-    server.db(async |conn| sign_in_event::Entity::find().all(conn).await.unwrap())
-}
-
 fn with_ui_password() -> TestServer {
     TestServer::start_with(
         &Backend::Sqlite,
@@ -55,20 +20,10 @@ fn with_ui_password() -> TestServer {
     )
 }
 
-fn admin_cookie(server: &TestServer) -> String {
-    let reply = server.post_form(
-        "/login",
-        "username=admin&password=ui-secret-123",
-        &[("origin", &server.origin())],
-    );
-    assert_eq!(reply.status, 303, "{}", reply.body);
-    format!("token={}", reply.token_cookie().unwrap())
-}
-
 #[test]
 fn a_demoted_admin_loses_admin_rights_on_live_sessions_and_can_be_signed_out() {
     let server = TestServer::start(&Backend::Sqlite);
-    let key = session_key(&server, "alice", &["admins"]);
+    let key = server.session_key("alice", &["admins"]);
     let bearer = format!("Bearer {key}");
     let master = server.master_auth();
     assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 200);
@@ -100,7 +55,7 @@ fn a_demoted_admin_loses_admin_rights_on_live_sessions_and_can_be_signed_out() {
     assert_eq!(server.get("/ui/users", &[("cookie", &cookie)]).status, 403);
 
     // An admin signs a user out everywhere.
-    let other = session_key(&server, "bob", &[]);
+    let other = server.session_key("bob", &[]);
     let revoke = server.post_json(
         "/session/revoke",
         &json!({"user_id": "alice"}),
@@ -130,8 +85,8 @@ fn a_demoted_admin_loses_admin_rights_on_live_sessions_and_can_be_signed_out() {
 #[test]
 fn an_admin_signs_a_user_out_everywhere_from_the_ui() {
     let server = with_ui_password();
-    let key = session_key(&server, "carol", &[]);
-    let cookie = admin_cookie(&server);
+    let key = server.session_key("carol", &[]);
+    let cookie = server.password_cookie("ui-secret-123");
     let origin = server.origin();
     let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
     let page = server.get("/ui/user?id=carol", &headers);
@@ -142,7 +97,7 @@ fn an_admin_signs_a_user_out_everywhere_from_the_ui() {
     let bearer = format!("Bearer {key}");
     assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
     // Cross-site: refused, nothing revoked.
-    let key = session_key(&server, "carol", &[]);
+    let key = server.session_key("carol", &[]);
     let cross = server.post_form(
         "/ui/user/revoke",
         "user_id=carol",
@@ -173,7 +128,7 @@ fn client_request_ids_are_kept_only_when_short_and_plain() {
         server.get("/sso/key/generate", &[("x-request-id", &huge), ("x-forwarded-user", "dave")]);
     assert_eq!(reply.status, 303, "{}", reply.body);
     assert!(!server.logs().contains(&huge[..100]));
-    for event in events(&server) {
+    for event in server.events() {
         assert!(event.request_id.len() <= 64, "{}", event.request_id);
     }
 }
@@ -193,7 +148,7 @@ fn refused_attempts_are_recorded_within_a_bound() {
         let reply = server.get("/sso/key/generate", &[("x-forwarded-user", "mallory")]);
         assert_eq!(reply.status, 403);
     }
-    let recorded = events(&server);
+    let recorded = server.events();
     assert!(
         !recorded.is_empty() && recorded.len() <= 20,
         "{} refusal events for 100 refused attempts from one address",
@@ -216,7 +171,7 @@ fn expired_sessions_and_old_events_are_pruned() {
             ..ServerOptions::default()
         },
     );
-    session_key(&server, "erin", &[]);
+    server.session_key("erin", &[]);
     let count = |server: &TestServer| {
         server.db(async |conn| {
             (
@@ -242,30 +197,29 @@ fn expired_sessions_and_old_events_are_pruned() {
 #[test]
 fn the_host_header_never_decides_a_redirect() {
     let server = with_ui_password();
-    let answer = raw(
-        &server,
-        "GET /sso/key/generate HTTP/1.1\r\nHost: evil.example\r\nx-forwarded-user: frank\r\n\
-         Connection: close\r\n\r\n",
+    let answer = server.raw(
+        b"GET /sso/key/generate HTTP/1.1\r\nHost: evil.example\r\nx-forwarded-user: frank\r\n\
+          Connection: close\r\n\r\n",
     );
     assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
     assert!(answer.contains("location: /ui/?login=success\r\n"), "{answer}");
     assert!(!answer.contains("evil.example"), "{answer}");
 
     let body = "username=admin&password=ui-secret-123";
-    let answer = raw(
-        &server,
-        &format!(
+    let answer = server.raw(
+        format!(
             "POST /login HTTP/1.1\r\nHost: evil.example\r\nContent-Type: \
              application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
-        ),
+        )
+        .as_bytes(),
     );
     assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
     assert!(!answer.contains("evil.example"), "{answer}");
 
     // A UI form posted with a forged Host and a matching Origin is still a same-host post here;
     // what matters is that an Origin that is not the Host is refused.
-    let cookie = admin_cookie(&server);
+    let cookie = server.password_cookie("ui-secret-123");
     let cross = server.post_form(
         "/ui/teams",
         "team_id=x",
@@ -315,7 +269,8 @@ fn password_guessing_is_bounded_per_username_and_per_forwarded_address() {
     assert_eq!(attempt("203.0.113.6", "ui-secret-123").status, 303);
 
     // The audit log names the forwarded client, not the proxy.
-    let peers: Vec<String> = events(&server)
+    let peers: Vec<String> = server
+        .events()
         .into_iter()
         .filter(|event| event.outcome == "refused")
         .map(|event| event.peer_addr)
@@ -365,7 +320,7 @@ fn forwarded_addresses_count_only_from_a_trusted_proxy() {
         &[("x-forwarded-for", "203.0.113.200")],
     );
     assert_eq!(reply.status, 429);
-    assert!(events(&server).iter().all(|event| event.peer_addr == "127.0.0.1"));
+    assert!(server.events().iter().all(|event| event.peer_addr == "127.0.0.1"));
 }
 
 #[test]
@@ -402,7 +357,7 @@ fn crafted_ids_in_the_ui_address_exactly_their_own_row() {
         );
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
-    let cookie = admin_cookie(&server);
+    let cookie = server.password_cookie("ui-secret-123");
     let origin = server.origin();
     let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
     let teams = server.get("/ui/teams", &headers);
@@ -464,7 +419,7 @@ fn out_of_range_pages_and_long_id_lists_are_a_400() {
     let huge = server.get("/user/list?page=18446744073709551615", &[("authorization", &master)]);
     assert_eq!(huge.status, 400, "{}", huge.body);
     assert!(huge.body.contains("out of range"), "{}", huge.body);
-    let cookie = admin_cookie(&server);
+    let cookie = server.password_cookie("ui-secret-123");
     for path in ["/ui/users?page=18446744073709551615", "/ui/events?page=18446744073709551615"] {
         let reply = server.get(path, &[("cookie", &cookie)]);
         assert_eq!(reply.status, 400, "{path}: {}", reply.body);
@@ -499,7 +454,7 @@ fn responses_carry_protective_headers_and_files_are_private() {
     assert_eq!(reply.status, 303);
     let line = reply.set_cookie_line("token").unwrap();
     assert!(line.contains("Path=/litellm;"), "the cookie's path follows SERVER_ROOT_PATH: {line}");
-    let key = key_of(&server, &reply.token_cookie().unwrap());
+    let key = server.claims(&reply.token_cookie().unwrap())["key"].as_str().unwrap().to_owned();
     let info = server.get("/litellm/user/info", &[("authorization", &format!("Bearer {key}"))]);
     assert_eq!(info.status, 200);
     assert_eq!(info.header("cache-control"), Some("no-store"));
@@ -554,7 +509,7 @@ fn a_revocation_on_one_replica_holds_at_once_on_the_other() {
         },
     );
     let master = a.master_auth();
-    let key = session_key(&a, "alice", &["admins"]);
+    let key = a.session_key("alice", &["admins"]);
     let bearer = format!("Bearer {key}");
     assert_eq!(b.get("/user/list", &[("authorization", &bearer)]).status, 200);
 
@@ -572,13 +527,13 @@ fn a_revocation_on_one_replica_holds_at_once_on_the_other() {
     );
     assert_eq!(b.get("/user/info", &[("authorization", &bearer)]).status, 401, "logged out on A");
 
-    let key = format!("Bearer {}", session_key(&b, "alice", &[]));
+    let key = format!("Bearer {}", b.session_key("alice", &[]));
     let revoke =
         b.post_json("/session/revoke", &json!({"user_id": "alice"}), &[("authorization", &master)]);
     assert_eq!(revoke.status, 200, "{}", revoke.body);
     assert_eq!(a.get("/user/info", &[("authorization", &key)]).status, 401, "revoked on B");
 
-    let key = format!("Bearer {}", session_key(&b, "alice", &[]));
+    let key = format!("Bearer {}", b.session_key("alice", &[]));
     let delete =
         a.post_json("/user/delete", &json!({"user_ids": ["alice"]}), &[("authorization", &master)]);
     assert_eq!(delete.status, 200, "{}", delete.body);

@@ -3,42 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use hookgate::db::entity::{session, sign_in_event, team_member, user};
+use hookgate::db::entity::{session, team_member};
 use hookgate_tests::server::{Backend, ServerOptions, TestServer, for_each_backend};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-fn claims(server: &TestServer, token: &str) -> serde_json::Value {
-    let key = jsonwebtoken::DecodingKey::from_secret(server.master_key.as_bytes());
-    let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
-        .expect("a valid HS256 token")
-        .claims
-}
-
-fn create_team(server: &TestServer, team_id: &str) {
-    let reply = server.post_json(
-        "/team/new",
-        &json!({"team_id": team_id}),
-        &[("authorization", &server.master_auth())],
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
-}
-
-fn users(server: &TestServer) -> Vec<user::Model> {
-    server.db(async |conn| user::Entity::find().all(conn).await.unwrap())
-}
-
-fn events(server: &TestServer) -> Vec<sign_in_event::Model> {
-    server.db(async |conn| sign_in_event::Entity::find().all(conn).await.unwrap())
-}
-
 #[test]
 fn a_new_user_signs_in_with_the_values_the_plugin_chose() {
     for_each_backend(|backend| {
         let server = TestServer::start(backend);
-        create_team(&server, "staff");
+        server.create_team("staff");
 
         let reply = server.sign_in("alice", "Alice@Example.TEST", &["admins", "staff"]);
         assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
@@ -54,7 +29,7 @@ fn a_new_user_signs_in_with_the_values_the_plugin_chose() {
         assert!(!cookie.contains("Secure"), "plain http: {cookie}");
 
         let token = reply.token_cookie().unwrap();
-        let claims = claims(&server, &token);
+        let claims = server.claims(&token);
         assert_eq!(claims["user_id"], "alice");
         assert_eq!(claims["user_email"], "alice@example.test", "emails are lower-cased");
         assert_eq!(claims["user_role"], "proxy_admin", "custom_sso maps the admins group");
@@ -74,7 +49,7 @@ fn a_new_user_signs_in_with_the_values_the_plugin_chose() {
         assert_eq!(info["teams"][0]["team_id"], "staff");
 
         // The rows.
-        let rows = users(&server);
+        let rows = server.users();
         assert_eq!(rows.len(), 1);
         let alice = &rows[0];
         assert_eq!(
@@ -95,7 +70,7 @@ fn a_new_user_signs_in_with_the_values_the_plugin_chose() {
             members.iter().map(|m| (m.team_id.as_str(), m.user_id.as_str())).collect::<Vec<_>>(),
             [("staff", "alice")]
         );
-        let events = events(&server);
+        let events = server.events();
         assert_eq!(events.len(), 1);
         assert_eq!(
             (events[0].outcome.as_str(), events[0].method.as_str(), events[0].user_id.as_deref()),
@@ -115,7 +90,7 @@ fn an_ordinary_user_gets_the_plugins_budget_at_every_sign_in() {
     for_each_backend(|backend| {
         let server = TestServer::start(backend);
         assert_eq!(server.sign_in("bob", "bob@example.test", &["staff"]).status, 303);
-        let bob = &users(&server)[0];
+        let bob = &server.users()[0];
         assert_eq!(bob.user_role.as_deref(), Some("internal_user"));
         assert_eq!((bob.max_budget, bob.budget_duration.as_deref()), (Some(0.01), Some("1d")));
         let midnight = (chrono::Utc::now() + chrono::Duration::days(1))
@@ -132,9 +107,9 @@ fn an_ordinary_user_gets_the_plugins_budget_at_every_sign_in() {
             &[("authorization", &server.master_auth())],
         );
         assert_eq!(reply.status, 200, "{}", reply.body);
-        assert_eq!(users(&server)[0].max_budget, Some(50.0));
+        assert_eq!(server.users()[0].max_budget, Some(50.0));
         assert_eq!(server.sign_in("bob", "bob@example.test", &["staff"]).status, 303);
-        let bob = &users(&server)[0];
+        let bob = &server.users()[0];
         assert_eq!((bob.max_budget, bob.budget_duration.as_deref()), (Some(0.01), Some("1d")));
         assert_eq!(bob.budget_reset_at, Some(midnight));
         assert_eq!(server.db(async |conn| session::Entity::find().count(conn).await.unwrap()), 2);
@@ -165,9 +140,9 @@ fn a_peer_outside_the_trusted_ranges_is_refused_before_any_hook_runs() {
             "{message}"
         );
         assert!(reply.token_cookie().is_none());
-        assert!(users(&server).is_empty(), "no user row");
+        assert!(server.users().is_empty(), "no user row");
         assert!(!server.logs().contains("custom_sso: user"), "the hooks never ran");
-        let events = events(&server);
+        let events = server.events();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].outcome, "refused");
         assert!(events[0].reason.as_deref().unwrap().contains("trusted_proxy_ranges"));
@@ -197,8 +172,8 @@ fn a_hook_that_refuses_gives_403_with_its_message_in_json_or_html() {
         assert!(reply.header("content-type").unwrap().starts_with("text/html"));
         assert!(reply.body.contains("the OAuth proxy sent no identity"), "{}", reply.body);
         assert!(reply.body.contains(reply.header("x-request-id").unwrap()));
-        assert!(users(&server).is_empty());
-        assert_eq!(events(&server).iter().filter(|e| e.outcome == "refused").count(), 3);
+        assert!(server.users().is_empty());
+        assert_eq!(server.events().iter().filter(|e| e.outcome == "refused").count(), 3);
     });
 }
 
@@ -235,7 +210,7 @@ fn a_panicking_hook_gives_500_and_the_server_keeps_serving() {
         assert_eq!(server.get("/health/liveliness", &[]).status, 200);
         let logs = server.logs();
         assert!(logs.contains("index out of bounds"), "the panic is logged:\n{logs}");
-        let events = events(&server);
+        let events = server.events();
         assert_eq!(events.len(), 3);
         assert!(events.iter().all(|e| e.outcome == "failed" && e.reason.as_deref().unwrap().contains("panicked")));
     });
@@ -267,7 +242,7 @@ fn a_slow_hook_times_out_with_504() {
         let reply =
             server.get("/sso/key/generate", &[("x-forwarded-user", "bob"), ("x-sleep-ms", "1")]);
         assert_eq!(reply.status, 303, "{}", reply.body);
-        assert_eq!(users(&server).iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), ["bob"]);
+        assert_eq!(server.users().iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), ["bob"]);
     });
 }
 
@@ -296,9 +271,9 @@ fn invalid_custom_sso_values_are_refused_and_nothing_is_written() {
                 "{user}: {message}"
             );
         }
-        assert!(users(&server).is_empty(), "nothing written");
+        assert!(server.users().is_empty(), "nothing written");
         assert_eq!(server.db(async |conn| session::Entity::find().count(conn).await.unwrap()), 0);
-        assert_eq!(events(&server).len(), 4, "every attempt is recorded");
+        assert_eq!(server.events().len(), 4, "every attempt is recorded");
 
         let reply =
             server.get("/sso/key/generate", &[("x-forwarded-user", "valid"), ("x-sleep-ms", "0")]);
@@ -319,7 +294,7 @@ fn a_panicking_custom_sso_hook_gives_500() {
         assert_eq!(reply.status, 500, "{}", reply.body);
         assert_eq!(reply.json()["error"]["message"], "sign-in hook failed");
         assert!(server.logs().contains("custom_sso exploded"));
-        assert!(users(&server).is_empty());
+        assert!(server.users().is_empty());
     });
 }
 
@@ -328,7 +303,7 @@ fn logout_revokes_the_session_key() {
     for_each_backend(|backend| {
         let server = TestServer::start(backend);
         let token = server.sign_in("carol", "carol@example.test", &[]).token_cookie().unwrap();
-        let key = claims(&server, &token)["key"].as_str().unwrap().to_owned();
+        let key = server.claims(&token)["key"].as_str().unwrap().to_owned();
         let bearer = format!("Bearer {key}");
         assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
 
@@ -374,7 +349,7 @@ fn fifty_concurrent_first_sign_ins_make_one_user() {
             handles.into_iter().map(|handle| handle.join().unwrap()).collect()
         });
         assert!(statuses.iter().all(|status| *status == 303), "{statuses:?}\n{}", server.logs());
-        assert_eq!(users(&server).len(), 1);
+        assert_eq!(server.users().len(), 1);
         assert_eq!(server.db(async |conn| session::Entity::find().count(conn).await.unwrap()), 50);
     });
 }
@@ -400,9 +375,9 @@ fn an_email_match_never_takes_over_an_account_bound_to_another_identity() {
         // Someone else at the identity provider with the same email.
         let token =
             server.sign_in("idp-intruder", "BOSS@example.test", &[]).token_cookie().unwrap();
-        assert_eq!(claims(&server, &token)["user_id"], "idp-intruder");
-        assert_eq!(claims(&server, &token)["user_role"], "internal_user_viewer");
-        let rows = users(&server);
+        assert_eq!(server.claims(&token)["user_id"], "idp-intruder");
+        assert_eq!(server.claims(&token)["user_role"], "internal_user_viewer");
+        let rows = server.users();
         assert_eq!(rows.len(), 2);
         let admin = rows.iter().find(|u| u.user_id == "idp-admin").unwrap();
         assert_eq!(
@@ -414,8 +389,8 @@ fn an_email_match_never_takes_over_an_account_bound_to_another_identity() {
         let reply = server.post_json("/user/new", &json!({"user_id": "pre-made", "user_email": "new@example.test", "user_role": "internal_user"}), &[("authorization", &server.master_auth())]);
         assert_eq!(reply.status, 200, "{}", reply.body);
         let token = server.sign_in("idp-new", "new@example.test", &[]).token_cookie().unwrap();
-        assert_eq!(claims(&server, &token)["user_id"], "pre-made");
-        let pre_made = users(&server).into_iter().find(|u| u.user_id == "pre-made").unwrap();
+        assert_eq!(server.claims(&token)["user_id"], "pre-made");
+        let pre_made = server.users().into_iter().find(|u| u.user_id == "pre-made").unwrap();
         assert_eq!(pre_made.sso_user_id.as_deref(), Some("idp-new"), "now bound");
     });
 }
@@ -436,11 +411,11 @@ fn admin_only_mode_and_proxy_admin_id() {
     let reply = server.sign_in("bob", "bob@example.test", &["staff"]);
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert!(reply.json()["error"]["message"].as_str().unwrap().contains("admin_only"));
-    assert!(users(&server).is_empty(), "a refused sign-in writes no user");
+    assert!(server.users().is_empty(), "a refused sign-in writes no user");
     assert_eq!(server.sign_in("alice", "alice@example.test", &["admins"]).status, 303);
     let token = server.sign_in("root", "root@example.test", &[]).token_cookie().unwrap();
-    assert_eq!(claims(&server, &token)["user_role"], "proxy_admin");
-    let root = users(&server).into_iter().find(|u| u.user_id == "root").unwrap();
+    assert_eq!(server.claims(&token)["user_role"], "proxy_admin");
+    let root = server.users().into_iter().find(|u| u.user_id == "root").unwrap();
     assert_eq!(root.user_role.as_deref(), Some("proxy_admin"), "written to the row");
 }
 
@@ -476,7 +451,7 @@ fn allowed_email_domains_and_the_public_url() {
         Some("https://sso.example.test/litellm/ui/?login=success")
     );
     assert!(reply.header("set-cookie").unwrap().contains("; Secure"));
-    assert_eq!(claims(&server, &reply.token_cookie().unwrap())["server_root_path"], "/litellm");
+    assert_eq!(server.claims(&reply.token_cookie().unwrap())["server_root_path"], "/litellm");
     assert_eq!(
         server.get("/sso/key/generate", &[]).status,
         404,
@@ -500,7 +475,7 @@ fn non_utf8_identity_headers_are_refused_with_400() {
         response.contains("x-forwarded-user") && response.contains("not valid UTF-8"),
         "{response}"
     );
-    assert!(users(&server).is_empty());
+    assert!(server.users().is_empty());
 }
 
 #[test]

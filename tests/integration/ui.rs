@@ -5,16 +5,6 @@ use hookgate::db::entity::{team_member, user};
 use hookgate_tests::server::{Backend, ServerOptions, TestServer};
 use sea_orm::EntityTrait;
 
-fn admin_cookie(server: &TestServer) -> String {
-    let reply = server.post_form(
-        "/login",
-        "username=admin&password=ui-secret-123",
-        &[("origin", &server.origin())],
-    );
-    assert_eq!(reply.status, 303, "{}", reply.body);
-    format!("token={}", reply.token_cookie().unwrap())
-}
-
 fn start() -> TestServer {
     TestServer::start_with(
         &Backend::Sqlite,
@@ -48,7 +38,7 @@ fn the_login_page_offers_sso_and_the_password_form() {
 #[test]
 fn the_password_fallback_signs_in_a_proxy_admin_and_is_rate_limited() {
     let server = start();
-    let cookie = admin_cookie(&server);
+    let cookie = server.password_cookie("ui-secret-123");
     let profile = server.get("/ui/", &[("cookie", &cookie)]);
     assert!(profile.body.contains("<dd id=\"user-id\">default_user_id</dd>"), "{}", profile.body);
     assert!(profile.body.contains("proxy_admin"));
@@ -93,7 +83,7 @@ fn cross_site_form_posts_are_refused() {
         &[("origin", "https://evil.example")],
     );
     assert_eq!(reply.status, 403, "{}", reply.body);
-    let cookie = admin_cookie(&server);
+    let cookie = server.password_cookie("ui-secret-123");
     let reply = server.post_form(
         "/ui/teams",
         "team_id=x",
@@ -106,7 +96,7 @@ fn cross_site_form_posts_are_refused() {
 fn admins_see_edit_users_teams_and_the_sign_in_log() {
     let server = start();
     assert_eq!(server.sign_in("bob", "bob@example.test", &["staff"]).status, 303);
-    let cookie = admin_cookie(&server);
+    let cookie = server.password_cookie("ui-secret-123");
     let origin = server.origin();
     let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
 

@@ -392,6 +392,73 @@ impl TestServer {
         })
     }
 
+    /// Sends `request` as is over a new connection and reads the whole answer (the request
+    /// should say `Connection: close`).
+    pub fn raw(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let address = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.write_all(request).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// The claims of a `token` cookie, verified with this server's master key (HS256).
+    pub fn claims(&self, token: &str) -> serde_json::Value {
+        let key = jsonwebtoken::DecodingKey::from_secret(self.master_key.as_bytes());
+        let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .expect("a valid HS256 token")
+            .claims
+    }
+
+    /// A header sign-in of `user` (email `user@example.test`) that must succeed; returns the
+    /// session key from its cookie.
+    pub fn session_key(&self, user: &str, groups: &[&str]) -> String {
+        let reply = self.sign_in(user, &format!("{user}@example.test"), groups);
+        assert_eq!(reply.status, 303, "{}\n{}", reply.body, self.logs());
+        let token = reply.token_cookie().expect("a token cookie");
+        self.claims(&token)["key"].as_str().expect("a session key").to_owned()
+    }
+
+    /// `POST /login` as `admin` with `password`, from this server's origin; returns the
+    /// `token=…` cookie.
+    pub fn password_cookie(&self, password: &str) -> String {
+        let reply = self.post_form(
+            "/login",
+            &format!("username=admin&password={password}"),
+            &[("origin", &self.origin())],
+        );
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        format!("token={}", reply.token_cookie().expect("a token cookie"))
+    }
+
+    /// Creates a team through the API with the master key.
+    pub fn create_team(&self, team_id: &str) {
+        let reply = self.post_json(
+            "/team/new",
+            &serde_json::json!({"team_id": team_id}),
+            &[("authorization", &self.master_auth())],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+
+    /// Every user row.
+    pub fn users(&self) -> Vec<hookgate::db::entity::user::Model> {
+        use sea_orm::EntityTrait;
+        self.db(async |conn| hookgate::db::entity::user::Entity::find().all(conn).await.unwrap())
+    }
+
+    /// Every sign-in event row.
+    pub fn events(&self) -> Vec<hookgate::db::entity::sign_in_event::Model> {
+        use sea_orm::EntityTrait;
+        self.db(async |conn| {
+            hookgate::db::entity::sign_in_event::Entity::find().all(conn).await.unwrap()
+        })
+    }
+
     /// Sends SIGTERM and waits for the process; returns its exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
