@@ -171,3 +171,15 @@ fn the_header_total_is_bounded() {
     assert!(reply.body.contains("in all are accepted"), "{}", reply.body);
     assert!(server.users().is_empty());
 }
+
+#[test]
+fn an_identity_whose_id_does_not_fit_is_refused_and_nothing_is_written() {
+    let server = TestServer::start(&Backend::Sqlite);
+    let long = "u".repeat(300);
+    let reply = server.get("/sso/key/generate", &[("x-forwarded-user", long.as_str())]);
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("longer than 255 characters or has control characters"), "{message}");
+    assert!(!message.contains(&long), "the id is not echoed in full: {message}");
+    assert!(server.users().is_empty());
+}
