@@ -8,6 +8,7 @@
 pub mod entity;
 mod migration;
 pub mod store;
+mod sync;
 mod writer;
 
 pub use self::writer::Writer;
@@ -67,6 +68,8 @@ pub fn database_kind(url: &str) -> Result<DatabaseKind, UnsupportedUrl> {
 pub struct Db {
     conn: DatabaseConnection,
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite: the file, and its readers on the calling thread (see [`sync`]).
+    sqlite: Option<(PathBuf, Arc<sync::Readers>)>,
 }
 
 /// A write transaction; dropped without [`WriteTxn::commit`], it rolls back.
@@ -85,6 +88,11 @@ impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await
     }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
 }
 
 impl Db {
@@ -100,8 +108,15 @@ impl Db {
             // No `SELECT 1` round trip on every checkout: a dead connection fails its statement,
             // which the caller reports (503), and the pool replaces it.
             .test_before_acquire(false);
+        let mut sqlite = None;
         let write_lock = match kind {
             DatabaseKind::Sqlite(path) => {
+                if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+                    return Err(DbErr::Custom(format!(
+                        "{url}: hookgate keeps SQLite in a file (sqlite://<path>), not in memory"
+                    )));
+                }
+                sqlite = Some((path.clone(), Arc::new(sync::Readers::new(&path))));
                 create_private(&path).map_err(|error| {
                     DbErr::Custom(format!("cannot create {}: {error}", path.display()))
                 })?;
@@ -135,12 +150,30 @@ impl Db {
         } else {
             migration::Migrator::up(&conn, None).await?;
         }
-        Ok(Db { conn, write_lock })
+        Ok(Db { conn, write_lock, sqlite })
     }
 
     /// The pool, for reads.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// What one sign-in needs to decide ([`store::snapshot`]), read from a blocking thread: on
+    /// SQLite on this thread, without sqlx's hand-offs; on PostgreSQL through `runtime`.
+    pub(crate) fn snapshot_blocking(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        keys: &crate::signin::rules::Keys,
+    ) -> Result<crate::signin::rules::Snapshot, DbErr> {
+        match &self.sqlite {
+            Some((_, readers)) => readers.snapshot(keys),
+            None => runtime.block_on(store::snapshot(&self.conn, keys)),
+        }
+    }
+
+    /// The SQLite file, if this is SQLite.
+    fn sqlite_path(&self) -> Option<&std::path::Path> {
+        self.sqlite.as_ref().map(|(path, _)| path.as_path())
     }
 
     /// Which backend this is.
@@ -229,5 +262,13 @@ mod tests {
         assert_eq!(database_kind("postgres://u@h/db"), Ok(DatabaseKind::Postgres));
         let err = database_kind("mysql://h/db").unwrap_err();
         assert!(err.to_string().contains("\"mysql\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_in_memory_is_refused_with_the_reason() {
+        // The sign-in's readers and the writer open the file themselves: a memory database
+        // would be a different, empty one on each connection.
+        let error = Db::connect("sqlite::memory:").await.unwrap_err().to_string();
+        assert!(error.contains("not in memory"), "{error}");
     }
 }

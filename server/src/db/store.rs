@@ -573,7 +573,7 @@ use crate::signin::{
     rules::{Account, Changes, Keys, NewAccount, Snapshot, Team},
 };
 
-fn account_of(row: user::Model) -> Account {
+pub(super) fn account_of(row: user::Model) -> Account {
     let binding = match (row.sso_issuer, row.sso_user_id) {
         (Some(issuer), Some(subject)) => Some(Binding { issuer, subject }),
         _ => None,
@@ -618,6 +618,23 @@ pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
 /// What one sign-in's decision needs, in at most three statements: the accounts its keys name
 /// (by id, binding or email), their memberships, and which of the named teams exist.
 pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
+    let accounts: Vec<Account> =
+        accounts_query(keys).all(conn).await?.into_iter().map(account_of).collect();
+    let memberships = memberships_query(keys, &accounts)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| (m.team_id, m.user_id))
+        .collect();
+    let teams = match teams_query(keys) {
+        None => Vec::new(),
+        Some(query) => query.all(conn).await?.into_iter().map(team_of).collect(),
+    };
+    Ok(Snapshot { accounts, memberships, teams })
+}
+
+/// The snapshot's first read: the accounts found by id, binding or email.
+pub(super) fn accounts_query(keys: &Keys) -> sea_orm::Select<user::Entity> {
     use sea_orm::Condition;
     let mut condition =
         Condition::any().add(user::Column::UserId.is_in(keys.user_ids.iter().cloned()));
@@ -631,50 +648,41 @@ pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Resul
     if let Some(email) = &keys.email {
         condition = condition.add(user::Column::UserEmail.eq(email.to_lowercase()));
     }
-    let accounts: Vec<Account> = user::Entity::find()
-        .filter(condition)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(account_of)
-        .collect();
+    user::Entity::find().filter(condition)
+}
+
+/// The snapshot's second read: the memberships of the accounts found and of the users the hook
+/// adds to teams.
+pub(super) fn memberships_query(
+    keys: &Keys,
+    accounts: &[Account],
+) -> sea_orm::Select<team_member::Entity> {
     let mut members: Vec<String> = accounts.iter().map(|a| a.user_id.clone()).collect();
     members.extend(keys.members.iter().cloned());
     members.sort();
     members.dedup();
-    let memberships = team_member::Entity::find()
-        .filter(team_member::Column::UserId.is_in(members))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| (m.team_id, m.user_id))
-        .collect();
-    let teams = if keys.teams.is_empty() {
-        Vec::new()
-    } else {
-        team::Entity::find()
-            .filter(team::Column::TeamId.is_in(keys.teams.iter().cloned()))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|row| Team {
-                models: list_of(&row.models),
-                team_id: row.team_id,
-                team_alias: row.team_alias,
-            })
-            .collect()
-    };
-    Ok(Snapshot { accounts, memberships, teams })
+    team_member::Entity::find().filter(team_member::Column::UserId.is_in(members))
 }
 
-/// Applies `changes` to a user if its `updated_at` is still `read_at`; returns whether it was.
-pub(crate) async fn update_if_unchanged<C: ConnectionTrait>(
-    conn: &C,
+/// The snapshot's third read, when the sign-in names teams: which of them exist.
+pub(super) fn teams_query(keys: &Keys) -> Option<sea_orm::Select<team::Entity>> {
+    (!keys.teams.is_empty()).then(|| {
+        team::Entity::find().filter(team::Column::TeamId.is_in(keys.teams.iter().cloned()))
+    })
+}
+
+pub(super) fn team_of(row: team::Model) -> Team {
+    Team { models: list_of(&row.models), team_id: row.team_id, team_alias: row.team_alias }
+}
+
+/// `UPDATE users SET changes WHERE user_id = ? AND updated_at = read_at`: it changes one row if
+/// the user is still as read, none if someone changed it since.
+pub(crate) fn update_if_unchanged(
     user_id: &str,
     read_at: DateTime<Utc>,
     changes: &Changes,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> sea_orm::UpdateMany<user::Entity> {
     use sea_orm::sea_query::Expr;
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
@@ -707,5 +715,5 @@ pub(crate) async fn update_if_unchanged<C: ConnectionTrait>(
     if let Some(spend) = changes.spend {
         update = update.col_expr(user::Column::Spend, Expr::value(spend));
     }
-    Ok(update.exec(conn).await?.rows_affected > 0)
+    update
 }

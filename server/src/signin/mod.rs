@@ -461,29 +461,27 @@ impl SignInService {
         let mut read_before = None;
         let (values, staged) = match self.plugins.custom_sso.clone() {
             Some(hook) => {
-                // One read for the hook's questions and, usually, the decision after it.
+                // One read for the hook's questions and, usually, the decision after it, made
+                // on the hook's thread.
                 let keys = rules::identity_keys(&openid, &proof, config);
-                let snapshot = store::snapshot(self.db.conn(), &keys)
-                    .await
-                    .map_err(|error| no_user(SignInError::Database(error)))?;
-                let read = std::sync::Arc::new((keys, snapshot));
-                read_before = Some(read.clone());
-                let host = SignInHost::new(
-                    self.db.clone(),
-                    Handle::current(),
-                    hook.info().reference.clone(),
-                    read,
-                );
+                let db = self.db.clone();
+                let runtime = Handle::current();
+                let reference = hook.info().reference.clone();
                 let identity = openid.clone();
                 let outcome = self
                     .runner
                     .run(move || {
+                        let snapshot = db.snapshot_blocking(&runtime, &keys)?;
+                        let read = std::sync::Arc::new((keys, snapshot));
+                        let host = SignInHost::new(db, runtime, reference, read.clone());
                         let result = hook.call(&host, &identity);
-                        (result, host.into_staged())
+                        Ok::<_, DbErr>((result, host.into_staged(), read))
                     })
                     .await;
                 let (result, staged) = match outcome {
-                    Ok((result, (staged, database_failed))) => {
+                    Ok(Err(error)) => return Err(no_user(SignInError::Database(error))),
+                    Ok(Ok((result, (staged, database_failed), read))) => {
+                        read_before = Some(read);
                         if database_failed && result.is_err() {
                             return Err(no_user(SignInError::Database(DbErr::Custom(
                                 "a custom_sso host call failed on the database".into(),

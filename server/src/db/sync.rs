@@ -1,0 +1,201 @@
+//! SQLite's sign-in reads on sea-orm's synchronous backend (`sea-orm-sync`, over rusqlite).
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands every statement to it
+//! through a channel: two thread switches per statement, which profiles showed to be most of a
+//! sign-in's cost. Here the statements run on the calling thread — the blocking thread the
+//! sign-in's hook already runs on — over that thread's own rusqlite connection. In WAL mode
+//! readers never wait for the writer, so a read is a few microseconds of CPU.
+//!
+//! The statements are the ones [`super::store`] builds with sea-orm's query builder for the
+//! async path (same SQL, same values); only their execution and the decoding of rows differ.
+
+use std::{
+    cell::RefCell,
+    collections::{HashMap, hash_map::Entry},
+};
+
+use sea_orm::{DbBackend, DbErr, QueryTrait};
+use sea_orm_sync::{self as sync, ConnectionTrait as _};
+
+use super::{
+    entity::{team, team_member, user},
+    store,
+    writer::Txn,
+};
+use crate::signin::rules::{Keys, Snapshot};
+
+thread_local! {
+    /// This thread's read connection to each SQLite file it has read (sea-orm-sync's
+    /// connections are not `Send`: each stays on the thread that opened it, and closes when
+    /// that thread ends — tokio retires idle blocking threads after ten seconds).
+    static CONNECTIONS: RefCell<HashMap<String, sync::DatabaseConnection>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Read-only connections to one SQLite file, one per thread that reads, opened on demand.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    url: String,
+}
+
+impl Readers {
+    /// Readers of the SQLite file at `path` (which must exist: the async pool created and
+    /// migrated it).
+    pub(crate) fn new(path: &std::path::Path) -> Self {
+        Self { url: format!("sqlite://{}?mode=ro", path.display()) }
+    }
+
+    fn open(&self) -> Result<sync::DatabaseConnection, DbErr> {
+        let conn = sync::Database::connect(self.url.as_str()).map_err(from_sync)?;
+        // A reader waits (rather than fails) in the rare moments WAL needs a lock: recovery
+        // after a crash, or the last connection's checkpoint.
+        conn.execute_unprepared("PRAGMA busy_timeout = 10000").map_err(from_sync)?;
+        Ok(conn)
+    }
+
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&sync::DatabaseConnection) -> Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
+        CONNECTIONS.with_borrow_mut(|connections| {
+            let conn = match connections.entry(self.url.clone()) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => entry.insert(self.open()?),
+            };
+            let result = read(conn);
+            // A connection whose statement failed is not kept: the next read opens a new one.
+            if result.is_err() {
+                connections.remove(&self.url);
+            }
+            result
+        })
+    }
+
+    /// [`store::snapshot`], on this thread.
+    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<Snapshot, DbErr> {
+        self.with(|conn| {
+            let accounts = query(conn, store::accounts_query(keys))?
+                .iter()
+                .map(|row| user_of(row).map(store::account_of))
+                .collect::<Result<Vec<_>, _>>()?;
+            let memberships = query(conn, store::memberships_query(keys, &accounts))?
+                .iter()
+                .map(|row| member_of(row).map(|m| (m.team_id, m.user_id)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let teams = match store::teams_query(keys) {
+                None => Vec::new(),
+                Some(select) => query(conn, select)?
+                    .iter()
+                    .map(|row| team_of(row).map(store::team_of))
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            Ok(Snapshot { accounts, memberships, teams })
+        })
+    }
+}
+
+/// The writer's connection: read-write, waiting up to ten seconds for the file's lock (the async
+/// pool's writers hold the same in-process lock, so this waits only for other processes).
+pub(super) fn open_writer(path: &std::path::Path) -> Result<sync::DatabaseConnection, DbErr> {
+    let conn = sync::Database::connect(format!("sqlite://{}?mode=rw", path.display()).as_str())
+        .map_err(from_sync)?;
+    conn.execute_unprepared("PRAGMA busy_timeout = 10000").map_err(from_sync)?;
+    conn.execute_unprepared("PRAGMA synchronous = NORMAL").map_err(from_sync)?;
+    Ok(conn)
+}
+
+/// Runs `work` in an `IMMEDIATE` transaction on `conn`: committed if it returns `Ok`, rolled
+/// back otherwise.
+pub(super) fn transaction<T>(
+    conn: &sync::DatabaseConnection,
+    work: impl FnOnce(&mut dyn Txn) -> Result<T, DbErr>,
+) -> Result<T, DbErr> {
+    conn.execute_unprepared("BEGIN IMMEDIATE").map_err(from_sync)?;
+    let result = work(&mut Writing { conn })
+        .and_then(|value| conn.execute_unprepared("COMMIT").map_err(from_sync).map(|_| value));
+    if result.is_err() {
+        let _ = conn.execute_unprepared("ROLLBACK");
+    }
+    result
+}
+
+struct Writing<'a> {
+    conn: &'a sync::DatabaseConnection,
+}
+
+impl Txn for Writing<'_> {
+    fn run(&mut self, statement: sea_orm::Statement) -> Result<u64, DbErr> {
+        Ok(self.conn.execute_raw(to_sync(statement)).map_err(from_sync)?.rows_affected())
+    }
+
+    fn backend(&self) -> DbBackend {
+        DbBackend::Sqlite
+    }
+}
+
+/// A statement built by sea-orm's query builder, for the synchronous backend.
+fn to_sync(built: sea_orm::Statement) -> sync::Statement {
+    sync::Statement::from_sql_and_values(
+        sync::DbBackend::Sqlite,
+        built.sql,
+        built.values.map(|values| values.0).unwrap_or_default(),
+    )
+}
+
+/// Runs a query built for the async path.
+fn query(
+    conn: &sync::DatabaseConnection,
+    select: impl QueryTrait,
+) -> Result<Vec<sync::QueryResult>, DbErr> {
+    conn.query_all_raw(to_sync(select.build(DbBackend::Sqlite))).map_err(from_sync)
+}
+
+fn get<T: sync::TryGetable>(row: &sync::QueryResult, column: &str) -> Result<T, DbErr> {
+    row.try_get("", column).map_err(from_sync)
+}
+
+fn user_of(row: &sync::QueryResult) -> Result<user::Model, DbErr> {
+    Ok(user::Model {
+        user_id: get(row, "user_id")?,
+        user_email: get(row, "user_email")?,
+        user_alias: get(row, "user_alias")?,
+        user_role: get(row, "user_role")?,
+        sso_user_id: get(row, "sso_user_id")?,
+        sso_issuer: get(row, "sso_issuer")?,
+        models: get(row, "models")?,
+        max_budget: get(row, "max_budget")?,
+        spend: get(row, "spend")?,
+        budget_duration: get(row, "budget_duration")?,
+        budget_reset_at: get(row, "budget_reset_at")?,
+        metadata: get(row, "metadata")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+fn member_of(row: &sync::QueryResult) -> Result<team_member::Model, DbErr> {
+    Ok(team_member::Model {
+        team_id: get(row, "team_id")?,
+        user_id: get(row, "user_id")?,
+        role: get(row, "role")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn team_of(row: &sync::QueryResult) -> Result<team::Model, DbErr> {
+    Ok(team::Model {
+        team_id: get(row, "team_id")?,
+        team_alias: get(row, "team_alias")?,
+        models: get(row, "models")?,
+        max_budget: get(row, "max_budget")?,
+        metadata: get(row, "metadata")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+/// The synchronous backend's error as the async one's (the message is kept; the kinds the
+/// server tells apart — "the database failed" — are the same).
+fn from_sync(error: impl std::fmt::Display) -> DbErr {
+    DbErr::Custom(format!("sqlite: {error}"))
+}
