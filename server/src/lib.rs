@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod litellm;
 pub mod oidc;
 pub mod plugins;
 pub mod session;

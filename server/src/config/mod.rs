@@ -155,6 +155,9 @@ pub struct Config {
     pub sign_in_event_retention: Duration,
     /// HTTP limits: header-read, idle keep-alive and body timeouts, and the connection cap.
     pub http: HttpLimits,
+    /// `general_settings.litellm_proxy_url` or `LITELLM_PROXY_URL`: the LiteLLM proxy hookgate
+    /// is the front door of (its base URL as hookgate reaches it, no trailing slash).
+    pub litellm_proxy_url: Option<String>,
     /// Keys in the file that hookgate does not implement.
     pub ignored_keys: Vec<String>,
 }
@@ -341,6 +344,36 @@ impl Config {
             ));
         }
 
+        let litellm_proxy_url = match env_nonempty("LITELLM_PROXY_URL")
+            .map(|url| (url, "environment variable LITELLM_PROXY_URL"))
+            .or_else(|| {
+                general
+                    .litellm_proxy_url
+                    .clone()
+                    .filter(|url| !url.trim().is_empty())
+                    .map(|url| (url, "general_settings.litellm_proxy_url"))
+            }) {
+            None => None,
+            Some((url, from)) => {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(format!(
+                        "{from}={url:?}: must start with http:// or https:// (LiteLLM's base URL \
+                         as hookgate reaches it, e.g. http://127.0.0.1:4000)"
+                    )));
+                }
+                if master_key.is_none() {
+                    return Err(invalid(format!(
+                        "{from} is set, so hookgate is LiteLLM's front door: set \
+                         general_settings.master_key (or LITELLM_MASTER_KEY) to LiteLLM's master \
+                         key, which hookgate uses to manage LiteLLM's users and keys and to sign \
+                         the token cookie LiteLLM's UI reads"
+                    )));
+                }
+                Some(url)
+            }
+        };
+
         let max_connections =
             general.max_connections.unwrap_or(HttpLimits::default().max_connections);
         if max_connections == 0 {
@@ -401,6 +434,7 @@ impl Config {
                 .sign_in_event_retention
                 .map_or(Duration::from_secs(90 * 86_400), |span| span.0),
             http,
+            litellm_proxy_url,
             ignored_keys,
         })
     }

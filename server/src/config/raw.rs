@@ -58,6 +58,8 @@ pub(crate) struct RawGeneralSettings {
     pub(crate) http_body_timeout: Option<Seconds>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) max_connections: Option<usize>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) litellm_proxy_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -265,6 +265,23 @@ pub async fn live_session_user<C: ConnectionTrait>(
     Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
 }
 
+/// The hashes of a user's live sessions.
+pub async fn live_session_hashes<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    use sea_orm::QuerySelect;
+    session::Entity::find()
+        .select_only()
+        .column(session::Column::TokenHash)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
 /// Revokes every live session of a user; returns how many there were.
 pub async fn revoke_user_sessions<C: ConnectionTrait>(
     conn: &C,

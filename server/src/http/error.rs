@@ -104,7 +104,7 @@ impl From<SignInError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             SignInError::HookTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            SignInError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            SignInError::Upstream(_) | SignInError::FrontDoor(_) => StatusCode::BAD_GATEWAY,
             SignInError::Busy | SignInError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, error.to_string())

@@ -649,8 +649,11 @@ async fn session_revoke(
     if store::user_by_id(conn, &request.user_id).await.map_err(db_error(&ctx))?.is_none() {
         return Err(ctx.json_error(ApiError::not_found(format!("no user {:?}", request.user_id))));
     }
-    let revoked =
-        store::revoke_user_sessions(conn, &request.user_id).await.map_err(db_error(&ctx))?;
+    let revoked = state
+        .signin()
+        .revoke_user_sessions(&request.user_id)
+        .await
+        .map_err(|error| ctx.json_error(ApiError::from(error)))?;
     tracing::info!(user_id = %request.user_id, revoked, "sessions revoked by an admin");
     Ok(Json(json!({"user_id": request.user_id, "revoked_sessions": revoked})))
 }

@@ -57,9 +57,20 @@ pub(super) fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
     !cross_site && origin_ok
 }
 
-/// The `token` cookie's path: `SERVER_ROOT_PATH`, or `/`.
+/// The `token` cookie's path: `SERVER_ROOT_PATH`, or `/`; `/` in front of LiteLLM, as LiteLLM
+/// sets it.
 pub(super) fn cookie_path(config: &Config) -> &str {
-    if config.server_root_path.is_empty() { "/" } else { &config.server_root_path }
+    if config.server_root_path.is_empty() || config.litellm_proxy_url.is_some() {
+        "/"
+    } else {
+        &config.server_root_path
+    }
+}
+
+/// Whether the `token` cookie is HttpOnly: as configured, but never in front of LiteLLM, whose
+/// UI reads the cookie from `document.cookie`.
+fn cookie_http_only(config: &Config) -> bool {
+    config.session_cookie_http_only && config.litellm_proxy_url.is_none()
 }
 
 /// Whether the public URL is https (cookies are then `Secure`).
@@ -179,7 +190,7 @@ pub(super) fn signed_in_response(
         &signed_in.token,
         cookie_path(config),
         is_https(config),
-        config.session_cookie_http_only,
+        cookie_http_only(config),
     );
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
@@ -295,6 +306,13 @@ pub(super) async fn logout(
     if from_cookie && !same_origin(state.config(), &headers) {
         return Err(ctx.json_error(ApiError::forbidden("cross-site requests are refused")));
     }
+    // In front of LiteLLM the session key is LiteLLM's too (its token is this hash): LiteLLM
+    // deletes it first, so that a refusal changes nothing and the logout can be retried.
+    state
+        .signin()
+        .close_front_door_session(&token_hash)
+        .await
+        .map_err(|error| ctx.json_error(ApiError::from(error)))?;
     store::revoke_session(state.db().conn(), &token_hash)
         .await
         .map_err(|error| ctx.json_error(ApiError::database(&error)))?;

@@ -225,6 +225,11 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> 
     if let Some(me) =
         signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))?
     {
+        state
+            .signin()
+            .close_front_door_session(&me.token_hash)
+            .await
+            .map_err(|e| page(&ctx, ApiError::from(e)))?;
         store::revoke_session(state.db().conn(), &me.token_hash)
             .await
             .map_err(|e| page(&ctx, ApiError::database(&e)))?;
@@ -564,9 +569,11 @@ async fn user_revoke(
     let Ok(Form(form)) = form else {
         return Err(page(&ctx, ApiError::bad_request("the form names no user")));
     };
-    let revoked = store::revoke_user_sessions(state.db().conn(), &form.user_id)
+    let revoked = state
+        .signin()
+        .revoke_user_sessions(&form.user_id)
         .await
-        .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+        .map_err(|e| page(&ctx, ApiError::from(e)))?;
     tracing::info!(admin = %me.user.user_id, user_id = %form.user_id, revoked, "sessions revoked from the UI");
     let done = Done { revoked: Some(revoked), ..Done::default() };
     edit_page(&state, &ctx, &me, &form.user_id, done).await

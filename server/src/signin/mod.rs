@@ -28,6 +28,7 @@ use crate::{
         entity::{session, sign_in_event},
         store,
     },
+    litellm::FrontDoor,
     plugins::{HookRequest, Plugins, UnfitRequest},
     session::{TokenSigner, UiTokenClaims, hash_key, new_session_key},
 };
@@ -186,6 +187,9 @@ pub enum SignInError {
     /// The identity provider could not be reached or answered nonsense (502).
     #[error("{0}")]
     Upstream(String),
+    /// The LiteLLM proxy hookgate is the front door of did not open the session (502).
+    #[error("{0}")]
+    FrontDoor(#[from] crate::litellm::FrontDoorError),
     /// The database failed.
     #[error("the database is unavailable")]
     Database(#[from] DbErr),
@@ -217,6 +221,7 @@ impl SignInError {
             SignInError::HookRefused { setting, message } => format!("{setting} hook: {message}"),
             SignInError::Database(error) => format!("database: {error}"),
             SignInError::Upstream(message) => format!("identity provider: {message}"),
+            SignInError::FrontDoor(error) => format!("litellm: {error}"),
             SignInError::Internal(detail) => format!("internal: {detail}"),
             other => other.to_string(),
         }
@@ -233,6 +238,8 @@ pub struct SignInService {
     signer: TokenSigner,
     refusals: std::sync::Arc<refusals::RefusalBudget>,
     writer: crate::db::Writer,
+    /// The LiteLLM proxy each sign-in also opens a session in (`litellm_proxy_url`).
+    front_door: Option<FrontDoor>,
 }
 
 impl std::fmt::Debug for SignInService {
@@ -265,7 +272,11 @@ impl SignInService {
         let runner = HookRunner::new(config.hook_concurrency, config.hook_timeout);
         let refusals = std::sync::Arc::new(refusals::RefusalBudget::default());
         let writer = crate::db::Writer::start(db.clone());
-        Self { config, db, plugins, runner, signer, refusals, writer }
+        let front_door = match (&config.litellm_proxy_url, &config.master_key) {
+            (Some(url), Some((key, _))) => Some(FrontDoor::new(url, key.clone())),
+            _ => None,
+        };
+        Self { config, db, plugins, runner, signer, refusals, writer, front_door }
     }
 
     /// The loaded hooks.
@@ -548,43 +559,113 @@ impl SignInService {
         let keys = rules::keys(input, &self.config);
         // The read made for the hook serves the first decision when it covers it.
         let mut reused = read_before.filter(|read| read.0.covers(&keys));
-        for _ in 0..MAX_PLAN_ATTEMPTS {
-            let now = store::now();
-            let snapshot = match reused.take() {
-                // The hook's host has let go of it by now: no copy.
-                Some(read) => std::sync::Arc::try_unwrap(read)
-                    .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot),
-                None => store::snapshot(self.db.conn(), &keys).await?,
-            };
-            let plan = rules::decide(input, &snapshot, &self.config, now)?;
-            let (user_id, role, is_new) = (plan.account.user_id.clone(), plan.role, plan.is_new);
-            let (minted, session) = self.mint(
-                attempt,
-                &user_id,
-                plan.account.user_email.clone(),
-                role,
-                &plan.models,
-                now,
-            );
-            let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
-            let job = crate::db::Job { plan, session, event, now };
-            match self.writer.apply(job).await? {
-                crate::db::Applied::Done => {
-                    tracing::info!(%user_id, %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
-                    return Ok(minted.signed_in(user_id, role));
-                }
-                crate::db::Applied::Stale => {
-                    tracing::debug!(%user_id, "the account changed during the sign-in; deciding again");
+        // The LiteLLM session, once opened, serves every attempt; closed again if none lands.
+        let mut litellm: Option<crate::litellm::Session> = None;
+        let outcome = async {
+            for _ in 0..MAX_PLAN_ATTEMPTS {
+                let now = store::now();
+                let snapshot = match reused.take() {
+                    // The hook's host has let go of it by now: no copy.
+                    Some(read) => std::sync::Arc::try_unwrap(read)
+                        .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot),
+                    None => store::snapshot(self.db.conn(), &keys).await?,
+                };
+                let plan = rules::decide(input, &snapshot, &self.config, now)?;
+                let (user_id, role, is_new) =
+                    (plan.account.user_id.clone(), plan.role, plan.is_new);
+                let key = match (&self.front_door, &litellm) {
+                    (None, _) => new_session_key(),
+                    (Some(_), Some(session)) => session.key.clone(),
+                    (Some(front_door), None) => {
+                        let teams = teams_after(&plan, &snapshot);
+                        let user = crate::litellm::SessionUser {
+                            user_id: &user_id,
+                            user_email: plan.account.user_email.as_deref(),
+                            user_role: role,
+                            models: &plan.models,
+                            max_budget: plan.account.max_budget,
+                            budget_duration: plan.account.budget_duration.map(|d| d.to_string()),
+                            teams: &teams,
+                        };
+                        let session = front_door
+                            .open_session(
+                                &user,
+                                self.config.session_duration,
+                                self.config.max_ui_session_budget,
+                            )
+                            .await?;
+                        let key = session.key.clone();
+                        litellm = Some(session);
+                        key
+                    }
+                };
+                let (minted, session) = self.mint(
+                    attempt,
+                    key,
+                    &user_id,
+                    plan.account.user_email.clone(),
+                    role,
+                    &plan.models,
+                    now,
+                );
+                let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
+                let job = crate::db::Job { plan, session, event, now };
+                match self.writer.apply(job).await? {
+                    crate::db::Applied::Done => {
+                        tracing::info!(%user_id, %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
+                        return Ok(minted.signed_in(user_id, role));
+                    }
+                    crate::db::Applied::Stale => {
+                        tracing::debug!(%user_id, "the account changed during the sign-in; deciding again");
+                    }
                 }
             }
+            Err(SignInError::Conflict(
+                "the account kept changing during the sign-in; try again".into(),
+            ))
         }
-        Err(SignInError::Conflict("the account kept changing during the sign-in; try again".into()))
+        .await;
+        if outcome.is_err()
+            && let (Some(front_door), Some(session)) = (&self.front_door, litellm)
+        {
+            self.close_litellm_session(front_door, &session.key).await;
+        }
+        outcome
+    }
+
+    /// Deletes a LiteLLM session key whose sign-in did not complete (logged if LiteLLM
+    /// refuses: the key then lapses at its expiry, and no cookie carries it).
+    async fn close_litellm_session(&self, front_door: &FrontDoor, key: &str) {
+        if let Err(error) = front_door.close_session(key).await {
+            tracing::warn!("could not delete the LiteLLM session key of a failed sign-in: {error}");
+        }
+    }
+
+    /// Signs a user out everywhere: each live session stops working at once, in LiteLLM too
+    /// when hookgate is its front door (LiteLLM first: a refusal changes nothing). Returns how
+    /// many sessions there were.
+    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, SignInError> {
+        if let Some(front_door) = &self.front_door {
+            let hashes = store::live_session_hashes(self.db.conn(), user_id).await?;
+            front_door.close_sessions(&hashes).await?;
+        }
+        Ok(store::revoke_user_sessions(self.db.conn(), user_id).await?)
+    }
+
+    /// Logs a session out of LiteLLM too, when hookgate is its front door.
+    pub async fn close_front_door_session(&self, key: &str) -> Result<(), SignInError> {
+        match &self.front_door {
+            Some(front_door) => Ok(front_door.close_session(key).await?),
+            None => Ok(()),
+        }
     }
 
     /// Mints a session key (only its hash is stored) and signs the `token` cookie.
+    #[allow(clippy::too_many_arguments)]
     fn mint(
         &self,
         attempt: &Attempt,
+        key: String,
         user_id: &str,
         user_email: Option<String>,
         role: UserRole,
@@ -592,7 +673,6 @@ impl SignInService {
         now: DateTime<Utc>,
     ) -> (Minted, session::ActiveModel) {
         let config = &self.config;
-        let key = new_session_key();
         let expires_at = now
             + chrono::Duration::from_std(config.session_duration)
                 .unwrap_or(chrono::Duration::days(1));
@@ -637,6 +717,46 @@ impl SignInService {
     async fn password_sign_in_inner(&self, attempt: &Attempt) -> Result<SignedIn, SignInError> {
         let user_id =
             self.config.proxy_admin_id.clone().unwrap_or_else(|| "default_user_id".to_owned());
+        // LiteLLM's session first: nothing is written here unless it opened.
+        let litellm = match &self.front_door {
+            None => None,
+            Some(front_door) => {
+                let user = crate::litellm::SessionUser {
+                    user_id: &user_id,
+                    user_email: None,
+                    user_role: UserRole::ProxyAdmin,
+                    models: &[],
+                    max_budget: None,
+                    budget_duration: None,
+                    teams: &[],
+                };
+                Some(
+                    front_door
+                        .open_session(
+                            &user,
+                            self.config.session_duration,
+                            self.config.max_ui_session_budget,
+                        )
+                        .await?,
+                )
+            }
+        };
+        let key = litellm.as_ref().map_or_else(new_session_key, |session| session.key.clone());
+        let result = self.write_password_sign_in(attempt, user_id, key).await;
+        if result.is_err()
+            && let (Some(front_door), Some(session)) = (&self.front_door, litellm)
+        {
+            self.close_litellm_session(front_door, &session.key).await;
+        }
+        result
+    }
+
+    async fn write_password_sign_in(
+        &self,
+        attempt: &Attempt,
+        user_id: String,
+        key: String,
+    ) -> Result<SignedIn, SignInError> {
         let now = store::now();
         let txn = self.db.write().await?;
         let conn = txn.conn();
@@ -665,6 +785,7 @@ impl SignInService {
         let models = store::list_of(&row.models);
         let (minted, session) = self.mint(
             attempt,
+            key,
             &row.user_id,
             row.user_email.clone(),
             UserRole::ProxyAdmin,
@@ -678,6 +799,21 @@ impl SignInService {
         tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
         Ok(minted.signed_in(row.user_id, UserRole::ProxyAdmin))
     }
+}
+
+/// The teams the user is a member of once `plan` is applied.
+fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
+    let user_id = &plan.account.user_id;
+    let mut teams: Vec<String> = snapshot
+        .memberships
+        .iter()
+        .filter(|(_, member)| member == user_id)
+        .map(|(team, _)| team.clone())
+        .chain(plan.memberships.iter().filter(|m| &m.user_id == user_id).map(|m| m.team_id.clone()))
+        .collect();
+    teams.sort();
+    teams.dedup();
+    teams
 }
 
 /// A value quoted for a message, cut short: messages must not echo megabytes back.
