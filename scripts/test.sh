@@ -8,7 +8,8 @@
 #    two fixtures that need builds of their own (one with panic = "abort", one against an older
 #    plugin-api layout).
 # 4. Runs `cargo test` over the workspace.
-# 5. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components.
+# 5. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components
+#    (Apache, Chromium, oidc-provider, and LiteLLM's real proxy through tests/litellm/litellm.sh).
 # 6. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
 set -euo pipefail
 

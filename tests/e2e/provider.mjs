@@ -2,8 +2,8 @@
 // login form (any password; the users below have fixed claims). PKCE is required for every
 // client, as a strict production provider would. Consent is granted on first login.
 //
-// Environment: IDP_PORT, PROXY_REDIRECT_URI (mod_auth_openidc's), HOOKGATE_REDIRECT_URIS
-// (comma-separated, hookgate's /sso/callback on each replica).
+// Environment: IDP_PORT, PROXY_REDIRECT_URI (mod_auth_openidc's, comma-separated: one per Apache
+// host), HOOKGATE_REDIRECT_URIS (comma-separated, hookgate's /sso/callback on each replica).
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.IDP_PORT);
@@ -19,7 +19,7 @@ const configuration = {
     {
       client_id: 'e2e-proxy',
       client_secret: 'e2e-proxy-secret',
-      redirect_uris: [process.env.PROXY_REDIRECT_URI],
+      redirect_uris: process.env.PROXY_REDIRECT_URI.split(','),
       response_types: ['code'],
       grant_types: ['authorization_code'],
       token_endpoint_auth_method: 'client_secret_basic',

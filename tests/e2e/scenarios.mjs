@@ -2,6 +2,7 @@
 // passes their addresses in the environment). Each check prints ok/FAILED; the last line is
 // "N passed, N failed"; the exit code is non-zero if any failed.
 import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { chromium } from 'playwright-core';
 
@@ -265,6 +266,150 @@ await check('C1 a login begun on replica 1 completes on replica 2; its session w
   assert(onReplica2.status === 401, `replica 2 after logout on replica 1: ${onReplica2.status}`);
   await context.close();
 });
+
+// --- D: the front door: hookgate signs people into LiteLLM's real proxy ---------------------
+// run.sh sets FD_URL etc. only when LiteLLM runs (unless HOOKGATE_E2E_SKIP_LITELLM=1).
+
+const { FD_URL, FD_OIDC_URL, F_URL, G_URL, LITELLM_URL, LITELLM_SH, FD_DATABASE_URL } = process.env;
+
+function fdSql(query) {
+  return execFileSync('psql', [FD_DATABASE_URL, '-qAtc', query], { encoding: 'utf8' }).trim();
+}
+
+/** Checks the `token` cookie hookgate set on the public host and returns its claims. */
+async function frontDoorToken(context, origin) {
+  const cookie = (await context.cookies(origin)).find((c) => c.name === 'token');
+  assert(cookie, `no token cookie on ${origin}`);
+  assert(cookie.path === '/' && !cookie.httpOnly, `the UI must read it: path ${cookie.path}, httpOnly ${cookie.httpOnly}`);
+  // HS256 signed with the master key, as LiteLLM signs its own.
+  const [header, payload, signature] = cookie.value.split('.');
+  const expected = createHmac('sha256', MASTER_KEY).update(`${header}.${payload}`).digest('base64url');
+  assert(signature === expected, 'the token cookie is not HS256-signed with the master key');
+  const claims = jwtClaims(cookie.value);
+  assert(claims.key?.startsWith('sk-'), `key claim: ${claims.key}`);
+  return claims;
+}
+
+/** On LiteLLM's dashboard, signed in: the page settled on /ui/ (not /ui/login) and shows each text
+ * (LiteLLM's UI renders the user's email and role label at the foot of its side bar). */
+async function onLiteLLMDashboard(page, origin, texts, shot) {
+  await page.waitForURL(`${origin}/ui/?login=success`);
+  await page.waitForLoadState('networkidle').catch(() => {});
+  for (const text of texts) await page.getByText(text, { exact: true }).first().waitFor({ state: 'visible' });
+  const url = new URL(page.url());
+  assert(url.origin === origin && url.pathname.startsWith('/ui') && !url.pathname.startsWith('/ui/login'), `left the dashboard: ${page.url()}`);
+  await page.screenshot({ path: `${SHOTS}/${shot}`, fullPage: true });
+}
+
+async function chat(base, key) {
+  return request(`${base}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'mock-gpt', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+}
+
+async function litellmUser(userId) {
+  const res = await request(`${LITELLM_URL}/user/info?user_id=${encodeURIComponent(userId)}`, { headers: admin });
+  assert(res.status === 200, `LiteLLM /user/info ${userId}: ${res.status} ${res.body}`);
+  return JSON.parse(res.body).user_info;
+}
+
+if (!FD_URL) {
+  console.log('skipped D1-D6 (the front door against the real LiteLLM): HOOKGATE_E2E_SKIP_LITELLM=1');
+} else {
+  let bobKey;
+  await check('D1 header hook: a login through Apache mod_auth_openidc lands on LiteLLM\'s own dashboard, signed in', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(`${FD_URL}/sso/key/generate`);
+    assert(page.url().startsWith(process.env.IDP_URL), `expected the IdP's login page, got ${page.url()}`);
+    await logInAtProvider(page, 'bob');
+    // The hook's budget shows on the home page's spend card ("of $0.01 budget").
+    await onLiteLLMDashboard(page, FD_URL, ['bob@example.test', 'Internal User', 'of $0.01 budget'], 'front-door-header.png');
+    const claims = await frontDoorToken(context, FD_URL);
+    assert(claims.user_id === 'bob' && claims.user_role === 'internal_user', `claims: ${JSON.stringify(claims)}`);
+    bobKey = claims.key;
+    // The UI itself used the key: LiteLLM served it the user's own data.
+    const info = await request(`${FD_URL}/user/info`, { headers: { authorization: `Bearer ${bobKey}` } });
+    assert(info.status === 200, `LiteLLM /user/info with the session key: ${info.status} ${info.body}`);
+    await context.close();
+  });
+
+  await check('D2 that key answers 200 on LiteLLM POST /chat/completions (through the public host)', async () => {
+    assert(bobKey, 'D1 gave no key');
+    const res = await chat(FD_URL, bobKey);
+    assert(res.status === 200, `${res.status} ${res.body}`);
+    assert(JSON.parse(res.body).choices[0].message.content === 'hello from mock-gpt', res.body);
+  });
+
+  await check('D3 the user\'s role and budget in LiteLLM are the custom_sso hook\'s', async () => {
+    const user = await litellmUser('bob');
+    // example-plugins/custom_sso: not in `admins` → internal_user with 0.01 USD a day.
+    assert(user.user_role === 'internal_user', `role: ${JSON.stringify(user)}`);
+    assert(user.max_budget === 0.01 && user.budget_duration === '1d', `budget: ${JSON.stringify(user)}`);
+    assert(user.user_email === 'bob@example.test' && user.sso_user_id === 'bob', `identity: ${JSON.stringify(user)}`);
+    const row = fdSql("SELECT user_role || '|' || max_budget FROM users WHERE user_id = 'bob'");
+    assert(row === 'internal_user|0.01', `hookgate's row: ${row}`);
+  });
+
+  await check('D4 logout through hookgate (Bearer session key) deletes the key in LiteLLM: 401 on /chat/completions', async () => {
+    assert(bobKey, 'D1 gave no key');
+    const out = await request(`${F_URL}/session/logout`, { method: 'POST', headers: { authorization: `Bearer ${bobKey}` } });
+    assert(out.status === 200, `logout: ${out.status} ${out.body}`);
+    const after = await chat(FD_URL, bobKey);
+    assert(after.status === 401, `LiteLLM after logout: ${after.status} ${after.body}`);
+    const inHookgate = await request(`${F_URL}/user/info`, { headers: { authorization: `Bearer ${bobKey}` } });
+    assert(inHookgate.status === 401, `hookgate after logout: ${inHookgate.status}`);
+  });
+
+  await check('D5 OIDC: hookgate as the relying party behind the public host lands on LiteLLM\'s dashboard too', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+    assert(page.url().startsWith(process.env.IDP_URL), `expected the IdP, got ${page.url()}`);
+    await logInAtProvider(page, 'alice');
+    await onLiteLLMDashboard(page, FD_OIDC_URL, ['alice@example.test', 'Admin', 'No budget set'], 'front-door-oidc.png');
+    const claims = await frontDoorToken(context, FD_OIDC_URL);
+    assert(claims.user_id === 'alice' && claims.user_role === 'proxy_admin', `claims: ${JSON.stringify(claims)}`);
+    const res = await chat(FD_OIDC_URL, claims.key);
+    assert(res.status === 200, `chat: ${res.status} ${res.body}`);
+    const user = await litellmUser('alice');
+    assert(user.user_role === 'proxy_admin' && user.max_budget === null, `alice in LiteLLM: ${JSON.stringify(user)}`);
+    const out = await request(`${G_URL}/session/logout`, { method: 'POST', headers: { authorization: `Bearer ${claims.key}` } });
+    assert(out.status === 200, `logout: ${out.status} ${out.body}`);
+    assert((await chat(FD_OIDC_URL, claims.key)).status === 401, 'the key is gone after logout');
+    await context.close();
+  });
+
+  await check('D6 LiteLLM down: a sign-in answers 502 naming LiteLLM, sets no token cookie, opens no session', async () => {
+    execFileSync('bash', [LITELLM_SH, 'stop'], { stdio: 'ignore' });
+    const down = await request(`${LITELLM_URL}/health/liveliness`).then((r) => r.status, () => 'refused');
+    assert(down === 'refused', `LiteLLM still answers: ${down}`);
+    const sessionsBefore = fdSql('SELECT count(*) FROM sessions');
+    const context = await newContext();
+    const page = await context.newPage();
+    let signIn;
+    page.on('response', (res) => {
+      if (res.url().startsWith(`${FD_URL}/sso/key/generate`)) signIn = res;
+    });
+    await page.goto(`${FD_URL}/sso/key/generate`);
+    await logInAtProvider(page, 'bob');
+    await page.waitForURL(`${FD_URL}/sso/key/generate`);
+    await page.waitForLoadState('load');
+    assert(signIn?.status() === 502, `status ${signIn?.status()}`);
+    const body = await page.textContent('body');
+    assert(body.includes('LiteLLM'), `the page does not name LiteLLM: ${body}`);
+    await page.screenshot({ path: `${SHOTS}/front-door-litellm-down.png`, fullPage: true });
+    const cookies = await context.cookies(FD_URL);
+    assert(!cookies.some((c) => c.name === 'token'), `cookies: ${cookies.map((c) => c.name)}`);
+    assert(fdSql('SELECT count(*) FROM sessions') === sessionsBefore, 'a session was recorded');
+    const event = fdSql("SELECT outcome || '|' || coalesce(user_id, '') FROM sign_in_events ORDER BY id DESC LIMIT 1");
+    console.log(`        last sign-in event: ${event}`);
+    assert(!event.startsWith('allowed'), `event: ${event}`);
+    await context.close();
+  });
+}
 
 await browser.close();
 const passed = results.filter(([, ok]) => ok).length;

@@ -6,10 +6,12 @@
 //! * `sign_in`: header sign-in through the server, on SQLite and PostgreSQL;
 //! * `management`: the user/team API, the master key, startup rules;
 //! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
-//! * `ui`: the Admin UI pages and the password fallback.
+//! * `ui`: the Admin UI pages and the password fallback;
+//! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy.
 
 mod cli;
 mod connections;
+mod front_door;
 mod management;
 mod oidc;
 mod pipeline;

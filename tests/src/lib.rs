@@ -2,6 +2,7 @@
 //! and scratch folders with config files.
 
 pub mod fake_idp;
+pub mod fake_litellm;
 pub mod server;
 
 use std::{
@@ -166,6 +167,7 @@ pub const LITELLM_VARIABLES: &[&str] = &[
     "ALLOWED_EMAIL_DOMAINS",
     "PROXY_ADMIN_ID",
     "LITELLM_UI_SESSION_DURATION",
+    "LITELLM_PROXY_URL",
 ];
 
 /// Text of an output's stdout and stderr.

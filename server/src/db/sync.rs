@@ -134,12 +134,24 @@ impl Txn for Writing<'_> {
 }
 
 /// A statement built by sea-orm's query builder, for the synchronous backend.
+///
+/// Timestamps are bound as the text sqlx writes (RFC 3339, `T` between date and time), not as
+/// rusqlite would (a space): SQLite compares and orders them as text, so rows written by either
+/// driver must agree — the writer's "still as read" check compares `updated_at` for equality.
 fn to_sync(built: sea_orm::Statement) -> sync::Statement {
-    sync::Statement::from_sql_and_values(
-        sync::DbBackend::Sqlite,
-        built.sql,
-        built.values.map(|values| values.0).unwrap_or_default(),
-    )
+    use sea_orm::Value;
+    let text = |at: chrono::DateTime<chrono::Utc>| {
+        Value::String(Some(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)))
+    };
+    let values =
+        built.values.map(|values| values.0).unwrap_or_default().into_iter().map(
+            |value| match value {
+                Value::ChronoDateTimeUtc(Some(at)) => text(at),
+                Value::ChronoDateTimeWithTimeZone(Some(at)) => text(at.to_utc()),
+                other => other,
+            },
+        );
+    sync::Statement::from_sql_and_values(sync::DbBackend::Sqlite, built.sql, values)
 }
 
 /// Runs a query built for the async path.

@@ -140,6 +140,23 @@ impl Minted {
     }
 }
 
+/// The key a session is minted with: hookgate's own, or the one LiteLLM minted (with the user
+/// LiteLLM minted it for).
+struct SessionKey {
+    key: String,
+    litellm_user: Option<String>,
+}
+
+impl SessionKey {
+    fn new() -> SessionKey {
+        SessionKey { key: new_session_key(), litellm_user: None }
+    }
+
+    fn of(session: &crate::litellm::Session) -> SessionKey {
+        SessionKey { key: session.key.clone(), litellm_user: Some(session.user_id.clone()) }
+    }
+}
+
 /// Why a sign-in did not complete. Each says what the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
@@ -574,8 +591,8 @@ impl SignInService {
                 let (user_id, role, is_new) =
                     (plan.account.user_id.clone(), plan.role, plan.is_new);
                 let key = match (&self.front_door, &litellm) {
-                    (None, _) => new_session_key(),
-                    (Some(_), Some(session)) => session.key.clone(),
+                    (None, _) => SessionKey::new(),
+                    (Some(_), Some(session)) => SessionKey::of(session),
                     (Some(front_door), None) => {
                         let teams = teams_after(&plan, &snapshot);
                         let user = crate::litellm::SessionUser {
@@ -594,7 +611,7 @@ impl SignInService {
                                 self.config.max_ui_session_budget,
                             )
                             .await?;
-                        let key = session.key.clone();
+                        let key = SessionKey::of(&session);
                         litellm = Some(session);
                         key
                     }
@@ -665,13 +682,14 @@ impl SignInService {
     fn mint(
         &self,
         attempt: &Attempt,
-        key: String,
+        key: SessionKey,
         user_id: &str,
         user_email: Option<String>,
         role: UserRole,
         models: &[String],
         now: DateTime<Utc>,
     ) -> (Minted, session::ActiveModel) {
+        let SessionKey { key, litellm_user } = key;
         let config = &self.config;
         let expires_at = now
             + chrono::Duration::from_std(config.session_duration)
@@ -688,7 +706,9 @@ impl SignInService {
             revoked_at: Set(None),
         };
         let token = self.signer.sign(&UiTokenClaims {
-            user_id: user_id.to_owned(),
+            // In front of LiteLLM, the user LiteLLM's key belongs to (its id when LiteLLM knew
+            // the person under another one).
+            user_id: litellm_user.unwrap_or_else(|| user_id.to_owned()),
             key: key.clone(),
             user_email,
             user_role: role.as_str().to_owned(),
@@ -741,7 +761,7 @@ impl SignInService {
                 )
             }
         };
-        let key = litellm.as_ref().map_or_else(new_session_key, |session| session.key.clone());
+        let key = litellm.as_ref().map_or_else(SessionKey::new, SessionKey::of);
         let result = self.write_password_sign_in(attempt, user_id, key).await;
         if result.is_err()
             && let (Some(front_door), Some(session)) = (&self.front_door, litellm)
@@ -755,7 +775,7 @@ impl SignInService {
         &self,
         attempt: &Attempt,
         user_id: String,
-        key: String,
+        key: SessionKey,
     ) -> Result<SignedIn, SignInError> {
         let now = store::now();
         let txn = self.db.write().await?;
