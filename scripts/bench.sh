@@ -11,6 +11,10 @@
 #   new        header sign-in of a new user on every request
 #   user_info  GET /user/info with the returning user's session key (the session check + reads)
 # plus startup time to healthy, RSS idle and under load, and the plugin per-call bench.
+# The full run ends with LiteLLM side by side (`--litellm` runs only that part;
+# HOOKGATE_BENCH_SKIP_LITELLM=1 leaves it out): LiteLLM's real proxy (tests/litellm/litellm.sh,
+# on its Wasm engine shim), pinned like hookgate, against hookgate on the same routes, and the
+# latency a front-door sign-in adds to a plain one.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,12 +23,15 @@ ROOT=$(pwd)
 source "$ROOT/scripts/lib.sh"
 
 SMOKE=0
+ONLY_LITELLM=0
 DURATION=10
 CONCURRENCY=(1 8 32 128)
 if [ "${1:-}" = "--smoke" ]; then
     SMOKE=1
     DURATION=2
     CONCURRENCY=(8)
+elif [ "${1:-}" = "--litellm" ]; then
+    ONLY_LITELLM=1
 fi
 
 prepare_release_run bench wrk:wrk taskset:util-linux curl:curl
@@ -32,7 +39,7 @@ prepare_release_run bench wrk:wrk taskset:util-linux curl:curl
 
 MASTER_KEY=$(random_master_key bench)
 write_seed_config "$WORK/config.yaml" "$BIN"
-for script in returning_user new_user; do
+for script in returning_user new_user login bearer; do
     cat "bench/$script.lua" bench/report.lua >"$WORK/$script.lua"
 done
 cp bench/report.lua "$WORK/ceiling.lua"
@@ -107,7 +114,110 @@ run_backend() {
     SERVER_PID=""
 }
 
+# load_url NAME CONCURRENCY URL → prints "rps p50_us p99_us errors" (any server, any URL)
+load_url() {
+    local script=$1 connections=$2 url=$3
+    taskset -c 1 wrk -t 1 -c "$connections" -d "${DURATION}s" --timeout 10s -s "$WORK/$script.lua" "$url" \
+        >"$WORK/wrk.out" 2>&1 || true
+    local line
+    line=$(grep '^RESULT' "$WORK/wrk.out" || true)
+    [ -n "$line" ] || { cat "$WORK/wrk.out" >&2; die "wrk printed no result"; }
+    echo "$line" | sed -E 's/.*rps=([0-9.]+) p50_us=([0-9]+) p99_us=([0-9]+) requests=[0-9]+ errors=([0-9]+).*/\1 \2 \3 \4/'
+}
+
+# LiteLLM beside hookgate (see the header). Sets LL_ROWS.
+LL_ROWS=()
+LITELLM_STARTED=0
+run_litellm() {
+    local rig=$ROOT/tests/litellm/litellm.sh
+    bash "$rig" status >/dev/null 2>&1 && die "a LiteLLM started by tests/litellm/litellm.sh already runs; stop it first"
+    bash "$rig" install
+    local ui_password="bench$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    log "starting LiteLLM pinned to CPU 0 (on the Wasm engine shim)"
+    LITELLM_MASTER_KEY=$MASTER_KEY LITELLM_CPUS=0 LITELLM_LOG=WARNING LITELLM_FRESH_DB=1 \
+        LITELLM_UI_USERNAME=admin LITELLM_UI_PASSWORD=$ui_password bash "$rig" start >"$WORK/litellm-start.txt"
+    LITELLM_STARTED=1
+    eval "$(bash "$rig" env)"
+    local mk=(-H "Authorization: Bearer $MASTER_KEY" -H 'Content-Type: application/json')
+    curl -fsS -o /dev/null "${mk[@]}" -X POST "$LITELLM_URL/user/new" \
+        -d '{"user_id": "u1", "user_email": "u1@example.com", "user_role": "internal_user", "auto_create_key": false}'
+    local ll_key
+    ll_key=$(curl -fsS "${mk[@]}" -X POST "$LITELLM_URL/key/generate" -d '{"user_id": "u1"}' \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+
+    row() { # SERVER SCENARIO CONNECTIONS rps p50 p99 errors
+        LL_ROWS+=("| $1 | $2 | $3 | ${4%.*} | $(awk "BEGIN {printf \"%.2f\", $5/1000}") | $(awk "BEGIN {printf \"%.2f\", $6/1000}") | $7 |")
+        printf '%-20s %-16s c=%-3s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %s\n' \
+            "$1" "$2" "$3" "$4" "$(awk "BEGIN {print $5/1000}")" "$(awk "BEGIN {print $6/1000}")" "$7" >&2
+    }
+    local c
+    for c in 1 8; do
+        row litellm ceiling "$c" $(load_url ceiling "$c" "$LITELLM_URL/health/liveliness")
+        row litellm login "$c" $(BENCH_USER=admin BENCH_PASSWORD=$ui_password load_url login "$c" "$LITELLM_URL/login")
+        row litellm user_info "$c" $(BENCH_KEY=$ll_key load_url bearer "$c" "$LITELLM_URL/user/info?user_id=u1")
+    done
+
+    # hookgate on SQLite, the same routes, then as LiteLLM's front door (the added latency).
+    local plain_config=$WORK/config.yaml front_config=$WORK/front-door.yaml
+    write_seed_config "$front_config" "$BIN" "litellm_proxy_url: $LITELLM_URL"
+    for mode in plain front_door; do
+        local config=$plain_config
+        [ "$mode" = front_door ] && config=$front_config
+        PORT=$(free_port)
+        (
+            export DATABASE_URL="sqlite://$WORK/litellm-$mode.db" LITELLM_MASTER_KEY=$MASTER_KEY HOOKGATE_LOG=warn \
+                UI_USERNAME=admin UI_PASSWORD=$ui_password
+            exec taskset -c 0 "$BIN/hookgate" --config "$config" --host 127.0.0.1 --port "$PORT" >"$WORK/server-$mode.log" 2>&1
+        ) &
+        SERVER_PID=$!
+        wait_for_http "http://127.0.0.1:$PORT/health/liveliness" || die "hookgate ($mode) did not start"
+        curl -fsS -o /dev/null "${mk[@]}" -X POST -d '{"team_id": "staff"}' "http://127.0.0.1:$PORT/team/new"
+        local cookie hg_key
+        cookie=$(curl -fsS -o /dev/null -D - -H 'x-forwarded-user: returning' -H 'x-forwarded-email: returning@example.test' \
+            -H 'x-forwarded-groups: staff' "http://127.0.0.1:$PORT/sso/key/generate" | sed -n 's/^set-cookie: token=\([^;]*\).*/\1/ip')
+        hg_key=$(python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["key"])' "$cookie")
+        for c in 1 8; do
+            row "hookgate-$mode" header_sign_in "$c" $(load_url returning_user "$c" "http://127.0.0.1:$PORT/sso/key/generate")
+            [ "$mode" = plain ] || continue
+            row hookgate login "$c" $(BENCH_USER=admin BENCH_PASSWORD=$ui_password load_url login "$c" "http://127.0.0.1:$PORT/login")
+            row hookgate user_info "$c" $(BENCH_KEY=$hg_key load_url bearer "$c" "http://127.0.0.1:$PORT/user/info")
+        done
+        stop_pid "$SERVER_PID"
+        SERVER_PID=""
+    done
+
+    # The shim's cost: one trivial query through prisma-client-py and the Wasm engine, against
+    # the same query on a plain PostgreSQL connection.
+    cat >"$WORK/prisma_timing.py" <<'PY'
+import asyncio, statistics, time
+from prisma import Prisma
+
+async def main():
+    db = Prisma()
+    await db.connect()
+    samples = []
+    for i in range(550):
+        t = time.perf_counter()
+        await db.query_raw("SELECT 1")
+        if i >= 50:
+            samples.append(time.perf_counter() - t)
+    print(f"prisma (Wasm engine shim) SELECT 1: median {statistics.median(samples) * 1e3:.3f} ms")
+    await db.disconnect()
+
+asyncio.run(main())
+PY
+    LL_SHIM=$(taskset -c 0 bash "$rig" exec python "$WORK/prisma_timing.py" 2>/dev/null | tail -n 1 || true)
+    local pg_bin
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    echo 'SELECT 1;' >"$WORK/q.sql"
+    LL_RAW=$("$pg_bin/pgbench" -n -h 127.0.0.1 -p "$LITELLM_PG_PORT" -U postgres -d postgres -f "$WORK/q.sql" -c 1 -T 3 2>/dev/null \
+        | grep 'latency average' || true)
+    bash "$rig" stop >/dev/null
+    LITELLM_STARTED=0
+}
+
 SUMMARY=()
+if [ "$ONLY_LITELLM" = 0 ]; then
 run_backend sqlite "sqlite://$WORK/bench.db"
 if [ "$SMOKE" = 0 ]; then
     start_postgres
@@ -130,6 +240,24 @@ for connections in "${CONCURRENCY[@]}"; do
         echo "  c=$connections $scenario: $(awk "BEGIN {printf \"%.1f%%\", 100 * ${RPS[sqlite-$scenario-$connections]} / $ceiling}")"
     done
 done
+
+fi
+
+if [ "$SMOKE" = 0 ] && [ "${HOOKGATE_BENCH_SKIP_LITELLM:-0}" != 1 ]; then
+    trap 'stop_pid "$SERVER_PID"; [ "$LITELLM_STARTED" = 1 ] && bash "$ROOT/tests/litellm/litellm.sh" stop; stop_postgres; rm -rf "$WORK"' EXIT
+    run_litellm
+    echo
+    echo "LiteLLM 1.108.7 (on the Wasm engine shim) and hookgate (SQLite), each pinned to CPU 0:"
+    echo
+    echo "| server | scenario | connections | req/s | p50 ms | p99 ms | errors |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${LL_ROWS[@]}"
+    echo
+    echo "The shim's cost on one trivial query: ${LL_SHIM:-not measured}; plain PostgreSQL (pgbench, one connection): ${LL_RAW:-not measured}"
+elif [ "$SMOKE" = 0 ]; then
+    log "LiteLLM side by side: SKIPPED (HOOKGATE_BENCH_SKIP_LITELLM=1)"
+fi
+[ "$ONLY_LITELLM" = 1 ] && exit 0
 
 if [ "$SMOKE" = 1 ]; then
     # Loose (a 2-core VM is noisy): sign-ins must stay a real fraction of the trivial route

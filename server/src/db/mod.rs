@@ -165,10 +165,12 @@ impl Db {
         runtime: &tokio::runtime::Handle,
         keys: &crate::signin::rules::Keys,
     ) -> Result<crate::signin::rules::Snapshot, DbErr> {
-        match &self.sqlite {
-            Some((_, readers)) => readers.snapshot(keys),
-            None => runtime.block_on(store::snapshot(&self.conn, keys)),
+        if let Some((_, readers)) = &self.sqlite
+            && let Some(read) = readers.snapshot(keys)
+        {
+            return read;
         }
+        runtime.block_on(store::snapshot(&self.conn, keys))
     }
 
     /// The SQLite file, if this is SQLite.

@@ -11,7 +11,8 @@
 
 use std::{
     cell::RefCell,
-    collections::{HashMap, hash_map::Entry},
+    collections::HashMap,
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use sea_orm::{DbBackend, DbErr, QueryTrait};
@@ -24,15 +25,32 @@ use super::{
 };
 use crate::signin::rules::{Keys, Snapshot};
 
+/// The most read connections open at once, over all threads: the blocking pool may grow to
+/// `hook_concurrency` threads under load, and the file descriptors must not grow with it. A
+/// thread that finds them all taken reads through the async pool instead.
+const MAX_READERS: usize = 8;
+
+/// Read connections open now.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's read connection; closing it (when the thread ends) frees its place.
+struct Held(sync::DatabaseConnection);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 thread_local! {
     /// This thread's read connection to each SQLite file it has read (sea-orm-sync's
     /// connections are not `Send`: each stays on the thread that opened it, and closes when
     /// that thread ends — tokio retires idle blocking threads after ten seconds).
-    static CONNECTIONS: RefCell<HashMap<String, sync::DatabaseConnection>> =
-        RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
 }
 
-/// Read-only connections to one SQLite file, one per thread that reads, opened on demand.
+/// Read-only connections to one SQLite file, one per thread that reads (at most
+/// [`MAX_READERS`] in all), opened on demand.
 #[derive(Debug)]
 pub(crate) struct Readers {
     url: String,
@@ -45,34 +63,54 @@ impl Readers {
         Self { url: format!("sqlite://{}?mode=ro", path.display()) }
     }
 
-    fn open(&self) -> Result<sync::DatabaseConnection, DbErr> {
-        let conn = sync::Database::connect(self.url.as_str()).map_err(from_sync)?;
-        // A reader waits (rather than fails) in the rare moments WAL needs a lock: recovery
-        // after a crash, or the last connection's checkpoint.
-        conn.execute_unprepared("PRAGMA busy_timeout = 10000").map_err(from_sync)?;
-        Ok(conn)
+    fn open(&self) -> Result<Option<Held>, DbErr> {
+        if OPEN.fetch_add(1, Ordering::Relaxed) >= MAX_READERS {
+            OPEN.fetch_sub(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let open = || {
+            let conn = sync::Database::connect(self.url.as_str()).map_err(from_sync)?;
+            // A reader waits (rather than fails) in the rare moments WAL needs a lock: recovery
+            // after a crash, or the last connection's checkpoint.
+            conn.execute_unprepared("PRAGMA busy_timeout = 10000").map_err(from_sync)?;
+            Ok(conn)
+        };
+        match open() {
+            Ok(conn) => Ok(Some(Held(conn))),
+            Err(error) => {
+                OPEN.fetch_sub(1, Ordering::Relaxed);
+                Err(error)
+            }
+        }
     }
 
+    /// Runs `read` on this thread's connection; `None` when this thread has none and none may
+    /// be opened.
     fn with<T>(
         &self,
         read: impl FnOnce(&sync::DatabaseConnection) -> Result<T, DbErr>,
-    ) -> Result<T, DbErr> {
+    ) -> Option<Result<T, DbErr>> {
         CONNECTIONS.with_borrow_mut(|connections| {
-            let conn = match connections.entry(self.url.clone()) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => entry.insert(self.open()?),
-            };
-            let result = read(conn);
+            if !connections.contains_key(&self.url) {
+                match self.open() {
+                    Ok(Some(held)) => {
+                        connections.insert(self.url.clone(), held);
+                    }
+                    Ok(None) => return None,
+                    Err(error) => return Some(Err(error)),
+                }
+            }
+            let result = read(&connections.get(&self.url).expect("opened above").0);
             // A connection whose statement failed is not kept: the next read opens a new one.
             if result.is_err() {
                 connections.remove(&self.url);
             }
-            result
+            Some(result)
         })
     }
 
-    /// [`store::snapshot`], on this thread.
-    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<Snapshot, DbErr> {
+    /// [`store::snapshot`], on this thread (`None`: no connection free, read elsewhere).
+    pub(crate) fn snapshot(&self, keys: &Keys) -> Option<Result<Snapshot, DbErr>> {
         self.with(|conn| {
             let accounts = query(conn, store::accounts_query(keys))?
                 .iter()
