@@ -206,13 +206,8 @@ IDENTITY_HEADER_UNSETS=$(
         header_spellings "$header" | sed 's/^/RequestHeader unset /; s/$/ early/'
     done
 )
-cat >"$WORK/apache.conf" <<APACHE
-ServerRoot "$WORK"
-ServerName localhost
-Listen 127.0.0.1:$PROXY_PORT
-PidFile "$APACHE_PID_FILE"
-ErrorLog "$WORK/apache.log"
-LogLevel warn auth_openidc:warn
+# What both Apache processes (scenario A's proxy, scenario D's public host) load and run with.
+APACHE_COMMON=$(cat <<APACHE
 User www-data
 Group www-data
 LoadModule mpm_event_module $MODULES/mod_mpm_event.so
@@ -229,6 +224,16 @@ ThreadsPerChild 16
 MinSpareThreads 8
 MaxSpareThreads 32
 MaxRequestWorkers 32
+APACHE
+)
+cat >"$WORK/apache.conf" <<APACHE
+ServerRoot "$WORK"
+ServerName localhost
+Listen 127.0.0.1:$PROXY_PORT
+PidFile "$APACHE_PID_FILE"
+ErrorLog "$WORK/apache.log"
+LogLevel warn auth_openidc:warn
+$APACHE_COMMON
 
 OIDCProviderMetadataURL http://127.0.0.1:$IDP_PORT/.well-known/openid-configuration
 OIDCClientID e2e-proxy
@@ -312,22 +317,7 @@ Listen 127.0.0.1:$FD_OIDC_PORT
 PidFile "$FD_APACHE_PID_FILE"
 ErrorLog "$WORK/apache-front-door.log"
 LogLevel warn auth_openidc:warn
-User www-data
-Group www-data
-LoadModule mpm_event_module $MODULES/mod_mpm_event.so
-LoadModule authz_core_module $MODULES/mod_authz_core.so
-LoadModule authz_user_module $MODULES/mod_authz_user.so
-LoadModule authn_core_module $MODULES/mod_authn_core.so
-LoadModule headers_module $MODULES/mod_headers.so
-LoadModule proxy_module $MODULES/mod_proxy.so
-LoadModule proxy_http_module $MODULES/mod_proxy_http.so
-LoadModule auth_openidc_module $MODULES/mod_auth_openidc.so
-StartServers 1
-ServerLimit 2
-ThreadsPerChild 16
-MinSpareThreads 8
-MaxSpareThreads 32
-MaxRequestWorkers 32
+$APACHE_COMMON
 
 # As in scenario A: every identity header a client sent is dropped before any module sees the
 # request (all spellings; 'early' is allowed only at server level). This covers both hosts and
