@@ -48,14 +48,15 @@ now_ms() { date +%s%3N; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
-# start_server DATABASE_URL → sets SERVER_PID, PORT, STARTUP_MS
+# start_server DATABASE_URL [CONFIG] → sets SERVER_PID, PORT, STARTUP_MS, and RETURNING_KEY (the
+# returning user's session key, which also drives user_info)
 start_server() {
     PORT=$(free_port)
-    local started
+    local started config=${2:-$WORK/config.yaml}
     started=$(now_ms)
     (
         export DATABASE_URL=$1 LITELLM_MASTER_KEY=$MASTER_KEY HOOKGATE_LOG=warn
-        exec taskset -c 0 "$BIN/hookgate" --config "$WORK/config.yaml" --host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1
+        exec taskset -c 0 "$BIN/hookgate" --config "$config" --host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1
     ) &
     SERVER_PID=$!
     for _ in $(seq 1 3000); do
@@ -65,25 +66,30 @@ start_server() {
     STARTUP_MS=$(( $(now_ms) - started ))
     curl -fsS -o /dev/null -X POST -H "authorization: Bearer $MASTER_KEY" -H 'content-type: application/json' \
         -d '{"team_id": "staff"}' "http://127.0.0.1:$PORT/team/new" || die "could not create the team"
-    # The returning user exists before the measurement; its session key drives user_info.
-    local cookie key
+    # The returning user exists before the measurement.
+    local cookie
     cookie=$(curl -fsS -o /dev/null -D - -H 'x-forwarded-user: returning' \
         -H 'x-forwarded-email: returning@example.test' -H 'x-forwarded-groups: staff' \
         "http://127.0.0.1:$PORT/sso/key/generate" | sed -n 's/^set-cookie: token=\([^;]*\).*/\1/ip')
-    key=$(python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["key"])' "$cookie") \
+    RETURNING_KEY=$(python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["key"])' "$cookie") \
         || die "could not read the session key of the returning user"
-    { echo "wrk.headers[\"authorization\"] = \"Bearer $key\""; cat bench/report.lua; } >"$WORK/user_info.lua"
+    { echo "wrk.headers[\"authorization\"] = \"Bearer $RETURNING_KEY\""; cat bench/report.lua; } >"$WORK/user_info.lua"
 }
 
-# load NAME CONCURRENCY PATH → prints "rps p50_us p99_us errors"
-load() {
-    local script=$1 connections=$2 path=$3
+# load_url NAME CONCURRENCY URL → prints "rps p50_us p99_us errors" (any server, any URL)
+load_url() {
+    local script=$1 connections=$2 url=$3
     BENCH_PREFIX="$script-$connections-$RANDOM" taskset -c 1 wrk -t 1 -c "$connections" -d "${DURATION}s" \
-        --timeout 10s -s "$WORK/$script.lua" "http://127.0.0.1:$PORT$path" >"$WORK/wrk.out" 2>&1 || true
+        --timeout 10s -s "$WORK/$script.lua" "$url" >"$WORK/wrk.out" 2>&1 || true
     local line
     line=$(grep '^RESULT' "$WORK/wrk.out" || true)
     [ -n "$line" ] || { cat "$WORK/wrk.out" >&2; die "wrk printed no result"; }
     echo "$line" | sed -E 's/.*rps=([0-9.]+) p50_us=([0-9]+) p99_us=([0-9]+) requests=[0-9]+ errors=([0-9]+).*/\1 \2 \3 \4/'
+}
+
+# load NAME CONCURRENCY PATH → the same, on the hookgate started last
+load() {
+    load_url "$1" "$2" "http://127.0.0.1:$PORT$3"
 }
 
 ROWS=()
@@ -112,17 +118,6 @@ run_backend() {
     SUMMARY+=("| $backend | ${STARTUP_MS} ms | $((idle_rss / 1024)) MB | $((load_rss / 1024)) MB |")
     stop_pid "$SERVER_PID"
     SERVER_PID=""
-}
-
-# load_url NAME CONCURRENCY URL → prints "rps p50_us p99_us errors" (any server, any URL)
-load_url() {
-    local script=$1 connections=$2 url=$3
-    taskset -c 1 wrk -t 1 -c "$connections" -d "${DURATION}s" --timeout 10s -s "$WORK/$script.lua" "$url" \
-        >"$WORK/wrk.out" 2>&1 || true
-    local line
-    line=$(grep '^RESULT' "$WORK/wrk.out" || true)
-    [ -n "$line" ] || { cat "$WORK/wrk.out" >&2; die "wrk printed no result"; }
-    echo "$line" | sed -E 's/.*rps=([0-9.]+) p50_us=([0-9]+) p99_us=([0-9]+) requests=[0-9]+ errors=([0-9]+).*/\1 \2 \3 \4/'
 }
 
 # LiteLLM beside hookgate (see the header). Sets LL_ROWS.
@@ -163,24 +158,12 @@ run_litellm() {
     for mode in plain front_door; do
         local config=$plain_config
         [ "$mode" = front_door ] && config=$front_config
-        PORT=$(free_port)
-        (
-            export DATABASE_URL="sqlite://$WORK/litellm-$mode.db" LITELLM_MASTER_KEY=$MASTER_KEY HOOKGATE_LOG=warn \
-                UI_USERNAME=admin UI_PASSWORD=$ui_password
-            exec taskset -c 0 "$BIN/hookgate" --config "$config" --host 127.0.0.1 --port "$PORT" >"$WORK/server-$mode.log" 2>&1
-        ) &
-        SERVER_PID=$!
-        wait_for_http "http://127.0.0.1:$PORT/health/liveliness" || die "hookgate ($mode) did not start"
-        curl -fsS -o /dev/null "${mk[@]}" -X POST -d '{"team_id": "staff"}' "http://127.0.0.1:$PORT/team/new"
-        local cookie hg_key
-        cookie=$(curl -fsS -o /dev/null -D - -H 'x-forwarded-user: returning' -H 'x-forwarded-email: returning@example.test' \
-            -H 'x-forwarded-groups: staff' "http://127.0.0.1:$PORT/sso/key/generate" | sed -n 's/^set-cookie: token=\([^;]*\).*/\1/ip')
-        hg_key=$(python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["key"])' "$cookie")
+        UI_USERNAME=admin UI_PASSWORD=$ui_password start_server "sqlite://$WORK/litellm-$mode.db" "$config"
         for c in 1 8; do
-            row "hookgate-$mode" header_sign_in "$c" $(load_url returning_user "$c" "http://127.0.0.1:$PORT/sso/key/generate")
+            row "hookgate-$mode" header_sign_in "$c" $(load returning_user "$c" /sso/key/generate)
             [ "$mode" = plain ] || continue
-            row hookgate login "$c" $(BENCH_USER=admin BENCH_PASSWORD=$ui_password load_url login "$c" "http://127.0.0.1:$PORT/login")
-            row hookgate user_info "$c" $(BENCH_KEY=$hg_key load_url bearer "$c" "http://127.0.0.1:$PORT/user/info")
+            row hookgate login "$c" $(BENCH_USER=admin BENCH_PASSWORD=$ui_password load login "$c" /login)
+            row hookgate user_info "$c" $(load user_info "$c" /user/info)
         done
         stop_pid "$SERVER_PID"
         SERVER_PID=""

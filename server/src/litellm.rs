@@ -30,6 +30,10 @@ pub struct FrontDoor {
     base: String,
     master_key: Secret,
     client: reqwest::Client,
+    /// How long a UI session key lasts (`LITELLM_UI_SESSION_DURATION`).
+    session_duration: Duration,
+    /// A UI session key's budget (`max_ui_session_budget`; LiteLLM's default 1.0 when `None`).
+    session_budget: Option<f64>,
 }
 
 /// What LiteLLM did not do.
@@ -97,29 +101,30 @@ pub struct Session {
 }
 
 impl FrontDoor {
-    /// The proxy at `base` (no trailing slash), managed with `master_key`.
-    pub fn new(base: &str, master_key: Secret) -> FrontDoor {
+    /// The proxy at `base` (no trailing slash), managed with `master_key`; its UI session keys
+    /// last `session_duration` and carry `session_budget`.
+    pub fn new(
+        base: &str,
+        master_key: Secret,
+        session_duration: Duration,
+        session_budget: Option<f64>,
+    ) -> FrontDoor {
         let client = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the TLS backend initialises");
-        FrontDoor { base: base.trim_end_matches('/').to_owned(), master_key, client }
+        FrontDoor {
+            base: base.trim_end_matches('/').to_owned(),
+            master_key,
+            client,
+            session_duration,
+            session_budget,
+        }
     }
 
-    /// LiteLLM's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    /// Creates or updates the user in LiteLLM, adds its memberships, and mints a UI session key
-    /// lasting `duration` with `budget` (LiteLLM's default 1.0 when `None`).
-    pub async fn open_session(
-        &self,
-        user: &SessionUser<'_>,
-        duration: Duration,
-        budget: Option<f64>,
-    ) -> Result<Session, FrontDoorError> {
+    /// Creates or updates the user in LiteLLM, adds its memberships, and mints a UI session key.
+    pub async fn open_session(&self, user: &SessionUser<'_>) -> Result<Session, FrontDoorError> {
         let found = self.find_user(user).await?;
         let user_id = match &found {
             Some(existing) => {
@@ -143,8 +148,8 @@ impl FrontDoor {
                 Some(json!({
                     "user_id": user_id,
                     "team_id": UI_SESSION_TEAM,
-                    "duration": format!("{}s", duration.as_secs().max(1)),
-                    "max_budget": budget.unwrap_or(DEFAULT_SESSION_BUDGET),
+                    "duration": format!("{}s", self.session_duration.as_secs().max(1)),
+                    "max_budget": self.session_budget.unwrap_or(DEFAULT_SESSION_BUDGET),
                     "models": user.models,
                 })),
             )

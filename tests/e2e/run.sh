@@ -121,22 +121,12 @@ else
     log "LiteLLM: install (tests/litellm/litellm.sh install)"
     bash "$LITELLM_SH" install >"$WORK/litellm-install.log" 2>&1 \
         || { tail -n 30 "$WORK/litellm-install.log" >&2; die "LiteLLM could not be installed (set HOOKGATE_E2E_SKIP_LITELLM=1 to skip scenario D)"; }
-    cat >"$WORK/litellm.yaml" <<YAML
-# LiteLLM's config for the e2e front door: one mock model, no network calls.
-model_list:
-  - model_name: mock-gpt
-    litellm_params:
-      model: openai/mock-gpt
-      api_key: mock-key
-      mock_response: "hello from mock-gpt"
-general_settings:
-  master_key: $MASTER_KEY
-  database_url: os.environ/DATABASE_URL
-YAML
     log "LiteLLM on 127.0.0.1:$LITELLM_PORT (starting in the background)"
     LITELLM_STARTED=1
     (
-        export LITELLM_CONFIG="$WORK/litellm.yaml" LITELLM_MASTER_KEY="$MASTER_KEY" LITELLM_PORT LITELLM_PG_PORT LITELLM_FRESH_DB=1
+        # The harness's own config (one mock model, mock-gpt) with hookgate's master key.
+        unset LITELLM_CONFIG
+        export LITELLM_MASTER_KEY="$MASTER_KEY" LITELLM_PORT LITELLM_PG_PORT LITELLM_FRESH_DB=1
         exec bash "$LITELLM_SH" start
     ) >"$WORK/litellm-start.log" 2>&1 &
     LITELLM_START_PID=$!
@@ -206,6 +196,11 @@ IDENTITY_HEADER_UNSETS=$(
         header_spellings "$header" | sed 's/^/RequestHeader unset /; s/$/ early/'
     done
 )
+# The identity headers Apache sets once the user is authenticated (both Apache processes).
+IDENTITY_HEADER_SETS='RequestHeader set X-Forwarded-User "expr=%{reqenv:OIDC_CLAIM_sub}"
+RequestHeader set X-Forwarded-Email "expr=%{reqenv:OIDC_CLAIM_email}"
+RequestHeader set X-Forwarded-Preferred-Username "expr=%{reqenv:OIDC_CLAIM_preferred_username}"
+RequestHeader set X-Forwarded-Groups "expr=%{reqenv:OIDC_CLAIM_groups}"'
 # What both Apache processes (scenario A's proxy, scenario D's public host) load and run with.
 APACHE_COMMON=$(cat <<APACHE
 User www-data
@@ -255,10 +250,7 @@ $IDENTITY_HEADER_UNSETS
     Require valid-user
     # Then, once the user is authenticated, Apache sets all four on every request (an absent
     # claim gives an empty header, which the hook reads as "no value").
-    RequestHeader set X-Forwarded-User "expr=%{reqenv:OIDC_CLAIM_sub}"
-    RequestHeader set X-Forwarded-Email "expr=%{reqenv:OIDC_CLAIM_email}"
-    RequestHeader set X-Forwarded-Preferred-Username "expr=%{reqenv:OIDC_CLAIM_preferred_username}"
-    RequestHeader set X-Forwarded-Groups "expr=%{reqenv:OIDC_CLAIM_groups}"
+$IDENTITY_HEADER_SETS
 </Location>
 ProxyPreserveHost On
 ProxyPass /oauth2/callback !
@@ -345,10 +337,7 @@ ProxyPreserveHost On
     <Location /sso/>
         AuthType openid-connect
         Require valid-user
-        RequestHeader set X-Forwarded-User "expr=%{reqenv:OIDC_CLAIM_sub}"
-        RequestHeader set X-Forwarded-Email "expr=%{reqenv:OIDC_CLAIM_email}"
-        RequestHeader set X-Forwarded-Preferred-Username "expr=%{reqenv:OIDC_CLAIM_preferred_username}"
-        RequestHeader set X-Forwarded-Groups "expr=%{reqenv:OIDC_CLAIM_groups}"
+$IDENTITY_HEADER_SETS
     </Location>
     ProxyPass /oauth2/callback !
     ProxyPass /sso/ http://127.0.0.1:$F_PORT/sso/

@@ -6,7 +6,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
@@ -108,15 +107,7 @@ pub struct FakeIdp {
 impl FakeIdp {
     /// Starts on a free loopback port.
     pub fn start() -> FakeIdp {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the fake IdP");
-        let address: SocketAddr = listener.local_addr().expect("address");
+        let (runtime, listener, address) = crate::loopback_server("fake IdP");
         let shared = Arc::new(Shared {
             issuer: format!("http://{address}"),
             behavior: Mutex::new(Behavior::default()),

@@ -15,7 +15,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
@@ -84,15 +83,7 @@ impl FakeLitellm {
     /// Starts on a free loopback port. It answers 401 to everything until
     /// [`Self::set_master_key`] names the master key.
     pub fn start() -> FakeLitellm {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the fake LiteLLM");
-        let address: SocketAddr = listener.local_addr().expect("address");
+        let (runtime, listener, address) = crate::loopback_server("fake LiteLLM");
         let data = Arc::new(Mutex::new(Data::default()));
         let app = Router::new().fallback(handle).with_state(data.clone());
         runtime.spawn(async move {

@@ -28,6 +28,23 @@ litellm_settings:
   set_verbose: True
 "#;
 
+/// A one-worker runtime and a listener on a free loopback port, for an in-process fake server
+/// (`what` names it in a failure).
+pub fn loopback_server(
+    what: &str,
+) -> (tokio::runtime::Runtime, tokio::net::TcpListener, std::net::SocketAddr) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap_or_else(|error| panic!("bind the {what}: {error}"));
+    let address = listener.local_addr().expect("address");
+    (runtime, listener, address)
+}
+
 /// The folder cargo built into (`target/debug`), found from the test binary's own path
 /// (`target/debug/deps/integration-…`), so that `CARGO_TARGET_DIR` is honoured.
 pub fn build_dir() -> PathBuf {

@@ -157,7 +157,7 @@ fn gather(receiver: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>) {
 enum Target {
     /// SQLite: a connection of the writer thread's own, opened on first use (and again after a
     /// failure), and the server's in-process write lock.
-    Sqlite { db: Db, conn: Option<sea_orm_sync::DatabaseConnection> },
+    Sqlite { db: Db, path: std::path::PathBuf, conn: Option<sea_orm_sync::DatabaseConnection> },
     /// PostgreSQL: the pool, through the runtime.
     Postgres { db: Db, runtime: tokio::runtime::Handle },
 }
@@ -172,8 +172,8 @@ pub(super) trait Txn {
 
 impl Target {
     fn new(db: Db, runtime: tokio::runtime::Handle) -> Target {
-        match db.sqlite_path() {
-            Some(_) => Target::Sqlite { db, conn: None },
+        match db.sqlite_path().map(std::path::Path::to_owned) {
+            Some(path) => Target::Sqlite { db, path, conn: None },
             None => Target::Postgres { db, runtime },
         }
     }
@@ -184,11 +184,11 @@ impl Target {
         work: impl FnOnce(&mut dyn Txn) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
         match self {
-            Target::Sqlite { db, conn } => {
+            Target::Sqlite { db, path, conn } => {
                 let _guard = db.write_lock.as_ref().map(|lock| lock.blocking_lock());
                 let connection = match conn.take() {
                     Some(connection) => connection,
-                    None => super::sync::open_writer(db.sqlite_path().expect("a SQLite file"))?,
+                    None => super::sync::open_writer(path)?,
                 };
                 let result = super::sync::transaction(&connection, work);
                 // A connection that failed is dropped; the next batch opens a new one.

@@ -291,6 +291,17 @@ fn oidc_error(error: OidcError) -> SignInError {
     }
 }
 
+/// Ends one session: the API's and the UI's logout. In front of LiteLLM the session key is
+/// LiteLLM's too (its token is this hash): LiteLLM deletes it first, so that a refusal changes
+/// nothing and the logout can be retried.
+pub(super) async fn end_session(state: &AppState, token_hash: &str) -> Result<(), ApiError> {
+    state.signin().close_front_door_session(token_hash).await.map_err(ApiError::from)?;
+    store::revoke_session(state.db().conn(), token_hash)
+        .await
+        .map_err(|error| ApiError::database(&error))?;
+    Ok(())
+}
+
 pub(super) async fn logout(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -306,16 +317,7 @@ pub(super) async fn logout(
     if from_cookie && !same_origin(state.config(), &headers) {
         return Err(ctx.json_error(ApiError::forbidden("cross-site requests are refused")));
     }
-    // In front of LiteLLM the session key is LiteLLM's too (its token is this hash): LiteLLM
-    // deletes it first, so that a refusal changes nothing and the logout can be retried.
-    state
-        .signin()
-        .close_front_door_session(&token_hash)
-        .await
-        .map_err(|error| ctx.json_error(ApiError::from(error)))?;
-    store::revoke_session(state.db().conn(), &token_hash)
-        .await
-        .map_err(|error| ctx.json_error(ApiError::database(&error)))?;
+    end_session(&state, &token_hash).await.map_err(|error| ctx.json_error(error))?;
     tracing::info!(%user_id, "logged out");
     let mut response =
         axum::Json(serde_json::json!({"message": "Logged out successfully"})).into_response();

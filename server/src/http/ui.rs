@@ -225,14 +225,7 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> 
     if let Some(me) =
         signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))?
     {
-        state
-            .signin()
-            .close_front_door_session(&me.token_hash)
-            .await
-            .map_err(|e| page(&ctx, ApiError::from(e)))?;
-        store::revoke_session(state.db().conn(), &me.token_hash)
-            .await
-            .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+        super::sso::end_session(&state, &me.token_hash).await.map_err(|e| page(&ctx, e))?;
         tracing::info!(user_id = %me.user.user_id, "logged out");
     }
     let mut response =

@@ -290,7 +290,12 @@ impl SignInService {
         let refusals = std::sync::Arc::new(refusals::RefusalBudget::default());
         let writer = crate::db::Writer::start(db.clone());
         let front_door = match (&config.litellm_proxy_url, &config.master_key) {
-            (Some(url), Some((key, _))) => Some(FrontDoor::new(url, key.clone())),
+            (Some(url), Some((key, _))) => Some(FrontDoor::new(
+                url,
+                key.clone(),
+                config.session_duration,
+                config.max_ui_session_budget,
+            )),
             _ => None,
         };
         Self { config, db, plugins, runner, signer, refusals, writer, front_door }
@@ -604,13 +609,7 @@ impl SignInService {
                             budget_duration: plan.account.budget_duration.map(|d| d.to_string()),
                             teams: &teams,
                         };
-                        let session = front_door
-                            .open_session(
-                                &user,
-                                self.config.session_duration,
-                                self.config.max_ui_session_budget,
-                            )
-                            .await?;
+                        let session = front_door.open_session(&user).await?;
                         let key = SessionKey::of(&session);
                         litellm = Some(session);
                         key
@@ -642,18 +641,17 @@ impl SignInService {
             ))
         }
         .await;
-        if outcome.is_err()
-            && let (Some(front_door), Some(session)) = (&self.front_door, litellm)
-        {
-            self.close_litellm_session(front_door, &session.key).await;
+        if outcome.is_err() {
+            self.discard_litellm_session(litellm).await;
         }
         outcome
     }
 
-    /// Deletes a LiteLLM session key whose sign-in did not complete (logged if LiteLLM
-    /// refuses: the key then lapses at its expiry, and no cookie carries it).
-    async fn close_litellm_session(&self, front_door: &FrontDoor, key: &str) {
-        if let Err(error) = front_door.close_session(key).await {
+    /// Deletes the LiteLLM session key of a sign-in that did not complete, if it opened one
+    /// (logged if LiteLLM refuses: the key then lapses at its expiry, and no cookie carries it).
+    async fn discard_litellm_session(&self, litellm: Option<crate::litellm::Session>) {
+        let (Some(front_door), Some(session)) = (&self.front_door, litellm) else { return };
+        if let Err(error) = front_door.close_session(&session.key).await {
             tracing::warn!("could not delete the LiteLLM session key of a failed sign-in: {error}");
         }
     }
@@ -750,23 +748,13 @@ impl SignInService {
                     budget_duration: None,
                     teams: &[],
                 };
-                Some(
-                    front_door
-                        .open_session(
-                            &user,
-                            self.config.session_duration,
-                            self.config.max_ui_session_budget,
-                        )
-                        .await?,
-                )
+                Some(front_door.open_session(&user).await?)
             }
         };
         let key = litellm.as_ref().map_or_else(SessionKey::new, SessionKey::of);
         let result = self.write_password_sign_in(attempt, user_id, key).await;
-        if result.is_err()
-            && let (Some(front_door), Some(session)) = (&self.front_door, litellm)
-        {
-            self.close_litellm_session(front_door, &session.key).await;
+        if result.is_err() {
+            self.discard_litellm_session(litellm).await;
         }
         result
     }
