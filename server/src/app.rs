@@ -55,6 +55,50 @@ pub fn master_key(config: &Config, database_url: &str) -> anyhow::Result<Secret>
     }
 }
 
+/// `hookgate try`: a sign-in rehearsed over the configured database, with a throw-away session
+/// signer (it mints no session). A SQLite database that does not exist yet is not created: the
+/// rehearsal runs over an empty one in a temporary directory, removed afterwards.
+pub async fn rehearse(
+    config: Config,
+    plugins: Plugins,
+    rehearsal: crate::signin::Rehearsal,
+) -> anyhow::Result<crate::signin::Rehearsed> {
+    let mut url = database_url(&config);
+    let mut scratch = None;
+    if let DatabaseKind::Sqlite(path) = db::database_kind(&url)?
+        && !path.exists()
+    {
+        let dir = std::env::temp_dir().join(format!("hookgate-try-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        tracing::warn!(
+            "the database {} does not exist yet: rehearsing over an empty one (hookgate try \
+             creates nothing)",
+            path.display()
+        );
+        url = format!("sqlite://{}", dir.join("empty.db").display());
+        scratch = Some(dir);
+    }
+    let result = async {
+        let db = Db::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+        let signer = TokenSigner::new(&Secret::new(session::random_hex(32)));
+        let signin = SignInService::new(Arc::new(config), db.clone(), plugins, signer);
+        let report = signin.rehearse(rehearsal).await;
+        drop(signin);
+        if let Err(error) = db.close().await {
+            tracing::debug!("closing the database: {error}");
+        }
+        Ok(report)
+    }
+    .await;
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
 /// Connects, migrates, and serves on `host:port` until SIGINT or SIGTERM; then closes the
 /// database.
 pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> anyhow::Result<()> {

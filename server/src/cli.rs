@@ -1,4 +1,5 @@
-//! The command line: `hookgate --config config.yaml` serves; `hookgate check` validates.
+//! The command line: `hookgate --config config.yaml` serves; `hookgate check` validates;
+//! `hookgate try` rehearses a sign-in.
 
 use std::{net::IpAddr, path::PathBuf, process::ExitCode};
 
@@ -31,12 +32,30 @@ pub struct Cli {
 pub enum Command {
     /// Validate the config and load every hook it names; print one line per hook.
     Check,
+    /// Rehearse a sign-in: run the configured hooks as a sign-in would, against the configured
+    /// database, and print what they returned and what the sign-in would write, without
+    /// writing anything. Exits non-zero when the sign-in would not complete.
+    Try {
+        /// A request header for the `custom_ui_sso_sign_in_handler` hook, as `name: value`
+        /// (repeat for several).
+        #[arg(long = "header", value_name = "NAME: VALUE", conflicts_with = "claims")]
+        headers: Vec<String>,
+        /// A JSON file with an OIDC provider's claims (ID token or userinfo), mapped as the
+        /// configured provider's callback maps them.
+        #[arg(long, value_name = "FILE")]
+        claims: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // `try` prints a report: its log shows warnings and what the hooks log, not the startup.
+    let quiet = matches!(cli.command, Some(Command::Try { .. }));
+    init_logging(if quiet { "warn,hookgate::plugin=info" } else { "info" });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -46,10 +65,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKGATE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -74,11 +93,76 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             check(&config, &plugins);
             Ok(())
         }
+        Some(Command::Try { headers, claims, json }) => {
+            let rehearsal = rehearsal(&config, &headers, claims.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = runtime.block_on(crate::app::rehearse(config, plugins, rehearsal))?;
+            if json {
+                println!("{:#}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            match report.error {
+                None => Ok(()),
+                Some(error) => Err(anyhow::anyhow!("the sign-in would not complete: {error}")),
+            }
+        }
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(crate::app::run(config, plugins, cli.host, cli.port))
         }
     }
+}
+
+/// The identity `hookgate try` rehearses: headers for the header hook, or an OIDC provider's
+/// claims.
+fn rehearsal(
+    config: &Config,
+    headers: &[String],
+    claims: Option<&std::path::Path>,
+) -> anyhow::Result<crate::signin::Rehearsal> {
+    use anyhow::Context;
+    if let Some(path) = claims {
+        let Some(settings) = &config.oidc else {
+            anyhow::bail!(
+                "--claims: {} configures no OIDC provider (GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID \
+                 or GENERIC_CLIENT_ID), so no sign-in maps claims",
+                config.file.display()
+            );
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--claims: cannot read {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("--claims: {} is not JSON", path.display()))?;
+        let (openid, proof) = crate::oidc::identity_of_claims(settings, &value)
+            .map_err(|reason| anyhow::anyhow!("--claims: {}: {reason}", path.display()))?;
+        return Ok(crate::signin::Rehearsal::Identity(Box::new(openid), proof));
+    }
+    if headers.is_empty() {
+        anyhow::bail!("hookgate try needs --header 'name: value' (one or more) or --claims FILE");
+    }
+    let mut map = http::HeaderMap::new();
+    for header in headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("--header {header:?}: expected `name: value`"))?;
+        let name = http::HeaderName::from_bytes(name.trim().as_bytes()).with_context(|| {
+            format!("--header {header:?}: {:?} is not a header name", name.trim())
+        })?;
+        let value = http::HeaderValue::from_str(value.trim()).with_context(|| {
+            format!("--header {header:?}: the value is not a valid header value")
+        })?;
+        map.append(name, value);
+    }
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let line = crate::plugins::RequestLine::new(
+        &http::Method::GET,
+        &http::Uri::from_static("/sso/key/generate"),
+        peer,
+    );
+    crate::plugins::HookRequest::new(line, map)
+        .map(crate::signin::Rehearsal::Headers)
+        .map_err(|unfit| anyhow::anyhow!("--header: {unfit}"))
 }
 
 fn check(config: &Config, plugins: &Plugins) {

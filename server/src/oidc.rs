@@ -346,6 +346,35 @@ impl OidcProvider {
     }
 }
 
+/// The identity and proof the callback would make of `claims` (`hookgate try --claims`): the
+/// same mapping and checks, with the issuer taken from the `iss` claim or the configuration
+/// (no provider is contacted).
+pub fn identity_of_claims(
+    settings: &OidcSettings,
+    claims: &Value,
+) -> Result<(OpenId, crate::signin::Proof), String> {
+    if !claims.is_object() {
+        return Err("the claims must be a JSON object".into());
+    }
+    if settings.require_verified_email && !email_verified(claims) {
+        return Err("the identity provider has not verified this email address".into());
+    }
+    let subject = match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.trim().is_empty() => sub.trim().to_owned(),
+        _ => return Err("the claims name no subject (`sub` claim)".into()),
+    };
+    let issuer = match (claims.get("iss"), &settings.endpoints) {
+        (Some(Value::String(iss)), _) if !iss.trim().is_empty() => iss.trim().to_owned(),
+        (_, Endpoints::Discover { issuer, .. }) => issuer.clone(),
+        (_, Endpoints::Explicit { authorization, .. }) => authorization.clone(),
+    };
+    let proof = crate::signin::Proof {
+        binding: Some(crate::signin::Binding { issuer, subject }),
+        email_verified: email_verified(claims),
+    };
+    Ok((identity(claims, &settings.claims, settings.kind.as_str()), proof))
+}
+
 /// `email_verified: true` (some providers send the string `"true"`).
 fn email_verified(claims: &Value) -> bool {
     match claims.get("email_verified") {

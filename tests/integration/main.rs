@@ -7,7 +7,8 @@
 //! * `management`: the user/team API, the master key, startup rules;
 //! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
 //! * `ui`: the Admin UI pages and the password fallback;
-//! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy.
+//! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
+//! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing.
 
 mod cli;
 mod connections;
@@ -16,6 +17,7 @@ mod management;
 mod oidc;
 mod pipeline;
 mod plugin_loading;
+mod rehearsal;
 mod reliability;
 mod security;
 mod sign_in;

@@ -173,6 +173,33 @@ impl Db {
         runtime.block_on(store::snapshot(&self.conn, keys))
     }
 
+    /// The live session with this key hash and its user ([`store::live_session_user`]). On
+    /// SQLite it reads on the calling thread's own connection, without sqlx's two thread
+    /// switches per statement: a primary-key lookup in WAL mode, which never waits for the
+    /// writer, costs microseconds, less than handing it to another thread would.
+    pub async fn live_session_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(entity::session::Model, entity::user::Model)>, DbErr> {
+        if let Some((_, readers)) = &self.sqlite
+            && let Some(read) = readers.live_session_user(token_hash)
+        {
+            return read;
+        }
+        store::live_session_user(&self.conn, token_hash).await
+    }
+
+    /// The teams a user is in ([`store::teams_of_user_with_info`]); on SQLite read on the
+    /// calling thread, as [`Db::live_session_user`] is.
+    pub async fn teams_of_user(&self, user_id: &str) -> Result<Vec<entity::team::Model>, DbErr> {
+        if let Some((_, readers)) = &self.sqlite
+            && let Some(read) = readers.teams_of_user(user_id)
+        {
+            return read;
+        }
+        store::teams_of_user_with_info(&self.conn, user_id).await
+    }
+
     /// The SQLite file, if this is SQLite.
     fn sqlite_path(&self) -> Option<&std::path::Path> {
         self.sqlite.as_ref().map(|(path, _)| path.as_path())

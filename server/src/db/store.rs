@@ -217,16 +217,23 @@ pub async fn teams_of_user_with_info<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Vec<team::Model>, DbErr> {
-    Ok(team_member::Entity::find()
-        .filter(team_member::Column::UserId.eq(user_id))
-        .order_by_asc(team_member::Column::CreatedAt)
-        .order_by_asc(team_member::Column::TeamId)
-        .find_also_related(team::Entity)
+    Ok(teams_of_user_query(user_id)
         .all(conn)
         .await?
         .into_iter()
         .filter_map(|(_, team)| team)
         .collect())
+}
+
+/// [`teams_of_user_with_info`]'s statement (membership columns prefixed `A_`, team `B_`).
+pub(super) fn teams_of_user_query(
+    user_id: &str,
+) -> sea_orm::SelectTwo<team_member::Entity, team::Entity> {
+    team_member::Entity::find()
+        .filter(team_member::Column::UserId.eq(user_id))
+        .order_by_asc(team_member::Column::CreatedAt)
+        .order_by_asc(team_member::Column::TeamId)
+        .find_also_related(team::Entity)
 }
 
 /// A team's members, in joining order.
@@ -256,13 +263,19 @@ pub async fn live_session_user<C: ConnectionTrait>(
     conn: &C,
     token_hash: &str,
 ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-    let found = session::Entity::find_by_id(token_hash.to_owned())
+    let found = live_session_user_query(token_hash).one(conn).await?;
+    Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
+}
+
+/// [`live_session_user`]'s statement (its columns are the session's prefixed `A_` and the
+/// user's `B_`).
+pub(super) fn live_session_user_query(
+    token_hash: &str,
+) -> sea_orm::SelectTwo<session::Entity, user::Entity> {
+    session::Entity::find_by_id(token_hash.to_owned())
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now()))
         .find_also_related(user::Entity)
-        .one(conn)
-        .await?;
-    Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
 }
 
 /// The hashes of a user's live sessions.

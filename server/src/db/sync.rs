@@ -19,7 +19,7 @@ use sea_orm::{DbBackend, DbErr, QueryTrait};
 use sea_orm_sync::{self as sync, ConnectionTrait as _};
 
 use super::{
-    entity::{team, team_member, user},
+    entity::{session, team, team_member, user},
     store,
     writer::Txn,
 };
@@ -130,6 +130,38 @@ impl Readers {
             Ok(Snapshot { accounts, memberships, teams })
         })
     }
+
+    /// [`store::live_session_user`], on this thread (`None`: no connection free, read
+    /// elsewhere).
+    pub(crate) fn live_session_user(
+        &self,
+        token_hash: &str,
+    ) -> Option<Result<Option<(session::Model, user::Model)>, DbErr>> {
+        self.with(|conn| {
+            // By primary key: one row at most. No `LIMIT ?`: SQLite re-plans a statement whose
+            // LIMIT is a bound parameter every time it is rebound (most of this read's cost).
+            let rows = query(conn, store::live_session_user_query(token_hash))?;
+            rows.first()
+                .map(|row| Ok((session_of(row, "A_")?, user_of_prefixed(row, "B_")?)))
+                .transpose()
+        })
+    }
+
+    /// [`store::teams_of_user_with_info`], on this thread (`None`: no connection free, read
+    /// elsewhere).
+    pub(crate) fn teams_of_user(&self, user_id: &str) -> Option<Result<Vec<team::Model>, DbErr>> {
+        self.with(|conn| {
+            // A membership whose team is gone has NULL team columns: skipped, as the async
+            // path's `find_also_related` does.
+            query(conn, store::teams_of_user_query(user_id))?
+                .iter()
+                .filter(|row| {
+                    get_prefixed::<Option<String>>(row, "B_", "team_id").is_ok_and(|t| t.is_some())
+                })
+                .map(|row| team_of_prefixed(row, "B_"))
+                .collect()
+        })
+    }
 }
 
 /// The writer's connection: read-write, waiting up to ten seconds for the file's lock (the async
@@ -201,25 +233,51 @@ fn query(
 }
 
 fn get<T: sync::TryGetable>(row: &sync::QueryResult, column: &str) -> Result<T, DbErr> {
-    row.try_get("", column).map_err(from_sync)
+    get_prefixed(row, "", column)
+}
+
+fn get_prefixed<T: sync::TryGetable>(
+    row: &sync::QueryResult,
+    prefix: &str,
+    column: &str,
+) -> Result<T, DbErr> {
+    row.try_get(prefix, column).map_err(from_sync)
 }
 
 fn user_of(row: &sync::QueryResult) -> Result<user::Model, DbErr> {
+    user_of_prefixed(row, "")
+}
+
+fn session_of(row: &sync::QueryResult, prefix: &str) -> Result<session::Model, DbErr> {
+    Ok(session::Model {
+        token_hash: get_prefixed(row, prefix, "token_hash")?,
+        user_id: get_prefixed(row, prefix, "user_id")?,
+        user_role: get_prefixed(row, prefix, "user_role")?,
+        login_method: get_prefixed(row, prefix, "login_method")?,
+        models: get_prefixed(row, prefix, "models")?,
+        max_budget: get_prefixed(row, prefix, "max_budget")?,
+        created_at: get_prefixed(row, prefix, "created_at")?,
+        expires_at: get_prefixed(row, prefix, "expires_at")?,
+        revoked_at: get_prefixed(row, prefix, "revoked_at")?,
+    })
+}
+
+fn user_of_prefixed(row: &sync::QueryResult, prefix: &str) -> Result<user::Model, DbErr> {
     Ok(user::Model {
-        user_id: get(row, "user_id")?,
-        user_email: get(row, "user_email")?,
-        user_alias: get(row, "user_alias")?,
-        user_role: get(row, "user_role")?,
-        sso_user_id: get(row, "sso_user_id")?,
-        sso_issuer: get(row, "sso_issuer")?,
-        models: get(row, "models")?,
-        max_budget: get(row, "max_budget")?,
-        spend: get(row, "spend")?,
-        budget_duration: get(row, "budget_duration")?,
-        budget_reset_at: get(row, "budget_reset_at")?,
-        metadata: get(row, "metadata")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
+        user_id: get_prefixed(row, prefix, "user_id")?,
+        user_email: get_prefixed(row, prefix, "user_email")?,
+        user_alias: get_prefixed(row, prefix, "user_alias")?,
+        user_role: get_prefixed(row, prefix, "user_role")?,
+        sso_user_id: get_prefixed(row, prefix, "sso_user_id")?,
+        sso_issuer: get_prefixed(row, prefix, "sso_issuer")?,
+        models: get_prefixed(row, prefix, "models")?,
+        max_budget: get_prefixed(row, prefix, "max_budget")?,
+        spend: get_prefixed(row, prefix, "spend")?,
+        budget_duration: get_prefixed(row, prefix, "budget_duration")?,
+        budget_reset_at: get_prefixed(row, prefix, "budget_reset_at")?,
+        metadata: get_prefixed(row, prefix, "metadata")?,
+        created_at: get_prefixed(row, prefix, "created_at")?,
+        updated_at: get_prefixed(row, prefix, "updated_at")?,
     })
 }
 
@@ -233,14 +291,18 @@ fn member_of(row: &sync::QueryResult) -> Result<team_member::Model, DbErr> {
 }
 
 fn team_of(row: &sync::QueryResult) -> Result<team::Model, DbErr> {
+    team_of_prefixed(row, "")
+}
+
+fn team_of_prefixed(row: &sync::QueryResult, prefix: &str) -> Result<team::Model, DbErr> {
     Ok(team::Model {
-        team_id: get(row, "team_id")?,
-        team_alias: get(row, "team_alias")?,
-        models: get(row, "models")?,
-        max_budget: get(row, "max_budget")?,
-        metadata: get(row, "metadata")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
+        team_id: get_prefixed(row, prefix, "team_id")?,
+        team_alias: get_prefixed(row, prefix, "team_alias")?,
+        models: get_prefixed(row, prefix, "models")?,
+        max_budget: get_prefixed(row, prefix, "max_budget")?,
+        metadata: get_prefixed(row, prefix, "metadata")?,
+        created_at: get_prefixed(row, prefix, "created_at")?,
+        updated_at: get_prefixed(row, prefix, "updated_at")?,
     })
 }
 

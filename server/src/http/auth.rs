@@ -5,10 +5,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use plugin_api::UserRole;
 
 use super::{ApiError, AppState, Ctx};
-use crate::{
-    db::store,
-    session::{COOKIE_NAME, hash_key, secrets_equal},
-};
+use crate::session::{COOKIE_NAME, hash_key, secrets_equal};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -124,7 +121,7 @@ impl FromRequestParts<AppState> for Caller {
             },
         };
         let token_hash = hash_key(&key);
-        match store::live_session_user(state.db().conn(), &token_hash).await {
+        match state.db().live_session_user(&token_hash).await {
             Ok(Some((session, user))) => Ok(Caller::Session {
                 user_id: session.user_id,
                 role: current_role(&user),

@@ -185,7 +185,7 @@ async fn user_info(
             .map_err(db_error(&ctx))?
             .ok_or_else(|| ctx.json_error(ApiError::not_found(format!("no user {user_id:?}"))))?,
     };
-    let rows = store::teams_of_user_with_info(conn, &user_id).await.map_err(db_error(&ctx))?;
+    let rows = state.db().teams_of_user(&user_id).await.map_err(db_error(&ctx))?;
     let team_ids: Vec<String> = rows.iter().map(|team| team.team_id.clone()).collect();
     let teams: Vec<Value> = rows
         .into_iter()

@@ -307,6 +307,9 @@ pub(super) async fn logout(
     ctx: Ctx,
     headers: HeaderMap,
     caller: Caller,
+    // Read before answering, even a refusal: a body left unread makes the server close a
+    // keep-alive connection the client may already be reusing.
+    _body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let Caller::Session { token_hash, user_id, from_cookie, .. } = caller else {
         return Err(ctx.json_error(ApiError::bad_request(

@@ -81,8 +81,7 @@ async fn signed_in(
     let Some(token) = token_cookie(headers) else { return Ok(None) };
     let Ok(claims) = state.signin().signer().verify(token) else { return Ok(None) };
     let token_hash = hash_key(&claims.key);
-    let Some((session, user)) = store::live_session_user(state.db().conn(), &token_hash).await?
-    else {
+    let Some((session, user)) = state.db().live_session_user(&token_hash).await? else {
         return Ok(None);
     };
     // The role as stored now: a demotion takes effect on the next page.

@@ -8,6 +8,7 @@
 
 mod host;
 mod refusals;
+mod rehearsal;
 pub(crate) mod rules;
 mod runner;
 
@@ -19,7 +20,10 @@ use sea_orm::{ActiveValue::Set, DbErr, IntoActiveModel};
 use tokio::runtime::Handle;
 
 use self::host::SignInHost;
-pub use self::runner::{HookRunner, RunError};
+pub use self::{
+    rehearsal::{Rehearsal, Rehearsed},
+    runner::{HookRunner, RunError},
+};
 use crate::{
     budget::BudgetDuration,
     config::Config,
@@ -104,6 +108,52 @@ pub struct Proof {
     /// Whether the identity provider marked the email verified (`email_verified`). Header
     /// sign-ins count as verified: the OAuth proxy vouches for what it passes.
     pub email_verified: bool,
+}
+
+impl Proof {
+    /// What a trusted OAuth proxy proves: the identity's id, bound under the proxy's issuer, and
+    /// a verified email.
+    pub fn of_header_identity(openid: &OpenId) -> Proof {
+        let binding =
+            openid.id.as_deref().map(str::trim).filter(|id| !id.is_empty()).map(|id| Binding {
+                issuer: Binding::PROXY_ISSUER.to_owned(),
+                subject: id.to_owned(),
+            });
+        Proof { binding, email_verified: true }
+    }
+}
+
+/// How long each hook of one sign-in ran (on its blocking thread).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HookTimes {
+    /// `custom_ui_sso_sign_in_handler`.
+    pub sign_in_handler: Option<std::time::Duration>,
+    /// `custom_sso`.
+    pub custom_sso: Option<std::time::Duration>,
+}
+
+/// What the pipeline settled before it writes: the identity as normalised, the values to apply
+/// and the writes the `custom_sso` hook staged.
+struct Prepared {
+    openid: OpenId,
+    proof: Proof,
+    idp_id: Option<String>,
+    values: Values,
+    staged: Vec<host::Staged>,
+    /// The read made for the hook, which usually serves the decision too.
+    read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
+}
+
+impl Prepared {
+    fn input(&self) -> rules::Input<'_> {
+        rules::Input {
+            openid: &self.openid,
+            proof: &self.proof,
+            idp_id: self.idp_id.as_deref(),
+            values: &self.values,
+            staged: &self.staged,
+        }
+    }
 }
 
 /// User ids an SSO sign-in never reaches: LiteLLM's password-login account.
@@ -344,13 +394,9 @@ impl SignInService {
         attempt: &Attempt,
         request: Result<HookRequest, UnfitRequest>,
     ) -> Result<SignedIn, SignInError> {
-        match self.header_identity(attempt, request).await {
+        match self.header_identity(attempt, request, &mut HookTimes::default()).await {
             Ok(openid) => {
-                let binding =
-                    openid.id.as_deref().map(str::trim).filter(|id| !id.is_empty()).map(|id| {
-                        Binding { issuer: Binding::PROXY_ISSUER.to_owned(), subject: id.to_owned() }
-                    });
-                let proof = Proof { binding, email_verified: true };
+                let proof = Proof::of_header_identity(&openid);
                 self.complete(attempt, openid, proof).await
             }
             Err(error) => {
@@ -364,6 +410,7 @@ impl SignInService {
         &self,
         attempt: &Attempt,
         request: Result<HookRequest, UnfitRequest>,
+        times: &mut HookTimes,
     ) -> Result<OpenId, SignInError> {
         let Some(handler) = self.plugins.sign_in_handler.clone() else {
             return Err(SignInError::Internal("no sign-in handler is configured".into()));
@@ -380,7 +427,28 @@ impl SignInService {
             UnfitRequest::TooLarge { .. } => SignInError::HeadersTooLarge(unfit.to_string()),
             UnfitRequest::NotUtf8(_) => SignInError::BadRequest(unfit.to_string()),
         })?;
-        let outcome = self.runner.run(move || request.with_view(|view| handler.call(view))).await;
+        self.call_sign_in_handler(handler, request, times).await
+    }
+
+    /// Runs the header hook on the request.
+    async fn call_sign_in_handler(
+        &self,
+        handler: crate::plugins::SignInHandler,
+        request: HookRequest,
+        times: &mut HookTimes,
+    ) -> Result<OpenId, SignInError> {
+        let outcome = self
+            .runner
+            .run(move || {
+                let started = std::time::Instant::now();
+                let result = request.with_view(|view| handler.call(view));
+                (result, started.elapsed())
+            })
+            .await;
+        let outcome = outcome.map(|(result, took)| {
+            times.sign_in_handler = Some(took);
+            result
+        });
         self.hook_result("custom_ui_sso_sign_in_handler", outcome)
     }
 
@@ -432,9 +500,26 @@ impl SignInService {
     async fn complete_inner(
         &self,
         attempt: &Attempt,
-        mut openid: OpenId,
+        openid: OpenId,
         proof: Proof,
     ) -> Result<SignedIn, (Option<String>, SignInError)> {
+        let prepared = self.prepare(openid, proof, &mut HookTimes::default()).await?;
+        let who = Some(prepared.values.user_id.clone());
+        let read_before = prepared.read_before.clone();
+        match self.write_sign_in(attempt, &prepared.input(), read_before).await {
+            Ok(signed_in) => Ok(signed_in),
+            Err(error) => Err((who, error)),
+        }
+    }
+
+    /// Everything before the write: the identity's checks, then the `custom_sso` hook (over a
+    /// read made on its thread) or LiteLLM's defaults. On failure, the user it concerns if known.
+    async fn prepare(
+        &self,
+        mut openid: OpenId,
+        proof: Proof,
+        times: &mut HookTimes,
+    ) -> Result<Prepared, (Option<String>, SignInError)> {
         let config = &self.config;
         let no_user = |error| (None, error);
         if let Some(binding) = &proof.binding
@@ -507,13 +592,16 @@ impl SignInService {
                         let snapshot = db.snapshot_blocking(&runtime, &keys)?;
                         let read = std::sync::Arc::new((keys, snapshot));
                         let host = SignInHost::new(db, runtime, reference, read.clone());
+                        let started = std::time::Instant::now();
                         let result = hook.call(&host, &identity);
-                        Ok::<_, DbErr>((result, host.into_staged(), read))
+                        let took = started.elapsed();
+                        Ok::<_, DbErr>((result, host.into_staged(), read, took))
                     })
                     .await;
                 let (result, staged) = match outcome {
                     Ok(Err(error)) => return Err(no_user(SignInError::Database(error))),
-                    Ok(Ok((result, (staged, database_failed), read))) => {
+                    Ok(Ok((result, (staged, database_failed), read, took))) => {
+                        times.custom_sso = Some(took);
                         read_before = Some(read);
                         if database_failed && result.is_err() {
                             return Err(no_user(SignInError::Database(DbErr::Custom(
@@ -555,18 +643,7 @@ impl SignInService {
                 )
             }
         };
-        let who = Some(values.user_id.clone());
-        let input = rules::Input {
-            openid: &openid,
-            proof: &proof,
-            idp_id: idp_id.as_deref(),
-            values: &values,
-            staged: &staged,
-        };
-        match self.write_sign_in(attempt, &input, read_before).await {
-            Ok(signed_in) => Ok(signed_in),
-            Err(error) => Err((who, error)),
-        }
+        Ok(Prepared { openid, proof, idp_id, values, staged, read_before })
     }
 
     /// Reads what the decision needs, decides ([`rules::decide`]), and applies the plan with the

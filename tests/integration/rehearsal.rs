@@ -1,0 +1,260 @@
+//! `hookgate try`: the built binary rehearses a sign-in over a real server's database, reports
+//! what the hooks returned and what the sign-in would write, and writes nothing.
+
+use hookgate::db::entity::{session, sign_in_event, team_member, user};
+use hookgate_tests::{
+    output_text, run_hookgate,
+    server::{Backend, ServerOptions, TestServer, for_each_backend},
+};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+
+fn config(handler: &str, custom_sso: &str) -> String {
+    format!(
+        "general_settings:\n  custom_ui_sso_sign_in_handler: {handler}\n  custom_sso: {custom_sso}\n  \
+         plugin_dirs: [\"{{plugins}}\"]\n  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n"
+    )
+}
+
+/// Rows per table: users, memberships, sessions, events.
+fn counts(server: &TestServer) -> [u64; 4] {
+    server.db(async |conn| {
+        [
+            user::Entity::find().count(conn).await.unwrap(),
+            team_member::Entity::find().count(conn).await.unwrap(),
+            session::Entity::find().count(conn).await.unwrap(),
+            sign_in_event::Entity::find().count(conn).await.unwrap(),
+        ]
+    })
+}
+
+/// `hookgate try` on the server's config and database.
+fn try_on(server: &TestServer, args: &[&str]) -> std::process::Output {
+    let config = server.dir().join("config.yaml").display().to_string();
+    let mut all = vec!["try", "--config", config.as_str()];
+    all.extend_from_slice(args);
+    run_hookgate(
+        &all,
+        &[("DATABASE_URL", &server.database_url), ("LITELLM_MASTER_KEY", &server.master_key)],
+    )
+}
+
+#[test]
+fn try_reports_the_hooks_and_the_plan_and_writes_nothing() {
+    for_each_backend(|backend| {
+        let text = config(
+            "fixture_misbehaving.recording_sign_in",
+            "fixture_misbehaving.staging_custom_sso",
+        );
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &text, ..ServerOptions::default() },
+        );
+        server.create_team("ops");
+        let before = counts(&server);
+
+        let output = try_on(
+            &server,
+            &[
+                "--header",
+                "x-forwarded-user: dave",
+                "--header",
+                "x-forwarded-email: Dave@Example.com",
+                "--json",
+            ],
+        );
+        let (stdout, stderr) = output_text(&output);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        let report: Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+
+        let hooks = report["hooks"].as_array().unwrap();
+        let settings: Vec<&str> = hooks.iter().map(|h| h["setting"].as_str().unwrap()).collect();
+        assert_eq!(settings, ["custom_ui_sso_sign_in_handler", "custom_sso"], "{report:#}");
+        assert_eq!(hooks[1]["hook"], "fixture_misbehaving.staging_custom_sso");
+        assert!(hooks.iter().all(|h| h["seconds"].as_f64().unwrap() > 0.0), "{report:#}");
+        assert_eq!(report["identity"]["id"], "dave");
+        assert_eq!(report["identity"]["email"], "dave@example.com", "normalised as at a sign-in");
+        assert_eq!(report["values"]["user_role"], "internal_user");
+        assert_eq!(
+            report["staged"],
+            json!([
+                {"new_user": {"user_id": "helper-dave", "user_email": null, "user_alias": null,
+                              "user_role": "internal_user_viewer", "models": [], "max_budget": null,
+                              "budget_duration": null}},
+                {"add_team_member": {"team_id": "ops", "user_id": "helper-dave", "role": "admin"}},
+                {"add_team_member": {"team_id": "ops", "user_id": "dave", "role": "user"}},
+            ]),
+            "{report:#}"
+        );
+        let plan = &report["plan"];
+        assert_eq!(plan["user"]["create"]["user_id"], "dave", "{plan:#}");
+        assert_eq!(plan["user"]["create"]["user_email"], "dave@example.com");
+        assert_eq!(plan["hook_users"][0]["user_id"], "helper-dave", "{plan:#}");
+        let mut memberships: Vec<(String, String, String)> = plan["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let field = |name: &str| m[name].as_str().unwrap().to_owned();
+                (field("team_id"), field("user_id"), field("role"))
+            })
+            .collect();
+        memberships.sort();
+        assert_eq!(
+            memberships,
+            [
+                ("ops".to_owned(), "dave".to_owned(), "user".to_owned()),
+                ("ops".to_owned(), "helper-dave".to_owned(), "admin".to_owned()),
+            ]
+        );
+        assert_eq!(plan["session"]["user_role"], "internal_user");
+        assert_eq!(report["error"], Value::Null);
+        assert_eq!(report["committed"], false);
+
+        // Nothing was written: no user, membership, session or event.
+        assert_eq!(counts(&server), before, "hookgate try wrote to the database");
+
+        // The rehearsal was faithful: the real sign-in makes what it said.
+        let reply = server.get(
+            "/sso/key/generate",
+            &[("x-forwarded-user", "dave"), ("x-forwarded-email", "Dave@Example.com")],
+        );
+        assert_eq!(reply.status, 303, "{}", server.logs());
+        let after = counts(&server);
+        assert_eq!(after[0], before[0] + 2, "dave and helper-dave");
+        assert_eq!(after[1], before[1] + 2, "the two memberships");
+    });
+}
+
+#[test]
+fn try_shows_what_changes_for_a_returning_user_in_words() {
+    let server = TestServer::start(&Backend::Sqlite);
+    assert_eq!(server.sign_in("erin", "erin@example.com", &[]).status, 303);
+    let before = counts(&server);
+    // The seed header hook reads the groups header: `admins` makes a proxy admin.
+    let output = try_on(
+        &server,
+        &[
+            "--header",
+            "x-forwarded-user: erin",
+            "--header",
+            "x-forwarded-email: erin@example.com",
+            "--header",
+            "x-forwarded-groups: admins",
+        ],
+    );
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            "custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler ran in "
+        ) && lines[0].ends_with(" ms"),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"the sign-in would:"), "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  update user erin: ")
+                && l.contains(r#""user_role":"proxy_admin""#)),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(&"  issue a session for erin as proxy_admin with models []"),
+        "{stdout}"
+    );
+    assert_eq!(lines.last(), Some(&"nothing was written (hookgate try commits nothing)"));
+    assert_eq!(counts(&server), before);
+    let erin = server.users().into_iter().find(|u| u.user_id == "erin").unwrap();
+    assert_eq!(erin.user_role.as_deref(), Some("internal_user"), "the role did not change");
+}
+
+#[test]
+fn a_refusing_or_panicking_hook_exits_non_zero_with_its_message() {
+    for (handler, message) in [
+        ("fixture_misbehaving.failing_sign_in", "the directory service is unreachable"),
+        ("fixture_misbehaving.panicking_sign_in", "panicked"),
+    ] {
+        let text = config(handler, "custom_sso.custom_sso_handler");
+        let server = TestServer::start_with(
+            &Backend::Sqlite,
+            ServerOptions { config: &text, ..ServerOptions::default() },
+        );
+        let before = counts(&server);
+        let output = try_on(&server, &["--header", "x-forwarded-user: fay"]);
+        let (stdout, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        let last = stdout.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("the sign-in would be ") && last.contains(message),
+            "{handler}: {stdout}"
+        );
+        assert!(stderr.contains("error: the sign-in would not complete"), "{stderr}");
+        assert_eq!(counts(&server), before, "no event is recorded for a rehearsal");
+
+        let output = try_on(&server, &["--header", "x-forwarded-user: fay", "--json"]);
+        let (stdout, _) = output_text(&output);
+        assert_eq!(output.status.code(), Some(1));
+        let report: Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+        assert!(report["error"]["message"].as_str().unwrap().contains(message), "{report:#}");
+        assert_eq!(report["plan"], Value::Null);
+    }
+}
+
+#[test]
+fn try_maps_claims_as_the_configured_provider_does() {
+    let server = TestServer::start(&Backend::Sqlite);
+    let claims = server.scratch.write(
+        "claims.json",
+        r#"{"iss": "https://idp.example.test", "sub": "s-42", "email": "Gus@Example.com",
+            "email_verified": true, "given_name": "Gus", "family_name": "Grey"}"#,
+    );
+    let claims = claims.display().to_string();
+    let config = server.dir().join("config.yaml").display().to_string();
+    let env = [
+        ("DATABASE_URL", server.database_url.as_str()),
+        ("LITELLM_MASTER_KEY", server.master_key.as_str()),
+        ("PROXY_BASE_URL", "http://127.0.0.1:9"),
+        ("GENERIC_CLIENT_ID", "x"),
+        ("GENERIC_CLIENT_SECRET", "y"),
+        ("GENERIC_AUTHORIZATION_ENDPOINT", "http://127.0.0.1:9/authorize"),
+        ("GENERIC_TOKEN_ENDPOINT", "http://127.0.0.1:9/token"),
+        ("GENERIC_USERINFO_ENDPOINT", "http://127.0.0.1:9/userinfo"),
+    ];
+    let output = run_hookgate(&["try", "--config", &config, "--claims", &claims, "--json"], &env);
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["identity"]["email"], "gus@example.com", "{report:#}");
+    assert_eq!(report["identity"]["provider"], "generic");
+    let settings: Vec<&str> = report["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["setting"].as_str().unwrap())
+        .collect();
+    assert_eq!(settings, ["custom_sso"], "no header hook runs for claims");
+    assert!(report["plan"]["user"]["create"].is_object(), "{report:#}");
+
+    // Without a provider, claims are refused with the reason.
+    let output = run_hookgate(&["try", "--config", &config, "--claims", &claims], &env[..2]);
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("configures no OIDC provider"), "{stderr}");
+}
+
+#[test]
+fn try_refuses_bad_arguments_saying_which() {
+    let server = TestServer::start(&Backend::Sqlite);
+    for (args, expected) in [
+        (vec![], "hookgate try needs --header 'name: value'"),
+        (vec!["--header", "no colon"], "--header \"no colon\": expected `name: value`"),
+        (vec!["--claims", "/nonexistent/claims.json"], "--claims"),
+    ] {
+        let output = try_on(&server, &args);
+        let (_, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
