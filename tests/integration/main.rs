@@ -7,12 +7,14 @@
 //! * `management`: the user/team API, the master key, startup rules;
 //! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
 //! * `ui`: the Admin UI pages and the password fallback;
-//! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy.
+//! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
+//! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback).
 
 mod cli;
 mod connections;
 mod front_door;
 mod management;
+mod metrics;
 mod oidc;
 mod pipeline;
 mod plugin_loading;
