@@ -9,6 +9,7 @@
 //! * [`session`]: session keys, the `token` cookie's JWT, the master key;
 //! * [`db`]: the database (sea-orm): entities, migrations, queries;
 //! * [`budget`]: LiteLLM's budget durations and reset times;
+//! * [`metrics`]: the Prometheus metrics `GET /metrics` serves;
 //! * [`http`]: the axum router, the management API and the server loop;
 //! * [`app`]: startup, tying the above together.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod litellm;
+pub mod metrics;
 pub mod oidc;
 pub mod plugins;
 pub mod session;

@@ -8,12 +8,14 @@
 //! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
 //! * `ui`: the Admin UI pages and the password fallback;
 //! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
-//! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing.
+//! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
+//! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback).
 
 mod cli;
 mod connections;
 mod front_door;
 mod management;
+mod metrics;
 mod oidc;
 mod pipeline;
 mod plugin_loading;

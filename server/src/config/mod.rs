@@ -158,6 +158,11 @@ pub struct Config {
     /// `general_settings.litellm_proxy_url` or `LITELLM_PROXY_URL`: the LiteLLM proxy hookgate
     /// is the front door of (its base URL as hookgate reaches it, no trailing slash).
     pub litellm_proxy_url: Option<String>,
+    /// `GET /metrics` is served: `litellm_settings.callbacks` (or `success_callback`,
+    /// `failure_callback`) names `prometheus`.
+    pub prometheus: bool,
+    /// `general_settings.require_auth_for_metrics_endpoint`: `/metrics` needs the master key.
+    pub require_auth_for_metrics_endpoint: bool,
     /// Keys in the file that hookgate does not implement.
     pub ignored_keys: Vec<String>,
 }
@@ -222,7 +227,7 @@ impl Config {
     fn validate(
         file: &Path,
         raw: RawConfig,
-        ignored_keys: Vec<String>,
+        mut ignored_keys: Vec<String>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { file: file.to_owned(), message };
@@ -389,6 +394,22 @@ impl Config {
             max_connections,
         };
 
+        // LiteLLM's callbacks: hookgate implements `prometheus`; the others are reported.
+        let mut prometheus = false;
+        for (list, callbacks) in [
+            ("callbacks", &litellm.callbacks),
+            ("success_callback", &litellm.success_callback),
+            ("failure_callback", &litellm.failure_callback),
+        ] {
+            for (index, name) in callbacks.iter().flat_map(|c| c.0.iter()).enumerate() {
+                if name.trim() == "prometheus" {
+                    prometheus = true;
+                } else {
+                    ignored_keys.push(format!("litellm_settings.{list}[{index}] ({name})"));
+                }
+            }
+        }
+
         Ok(Config {
             file: file.to_owned(),
             dir,
@@ -435,6 +456,10 @@ impl Config {
                 .map_or(Duration::from_secs(90 * 86_400), |span| span.0),
             http,
             litellm_proxy_url,
+            prometheus,
+            require_auth_for_metrics_endpoint: general
+                .require_auth_for_metrics_endpoint
+                .unwrap_or(false),
             ignored_keys,
         })
     }

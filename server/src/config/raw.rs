@@ -60,6 +60,8 @@ pub(crate) struct RawGeneralSettings {
     pub(crate) max_connections: Option<usize>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) litellm_proxy_url: Option<String>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) require_auth_for_metrics_endpoint: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +74,52 @@ pub(crate) struct RawLitellmSettings {
     pub(crate) default_internal_user_params: Option<RawDefaultUserParams>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) max_ui_session_budget: Option<Budget>,
+    #[serde(default)]
+    pub(crate) callbacks: Option<Callbacks>,
+    #[serde(default)]
+    pub(crate) success_callback: Option<Callbacks>,
+    #[serde(default)]
+    pub(crate) failure_callback: Option<Callbacks>,
+}
+
+/// LiteLLM's `callbacks`, `success_callback`, `failure_callback`: a name or a list of names.
+/// hookgate implements `prometheus`; the caller reports the others as ignored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Callbacks(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for Callbacks {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CallbacksVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for CallbacksVisitor {
+            type Value = Callbacks;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a callback name such as prometheus, or a list of them")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Callbacks, E> {
+                Ok(Callbacks(vec![name.to_owned()]))
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Callbacks, E> {
+                Ok(Callbacks::default())
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Callbacks, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(Callbacks(names))
+            }
+        }
+
+        deserializer.deserialize_any(CallbacksVisitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -335,6 +335,33 @@ fn oidc_providers_come_from_litellms_environment_with_its_precedence() {
     }
 }
 
+#[test]
+fn prometheus_among_the_callbacks_turns_metrics_on_and_the_others_are_reported() {
+    let config = load("", &[]).unwrap();
+    assert!(!config.prometheus && !config.require_auth_for_metrics_endpoint);
+
+    let config = load(
+        "litellm_settings:\n  callbacks: [langfuse, prometheus]\n  success_callback: langfuse\n\
+         general_settings:\n  require_auth_for_metrics_endpoint: true\n",
+        &[],
+    )
+    .unwrap();
+    assert!(config.prometheus && config.require_auth_for_metrics_endpoint);
+    assert_eq!(
+        config.ignored_keys,
+        [
+            "litellm_settings.callbacks[0] (langfuse)",
+            "litellm_settings.success_callback[0] (langfuse)"
+        ]
+    );
+
+    // LiteLLM's older spelling.
+    let config = load("litellm_settings:\n  success_callback: [\"prometheus\"]\n", &[]).unwrap();
+    assert!(config.prometheus && config.ignored_keys.is_empty());
+    let config = load("litellm_settings:\n  callbacks: [langfuse]\n", &[]).unwrap();
+    assert!(!config.prometheus);
+}
+
 mod fuzz {
     //! Property tests: no input makes the loader panic, and every rejected value is reported
     //! under its own key.

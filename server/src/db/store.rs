@@ -295,6 +295,16 @@ pub async fn live_session_hashes<C: ConnectionTrait>(
         .await
 }
 
+/// How many sessions are live (neither expired nor revoked), over all users.
+pub async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    session::Entity::find()
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .count(conn)
+        .await
+}
+
 /// Revokes every live session of a user; returns how many there were.
 pub async fn revoke_user_sessions<C: ConnectionTrait>(
     conn: &C,

@@ -75,14 +75,14 @@ impl std::fmt::Debug for Queued {
 }
 
 impl Writer {
-    /// Starts the writer thread over `db` (from within the runtime); it ends when every handle
-    /// is dropped.
-    pub fn start(db: Db) -> Writer {
+    /// Starts the writer thread over `db` (from within the runtime), timing its transactions in
+    /// `metrics`; it ends when every handle is dropped.
+    pub fn start(db: Db, metrics: crate::metrics::Metrics) -> Writer {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let runtime = tokio::runtime::Handle::current();
         std::thread::Builder::new()
             .name("hookgate-writer".into())
-            .spawn(move || run(db, runtime, receiver))
+            .spawn(move || run(db, runtime, receiver, metrics))
             .expect("the operating system refused to start the database writer thread");
         Writer { queue }
     }
@@ -98,14 +98,25 @@ impl Writer {
     }
 }
 
-fn run(db: Db, runtime: tokio::runtime::Handle, mut receiver: mpsc::Receiver<Queued>) {
+fn run(
+    db: Db,
+    runtime: tokio::runtime::Handle,
+    mut receiver: mpsc::Receiver<Queued>,
+    metrics: crate::metrics::Metrics,
+) {
     let mut target = Target::new(db, runtime);
+    let transaction = |target: &mut Target, jobs: &[&Job]| {
+        let started = std::time::Instant::now();
+        let outcome = target.transaction(|txn| apply_batch(txn, jobs));
+        metrics.db_transaction(started.elapsed());
+        outcome
+    };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
         gather(&mut receiver, &mut batch);
         let jobs: Vec<&Job> = batch.iter().map(|queued| &queued.job).collect();
-        match target.transaction(|txn| apply_batch(txn, &jobs)) {
+        match transaction(&mut target, &jobs) {
             Ok(outcomes) => {
                 for (queued, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = queued.reply.send(Ok(outcome));
@@ -121,8 +132,7 @@ fn run(db: Db, runtime: tokio::runtime::Handle, mut receiver: mpsc::Receiver<Que
                     "a batch of sign-ins failed on the database ({error}); applying them one by one"
                 );
                 for queued in batch.drain(..) {
-                    let outcome = target
-                        .transaction(|txn| apply_batch(txn, &[&queued.job]))
+                    let outcome = transaction(&mut target, &[&queued.job])
                         .map(|mut outcomes| outcomes.remove(0));
                     let _ = queued.reply.send(outcome);
                 }

@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod management;
+mod metrics;
 mod serve;
 mod sso;
 mod ui;
@@ -172,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(ui::password_login))
         .merge(ui::routes())
         .merge(management::routes())
+        .merge(metrics::routes(state.config()))
         .fallback(|ctx: Ctx| async move { ctx.json_error(ApiError::not_found("no such route")) })
         .with_state(state);
     let routes = if root.is_empty() { routes } else { Router::new().nest(&root, routes) };

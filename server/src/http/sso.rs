@@ -128,6 +128,7 @@ pub(super) async fn key_generate(
             method: LoginMethod::Header,
             peer: ctx.peer.ip(),
             request_id: ctx.request_id.clone(),
+            started: std::time::Instant::now(),
         };
         let request = HookRequest::new(RequestLine::new(&method, &uri, ctx.peer), headers);
         return match state.signin().header_sign_in(&attempt, request).await {
@@ -165,6 +166,7 @@ pub(super) async fn key_generate(
                 method: LoginMethod::Oidc,
                 peer: ctx.peer.ip(),
                 request_id: ctx.request_id.clone(),
+                started: std::time::Instant::now(),
             };
             let error = oidc_error(error);
             state.signin().record_refusal(&attempt, &error).await;
@@ -228,6 +230,7 @@ pub(super) async fn callback(
         method: LoginMethod::Oidc,
         peer: ctx.peer.ip(),
         request_id: ctx.request_id.clone(),
+        started: std::time::Instant::now(),
     };
     // The flow cookie is single-use: it goes whatever happens next.
     let flow_cookie = jar.get(FLOW_COOKIE);

@@ -33,6 +33,7 @@ use crate::{
         store,
     },
     litellm::FrontDoor,
+    metrics::{Hook, Metrics},
     plugins::{HookRequest, Plugins, UnfitRequest},
     session::{TokenSigner, UiTokenClaims, hash_key, new_session_key},
 };
@@ -76,6 +77,8 @@ pub struct Attempt {
     pub peer: IpAddr,
     /// The request id.
     pub request_id: String,
+    /// When the request arrived (for the sign-in's duration).
+    pub started: std::time::Instant,
 }
 
 /// The account binding of a sign-in identity: who vouches for it, and its subject there.
@@ -307,6 +310,7 @@ pub struct SignInService {
     writer: crate::db::Writer,
     /// The LiteLLM proxy each sign-in also opens a session in (`litellm_proxy_url`).
     front_door: Option<FrontDoor>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for SignInService {
@@ -338,7 +342,8 @@ impl SignInService {
     ) -> Self {
         let runner = HookRunner::new(config.hook_concurrency, config.hook_timeout);
         let refusals = std::sync::Arc::new(refusals::RefusalBudget::default());
-        let writer = crate::db::Writer::start(db.clone());
+        let metrics = Metrics::new();
+        let writer = crate::db::Writer::start(db.clone(), metrics.clone());
         let front_door = match (&config.litellm_proxy_url, &config.master_key) {
             (Some(url), Some((key, _))) => Some(FrontDoor::new(
                 url,
@@ -348,7 +353,12 @@ impl SignInService {
             )),
             _ => None,
         };
-        Self { config, db, plugins, runner, signer, refusals, writer, front_door }
+        Self { config, db, plugins, runner, signer, refusals, writer, front_door, metrics }
+    }
+
+    /// What sign-ins, hooks and the writer record.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The loaded hooks.
@@ -373,6 +383,7 @@ impl SignInService {
         outcome: &str,
         reason: Option<String>,
     ) {
+        self.metrics.sign_in(attempt.method, outcome, attempt.started.elapsed());
         let reason = match self.refusals.admit(attempt.peer) {
             refusals::Admit::Skip => return,
             refusals::Admit::Record { skipped: 0 } => reason,
@@ -437,12 +448,15 @@ impl SignInService {
         request: HookRequest,
         times: &mut HookTimes,
     ) -> Result<OpenId, SignInError> {
+        let metrics = self.metrics.clone();
         let outcome = self
             .runner
             .run(move || {
                 let started = std::time::Instant::now();
                 let result = request.with_view(|view| handler.call(view));
-                (result, started.elapsed())
+                let took = started.elapsed();
+                metrics.hook(Hook::SignInHandler, took);
+                (result, took)
             })
             .await;
         let outcome = outcome.map(|(result, took)| {
@@ -586,6 +600,7 @@ impl SignInService {
                 let runtime = Handle::current();
                 let reference = hook.info().reference.clone();
                 let identity = openid.clone();
+                let metrics = self.metrics.clone();
                 let outcome = self
                     .runner
                     .run(move || {
@@ -595,6 +610,7 @@ impl SignInService {
                         let started = std::time::Instant::now();
                         let result = hook.call(&host, &identity);
                         let took = started.elapsed();
+                        metrics.hook(Hook::CustomSso, took);
                         Ok::<_, DbErr>((result, host.into_staged(), read, took))
                     })
                     .await;
@@ -705,6 +721,7 @@ impl SignInService {
                 let job = crate::db::Job { plan, session, event, now };
                 match self.writer.apply(job).await? {
                     crate::db::Applied::Done => {
+                        self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
                         tracing::info!(%user_id, %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
                         return Ok(minted.signed_in(user_id, role));
                     }
@@ -881,6 +898,7 @@ impl SignInService {
         store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
             .await?;
         txn.commit().await?;
+        self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
         tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
         Ok(minted.signed_in(row.user_id, UserRole::ProxyAdmin))
     }
