@@ -259,9 +259,17 @@ impl PluginLoader {
             reference: reference.as_str().to_owned(),
             kind: Box::new(kind),
         };
-        let relative = reference.relative_path();
-        let tried: Vec<PathBuf> = dirs.iter().map(|dir| absolute(&dir.join(&relative))).collect();
-        let Some((dir, found)) = dirs.iter().zip(&tried).find(|(_, path)| path.is_file()) else {
+        // Folder by folder, each of the platform's names (on Windows `x.dll`, then `libx.dll`):
+        // the first folder holding the library wins.
+        let relatives = reference.relative_paths();
+        let candidates: Vec<(&PathBuf, PathBuf)> = dirs
+            .iter()
+            .flat_map(|dir| {
+                relatives.iter().map(move |relative| (dir, absolute(&dir.join(relative))))
+            })
+            .collect();
+        let Some((dir, found)) = candidates.iter().find(|(_, path)| path.is_file()) else {
+            let tried = candidates.into_iter().map(|(_, path)| path).collect();
             return Err(fail(LoadErrorKind::NotFound { tried }));
         };
         let found = found.clone();
