@@ -145,10 +145,15 @@ check_loads() {
     # One plain Windows path per hook (Z: is Wine's drive for /), not a verbatim \\?\ one.
     local drive_path='[A-Z]:[^ ]*'
     log "wine64 hookgate.exe check --config config.yaml (plugins ${prefix}custom_sso.dll, ${prefix}custom_sso_handler.dll)"
-    out=$( (wine_in "$dir" hookgate.exe check --config config.yaml) 2>"$dir/check.err") || {
+    local status=0
+    out=$( (wine_in "$dir" hookgate.exe check --config config.yaml) 2>"$dir/check.err") || status=$?
+    if [ "$status" != 0 ]; then
         cat "$dir/check.err" >&2
-        die "hookgate.exe check failed under Wine (plugins ${prefix}custom_sso.dll, ${prefix}custom_sso_handler.dll)"
-    }
+        # Wine exits 53 when a program cannot start (c0000135): a DLL or an import is missing,
+        # such as ProcessPrng without the stub.
+        [ "$status" = 53 ] && echo "hookgate.exe did not start: a DLL or one of its imports is missing (c0000135); WINEDEBUG=err+module shows which" >&2
+        die "hookgate.exe check failed under Wine with status $status (plugins ${prefix}custom_sso.dll, ${prefix}custom_sso_handler.dll)"
+    fi
     printf '%s\n' "$out" >&2
     printf '%s\n' "$out" | grep -Eq "^general_settings\.custom_sso: custom_sso\.custom_sso_handler -> ${drive_path}\\\\${prefix}custom_sso\.dll \(kind custom_sso," \
         || die "hookgate.exe check did not load general_settings.custom_sso from ${prefix}custom_sso.dll"
