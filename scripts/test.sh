@@ -8,9 +8,12 @@
 #    two fixtures that need builds of their own (one with panic = "abort", one against an older
 #    plugin-api layout).
 # 4. Runs `cargo test` over the workspace.
-# 5. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components
+# 5. Runs the Windows test (tests/windows/run.sh): hookgate.exe and the example plugins as .dll
+#    files, cross-built for x86_64-pc-windows-gnu into target/windows and run under Wine
+#    (HOOKGATE_TEST_SKIP_WINDOWS=1 skips it and says so).
+# 6. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components
 #    (Apache, Chromium, oidc-provider, and LiteLLM's real proxy through tests/litellm/litellm.sh).
-# 6. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
+# 7. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -40,6 +43,9 @@ cargo build --locked -p fixture_incompatible --features older-layout --target-di
 log "running the tests"
 cd "$ROOT"
 cargo test --workspace --locked
+
+log "running the Windows test (hookgate.exe and .dll plugins under Wine; tests/windows/run.sh)"
+bash "$ROOT/tests/windows/run.sh"
 
 log "running the end-to-end suite (real OIDC provider, Apache mod_auth_openidc, Chromium, PostgreSQL)"
 bash "$ROOT/tests/e2e/run.sh"

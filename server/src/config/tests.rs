@@ -58,9 +58,11 @@ fn an_empty_file_is_an_empty_config() {
 
 #[test]
 fn plugin_dirs_come_first_then_the_config_folder_then_the_environment() {
+    // The platform's PATH separator: `/a:/b` on Unix, `/a;/b` on Windows.
+    let path_list = std::env::join_paths(["/a", "/b"]).unwrap().into_string().unwrap();
     let config = load(
         "general_settings:\n  plugin_dirs: [plugins, /opt/hooks]\n",
-        &[("HOOKGATE_PLUGIN_PATH", "/a:/b")],
+        &[("HOOKGATE_PLUGIN_PATH", &path_list)],
     )
     .unwrap();
     let dirs: Vec<&Path> = config.plugin_dirs.iter().map(PathBuf::as_path).collect();

@@ -259,15 +259,23 @@ impl PluginLoader {
             reference: reference.as_str().to_owned(),
             kind: Box::new(kind),
         };
-        let relative = reference.relative_path();
-        let tried: Vec<PathBuf> = dirs.iter().map(|dir| absolute(&dir.join(&relative))).collect();
-        let Some((dir, found)) = dirs.iter().zip(&tried).find(|(_, path)| path.is_file()) else {
+        // Folder by folder, each of the platform's names (on Windows `x.dll`, then `libx.dll`):
+        // the first folder holding the library wins.
+        let relatives = reference.relative_paths();
+        let candidates: Vec<(&PathBuf, PathBuf)> = dirs
+            .iter()
+            .flat_map(|dir| {
+                relatives.iter().map(move |relative| (dir, absolute(&dir.join(relative))))
+            })
+            .collect();
+        let Some((dir, found)) = candidates.iter().find(|(_, path)| path.is_file()) else {
+            let tried = candidates.into_iter().map(|(_, path)| path).collect();
             return Err(fail(LoadErrorKind::NotFound { tried }));
         };
         let found = found.clone();
-        let path = found.canonicalize().unwrap_or_else(|_| found.clone());
+        let path = canonical(&found).unwrap_or_else(|_| found.clone());
         let folder = absolute(dir);
-        let folder = folder.canonicalize().unwrap_or(folder);
+        let folder = canonical(&folder).unwrap_or(folder);
         let problems = insecurities(&found, &path, &folder);
         if !problems.is_empty() {
             match policy {
@@ -396,6 +404,23 @@ mod unix {
         }
         problems
     }
+}
+
+/// `path` made canonical. On Windows, where that gives a verbatim path (`\\?\C:\…`), the plain
+/// path (`C:\…`) when it names the same file, as it does for ordinary drive paths: so that the
+/// path found and the path loaded compare equal, and `hookgate check` and errors show `C:\…`.
+fn canonical(path: &Path) -> std::io::Result<PathBuf> {
+    let canonical = path.canonicalize()?;
+    #[cfg(windows)]
+    if let Some(plain) = canonical.to_str().and_then(|text| text.strip_prefix(r"\\?\")) {
+        let plain = PathBuf::from(plain);
+        // `\\?\UNC\…` stripped is relative, and a plain path that resolves elsewhere (a
+        // reserved name, a trailing dot) is not the same file: both keep the verbatim path.
+        if plain.is_absolute() && plain.canonicalize().is_ok_and(|again| again == canonical) {
+            return Ok(plain);
+        }
+    }
+    Ok(canonical)
 }
 
 fn absolute(path: &Path) -> PathBuf {

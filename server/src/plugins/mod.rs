@@ -13,7 +13,7 @@ use plugin_api::{
 
 pub use self::{
     loader::{Insecurity, LoadError, LoadErrorKind, PermissionPolicy, PluginLoader, Resolved},
-    reference::{HookRef, InvalidHookRef},
+    reference::{HookRef, InvalidHookRef, LibraryNaming},
     request::{
         HookRequest, InvalidHeader, MAX_HEADER_VALUE, MAX_HEADERS_TOTAL, RequestLine, UnfitRequest,
         header_pairs,

@@ -68,17 +68,54 @@ impl HookRef {
         &self.attribute
     }
 
-    /// The library's file name on this platform: `libcustom_sso.so`, `libcustom_sso.dylib`,
-    /// `custom_sso.dll`.
-    pub fn file_name(&self) -> String {
-        format!("{}{}{}", std::env::consts::DLL_PREFIX, self.library, std::env::consts::DLL_SUFFIX)
+    /// The library's file names on this platform, in the order they are tried: see
+    /// [`LibraryNaming::file_names`].
+    pub fn file_names(&self) -> Vec<String> {
+        LibraryNaming::HOST.file_names(&self.library)
     }
 
-    /// The library's path relative to a plugin directory.
-    pub fn relative_path(&self) -> PathBuf {
-        let mut path: PathBuf = self.folders.iter().collect();
-        path.push(self.file_name());
-        path
+    /// The library's paths relative to a plugin directory, in the order they are tried.
+    pub fn relative_paths(&self) -> Vec<PathBuf> {
+        self.relative_paths_for(LibraryNaming::HOST)
+    }
+
+    /// The library's paths relative to a plugin directory under `naming`.
+    fn relative_paths_for(&self, naming: LibraryNaming) -> Vec<PathBuf> {
+        let folder: PathBuf = self.folders.iter().collect();
+        naming.file_names(&self.library).into_iter().map(|name| folder.join(name)).collect()
+    }
+}
+
+/// How an operating system names a dynamic library; a parameter rather than `cfg!` so that every
+/// platform's naming is unit-tested on any host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibraryNaming {
+    /// Linux and other Unix: `libcustom_sso.so`.
+    Unix,
+    /// macOS and the other Apple systems: `libcustom_sso.dylib`.
+    Apple,
+    /// Windows: `custom_sso.dll` (what rustc builds for both the MSVC and the GNU target), then
+    /// `libcustom_sso.dll` (the MinGW convention for C libraries).
+    Windows,
+}
+
+impl LibraryNaming {
+    /// The naming of the platform this server was built for.
+    pub const HOST: Self = if cfg!(windows) {
+        Self::Windows
+    } else if cfg!(target_vendor = "apple") {
+        Self::Apple
+    } else {
+        Self::Unix
+    };
+
+    /// The file names library `library` may have, in the order they are tried.
+    pub fn file_names(self, library: &str) -> Vec<String> {
+        match self {
+            Self::Unix => vec![format!("lib{library}.so")],
+            Self::Apple => vec![format!("lib{library}.dylib")],
+            Self::Windows => vec![format!("{library}.dll"), format!("lib{library}.dll")],
+        }
     }
 }
 
@@ -96,12 +133,51 @@ mod tests {
     fn module_attribute_maps_to_folder_library_symbol() {
         let hook: HookRef = "custom_sso.custom_sso_handler".parse().unwrap();
         assert_eq!(hook.attribute(), "custom_sso_handler");
-        assert_eq!(hook.relative_path(), PathBuf::from(hook.file_name()));
-        assert!(hook.file_name().contains("custom_sso"));
+        let names = hook.file_names();
+        assert_eq!(hook.relative_paths(), names.iter().map(PathBuf::from).collect::<Vec<_>>());
+        assert!(names.iter().all(|name| name.contains("custom_sso")), "{names:?}");
 
         let nested: HookRef = "sso.hooks.handler".parse().unwrap();
         assert_eq!(nested.attribute(), "handler");
-        assert!(nested.relative_path().starts_with("sso"));
+        assert!(nested.relative_paths().iter().all(|path| path.starts_with("sso")));
+    }
+
+    #[test]
+    fn library_file_names_per_platform() {
+        let hook: HookRef = "custom_sso.custom_sso_handler".parse().unwrap();
+        let names = |naming| hook.relative_paths_for(naming);
+        assert_eq!(names(LibraryNaming::Unix), [PathBuf::from("libcustom_sso.so")]);
+        assert_eq!(names(LibraryNaming::Apple), [PathBuf::from("libcustom_sso.dylib")]);
+        assert_eq!(
+            names(LibraryNaming::Windows),
+            [PathBuf::from("custom_sso.dll"), PathBuf::from("libcustom_sso.dll")]
+        );
+
+        let nested: HookRef = "sso.hooks.handler".parse().unwrap();
+        let folder = PathBuf::from("sso");
+        assert_eq!(nested.relative_paths_for(LibraryNaming::Unix), [folder.join("libhooks.so")]);
+        assert_eq!(
+            nested.relative_paths_for(LibraryNaming::Apple),
+            [folder.join("libhooks.dylib")]
+        );
+        assert_eq!(
+            nested.relative_paths_for(LibraryNaming::Windows),
+            [folder.join("hooks.dll"), folder.join("libhooks.dll")]
+        );
+    }
+
+    #[test]
+    fn the_host_naming_is_what_rustc_builds() {
+        // A cdylib built for this host is found under the first name tried.
+        let built =
+            format!("{}custom_sso{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+        assert_eq!(LibraryNaming::HOST.file_names("custom_sso")[0], built);
+        #[cfg(target_os = "linux")]
+        assert_eq!(LibraryNaming::HOST, LibraryNaming::Unix);
+        #[cfg(target_os = "macos")]
+        assert_eq!(LibraryNaming::HOST, LibraryNaming::Apple);
+        #[cfg(windows)]
+        assert_eq!(LibraryNaming::HOST, LibraryNaming::Windows);
     }
 
     #[test]
