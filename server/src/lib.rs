@@ -21,5 +21,6 @@ pub mod http;
 pub mod litellm;
 pub mod oidc;
 pub mod plugins;
+pub mod reload;
 pub mod session;
 pub mod signin;

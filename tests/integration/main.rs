@@ -7,7 +7,8 @@
 //! * `management`: the user/team API, the master key, startup rules;
 //! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
 //! * `ui`: the Admin UI pages and the password fallback;
-//! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy.
+//! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
+//! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
 
 mod cli;
 mod connections;
@@ -17,6 +18,7 @@ mod oidc;
 mod pipeline;
 mod plugin_loading;
 mod reliability;
+mod reload;
 mod security;
 mod sign_in;
 mod ui;
