@@ -318,17 +318,17 @@ impl PluginLoader {
     }
 
     fn open(&self, path: &Path) -> Result<&'static Library, String> {
-        // The bytes read here are the bytes loaded: the file may be rewritten at any time.
-        let bytes = std::fs::read(path).map_err(|error| format!("cannot read it: {error}"))?;
-        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
-        let key = (path.to_owned(), digest);
+        // The bytes copied and hashed here are the bytes loaded: the file may be rewritten at
+        // any time.
+        let staged = super::private_copy::stage(path)?;
+        let key = (path.to_owned(), staged.digest);
         let mut libraries = self.libraries.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(library) = libraries.get(&key) {
             return Ok(library);
         }
         // SAFETY: loading a library runs its initialisers. Plugins are trusted code (see
         // SECURITY.md); they are loaded only from the configured folders, after the checks.
-        let library = unsafe { super::private_copy::open(path, &bytes) }?;
+        let library = unsafe { staged.open() }?;
         self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Never unloaded: hooks and descriptors are `&'static` into it.
         let library: &'static Library = Box::leak(Box::new(library));

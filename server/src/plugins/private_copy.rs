@@ -7,41 +7,76 @@
 //! back the old code. Each new build is therefore copied into a fresh folder,
 //! `$TMPDIR/hookgate-<pid>-<random>/` (mode 0700, made by the server; creating it fails rather
 //! than reuse anything already there), opened from there, and the copy and its folder are
-//! removed at once: the mapping stays for the life of the process, the file name does not.
+//! removed at once: the mapping stays for the life of the process, the file name does not
+//! (nor do its blocks in `$TMPDIR`, which stay allocated, unnamed, until the process exits).
+//! A file whose bytes are already loaded (same path, same SHA-256) is not opened again.
 //! On Windows a loaded DLL cannot be removed, so the copy stays in `%TEMP%`.
 
 use std::{
-    io::Write,
+    io::{Read, Write},
     path::{Path, PathBuf},
 };
 
 use libloading::Library;
+use sha2::{Digest, Sha256};
 
-/// Opens the library whose file holds `bytes` (read from `original`) through a private copy.
-/// On failure, the reason (the dynamic loader's message, or why no copy could be made).
-///
-/// # Safety
-/// Loading a library runs its initialisers: `bytes` must be a library trusted as the server.
-pub(super) unsafe fn open(original: &Path, bytes: &[u8]) -> Result<Library, String> {
+/// A private copy of a library file, not opened yet; removed (with its folder) when dropped.
+pub(super) struct Staged {
+    dir: PrivateDir,
+    copy: PathBuf,
+    /// SHA-256 of the bytes copied.
+    pub(super) digest: [u8; 32],
+}
+
+/// Copies `original` into a fresh private folder, hashing the bytes as they are copied (so the
+/// digest is of exactly what would be loaded, however the original changes meanwhile). Streams:
+/// a large library never sits whole in the server's memory. On failure, the reason.
+pub(super) fn stage(original: &Path) -> Result<Staged, String> {
     let name = original.file_name().ok_or_else(|| "it has no file name".to_owned())?;
+    let mut source =
+        std::fs::File::open(original).map_err(|error| format!("cannot read it: {error}"))?;
     let dir = PrivateDir::create()
         .map_err(|error| format!("cannot make a private folder for its copy: {error}"))?;
     let copy = dir.path.join(name);
-    write_copy(&copy, bytes)
-        .map_err(|error| format!("cannot write its private copy {}: {error}", copy.display()))?;
-    // SAFETY: the caller's.
-    let library = unsafe { Library::new(&copy) };
-    library.map_err(|error| super::loader::dlopen_reason(&error, &copy))
+    let digest = copy_hashing(&mut source, &copy)
+        .map_err(|error| format!("cannot copy it to {}: {error}", copy.display()))?;
+    Ok(Staged { dir, copy, digest })
 }
 
-fn write_copy(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+impl Staged {
+    /// Opens the copy; the copy's name goes when this returns, its mapping stays.
+    ///
+    /// # Safety
+    /// Loading a library runs its initialisers: it must be trusted as the server.
+    pub(super) unsafe fn open(self) -> Result<Library, String> {
+        // SAFETY: the caller's.
+        let library = unsafe { Library::new(&self.copy) };
+        let result = library.map_err(|error| super::loader::dlopen_reason(&error, &self.copy));
+        drop(self.dir);
+        result
+    }
+}
+
+fn copy_hashing(source: &mut std::fs::File, path: &Path) -> std::io::Result<[u8; 32]> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o500);
     let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        hasher.update(&buffer[..read]);
+        file.write_all(&buffer[..read])?;
+    }
+    file.sync_all()?;
+    Ok(hasher.finalize().into())
 }
 
 /// A folder only the server's user may enter, removed (with what is in it) when dropped.
