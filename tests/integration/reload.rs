@@ -2,9 +2,10 @@
 //! library rebuilt in place is really reloaded, a broken replacement leaves the old hooks
 //! serving, and reloads under sign-in load lose no request.
 //!
-//! The hook is `reload.reload_sign_in`, a file `libreload.so` in a plugin folder of the test's
-//! own; build A (`fixture_reload_a`) signs `alice` in as `a-alice`, build B as `b-alice`. A
-//! "rebuild" copies the other build over the same file, in place.
+//! The hooks are `reload.reload_sign_in` and `reload.reload_custom_sso`, a file `libreload.so` in
+//! a plugin folder of the test's own; build A (`fixture_reload_a`) signs `alice` in as `a-alice`
+//! with a budget of 1, build B as `b-alice` with a budget of 2. A "rebuild" copies the other
+//! build over the same file, in place.
 
 use std::{
     path::{Path, PathBuf},
@@ -21,10 +22,12 @@ use hookgate_tests::{
 const RELOADED: &str = "reloaded ";
 const FAILED: &str = "failed, keeping the running configuration and hooks";
 
-/// The config: the header hook from `plugins` (and whatever `extra` adds to general_settings).
+/// The config: the header hook `hook` and `reload.reload_custom_sso`, from `plugins` (then the
+/// build folder), and whatever `extra` adds to general_settings.
 fn config(plugins: &Path, hook: &str, extra: &str) -> String {
     format!(
-        "general_settings:\n  custom_ui_sso_sign_in_handler: {hook}\n  plugin_dirs: [\"{}\", \"{}\"]\n  \
+        "general_settings:\n  custom_ui_sso_sign_in_handler: {hook}\n  \
+         custom_sso: reload.reload_custom_sso\n  plugin_dirs: [\"{}\", \"{}\"]\n  \
          trusted_proxy_ranges: [\"127.0.0.1/32\"]\n{extra}",
         plugins.display(),
         build_dir().display()
@@ -108,14 +111,16 @@ fn a_library_rebuilt_in_place_serves_the_next_sign_in_after_sighup() {
     assert_eq!(setup.signed_in_as("alice"), "a-alice");
     let line = setup.reload();
     let canonical = setup.hook.canonicalize().unwrap();
-    assert!(
-        line.contains(&format!(
-            "custom_ui_sso_sign_in_handler -> {} (plugin-api {})",
-            canonical.display(),
-            plugin_api::PLUGIN_API_VERSION
-        )),
-        "{line}"
-    );
+    for setting in ["custom_ui_sso_sign_in_handler", "custom_sso"] {
+        assert!(
+            line.contains(&format!(
+                "{setting} -> {} (plugin-api {})",
+                canonical.display(),
+                plugin_api::PLUGIN_API_VERSION
+            )),
+            "{line}"
+        );
+    }
     assert_eq!(setup.signed_in_as("alice"), "b-alice");
     assert_eq!(setup.signed_in_as("bob"), "b-bob");
 
@@ -180,6 +185,42 @@ fn a_broken_replacement_leaves_the_old_hook_serving() {
     // The running master key still works.
     let reply = setup.server.get("/user/list", &[("authorization", &setup.server.master_auth())]);
     assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[test]
+fn a_sign_in_running_during_a_reload_finishes_on_the_hooks_it_started_with() {
+    let setup = Reloading::start(&Backend::Sqlite);
+    std::thread::scope(|scope| {
+        // Its header hook (build A) sleeps 3 s; the reload to build B lands meanwhile.
+        let slow = scope.spawn(|| {
+            setup.server.get(
+                "/sso/key/generate",
+                &[
+                    ("x-forwarded-user", "slow"),
+                    ("x-forwarded-email", "slow@example.test"),
+                    ("x-reload-sleep-ms", "3000"),
+                ],
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        setup.rebuild("b");
+        assert!(setup.reload().contains(RELOADED));
+        assert!(
+            !slow.is_finished(),
+            "the slow sign-in ended before the reload:\n{}",
+            setup.server.logs()
+        );
+        assert_eq!(setup.signed_in_as("fast"), "b-fast");
+        let reply = slow.join().unwrap();
+        assert_eq!(reply.status, 303, "{}", reply.body);
+    });
+    let budget = |id: &str| {
+        let users = setup.server.users();
+        users.iter().find(|user| user.user_id == id).and_then(|user| user.max_budget)
+    };
+    // The slow sign-in's custom_sso ran after the reload, and still was build A's.
+    assert_eq!(budget("a-slow"), Some(1.0));
+    assert_eq!(budget("b-fast"), Some(2.0));
 }
 
 fn set_mode(path: &Path, mode: u32) {
