@@ -8,7 +8,7 @@ use crate::{
     config::{Config, Secret},
     db::{self, DatabaseKind, Db},
     http::{self, AppState},
-    plugins::Plugins,
+    plugins::{PluginLoader, Plugins},
     session::{self, TokenSigner},
     signin::SignInService,
 };
@@ -100,8 +100,15 @@ pub async fn rehearse(
 }
 
 /// Connects, migrates, and serves on `host:port` until SIGINT or SIGTERM; then closes the
-/// database.
-pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> anyhow::Result<()> {
+/// database. `SIGHUP` reloads the hooks (`crate::reload`) through `loader`, which loaded
+/// `plugins`.
+pub async fn run(
+    config: Config,
+    plugins: Plugins,
+    loader: PluginLoader,
+    host: IpAddr,
+    port: u16,
+) -> anyhow::Result<()> {
     let url = database_url(&config);
     let master_key = master_key(&config, &url)?;
     if let Some(password) = &config.ui_password {
@@ -116,9 +123,17 @@ pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> a
     let every = (retention / 4)
         .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600));
     let pruner = tokio::spawn(db::prune_forever(db.clone(), retention, every));
+    let reload_config = config.clone();
     let config = Arc::new(config);
     let signin =
         SignInService::new(config.clone(), db.clone(), plugins, TokenSigner::new(&master_key));
+    // Installed before the server listens: a SIGHUP from then on reloads, never terminates.
+    #[cfg(unix)]
+    let reloads = crate::reload::Reloader::new(reload_config, loader, signin.clone())
+        .on_sighup()
+        .context("cannot handle SIGHUP")?;
+    #[cfg(not(unix))]
+    let _ = (reload_config, loader);
     let oidc = config.oidc.clone().map(crate::oidc::OidcProvider::new);
     if let Some(provider) = &oidc {
         tracing::info!(
@@ -132,6 +147,8 @@ pub async fn run(config: Config, plugins: Plugins, host: IpAddr, port: u16) -> a
     tracing::info!(address = %listener.local_addr()?, "listening");
     http::serve(listener, state).await?;
     pruner.abort();
+    #[cfg(unix)]
+    reloads.abort();
     db.close().await?;
     tracing::info!("database closed; bye");
     Ok(())

@@ -109,7 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(crate::app::run(config, plugins, cli.host, cli.port))
+            runtime.block_on(crate::app::run(config, plugins, loader, cli.host, cli.port))
         }
     }
 }

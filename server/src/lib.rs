@@ -23,5 +23,6 @@ pub mod litellm;
 pub mod metrics;
 pub mod oidc;
 pub mod plugins;
+pub mod reload;
 pub mod session;
 pub mod signin;

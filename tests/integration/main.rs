@@ -9,7 +9,8 @@
 //! * `ui`: the Admin UI pages and the password fallback;
 //! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
-//! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback).
+//! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
+//! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
 
 mod cli;
 mod connections;
@@ -21,6 +22,7 @@ mod pipeline;
 mod plugin_loading;
 mod rehearsal;
 mod reliability;
+mod reload;
 mod security;
 mod sign_in;
 mod ui;

@@ -459,6 +459,13 @@ impl TestServer {
         })
     }
 
+    /// Sends SIGHUP (a reload of the config and hooks) with `kill -HUP`.
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().expect("running");
+        let status = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+        assert!(status.is_ok_and(|status| status.success()), "kill -HUP failed");
+    }
+
     /// Sends SIGTERM and waits for the process; returns its exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -90,7 +90,7 @@ pub struct DefaultUserParams {
 }
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The config file, absolute.
     pub file: PathBuf,

@@ -75,7 +75,7 @@ pub struct ClaimPaths {
 }
 
 /// A configured provider.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OidcSettings {
     /// Which.
     pub kind: ProviderKind,

@@ -1,5 +1,6 @@
-//! Finds, loads and checks hook libraries. Libraries are opened by absolute path, cached by
-//! canonical path and never unloaded (a Rust library cannot be unloaded soundly).
+//! Finds, loads and checks hook libraries. Libraries are opened through a private copy (see
+//! `private_copy`), cached by canonical path and content, and never unloaded (a Rust library
+//! cannot be unloaded soundly).
 //!
 //! Before a library is opened, its canonical path must lie inside the plugin folder it was found
 //! in, and (on Unix) neither it nor any folder above it may be writable by group or others
@@ -221,7 +222,8 @@ pub struct Resolved<H: 'static> {
 /// Opens libraries and resolves hooks in them.
 #[derive(Default)]
 pub struct PluginLoader {
-    libraries: Mutex<HashMap<PathBuf, &'static Library>>,
+    /// By canonical path and SHA-256 of the bytes: a file rebuilt in place is opened anew.
+    libraries: Mutex<HashMap<(PathBuf, [u8; 32]), &'static Library>>,
     /// How many times a library was actually opened (each is leaked, never unloaded).
     opened: std::sync::atomic::AtomicUsize,
 }
@@ -324,17 +326,21 @@ impl PluginLoader {
     }
 
     fn open(&self, path: &Path) -> Result<&'static Library, String> {
+        // The bytes copied and hashed here are the bytes loaded: the file may be rewritten at
+        // any time.
+        let staged = super::private_copy::stage(path)?;
+        let key = (path.to_owned(), staged.digest);
         let mut libraries = self.libraries.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some(library) = libraries.get(path) {
+        if let Some(library) = libraries.get(&key) {
             return Ok(library);
         }
         // SAFETY: loading a library runs its initialisers. Plugins are trusted code (see
-        // SECURITY.md); they are loaded only by absolute path from the configured folders.
-        let library = unsafe { Library::new(path) }.map_err(|error| dlopen_reason(&error, path))?;
+        // SECURITY.md); they are loaded only from the configured folders, after the checks.
+        let library = unsafe { staged.open() }?;
         self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Never unloaded: hooks and descriptors are `&'static` into it.
         let library: &'static Library = Box::leak(Box::new(library));
-        libraries.insert(path.to_owned(), library);
+        libraries.insert(key, library);
         Ok(library)
     }
 }
@@ -428,7 +434,7 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// The loader's message without the repeated path prefix.
-fn dlopen_reason(error: &libloading::Error, path: &Path) -> String {
+pub(super) fn dlopen_reason(error: &libloading::Error, path: &Path) -> String {
     let text =
         std::error::Error::source(error).map_or_else(|| error.to_string(), |s| s.to_string());
     let prefix = format!("{}: ", path.display());

@@ -1,6 +1,7 @@
 //! Plugin hooks: loading them, and calling them. Only this module calls plugin code.
 
 mod loader;
+mod private_copy;
 mod reference;
 mod request;
 
@@ -141,6 +142,29 @@ impl Plugins {
     pub fn infos(&self) -> Vec<&HookInfo> {
         let sign_in = self.sign_in_handler.as_ref().map(SignInHandler::info);
         sign_in.into_iter().chain(self.custom_sso.as_ref().map(CustomSso::info)).collect()
+    }
+}
+
+/// The hooks new sign-ins use. A reload replaces them whole; a sign-in takes the current set
+/// once, when it starts, and finishes on it whatever is reloaded meanwhile.
+#[derive(Debug, Clone, Default)]
+pub struct LivePlugins(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Plugins>>>);
+
+impl LivePlugins {
+    /// Serving `plugins`.
+    pub fn new(plugins: Plugins) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(plugins))))
+    }
+
+    /// The hooks a sign-in starting now uses.
+    pub fn current(&self) -> std::sync::Arc<Plugins> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Serves `plugins` from now on; sign-ins already running keep what they took.
+    pub fn replace(&self, plugins: Plugins) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            std::sync::Arc::new(plugins);
     }
 }
 

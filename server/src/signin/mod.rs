@@ -34,7 +34,7 @@ use crate::{
     },
     litellm::FrontDoor,
     metrics::{Hook, Metrics},
-    plugins::{HookRequest, Plugins, UnfitRequest},
+    plugins::{HookRequest, LivePlugins, Plugins, UnfitRequest},
     session::{TokenSigner, UiTokenClaims, hash_key, new_session_key},
 };
 
@@ -303,7 +303,8 @@ impl SignInError {
 pub struct SignInService {
     config: std::sync::Arc<Config>,
     db: Db,
-    plugins: Plugins,
+    /// The hooks; a reload replaces them ([`Self::replace_hooks`]).
+    plugins: LivePlugins,
     runner: HookRunner,
     signer: TokenSigner,
     refusals: std::sync::Arc<refusals::RefusalBudget>,
@@ -353,6 +354,7 @@ impl SignInService {
             )),
             _ => None,
         };
+        let plugins = LivePlugins::new(plugins);
         Self { config, db, plugins, runner, signer, refusals, writer, front_door, metrics }
     }
 
@@ -361,9 +363,16 @@ impl SignInService {
         &self.metrics
     }
 
-    /// The loaded hooks.
-    pub fn hooks(&self) -> Vec<&crate::plugins::HookInfo> {
-        self.plugins.infos()
+    /// The hooks a sign-in starting now would use.
+    pub fn hooks(&self) -> std::sync::Arc<Plugins> {
+        self.plugins.current()
+    }
+
+    /// Serves `plugins`, each call given `hook_timeout`, to sign-ins that start from now on
+    /// (a reload); sign-ins already running finish on the hooks they started with.
+    pub fn replace_hooks(&self, plugins: Plugins, hook_timeout: std::time::Duration) {
+        self.runner.set_timeout(hook_timeout);
+        self.plugins.replace(plugins);
     }
 
     /// The token signer.
@@ -405,10 +414,12 @@ impl SignInService {
         attempt: &Attempt,
         request: Result<HookRequest, UnfitRequest>,
     ) -> Result<SignedIn, SignInError> {
-        match self.header_identity(attempt, request, &mut HookTimes::default()).await {
+        // One set of hooks for the whole sign-in, whatever a reload does meanwhile.
+        let hooks = self.plugins.current();
+        match self.header_identity(&hooks, attempt, request, &mut HookTimes::default()).await {
             Ok(openid) => {
                 let proof = Proof::of_header_identity(&openid);
-                self.complete(attempt, openid, proof).await
+                self.complete_with(&hooks, attempt, openid, proof).await
             }
             Err(error) => {
                 self.record_refusal(attempt, &error).await;
@@ -419,11 +430,12 @@ impl SignInService {
 
     async fn header_identity(
         &self,
+        hooks: &Plugins,
         attempt: &Attempt,
         request: Result<HookRequest, UnfitRequest>,
         times: &mut HookTimes,
     ) -> Result<OpenId, SignInError> {
-        let Some(handler) = self.plugins.sign_in_handler.clone() else {
+        let Some(handler) = hooks.sign_in_handler.clone() else {
             return Err(SignInError::Internal("no sign-in handler is configured".into()));
         };
         // The peer first: an untrusted one learns nothing about its headers.
@@ -497,8 +509,18 @@ impl SignInService {
         openid: OpenId,
         proof: Proof,
     ) -> Result<SignedIn, SignInError> {
+        self.complete_with(&self.plugins.current(), attempt, openid, proof).await
+    }
+
+    async fn complete_with(
+        &self,
+        hooks: &Plugins,
+        attempt: &Attempt,
+        openid: OpenId,
+        proof: Proof,
+    ) -> Result<SignedIn, SignInError> {
         let user_hint = openid.id.clone().or_else(|| openid.email.clone());
-        match self.complete_inner(attempt, openid, proof).await {
+        match self.complete_inner(hooks, attempt, openid, proof).await {
             Ok(signed_in) => Ok(signed_in),
             Err((user_id, error)) => {
                 let user_id = user_id.or(user_hint);
@@ -513,13 +535,15 @@ impl SignInService {
 
     async fn complete_inner(
         &self,
+        hooks: &Plugins,
         attempt: &Attempt,
         openid: OpenId,
         proof: Proof,
     ) -> Result<SignedIn, (Option<String>, SignInError)> {
-        let prepared = self.prepare(openid, proof, &mut HookTimes::default()).await?;
+        let mut prepared = self.prepare(hooks, openid, proof, &mut HookTimes::default()).await?;
         let who = Some(prepared.values.user_id.clone());
-        let read_before = prepared.read_before.clone();
+        // Taken, not cloned: the write unwraps the only reference instead of copying the read.
+        let read_before = prepared.read_before.take();
         match self.write_sign_in(attempt, &prepared.input(), read_before).await {
             Ok(signed_in) => Ok(signed_in),
             Err(error) => Err((who, error)),
@@ -530,6 +554,7 @@ impl SignInService {
     /// read made on its thread) or LiteLLM's defaults. On failure, the user it concerns if known.
     async fn prepare(
         &self,
+        hooks: &Plugins,
         mut openid: OpenId,
         proof: Proof,
         times: &mut HookTimes,
@@ -591,7 +616,7 @@ impl SignInService {
 
         // The custom_sso hook, or LiteLLM's defaults.
         let mut read_before = None;
-        let (values, staged) = match self.plugins.custom_sso.clone() {
+        let (values, staged) = match hooks.custom_sso.clone() {
             Some(hook) => {
                 // One read for the hook's questions and, usually, the decision after it, made
                 // on the hook's thread.

@@ -44,9 +44,10 @@ impl SignInService {
     pub async fn rehearse(&self, rehearsal: Rehearsal) -> Rehearsed {
         let mut report = Rehearsed::default();
         let mut times = HookTimes::default();
-        let result = self.rehearse_into(rehearsal, &mut report, &mut times).await;
-        let handler = self.plugins.sign_in_handler.as_ref().map(|hook| hook.info());
-        let custom_sso = self.plugins.custom_sso.as_ref().map(|hook| hook.info());
+        let hooks = self.plugins.current();
+        let result = self.rehearse_into(&hooks, rehearsal, &mut report, &mut times).await;
+        let handler = hooks.sign_in_handler.as_ref().map(|hook| hook.info());
+        let custom_sso = hooks.custom_sso.as_ref().map(|hook| hook.info());
         for (setting, info, took) in [
             ("custom_ui_sso_sign_in_handler", handler, times.sign_in_handler),
             ("custom_sso", custom_sso, times.custom_sso),
@@ -61,13 +62,14 @@ impl SignInService {
 
     async fn rehearse_into(
         &self,
+        hooks: &crate::plugins::Plugins,
         rehearsal: Rehearsal,
         report: &mut Rehearsed,
         times: &mut HookTimes,
     ) -> Result<(), SignInError> {
         let (openid, proof) = match rehearsal {
             Rehearsal::Headers(request) => {
-                let Some(handler) = self.plugins.sign_in_handler.clone() else {
+                let Some(handler) = hooks.sign_in_handler.clone() else {
                     return Err(SignInError::BadRequest(format!(
                         "{}: general_settings.custom_ui_sso_sign_in_handler is not set, so \
                          headers cannot be tried (try --claims for an OIDC identity)",
@@ -81,7 +83,8 @@ impl SignInService {
             Rehearsal::Identity(openid, proof) => (*openid, proof),
         };
         report.identity = Some(openid.clone());
-        let prepared = self.prepare(openid, proof, times).await.map_err(|(_, error)| error)?;
+        let prepared =
+            self.prepare(hooks, openid, proof, times).await.map_err(|(_, error)| error)?;
         report.identity = Some(prepared.openid.clone());
         report.values = Some(prepared.values.clone());
         report.staged = prepared.staged.clone();

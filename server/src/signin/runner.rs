@@ -1,6 +1,12 @@
 //! Runs hook calls on tokio's blocking pool, with a timeout and a bound on how many run at once.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -21,18 +27,28 @@ pub enum RunError {
 #[derive(Debug, Clone)]
 pub struct HookRunner {
     slots: Arc<Semaphore>,
-    timeout: Duration,
+    /// In nanoseconds; shared by the clones, so a reload's new timeout applies to every call
+    /// that starts after it.
+    timeout: Arc<AtomicU64>,
 }
 
 impl HookRunner {
     /// At most `concurrency` calls at once, each given `timeout`.
     pub fn new(concurrency: usize, timeout: Duration) -> Self {
-        Self { slots: Arc::new(Semaphore::new(concurrency)), timeout }
+        let runner = Self { slots: Arc::new(Semaphore::new(concurrency)), timeout: Arc::default() };
+        runner.set_timeout(timeout);
+        runner
     }
 
     /// The timeout.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_nanos(self.timeout.load(Ordering::Relaxed))
+    }
+
+    /// Gives calls that start from now on `timeout` (here and in every clone).
+    pub fn set_timeout(&self, timeout: Duration) {
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.timeout.store(nanos, Ordering::Relaxed);
     }
 
     /// Runs `call` on a blocking thread, in the current tracing span.
@@ -40,7 +56,7 @@ impl HookRunner {
         &self,
         call: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, RunError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = tokio::time::Instant::now() + self.timeout();
         let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| RunError::Busy)?
