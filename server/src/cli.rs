@@ -50,6 +50,10 @@ pub enum Command {
     },
 }
 
+/// Blocking threads beyond `hook_concurrency`: for hand-offs in flight while a hook's slot is
+/// being released, and the runtime's own blocking work.
+const BLOCKING_SPARE: usize = 8;
+
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -108,7 +112,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         None => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            // Hooks are the blocking pool's work, at most `hook_concurrency` at once; tokio would
+            // otherwise start a new thread whenever none is idle at that instant (116 threads at
+            // c=128), and every thread that runs a hook keeps a SQLite read connection.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(config.hook_concurrency + BLOCKING_SPARE)
+                .build()?;
             runtime.block_on(crate::app::run(config, plugins, loader, cli.host, cli.port))
         }
     }
