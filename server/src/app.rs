@@ -64,39 +64,32 @@ pub async fn rehearse(
     rehearsal: crate::signin::Rehearsal,
 ) -> anyhow::Result<crate::signin::Rehearsed> {
     let mut url = database_url(&config);
-    let mut scratch = None;
+    // Removed when this returns, whatever happens.
+    let mut _scratch = None;
     if let DatabaseKind::Sqlite(path) = db::database_kind(&url)?
         && !path.exists()
     {
-        let dir = std::env::temp_dir().join(format!("hookgate-try-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = crate::private_dir::PrivateDir::create("hookgate-try")
+            .context("cannot make a private folder for the empty database")?;
         tracing::warn!(
             "the database {} does not exist yet: rehearsing over an empty one (hookgate try \
              creates nothing)",
             path.display()
         );
-        url = format!("sqlite://{}", dir.join("empty.db").display());
-        scratch = Some(dir);
+        url = format!("sqlite://{}", dir.path().join("empty.db").display());
+        _scratch = Some(dir);
     }
-    let result = async {
-        let db = Db::connect(&url)
-            .await
-            .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
-        let signer = TokenSigner::new(&Secret::new(session::random_hex(32)));
-        let signin = SignInService::new(Arc::new(config), db.clone(), plugins, signer);
-        let report = signin.rehearse(rehearsal).await;
-        drop(signin);
-        if let Err(error) = db.close().await {
-            tracing::debug!("closing the database: {error}");
-        }
-        Ok(report)
+    let db = Db::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+    let signer = TokenSigner::new(&Secret::new(session::random_hex(32)));
+    let signin = SignInService::new(Arc::new(config), db.clone(), plugins, signer);
+    let report = signin.rehearse(rehearsal).await;
+    drop(signin);
+    if let Err(error) = db.close().await {
+        tracing::debug!("closing the database: {error}");
     }
-    .await;
-    if let Some(dir) = scratch {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    result
+    Ok(report)
 }
 
 /// Connects, migrates, and serves on `host:port` until SIGINT or SIGTERM; then closes the

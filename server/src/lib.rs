@@ -5,6 +5,7 @@
 //! * [`cli`]: the command line (`hookgate`, `hookgate check`);
 //! * [`config`]: `config.yaml` and the environment, parsed then validated into [`config::Config`];
 //! * [`plugins`]: finding, loading, checking and calling hook libraries;
+//! * `private_dir`: fresh 0700 temporary folders (plugin copies, `hookgate try`'s scratch);
 //! * [`signin`]: the sign-in flow (identity → hooks → user, teams, session), no HTTP types;
 //! * [`session`]: session keys, the `token` cookie's JWT, the master key;
 //! * [`db`]: the database (sea-orm): entities, migrations, queries;
@@ -23,6 +24,7 @@ pub mod litellm;
 pub mod metrics;
 pub mod oidc;
 pub mod plugins;
+mod private_dir;
 pub mod reload;
 pub mod session;
 pub mod signin;

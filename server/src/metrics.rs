@@ -154,6 +154,15 @@ impl Metrics {
         self.inner.hooks[index].observe(took.as_secs_f64());
     }
 
+    /// Runs `call` as a call of `hook`, timed; returns its value and how long it took.
+    pub fn time_hook<T>(&self, hook: Hook, call: impl FnOnce() -> T) -> (T, Duration) {
+        let started = std::time::Instant::now();
+        let value = call();
+        let took = started.elapsed();
+        self.hook(hook, took);
+        (value, took)
+    }
+
     /// A writer transaction ended after `took`.
     pub fn db_transaction(&self, took: Duration) {
         self.inner.db_transactions.observe(took.as_secs_f64());

@@ -323,32 +323,40 @@ impl OidcProvider {
         if claims.is_empty() {
             return Err(OidcError::Upstream("the identity provider gave no claims".into()));
         }
-        let claims = Value::Object(claims);
-        if self.settings.require_verified_email && !email_verified(&claims) {
-            return Err(OidcError::Refused(
-                "the identity provider has not verified this email address".into(),
-            ));
-        }
-        let subject = match claims.get("sub") {
-            Some(Value::String(sub)) if !sub.trim().is_empty() => sub.trim().to_owned(),
-            _ => {
-                return Err(OidcError::Upstream(
-                    "the identity provider named no subject (`sub` claim)".into(),
-                ));
-            }
-        };
         let issuer = resolved.issuer.clone().unwrap_or_else(|| resolved.authorization.clone());
-        let proof = crate::signin::Proof {
-            binding: Some(crate::signin::Binding { issuer, subject }),
-            email_verified: email_verified(&claims),
-        };
-        Ok((identity(&claims, &self.settings.claims, self.settings.kind.as_str()), proof))
+        identity_and_proof(&self.settings, &Value::Object(claims), issuer)
     }
 }
 
-/// The identity and proof the callback would make of `claims` (`hookgate try --claims`): the
-/// same mapping and checks, with the issuer taken from the `iss` claim or the configuration
-/// (no provider is contacted).
+/// The identity and proof a login's `claims` make, bound under `issuer`: the verified-email
+/// rule when the provider requires it, the subject, and the claim mapping.
+fn identity_and_proof(
+    settings: &OidcSettings,
+    claims: &Value,
+    issuer: String,
+) -> Result<(OpenId, crate::signin::Proof), OidcError> {
+    if settings.require_verified_email && !email_verified(claims) {
+        return Err(OidcError::Refused(
+            "the identity provider has not verified this email address".into(),
+        ));
+    }
+    let subject = match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.trim().is_empty() => sub.trim().to_owned(),
+        _ => {
+            return Err(OidcError::Upstream(
+                "the identity provider named no subject (`sub` claim)".into(),
+            ));
+        }
+    };
+    let proof = crate::signin::Proof {
+        binding: Some(crate::signin::Binding { issuer, subject }),
+        email_verified: email_verified(claims),
+    };
+    Ok((identity(claims, &settings.claims, settings.kind.as_str()), proof))
+}
+
+/// The identity and proof the callback would make of `claims` (`hookgate try --claims`), with
+/// the issuer taken from the `iss` claim or the configuration (no provider is contacted).
 pub fn identity_of_claims(
     settings: &OidcSettings,
     claims: &Value,
@@ -356,23 +364,12 @@ pub fn identity_of_claims(
     if !claims.is_object() {
         return Err("the claims must be a JSON object".into());
     }
-    if settings.require_verified_email && !email_verified(claims) {
-        return Err("the identity provider has not verified this email address".into());
-    }
-    let subject = match claims.get("sub") {
-        Some(Value::String(sub)) if !sub.trim().is_empty() => sub.trim().to_owned(),
-        _ => return Err("the claims name no subject (`sub` claim)".into()),
-    };
     let issuer = match (claims.get("iss"), &settings.endpoints) {
         (Some(Value::String(iss)), _) if !iss.trim().is_empty() => iss.trim().to_owned(),
         (_, Endpoints::Discover { issuer, .. }) => issuer.clone(),
         (_, Endpoints::Explicit { authorization, .. }) => authorization.clone(),
     };
-    let proof = crate::signin::Proof {
-        binding: Some(crate::signin::Binding { issuer, subject }),
-        email_verified: email_verified(claims),
-    };
-    Ok((identity(claims, &settings.claims, settings.kind.as_str()), proof))
+    identity_and_proof(settings, claims, issuer).map_err(|error| error.to_string())
 }
 
 /// `email_verified: true` (some providers send the string `"true"`).

@@ -125,17 +125,17 @@ impl Readers {
         self.with(|conn| {
             let accounts = query(conn, store::accounts_query(keys))?
                 .iter()
-                .map(|row| user_of(row).map(store::account_of))
+                .map(|row| user_of(row, "").map(store::account_of))
                 .collect::<Result<Vec<_>, _>>()?;
             let memberships = query(conn, store::memberships_query(keys, &accounts))?
                 .iter()
-                .map(|row| member_of(row).map(|m| (m.team_id, m.user_id)))
+                .map(|row| member_of(row, "").map(|m| (m.team_id, m.user_id)))
                 .collect::<Result<Vec<_>, _>>()?;
             let teams = match store::teams_query(keys) {
                 None => Vec::new(),
                 Some(select) => query(conn, select)?
                     .iter()
-                    .map(|row| team_of(row).map(store::team_of))
+                    .map(|row| team_of(row, "").map(store::team_of))
                     .collect::<Result<Vec<_>, _>>()?,
             };
             Ok(Snapshot { accounts, memberships, teams })
@@ -152,9 +152,7 @@ impl Readers {
             // By primary key: one row at most. No `LIMIT ?`: SQLite re-plans a statement whose
             // LIMIT is a bound parameter every time it is rebound (most of this read's cost).
             let rows = query(conn, store::live_session_user_query(token_hash))?;
-            rows.first()
-                .map(|row| Ok((session_of(row, "A_")?, user_of_prefixed(row, "B_")?)))
-                .transpose()
+            rows.first().map(|row| Ok((session_of(row, "A_")?, user_of(row, "B_")?))).transpose()
         })
     }
 
@@ -167,9 +165,9 @@ impl Readers {
             query(conn, store::teams_of_user_query(user_id))?
                 .iter()
                 .filter(|row| {
-                    get_prefixed::<Option<String>>(row, "B_", "team_id").is_ok_and(|t| t.is_some())
+                    get::<Option<String>>(row, "B_", "team_id").is_ok_and(|t| t.is_some())
                 })
-                .map(|row| team_of_prefixed(row, "B_"))
+                .map(|row| team_of(row, "B_"))
                 .collect()
         })
     }
@@ -243,11 +241,7 @@ fn query(
     conn.query_all_raw(to_sync(select.build(DbBackend::Sqlite))).map_err(from_sync)
 }
 
-fn get<T: sync::TryGetable>(row: &sync::QueryResult, column: &str) -> Result<T, DbErr> {
-    get_prefixed(row, "", column)
-}
-
-fn get_prefixed<T: sync::TryGetable>(
+fn get<T: sync::TryGetable>(
     row: &sync::QueryResult,
     prefix: &str,
     column: &str,
@@ -255,65 +249,57 @@ fn get_prefixed<T: sync::TryGetable>(
     row.try_get(prefix, column).map_err(from_sync)
 }
 
-fn user_of(row: &sync::QueryResult) -> Result<user::Model, DbErr> {
-    user_of_prefixed(row, "")
-}
-
 fn session_of(row: &sync::QueryResult, prefix: &str) -> Result<session::Model, DbErr> {
     Ok(session::Model {
-        token_hash: get_prefixed(row, prefix, "token_hash")?,
-        user_id: get_prefixed(row, prefix, "user_id")?,
-        user_role: get_prefixed(row, prefix, "user_role")?,
-        login_method: get_prefixed(row, prefix, "login_method")?,
-        models: get_prefixed(row, prefix, "models")?,
-        max_budget: get_prefixed(row, prefix, "max_budget")?,
-        created_at: get_prefixed(row, prefix, "created_at")?,
-        expires_at: get_prefixed(row, prefix, "expires_at")?,
-        revoked_at: get_prefixed(row, prefix, "revoked_at")?,
+        token_hash: get(row, prefix, "token_hash")?,
+        user_id: get(row, prefix, "user_id")?,
+        user_role: get(row, prefix, "user_role")?,
+        login_method: get(row, prefix, "login_method")?,
+        models: get(row, prefix, "models")?,
+        max_budget: get(row, prefix, "max_budget")?,
+        created_at: get(row, prefix, "created_at")?,
+        expires_at: get(row, prefix, "expires_at")?,
+        revoked_at: get(row, prefix, "revoked_at")?,
     })
 }
 
-fn user_of_prefixed(row: &sync::QueryResult, prefix: &str) -> Result<user::Model, DbErr> {
+fn user_of(row: &sync::QueryResult, prefix: &str) -> Result<user::Model, DbErr> {
     Ok(user::Model {
-        user_id: get_prefixed(row, prefix, "user_id")?,
-        user_email: get_prefixed(row, prefix, "user_email")?,
-        user_alias: get_prefixed(row, prefix, "user_alias")?,
-        user_role: get_prefixed(row, prefix, "user_role")?,
-        sso_user_id: get_prefixed(row, prefix, "sso_user_id")?,
-        sso_issuer: get_prefixed(row, prefix, "sso_issuer")?,
-        models: get_prefixed(row, prefix, "models")?,
-        max_budget: get_prefixed(row, prefix, "max_budget")?,
-        spend: get_prefixed(row, prefix, "spend")?,
-        budget_duration: get_prefixed(row, prefix, "budget_duration")?,
-        budget_reset_at: get_prefixed(row, prefix, "budget_reset_at")?,
-        metadata: get_prefixed(row, prefix, "metadata")?,
-        created_at: get_prefixed(row, prefix, "created_at")?,
-        updated_at: get_prefixed(row, prefix, "updated_at")?,
+        user_id: get(row, prefix, "user_id")?,
+        user_email: get(row, prefix, "user_email")?,
+        user_alias: get(row, prefix, "user_alias")?,
+        user_role: get(row, prefix, "user_role")?,
+        sso_user_id: get(row, prefix, "sso_user_id")?,
+        sso_issuer: get(row, prefix, "sso_issuer")?,
+        models: get(row, prefix, "models")?,
+        max_budget: get(row, prefix, "max_budget")?,
+        spend: get(row, prefix, "spend")?,
+        budget_duration: get(row, prefix, "budget_duration")?,
+        budget_reset_at: get(row, prefix, "budget_reset_at")?,
+        metadata: get(row, prefix, "metadata")?,
+        created_at: get(row, prefix, "created_at")?,
+        updated_at: get(row, prefix, "updated_at")?,
     })
 }
 
-fn member_of(row: &sync::QueryResult) -> Result<team_member::Model, DbErr> {
+fn member_of(row: &sync::QueryResult, prefix: &str) -> Result<team_member::Model, DbErr> {
     Ok(team_member::Model {
-        team_id: get(row, "team_id")?,
-        user_id: get(row, "user_id")?,
-        role: get(row, "role")?,
-        created_at: get(row, "created_at")?,
+        team_id: get(row, prefix, "team_id")?,
+        user_id: get(row, prefix, "user_id")?,
+        role: get(row, prefix, "role")?,
+        created_at: get(row, prefix, "created_at")?,
     })
 }
 
-fn team_of(row: &sync::QueryResult) -> Result<team::Model, DbErr> {
-    team_of_prefixed(row, "")
-}
-
-fn team_of_prefixed(row: &sync::QueryResult, prefix: &str) -> Result<team::Model, DbErr> {
+fn team_of(row: &sync::QueryResult, prefix: &str) -> Result<team::Model, DbErr> {
     Ok(team::Model {
-        team_id: get_prefixed(row, prefix, "team_id")?,
-        team_alias: get_prefixed(row, prefix, "team_alias")?,
-        models: get_prefixed(row, prefix, "models")?,
-        max_budget: get_prefixed(row, prefix, "max_budget")?,
-        metadata: get_prefixed(row, prefix, "metadata")?,
-        created_at: get_prefixed(row, prefix, "created_at")?,
-        updated_at: get_prefixed(row, prefix, "updated_at")?,
+        team_id: get(row, prefix, "team_id")?,
+        team_alias: get(row, prefix, "team_alias")?,
+        models: get(row, prefix, "models")?,
+        max_budget: get(row, prefix, "max_budget")?,
+        metadata: get(row, prefix, "metadata")?,
+        created_at: get(row, prefix, "created_at")?,
+        updated_at: get(row, prefix, "updated_at")?,
     })
 }
 

@@ -124,12 +124,7 @@ pub(super) async fn key_generate(
     if config.custom_ui_sso_sign_in_handler.is_some() {
         // The header hook wins over any OIDC provider, as in LiteLLM.
         let location = format!("{}{root}/ui/?login=success", public_base(config));
-        let attempt = Attempt {
-            method: LoginMethod::Header,
-            peer: ctx.peer.ip(),
-            request_id: ctx.request_id.clone(),
-            started: std::time::Instant::now(),
-        };
+        let attempt = Attempt::new(LoginMethod::Header, ctx.peer.ip(), ctx.request_id.clone());
         let request = HookRequest::new(RequestLine::new(&method, &uri, ctx.peer), headers);
         return match state.signin().header_sign_in(&attempt, request).await {
             Ok(signed_in) => signed_in_response(config, &signed_in, &location),
@@ -162,12 +157,7 @@ pub(super) async fn key_generate(
         }
         Err(error) => {
             tracing::error!("cannot start the OIDC sign-in: {error}");
-            let attempt = Attempt {
-                method: LoginMethod::Oidc,
-                peer: ctx.peer.ip(),
-                request_id: ctx.request_id.clone(),
-                started: std::time::Instant::now(),
-            };
+            let attempt = Attempt::new(LoginMethod::Oidc, ctx.peer.ip(), ctx.request_id.clone());
             let error = oidc_error(error);
             state.signin().record_refusal(&attempt, &error).await;
             ctx.error(error)
@@ -226,12 +216,7 @@ pub(super) async fn callback(
             .error(ApiError::not_found("no OpenID Connect provider is configured"))
             .into_response();
     };
-    let attempt = Attempt {
-        method: LoginMethod::Oidc,
-        peer: ctx.peer.ip(),
-        request_id: ctx.request_id.clone(),
-        started: std::time::Instant::now(),
-    };
+    let attempt = Attempt::new(LoginMethod::Oidc, ctx.peer.ip(), ctx.request_id.clone());
     // The flow cookie is single-use: it goes whatever happens next.
     let flow_cookie = jar.get(FLOW_COOKIE);
     let jar = jar.remove(Cookie::build(FLOW_COOKIE).path("/"));

@@ -398,12 +398,7 @@ pub(super) async fn password_login(
     // Both comparisons always run, in constant time.
     let user_ok = secrets_equal(&form.username, &config.ui_username);
     let password_ok = secrets_equal(&form.password, expected_password.expose());
-    let attempt = Attempt {
-        method: LoginMethod::Password,
-        peer: ip,
-        request_id: ctx.request_id.clone(),
-        started: std::time::Instant::now(),
-    };
+    let attempt = Attempt::new(LoginMethod::Password, ip, ctx.request_id.clone());
     if !(user_ok && password_ok) {
         state.login_limiter().failed(ip, &form.username);
         let error =

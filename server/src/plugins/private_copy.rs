@@ -18,6 +18,8 @@ use std::{
 };
 
 use libloading::Library;
+
+use crate::private_dir::PrivateDir;
 use sha2::{Digest, Sha256};
 
 /// A private copy of a library file, not opened yet; removed (with its folder) when dropped.
@@ -35,9 +37,9 @@ pub(super) fn stage(original: &Path) -> Result<Staged, String> {
     let name = original.file_name().ok_or_else(|| "it has no file name".to_owned())?;
     let mut source =
         std::fs::File::open(original).map_err(|error| format!("cannot read it: {error}"))?;
-    let dir = PrivateDir::create()
+    let dir = PrivateDir::create("hookgate")
         .map_err(|error| format!("cannot make a private folder for its copy: {error}"))?;
-    let copy = dir.path.join(name);
+    let copy = dir.path().join(name);
     let digest = copy_hashing(&mut source, &copy)
         .map_err(|error| format!("cannot copy it to {}: {error}", copy.display()))?;
     Ok(Staged { dir, copy, digest })
@@ -52,6 +54,7 @@ impl Staged {
         // SAFETY: the caller's.
         let library = unsafe { Library::new(&self.copy) };
         let result = library.map_err(|error| super::loader::dlopen_reason(&error, &self.copy));
+        // The copy's name goes with its folder; the mapping stays (on Windows the folder stays).
         drop(self.dir);
         result
     }
@@ -78,31 +81,4 @@ fn copy_hashing(source: &mut std::fs::File, path: &Path) -> std::io::Result<[u8;
     // No fsync: the copy is opened from the page cache and unlinked at once; a crash loses
     // nothing that matters.
     Ok(hasher.finalize().into())
-}
-
-/// A folder only the server's user may enter, removed (with what is in it) when dropped.
-struct PrivateDir {
-    path: PathBuf,
-}
-
-impl PrivateDir {
-    fn create() -> std::io::Result<Self> {
-        let mut random = [0u8; 8];
-        getrandom::fill(&mut random).map_err(std::io::Error::other)?;
-        let suffix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-        let path = std::env::temp_dir().join(format!("hookgate-{}-{suffix}", std::process::id()));
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        // `create`, not `create_all`: an existing entry (even a symlink) is an error.
-        builder.create(&path)?;
-        Ok(Self { path })
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        // The library stays mapped; only its name goes. (Fails, harmlessly, on Windows.)
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }

@@ -81,6 +81,13 @@ pub struct Attempt {
     pub started: std::time::Instant,
 }
 
+impl Attempt {
+    /// An attempt starting now.
+    pub fn new(method: LoginMethod, peer: IpAddr, request_id: String) -> Attempt {
+        Attempt { method, peer, request_id, started: std::time::Instant::now() }
+    }
+}
+
 /// The account binding of a sign-in identity: who vouches for it, and its subject there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
@@ -464,11 +471,8 @@ impl SignInService {
         let outcome = self
             .runner
             .run(move || {
-                let started = std::time::Instant::now();
-                let result = request.with_view(|view| handler.call(view));
-                let took = started.elapsed();
-                metrics.hook(Hook::SignInHandler, took);
-                (result, took)
+                metrics
+                    .time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)))
             })
             .await;
         let outcome = outcome.map(|(result, took)| {
@@ -632,10 +636,8 @@ impl SignInService {
                         let snapshot = db.snapshot_blocking(&runtime, &keys)?;
                         let read = std::sync::Arc::new((keys, snapshot));
                         let host = SignInHost::new(db, runtime, reference, read.clone());
-                        let started = std::time::Instant::now();
-                        let result = hook.call(&host, &identity);
-                        let took = started.elapsed();
-                        metrics.hook(Hook::CustomSso, took);
+                        let (result, took) =
+                            metrics.time_hook(Hook::CustomSso, || hook.call(&host, &identity));
                         Ok::<_, DbErr>((result, host.into_staged(), read, took))
                     })
                     .await;
@@ -698,18 +700,13 @@ impl SignInService {
     ) -> Result<SignedIn, SignInError> {
         let keys = rules::keys(input, &self.config);
         // The read made for the hook serves the first decision when it covers it.
-        let mut reused = read_before.filter(|read| read.0.covers(&keys));
+        let mut reused = read_before;
         // The LiteLLM session, once opened, serves every attempt; closed again if none lands.
         let mut litellm: Option<crate::litellm::Session> = None;
         let outcome = async {
             for _ in 0..MAX_PLAN_ATTEMPTS {
                 let now = store::now();
-                let snapshot = match reused.take() {
-                    // The hook's host has let go of it by now: no copy.
-                    Some(read) => std::sync::Arc::try_unwrap(read)
-                        .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot),
-                    None => store::snapshot(self.db.conn(), &keys).await?,
-                };
+                let snapshot = self.snapshot_for(&keys, reused.take()).await?;
                 let plan = rules::decide(input, &snapshot, &self.config, now)?;
                 let (user_id, role, is_new) =
                     (plan.account.user_id.clone(), plan.role, plan.is_new);
@@ -764,6 +761,20 @@ impl SignInService {
             self.discard_litellm_session(litellm).await;
         }
         outcome
+    }
+
+    /// What the decision reads: the read made for the hook when it covers `keys` (taken without
+    /// a copy: the hook's host has let go of it by now), else a new read.
+    async fn snapshot_for(
+        &self,
+        keys: &rules::Keys,
+        read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
+    ) -> Result<rules::Snapshot, DbErr> {
+        match read_before.filter(|read| read.0.covers(keys)) {
+            Some(read) => Ok(std::sync::Arc::try_unwrap(read)
+                .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot)),
+            None => store::snapshot(self.db.conn(), keys).await,
+        }
     }
 
     /// Deletes the LiteLLM session key of a sign-in that did not complete, if it opened one

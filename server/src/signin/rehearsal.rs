@@ -83,17 +83,15 @@ impl SignInService {
             Rehearsal::Identity(openid, proof) => (*openid, proof),
         };
         report.identity = Some(openid.clone());
-        let prepared =
+        let mut prepared =
             self.prepare(hooks, openid, proof, times).await.map_err(|(_, error)| error)?;
         report.identity = Some(prepared.openid.clone());
         report.values = Some(prepared.values.clone());
         report.staged = prepared.staged.clone();
+        let read_before = prepared.read_before.take();
         let input = prepared.input();
         let keys = rules::keys(&input, &self.config);
-        let snapshot = match &prepared.read_before {
-            Some(read) if read.0.covers(&keys) => read.1.clone(),
-            _ => store::snapshot(self.db.conn(), &keys).await?,
-        };
+        let snapshot = self.snapshot_for(&keys, read_before).await?;
         report.plan = Some(rules::decide(&input, &snapshot, &self.config, store::now())?);
         Ok(())
     }
