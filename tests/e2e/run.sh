@@ -221,6 +221,21 @@ MaxSpareThreads 32
 MaxRequestWorkers 32
 APACHE
 )
+# mod_auth_openidc as the OIDC client of the test provider, on the Apache host at port $1 (both
+# Apache processes: scenario A's proxy, scenario D's public host).
+oidc_client() {
+    cat <<APACHE
+OIDCProviderMetadataURL http://127.0.0.1:$IDP_PORT/.well-known/openid-configuration
+OIDCClientID e2e-proxy
+OIDCClientSecret e2e-proxy-secret
+OIDCRedirectURI http://localhost:$1/oauth2/callback
+OIDCCryptoPassphrase "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+OIDCScope "openid email profile groups"
+OIDCPKCEMethod S256
+OIDCRemoteUserClaim preferred_username
+OIDCPassClaimsAs environment
+APACHE
+}
 cat >"$WORK/apache.conf" <<APACHE
 ServerRoot "$WORK"
 ServerName localhost
@@ -230,15 +245,7 @@ ErrorLog "$WORK/apache.log"
 LogLevel warn auth_openidc:warn
 $APACHE_COMMON
 
-OIDCProviderMetadataURL http://127.0.0.1:$IDP_PORT/.well-known/openid-configuration
-OIDCClientID e2e-proxy
-OIDCClientSecret e2e-proxy-secret
-OIDCRedirectURI http://localhost:$PROXY_PORT/oauth2/callback
-OIDCCryptoPassphrase "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-OIDCScope "openid email profile groups"
-OIDCPKCEMethod S256
-OIDCRemoteUserClaim preferred_username
-OIDCPassClaimsAs environment
+$(oidc_client "$PROXY_PORT")
 
 # The identity headers are the proxy's alone (docs/plugin-authors.md, "What the OAuth proxy must
 # do"). First, as soon as the request is read and before any module sees it, every copy the client
@@ -321,15 +328,7 @@ ProxyPreserveHost On
 # identity headers there; everything else is LiteLLM's, which authenticates with its own keys.
 <VirtualHost 127.0.0.1:$FD_PORT>
     ServerName localhost:$FD_PORT
-    OIDCProviderMetadataURL http://127.0.0.1:$IDP_PORT/.well-known/openid-configuration
-    OIDCClientID e2e-proxy
-    OIDCClientSecret e2e-proxy-secret
-    OIDCRedirectURI http://localhost:$FD_PORT/oauth2/callback
-    OIDCCryptoPassphrase "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    OIDCScope "openid email profile groups"
-    OIDCPKCEMethod S256
-    OIDCRemoteUserClaim preferred_username
-    OIDCPassClaimsAs environment
+$(oidc_client "$FD_PORT")
     <Location /oauth2/callback>
         AuthType openid-connect
         Require valid-user
