@@ -250,6 +250,7 @@ fn try_refuses_bad_arguments_saying_which() {
     for (args, expected) in [
         (vec![], "hookgate try needs --header 'name: value'"),
         (vec!["--header", "no colon"], "--header \"no colon\": expected `name: value`"),
+        (vec!["--header", "bad name: x"], "\"bad name\" is not a header name"),
         (vec!["--claims", "/nonexistent/claims.json"], "--claims"),
     ] {
         let output = try_on(&server, &args);
@@ -257,4 +258,79 @@ fn try_refuses_bad_arguments_saying_which() {
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+
+    // Claims the configured provider's callback would refuse are refused the same way.
+    let config = server.dir().join("config.yaml").display().to_string();
+    let env = [
+        ("DATABASE_URL", server.database_url.as_str()),
+        ("LITELLM_MASTER_KEY", server.master_key.as_str()),
+        ("PROXY_BASE_URL", "http://127.0.0.1:9"),
+        ("GENERIC_CLIENT_ID", "x"),
+        ("GENERIC_CLIENT_SECRET", "y"),
+        ("GENERIC_AUTHORIZATION_ENDPOINT", "http://127.0.0.1:9/authorize"),
+        ("GENERIC_TOKEN_ENDPOINT", "http://127.0.0.1:9/token"),
+        ("GENERIC_USERINFO_ENDPOINT", "http://127.0.0.1:9/userinfo"),
+    ];
+    for (claims, expected) in [
+        ("not json", "is not JSON"),
+        ("[1, 2]", "the claims must be a JSON object"),
+        (r#"{"email": "x@example.com"}"#, "the identity provider named no subject (`sub` claim)"),
+    ] {
+        let file = server.scratch.write("bad-claims.json", claims).display().to_string();
+        let output = run_hookgate(&["try", "--config", &config, "--claims", &file], &env);
+        let (_, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(1), "{claims}: {stderr}");
+        assert!(stderr.contains(expected), "{claims}: {stderr}");
+    }
+}
+
+#[test]
+fn headers_are_refused_without_a_header_hook() {
+    let text = "general_settings:\n  custom_sso: custom_sso.custom_sso_handler\n  plugin_dirs: \
+                [\"{plugins}\"]\n";
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: text, ..ServerOptions::default() },
+    );
+    let output = try_on(&server, &["--header", "x-forwarded-user: hal"]);
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("general_settings.custom_ui_sso_sign_in_handler is not set"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_database_that_does_not_exist_is_not_created() {
+    let scratch = hookgate_tests::Scratch::new();
+    let config = scratch.write(
+        "config.yaml",
+        hookgate_tests::SEED_CONFIG
+            .replace("{plugins}", &hookgate_tests::build_dir().display().to_string()),
+    );
+    let missing = scratch.path().join("never.db");
+    let url = format!("sqlite://{}", missing.display());
+    let output = run_hookgate(
+        &[
+            "try",
+            "--config",
+            &config.display().to_string(),
+            "--header",
+            "x-forwarded-user: ivy",
+            "--json",
+        ],
+        &[("DATABASE_URL", &url)],
+    );
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    assert_eq!(report["plan"]["user"]["create"]["user_id"], "ivy", "{report:#}");
+    assert!(stderr.contains("does not exist yet: rehearsing over an empty one"), "{stderr}");
+    assert!(!missing.exists(), "hookgate try created {}", missing.display());
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["config.yaml"], "nothing beside the config (no master key file either)");
 }
