@@ -14,6 +14,7 @@
 //! * [`http`]: the axum router, the management API and the server loop;
 //! * [`app`]: startup, tying the above together.
 
+pub mod access;
 pub mod app;
 pub mod budget;
 pub mod cli;

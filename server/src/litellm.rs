@@ -2,20 +2,28 @@
 //! session in a running LiteLLM proxy, through LiteLLM's public management API and the master
 //! key only (no access to LiteLLM's database, so no coupling to its schema or its caches).
 //!
-//! Per sign-in: find the user the way LiteLLM's own SSO does (id, then `sso_user_id`, then
-//! email), create it (`/user/new`) or bring it in line with the hooks' values (`/user/update`),
-//! add it to the teams it belongs to that exist in LiteLLM (`/team/member_add`), and mint a UI
-//! session key (`/key/generate` with `team_id = "litellm-dashboard"`), which goes into the
-//! `token` cookie. Logout deletes the key (`/key/delete`), which also clears LiteLLM's key cache.
+//! Per sign-in: find the user under the one identity rule hookgate applies to its own accounts
+//! (its binding; else, by id or email, an unbound user the identity proves with a verified email;
+//! never a user bound to another identity), create it (`/user/new`) or bring it in line with the
+//! hooks' values (`/user/update`), add it to the teams it belongs to that exist in LiteLLM
+//! (`/team/member_add`), and mint a UI session key (`/key/generate` with `team_id =
+//! "litellm-dashboard"`), which goes into the `token` cookie. Logout deletes the key
+//! (`/key/delete`), which also clears LiteLLM's key cache.
+//!
+//! A LiteLLM user is hookgate's when its `sso_user_id` (set at creation) or its
+//! `metadata.hookgate_binding` (set when hookgate links an existing user: LiteLLM's
+//! `/user/update` ignores `sso_user_id`) is the identity's binding, [`litellm_binding`].
+//! Administrators' changes reach LiteLLM through [`FrontDoor::linked_user`] and
+//! [`FrontDoor::update_access`] (see `crate::access`).
 //!
 //! Measured against LiteLLM 1.108.7 (see tests/litellm/NOTES.md for the exact exchanges).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plugin_api::UserRole;
 use serde_json::{Value, json};
 
-use crate::config::Secret;
+use crate::{config::Secret, signin::Binding};
 
 /// LiteLLM's team id for UI session keys.
 pub const UI_SESSION_TEAM: &str = "litellm-dashboard";
@@ -34,7 +42,14 @@ pub struct FrontDoor {
     session_duration: Duration,
     /// A UI session key's budget (`max_ui_session_budget`; LiteLLM's default 1.0 when `None`).
     session_budget: Option<f64>,
+    /// Session keys LiteLLM said were live, by hash, and when it said so.
+    live_keys: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
 }
+
+/// How long LiteLLM's word that a session key is live is trusted before asking again.
+const LIVE_KEY_TTL: Duration = Duration::from_secs(10);
+/// The most session keys remembered as live.
+const MAX_LIVE_KEYS: usize = 10_000;
 
 /// What LiteLLM did not do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -59,26 +74,81 @@ pub enum FrontDoorError {
         /// LiteLLM's message.
         message: String,
     },
-    /// LiteLLM holds an account for this email that belongs to another sign-in identity.
+    /// LiteLLM holds a user the sign-in reached (by id or email) that this identity cannot
+    /// prove is its own: bound to another identity, or unbound without a matching verified
+    /// email. Nothing is changed in LiteLLM.
     #[error(
-        "LiteLLM's user {litellm_user} has the email {email} but belongs to another sign-in \
-         identity; hookgate does not take it over (change or remove that user in LiteLLM)"
+        "LiteLLM's user {litellm_user} {why}; hookgate does not take it over (an administrator \
+         can link or remove that user in LiteLLM)"
     )]
-    Taken {
-        /// LiteLLM's user id.
+    NotLinked {
+        /// LiteLLM's user id (for the log; never shown to the person signing in).
         litellm_user: String,
-        /// The email.
-        email: String,
+        /// Why it is not this identity's.
+        why: &'static str,
     },
+}
+
+impl FrontDoorError {
+    /// Whether LiteLLM refused to let this identity in (a refusal, not a failure).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, FrontDoorError::NotLinked { .. })
+    }
+}
+
+/// The value hookgate writes into LiteLLM's `sso_user_id` (or `metadata.hookgate_binding`) for
+/// an identity's binding: the issuer and the subject, so two issuers' equal subjects differ.
+pub fn litellm_binding(binding: &Binding) -> String {
+    format!("hookgate:{}#{}", binding.issuer, binding.subject)
+}
+
+/// Which LiteLLM user a hookgate account is, for an administrator's change.
+#[derive(Debug, Clone)]
+pub struct LinkedAccount<'a> {
+    /// hookgate's user id.
+    pub user_id: &'a str,
+    /// hookgate's stored email.
+    pub user_email: Option<&'a str>,
+    /// hookgate's binding (`None`: never signed in through single sign-on).
+    pub binding: Option<Binding>,
+}
+
+/// An administrator's change to what a user may do; `None` leaves a value as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccessUpdate {
+    /// Role.
+    pub user_role: Option<UserRole>,
+    /// Models.
+    pub models: Option<Vec<String>>,
+    /// Budget (`Some(None)`: unlimited).
+    pub max_budget: Option<Option<f64>>,
+    /// Budget period (`Some(None)`: none), as LiteLLM writes it.
+    pub budget_duration: Option<Option<String>>,
+}
+
+impl AccessUpdate {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        *self == AccessUpdate::default()
+    }
 }
 
 /// The user a sign-in opens a LiteLLM session for, with the values the hooks decided.
 #[derive(Debug, Clone)]
 pub struct SessionUser<'a> {
-    /// hookgate's user id (also sent as LiteLLM's `sso_user_id`).
+    /// hookgate's user id.
     pub user_id: &'a str,
-    /// Lower-case email.
+    /// Lower-case email; written to LiteLLM only when verified.
     pub user_email: Option<&'a str>,
+    /// Whether the identity provider verified the email (header sign-ins: the proxy vouches).
+    pub email_verified: bool,
+    /// `link_sso_accounts_by_email`: whether a verified email may reach an unbound user.
+    pub link_by_email: bool,
+    /// The identity's binding (`None`: none, so no LiteLLM user is this identity's by binding).
+    pub binding: Option<&'a Binding>,
+    /// The password login: the operator, who reaches the LiteLLM user of its id (LiteLLM's
+    /// `default_user_id` or `PROXY_ADMIN_ID`) whatever it is bound to.
+    pub operator: bool,
     /// Role.
     pub user_role: UserRole,
     /// Models (empty: all).
@@ -120,15 +190,20 @@ impl FrontDoor {
             client,
             session_duration,
             session_budget,
+            live_keys: Default::default(),
         }
     }
 
     /// Creates or updates the user in LiteLLM, adds its memberships, and mints a UI session key.
+    ///
+    /// # Errors
+    /// [`FrontDoorError::NotLinked`] when the user LiteLLM holds under this id or email is not
+    /// this identity's (nothing is written then); the others when LiteLLM fails.
     pub async fn open_session(&self, user: &SessionUser<'_>) -> Result<Session, FrontDoorError> {
         let found = self.find_user(user).await?;
         let user_id = match &found {
             Some(existing) => {
-                self.update_user(&existing.user_id, user).await?;
+                self.update_user(existing, user).await?;
                 existing.user_id.clone()
             }
             None => {
@@ -178,6 +253,17 @@ impl FrontDoor {
         if keys.is_empty() {
             return Ok(());
         }
+        {
+            let mut live = self.live_keys();
+            for key in keys {
+                let hash = if key.starts_with("sk-") {
+                    crate::session::hash_key(key)
+                } else {
+                    key.clone()
+                };
+                live.remove(&hash);
+            }
+        }
         let step = "deleting the session key";
         match self
             .call(reqwest::Method::POST, "/key/delete", step, Some(json!({"keys": keys})))
@@ -188,46 +274,161 @@ impl FrontDoor {
         }
     }
 
-    /// LiteLLM's lookup: by id, then by `sso_user_id`, then by email (exact, any case). An
-    /// account found by email that is bound to another identity is not taken.
+    /// Whether LiteLLM still has this session key (`token_hash` is its SHA-256): a logout in
+    /// LiteLLM's own UI deletes it. LiteLLM's "yes" is trusted for [`LIVE_KEY_TTL`]; a "no" is
+    /// final, and a key closed through hookgate is forgotten at once.
+    pub async fn key_is_live(&self, key: &str, token_hash: &str) -> Result<bool, FrontDoorError> {
+        let fresh = |at: &Instant| at.elapsed() < LIVE_KEY_TTL;
+        if self.live_keys().get(token_hash).is_some_and(fresh) {
+            return Ok(true);
+        }
+        let step = "checking the session key";
+        let path = format!("/key/info?key={}", encode(key));
+        let live = match self.call(reqwest::Method::GET, &path, step, None).await? {
+            (200, _) => true,
+            (404, _) => false,
+            (status, body) => return Err(refused(step, status, &body)),
+        };
+        let mut keys = self.live_keys();
+        if live {
+            if keys.len() >= MAX_LIVE_KEYS {
+                keys.retain(|_, at| fresh(at));
+            }
+            if keys.len() < MAX_LIVE_KEYS {
+                keys.insert(token_hash.to_owned(), Instant::now());
+            }
+        } else {
+            keys.remove(token_hash);
+        }
+        Ok(live)
+    }
+
+    fn live_keys(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Instant>> {
+        // The map holds no invariant a panicking holder could break.
+        self.live_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sign-in's lookup, under hookgate's identity rule: the user bound to this identity;
+    /// else the user with this id, taken only if it is this identity's, or unbound and the
+    /// identity's verified email is its email; else, when linking by email is allowed and the
+    /// email verified, the unbound user with this email. A user reached by id or email that is
+    /// bound to another identity, or that the identity cannot prove, refuses the sign-in.
     async fn find_user(&self, user: &SessionUser<'_>) -> Result<Option<Found>, FrontDoorError> {
         let step = "looking the user up";
-        let path = format!("/user/info?user_id={}", encode(user.user_id));
-        match self.call(reqwest::Method::GET, &path, step, None).await? {
-            (200, body) => {
-                return Ok(Some(Found::of(body.get("user_info").unwrap_or(&Value::Null))));
+        let ours = user.binding.map(litellm_binding);
+        if let Some(ours) = &ours {
+            let path = format!("/user/list?sso_user_ids={}", encode(ours));
+            let rows = self.list(&path, step).await?;
+            if let Some(row) = rows.iter().find(|row| str_of(row, "sso_user_id") == Some(ours)) {
+                return Ok(Some(Found::of(row)));
             }
-            (404, _) => {}
-            (status, body) => return Err(refused(step, status, &body)),
         }
-        let path = format!("/user/list?sso_user_ids={}", encode(user.user_id));
-        let users = self.list(&path, step).await?;
-        if let Some(row) = users
-            .iter()
-            .find(|row| row.get("sso_user_id").and_then(Value::as_str) == Some(user.user_id))
-        {
-            return Ok(Some(Found::of(row)));
+        let verified_email = user.user_email.filter(|_| user.email_verified);
+        if let Some(row) = self.user_row(user.user_id, step).await? {
+            let found = Found::of(&row);
+            // The password login is the operator's: its id is its proof.
+            if user.operator {
+                return Ok(Some(found));
+            }
+            return match found.owner(ours.as_deref(), user.user_id) {
+                Owner::Ours => Ok(Some(found)),
+                Owner::Other => Err(found.not_linked("is bound to another sign-in identity")),
+                Owner::Nobody if found.has_email(verified_email) => Ok(Some(found)),
+                Owner::Nobody => Err(found.not_linked(
+                    "is not linked to this sign-in, and the identity has no verified email equal \
+                     to that user's",
+                )),
+            };
         }
-        let Some(email) = user.user_email else { return Ok(None) };
-        let path = format!("/user/list?user_email={}", encode(email));
-        let users = self.list(&path, step).await?;
-        let same_email = |row: &&Value| {
-            row.get("user_email")
-                .and_then(Value::as_str)
-                .is_some_and(|stored| stored.eq_ignore_ascii_case(email))
+        let Some(email) = verified_email.filter(|_| user.link_by_email && ours.is_some()) else {
+            return Ok(None);
         };
-        match users.iter().find(same_email) {
-            None => Ok(None),
-            Some(row) => {
-                let found = Found::of(row);
-                match row.get("sso_user_id").and_then(Value::as_str) {
-                    Some(bound) if bound != user.user_id => Err(FrontDoorError::Taken {
-                        litellm_user: found.user_id,
-                        email: email.to_owned(),
-                    }),
-                    _ => Ok(Some(found)),
-                }
+        let path = format!("/user/list?user_email={}", encode(email));
+        let rows = self.list(&path, step).await?;
+        let Some(row) = rows.iter().find(|row| Found::of(row).has_email(Some(email))) else {
+            return Ok(None);
+        };
+        let found = Found::of(row);
+        match found.owner(ours.as_deref(), user.user_id) {
+            Owner::Ours | Owner::Nobody => Ok(Some(found)),
+            Owner::Other => {
+                Err(found.not_linked("has this email but is bound to another identity"))
             }
+        }
+    }
+
+    /// The LiteLLM user a hookgate account is, for an administrator's change: the one that
+    /// carries its binding, found by binding, id or email; `None` when LiteLLM has none (the
+    /// user never signed in through the front door).
+    pub async fn linked_user(
+        &self,
+        account: &LinkedAccount<'_>,
+    ) -> Result<Option<String>, FrontDoorError> {
+        let step = "looking the user up";
+        let ours = account.binding.as_ref().map(litellm_binding);
+        if let Some(ours) = &ours {
+            let path = format!("/user/list?sso_user_ids={}", encode(ours));
+            let rows = self.list(&path, step).await?;
+            if let Some(row) = rows.iter().find(|row| str_of(row, "sso_user_id") == Some(ours)) {
+                return Ok(Some(Found::of(row).user_id));
+            }
+        }
+        if let Some(row) = self.user_row(account.user_id, step).await? {
+            let found = Found::of(&row);
+            if found.owner(ours.as_deref(), account.user_id) == Owner::Ours {
+                return Ok(Some(found.user_id));
+            }
+        }
+        let (Some(email), Some(_)) = (account.user_email, &ours) else { return Ok(None) };
+        let path = format!("/user/list?user_email={}", encode(email));
+        let rows = self.list(&path, step).await?;
+        Ok(rows
+            .iter()
+            .map(Found::of)
+            .find(|found| found.owner(ours.as_deref(), account.user_id) == Owner::Ours)
+            .map(|found| found.user_id))
+    }
+
+    /// Applies an administrator's change to LiteLLM's user (role, models, budget, period).
+    pub async fn update_access(
+        &self,
+        litellm_user: &str,
+        update: &AccessUpdate,
+    ) -> Result<(), FrontDoorError> {
+        if update.is_empty() {
+            return Ok(());
+        }
+        let step = "updating the user";
+        let mut body = json!({"user_id": litellm_user});
+        if let Some(role) = update.user_role {
+            body["user_role"] = json!(litellm_role(role));
+        }
+        if let Some(models) = &update.models {
+            body["models"] = json!(models);
+        }
+        if let Some(budget) = update.max_budget {
+            body["max_budget"] = json!(budget);
+        }
+        if let Some(duration) = &update.budget_duration {
+            body["budget_duration"] = json!(duration);
+        }
+        match self.call(reqwest::Method::POST, "/user/update", step, Some(body)).await? {
+            (200, _) => Ok(()),
+            (status, body) => Err(refused(step, status, &body)),
+        }
+    }
+
+    /// The user with this id, or `None`.
+    async fn user_row(
+        &self,
+        user_id: &str,
+        step: &'static str,
+    ) -> Result<Option<Value>, FrontDoorError> {
+        let path = format!("/user/info?user_id={}", encode(user_id));
+        match self.call(reqwest::Method::GET, &path, step, None).await? {
+            (200, body) => Ok(Some(body.get("user_info").cloned().unwrap_or(Value::Null))),
+            (404, _) => Ok(None),
+            (status, body) => Err(refused(step, status, &body)),
         }
     }
 
@@ -242,16 +443,21 @@ impl FrontDoor {
 
     async fn create_user(&self, user: &SessionUser<'_>) -> Result<(), FrontDoorError> {
         let step = "creating the user";
+        let ours = user.binding.map(litellm_binding);
+        let mut metadata = json!({"auth_provider": "hookgate"});
+        if let Some(ours) = &ours {
+            metadata["hookgate_binding"] = json!(ours);
+        }
         let body = json!({
             "user_id": user.user_id,
-            "user_email": user.user_email,
+            "user_email": user.user_email.filter(|_| user.email_verified),
             "user_role": litellm_role(user.user_role),
             "models": user.models,
             "max_budget": user.max_budget,
             "budget_duration": user.budget_duration,
-            "sso_user_id": user.user_id,
+            "sso_user_id": ours,
             "auto_create_key": false,
-            "metadata": {"auth_provider": "hookgate"},
+            "metadata": metadata,
         });
         match self.call(reqwest::Method::POST, "/user/new", step, Some(body)).await? {
             (200, _) => Ok(()),
@@ -261,19 +467,35 @@ impl FrontDoor {
 
     async fn update_user(
         &self,
-        user_id: &str,
+        found: &Found,
         user: &SessionUser<'_>,
     ) -> Result<(), FrontDoorError> {
         let step = "updating the user";
         let mut body = json!({
-            "user_id": user_id,
+            "user_id": found.user_id,
             "user_role": litellm_role(user.user_role),
             "models": user.models,
             "max_budget": user.max_budget,
             "budget_duration": user.budget_duration,
         });
-        if let Some(email) = user.user_email {
+        if let Some(email) = user.user_email.filter(|_| user.email_verified) {
             body["user_email"] = json!(email);
+        }
+        // A user hookgate links (found by a verified email) is marked with the binding, so that
+        // later sign-ins and administrators' changes find it; LiteLLM's `sso_user_id` cannot be
+        // changed through its API.
+        if let Some(binding) = user.binding {
+            let ours = litellm_binding(binding);
+            if found.sso_user_id.as_deref() != Some(ours.as_str())
+                && found.hookgate_binding.as_deref() != Some(ours.as_str())
+            {
+                let mut metadata = match &found.metadata {
+                    Value::Object(map) => Value::Object(map.clone()),
+                    _ => json!({}),
+                };
+                metadata["hookgate_binding"] = json!(ours);
+                body["metadata"] = metadata;
+            }
         }
         match self.call(reqwest::Method::POST, "/user/update", step, Some(body)).await? {
             (200, _) => Ok(()),
@@ -283,12 +505,24 @@ impl FrontDoor {
 
     /// Adds `user_id` to `team` as a `user`; a team LiteLLM does not have is skipped, and an
     /// existing member keeps the role LiteLLM's admin gave them.
-    async fn add_member(&self, team: &str, user_id: &str) -> Result<(), FrontDoorError> {
+    pub async fn add_member(&self, team: &str, user_id: &str) -> Result<(), FrontDoorError> {
         let step = "adding the user to a team";
         let body = json!({"team_id": team, "member": [{"role": "user", "user_id": user_id}]});
         match self.call(reqwest::Method::POST, "/team/member_add", step, Some(body)).await? {
             (200 | 404, _) => Ok(()),
             (400, body) if error_type(&body) == Some("team_member_already_in_team") => Ok(()),
+            (status, body) => Err(refused(step, status, &body)),
+        }
+    }
+
+    /// Removes `user_id` from `team`; a team LiteLLM does not have, or a user who is not a
+    /// member, is already done.
+    pub async fn remove_member(&self, team: &str, user_id: &str) -> Result<(), FrontDoorError> {
+        let step = "removing the user from a team";
+        let body = json!({"team_id": team, "user_id": user_id});
+        match self.call(reqwest::Method::POST, "/team/member_delete", step, Some(body)).await? {
+            (200 | 404, _) => Ok(()),
+            (400, body) if is_already_gone(&message_of(&body)) => Ok(()),
             (status, body) => Err(refused(step, status, &body)),
         }
     }
@@ -322,13 +556,37 @@ impl FrontDoor {
 #[derive(Debug)]
 struct Found {
     user_id: String,
+    user_email: Option<String>,
+    sso_user_id: Option<String>,
+    hookgate_binding: Option<String>,
+    /// Whether hookgate created it (`metadata.auth_provider`).
+    by_hookgate: bool,
+    metadata: Value,
     teams: Vec<String>,
+}
+
+/// Whose a LiteLLM user is, for one identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// This identity's.
+    Ours,
+    /// Another identity's (LiteLLM's own SSO, or another hookgate binding).
+    Other,
+    /// Nobody's: invited or created in LiteLLM without single sign-on.
+    Nobody,
 }
 
 impl Found {
     fn of(row: &Value) -> Found {
+        let text = |key: &str| str_of(row, key).filter(|v| !v.is_empty()).map(str::to_owned);
+        let metadata = row.get("metadata").cloned().unwrap_or(Value::Null);
         Found {
-            user_id: row.get("user_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            user_id: text("user_id").unwrap_or_default(),
+            user_email: text("user_email"),
+            sso_user_id: text("sso_user_id"),
+            hookgate_binding: str_of(&metadata, "hookgate_binding").map(str::to_owned),
+            by_hookgate: str_of(&metadata, "auth_provider") == Some("hookgate"),
+            metadata,
             teams: row
                 .get("teams")
                 .and_then(Value::as_array)
@@ -336,6 +594,40 @@ impl Found {
                 .unwrap_or_default(),
         }
     }
+
+    /// Whose this user is, for the identity with binding `ours` (`None`: no binding) signing
+    /// in as hookgate's `user_id`. A user an earlier hookgate created for that id (its
+    /// `sso_user_id` was hookgate's user id) is hookgate's user of that id.
+    fn owner(&self, ours: Option<&str>, user_id: &str) -> Owner {
+        let marks = [self.sso_user_id.as_deref(), self.hookgate_binding.as_deref()];
+        if ours.is_some() && marks.contains(&ours) {
+            return Owner::Ours;
+        }
+        if self.hookgate_binding.is_none()
+            && self.by_hookgate
+            && self.sso_user_id.as_deref() == Some(user_id)
+        {
+            return Owner::Ours;
+        }
+        if marks.iter().any(Option::is_some) { Owner::Other } else { Owner::Nobody }
+    }
+
+    /// Whether the user's email is `email` (any case).
+    fn has_email(&self, email: Option<&str>) -> bool {
+        match (&self.user_email, email) {
+            (Some(stored), Some(email)) => stored.eq_ignore_ascii_case(email),
+            _ => false,
+        }
+    }
+
+    fn not_linked(&self, why: &'static str) -> FrontDoorError {
+        tracing::warn!(litellm_user = %self.user_id, "front door: LiteLLM's user {why}; not taking it over");
+        FrontDoorError::NotLinked { litellm_user: self.user_id.clone(), why }
+    }
+}
+
+fn str_of<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
+    value.get(key).and_then(Value::as_str)
 }
 
 /// LiteLLM's roles for users are the four below; the others hookgate knows map to the nearest
@@ -368,6 +660,12 @@ fn message_of(body: &Value) -> String {
             .unwrap_or_else(|| body.to_string()),
     };
     crate::signin::shorten(&text, 300)
+}
+
+/// LiteLLM's 400 messages for a member removal with nothing to remove ("Team id=… does not
+/// exist in db", "User not found in team").
+fn is_already_gone(message: &str) -> bool {
+    message.contains("does not exist") || message.contains("not found in team")
 }
 
 fn error_type(body: &Value) -> Option<&str> {

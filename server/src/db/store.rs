@@ -68,6 +68,14 @@ pub async fn user_by_id<C: ConnectionTrait>(
     user::Entity::find_by_id(user_id.to_owned()).one(conn).await
 }
 
+/// The user bound to this subject (`sso_user_id` is unique on its own), if any.
+pub async fn user_by_subject<C: ConnectionTrait>(
+    conn: &C,
+    subject: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find().filter(user::Column::SsoUserId.eq(subject)).one(conn).await
+}
+
 /// Creates `user_id` as an `internal_user` with no email, budget or models, unless a user with
 /// that id exists: what LiteLLM's `add_new_member` does for a team member who is not a user yet.
 /// `created_by` goes into the row's metadata.
@@ -477,6 +485,9 @@ pub struct UserEdit {
     pub spend: Option<f64>,
     /// New metadata object.
     pub metadata: Option<serde_json::Value>,
+    /// New binding, (issuer, subject) (`Some(None)`: unlinked): an administrator links an
+    /// account to the identity that may sign into it.
+    pub binding: Option<Option<(String, String)>>,
 }
 
 /// Applies an administrator's edit; returns the user as saved, or `None` when there is none.
@@ -518,6 +529,11 @@ pub async fn edit_user<C: ConnectionTrait>(
     }
     if let Some(metadata) = edit.metadata {
         changes.metadata = Set(metadata);
+    }
+    if let Some(binding) = edit.binding {
+        let (issuer, subject) = binding.unzip();
+        changes.sso_issuer = Set(issuer);
+        changes.sso_user_id = Set(subject);
     }
     changes.updated_at = Set(now);
     update_user(conn, changes).await.map(Some)

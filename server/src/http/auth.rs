@@ -122,6 +122,18 @@ impl FromRequestParts<AppState> for Caller {
         };
         let token_hash = hash_key(&key);
         match state.db().live_session_user(&token_hash).await {
+            // In front of LiteLLM: a session signed out there is signed out here.
+            Ok(Some(_))
+                if !state
+                    .signin()
+                    .session_key_is_live(&key, &token_hash)
+                    .await
+                    .map_err(|error| ctx.json_error(ApiError::from(error)))? =>
+            {
+                Err(ctx.json_error(ApiError::unauthorized(
+                    "this session was signed out in the LiteLLM proxy",
+                )))
+            }
             Ok(Some((session, user))) => Ok(Caller::Session {
                 user_id: session.user_id,
                 role: current_role(&user),

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::signin::SignInError;
+use crate::{litellm::FrontDoorError, signin::SignInError};
 
 /// An error response.
 #[derive(Debug, Clone)]
@@ -89,6 +89,10 @@ impl ApiError {
 
 impl From<SignInError> for ApiError {
     fn from(error: SignInError) -> Self {
+        let error = match error {
+            SignInError::FrontDoor(front_door) => return ApiError::from(front_door),
+            other => other,
+        };
         let status = match &error {
             SignInError::BadRequest(_) => StatusCode::BAD_REQUEST,
             SignInError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -104,10 +108,42 @@ impl From<SignInError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             SignInError::HookTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            SignInError::Upstream(_) | SignInError::FrontDoor(_) => StatusCode::BAD_GATEWAY,
+            SignInError::FrontDoor(_) => StatusCode::BAD_GATEWAY,
+            SignInError::Upstream(_) => StatusCode::BAD_GATEWAY,
             SignInError::Busy | SignInError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<crate::access::AccessError> for ApiError {
+    fn from(error: crate::access::AccessError) -> Self {
+        use crate::access::AccessError;
+        match error {
+            AccessError::NotFound(message) => ApiError::not_found(message),
+            AccessError::FrontDoor(error) => ApiError::from(error),
+            AccessError::Database(error) => ApiError::database(&error),
+        }
+    }
+}
+
+impl From<FrontDoorError> for ApiError {
+    /// The public side of a front-door error: what happened, never LiteLLM's internal URL, its
+    /// answer or another user's id (those are logged here, with the request id the page shows).
+    fn from(error: FrontDoorError) -> Self {
+        if error.is_refusal() {
+            tracing::warn!("front door refused: {error}");
+            return ApiError::forbidden(
+                "this account exists in the LiteLLM proxy but is not linked to your sign-in; ask \
+                 an administrator",
+            );
+        }
+        tracing::error!("front door failed: {error}");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "the LiteLLM proxy could not complete this request; nothing was changed, try again \
+             later (an administrator finds the details in hookgate's log under this request id)",
+        )
     }
 }
 

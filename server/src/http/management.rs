@@ -210,6 +210,46 @@ struct NewUserRequest {
     budget_duration: Option<String>,
     teams: Option<Vec<String>>,
     metadata: Option<Value>,
+    /// With `sso_user_id`: the identity that may sign into the account (pre-binding).
+    sso_issuer: Option<String>,
+    sso_user_id: Option<String>,
+}
+
+/// The binding an administrator gives an account: `sso_issuer` and `sso_user_id` together
+/// (the issuer is the OIDC issuer, the provider's authorization endpoint without discovery,
+/// or `oauth-proxy` for header sign-ins), or neither.
+fn requested_binding(
+    issuer: Option<String>,
+    subject: Option<String>,
+) -> Result<Option<(String, String)>, ApiError> {
+    match (issuer, subject) {
+        (None, None) => Ok(None),
+        (Some(issuer), Some(subject)) => {
+            check_id("sso_issuer", &issuer)?;
+            check_id("sso_user_id", &subject)?;
+            Ok(Some((issuer, subject)))
+        }
+        _ => Err(ApiError::bad_request(
+            "sso_issuer and sso_user_id link an account to a sign-in identity together: give \
+             both or neither",
+        )),
+    }
+}
+
+/// Refuses a binding another user already has.
+async fn check_binding_free(
+    conn: &impl sea_orm::ConnectionTrait,
+    user_id: &str,
+    binding: Option<&(String, String)>,
+) -> Result<(), ApiError> {
+    let Some((_, subject)) = binding else { return Ok(()) };
+    match store::user_by_subject(conn, subject).await.map_err(|e| ApiError::database(&e))? {
+        Some(other) if other.user_id != user_id => Err(ApiError::conflict(format!(
+            "sso_user_id {subject:?} is already linked to the user {:?}",
+            other.user_id
+        ))),
+        _ => Ok(()),
+    }
 }
 
 async fn user_new(
@@ -238,9 +278,12 @@ async fn user_new(
     };
     let teams = request.teams.unwrap_or_default();
     check_id_count("teams", teams.len()).map_err(|e| ctx.json_error(e))?;
+    let binding = requested_binding(request.sso_issuer, request.sso_user_id)
+        .map_err(|e| ctx.json_error(e))?;
     let now = store::now();
     let txn = state.db().write().await.map_err(db_error(&ctx))?;
     let conn = txn.conn();
+    check_binding_free(conn, &user_id, binding.as_ref()).await.map_err(|e| ctx.json_error(e))?;
     let existing = store::existing_teams(conn, &teams).await.map_err(db_error(&ctx))?;
     if let Some(missing) = teams.iter().find(|team| !existing.contains(team)) {
         return Err(
@@ -256,7 +299,7 @@ async fn user_new(
         &request.models.unwrap_or_default(),
         request.max_budget,
         duration,
-        None,
+        binding,
         metadata,
         now,
     );
@@ -288,6 +331,10 @@ struct UpdateUserRequest {
     budget_duration: Option<Option<String>>,
     spend: Option<f64>,
     metadata: Option<Value>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    sso_issuer: Option<Option<String>>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    sso_user_id: Option<Option<String>>,
 }
 
 /// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
@@ -320,12 +367,27 @@ async fn user_update(
     if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
         return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
     }
-    let now = store::now();
-    let txn = state.db().write().await.map_err(db_error(&ctx))?;
-    let conn = txn.conn();
-    let row = store::user_by_id(conn, &request.user_id).await.map_err(db_error(&ctx))?.ok_or_else(
-        || ctx.json_error(ApiError::not_found(format!("no user {:?}", request.user_id))),
-    )?;
+    // Both given: link (null and null: unlink); neither: as it is.
+    let binding = match (request.sso_issuer, request.sso_user_id) {
+        (None, None) => None,
+        (Some(None), Some(None)) => Some(None),
+        (issuer, subject) => Some(
+            requested_binding(issuer.flatten(), subject.flatten())
+                .and_then(|binding| {
+                    binding.map(Some).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "sso_issuer and sso_user_id: give both to link, both null to unlink",
+                        )
+                    })
+                })
+                .map_err(|e| ctx.json_error(e))?,
+        ),
+    };
+    if let Some(binding) = &binding {
+        check_binding_free(state.db().conn(), &request.user_id, binding.as_ref())
+            .await
+            .map_err(|e| ctx.json_error(e))?;
+    }
     let edit = store::UserEdit {
         user_email: request.user_email,
         user_alias: request.user_alias,
@@ -335,13 +397,18 @@ async fn user_update(
         budget_duration: duration,
         spend: request.spend,
         metadata: request.metadata,
+        binding,
     };
-    let row = store::edit_user(conn, &row.user_id, edit, now)
+    // In front of LiteLLM the change reaches LiteLLM's user first (a refusal changes nothing).
+    let row = state
+        .signin()
+        .access()
+        .edit_user(&request.user_id, edit)
         .await
-        .map_err(db_error(&ctx))?
-        .ok_or_else(|| ctx.json_error(ApiError::not_found("the user was deleted meanwhile")))?;
-    let teams = store::teams_of_user(conn, &row.user_id).await.map_err(db_error(&ctx))?;
-    txn.commit().await.map_err(db_error(&ctx))?;
+        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
+    let teams =
+        store::teams_of_user(state.db().conn(), &row.user_id).await.map_err(db_error(&ctx))?;
+    tracing::info!(user_id = %row.user_id, "user updated through the API");
     Ok(Json(user_json(&row, &teams)))
 }
 
@@ -413,10 +480,14 @@ async fn user_delete(
         return Err(ctx.json_error(ApiError::bad_request("user_ids must list at least one user")));
     }
     check_id_count("user_ids", request.user_ids.len()).map_err(|e| ctx.json_error(e))?;
-    let txn = state.db().write().await.map_err(db_error(&ctx))?;
-    let deleted =
-        store::delete_users(txn.conn(), &request.user_ids).await.map_err(db_error(&ctx))?;
-    txn.commit().await.map_err(db_error(&ctx))?;
+    // In front of LiteLLM their session keys are deleted there first.
+    let deleted = state
+        .signin()
+        .access()
+        .delete_users(&request.user_ids)
+        .await
+        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
+    tracing::info!(?deleted, "users deleted through the API");
     Ok(Json(json!({"deleted_user_ids": deleted})))
 }
 
@@ -576,21 +647,15 @@ async fn team_member_add(
     for member in &members {
         check_id("member.user_id", &member.user_id).map_err(|e| ctx.json_error(e))?;
     }
-    let txn = state.db().write().await.map_err(db_error(&ctx))?;
-    let conn = txn.conn();
-    if store::team_by_id(conn, &request.team_id).await.map_err(db_error(&ctx))?.is_none() {
-        return Err(ctx.json_error(ApiError::not_found(format!("no team {:?}", request.team_id))));
-    }
-    for (member, role) in members.iter().zip(roles) {
-        // As in LiteLLM, adding a user who does not exist yet creates them.
-        store::ensure_member_user(conn, &member.user_id, "team_member_add")
-            .await
-            .map_err(db_error(&ctx))?;
-        store::upsert_member(conn, &request.team_id, &member.user_id, role.as_str())
-            .await
-            .map_err(db_error(&ctx))?;
-    }
-    txn.commit().await.map_err(db_error(&ctx))?;
+    let members: Vec<(String, TeamRole)> =
+        members.into_iter().map(|member| member.user_id).zip(roles).collect();
+    // As in LiteLLM, adding a user who does not exist yet creates them.
+    state
+        .signin()
+        .access()
+        .add_members(&request.team_id, &members, true)
+        .await
+        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
     let row = store::team_by_id(state.db().conn(), &request.team_id)
         .await
         .map_err(db_error(&ctx))?
@@ -612,21 +677,17 @@ async fn team_member_delete(
 ) -> Reply {
     caller.require_admin().map_err(|e| ctx.json_error(e))?;
     let Body(request) = body.map_err(|e| ctx.json_error(e))?;
-    let txn = state.db().write().await.map_err(db_error(&ctx))?;
-    let conn = txn.conn();
-    let Some(row) = store::team_by_id(conn, &request.team_id).await.map_err(db_error(&ctx))? else {
-        return Err(ctx.json_error(ApiError::not_found(format!("no team {:?}", request.team_id))));
-    };
-    if !store::delete_member(conn, &request.team_id, &request.user_id)
+    // In front of LiteLLM the member leaves LiteLLM's team first.
+    state
+        .signin()
+        .access()
+        .remove_member(&request.team_id, &request.user_id)
+        .await
+        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
+    let row = store::team_by_id(state.db().conn(), &request.team_id)
         .await
         .map_err(db_error(&ctx))?
-    {
-        return Err(ctx.json_error(ApiError::not_found(format!(
-            "{:?} is not a member of team {:?}",
-            request.user_id, request.team_id
-        ))));
-    }
-    txn.commit().await.map_err(db_error(&ctx))?;
+        .ok_or_else(|| ctx.json_error(ApiError::not_found("the team was deleted meanwhile")))?;
     Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
 }
 
@@ -636,7 +697,8 @@ struct RevokeRequest {
 }
 
 /// `POST /session/revoke {"user_id": …}`: signs a user out everywhere (every live session key
-/// of theirs stops working at once). For the master key and proxy admins.
+/// of theirs stops working at once, in LiteLLM too in front of it), also for an id whose user
+/// row is gone. For the master key and proxy admins.
 async fn session_revoke(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -645,13 +707,11 @@ async fn session_revoke(
 ) -> Reply {
     caller.require_admin().map_err(|e| ctx.json_error(e))?;
     let Body(request) = body.map_err(|e| ctx.json_error(e))?;
-    let conn = state.db().conn();
-    if store::user_by_id(conn, &request.user_id).await.map_err(db_error(&ctx))?.is_none() {
-        return Err(ctx.json_error(ApiError::not_found(format!("no user {:?}", request.user_id))));
-    }
+    check_id("user_id", &request.user_id).map_err(|e| ctx.json_error(e))?;
     let revoked = state
         .signin()
-        .revoke_user_sessions(&request.user_id)
+        .access()
+        .revoke_sessions(&request.user_id)
         .await
         .map_err(|error| ctx.json_error(ApiError::from(error)))?;
     tracing::info!(user_id = %request.user_id, revoked, "sessions revoked by an admin");

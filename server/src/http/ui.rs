@@ -74,16 +74,18 @@ impl UiUser {
     }
 }
 
-async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<UiUser>, sea_orm::DbErr> {
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<UiUser>, ApiError> {
     let Some(token) = token_cookie(headers) else { return Ok(None) };
     let Ok(claims) = state.signin().signer().verify(token) else { return Ok(None) };
     let token_hash = hash_key(&claims.key);
-    let Some((session, user)) = state.db().live_session_user(&token_hash).await? else {
+    let read = state.db().live_session_user(&token_hash).await;
+    let Some((session, user)) = read.map_err(|e| ApiError::database(&e))? else {
         return Ok(None);
     };
+    // In front of LiteLLM: a session signed out there is signed out here.
+    if !state.signin().session_key_is_live(&claims.key, &token_hash).await? {
+        return Ok(None);
+    }
     // The role as stored now: a demotion takes effect on the next page.
     let role = current_role(&user);
     Ok(Some(UiUser { user, role, token_hash, expires_at: session.expires_at }))
@@ -124,7 +126,7 @@ async fn require_user(
             Err(Redirect::to(&format!("{}/ui/login", state.config().server_root_path))
                 .into_response())
         }
-        Err(error) => Err(page(ctx, ApiError::database(&error))),
+        Err(error) => Err(page(ctx, error)),
     }
 }
 
@@ -196,9 +198,7 @@ struct ProfilePage<'a> {
 }
 
 async fn home(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Page {
-    let Some(me) =
-        signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))?
-    else {
+    let Some(me) = signed_in(&state, &headers).await.map_err(|e| page(&ctx, e))? else {
         return Ok(render(login(&state, None)));
     };
     let conn = state.db().conn();
@@ -221,9 +221,7 @@ async fn home(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Pa
 
 async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Page {
     check_same_origin(&state, &ctx, &headers)?;
-    if let Some(me) =
-        signed_in(&state, &headers).await.map_err(|e| page(&ctx, ApiError::database(&e)))?
-    {
+    if let Some(me) = signed_in(&state, &headers).await.map_err(|e| page(&ctx, e))? {
         super::sso::end_session(&state, &me.token_hash).await.map_err(|e| page(&ctx, e))?;
         tracing::info!(user_id = %me.user.user_id, "logged out");
     }
@@ -562,7 +560,8 @@ async fn user_revoke(
     };
     let revoked = state
         .signin()
-        .revoke_user_sessions(&form.user_id)
+        .access()
+        .revoke_sessions(&form.user_id)
         .await
         .map_err(|e| page(&ctx, ApiError::from(e)))?;
     tracing::info!(admin = %me.user.user_id, user_id = %form.user_id, revoked, "sessions revoked from the UI");
@@ -577,6 +576,9 @@ struct UserForm {
     models: String,
     max_budget: String,
     budget_duration: String,
+    /// The binding; absent (an older form): unchanged.
+    sso_issuer: Option<String>,
+    sso_user_id: Option<String>,
 }
 
 async fn user_save(
@@ -611,28 +613,57 @@ async fn user_save(
             "" => None,
             text => Some(text.parse::<BudgetDuration>().map_err(|e| e.to_string())?),
         };
-        Ok((role, models, budget, duration))
+        let binding = match (form.sso_issuer.as_deref(), form.sso_user_id.as_deref()) {
+            (None, None) => None,
+            (issuer, subject) => match (issuer.map(str::trim), subject.map(str::trim)) {
+                (Some(""), Some("")) => Some(None),
+                (Some(issuer), Some(subject)) if !issuer.is_empty() && !subject.is_empty() => {
+                    if [issuer, subject]
+                        .iter()
+                        .any(|v| v.len() > 255 || v.chars().any(char::is_control))
+                    {
+                        return Err("the issuer and the subject are at most 255 characters".into());
+                    }
+                    Some(Some((issuer.to_owned(), subject.to_owned())))
+                }
+                _ => return Err("give both the issuer and the subject, or neither".into()),
+            },
+        };
+        Ok((role, models, budget, duration, binding))
     })();
-    let (role, models, budget, duration) = match parsed {
+    let (role, models, budget, duration, binding) = match parsed {
         Ok(values) => values,
         Err(message) => {
             let done = Done { error: Some(message), ..Done::default() };
             return edit_page(&state, &ctx, &me, &user_id, done).await;
         }
     };
-    let db = |e| page(&ctx, ApiError::database(&e));
+    if let Some(Some((_, subject))) = &binding {
+        let other = store::user_by_subject(state.db().conn(), subject)
+            .await
+            .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+        if let Some(other) = other.filter(|other| other.user_id != user_id) {
+            let message =
+                format!("That subject is already linked to the user {:?}.", other.user_id);
+            let done = Done { error: Some(message), ..Done::default() };
+            return edit_page(&state, &ctx, &me, &user_id, done).await;
+        }
+    }
     let edit = store::UserEdit {
         user_role: Some(role),
         models: Some(models),
         max_budget: Some(budget),
         budget_duration: Some(duration),
+        binding,
         ..store::UserEdit::default()
     };
-    let txn = state.db().write().await.map_err(db)?;
-    if store::edit_user(txn.conn(), &user_id, edit, store::now()).await.map_err(db)?.is_none() {
-        return Err(page(&ctx, ApiError::not_found(format!("no user {user_id:?}"))));
-    }
-    txn.commit().await.map_err(db)?;
+    // In front of LiteLLM the change reaches LiteLLM's user first (a refusal changes nothing).
+    state
+        .signin()
+        .access()
+        .edit_user(&user_id, edit)
+        .await
+        .map_err(|e| page(&ctx, ApiError::from(e)))?;
     tracing::info!(admin = %me.user.user_id, %user_id, "user updated from the UI");
     edit_page(&state, &ctx, &me, &user_id, Done { saved: true, ..Done::default() }).await
 }
@@ -752,18 +783,22 @@ async fn member_add(
         Err(message) => return teams_page(&state, &ctx, &me, Some(message)).await,
     };
     let user_id = form.user_id.trim().to_owned();
-    let db = |e| page(&ctx, ApiError::database(&e));
-    let txn = state.db().write().await.map_err(db)?;
-    let conn = txn.conn();
-    if store::team_by_id(conn, &team_id).await.map_err(db)?.is_none() {
+    let conn = state.db().conn();
+    if store::team_by_id(conn, &team_id)
+        .await
+        .map_err(|e| page(&ctx, ApiError::database(&e)))?
+        .is_none()
+    {
         return Err(page(&ctx, ApiError::not_found(format!("no team {team_id:?}"))));
     }
-    if store::user_by_id(conn, &user_id).await.map_err(db)?.is_none() {
-        drop(txn);
-        return teams_page(&state, &ctx, &me, Some(format!("There is no user {user_id:?}."))).await;
+    match state.signin().access().add_members(&team_id, &[(user_id.clone(), role)], false).await {
+        Ok(()) => {}
+        Err(crate::access::AccessError::NotFound(_)) => {
+            let message = format!("There is no user {user_id:?}.");
+            return teams_page(&state, &ctx, &me, Some(message)).await;
+        }
+        Err(error) => return Err(page(&ctx, ApiError::from(error))),
     }
-    store::upsert_member(conn, &team_id, &user_id, role.as_str()).await.map_err(db)?;
-    txn.commit().await.map_err(db)?;
     Ok(Redirect::to(&format!("{}/ui/teams", state.config().server_root_path)).into_response())
 }
 
@@ -784,9 +819,11 @@ async fn member_remove(
     let Ok(Form(MemberRemoveForm { team_id, user_id })) = form else {
         return Err(page(&ctx, ApiError::bad_request("the form names no team and member")));
     };
-    store::delete_member(state.db().conn(), &team_id, &user_id)
-        .await
-        .map_err(|e| page(&ctx, ApiError::database(&e)))?;
+    match state.signin().access().remove_member(&team_id, &user_id).await {
+        // Already gone (a second click): the page shows the team as it is.
+        Ok(()) | Err(crate::access::AccessError::NotFound(_)) => {}
+        Err(error) => return Err(page(&ctx, ApiError::from(error))),
+    }
     Ok(Redirect::to(&format!("{}/ui/teams", state.config().server_root_path)).into_response())
 }
 

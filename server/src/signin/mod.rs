@@ -264,7 +264,9 @@ pub enum SignInError {
     /// The identity provider could not be reached or answered nonsense (502).
     #[error("{0}")]
     Upstream(String),
-    /// The LiteLLM proxy hookgate is the front door of did not open the session (502).
+    /// The LiteLLM proxy hookgate is the front door of did not open the session (502), or
+    /// holds a user this identity cannot prove is its own (403). The detail goes to the log
+    /// and the sign-in event, never to the browser: it names LiteLLM's internal URL and users.
     #[error("{0}")]
     FrontDoor(#[from] crate::litellm::FrontDoorError),
     /// The database failed.
@@ -285,6 +287,7 @@ impl SignInError {
             | SignInError::Forbidden(_)
             | SignInError::Conflict(_)
             | SignInError::HookRefused { .. } => "refused",
+            SignInError::FrontDoor(error) if error.is_refusal() => "refused",
             _ => "failed",
         }
     }
@@ -717,7 +720,13 @@ impl SignInService {
                         let teams = teams_after(&plan, &snapshot);
                         let user = crate::litellm::SessionUser {
                             user_id: &user_id,
-                            user_email: plan.account.user_email.as_deref(),
+                            // The identity's email, verified or not (only a verified one is
+                            // written), not the row's.
+                            user_email: input.openid.email.as_deref(),
+                            email_verified: input.proof.email_verified,
+                            link_by_email: self.config.link_sso_accounts_by_email,
+                            binding: plan.account.binding.as_ref(),
+                            operator: false,
                             user_role: role,
                             models: &plan.models,
                             max_budget: plan.account.max_budget,
@@ -786,15 +795,27 @@ impl SignInService {
         }
     }
 
-    /// Signs a user out everywhere: each live session stops working at once, in LiteLLM too
-    /// when hookgate is its front door (LiteLLM first: a refusal changes nothing). Returns how
-    /// many sessions there were.
-    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, SignInError> {
-        if let Some(front_door) = &self.front_door {
-            let hashes = store::live_session_hashes(self.db.conn(), user_id).await?;
-            front_door.close_sessions(&hashes).await?;
+    /// Access changes (edits, deletions, memberships, sign-outs), written through to LiteLLM
+    /// when hookgate is its front door.
+    pub fn access(&self) -> crate::access::Access<'_> {
+        crate::access::Access::new(&self.db, self.front_door.as_ref())
+    }
+
+    /// In front of LiteLLM, whether a live hookgate session's key is still live in LiteLLM too:
+    /// a logout in LiteLLM's own UI deletes the key there, and then the session is revoked here
+    /// as well (a logout on either side ends it on both). Always true without a front door.
+    pub async fn session_key_is_live(
+        &self,
+        key: &str,
+        token_hash: &str,
+    ) -> Result<bool, SignInError> {
+        let Some(front_door) = &self.front_door else { return Ok(true) };
+        if front_door.key_is_live(key, token_hash).await? {
+            return Ok(true);
         }
-        Ok(store::revoke_user_sessions(self.db.conn(), user_id).await?)
+        store::revoke_session(self.db.conn(), token_hash).await?;
+        tracing::info!("a session signed out in LiteLLM is revoked here too");
+        Ok(false)
     }
 
     /// Logs a session out of LiteLLM too, when hookgate is its front door.
@@ -872,6 +893,10 @@ impl SignInService {
                 let user = crate::litellm::SessionUser {
                     user_id: &user_id,
                     user_email: None,
+                    email_verified: false,
+                    link_by_email: false,
+                    binding: None,
+                    operator: true,
                     user_role: UserRole::ProxyAdmin,
                     models: &[],
                     max_budget: None,

@@ -438,8 +438,10 @@ enum Found<'s> {
 /// Finds the signing-in user's account:
 /// 1. the account bound to this identity (issuer, subject);
 /// 2. else the account with the chosen user id (or the identity's own id): taken only if it is
-///    bound to nothing and is not reserved (`default_user_id`, `PROXY_ADMIN_ID`); an account
-///    bound to another identity refuses the sign-in;
+///    bound to nothing, is not reserved (`default_user_id`, `PROXY_ADMIN_ID`), and the identity
+///    proves it by a verified email equal to the account's; an account bound to another identity,
+///    or an unbound one the identity cannot prove, refuses the sign-in (an administrator links it
+///    by setting its `sso_issuer` and `sso_user_id`, which step 1 then finds);
 /// 3. else, when allowed, the oldest unbound, unreserved account with the identity's verified
 ///    email (never an account bound to another identity: LiteLLM #36942, CVE-2023-3128).
 fn find_account<'s>(
@@ -473,6 +475,10 @@ fn find_account<'s>(
                     account.user_id
                 )));
             }
+            if !proves_by_email(input, account) {
+                tracing::warn!(user_id = %account.user_id, "sign-in refused: the account is not linked to this identity and its verified email does not match");
+                return Err(not_linked(&account.user_id));
+            }
             return Ok(Found::Stored(account));
         }
         if let Some(index) = hook_users.iter().position(|new| new.account.user_id == id) {
@@ -497,6 +503,25 @@ fn find_account<'s>(
         }
     }
     Ok(Found::Nothing)
+}
+
+/// Whether the identity proves an unbound account it reached by id: the provider verified the
+/// identity's email (the identity's own, not a value a hook chose) and it is the account's.
+fn proves_by_email(input: &Input<'_>, account: &Account) -> bool {
+    match (&input.openid.email, &account.user_email) {
+        (Some(email), Some(stored)) => {
+            input.proof.email_verified && email.eq_ignore_ascii_case(stored)
+        }
+        _ => false,
+    }
+}
+
+/// The refusal for an account that exists but that this sign-in cannot prove is its own.
+pub(crate) fn not_linked(user_id: &str) -> SignInError {
+    forbidden(format!(
+        "the account {user_id:?} exists but is not linked to your sign-in; ask an administrator \
+         to link it to your identity"
+    ))
 }
 
 /// The account a new user gets: the values, then LiteLLM's defaults for what they leave open.

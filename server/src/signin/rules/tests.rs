@@ -452,11 +452,38 @@ fn accounts_are_matched_by_binding_id_then_verified_email() {
     case.snapshot.accounts = vec![stored("kim")];
     assert!(case.refusal().contains("belongs to another sign-in identity"));
 
-    let mut case = Case::new("by id, unbound: taken and bound", "leo");
-    case.proof = oidc("leo-sub", false);
-    case.snapshot.accounts = vec![unbound("leo")];
+    // An unbound account found by id (pre-provisioned by an admin) is taken only with a
+    // verified email equal to its own: a chosen preferred_username proves nothing.
+    let mut leo = unbound("leo");
+    leo.user_email = Some("Leo@Example.test".into());
+    let mut case = Case::new("by id, unbound, verified email matches: taken and bound", "leo");
+    case.proof = oidc("leo-sub", true);
+    case.openid.email = Some("leo@example.test".into());
+    case.snapshot.accounts = vec![leo.clone()];
     let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
     assert_eq!(changes.binding, case.proof.binding);
+    for (name, verified, email) in [
+        ("by id, unbound, email unverified", false, Some("leo@example.test")),
+        ("by id, unbound, another verified email", true, Some("eve@evil.test")),
+        ("by id, unbound, no email", true, None),
+    ] {
+        let mut case = Case::new(name, "leo");
+        case.proof = oidc("eve-sub", verified);
+        case.openid.email = email.map(str::to_owned);
+        case.values.user_email = Some("leo@example.test".into());
+        case.snapshot.accounts = vec![leo.clone()];
+        assert!(case.refusal().contains("not linked to your sign-in"), "{name}");
+    }
+    let mut case = Case::new("by id, unbound account without an email", "leo");
+    case.openid.email = Some("leo@example.test".into());
+    case.snapshot.accounts = vec![Account { user_email: None, ..unbound("leo") }];
+    assert!(case.refusal().contains("not linked to your sign-in"), "header identities too");
+    let mut case = Case::new("pre-bound by an administrator: found by its binding", "leo");
+    case.proof = oidc("leo-sub", false);
+    let mut pre_bound = unbound("leo");
+    pre_bound.binding = case.proof.binding.clone();
+    case.snapshot.accounts = vec![pre_bound];
+    assert_eq!(case.plan().account.user_id, "leo");
 
     let mut case = Case::new("reserved ids", "default_user_id");
     assert!(case.refusal().contains("reserved for the password login"));
