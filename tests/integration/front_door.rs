@@ -98,23 +98,26 @@ fn a_header_sign_in_creates_the_user_in_litellm_and_uses_litellms_key() {
         assert_eq!(created.len(), 1, "{:?}", paths(&fake));
         let body = &created[0].body;
         assert_eq!(body["user_id"], "alice");
-        assert_eq!(body["sso_user_id"], "alice");
+        assert_eq!(body["sso_user_id"], "hookgate:oauth-proxy#alice", "the identity's binding");
         assert_eq!(body["user_email"], "alice@example.test", "lower-cased");
         assert_eq!(body["user_role"], "internal_user");
         assert_eq!(body["models"], json!([]));
         assert_eq!(body["max_budget"], json!(0.01));
         assert_eq!(body["budget_duration"], "1d");
         assert_eq!(body["auto_create_key"], false);
-        assert_eq!(body["metadata"], json!({"auth_provider": "hookgate"}));
+        assert_eq!(
+            body["metadata"],
+            json!({"auth_provider": "hookgate", "hookgate_binding": "hookgate:oauth-proxy#alice"})
+        );
         assert!(fake.requests_to("/user/update").is_empty());
         assert!(fake.requests().iter().all(|r| r.authorized), "every call carries the master key");
-        // LiteLLM's lookup order: id, then sso_user_id, then email; then create; then the key.
+        // The lookup: the binding, then the id, then the (verified) email; create; the key.
         let order: Vec<String> = fake.requests().iter().map(|r| r.path_and_query.clone()).collect();
         assert_eq!(
             order,
             [
+                "/user/list?sso_user_ids=hookgate%3Aoauth-proxy%23alice",
                 "/user/info?user_id=alice",
-                "/user/list?sso_user_ids=alice",
                 "/user/list?user_email=alice%40example.test",
                 "/user/new",
                 "/key/generate",
@@ -259,7 +262,9 @@ fn logout_deletes_the_key_in_litellm_then_the_session() {
         let refused =
             server.post_json("/session/logout", &json!({}), &[("authorization", &bearer)]);
         assert_eq!(refused.status, 502, "{}", refused.body);
-        assert!(refused.body.contains("the database is down"), "{}", refused.body);
+        assert!(refused.body.contains("LiteLLM proxy could not"), "{}", refused.body);
+        assert!(!refused.body.contains("the database is down"), "LiteLLM's words stay in the log");
+        assert!(server.logs().contains("the database is down"), "{}", server.logs());
         assert!(fake.is_live(&key));
         assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
 
@@ -327,10 +332,15 @@ fn an_unreachable_litellm_fails_the_sign_in_and_leaves_no_session() {
         );
         let reply = server.sign_in("frank", "frank@example.test", &[]);
         assert_eq!(reply.status, 502, "{}\n{}", reply.body, server.logs());
-        assert!(reply.body.contains("LiteLLM"), "{}", reply.body);
-        assert!(reply.body.contains(&format!("{url}/user/info")), "{}", reply.body);
-        assert!(reply.body.contains("did not answer looking the user up"), "{}", reply.body);
-        assert!(reply.body.to_lowercase().contains("connect"), "the reason: {}", reply.body);
+        assert!(reply.body.contains("LiteLLM proxy could not"), "{}", reply.body);
+        // LiteLLM's internal URL and the transport error are for the log only.
+        assert!(!reply.body.contains(&url), "{}", reply.body);
+        assert!(!reply.body.to_lowercase().contains("connect"), "{}", reply.body);
+        let request_id = reply.header("x-request-id").expect("a request id").to_owned();
+        assert!(reply.body.contains(&request_id), "the page quotes the request id: {}", reply.body);
+        let logs = server.logs();
+        assert!(logs.contains(&format!("{url}/user/list")), "{logs}");
+        assert!(logs.contains("did not answer looking the user up"), "{logs}");
         assert!(reply.token_cookie().is_none());
         assert!(reply.header("set-cookie").is_none_or(|c| !c.starts_with("token=")));
         assert_eq!(sessions(&server), 0);
@@ -352,7 +362,8 @@ fn a_litellm_that_stops_answering_fails_the_next_sign_in() {
     fake.stop();
     let reply = server.sign_in("gina", "gina@example.test", &[]);
     assert_eq!(reply.status, 502, "{}", reply.body);
-    assert!(reply.body.contains("LiteLLM at"), "{}", reply.body);
+    assert!(reply.body.contains("LiteLLM proxy could not"), "{}", reply.body);
+    assert!(server.logs().contains("LiteLLM at"), "{}", server.logs());
     assert!(reply.token_cookie().is_none());
     assert_eq!(sessions(&server), 1, "only the first sign-in's");
 }
@@ -366,12 +377,13 @@ fn a_refused_key_fails_the_sign_in_with_litellms_message_and_a_retry_succeeds() 
 
         let reply = server.sign_in("hana", "hana@example.test", &[]);
         assert_eq!(reply.status, 502, "{}\n{}", reply.body, server.logs());
+        assert!(!reply.body.contains("budget table"), "{}", reply.body);
         assert!(
-            reply.body.contains(
+            server.logs().contains(
                 "LiteLLM refused minting the session key: HTTP 500: budget table is locked"
             ),
             "{}",
-            reply.body
+            server.logs()
         );
         assert!(reply.token_cookie().is_none());
         assert_eq!(sessions(&server), 0);
@@ -411,9 +423,11 @@ fn a_litellm_user_with_the_email_bound_to_another_identity_is_not_taken_over() {
         let before = fake.users();
 
         let reply = server.sign_in("ivan", "Ivan@Example.test", &[]);
-        assert_eq!(reply.status, 502, "{}\n{}", reply.body, server.logs());
-        assert!(reply.body.contains("LiteLLM's user legacy-ivan"), "{}", reply.body);
-        assert!(reply.body.contains("ivan@example.test"), "{}", reply.body);
+        assert_eq!(reply.status, 403, "{}\n{}", reply.body, server.logs());
+        assert!(reply.body.contains("not linked to your sign-in"), "{}", reply.body);
+        // Who holds the email is not told to whoever asks (enumeration).
+        assert!(!reply.body.contains("legacy-ivan"), "{}", reply.body);
+        assert!(server.logs().contains("legacy-ivan"), "{}", server.logs());
         assert!(reply.token_cookie().is_none());
         assert_eq!(fake.users(), before, "nothing changed in LiteLLM");
         for path in ["/user/new", "/user/update", "/team/member_add", "/key/generate"] {
@@ -421,22 +435,27 @@ fn a_litellm_user_with_the_email_bound_to_another_identity_is_not_taken_over() {
         }
         assert_eq!(sessions(&server), 0);
         let events = server.events();
-        assert_eq!(events.last().map(|e| e.outcome.as_str()), Some("failed"));
+        assert_eq!(events.last().map(|e| e.outcome.as_str()), Some("refused"));
     });
 }
 
 #[test]
-fn a_litellm_user_found_by_email_or_sso_id_is_updated_not_duplicated() {
+fn a_litellm_user_found_by_binding_verified_email_or_an_earlier_hookgate_is_updated() {
     let fake = FakeLitellm::start();
     let server = front_door(&Backend::Sqlite, &fake, &[]);
-    // Same email (other case), not bound to any identity: LiteLLM's own SSO would take it.
-    fake.add_user(json!({"user_id": "old-judy", "user_email": "Judy@Example.test"}));
+    // Same email (other case), bound to nobody: linked by the proxy's verified email, and
+    // marked with the binding (LiteLLM's /user/update cannot set sso_user_id).
+    fake.add_user(json!({"user_id": "old-judy", "user_email": "Judy@Example.test", "metadata": {"team": "x"}}));
     // Bound to this identity under another id.
-    fake.add_user(json!({"user_id": "old-kim", "user_email": "x@y.test", "sso_user_id": "kim"}));
+    fake.add_user(json!({"user_id": "old-kim", "user_email": "x@y.test", "sso_user_id": "hookgate:oauth-proxy#kim"}));
+    // Made by an earlier hookgate for its user of that id (sso_user_id was the user id).
+    fake.add_user(
+        json!({"user_id": "leo", "sso_user_id": "leo", "metadata": {"auth_provider": "hookgate"}}),
+    );
     // A substring match only: not the same email.
     fake.add_user(json!({"user_id": "liam2", "user_email": "liam@example.test.org"}));
 
-    for (user, litellm_id) in [("judy", "old-judy"), ("kim", "old-kim")] {
+    for (user, litellm_id) in [("judy", "old-judy"), ("kim", "old-kim"), ("leo", "leo")] {
         fake.clear_requests();
         let reply = server.sign_in(user, &format!("{user}@example.test"), &[]);
         assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
@@ -448,6 +467,16 @@ fn a_litellm_user_found_by_email_or_sso_id_is_updated_not_duplicated() {
         let record = fake.keys().into_iter().find(|k| k.key == key).unwrap();
         assert_eq!(record.user_id, litellm_id, "the key belongs to LiteLLM's existing user");
     }
+    let judy = fake.user("old-judy").unwrap();
+    assert_eq!(
+        judy["metadata"],
+        json!({"team": "x", "hookgate_binding": "hookgate:oauth-proxy#judy"}),
+        "marked, its own metadata kept"
+    );
+    // Marked: the next sign-in finds it without the email.
+    fake.clear_requests();
+    assert_eq!(server.sign_in("judy", "judy@example.test", &[]).status, 303);
+    assert!(fake.requests_to("/user/update")[0].body.get("metadata").is_none(), "marked once");
     fake.clear_requests();
     let reply = server.sign_in("liam", "liam@example.test", &[]);
     assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
@@ -497,7 +526,8 @@ fn a_password_login_opens_a_litellm_session_for_the_admin() {
             &[("origin", &server.origin())],
         );
         assert!(reply.token_cookie().is_none(), "{reply:?}");
-        assert!(reply.body.contains("maintenance"), "{}", reply.body);
+        assert!(reply.body.contains("LiteLLM proxy could not"), "{}", reply.body);
+        assert!(server.logs().contains("maintenance"), "{}", server.logs());
         assert_eq!(sessions(&server), 2);
     });
 }
@@ -584,7 +614,10 @@ fn an_oidc_sign_in_opens_the_litellm_session_with_the_providers_values() {
         assert_eq!(created.len(), 1, "{:?}", paths(&fake));
         let body = &created[0].body;
         let user_id = body["user_id"].as_str().unwrap();
-        assert_eq!(body["sso_user_id"], user_id);
+        let row = server.users().into_iter().find(|u| u.user_id == user_id).unwrap();
+        assert_eq!(row.sso_issuer.as_deref(), Some(idp.issuer()));
+        let binding = format!("hookgate:{}#{}", idp.issuer(), row.sso_user_id.unwrap());
+        assert_eq!(body["sso_user_id"], binding.as_str(), "issuer and subject");
         assert_eq!(body["user_email"], "alice@example.test");
         assert_eq!(body["user_role"], "proxy_admin", "the provider's admins group");
         assert_eq!(body["max_budget"], json!(null));
@@ -652,14 +685,22 @@ fn ui_logout_and_revocation_go_through_litellm_first() {
         401
     );
 
-    // A key LiteLLM no longer has (deleted there directly): hookgate's logout still completes.
+    // A key LiteLLM no longer has (a logout in LiteLLM's own UI deletes it there): the session
+    // is over here too.
     let key = cookie_key(&server, &server.sign_in("pia", "pia@example.test", &[]));
+    let bearer = format!("Bearer {key}");
     let (status, body) = delete_directly(&fake, &server.master_key, &key);
     assert_eq!(status, 200, "{body}");
-    let bearer = format!("Bearer {key}");
+    let info = server.get("/user/info", &[("authorization", &bearer)]);
+    assert_eq!(info.status, 401, "{}", info.body);
+    assert!(info.body.contains("signed out in the LiteLLM proxy"), "{}", info.body);
+    // hookgate's own logout of it still completes.
     let out = server.post_json("/session/logout", &json!({}), &[("authorization", &bearer)]);
     assert!(out.status < 400, "{} {}", out.status, out.body);
-    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+    let revoked = server.db(async |conn| {
+        session::Entity::find_by_id(sha256_hex(&key)).one(conn).await.unwrap().unwrap().revoked_at
+    });
+    assert!(revoked.is_some(), "the session row is revoked, not only refused");
 
     // LiteLLM refuses the revocation: nothing is revoked, in either place.
     let key = cookie_key(&server, &server.sign_in("pia", "pia@example.test", &[]));
@@ -670,7 +711,7 @@ fn ui_logout_and_revocation_go_through_litellm_first() {
         &[("authorization", &server.master_auth())],
     );
     assert_eq!(revoke.status, 502, "{}", revoke.body);
-    assert!(revoke.body.contains("try later"), "{}", revoke.body);
+    assert!(server.logs().contains("try later"), "{}", server.logs());
     assert!(fake.is_live(&key));
     assert_eq!(
         server.get("/user/info", &[("authorization", &format!("Bearer {key}"))]).status,

@@ -1,6 +1,7 @@
 //! An in-process LiteLLM proxy for the integration tests: the part of LiteLLM's management API
 //! hookgate calls as LiteLLM's front door (`/user/info`, `/user/list`, `/user/new`,
-//! `/user/update`, `/team/member_add`, `/key/generate`, `/key/delete`), with users, teams and
+//! `/user/update`, `/team/member_add`, `/team/member_delete`, `/key/generate`, `/key/info`,
+//! `/key/delete`), with users, teams and
 //! keys kept in memory, the master key checked on every call, every request recorded, failures
 //! on demand, and `/chat/completions` answering 200 only for a live key (generated, not deleted).
 //!
@@ -8,7 +9,9 @@
 //! `{"error": {"message", "type", "param", "code"}}` (FastAPI's `{"detail": …}` for a missing
 //! team and unknown routes); `/user/info` answers 404 for an unknown user; `/user/list?user_email=`
 //! is a case-insensitive substring match and `?sso_user_ids=` exact; `/user/new` answers 409 for
-//! a taken id or email (any case) and 500 for a taken `sso_user_id`; `/user/update` upserts;
+//! a taken id or email (any case) and 500 for a taken `sso_user_id`; `/user/update` upserts,
+//! ignores `sso_user_id` and an empty `models`; `/key/info` answers 404 for a deleted key;
+//! `/team/member_delete` answers 400 for an unknown team or a non-member;
 //! `/team/member_add` answers 404 for an unknown team and 400 `team_member_already_in_team` for
 //! a member; `/key/generate` mints `sk-` + 22 characters whose token is its SHA-256 hex;
 //! `/key/delete` takes keys raw or as tokens, and answers 404 when it finds none.
@@ -345,7 +348,12 @@ async fn handle(
                 .users
                 .entry(id.clone())
                 .or_insert_with(|| json!({"user_id": id, "teams": [], "user_role": null}));
+            // LiteLLM's update request has no `sso_user_id` (it is dropped: the binding can
+            // only be set at creation), and an empty `models` list leaves the models as they are.
             for (field, value) in body.as_object().into_iter().flatten() {
+                if field == "sso_user_id" || (field == "models" && value == &json!([])) {
+                    continue;
+                }
                 row[field.as_str()] = value.clone();
             }
             Json(json!({"user_id": id, "data": row.clone()})).into_response()
@@ -386,6 +394,43 @@ async fn handle(
                 }
             }
             Json(json!({"team_id": team, "updated_users": new})).into_response()
+        }
+        ("GET", "/key/info") => {
+            let given = query.get("key").cloned().unwrap_or_default();
+            match data
+                .keys
+                .iter()
+                .find(|record| !record.deleted && (record.key == given || record.token == given))
+            {
+                Some(record) => Json(json!({"key": record.token, "info": {"user_id": record.user_id, "team_id": record.request["team_id"]}}))
+                    .into_response(),
+                None => error(404, "Key not found in database", "not_found_error"),
+            }
+        }
+        ("POST", "/team/member_delete") => {
+            let team = str_of(&body, "team_id").unwrap_or_default().to_owned();
+            let user = str_of(&body, "user_id").unwrap_or_default().to_owned();
+            let Some(members) = data.teams.get_mut(&team) else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"detail": {"error": format!("Team id={team} does not exist in db")}})),
+                )
+                    .into_response();
+            };
+            let Some(at) = members.iter().position(|member| *member == user) else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"detail": {"error": "User not found in team"}})),
+                )
+                    .into_response();
+            };
+            members.remove(at);
+            if let Some(teams) =
+                data.users.get_mut(&user).and_then(|row| row["teams"].as_array_mut())
+            {
+                teams.retain(|t| t.as_str() != Some(team.as_str()));
+            }
+            Json(json!({"team_id": team})).into_response()
         }
         ("POST", "/key/generate") => {
             let user_id = str_of(&body, "user_id").unwrap_or_default().to_owned();
