@@ -297,6 +297,21 @@ impl TestServer {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// Whether the log has a line containing `text`, waiting up to 5 s for it: a line the
+    /// server wrote before answering may reach the reader thread after the answer.
+    pub fn logged(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.logs.lock().unwrap().iter().any(|line| line.contains(text)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The config file's folder.
     pub fn dir(&self) -> PathBuf {
         self.scratch.path().to_owned()
