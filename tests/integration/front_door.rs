@@ -28,7 +28,11 @@ fn config_for(url: &str) -> String {
 }
 
 /// A server in front of `fake`, which is told the server's master key.
-fn front_door(backend: &Backend, fake: &FakeLitellm, env: &[(&str, &str)]) -> TestServer {
+pub(crate) fn front_door(
+    backend: &Backend,
+    fake: &FakeLitellm,
+    env: &[(&str, &str)],
+) -> TestServer {
     let config = config_for(fake.url());
     let server = TestServer::start_with(
         backend,

@@ -8,10 +8,13 @@
 //! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
 //! * `ui`: the Admin UI pages and the password fallback;
 //! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
+//! * `accounts`: one identity rule for hookgate's and LiteLLM's accounts, and access changes
+//!   written through to LiteLLM;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
 
+mod accounts;
 mod cli;
 mod connections;
 mod front_door;

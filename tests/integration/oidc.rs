@@ -20,7 +20,12 @@ fn config(extra: &str) -> String {
         .replace("  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n", extra)
 }
 
-fn start(backend: &Backend, idp: &FakeIdp, extra: &str, more_env: &[(&str, &str)]) -> TestServer {
+pub(crate) fn start(
+    backend: &Backend,
+    idp: &FakeIdp,
+    extra: &str,
+    more_env: &[(&str, &str)],
+) -> TestServer {
     let env = idp.env();
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     pairs.extend_from_slice(more_env);
@@ -60,7 +65,7 @@ fn finish(server: &TestServer, legs: &Legs) -> Reply {
     )
 }
 
-fn sign_in(server: &TestServer) -> Reply {
+pub(crate) fn sign_in(server: &TestServer) -> Reply {
     finish(server, &to_provider_and_back(server))
 }
 
@@ -346,7 +351,7 @@ fn generic_settings_are_checked_at_startup() {
     assert!(stderr.contains("GOOGLE_CLIENT_SECRET is required"), "{stderr}");
 }
 
-fn as_user(idp: &FakeIdp, sub: &str, username: &str, email: &str, verified: bool) {
+pub(crate) fn as_user(idp: &FakeIdp, sub: &str, username: &str, email: &str, verified: bool) {
     idp.set(Behavior {
         claims: serde_json::json!({
             "sub": sub,
@@ -359,7 +364,7 @@ fn as_user(idp: &FakeIdp, sub: &str, username: &str, email: &str, verified: bool
     });
 }
 
-fn user_row(server: &TestServer, user_id: &str) -> Option<user::Model> {
+pub(crate) fn user_row(server: &TestServer, user_id: &str) -> Option<user::Model> {
     let id = user_id.to_owned();
     server.db(async move |conn| user::Entity::find_by_id(id).one(conn).await.unwrap())
 }
