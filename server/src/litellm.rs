@@ -274,18 +274,23 @@ impl FrontDoor {
         }
     }
 
-    /// Whether LiteLLM still has this session key (`token_hash` is its SHA-256): a logout in
-    /// LiteLLM's own UI deletes it. LiteLLM's "yes" is trusted for [`LIVE_KEY_TTL`]; a "no" is
+    /// Whether LiteLLM still has this session key (`token_hash` is its SHA-256) as an active
+    /// key: a logout in LiteLLM's own UI deletes it. LiteLLM's "yes" is trusted for [`LIVE_KEY_TTL`]; a "no" is
     /// final, and a key closed through hookgate is forgotten at once.
-    pub async fn key_is_live(&self, key: &str, token_hash: &str) -> Result<bool, FrontDoorError> {
+    pub async fn key_is_live(&self, token_hash: &str) -> Result<bool, FrontDoorError> {
         let fresh = |at: &Instant| at.elapsed() < LIVE_KEY_TTL;
         if self.live_keys().get(token_hash).is_some_and(fresh) {
             return Ok(true);
         }
         let step = "checking the session key";
-        let path = format!("/key/info?key={}", encode(key));
+        // The hash, not the key: a query string is written verbatim into access logs.
+        let path = format!("/key/info?key={}", encode(token_hash));
         let live = match self.call(reqwest::Method::GET, &path, step, None).await? {
-            (200, _) => true,
+            // LiteLLM serves deleted keys from its archive, with a status.
+            (200, body) => match body.pointer("/info/status").and_then(Value::as_str) {
+                Some(status) => status == "active",
+                None => body.pointer("/info/blocked").and_then(Value::as_bool) != Some(true),
+            },
             (404, _) => false,
             (status, body) => return Err(refused(step, status, &body)),
         };

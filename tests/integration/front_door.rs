@@ -701,6 +701,12 @@ fn ui_logout_and_revocation_go_through_litellm_first() {
         session::Entity::find_by_id(sha256_hex(&key)).one(conn).await.unwrap().unwrap().revoked_at
     });
     assert!(revoked.is_some(), "the session row is revoked, not only refused");
+    let asked = fake.requests_to("/key/info");
+    assert!(!asked.is_empty());
+    for request in asked {
+        assert!(request.path_and_query.ends_with(&sha256_hex(&key)), "{}", request.path_and_query);
+        assert!(!request.path_and_query.contains("sk-"), "the key itself never goes in a URL");
+    }
     // A logout through hookgate of a key LiteLLM no longer has: already over, and said so.
     let key = cookie_key(&server, &server.sign_in("pia", "pia@example.test", &[]));
     let (status, body) = delete_directly(&fake, &server.master_key, &key);

@@ -10,7 +10,8 @@
 //! team and unknown routes); `/user/info` answers 404 for an unknown user; `/user/list?user_email=`
 //! is a case-insensitive substring match and `?sso_user_ids=` exact; `/user/new` answers 409 for
 //! a taken id or email (any case) and 500 for a taken `sso_user_id`; `/user/update` upserts,
-//! ignores `sso_user_id` and an empty `models`; `/key/info` answers 404 for a deleted key;
+//! ignores `sso_user_id` and an empty `models`; `/key/info` answers a deleted key with
+//! `"status": "deleted"` (from LiteLLM's archive) and an unknown one with 404;
 //! `/team/member_delete` answers 400 for an unknown team or a non-member;
 //! `/team/member_add` answers 404 for an unknown team and 400 `team_member_already_in_team` for
 //! a member; `/key/generate` mints `sk-` + 22 characters whose token is its SHA-256 hex;
@@ -397,13 +398,13 @@ async fn handle(
         }
         ("GET", "/key/info") => {
             let given = query.get("key").cloned().unwrap_or_default();
-            match data
-                .keys
-                .iter()
-                .find(|record| !record.deleted && (record.key == given || record.token == given))
-            {
-                Some(record) => Json(json!({"key": record.token, "info": {"user_id": record.user_id, "team_id": record.request["team_id"]}}))
-                    .into_response(),
+            // LiteLLM serves a deleted key from its archive, with status "deleted".
+            match data.keys.iter().find(|record| record.key == given || record.token == given) {
+                Some(record) => {
+                    let status = if record.deleted { "deleted" } else { "active" };
+                    let info = json!({"user_id": record.user_id, "team_id": record.request["team_id"], "status": status});
+                    Json(json!({"key": given, "info": info})).into_response()
+                }
                 None => error(404, "Key not found in database", "not_found_error"),
             }
         }

@@ -126,7 +126,7 @@ impl FromRequestParts<AppState> for Caller {
             Ok(Some(_))
                 if !state
                     .signin()
-                    .session_key_is_live(&key, &token_hash)
+                    .session_key_is_live(&token_hash)
                     .await
                     .map_err(|error| ctx.json_error(ApiError::from(error)))? =>
             {

@@ -83,7 +83,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<UiUse
         return Ok(None);
     };
     // In front of LiteLLM: a session signed out there is signed out here.
-    if !state.signin().session_key_is_live(&claims.key, &token_hash).await? {
+    if !state.signin().session_key_is_live(&token_hash).await? {
         return Ok(None);
     }
     // The role as stored now: a demotion takes effect on the next page.

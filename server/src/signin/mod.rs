@@ -804,13 +804,9 @@ impl SignInService {
     /// In front of LiteLLM, whether a live hookgate session's key is still live in LiteLLM too:
     /// a logout in LiteLLM's own UI deletes the key there, and then the session is revoked here
     /// as well (a logout on either side ends it on both). Always true without a front door.
-    pub async fn session_key_is_live(
-        &self,
-        key: &str,
-        token_hash: &str,
-    ) -> Result<bool, SignInError> {
+    pub async fn session_key_is_live(&self, token_hash: &str) -> Result<bool, SignInError> {
         let Some(front_door) = &self.front_door else { return Ok(true) };
-        if front_door.key_is_live(key, token_hash).await? {
+        if front_door.key_is_live(token_hash).await? {
             return Ok(true);
         }
         store::revoke_session(self.db.conn(), token_hash).await?;
