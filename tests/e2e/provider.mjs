@@ -12,6 +12,11 @@ const issuer = `http://127.0.0.1:${port}`;
 const users = {
   alice: { email: 'alice@example.test', name: 'Alice Liddell', given_name: 'Alice', family_name: 'Liddell', groups: ['admins', 'staff'] },
   bob: { email: 'bob@example.test', name: 'Bob Builder', given_name: 'Bob', family_name: 'Builder', groups: ['staff'] },
+  // Scenario D's attackers (security review 3, H1): one holds an UNVERIFIED copy of LiteLLM's
+  // CFO's email, the other chose a preferred_username that is a LiteLLM user bound to LiteLLM's
+  // own single sign-on.
+  mallory: { email: 'cfo@example.test', email_verified: false, name: 'Mallory', groups: [] },
+  intruder: { email: 'intruder@example.test', preferred_username: 'litellm-admin', name: 'Intruder', groups: ['admins'] },
 };
 
 const configuration = {

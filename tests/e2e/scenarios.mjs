@@ -348,7 +348,8 @@ if (!FD_URL) {
     // example-plugins/custom_sso: not in `admins` → internal_user with 0.01 USD a day.
     assert(user.user_role === 'internal_user', `role: ${JSON.stringify(user)}`);
     assert(user.max_budget === 0.01 && user.budget_duration === '1d', `budget: ${JSON.stringify(user)}`);
-    assert(user.user_email === 'bob@example.test' && user.sso_user_id === 'bob', `identity: ${JSON.stringify(user)}`);
+    // LiteLLM's sso_user_id carries hookgate's binding: the proxy's issuer and bob's subject.
+    assert(user.user_email === 'bob@example.test' && user.sso_user_id === 'hookgate:oauth-proxy#bob', `identity: ${JSON.stringify(user)}`);
     const row = fdSql("SELECT user_role || '|' || max_budget FROM users WHERE user_id = 'bob'");
     assert(row === 'internal_user|0.01', `hookgate's row: ${row}`);
   });
@@ -380,6 +381,95 @@ if (!FD_URL) {
     assert(out.status === 200, `logout: ${out.status} ${out.body}`);
     assert((await chat(FD_OIDC_URL, claims.key)).status === 401, 'the key is gone after logout');
     await context.close();
+  });
+
+  await check('D7 an unverified email and a foreign-bound id get no LiteLLM key, and LiteLLM\'s own users stay as they were', async () => {
+    // LiteLLM's own users, made through its API: an invited admin bound to no sign-in identity,
+    // and an admin bound to LiteLLM's own single sign-on.
+    for (const body of [
+      { user_id: 'u-cfo-1234', user_email: 'CFO@example.test', user_role: 'proxy_admin', max_budget: 100, auto_create_key: false },
+      { user_id: 'litellm-admin', user_email: 'it-admin@example.test', user_role: 'proxy_admin', sso_user_id: 'litellm-own-sso-xyz', auto_create_key: false },
+    ]) {
+      const res = await request(`${LITELLM_URL}/user/new`, { method: 'POST', headers: admin, body: JSON.stringify(body) });
+      assert(res.status === 200, `seeding ${body.user_id}: ${res.status} ${res.body}`);
+    }
+    const shape = (u) => JSON.stringify([u.user_role, u.user_email, u.sso_user_id, u.max_budget, u.budget_duration, u.metadata]);
+    const before = { cfo: shape(await litellmUser('u-cfo-1234')), admin: shape(await litellmUser('litellm-admin')) };
+    const keysBefore = fdSql('SELECT count(*) FROM sessions');
+
+    // The unverified CFO email: mallory signs in as herself, and nothing of the CFO's is touched.
+    let context = await newContext();
+    let page = await context.newPage();
+    await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+    await logInAtProvider(page, 'mallory');
+    await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
+    const claims = await frontDoorToken(context, FD_OIDC_URL);
+    assert(claims.user_id === 'mallory', `claims: ${JSON.stringify(claims)}`);
+    const mallory = await litellmUser('mallory');
+    assert(mallory.user_email === null, `an unverified email was written to LiteLLM: ${JSON.stringify(mallory)}`);
+    await context.close();
+
+    // The chosen preferred_username: refused with a page that names no one, no cookie.
+    context = await newContext();
+    page = await context.newPage();
+    let signIn;
+    page.on('response', (res) => {
+      if (res.url().startsWith(`${FD_OIDC_URL}/sso/callback`)) signIn = res;
+    });
+    await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+    await logInAtProvider(page, 'intruder');
+    await page.waitForURL((url) => url.pathname === '/sso/callback');
+    await page.waitForLoadState('load');
+    assert(signIn?.status() === 403, `status ${signIn?.status()}`);
+    const body = await page.textContent('body');
+    assert(body.includes('not linked to your sign-in') && !body.includes('litellm-admin'), `page: ${body}`);
+    await page.screenshot({ path: `${SHOTS}/front-door-not-linked.png`, fullPage: true });
+    assert(!(await context.cookies(FD_OIDC_URL)).some((c) => c.name === 'token'), 'a token cookie was set');
+    await context.close();
+
+    const after = { cfo: shape(await litellmUser('u-cfo-1234')), admin: shape(await litellmUser('litellm-admin')) };
+    assert(after.cfo === before.cfo, `the CFO changed: ${before.cfo} -> ${after.cfo}`);
+    assert(after.admin === before.admin, `LiteLLM's admin changed: ${before.admin} -> ${after.admin}`);
+    // Only mallory's session was opened (hookgate records every key it had LiteLLM mint).
+    assert(Number(fdSql('SELECT count(*) FROM sessions')) === Number(keysBefore) + 1, 'one new session');
+    assert(fdSql("SELECT count(*) FROM users WHERE user_id IN ('u-cfo-1234', 'litellm-admin')") === '0', 'hookgate wrote a victim');
+    const event = fdSql("SELECT outcome || '|' || coalesce(reason, '') FROM sign_in_events ORDER BY id DESC LIMIT 1");
+    assert(event.startsWith('refused|litellm: ') && event.includes('bound to another sign-in identity'), `event: ${event}`);
+  });
+
+  await check('D8 a LiteLLM-side logout ends the hookgate session; a demotion shows in LiteLLM at once; after a deletion LiteLLM refuses the key', async () => {
+    const signInAlice = async () => {
+      const context = await newContext();
+      const page = await context.newPage();
+      await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+      await logInAtProvider(page, 'alice');
+      await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
+      const claims = await frontDoorToken(context, FD_OIDC_URL);
+      await context.close();
+      return claims.key;
+    };
+    // Logged out in LiteLLM (its own /session/logout, which its UI calls): hookgate refuses the key too.
+    let key = await signInAlice();
+    const bearer = { authorization: `Bearer ${key}` };
+    const out = await request(`${FD_OIDC_URL}/session/logout`, { method: 'POST', headers: bearer });
+    assert(out.status === 200, `LiteLLM's logout: ${out.status} ${out.body}`);
+    const stale = await request(`${G_URL}/user/info`, { headers: bearer });
+    assert(stale.status === 401 && stale.body.includes('signed out in the LiteLLM proxy'), `hookgate after LiteLLM's logout: ${stale.status} ${stale.body}`);
+
+    key = await signInAlice();
+    assert((await litellmUser('alice')).user_role === 'proxy_admin', 'alice starts as an admin');
+    const demote = await request(`${G_URL}/user/update`, { method: 'POST', headers: admin, body: JSON.stringify({ user_id: 'alice', user_role: 'internal_user_viewer' }) });
+    assert(demote.status === 200, `demote: ${demote.status} ${demote.body}`);
+    const demoted = await litellmUser('alice');
+    assert(demoted.user_role === 'internal_user_viewer', `LiteLLM's alice right after the demotion: ${JSON.stringify(demoted)}`);
+
+    assert((await chat(FD_OIDC_URL, key)).status === 200, 'the key works before the deletion');
+    const del = await request(`${G_URL}/user/delete`, { method: 'POST', headers: admin, body: JSON.stringify({ user_ids: ['alice'] }) });
+    assert(del.status === 200, `delete: ${del.status} ${del.body}`);
+    const after = await chat(FD_OIDC_URL, key);
+    assert(after.status === 401, `LiteLLM after the deletion: ${after.status} ${after.body}`);
+    const revoke = await request(`${G_URL}/session/revoke`, { method: 'POST', headers: admin, body: JSON.stringify({ user_id: 'alice' }) });
+    assert(revoke.status === 200, `revoke after delete: ${revoke.status} ${revoke.body}`);
   });
 
   await check('D6 LiteLLM down: a sign-in answers 502 naming LiteLLM, sets no token cookie, opens no session', async () => {
