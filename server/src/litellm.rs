@@ -184,6 +184,14 @@ impl FrontDoor {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the TLS backend initialises");
+        if sends_key_in_clear(base) {
+            tracing::warn!(
+                litellm_proxy_url = base,
+                "litellm_proxy_url is plain http:// to a host that is not this one: LiteLLM's \
+                 master key crosses the network in clear on every call; use https:// or a \
+                 private network"
+            );
+        }
         FrontDoor {
             base: base.trim_end_matches('/').to_owned(),
             master_key,
@@ -689,6 +697,21 @@ fn error_chain(error: &reqwest::Error) -> String {
     text
 }
 
+/// Whether calls to `base` would carry the master key in clear beyond this host: `http://` to a
+/// host that is not a loopback address or `localhost`.
+fn sends_key_in_clear(base: &str) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
 /// Percent-encodes a query value.
 fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -727,6 +750,42 @@ mod tests {
         assert_eq!(litellm_role(UserRole::OrgAdmin), "internal_user");
         assert_eq!(litellm_role(UserRole::InternalUserViewer), "internal_user_viewer");
         assert_eq!(litellm_role(UserRole::Team), "internal_user_viewer");
+    }
+
+    #[test]
+    fn plain_http_beyond_this_host_is_flagged() {
+        for clear in
+            ["http://litellm.internal:4000", "http://10.0.0.5", "http://[2001:db8::1]:4000/x"]
+        {
+            assert!(sends_key_in_clear(clear), "{clear}");
+        }
+        for fine in [
+            "https://litellm.example.com",
+            "http://127.0.0.1:4000",
+            "http://localhost:4000/litellm",
+            "http://[::1]:4000",
+        ] {
+            assert!(!sends_key_in_clear(fine), "{fine}");
+        }
+    }
+
+    #[test]
+    fn litellm_users_belong_to_the_binding_they_carry() {
+        let ours = "hookgate:https://idp.example#sub-1";
+        let owner = |row: Value, user_id: &str| Found::of(&row).owner(Some(ours), user_id);
+        assert_eq!(owner(json!({"user_id": "a", "sso_user_id": ours}), "a"), Owner::Ours);
+        let marked = json!({"user_id": "a", "metadata": {"hookgate_binding": ours}});
+        assert_eq!(owner(marked, "x"), Owner::Ours, "linked by hookgate, under any id");
+        let legacy =
+            json!({"user_id": "a", "sso_user_id": "a", "metadata": {"auth_provider": "hookgate"}});
+        assert_eq!(owner(legacy.clone(), "a"), Owner::Ours, "made by an earlier hookgate");
+        assert_eq!(owner(legacy, "b"), Owner::Other, "for another hookgate user");
+        let litellms = json!({"user_id": "a", "sso_user_id": "a"});
+        assert_eq!(owner(litellms, "a"), Owner::Other, "LiteLLM's own SSO, same id");
+        let other = json!({"user_id": "a", "metadata": {"hookgate_binding": "hookgate:x#y"}});
+        assert_eq!(owner(other, "a"), Owner::Other);
+        assert_eq!(owner(json!({"user_id": "a", "sso_user_id": ""}), "a"), Owner::Nobody);
+        assert_eq!(owner(json!({"user_id": "a"}), "a"), Owner::Nobody);
     }
 
     #[test]

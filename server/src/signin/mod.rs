@@ -706,6 +706,9 @@ impl SignInService {
         let mut reused = read_before;
         // The LiteLLM session, once opened, serves every attempt; closed again if none lands.
         let mut litellm: Option<crate::litellm::Session> = None;
+        // What the LiteLLM session was opened for: a plan made again that differs (another
+        // user, role or models) needs a session of its own.
+        let mut opened_for: Option<(String, UserRole, Vec<String>)> = None;
         let outcome = async {
             for _ in 0..MAX_PLAN_ATTEMPTS {
                 let now = store::now();
@@ -713,6 +716,10 @@ impl SignInService {
                 let plan = rules::decide(input, &snapshot, &self.config, now)?;
                 let (user_id, role, is_new) =
                     (plan.account.user_id.clone(), plan.role, plan.is_new);
+                let wanted = (user_id.clone(), role, plan.models.clone());
+                if litellm.is_some() && opened_for.as_ref() != Some(&wanted) {
+                    self.discard_litellm_session(litellm.take()).await;
+                }
                 let key = match (&self.front_door, &litellm) {
                     (None, _) => SessionKey::new(),
                     (Some(_), Some(session)) => SessionKey::of(session),
@@ -736,6 +743,7 @@ impl SignInService {
                         let session = front_door.open_session(&user).await?;
                         let key = SessionKey::of(&session);
                         litellm = Some(session);
+                        opened_for = Some(wanted);
                         key
                     }
                 };
