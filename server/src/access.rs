@@ -222,10 +222,10 @@ impl<'a> Access<'a> {
             txn.commit().await
         }
         .await;
-        if let (Err(_), Some((front_door, litellm_user))) = (&deleted, &removed_in_litellm) {
-            if let Err(error) = front_door.add_member(team_id, litellm_user).await {
-                tracing::error!(%team_id, %litellm_user, "could not undo a member removal in LiteLLM: {error}");
-            }
+        if let (Err(_), Some((front_door, litellm_user))) = (&deleted, &removed_in_litellm)
+            && let Err(error) = front_door.add_member(team_id, litellm_user).await
+        {
+            tracing::error!(%team_id, %litellm_user, "could not undo a member removal in LiteLLM: {error}");
         }
         Ok(deleted?)
     }
