@@ -334,3 +334,124 @@ fn a_database_that_does_not_exist_is_not_created() {
         .collect();
     assert_eq!(left, ["config.yaml"], "nothing beside the config (no master key file either)");
 }
+
+/// Every file in `dir` with its bytes, by name; a SQLite `-shm` file without them: it is the
+/// shared memory of the connections (an index of the `-wal` file that any reader may rebuild),
+/// not part of the database.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = if name.ends_with("-shm") {
+                Vec::new()
+            } else {
+                std::fs::read(entry.path()).unwrap()
+            };
+            (name, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The migrations recorded in the server's database.
+fn migrations(server: &TestServer) -> Vec<String> {
+    server.db(async |conn| {
+        use sea_orm::{ConnectionTrait, Statement};
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT version FROM seaql_migrations ORDER BY version",
+            ))
+            .await
+            .unwrap();
+        rows.iter().map(|row| row.try_get::<String>("", "version").unwrap()).collect()
+    })
+}
+
+/// The names of the files that differ between two [`files_in`] listings.
+fn changed(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut names: Vec<String> = after
+        .iter()
+        .filter(|file| !before.contains(file))
+        .chain(before.iter().filter(|file| !after.contains(file)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.dedup();
+    names
+}
+
+#[test]
+fn try_opens_the_database_read_only_and_never_migrates_it() {
+    for_each_backend(|backend| {
+        let mut server = TestServer::start(backend);
+        assert_eq!(server.sign_in("jo", "jo@example.com", &[]).status, 303);
+        server.stop();
+        let sqlite = *backend == Backend::Sqlite;
+        let dir = server.dir();
+        let args =
+            ["--header", "x-forwarded-user: jo", "--header", "x-forwarded-email: jo@example.com"];
+        let rehearses_and_changes_nothing = |state: &str| {
+            let before = files_in(&dir);
+            let output = try_on(&server, &args);
+            let (stdout, stderr) = output_text(&output);
+            assert!(output.status.success(), "{state}: {stdout}\n{stderr}");
+            assert!(stdout.contains("  issue a session for jo as "), "{state}: {stdout}");
+            assert_eq!(changed(&before, &files_in(&dir)), Vec::<String>::new(), "{state}");
+        };
+
+        // The schema is this build's: the rehearsal runs and leaves every file as it was (no
+        // journal mode written): as the stopped server left them, and then closed cleanly (a
+        // WAL database without -wal or -shm, which a read-only open would otherwise create).
+        rehearses_and_changes_nothing("as the server left it");
+        if sqlite {
+            server.db(async |conn| {
+                use sea_orm::ConnectionTrait;
+                conn.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await.unwrap();
+            });
+            let names: Vec<String> = files_in(&dir).into_iter().map(|(name, _)| name).collect();
+            assert_eq!(names, ["config.yaml", "hookgate.db"], "closed cleanly");
+            rehearses_and_changes_nothing("closed cleanly");
+        }
+
+        // The review's reproduction: a database one migration behind, in rollback-journal mode.
+        let applied = migrations(&server);
+        assert_eq!(applied.last().map(String::as_str), Some("m20261201_000003_identity_binding"));
+        let previous = applied[applied.len() - 2].clone();
+        server.db(async |conn| {
+            use sea_orm::ConnectionTrait;
+            if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+                conn.execute_unprepared("PRAGMA journal_mode=DELETE").await.unwrap();
+            }
+            for statement in [
+                "DROP INDEX sign_in_events_at",
+                "DROP INDEX sessions_expires_at",
+                "ALTER TABLE users DROP COLUMN sso_issuer",
+                "DELETE FROM seaql_migrations WHERE version = 'm20261201_000003_identity_binding'",
+            ] {
+                conn.execute_unprepared(statement).await.unwrap();
+            }
+        });
+        let before = files_in(&dir);
+        let output = try_on(&server, &args);
+        let (stdout, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        // The URL is named with its password masked, then the refusal.
+        assert!(stderr.contains("error: cannot rehearse on the database "), "{stderr}");
+        let refusal = format!(
+            ": the database is at migration {previous}, this build needs \
+             m20261201_000003_identity_binding (not applied: m20261201_000003_identity_binding); \
+             hookgate try never migrates or writes the database: rehearse on a copy"
+        );
+        assert!(stderr.contains(&refusal), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(
+            migrations(&server).last(),
+            Some(&previous),
+            "hookgate try migrated the database"
+        );
+        assert_eq!(changed(&before, &files_in(&dir)), Vec::<String>::new());
+    });
+}
