@@ -455,3 +455,51 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
         assert_eq!(changed(&before, &files_in(&dir)), Vec::<String>::new());
     });
 }
+
+#[test]
+fn a_try_interrupted_during_a_hook_leaves_nothing_behind() {
+    // The database does not exist: the rehearsal runs over an empty one, which it used to make
+    // in `$TMPDIR/hookgate-try-<pid>-<hex>/` and leave there when killed.
+    let scratch = hookgate_tests::Scratch::new();
+    let text = config("fixture_misbehaving.slow_sign_in", "custom_sso.custom_sso_handler")
+        .replace("{plugins}", &hookgate_tests::build_dir().display().to_string());
+    let config = scratch.write("config.yaml", text).display().to_string();
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let calls = scratch.path().join("calls");
+    let url = format!("sqlite://{}", scratch.path().join("never.db").display());
+    let mut command = std::process::Command::new(hookgate_tests::hookgate_bin());
+    command
+        .args(["try", "--config", &config, "--header", "x-forwarded-user: kit"])
+        .args(["--header", "x-sleep-ms: 120000"])
+        .env("HOOKGATE_LOG", "warn")
+        .env("DATABASE_URL", &url)
+        .env("TMPDIR", &tmp)
+        .env("HOOKGATE_FIXTURE_CALLS", &calls)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for name in hookgate_tests::LITELLM_VARIABLES {
+        command.env_remove(name);
+    }
+    let mut child = command.spawn().expect("start hookgate try");
+    // Wait until the hook runs (it writes a line first), or the rehearsal ends.
+    let started = std::time::Instant::now();
+    while !calls.exists() && child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the hook never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let during: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed: {status}");
+    assert_eq!(during, Vec::<String>::new(), "files in TMPDIR while the hook ran");
+    let after: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(after, Vec::<String>::new(), "files left in TMPDIR");
+    assert!(!scratch.path().join("never.db").exists());
+}
