@@ -55,35 +55,34 @@ pub fn master_key(config: &Config, database_url: &str) -> anyhow::Result<Secret>
     }
 }
 
-/// `hookgate try`: a sign-in rehearsed over the configured database, with a throw-away session
-/// signer (it mints no session). A SQLite database that does not exist yet is not created: the
-/// rehearsal runs over an empty one in a temporary directory, removed afterwards.
+/// `hookgate try`: a sign-in rehearsed over the configured database, opened read-only and never
+/// migrated ([`Db::open_read_only`]: a schema that is not this build's is refused), with no
+/// database writer and a throw-away session signer (it mints no session). A SQLite database
+/// that does not exist yet is not created: the rehearsal runs over an empty one in memory.
 pub async fn rehearse(
     config: Config,
     plugins: Plugins,
     rehearsal: crate::signin::Rehearsal,
 ) -> anyhow::Result<crate::signin::Rehearsed> {
-    let mut url = database_url(&config);
-    // Removed when this returns, whatever happens.
-    let mut _scratch = None;
-    if let DatabaseKind::Sqlite(path) = db::database_kind(&url)?
-        && !path.exists()
-    {
-        let dir = crate::private_dir::PrivateDir::create("hookgate-try")
-            .context("cannot make a private folder for the empty database")?;
-        tracing::warn!(
-            "the database {} does not exist yet: rehearsing over an empty one (hookgate try \
-             creates nothing)",
-            path.display()
-        );
-        url = format!("sqlite://{}", dir.path().join("empty.db").display());
-        _scratch = Some(dir);
-    }
-    let db = Db::connect(&url)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
-    let signer = TokenSigner::new(&Secret::new(session::random_hex(32)));
-    let signin = SignInService::new(Arc::new(config), db.clone(), plugins, signer);
+    let url = database_url(&config);
+    let missing = match db::database_kind(&url)? {
+        DatabaseKind::Sqlite(path) if !path.exists() => Some(path),
+        _ => None,
+    };
+    let db = match missing {
+        Some(path) => {
+            tracing::warn!(
+                "the database {} does not exist yet: rehearsing over an empty one (hookgate try \
+                 creates nothing)",
+                path.display()
+            );
+            Db::scratch().await.context("cannot make an empty database in memory")?
+        }
+        None => Db::open_read_only(&url)
+            .await
+            .with_context(|| format!("cannot rehearse on the database {}", redact_url(&url)))?,
+    };
+    let signin = SignInService::for_rehearsal(Arc::new(config), db.clone(), plugins);
     let report = signin.rehearse(rehearsal).await;
     drop(signin);
     if let Err(error) = db.close().await {

@@ -1,6 +1,5 @@
 //! Fresh folders only the server's user may enter, for files the server makes for itself and
-//! nobody else may swap: the private copies of plugin libraries, and `hookgate try`'s scratch
-//! database.
+//! nobody else may swap: the private copies of plugin libraries.
 
 use std::path::{Path, PathBuf};
 

@@ -10,8 +10,8 @@
 //! `plugin_dirs` (and `HOOKGATE_PLUGIN_PATH`, which a running process cannot change),
 //! `allow_insecure_plugin_permissions` and `hook_timeout`. Any other change is reported in one
 //! warning line and not applied: the running value stays until a restart. A reload that fails
-//! (the file unreadable or invalid, a hook that does not load or check) changes nothing and
-//! says why in one error line.
+//! (the file unreadable, invalid, or one that others could change, a hook that does not load
+//! or check) changes nothing and says why in one error line.
 
 use std::sync::Arc;
 

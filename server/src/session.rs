@@ -2,7 +2,7 @@
 //! JWT with LiteLLM's claims, and the master key that signs it.
 
 use std::{
-    io::Write,
+    io::{Read, Write},
     path::{Path, PathBuf},
 };
 
@@ -53,6 +53,22 @@ pub enum MasterKeyError {
          least {MIN_MASTER_KEY_LEN} characters); set a random one, e.g. sk-$(openssl rand -hex 24)"
     )]
     Weak(&'static str),
+    /// Someone other than the server's user (or root) can read or change the generated key's
+    /// file.
+    #[error(
+        "refusing to start: others can read or change the generated master key in {}:{}\n  \
+         whoever reads it can act as an admin and sign session tokens: chmod 600 it (and if \
+         others may have read it, delete it to have a new key generated, which signs everyone \
+         out), or set general_settings.master_key or LITELLM_MASTER_KEY",
+        path.display(),
+        problems.iter().map(|problem| format!("\n    {problem}")).collect::<String>()
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (or the folders above it).
+        problems: Vec<String>,
+    },
     /// The generated key's file could not be read or written.
     #[error("master key file {}: {source}", path.display())]
     File {
@@ -104,14 +120,22 @@ pub fn check_ui_password(password: &Secret) -> Result<(), WeakPassword> {
 }
 
 /// The generated master key kept at `path` (mode 0600), made on first use. Returns the key and
-/// whether it was made now.
+/// whether it was made now. An existing file that its group or others can read or write, or
+/// that others could replace (the plugin loader's checks), is refused: its key may be known.
 pub fn generated_master_key(path: &Path) -> Result<(Secret, bool), MasterKeyError> {
     let file_error = |source| MasterKeyError::File { path: path.to_owned(), source };
-    match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().len() >= MIN_MASTER_KEY_LEN => {
-            return Ok((Secret::new(text.trim()), false));
+    match std::fs::File::open(path) {
+        Ok(mut file) => {
+            let problems = key_file_problems(path, &file).map_err(file_error)?;
+            if !problems.is_empty() {
+                return Err(MasterKeyError::Exposed { path: path.to_owned(), problems });
+            }
+            let mut text = String::new();
+            file.read_to_string(&mut text).map_err(file_error)?;
+            if text.trim().len() >= MIN_MASTER_KEY_LEN {
+                return Ok((Secret::new(text.trim()), false));
+            }
         }
-        Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(file_error(error)),
     }
@@ -127,6 +151,40 @@ pub fn generated_master_key(path: &Path) -> Result<(Secret, bool), MasterKeyErro
     file.write_all(format!("{key}\n").as_bytes()).map_err(file_error)?;
     file.sync_all().map_err(file_error)?;
     Ok((Secret::new(key), true))
+}
+
+/// What lets someone other than the server's user (or root) know or choose the key in `file`
+/// (open at `path`): group or other permission bits on it, and the loader's `StrictModes`
+/// problems of the file and the folders above it.
+fn key_file_problems(path: &Path, file: &std::fs::File) -> std::io::Result<Vec<String>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = file.metadata()?.mode();
+        let mut problems = Vec::new();
+        if mode & 0o044 != 0 {
+            let who = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+                (true, true) => "its group and by others",
+                (true, false) => "its group",
+                _ => "others",
+            };
+            problems.push(format!(
+                "file {} is readable by {who} (mode {:04o})",
+                path.display(),
+                mode & 0o7777
+            ));
+        }
+        let canonical = path.canonicalize()?;
+        problems.extend(
+            crate::plugins::strict_mode_problems(&canonical).iter().map(ToString::to_string),
+        );
+        Ok(problems)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, file);
+        Ok(Vec::new())
+    }
 }
 
 /// `n` random bytes as hex.
@@ -333,6 +391,45 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+            // A kept key that others may read is refused, naming the file and its mode.
+            let set = |mode| {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            };
+            set(0o644);
+            let error = generated_master_key(&path).unwrap_err().to_string();
+            let canonical = path.canonicalize().unwrap();
+            assert!(
+                error.starts_with(&format!(
+                    "refusing to start: others can read or change the generated master key in \
+                     {}:\n    file {} is readable by its group and by others (mode 0644)\n  \
+                     whoever reads it",
+                    path.display(),
+                    path.display()
+                )),
+                "{error}"
+            );
+            assert!(!error.contains(first.expose()), "{error}");
+            set(0o604);
+            let error = generated_master_key(&path).unwrap_err().to_string();
+            assert!(error.contains("is readable by others (mode 0604)"), "{error}");
+            set(0o620);
+            let error = generated_master_key(&path).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!(
+                    "file {} is writable by its group (mode 0620)",
+                    canonical.display()
+                )),
+                "{error}"
+            );
+            // Even a file too short to hold a key is not rewritten in place when others may
+            // read it.
+            std::fs::write(&path, "").unwrap();
+            set(0o644);
+            assert!(generated_master_key(&path).is_err());
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+            set(0o600);
+            assert!(generated_master_key(&path).unwrap().1, "made again");
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -204,3 +204,151 @@ fn check_reports_where_a_symlinked_plugin_resolves() {
     );
     assert!(stderr.contains("resolves through a symlink to"), "the insecurity is logged: {stderr}");
 }
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs the server on `config` and returns its output once it exits (refused), or fails if it
+/// is still serving after 30 s.
+#[cfg(unix)]
+fn serve_refused(config: &str) -> std::process::Output {
+    let mut command = std::process::Command::new(hookgate_tests::hookgate_bin());
+    command
+        .args(["--config", config, "--host", "127.0.0.1", "--port", "0"])
+        .env("HOOKGATE_LOG", "warn")
+        .env("LITELLM_MASTER_KEY", "sk-test-a-long-enough-master-key")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for name in hookgate_tests::LITELLM_VARIABLES {
+        if *name != "LITELLM_MASTER_KEY" {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command.spawn().expect("start hookgate");
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("the server started on an insecure config:\n{}", output_text(&output).1);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_config_others_may_change_is_refused_by_check_and_at_startup() {
+    let scratch = Scratch::new();
+    // Even a config that asks for insecure plugins, which is what a writer would add.
+    let config = seed_config(
+        &scratch,
+        "  custom_sso: custom_sso.custom_sso_handler\n  allow_insecure_plugin_permissions: true\n",
+    );
+    let file = std::path::Path::new(&config).canonicalize().unwrap();
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    assert!(output.status.success(), "{:?}", output_text(&output));
+
+    set_mode(&file, 0o666);
+    let refusal = format!(
+        "error: refusing the config file {}: it chooses the plugin libraries the server runs (and \
+         can turn their permission checks off), so no one but root or the server's user may be \
+         able to change it:\n    file {} is writable by its group and by others (mode 0666)\n  \
+         the file and every folder above it must be owned by root or the server's user and \
+         writable by no one else (chown, chmod go-w); allow_insecure_plugin_permissions does not \
+         apply to the config file itself",
+        file.display(),
+        file.display()
+    );
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&refusal), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let output = serve_refused(&config);
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&refusal), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+    let output =
+        run_hookgate(&["try", "--config", &config, "--header", "x-forwarded-user: x"], &[]);
+    assert!(output_text(&output).1.contains(&refusal), "{:?}", output_text(&output));
+
+    // Group-writable only, and a folder others may write (no sticky bit): refused too.
+    set_mode(&file, 0o664);
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (_, stderr) = output_text(&output);
+    assert!(stderr.contains("is writable by its group (mode 0664)"), "{stderr}");
+    set_mode(&file, 0o644);
+    let folder = file.parent().unwrap();
+    set_mode(folder, 0o777);
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (_, stderr) = output_text(&output);
+    set_mode(folder, 0o700);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "\n    folder {} is writable by its group and by others (mode 0777)\n",
+            folder.display()
+        )),
+        "{stderr}"
+    );
+    // With the sticky bit (as /tmp), others cannot replace the file: it is accepted.
+    set_mode(folder, 0o1777);
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    set_mode(folder, 0o700);
+    assert!(output.status.success(), "{:?}", output_text(&output));
+
+    // Owned by another user (only root can give a file away; others skip this part).
+    if std::os::unix::fs::chown(&file, Some(65534), None).is_ok() {
+        let output = run_hookgate(&["check", "--config", &config], &[]);
+        let (_, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "file {} is owned by uid 65534, neither root nor the server's user",
+                file.display()
+            )),
+            "{stderr}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_literal_master_key_others_may_read_is_warned_about() {
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "config.yaml",
+        "general_settings:\n  master_key: sk-a-literal-key-in-the-config-file\n",
+    );
+    let config = file.display().to_string();
+    set_mode(&file, 0o644);
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: general_settings.master_key is written in this file, which its group and others \
+             can read (mode 0644)",
+            std::path::absolute(&file).unwrap().display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sk-a-literal"), "{stderr}");
+
+    set_mode(&file, 0o600);
+    let output = run_hookgate(&["check", "--config", &config], &[]);
+    assert!(!output_text(&output).1.contains("master_key"), "{:?}", output_text(&output));
+    // A key taken from the environment is not in the file: no warning whatever its mode.
+    std::fs::write(&file, "general_settings:\n  master_key: os.environ/HG_TEST_KEY\n").unwrap();
+    set_mode(&file, 0o644);
+    let output =
+        run_hookgate(&["check", "--config", &config], &[("HG_TEST_KEY", "sk-from-the-env-1234")]);
+    assert!(output.status.success(), "{:?}", output_text(&output));
+    assert!(!output_text(&output).1.contains("master_key"), "{:?}", output_text(&output));
+}

@@ -334,3 +334,172 @@ fn a_database_that_does_not_exist_is_not_created() {
         .collect();
     assert_eq!(left, ["config.yaml"], "nothing beside the config (no master key file either)");
 }
+
+/// Every file in `dir` with its bytes, by name; a SQLite `-shm` file without them: it is the
+/// shared memory of the connections (an index of the `-wal` file that any reader may rebuild),
+/// not part of the database.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = if name.ends_with("-shm") {
+                Vec::new()
+            } else {
+                std::fs::read(entry.path()).unwrap()
+            };
+            (name, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The migrations recorded in the server's database.
+fn migrations(server: &TestServer) -> Vec<String> {
+    server.db(async |conn| {
+        use sea_orm::{ConnectionTrait, Statement};
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT version FROM seaql_migrations ORDER BY version",
+            ))
+            .await
+            .unwrap();
+        rows.iter().map(|row| row.try_get::<String>("", "version").unwrap()).collect()
+    })
+}
+
+/// The names of the files that differ between two [`files_in`] listings.
+fn changed(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut names: Vec<String> = after
+        .iter()
+        .filter(|file| !before.contains(file))
+        .chain(before.iter().filter(|file| !after.contains(file)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.dedup();
+    names
+}
+
+#[test]
+fn try_opens_the_database_read_only_and_never_migrates_it() {
+    for_each_backend(|backend| {
+        let mut server = TestServer::start(backend);
+        assert_eq!(server.sign_in("jo", "jo@example.com", &[]).status, 303);
+        server.stop();
+        let sqlite = *backend == Backend::Sqlite;
+        let dir = server.dir();
+        let args =
+            ["--header", "x-forwarded-user: jo", "--header", "x-forwarded-email: jo@example.com"];
+        let rehearses_and_changes_nothing = |state: &str| {
+            let before = files_in(&dir);
+            let output = try_on(&server, &args);
+            let (stdout, stderr) = output_text(&output);
+            assert!(output.status.success(), "{state}: {stdout}\n{stderr}");
+            assert!(stdout.contains("  issue a session for jo as "), "{state}: {stdout}");
+            assert_eq!(changed(&before, &files_in(&dir)), Vec::<String>::new(), "{state}");
+        };
+
+        // The schema is this build's: the rehearsal runs and leaves every file as it was (no
+        // journal mode written): as the stopped server left them, and then closed cleanly (a
+        // WAL database without -wal or -shm, which a read-only open would otherwise create).
+        rehearses_and_changes_nothing("as the server left it");
+        if sqlite {
+            server.db(async |conn| {
+                use sea_orm::ConnectionTrait;
+                conn.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await.unwrap();
+            });
+            let names: Vec<String> = files_in(&dir).into_iter().map(|(name, _)| name).collect();
+            assert_eq!(names, ["config.yaml", "hookgate.db"], "closed cleanly");
+            rehearses_and_changes_nothing("closed cleanly");
+        }
+
+        // The review's reproduction: a database one migration behind, in rollback-journal mode.
+        let applied = migrations(&server);
+        assert_eq!(applied.last().map(String::as_str), Some("m20261201_000003_identity_binding"));
+        let previous = applied[applied.len() - 2].clone();
+        server.db(async |conn| {
+            use sea_orm::ConnectionTrait;
+            if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+                conn.execute_unprepared("PRAGMA journal_mode=DELETE").await.unwrap();
+            }
+            for statement in [
+                "DROP INDEX sign_in_events_at",
+                "DROP INDEX sessions_expires_at",
+                "ALTER TABLE users DROP COLUMN sso_issuer",
+                "DELETE FROM seaql_migrations WHERE version = 'm20261201_000003_identity_binding'",
+            ] {
+                conn.execute_unprepared(statement).await.unwrap();
+            }
+        });
+        let before = files_in(&dir);
+        let output = try_on(&server, &args);
+        let (stdout, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        // The URL is named with its password masked, then the refusal.
+        assert!(stderr.contains("error: cannot rehearse on the database "), "{stderr}");
+        let refusal = format!(
+            ": the database is at migration {previous}, this build needs \
+             m20261201_000003_identity_binding (not applied: m20261201_000003_identity_binding); \
+             hookgate try never migrates or writes the database: rehearse on a copy"
+        );
+        assert!(stderr.contains(&refusal), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(
+            migrations(&server).last(),
+            Some(&previous),
+            "hookgate try migrated the database"
+        );
+        assert_eq!(changed(&before, &files_in(&dir)), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn a_try_interrupted_during_a_hook_leaves_nothing_behind() {
+    // The database does not exist: the rehearsal runs over an empty one, which it used to make
+    // in `$TMPDIR/hookgate-try-<pid>-<hex>/` and leave there when killed.
+    let scratch = hookgate_tests::Scratch::new();
+    let text = config("fixture_misbehaving.slow_sign_in", "custom_sso.custom_sso_handler")
+        .replace("{plugins}", &hookgate_tests::build_dir().display().to_string());
+    let config = scratch.write("config.yaml", text).display().to_string();
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let calls = scratch.path().join("calls");
+    let url = format!("sqlite://{}", scratch.path().join("never.db").display());
+    let mut command = std::process::Command::new(hookgate_tests::hookgate_bin());
+    command
+        .args(["try", "--config", &config, "--header", "x-forwarded-user: kit"])
+        .args(["--header", "x-sleep-ms: 120000"])
+        .env("HOOKGATE_LOG", "warn")
+        .env("DATABASE_URL", &url)
+        .env("TMPDIR", &tmp)
+        .env("HOOKGATE_FIXTURE_CALLS", &calls)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for name in hookgate_tests::LITELLM_VARIABLES {
+        command.env_remove(name);
+    }
+    let mut child = command.spawn().expect("start hookgate try");
+    // Wait until the hook runs (it writes a line first), or the rehearsal ends.
+    let started = std::time::Instant::now();
+    while !calls.exists() && child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the hook never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let during: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed: {status}");
+    assert_eq!(during, Vec::<String>::new(), "files in TMPDIR while the hook ran");
+    let after: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(after, Vec::<String>::new(), "files left in TMPDIR");
+    assert!(!scratch.path().join("never.db").exists());
+}

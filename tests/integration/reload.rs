@@ -223,6 +223,47 @@ fn a_sign_in_running_during_a_reload_finishes_on_the_hooks_it_started_with() {
     assert_eq!(budget("b-fast"), Some(2.0));
 }
 
+#[test]
+fn a_config_others_may_write_is_not_reloaded() {
+    let setup = Reloading::start(&Backend::Sqlite);
+    assert_eq!(setup.signed_in_as("alice"), "a-alice");
+    // The review's attack: another local user, who may write config.yaml, points the hooks at
+    // a folder of theirs and turns the plugin checks off, then waits for the operator's SIGHUP.
+    let evil = Scratch::new();
+    evil.copy(&plugin("fixture_reload_b"), &library_file("reload"));
+    set_mode(evil.path(), 0o777);
+    let file = setup.server.dir().join("config.yaml");
+    set_mode(&file, 0o666);
+    setup.write_config(&config(
+        evil.path(),
+        "reload.reload_sign_in",
+        "  allow_insecure_plugin_permissions: true\n",
+    ));
+    let line = setup.reload();
+    let file = file.canonicalize().unwrap();
+    assert!(
+        line.contains(&format!(
+            "reload of {} failed, keeping the running configuration and hooks: refusing the \
+             config file {}: ",
+            file.display(),
+            file.display()
+        )) && line.contains(&format!(
+            "; file {} is writable by its group and by others (mode 0666); ",
+            file.display()
+        )),
+        "{line}"
+    );
+    assert!(!setup.server.logs().contains("loading an insecure plugin"), "{}", setup.server.logs());
+    assert_eq!(setup.signed_in_as("alice"), "a-alice", "the old hooks serve");
+
+    // The same file, once only the server's user may write it, reloads.
+    setup.write_config(&config(setup.plugins.path(), "reload.reload_sign_in", ""));
+    setup.rebuild("b");
+    set_mode(&file, 0o644);
+    assert!(setup.reload().contains(RELOADED));
+    assert_eq!(setup.signed_in_as("alice"), "b-alice");
+}
+
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();

@@ -41,6 +41,33 @@ pub enum ConfigError {
         /// What is wrong, with the key path and, where known, the line.
         message: String,
     },
+    /// Someone other than root or the server's user could change the file (or a folder above
+    /// it): it is refused, whatever it says, before it is read.
+    #[error("{}", insecure_message(file, problems))]
+    Insecure {
+        /// The config file, as given (absolute).
+        file: PathBuf,
+        /// Everything wrong: the file, then folders upwards.
+        problems: Vec<crate::plugins::Insecurity>,
+    },
+}
+
+fn insecure_message(file: &Path, problems: &[crate::plugins::Insecurity]) -> String {
+    let mut text = format!(
+        "refusing the config file {}: it chooses the plugin libraries the server runs (and can \
+         turn their permission checks off), so no one but root or the server's user may be able \
+         to change it:",
+        file.display()
+    );
+    for problem in problems {
+        text.push_str(&format!("\n    {problem}"));
+    }
+    text.push_str(
+        "\n  the file and every folder above it must be owned by root or the server's user and \
+         writable by no one else (chown, chmod go-w); allow_insecure_plugin_permissions does \
+         not apply to the config file itself",
+    );
+    text
 }
 
 /// A secret that never shows in logs or debug output.
@@ -206,12 +233,23 @@ impl Config {
 }
 
 impl Config {
-    /// Reads, parses and validates `file` together with the process environment.
+    /// Checks that only root or the server's user can change `file` (the loader's
+    /// `StrictModes`, [`crate::plugins::strict_mode_problems`]), then reads, parses and
+    /// validates it together with the process environment. Warns when the file writes the
+    /// master key itself and others can read it.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+        let problems = config_file_problems(&absolute);
+        if !problems.is_empty() {
+            return Err(ConfigError::Insecure { file: absolute, problems });
+        }
         let text = std::fs::read_to_string(file)
             .map_err(|source| ConfigError::Read { file: file.to_owned(), source })?;
-        let file = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
-        Self::from_text(&file, &text, &|name| std::env::var(name).ok())
+        let config = Self::from_text(&absolute, &text, &|name| std::env::var(name).ok())?;
+        if yaml::has_literal_master_key(&text) {
+            warn_if_others_can_read(&absolute);
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text; `env` looks environment variables up.
@@ -463,6 +501,50 @@ impl Config {
             ignored_keys,
         })
     }
+}
+
+/// What would let someone other than root or the server's user change the config file at
+/// `file` (absolute): the file it resolves to and every folder above that, and, when it is
+/// reached through a symlink, the folders above the link (whoever can replace the link chooses
+/// the file). Nothing when the file cannot be resolved: reading it then says why.
+fn config_file_problems(file: &Path) -> Vec<crate::plugins::Insecurity> {
+    let Ok(canonical) = file.canonicalize() else { return Vec::new() };
+    let mut problems = crate::plugins::strict_mode_problems(&canonical);
+    if canonical != file
+        && let Some(folder) = file.parent()
+    {
+        for problem in crate::plugins::strict_mode_problems(folder) {
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
+    problems
+}
+
+/// Warns when the group or others can read `file`, which writes the master key itself: whoever
+/// reads it can sign session tokens and use the management API as an admin.
+fn warn_if_others_can_read(file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(mode) = std::fs::metadata(file).map(|metadata| metadata.mode()) else { return };
+        let who = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+            (true, true) => "its group and others",
+            (true, false) => "its group",
+            (false, true) => "others",
+            (false, false) => return,
+        };
+        tracing::warn!(
+            "{}: general_settings.master_key is written in this file, which {who} can read \
+             (mode {:04o}): whoever reads it can act as an admin; chmod 600 the file, or write \
+             master_key: os.environ/LITELLM_MASTER_KEY",
+            file.display(),
+            mode & 0o7777
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = file;
 }
 
 /// `24h`, `30m`, `7d`, `3600s` or a number of seconds.

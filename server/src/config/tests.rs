@@ -448,3 +448,16 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn only_a_master_key_written_out_is_a_secret_in_the_file() {
+    for (text, literal) in [
+        ("general_settings:\n  master_key: sk-written-in-the-file\n", true),
+        ("general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n", false),
+        ("general_settings:\n  master_key: \"\"\n", false),
+        ("general_settings:\n  custom_sso: a.b\n", false),
+        ("not: [valid\n", false),
+    ] {
+        assert_eq!(yaml::has_literal_master_key(text), literal, "{text}");
+    }
+}

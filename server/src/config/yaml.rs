@@ -32,6 +32,17 @@ pub(super) fn parse(
     Ok((raw.unwrap_or_default(), ignored))
 }
 
+/// Whether `text` writes `general_settings.master_key` as a literal secret, not as
+/// `os.environ/NAME` (a file holding the key itself must be kept from other readers).
+pub(super) fn has_literal_master_key(text: &str) -> bool {
+    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(text) else { return false };
+    value
+        .get("general_settings")
+        .and_then(|general| general.get("master_key"))
+        .and_then(serde_yaml::Value::as_str)
+        .is_some_and(|key| !key.trim().is_empty() && !key.trim().starts_with(ENV_PREFIX))
+}
+
 /// `deserialize_with` for optional settings that may be written as `os.environ/NAME`: the
 /// environment variable's value is parsed as the YAML scalar it would have been in the file.
 ///

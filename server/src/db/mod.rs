@@ -7,12 +7,16 @@
 
 pub mod entity;
 mod migration;
+mod read_only;
 pub mod store;
 mod sync;
 mod writer;
 
-pub use self::writer::Writer;
 pub(crate) use self::writer::{Applied, Job};
+pub use self::{
+    read_only::{ReadOnlyError, SchemaMismatch},
+    writer::Writer,
+};
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -70,6 +74,8 @@ pub struct Db {
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     /// SQLite: the file, and its readers on the calling thread (see [`sync`]).
     sqlite: Option<(PathBuf, Arc<sync::Readers>)>,
+    /// Opened for a rehearsal ([`Db::open_read_only`], [`Db::scratch`]): [`Db::write`] refuses.
+    read_only: bool,
 }
 
 /// A write transaction; dropped without [`WriteTxn::commit`], it rolls back.
@@ -150,7 +156,7 @@ impl Db {
         } else {
             migration::Migrator::up(&conn, None).await?;
         }
-        Ok(Db { conn, write_lock, sqlite })
+        Ok(Db { conn, write_lock, sqlite, read_only: false })
     }
 
     /// The pool, for reads.
@@ -212,6 +218,11 @@ impl Db {
 
     /// Starts a write transaction.
     pub async fn write(&self) -> Result<WriteTxn, DbErr> {
+        if self.read_only {
+            return Err(DbErr::Custom(
+                "the database is open read-only (hookgate try writes nothing)".into(),
+            ));
+        }
         let guard = match &self.write_lock {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,

@@ -356,9 +356,23 @@ fn insecurities(found: &Path, resolved: &Path, folder: &Path) -> Vec<Insecurity>
             folder: folder.to_owned(),
         });
     }
-    #[cfg(unix)]
-    problems.extend(unix::permission_problems(resolved));
+    problems.extend(strict_mode_problems(resolved));
     problems
+}
+
+/// sshd's `StrictModes` for the file at `path` (canonical) and every folder above it: each
+/// writable by its group or by others (a folder with the sticky bit, such as `/tmp`,
+/// excepted), or owned by neither root nor the server's user, is a way for someone else to
+/// replace or change the file. Applied to each hook library and to the config file, which
+/// chooses them. Nothing on platforms without Unix permissions.
+pub fn strict_mode_problems(path: &Path) -> Vec<Insecurity> {
+    #[cfg(unix)]
+    return unix::permission_problems(path);
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Vec::new()
+    }
 }
 
 /// sshd's `StrictModes`, for the library file and every folder above it.

@@ -13,7 +13,10 @@ use plugin_api::{
 };
 
 pub use self::{
-    loader::{Insecurity, LoadError, LoadErrorKind, PermissionPolicy, PluginLoader, Resolved},
+    loader::{
+        Insecurity, LoadError, LoadErrorKind, PermissionPolicy, PluginLoader, Resolved,
+        strict_mode_problems,
+    },
     reference::{HookRef, InvalidHookRef, LibraryNaming},
     request::{
         HookRequest, InvalidHeader, MAX_HEADER_VALUE, MAX_HEADERS_TOTAL, RequestLine, UnfitRequest,

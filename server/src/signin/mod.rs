@@ -318,7 +318,8 @@ pub struct SignInService {
     runner: HookRunner,
     signer: TokenSigner,
     refusals: std::sync::Arc<refusals::RefusalBudget>,
-    writer: crate::db::Writer,
+    /// The group commit; none for a rehearsal ([`Self::for_rehearsal`]), which writes nothing.
+    writer: Option<crate::db::Writer>,
     /// The LiteLLM proxy each sign-in also opens a session in (`litellm_proxy_url`).
     front_door: Option<FrontDoor>,
     metrics: Metrics,
@@ -344,17 +345,36 @@ pub(crate) struct Values {
 }
 
 impl SignInService {
-    /// The service over a database and loaded hooks.
+    /// The service over a database and loaded hooks; starts the database writer.
     pub fn new(
         config: std::sync::Arc<Config>,
         db: Db,
         plugins: Plugins,
         signer: TokenSigner,
     ) -> Self {
-        let runner = HookRunner::new(config.hook_concurrency, config.hook_timeout);
-        let refusals = std::sync::Arc::new(refusals::RefusalBudget::default());
         let metrics = Metrics::new();
         let writer = crate::db::Writer::start(db.clone(), metrics.clone());
+        Self::with_writer(config, db, plugins, signer, metrics, Some(writer))
+    }
+
+    /// The service `hookgate try` rehearses with ([`Self::rehearse`]): no database writer is
+    /// started, so a sign-in through it fails before writing, and its session signer is a
+    /// throw-away key.
+    pub fn for_rehearsal(config: std::sync::Arc<Config>, db: Db, plugins: Plugins) -> Self {
+        let signer = TokenSigner::new(&crate::config::Secret::new(crate::session::random_hex(32)));
+        Self::with_writer(config, db, plugins, signer, Metrics::new(), None)
+    }
+
+    fn with_writer(
+        config: std::sync::Arc<Config>,
+        db: Db,
+        plugins: Plugins,
+        signer: TokenSigner,
+        metrics: Metrics,
+        writer: Option<crate::db::Writer>,
+    ) -> Self {
+        let runner = HookRunner::new(config.hook_concurrency, config.hook_timeout);
+        let refusals = std::sync::Arc::new(refusals::RefusalBudget::default());
         let front_door = match (&config.litellm_proxy_url, &config.master_key) {
             (Some(url), Some((key, _))) => Some(FrontDoor::new(
                 url,
@@ -758,7 +778,12 @@ impl SignInService {
                 );
                 let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
                 let job = crate::db::Job { plan, session, event, now };
-                match self.writer.apply(job).await? {
+                let Some(writer) = &self.writer else {
+                    return Err(SignInError::Internal(
+                        "a rehearsal has no database writer: it writes nothing".into(),
+                    ));
+                };
+                match writer.apply(job).await? {
                     crate::db::Applied::Done => {
                         self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
                         tracing::info!(%user_id, %role, new_user = is_new, method = attempt.method.as_str(), "signed in");
