@@ -126,6 +126,8 @@ pub async fn run(
         .context("cannot handle SIGHUP")?;
     #[cfg(not(unix))]
     let _ = (reload_config, loader);
+    // Refused attempts over the event bound are counted; their summaries are written each minute.
+    let summaries = tokio::spawn(signin.clone().write_refusal_summaries_forever());
     let oidc = config.oidc.clone().map(crate::oidc::OidcProvider::new);
     if let Some(provider) = &oidc {
         tracing::info!(
@@ -133,7 +135,7 @@ pub async fn run(
             "OpenID Connect sign-in enabled"
         );
     }
-    let state = AppState::new(config, db.clone(), signin, master_key, oidc);
+    let state = AppState::new(config, db.clone(), signin.clone(), master_key, oidc);
     let listener =
         http::bind(host, port).await.with_context(|| format!("cannot listen on {host}:{port}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
@@ -141,6 +143,9 @@ pub async fn run(
     pruner.abort();
     #[cfg(unix)]
     reloads.abort();
+    summaries.abort();
+    // The counts of the last minute, so that no refused attempt goes unrecorded.
+    signin.write_refusal_summaries().await;
     db.close().await?;
     tracing::info!("database closed; bye");
     Ok(())

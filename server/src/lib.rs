@@ -12,7 +12,8 @@
 //! * [`budget`]: LiteLLM's budget durations and reset times;
 //! * [`metrics`]: the Prometheus metrics `GET /metrics` serves;
 //! * [`http`]: the axum router, the management API and the server loop;
-//! * [`app`]: startup, tying the above together.
+//! * [`app`]: startup, tying the above together;
+//! * [`untrusted`]: client-chosen text made safe for a log line or a page.
 
 pub mod access;
 pub mod app;
@@ -29,3 +30,4 @@ mod private_dir;
 pub mod reload;
 pub mod session;
 pub mod signin;
+pub mod untrusted;

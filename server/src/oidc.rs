@@ -2,7 +2,8 @@
 //! ID tokens verified against the provider's keys (issuer, audience, expiry, nonce, signature);
 //! userinfo merged in. The flow's state lives in an encrypted, authenticated, short-lived cookie
 //! (no server memory, so a sign-in begun on one replica can finish on another); the database
-//! only remembers which flows were completed, so a callback cannot be replayed.
+//! only remembers which flows were used (by any callback carrying their state, an error callback
+//! included), so a callback cannot be replayed.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use crate::config::{ClaimPaths, Endpoints, OidcSettings};
+use crate::{
+    config::{ClaimPaths, Endpoints, OidcSettings},
+    untrusted::{MAX_SHOWN, printable},
+};
 
 /// How long discovered metadata and keys are trusted before they are fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
@@ -249,8 +253,11 @@ impl OidcProvider {
         let tokens = exchange.request_async(&self.http).await.map_err(|error| match error {
             RequestTokenError::ServerResponse(response) => OidcError::Refused(format!(
                 "the identity provider refused the code exchange: {}{}",
-                response.error().as_ref(),
-                response.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
+                printable(response.error().as_ref(), MAX_SHOWN),
+                response
+                    .error_description()
+                    .map(|d| format!(" ({})", printable(d, MAX_SHOWN)))
+                    .unwrap_or_default()
             )),
             other => {
                 OidcError::Upstream(format!("the code exchange failed: {}", error_chain(&other)))
@@ -464,14 +471,14 @@ pub fn identity(claims: &Value, paths: &ClaimPaths, provider: &str) -> OpenId {
     }
 }
 
-/// Checks a callback against its flow: the provider's `error`, expiry, `state`, and the RFC 9207
-/// `iss` parameter. Returns the code.
-pub fn check_callback<'q>(
+/// Whether a callback belongs to `flow`: the flow has not expired and the callback carries its
+/// `state`. A callback that does is the flow's one use, whatever else it says (the caller then
+/// marks the flow used, an error callback included, so that one flow cookie cannot be replayed).
+pub fn check_flow(
     flow: &FlowState,
-    query: &'q CallbackQuery,
-    expected_issuer: Option<&str>,
+    query: &CallbackQuery,
     timeout: Duration,
-) -> Result<&'q str, OidcError> {
+) -> Result<(), OidcError> {
     let age = chrono::Utc::now().timestamp() - flow.started_at;
     if age < 0 || age as u64 > timeout.as_secs() {
         return Err(OidcError::BadCallback(format!(
@@ -483,27 +490,38 @@ pub fn check_callback<'q>(
         .state
         .as_deref()
         .is_some_and(|state| crate::session::secrets_equal(state, &flow.state));
-    if let Some(error) = &query.error {
-        if !state_matches {
-            return Err(OidcError::BadCallback(
-                "the callback's state does not match this sign-in".into(),
-            ));
-        }
-        return Err(OidcError::Refused(format!(
-            "the identity provider refused the sign-in: {error}{}",
-            query.error_description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
-        )));
-    }
     if !state_matches {
         return Err(OidcError::BadCallback(
             "the callback's state does not match this sign-in".into(),
         ));
     }
+    Ok(())
+}
+
+/// Checks a callback that belongs to its flow ([`check_flow`]): the provider's `error`, and the
+/// RFC 9207 `iss` parameter. Returns the code. The provider's error text is the client's to
+/// choose (anyone can send the browser here with any query): it is escaped and cut short.
+pub fn check_callback<'q>(
+    query: &'q CallbackQuery,
+    expected_issuer: Option<&str>,
+) -> Result<&'q str, OidcError> {
+    if let Some(error) = &query.error {
+        let description = query
+            .error_description
+            .as_deref()
+            .map(|text| format!(" ({})", printable(text, MAX_SHOWN)))
+            .unwrap_or_default();
+        return Err(OidcError::Refused(format!(
+            "the identity provider refused the sign-in: {}{description}",
+            printable(error, MAX_SHOWN)
+        )));
+    }
     if let (Some(iss), Some(expected)) = (query.iss.as_deref(), expected_issuer)
         && iss.trim_end_matches('/') != expected.trim_end_matches('/')
     {
         return Err(OidcError::BadCallback(format!(
-            "the callback names issuer {iss:?}, not {expected:?} (RFC 9207 mix-up protection)"
+            "the callback names issuer \"{}\", not {expected:?} (RFC 9207 mix-up protection)",
+            printable(iss, MAX_SHOWN)
         )));
     }
     query
@@ -602,16 +620,22 @@ mod tests {
             iss: Some("https://idp/".into()),
             ..Default::default()
         };
-        assert_eq!(check_callback(&flow(), &ok, Some("https://idp"), timeout), Ok("c"));
+        assert_eq!(check_flow(&flow(), &ok, timeout), Ok(()));
+        assert_eq!(check_callback(&ok, Some("https://idp")), Ok("c"));
 
         let wrong_state = CallbackQuery { state: Some("s2".into()), ..ok.clone() };
         assert!(matches!(
-            check_callback(&flow(), &wrong_state, None, timeout),
+            check_flow(&flow(), &wrong_state, timeout),
             Err(OidcError::BadCallback(_))
         ));
+        let no_state = CallbackQuery { state: None, ..ok.clone() };
+        assert!(matches!(check_flow(&flow(), &no_state, timeout), Err(OidcError::BadCallback(_))));
+        let old = FlowState { started_at: chrono::Utc::now().timestamp() - 601, ..flow() };
+        assert!(check_flow(&old, &ok, timeout).unwrap_err().to_string().contains("expired"));
+
         let wrong_iss = CallbackQuery { iss: Some("https://evil".into()), ..ok.clone() };
         assert!(
-            check_callback(&flow(), &wrong_iss, Some("https://idp"), timeout)
+            check_callback(&wrong_iss, Some("https://idp"))
                 .unwrap_err()
                 .to_string()
                 .contains("RFC 9207")
@@ -622,22 +646,41 @@ mod tests {
             code: None,
             ..ok.clone()
         };
-        let err = check_callback(&flow(), &denied, None, timeout).unwrap_err();
+        // An error callback with the flow's state belongs to the flow (and uses it up).
+        assert_eq!(check_flow(&flow(), &denied, timeout), Ok(()));
         assert_eq!(
-            err,
+            check_callback(&denied, None).unwrap_err(),
             OidcError::Refused(
                 "the identity provider refused the sign-in: access_denied (End-User aborted interaction)"
                     .to_owned()
             )
         );
-        let old = FlowState { started_at: chrono::Utc::now().timestamp() - 601, ..flow() };
-        assert!(
-            check_callback(&old, &ok, None, timeout).unwrap_err().to_string().contains("expired")
-        );
         let no_code = CallbackQuery { code: None, ..ok };
-        assert!(matches!(
-            check_callback(&flow(), &no_code, None, timeout),
-            Err(OidcError::BadCallback(_))
-        ));
+        assert!(matches!(check_callback(&no_code, None), Err(OidcError::BadCallback(_))));
+    }
+
+    #[test]
+    fn the_providers_error_text_is_escaped_and_cut() {
+        let forged =
+            "x\n2026-12-04T18:00:00.000000Z  INFO hookgate::signin: signed in user_id=admin";
+        let query = CallbackQuery {
+            error: Some("access_denied\r\nINFO forged".into()),
+            error_description: Some(format!("{forged}{}", "A".repeat(7800))),
+            ..Default::default()
+        };
+        let message = check_callback(&query, None).unwrap_err().to_string();
+        assert!(!message.contains(['\n', '\r']), "{message}");
+        assert!(message.contains("access_denied\\r\\nINFO forged"), "{message}");
+        assert!(message.contains("x\\n2026-12-04T18:00:00.000000Z"), "{message}");
+        assert!(message.chars().count() < 2 * MAX_SHOWN + 200, "{} characters", message.len());
+        assert!(message.ends_with("… (7877 characters))"), "{message}");
+
+        let iss = CallbackQuery {
+            iss: Some(format!("https://evil\n{}", "e".repeat(9000))),
+            code: Some("c".into()),
+            ..Default::default()
+        };
+        let message = check_callback(&iss, Some("https://idp")).unwrap_err().to_string();
+        assert!(!message.contains('\n') && message.len() < 400, "{message}");
     }
 }

@@ -158,6 +158,8 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         litellm_proxy_url,
         prometheus,
         require_auth_for_metrics_endpoint,
+        // From the environment, which a running process cannot re-read.
+        metrics_live_sessions_ttl: _,
         ignored_keys: _,
     } = new;
     let mut changed = Vec::new();

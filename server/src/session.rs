@@ -260,7 +260,8 @@ impl std::fmt::Debug for TokenSigner {
     }
 }
 
-/// Why a token was not accepted.
+/// Why a token was not accepted, in the JWT library's words: for the log, never for a client
+/// (they name the algorithms it knows and what it could not parse).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid session token: {0}")]
 pub struct InvalidToken(String);

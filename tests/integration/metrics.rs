@@ -3,12 +3,18 @@
 //! sign-in and writer-transaction durations and the live sessions, in Prometheus' text format;
 //! behind the master key with `require_auth_for_metrics_endpoint`.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use hookgate::db::entity::session;
 
 use hookgate_tests::{
     SEED_CONFIG,
-    server::{Reply, ServerOptions, TestServer, for_each_backend},
+    server::{Backend, Reply, ServerOptions, TestServer, for_each_backend},
 };
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::json;
 
 /// The seed config with metrics on, and `general` added to its general settings.
@@ -20,6 +26,10 @@ fn config_with_metrics(general: &str) -> String {
         )
         .replace("general_settings:\n", &format!("general_settings:\n{general}"))
 }
+
+/// The live sessions counted at every scrape (instead of at most every 15 s), for tests that
+/// check the gauge right after signing in or out.
+const NO_CACHE: &[(&str, &str)] = &[("HOOKGATE_TEST_METRICS_LIVE_SESSIONS_TTL_MS", "0")];
 
 /// One sample of the exposition: its name, labels and value.
 #[derive(Debug)]
@@ -114,7 +124,7 @@ fn metrics_count_sign_ins_hooks_transactions_and_live_sessions() {
         let config = config_with_metrics("");
         let server = TestServer::start_with(
             backend,
-            ServerOptions { config: &config, ..Default::default() },
+            ServerOptions { config: &config, env: NO_CACHE, ..Default::default() },
         );
 
         // Before any sign-in: every sign-in series at zero, no sessions.
@@ -181,7 +191,7 @@ fn require_auth_for_metrics_endpoint_needs_the_master_key() {
         let config = config_with_metrics("  require_auth_for_metrics_endpoint: true\n");
         let server = TestServer::start_with(
             backend,
-            ServerOptions { config: &config, ..Default::default() },
+            ServerOptions { config: &config, env: NO_CACHE, ..Default::default() },
         );
         let key = server.session_key("alice", &[]);
 
@@ -201,4 +211,61 @@ fn require_auth_for_metrics_endpoint_needs_the_master_key() {
         assert_eq!(value(&samples, "hookgate_sign_ins_total", &labels), 1.0);
         assert_eq!(value(&samples, "hookgate_live_sessions", &[]), 1.0);
     });
+}
+
+#[test]
+fn the_live_sessions_are_counted_at_most_once_per_interval() {
+    const TTL: Duration = Duration::from_millis(2000);
+    let config = config_with_metrics("");
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("HOOKGATE_TEST_METRICS_LIVE_SESSIONS_TTL_MS", "2000")],
+            ..Default::default()
+        },
+    );
+    server.session_key("alice", &[]);
+    let live = |server: &TestServer| value(&scrape(server, &[]), "hookgate_live_sessions", &[]);
+    let counted_at = Instant::now();
+    assert_eq!(live(&server), 1.0);
+
+    // Three more sessions, written behind the server's back.
+    server.db(async |conn| {
+        let now = chrono::Utc::now();
+        for idx in 0..3 {
+            let row = session::ActiveModel {
+                token_hash: Set(format!("{idx:064x}")),
+                user_id: Set("alice".into()),
+                user_role: Set("internal_user".into()),
+                login_method: Set("sso".into()),
+                models: Set(json!([])),
+                max_budget: Set(None),
+                created_at: Set(now),
+                expires_at: Set(now + chrono::Duration::hours(1)),
+                revoked_at: Set(None),
+            };
+            session::Entity::insert(row).exec(conn).await.unwrap();
+        }
+    });
+    // Scrapes within the interval reuse the count; the first one after it counts again.
+    let mut scrapes = Vec::new();
+    loop {
+        let started = Instant::now();
+        let gauge = live(&server);
+        scrapes.push((started, Instant::now(), gauge));
+        if gauge == 4.0 || started.duration_since(counted_at) > 5 * TTL {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let within: Vec<f64> = scrapes
+        .iter()
+        .filter(|(_, done, _)| done.duration_since(counted_at) < TTL)
+        .map(|(_, _, gauge)| *gauge)
+        .collect();
+    assert!(!within.is_empty(), "no scrape within the interval: {scrapes:?}");
+    assert!(within.iter().all(|gauge| *gauge == 1.0), "re-counted within the interval: {within:?}");
+    let (_, _, gauge) = scrapes.last().unwrap();
+    assert_eq!(*gauge, 4.0, "counted again after the interval: {scrapes:?}");
 }

@@ -2,7 +2,7 @@
 
 use hookgate::db::entity::{sign_in_event, user};
 use hookgate_tests::{
-    fake_idp::{Behavior, FakeIdp, query_pairs},
+    fake_idp::{Behavior, FakeIdp, encode, query_pairs},
     server::{Backend, Reply, ServerOptions, TestServer, for_each_backend},
 };
 use sea_orm::EntityTrait;
@@ -462,4 +462,85 @@ fn email_linking_can_be_turned_off_and_domains_need_a_verified_address() {
     assert_ne!(sign_in(&server).status, 303, "two @ never pass the domain check");
     as_user(&idp, "f-sub", "frank", "frank@example.test", true);
     assert_eq!(sign_in(&server).status, 303);
+}
+
+/// What the security review sent (M1): an error callback whose description forges a log line,
+/// padded to fill the request target.
+fn forged_error_callback(state: &str) -> String {
+    const FORGED: &str = "2026-12-04T18:00:00.000000Z  INFO hookgate::signin: signed in \
+                          user_id=admin role=proxy_admin method=password";
+    let description: String =
+        format!("x\n{FORGED}\n{}", "A".repeat(7800)).chars().take(7800).collect();
+    format!(
+        "/sso/callback?state={}&error=access_denied&error_description={}",
+        encode(state),
+        encode(&description)
+    )
+}
+
+#[test]
+fn error_callbacks_cannot_flood_or_forge_the_log_and_use_their_flow_up() {
+    let idp = FakeIdp::start();
+    let mut server = start(&Backend::Sqlite, &idp, "", &[]);
+    let (start, flow) = begin(&server);
+    let state = query_pairs(start.header("location").unwrap())["state"].clone();
+    let callback = forged_error_callback(&state);
+    let cookie = format!("{FLOW_COOKIE}={flow}");
+    let headers = [("cookie", cookie.as_str()), ("accept", "text/html")];
+    let log_before = server.logs().len();
+
+    // The first use: the provider's refusal, shown escaped and cut short.
+    let first = server.get(&callback, &headers);
+    assert_eq!(first.status, 401, "{}", first.body);
+    assert!(
+        first.body.contains(
+            "the identity provider refused the sign-in: access_denied (x\\n2026-12-04T18:00:00"
+        ),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("… (7800 characters))"), "{}", first.body);
+    assert!(first.body.len() < 2000, "the page is {} bytes", first.body.len());
+
+    // The same flow again: used up by its error callback.
+    let second = server.get(&callback, &headers);
+    assert_eq!(second.status, 400, "{}", second.body);
+    assert!(second.body.contains("already completed or refused"), "{}", second.body);
+    for _ in 0..998 {
+        assert_eq!(server.get(&callback, &headers).status, 400);
+    }
+    // And callbacks with no flow cookie at all.
+    for _ in 0..200 {
+        assert_eq!(server.get("/sso/callback?code=x&state=y", &[]).status, 400);
+    }
+
+    let logs = server.logs();
+    let grown = logs.len() - log_before;
+    // Unbounded, 1,000 such callbacks wrote 8 MB of log; sampled, about ten lines per kind.
+    assert!(grown < 16_000, "the log grew {grown} bytes:\n{}", &logs[log_before..]);
+    assert!(
+        logs.lines().all(|line| !line.starts_with("2026-12-04T18:00:00.000000Z")),
+        "a forged line reached the log:\n{logs}"
+    );
+    let lines = logs[log_before..].lines().filter(|l| l.contains("OIDC callback refused")).count();
+    assert!((1..=10).contains(&lines), "{lines} lines of refused callbacks");
+
+    // The first refusal is an event with the escaped text; the flood is counted, not dropped.
+    server.stop();
+    let events = server.db(async |conn| sign_in_event::Entity::find().all(conn).await.unwrap());
+    let refused = events
+        .iter()
+        .filter_map(|event| event.reason.as_deref())
+        .find(|reason| reason.contains("access_denied ("))
+        .expect("the provider's refusal is an event");
+    assert!(refused.contains("access_denied (x\\n2026-12-04T18:00:00"), "{refused}");
+    assert!(events.iter().all(|event| event.reason.as_deref().is_some_and(|r| !r.contains('\n'))));
+    let counted: u64 = events
+        .iter()
+        .filter(|event| event.request_id == "-")
+        .filter_map(|event| event.reason.as_deref()?.split_once(" refused attempt"))
+        .filter_map(|(count, _)| count.parse::<u64>().ok())
+        .sum();
+    let one_by_one = events.iter().filter(|event| event.request_id != "-").count() as u64;
+    assert_eq!(one_by_one + counted, 1200, "every refused callback is accounted for");
 }

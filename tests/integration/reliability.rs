@@ -187,16 +187,23 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
         let key = jsonwebtoken::EncodingKey::from_secret(b"not-the-master-key-at-all");
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
     };
+    // alg: none, with the same claims (the JWT library's own error names the algorithms it
+    // knows: "unknown variant `none`, expected one of `HS256`, …").
+    let unsigned =
+        format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", token.split('.').nth(1).unwrap());
     for (name, bad) in [
         ("tampered", tampered),
         ("expired", expired),
         ("wrong key", forged),
+        ("alg none", unsigned),
         ("garbage", "x.y.z".to_owned()),
     ] {
         let reply: Reply = server.get("/user/info", &[("cookie", &format!("token={bad}"))]);
         assert_eq!(reply.status, 401, "{name}: {}", reply.body);
-        assert!(
-            reply.json()["error"]["message"].as_str().unwrap().starts_with("invalid session token"),
+        // One answer for every bad token: the library's words stay in the debug log.
+        assert_eq!(
+            reply.json()["error"]["message"],
+            "invalid session token: sign in again",
             "{name}"
         );
     }
@@ -227,6 +234,10 @@ fn no_secret_reaches_the_log() {
         200
     );
     assert_eq!(server.get("/user/list", &[("authorization", &admin)]).status, 200);
+    // A token with `alg: none`: the client gets a plain 401, the debug log the library's words.
+    let unsigned =
+        format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", token.split('.').nth(1).unwrap());
+    assert_eq!(server.get("/user/info", &[("cookie", &format!("token={unsigned}"))]).status, 401);
     assert_eq!(
         server.post_form("/login", "username=admin&password=wrong-password-do-not-log", &[]).status,
         401
@@ -245,6 +256,10 @@ fn no_secret_reaches_the_log() {
         200
     );
     let logs = server.logs();
+    assert!(
+        logs.contains("token cookie refused: ") && logs.contains("unknown variant `none`"),
+        "the JWT library's detail is in the debug log:\n{logs}"
+    );
     assert!(
         logs.contains("signed in") && logs.lines().count() > 20,
         "a real log was captured:\n{logs}"

@@ -143,7 +143,7 @@ fn refused_attempts_are_recorded_within_a_bound() {
         "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
         "trusted_proxy_ranges: [\"10.9.9.9/32\"]",
     );
-    let server = TestServer::start_with(
+    let mut server = TestServer::start_with(
         &Backend::Sqlite,
         ServerOptions { config: &config, ..ServerOptions::default() },
     );
@@ -152,12 +152,117 @@ fn refused_attempts_are_recorded_within_a_bound() {
         assert_eq!(reply.status, 403);
     }
     let recorded = server.events();
+    assert_eq!(recorded.len(), 20, "refusal events for 100 refused attempts from one address");
     assert!(
-        !recorded.is_empty() && recorded.len() <= 20,
-        "{} refusal events for 100 refused attempts from one address",
-        recorded.len()
+        server.logs().contains("counting further ones per client address"),
+        "{}",
+        server.logs()
     );
-    assert!(server.logs().contains("not recording further ones"), "{}", server.logs());
+    // The other 80 are one summary row, written at the latest at shutdown.
+    server.stop();
+    let summaries: Vec<String> = server
+        .events()
+        .into_iter()
+        .filter(|event| event.request_id == "-")
+        .map(|event| format!("{} {} {}", event.peer_addr, event.method, event.reason.unwrap()))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(
+        summaries[0].starts_with(
+            "127.0.0.1 header 80 refused attempts from 127.0.0.1 (method header, forbidden) between"
+        ),
+        "{summaries:?}"
+    );
+    assert!(summaries[0].contains("the last: header sign-in is only accepted"), "{summaries:?}");
+}
+
+/// A request sent from the local address `source` (any of 127.0.0.0/8) over a connection of its
+/// own: `head` is the request line and headers, without `Host`, `Connection` and
+/// `Content-Length`. Returns the status.
+fn send_from(server: &TestServer, source: std::net::IpAddr, head: &str, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let request = format!(
+        "{head}\r\nHost: {target}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    hookgate_tests::server::block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((source, 0).into()).unwrap_or_else(|e| panic!("bind {source}: {e}"));
+        let mut stream = socket.connect(target).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    })
+}
+
+#[test]
+fn a_refusal_flood_is_summarised_and_hides_no_password_guess() {
+    // 127.0.0.1 is the trusted proxy; 127.0.0.2 to .39 reach the server directly.
+    let mut server = with_ui_password();
+    const PER_ADDRESS: usize = 25;
+    for host in 2..=39u8 {
+        let source = std::net::IpAddr::from([127, 0, 0, host]);
+        for _ in 0..PER_ADDRESS {
+            let head = "GET /sso/key/generate HTTP/1.1\r\nx-forwarded-user: x";
+            let status = send_from(&server, source, head, "");
+            assert_eq!(status, 403, "from {source}");
+        }
+    }
+    // Through the proxy, refusals count against the client it forwards, not against the proxy:
+    // the header hook refuses a request with no identity.
+    for _ in 0..PER_ADDRESS {
+        let reply = server.get("/sso/key/generate", &[("x-forwarded-for", "203.0.113.7")]);
+        assert_eq!(reply.status, 403, "{}", reply.body);
+    }
+    // Password guesses after the flood are recorded one by one.
+    let guesser = std::net::IpAddr::from([127, 0, 0, 99]);
+    let head = format!(
+        "POST /login HTTP/1.1\r\nOrigin: {}\r\nContent-Type: application/x-www-form-urlencoded",
+        server.origin()
+    );
+    for _ in 0..5 {
+        assert_eq!(send_from(&server, guesser, &head, "username=admin&password=guess"), 401);
+    }
+    let guesses = |server: &TestServer| {
+        server
+            .events()
+            .into_iter()
+            .filter(|e| e.peer_addr == "127.0.0.99" && e.method == "password")
+            .count()
+    };
+    assert_eq!(guesses(&server), 5, "every password guess is an event");
+    let hook_lines = server.logs().matches("hook refused the sign-in").count();
+    assert!((1..=10).contains(&hook_lines), "{hook_lines} log lines for 25 hook refusals");
+
+    // At shutdown at the latest, the rest of the flood is summary rows with counts.
+    server.stop();
+    assert_eq!(guesses(&server), 5);
+    let events = server.events();
+    let mut counted = std::collections::BTreeMap::new();
+    for event in events.iter().filter(|event| event.request_id == "-") {
+        let reason = event.reason.as_deref().unwrap();
+        let (count, rest) = reason.split_once(' ').unwrap();
+        assert!(rest.starts_with("refused attempt"), "{reason}");
+        assert!(reason.contains(&format!("from {} (method header", event.peer_addr)), "{reason}");
+        assert!(reason.contains("were not recorded one by one"), "{reason}");
+        counted.insert(event.peer_addr.clone(), count.parse::<usize>().unwrap());
+    }
+    let one_by_one = |address: &str| {
+        events.iter().filter(|e| e.request_id != "-" && e.peer_addr == address).count()
+    };
+    // Every attempt of every address is an event or counted in its address's summary.
+    for host in 2..=39 {
+        let address = format!("127.0.0.{host}");
+        let total = one_by_one(&address) + counted.get(&address).copied().unwrap_or(0);
+        assert_eq!(total, PER_ADDRESS, "{address}: {counted:?}");
+    }
+    assert_eq!(counted.get("127.0.0.39"), Some(&PER_ADDRESS), "past the 600 of the method");
+    assert_eq!(counted.get("127.0.0.2"), Some(&(PER_ADDRESS - 20)), "past the 20 of the address");
+    assert_eq!(counted.get("203.0.113.7"), Some(&PER_ADDRESS), "the proxy's client, counted");
+    assert!(!counted.contains_key("127.0.0.1"), "not the proxy: {counted:?}");
 }
 
 #[test]

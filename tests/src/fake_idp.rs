@@ -191,7 +191,8 @@ fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
     format!("{url}{separator}{}", query.join("&"))
 }
 
-fn encode(text: &str) -> String {
+/// `text` percent-encoded for a query string (everything but unreserved characters).
+pub fn encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -22,6 +22,9 @@ use plugin_api::{TeamRole, UserRole};
 /// The hook timeout when `general_settings.hook_timeout` is not set.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long `/metrics` reuses its count of live sessions.
+pub const METRICS_LIVE_SESSIONS_TTL: Duration = Duration::from_secs(15);
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -190,6 +193,9 @@ pub struct Config {
     pub prometheus: bool,
     /// `general_settings.require_auth_for_metrics_endpoint`: `/metrics` needs the master key.
     pub require_auth_for_metrics_endpoint: bool,
+    /// How long `/metrics` reuses its count of live sessions: 15 s. The tests shorten it with
+    /// `HOOKGATE_TEST_METRICS_LIVE_SESSIONS_TTL_MS` (undocumented: not a setting).
+    pub metrics_live_sessions_ttl: Duration,
     /// Keys in the file that hookgate does not implement.
     pub ignored_keys: Vec<String>,
 }
@@ -448,6 +454,10 @@ impl Config {
             }
         }
 
+        let metrics_live_sessions_ttl = env_nonempty("HOOKGATE_TEST_METRICS_LIVE_SESSIONS_TTL_MS")
+            .and_then(|ms| ms.trim().parse().ok())
+            .map_or(METRICS_LIVE_SESSIONS_TTL, Duration::from_millis);
+
         Ok(Config {
             file: file.to_owned(),
             dir,
@@ -498,6 +508,7 @@ impl Config {
             require_auth_for_metrics_endpoint: general
                 .require_auth_for_metrics_endpoint
                 .unwrap_or(false),
+            metrics_live_sessions_ttl,
             ignored_keys,
         })
     }

@@ -582,7 +582,8 @@ pub async fn update_user<C: ConnectionTrait>(
     row.update(conn).await
 }
 
-/// Marks an OIDC flow completed; returns false when it already was (a replayed callback).
+/// Marks an OIDC flow used (its callback came: a code, or the provider's error); returns false
+/// when it already was (a replayed callback).
 /// Entries past their expiry are pruned on the way.
 pub async fn complete_flow<C: ConnectionTrait>(
     conn: &C,

@@ -5,7 +5,10 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use plugin_api::UserRole;
 
 use super::{ApiError, AppState, Ctx};
-use crate::session::{COOKIE_NAME, hash_key, secrets_equal};
+use crate::{
+    session::{COOKIE_NAME, hash_key, secrets_equal},
+    untrusted::{MAX_SHOWN, printable},
+};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -109,7 +112,15 @@ impl FromRequestParts<AppState> for Caller {
             None => match token_cookie(&parts.headers) {
                 Some(jwt) => {
                     let claims = state.signin().signer().verify(jwt).map_err(|error| {
-                        ctx.json_error(ApiError::unauthorized(error.to_string()))
+                        // The library's words (which algorithms it knows, what it could not
+                        // parse) are for the operator; the client learns only that it failed.
+                        tracing::debug!(
+                            "token cookie refused: {}",
+                            printable(&error.to_string(), MAX_SHOWN)
+                        );
+                        ctx.json_error(ApiError::unauthorized(
+                            "invalid session token: sign in again",
+                        ))
                     })?;
                     (claims.key, true)
                 }

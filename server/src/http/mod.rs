@@ -31,7 +31,7 @@ use crate::{
     config::{Config, Secret},
     db::Db,
     oidc::OidcProvider,
-    signin::SignInService,
+    signin::{LogSampler, SignInService},
 };
 
 impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
@@ -54,6 +54,12 @@ struct Inner {
     oidc: Option<OidcProvider>,
     cookie_key: axum_extra::extract::cookie::Key,
     login_limiter: ui::LoginLimiter,
+    /// Samples the log lines of refused OIDC callbacks (anyone can cause them).
+    callback_log: LogSampler,
+    /// Samples the log lines of OIDC sign-ins that cannot start (the provider is down).
+    oidc_start_log: LogSampler,
+    /// The live-session gauge of `/metrics`, counted at most once per interval.
+    live_sessions: metrics::LiveSessions,
 }
 
 impl AppState {
@@ -72,6 +78,7 @@ impl AppState {
         hasher.update(b"hookgate oidc flow cookie\0");
         hasher.update(master_key.expose().as_bytes());
         let cookie_key = axum_extra::extract::cookie::Key::from(hasher.finalize().as_slice());
+        let live_sessions = metrics::LiveSessions::new(config.metrics_live_sessions_ttl);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -81,6 +88,9 @@ impl AppState {
                 oidc,
                 cookie_key,
                 login_limiter: ui::LoginLimiter::default(),
+                callback_log: LogSampler::default(),
+                oidc_start_log: LogSampler::default(),
+                live_sessions,
             }),
         }
     }
@@ -91,6 +101,18 @@ impl AppState {
 
     fn login_limiter(&self) -> &ui::LoginLimiter {
         &self.inner.login_limiter
+    }
+
+    fn callback_log(&self) -> &LogSampler {
+        &self.inner.callback_log
+    }
+
+    fn oidc_start_log(&self) -> &LogSampler {
+        &self.inner.oidc_start_log
+    }
+
+    fn live_sessions(&self) -> &metrics::LiveSessions {
+        &self.inner.live_sessions
     }
 
     fn config(&self) -> &Config {

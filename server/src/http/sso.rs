@@ -11,14 +11,15 @@ use axum_extra::extract::{
     cookie::{Cookie, SameSite},
 };
 
-use super::{ApiError, AppState, Ctx, auth::Caller};
+use super::{ApiError, AppState, Ctx, auth::Caller, ui::client_address};
 use crate::{
     config::Config,
     db::store,
-    oidc::{CallbackQuery, FlowState, OidcError, check_callback},
+    oidc::{CallbackQuery, FlowState, OidcError, check_callback, check_flow},
     plugins::{HookRequest, RequestLine},
     session::{clear_cookie, session_cookie},
     signin::{Attempt, LoginMethod, SignInError, SignedIn},
+    untrusted::{MAX_SHOWN, printable},
 };
 
 /// The cookie that carries an OIDC flow between its two requests (encrypted and authenticated
@@ -124,7 +125,10 @@ pub(super) async fn key_generate(
     if config.custom_ui_sso_sign_in_handler.is_some() {
         // The header hook wins over any OIDC provider, as in LiteLLM.
         let location = format!("{}{root}/ui/?login=success", public_base(config));
-        let attempt = Attempt::new(LoginMethod::Header, ctx.peer.ip(), ctx.request_id.clone());
+        // The TCP peer decides whether the headers are trusted; the forwarded client is who
+        // refusal events are bounded by.
+        let attempt = Attempt::new(LoginMethod::Header, ctx.peer.ip(), ctx.request_id.clone())
+            .from_client(client_address(config, ctx.peer.ip(), &headers));
         let request = HookRequest::new(RequestLine::new(&method, &uri, ctx.peer), headers);
         return match state.signin().header_sign_in(&attempt, request).await {
             Ok(signed_in) => signed_in_response(config, &signed_in, &location),
@@ -156,8 +160,13 @@ pub(super) async fn key_generate(
             (jar.add(cookie), Redirect::to(&url)).into_response()
         }
         Err(error) => {
-            tracing::error!("cannot start the OIDC sign-in: {error}");
-            let attempt = Attempt::new(LoginMethod::Oidc, ctx.peer.ip(), ctx.request_id.clone());
+            // Anyone can ask while the provider is down: the line is sampled.
+            if let Some(left_out) = state.oidc_start_log().admit() {
+                let note = state.oidc_start_log().note(left_out);
+                tracing::error!("cannot start the OIDC sign-in: {error}{note}");
+            }
+            let attempt = Attempt::new(LoginMethod::Oidc, ctx.peer.ip(), ctx.request_id.clone())
+                .from_client(client_address(config, ctx.peer.ip(), &headers));
             let error = oidc_error(error);
             state.signin().record_refusal(&attempt, &error).await;
             ctx.error(error)
@@ -203,6 +212,7 @@ pub(super) async fn callback(
     State(state): State<AppState>,
     ctx: Ctx,
     uri: Uri,
+    headers: HeaderMap,
     jar: PrivateCookieJar,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -216,7 +226,8 @@ pub(super) async fn callback(
             .error(ApiError::not_found("no OpenID Connect provider is configured"))
             .into_response();
     };
-    let attempt = Attempt::new(LoginMethod::Oidc, ctx.peer.ip(), ctx.request_id.clone());
+    let attempt = Attempt::new(LoginMethod::Oidc, ctx.peer.ip(), ctx.request_id.clone())
+        .from_client(client_address(config, ctx.peer.ip(), &headers));
     // The flow cookie is single-use: it goes whatever happens next.
     let flow_cookie = jar.get(FLOW_COOKIE);
     let jar = jar.remove(Cookie::build(FLOW_COOKIE).path("/"));
@@ -234,16 +245,20 @@ pub(super) async fn callback(
                         .into(),
                 )
             })?;
-        let issuer = provider.issuer().await;
-        let code = check_callback(&flow, &query, issuer.as_deref(), config.oidc_flow_timeout)
-            .map_err(oidc_error)?;
+        check_flow(&flow, &query, config.oidc_flow_timeout).map_err(oidc_error)?;
+        // The callback carries this flow's state: it is the flow's one use, whatever it says
+        // (an error callback too), so neither a code nor a flow cookie can be replayed.
         let expires = chrono::DateTime::from_timestamp(flow.started_at, 0).unwrap_or_default()
             + chrono::Duration::from_std(config.oidc_flow_timeout).unwrap_or_default();
         if !store::complete_flow(state.db().conn(), &flow.id, expires).await? {
             return Err(SignInError::BadRequest(
-                "this sign-in was already completed: its callback cannot be used twice; start again".into(),
+                "this sign-in was already completed or refused: its callback cannot be used \
+                 twice; start again"
+                    .into(),
             ));
         }
+        let issuer = provider.issuer().await;
+        let code = check_callback(&query, issuer.as_deref()).map_err(oidc_error)?;
         let (openid, proof) = provider.finish(&flow, code).await.map_err(oidc_error)?;
         let location = match &flow.return_to {
             Some(path) => format!("{}{path}", public_base(config)),
@@ -256,7 +271,13 @@ pub(super) async fn callback(
     let (openid, proof, location) = match identity {
         Ok(pair) => pair,
         Err(error) => {
-            tracing::warn!("OIDC callback refused: {error}");
+            // Anyone can send a browser (or curl) here: the line is sampled, and what the client
+            // wrote in it is escaped and cut (again: the checks already did).
+            if let Some(left_out) = state.callback_log().admit() {
+                let note = state.callback_log().note(left_out);
+                let reason = printable(&error.to_string(), 2 * MAX_SHOWN);
+                tracing::warn!("OIDC callback refused: {reason}{note}");
+            }
             state.signin().record_refusal(&attempt, &error).await;
             let page = ctx.error(error).with_link(format!("{root}/ui/login"), "Sign in again");
             return (jar, page).into_response();

@@ -20,6 +20,7 @@ use sea_orm::{ActiveValue::Set, DbErr, IntoActiveModel};
 use tokio::runtime::Handle;
 
 use self::host::SignInHost;
+pub(crate) use self::refusals::LogSampler;
 pub use self::{
     rehearsal::{Rehearsal, Rehearsed},
     runner::{HookRunner, RunError},
@@ -75,6 +76,9 @@ pub struct Attempt {
     pub method: LoginMethod,
     /// The TCP peer.
     pub peer: IpAddr,
+    /// The client's address: the TCP peer, or the address a trusted proxy forwarded
+    /// (bounds refusal events per client, not per proxy).
+    pub client: IpAddr,
     /// The request id.
     pub request_id: String,
     /// When the request arrived (for the sign-in's duration).
@@ -84,7 +88,12 @@ pub struct Attempt {
 impl Attempt {
     /// An attempt starting now.
     pub fn new(method: LoginMethod, peer: IpAddr, request_id: String) -> Attempt {
-        Attempt { method, peer, request_id, started: std::time::Instant::now() }
+        Attempt { method, peer, client: peer, request_id, started: std::time::Instant::now() }
+    }
+
+    /// The attempt of `client`, behind the TCP peer (a trusted proxy).
+    pub fn from_client(self, client: IpAddr) -> Attempt {
+        Attempt { client, ..self }
     }
 }
 
@@ -412,27 +421,19 @@ impl SignInService {
 
     /// Records an attempt that never reached the pipeline (untrusted peer, bad request…).
     pub async fn record_refusal(&self, attempt: &Attempt, error: &SignInError) {
-        self.record_event(attempt, None, error.outcome(), Some(error.reason())).await;
+        self.record_event(attempt, None, error).await;
     }
 
-    async fn record_event(
-        &self,
-        attempt: &Attempt,
-        user_id: Option<String>,
-        outcome: &str,
-        reason: Option<String>,
-    ) {
+    /// Records a refused or failed attempt: as its own event, or over the bound counted into a
+    /// summary event ([`refusals`]).
+    async fn record_event(&self, attempt: &Attempt, user_id: Option<String>, error: &SignInError) {
+        let outcome = error.outcome();
         self.metrics.sign_in(attempt.method, outcome, attempt.started.elapsed());
-        let reason = match self.refusals.admit(attempt.peer) {
-            refusals::Admit::Skip => return,
-            refusals::Admit::Record { skipped: 0 } => reason,
-            refusals::Admit::Record { skipped } => Some(format!(
-                "{} ({skipped} refused attempts before this one were not recorded: over the \
-                 per-address or total limit)",
-                reason.unwrap_or_default()
-            )),
-        };
-        let row = event_row(attempt, user_id, outcome, reason);
+        let reason = error.reason();
+        if self.refusals.admit(attempt, error, &reason) == refusals::Admit::Counted {
+            return;
+        }
+        let row = event_row(attempt, user_id, outcome, Some(reason));
         if let Err(error) = store::insert_event(self.db.conn(), row).await {
             tracing::error!("could not record the sign-in event: {error}");
         }
@@ -517,7 +518,7 @@ impl SignInService {
                 Err(SignInError::HookPanicked { setting, detail: error.message().to_owned() })
             }
             Ok(Err(error)) => {
-                tracing::warn!(setting, "hook refused the sign-in: {}", error.message());
+                self.refusals.log_hook_refusal(setting, error.message());
                 Err(SignInError::HookRefused { setting, message: error.message().to_owned() })
             }
             Err(RunError::Timeout) => {
@@ -554,7 +555,7 @@ impl SignInService {
                 if let SignInError::Database(db_error) = &error {
                     tracing::error!("sign-in failed on the database: {db_error}");
                 }
-                self.record_event(attempt, user_id, error.outcome(), Some(error.reason())).await;
+                self.record_event(attempt, user_id, &error).await;
                 Err(error)
             }
         }

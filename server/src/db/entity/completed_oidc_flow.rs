@@ -1,4 +1,5 @@
-//! `completed_oidc_flows`: OIDC flows already completed, kept until their cookie would expire.
+//! `completed_oidc_flows`: OIDC flows already used (completed, or refused by the identity
+//! provider), kept until their cookie would expire.
 
 use sea_orm::entity::prelude::*;
 
