@@ -292,6 +292,89 @@ fn password_guessing_is_bounded_per_username_and_per_forwarded_address() {
 }
 
 #[test]
+fn junk_usernames_from_many_addresses_cannot_flush_the_real_usernames_backoff() {
+    // 127.0.0.1 (the test client) is the trusted proxy: X-Forwarded-For names the client.
+    let server = with_ui_password();
+    let admin = |client: &str, password: &str| {
+        server.post_form(
+            "/login",
+            &format!("username=admin&password={password}"),
+            &[("x-forwarded-for", client)],
+        )
+    };
+    for n in 1..=5 {
+        assert_eq!(admin(&format!("203.0.113.{n}"), "wrong").status, 401);
+    }
+    let locked = admin("203.0.113.6", "ui-secret-123");
+    assert_eq!(locked.status, 429, "{}", locked.body);
+
+    // More junk usernames than the limiter's tables hold (10,000), four per address, so that no
+    // address reaches its own limit: this used to clear the tables, admin's count with them.
+    let junk_per_thread = 2_600;
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let server = &server;
+                scope.spawn(move || {
+                    (0..junk_per_thread)
+                        .map(|n| {
+                            let address = thread * junk_per_thread + n;
+                            let client = format!("198.18.{}.{}", address / 4 / 256, address / 4 % 256);
+                            server
+                                .post_form(
+                                    "/login",
+                                    &format!("username=junk{address}&password=x"),
+                                    &[("x-forwarded-for", &client)],
+                                )
+                                .status
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|thread| thread.join().unwrap()).collect()
+    });
+    assert_eq!(answers.len(), 10_400);
+    assert!(answers.iter().all(|status| [401, 429].contains(status)), "{answers:?}");
+
+    // admin's backoff survived: at most the one guess its 1-second lock allows once it has run
+    // out during the flood, then locked again (for 2 s now). A flushed count would allow five.
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let reply = admin(&format!("203.0.113.{}", 20 + n), "wrong");
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            assert!(reply.header("retry-after").is_some(), "{reply:?}");
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "admin is never locked again: {statuses:?}");
+    assert!(statuses.len() <= 2, "the flood bought fresh guesses: {statuses:?}");
+    let right = admin("203.0.113.30", "ui-secret-123");
+    assert_eq!(right.status, 429, "the lock holds even for the right password: {}", right.body);
+}
+
+#[test]
+fn a_bad_forwarded_hop_left_of_the_proxys_own_does_not_hide_the_client() {
+    // 127.0.0.1 (the test client) is the trusted proxy, which appended the client's address
+    // to whatever the client sent.
+    let server = with_ui_password();
+    for (n, forwarded) in
+        ["not-an-ip, 203.0.113.10", "203.0.113.99, <script>, 203.0.113.11"].iter().enumerate()
+    {
+        let reply = server.post_form(
+            "/login",
+            &format!("username=someone{n}&password=wrong"),
+            &[("x-forwarded-for", forwarded)],
+        );
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let mut peers: Vec<String> = server.events().into_iter().map(|event| event.peer_addr).collect();
+    peers.sort();
+    assert_eq!(peers, ["203.0.113.10", "203.0.113.11"], "the proxy's address was recorded");
+}
+
+#[test]
 fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     let config = hookgate_tests::SEED_CONFIG.replace(
         "trusted_proxy_ranges: [\"127.0.0.1/32\"]",

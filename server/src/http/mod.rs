@@ -2,7 +2,9 @@
 //! knows axum.
 
 mod auth;
+mod client;
 mod error;
+mod login_limiter;
 mod management;
 mod metrics;
 mod serve;
@@ -53,7 +55,7 @@ struct Inner {
     master_key: Secret,
     oidc: Option<OidcProvider>,
     cookie_key: axum_extra::extract::cookie::Key,
-    login_limiter: ui::LoginLimiter,
+    login_limiter: login_limiter::LoginLimiter,
 }
 
 impl AppState {
@@ -80,7 +82,7 @@ impl AppState {
                 master_key,
                 oidc,
                 cookie_key,
-                login_limiter: ui::LoginLimiter::default(),
+                login_limiter: login_limiter::LoginLimiter::default(),
             }),
         }
     }
@@ -89,7 +91,7 @@ impl AppState {
         self.inner.oidc.as_ref()
     }
 
-    fn login_limiter(&self) -> &ui::LoginLimiter {
+    fn login_limiter(&self) -> &login_limiter::LoginLimiter {
         &self.inner.login_limiter
     }
 
