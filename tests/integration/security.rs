@@ -131,6 +131,27 @@ fn client_request_ids_are_kept_only_when_short_and_plain() {
     for event in server.events() {
         assert!(event.request_id.len() <= 64, "{}", event.request_id);
     }
+
+    // From a peer that is not a trusted proxy, even a plain id is replaced: a client cannot
+    // reuse another request's id in the log or the sign-in events.
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"10.9.9.9/32\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: &config, ..ServerOptions::default() },
+    );
+    let reply = server.get("/health/liveliness", &[("x-request-id", "trace-1.a_B")]);
+    let id = reply.header("x-request-id").unwrap();
+    assert_ne!(id, "trace-1.a_B");
+    let reply = server.post_form("/login", "username=u&password=p", &[("x-request-id", "reused-7")]);
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_ne!(reply.header("x-request-id"), Some("reused-7"));
+    let events = server.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_ne!(events[0].request_id, "reused-7");
+    assert!(!server.logs().contains("reused-7"), "{}", server.logs());
 }
 
 #[test]

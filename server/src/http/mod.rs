@@ -166,6 +166,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     let root = state.config().server_root_path.clone();
+    let config = state.inner.config.clone();
     let routes = Router::new()
         .route("/health/liveliness", get(|| async { Json("I'm alive!") }))
         .route("/health/readiness", get(readiness))
@@ -192,17 +193,29 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::map_request(plain_request_id))
+        .layer(axum::middleware::map_request_with_state(config, plain_request_id))
 }
 
 /// The longest client-chosen request id kept.
 const MAX_REQUEST_ID: usize = 64;
 
-/// Keeps a client's `X-Request-Id` only if it is one short, plain token (at most
-/// [`MAX_REQUEST_ID`] of `[A-Za-z0-9._-]`); otherwise the server makes its own. The id goes into
-/// every log line and every sign-in event, so it must not carry a client's payload.
-async fn plain_request_id<B>(mut request: Request<B>) -> Request<B> {
+/// Keeps an `X-Request-Id` only if a trusted proxy (`trusted_proxy_ranges`) sent it and it is
+/// one short, plain token (at most [`MAX_REQUEST_ID`] of `[A-Za-z0-9._-]`); otherwise the server
+/// makes its own. The id goes into every log line and every sign-in event, so it must not carry
+/// a client's payload, nor let a client reuse another request's id in the audit trail.
+async fn plain_request_id<B>(
+    State(config): State<Arc<Config>>,
+    mut request: Request<B>,
+) -> Request<B> {
+    let from_proxy = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| config.is_trusted_proxy(&peer.ip().to_canonical()));
     let headers = request.headers_mut();
+    if !from_proxy {
+        headers.remove("x-request-id");
+        return request;
+    }
     let values = headers.get_all("x-request-id");
     let mut iter = values.iter();
     let plain = match (iter.next(), iter.next()) {
