@@ -83,7 +83,7 @@ fn half_sent_request_heads_are_closed_after_the_header_read_timeout() {
     let mut streams: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut stream = connect(&server);
-            stream.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n").expect("write");
+            stream.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\n").expect("write");
             stream
         })
         .collect();
@@ -116,7 +116,7 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     // A long header-read timeout, so that only the idle timeout can close the connection.
     let server = start(&["http_idle_timeout: 1s", "http_header_read_timeout: 60s"]);
     let mut stream = connect(&server);
-    let request = b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\n\r\n";
     // Keep-alive works: two requests on one connection.
     let mut received = String::new();
     for round in 1..=2 {
@@ -156,7 +156,7 @@ fn stalled_request_bodies_get_408_after_the_body_timeout() {
     let sent = Instant::now();
     stream
         .write_all(
-            b"POST /login HTTP/1.1\r\nHost: x\r\n\
+            b"POST /login HTTP/1.1\r\nHost: localhost\r\n\
               Content-Type: application/x-www-form-urlencoded\r\n\
               Content-Length: 100\r\n\r\nusername=a",
         )
@@ -184,7 +184,7 @@ fn connections_beyond_the_cap_wait_in_the_backlog_until_a_slot_frees() {
     // The 11th connects (the kernel completes the handshake) but is not served yet.
     let mut eleventh = connect(&server);
     eleventh
-        .write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .expect("write");
     let waited = Instant::now();
     eleventh.set_read_timeout(Some(Duration::from_millis(1000))).unwrap();
@@ -231,7 +231,7 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
     // timeout is 60 s, the header-read timeout 10 s, stop() gives up after 20 s).
     let mut silent = connect(&server);
     let mut idle = connect(&server);
-    idle.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buffer = [0u8; 4096];
     idle.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let n = idle.read(&mut buffer).expect("answer");
@@ -239,7 +239,7 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
     // A request in flight when SIGTERM arrives.
     let mut slow = connect(&server);
     slow.write_all(
-        b"GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: slow\r\n\
+        b"GET /sso/key/generate HTTP/1.1\r\nHost: localhost\r\nx-forwarded-user: slow\r\n\
           x-sleep-ms: 2000\r\nConnection: close\r\n\r\n",
     )
     .unwrap();

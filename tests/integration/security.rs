@@ -217,7 +217,19 @@ fn expired_sessions_and_old_events_are_pruned() {
 
 #[test]
 fn the_host_header_never_decides_a_redirect() {
-    let server = with_ui_password();
+    // A Host the server answers for (listed), but not the one it was reached by.
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  allowed_hosts: [\"evil.example\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("UI_PASSWORD", "ui-secret-123")],
+            ..ServerOptions::default()
+        },
+    );
     let answer = server.raw(
         b"GET /sso/key/generate HTTP/1.1\r\nHost: evil.example\r\nx-forwarded-user: frank\r\n\
           Connection: close\r\n\r\n",
@@ -247,6 +259,83 @@ fn the_host_header_never_decides_a_redirect() {
         &[("cookie", &cookie), ("origin", "http://evil.example")],
     );
     assert_eq!(cross.status, 403);
+}
+
+/// A request as `curl` or a rebinding page's `fetch()` sends it, with its own Host and Origin.
+fn request_for_host(server: &TestServer, host: &str, request: &str) -> String {
+    let origin = format!("http://{host}");
+    let request = request.replace("{host}", host).replace("{origin}", &origin);
+    server.raw(request.as_bytes())
+}
+
+#[test]
+fn a_dns_rebinding_page_gets_421_and_writes_nothing() {
+    // No PROXY_BASE_URL (the review's setup): same-origin used to be the client's own Host.
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  allowed_hosts: [\"sso.internal\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("UI_PASSWORD", "ui-secret-123")],
+            ..ServerOptions::default()
+        },
+    );
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let sign_in = "GET /sso/key/generate HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n\
+                   Sec-Fetch-Site: same-origin\r\nx-forwarded-user: rb-admin\r\n\
+                   x-forwarded-email: rb@evil.test\r\nx-forwarded-groups: admins\r\n\
+                   Connection: close\r\n\r\n";
+    let login_body = "username=admin&password=ui-secret-123";
+    let login = format!(
+        "POST /login HTTP/1.1\r\nHost: {{host}}\r\nOrigin: {{origin}}\r\nContent-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n\
+         {login_body}",
+        login_body.len()
+    );
+
+    let rebound = format!("rebind.evil.test:{port}");
+    for request in [sign_in, login.as_str()] {
+        let answer = request_for_host(&server, &rebound, request);
+        assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+        assert!(answer.contains("general_settings.allowed_hosts"), "{answer}");
+        assert!(!answer.to_ascii_lowercase().contains("set-cookie"), "{answer}");
+    }
+    // Nothing was written: no user, no session, no event.
+    assert!(server.users().iter().all(|user| user.user_id != "rb-admin"));
+    assert!(server.events().is_empty(), "{:?}", server.events());
+    let sessions = server.db(async |conn| session::Entity::find().count(conn).await.unwrap());
+    assert_eq!(sessions, 0);
+    // Probes answer for any Host.
+    let probe = request_for_host(
+        &server,
+        &rebound,
+        "GET /health/liveliness HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+    );
+    assert!(probe.starts_with("HTTP/1.1 200"), "{probe}");
+
+    // The hosts it answers for: IP addresses, localhost, the listed names; the same-origin check
+    // accepts an Origin of such a host.
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("sso.internal:{port}")]
+    {
+        let answer = request_for_host(&server, &host, sign_in);
+        assert!(answer.starts_with("HTTP/1.1 303"), "{host}: {answer}");
+        let answer = request_for_host(&server, &host, &login);
+        assert!(answer.starts_with("HTTP/1.1 303"), "{host}: {answer}");
+    }
+    assert!(server.users().iter().any(|user| user.user_id == "rb-admin"));
+
+    // With PROXY_BASE_URL, its host is answered too.
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { env: &[("PROXY_BASE_URL", "https://sso.example.test")], ..ServerOptions::default() },
+    );
+    let answer = request_for_host(&server, "sso.example.test", sign_in);
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let answer = request_for_host(&server, "rebind.evil.test", sign_in);
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
 }
 
 #[test]

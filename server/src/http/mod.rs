@@ -181,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     let routes = if root.is_empty() { routes } else { Router::new().nest(&root, routes) };
     routes
+        .layer(axum::middleware::map_request_with_state(config.clone(), allowed_host))
         .layer(axum::middleware::map_response(security_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -234,6 +235,43 @@ async fn plain_request_id<B>(
         headers.remove("x-request-id");
     }
     request
+}
+
+/// Answers `421 Misdirected Request` to a request for a Host the server does not answer for
+/// (`Config::allowed_hosts`), before any route sees it: a DNS-rebinding page reaches the server
+/// under the attacker's own name. `/health/*` answers any Host: probes use pod addresses and
+/// service names, and say nothing a page could use.
+async fn allowed_host<B>(
+    State(config): State<Arc<Config>>,
+    request: Request<B>,
+) -> Result<Request<B>, axum::response::Response> {
+    let health = format!("{}/health/", config.server_root_path);
+    if request.uri().path().starts_with(&health) {
+        return Ok(request);
+    }
+    let host = request.headers().get(header::HOST).map(|host| host.to_str().unwrap_or(""));
+    // A request target in absolute form names a host too.
+    let target = request.uri().authority().map(|authority| authority.as_str());
+    let refused = [host, target].into_iter().flatten().find(|host| !config.allowed_hosts.allows(host));
+    let Some(refused) = refused else { return Ok(request) };
+    let shown: String = refused.chars().take(100).collect();
+    tracing::debug!(host = ?shown, "refused a request for a host not in allowed_hosts (421)");
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    let error = ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "this server does not answer for the host {shown:?}: it answers for PROXY_BASE_URL's \
+             host, IP addresses, localhost, and the names listed in \
+             general_settings.allowed_hosts"
+        ),
+    )
+    .with_request_id(request_id)
+    .as_html(wants_html(request.headers()));
+    Err(error.into_response())
 }
 
 /// Headers on every response: no sniffing, no framing, no referrer; nothing cached unless the
