@@ -145,7 +145,8 @@ fn client_request_ids_are_kept_only_when_short_and_plain() {
     let reply = server.get("/health/liveliness", &[("x-request-id", "trace-1.a_B")]);
     let id = reply.header("x-request-id").unwrap();
     assert_ne!(id, "trace-1.a_B");
-    let reply = server.post_form("/login", "username=u&password=p", &[("x-request-id", "reused-7")]);
+    let reply =
+        server.post_form("/login", "username=u&password=p", &[("x-request-id", "reused-7")]);
     assert_eq!(reply.status, 401, "{}", reply.body);
     assert_ne!(reply.header("x-request-id"), Some("reused-7"));
     let events = server.events();
@@ -318,7 +319,8 @@ fn a_dns_rebinding_page_gets_421_and_writes_nothing() {
 
     // The hosts it answers for: IP addresses, localhost, the listed names; the same-origin check
     // accepts an Origin of such a host.
-    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("sso.internal:{port}")]
+    for host in
+        [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("sso.internal:{port}")]
     {
         let answer = request_for_host(&server, &host, sign_in);
         assert!(answer.starts_with("HTTP/1.1 303"), "{host}: {answer}");
@@ -330,7 +332,10 @@ fn a_dns_rebinding_page_gets_421_and_writes_nothing() {
     // With PROXY_BASE_URL, its host is answered too.
     let server = TestServer::start_with(
         &Backend::Sqlite,
-        ServerOptions { env: &[("PROXY_BASE_URL", "https://sso.example.test")], ..ServerOptions::default() },
+        ServerOptions {
+            env: &[("PROXY_BASE_URL", "https://sso.example.test")],
+            ..ServerOptions::default()
+        },
     );
     let answer = request_for_host(&server, "sso.example.test", sign_in);
     assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
@@ -429,7 +434,8 @@ fn junk_usernames_from_many_addresses_cannot_flush_the_real_usernames_backoff() 
                     (0..junk_per_thread)
                         .map(|n| {
                             let address = thread * junk_per_thread + n;
-                            let client = format!("198.18.{}.{}", address / 4 / 256, address / 4 % 256);
+                            let client =
+                                format!("198.18.{}.{}", address / 4 / 256, address / 4 % 256);
                             server
                                 .post_form(
                                     "/login",

@@ -136,8 +136,8 @@ mod tests {
         let any = AllowedHosts::new(Some(vec!["a.example".into(), "*".into()]), None).unwrap();
         assert!(any.allows("rebind.evil.test"));
         for bad in ["https://sso.example.com", "sso.example.com:443", "sso.example.com/x", ""] {
-            let error = AllowedHosts::new(Some(vec!["ok.example".into(), bad.into()]), None)
-                .unwrap_err();
+            let error =
+                AllowedHosts::new(Some(vec!["ok.example".into(), bad.into()]), None).unwrap_err();
             assert!(error.starts_with("general_settings.allowed_hosts[1]: "), "{error}");
             assert!(error.contains("without scheme, port or path"), "{error}");
         }

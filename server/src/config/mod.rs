@@ -431,8 +431,8 @@ impl Config {
             max_connections,
             max_connections_per_client,
         };
-        let allowed_hosts = AllowedHosts::new(general.allowed_hosts, proxy_base_url.as_deref())
-            .map_err(invalid)?;
+        let allowed_hosts =
+            AllowedHosts::new(general.allowed_hosts, proxy_base_url.as_deref()).map_err(invalid)?;
 
         // LiteLLM's callbacks: hookgate implements `prometheus`; the others are reported.
         let mut prometheus = false;

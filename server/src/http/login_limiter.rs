@@ -180,7 +180,9 @@ impl Backoff {
     }
 
     fn fail(&mut self, now: Instant) {
-        if self.last.is_some_and(|last| now.saturating_duration_since(last) >= LoginLimiter::USER_MEMORY)
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) >= LoginLimiter::USER_MEMORY)
         {
             *self = Backoff::default();
         }
@@ -225,12 +227,15 @@ impl AddressTable {
     /// The address's window, now the most recently used; `None` when the table is full and none
     /// of the oldest [`Self::EVICTION_PROBES`] addresses can be forgotten (each is locked out).
     fn entry(&mut self, ip: IpAddr, now: Instant) -> Option<&mut Window> {
-        if !self.windows.contains_key(&ip) && self.windows.len() >= self.capacity && !self.evict(now)
+        if !self.windows.contains_key(&ip)
+            && self.windows.len() >= self.capacity
+            && !self.evict(now)
         {
             return None;
         }
         let position = self.take_position();
-        let (window, old_position) = self.windows.entry(ip).or_insert((Window::default(), position));
+        let (window, old_position) =
+            self.windows.entry(ip).or_insert((Window::default(), position));
         if *old_position != position {
             self.order.remove(old_position);
             *old_position = position;

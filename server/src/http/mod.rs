@@ -252,7 +252,8 @@ async fn allowed_host<B>(
     let host = request.headers().get(header::HOST).map(|host| host.to_str().unwrap_or(""));
     // A request target in absolute form names a host too.
     let target = request.uri().authority().map(|authority| authority.as_str());
-    let refused = [host, target].into_iter().flatten().find(|host| !config.allowed_hosts.allows(host));
+    let refused =
+        [host, target].into_iter().flatten().find(|host| !config.allowed_hosts.allows(host));
     let Some(refused) = refused else { return Ok(request) };
     let shown: String = refused.chars().take(100).collect();
     tracing::debug!(host = ?shown, "refused a request for a host not in allowed_hosts (421)");

@@ -50,8 +50,7 @@ pub(super) fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
                     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
                     let authority =
                         origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-                    host.is_some_and(|host| config.allowed_hosts.allows(host))
-                        && authority == host
+                    host.is_some_and(|host| config.allowed_hosts.allows(host)) && authority == host
                 }
             }
         }
