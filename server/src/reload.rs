@@ -155,6 +155,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         link_sso_accounts_by_email,
         sign_in_event_retention,
         http,
+        allowed_hosts,
         litellm_proxy_url,
         prometheus,
         require_auth_for_metrics_endpoint,
@@ -228,9 +229,10 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
     );
     check(
         *http != running.http,
-        "general_settings.http_header_read_timeout/http_idle_timeout/http_body_timeout/\
-         max_connections",
+        "general_settings.http_header_read_timeout/http_first_request_timeout/\
+         http_idle_timeout/http_body_timeout/max_connections/max_connections_per_client",
     );
+    check(*allowed_hosts != running.allowed_hosts, "general_settings.allowed_hosts");
     check(*litellm_proxy_url != running.litellm_proxy_url, "general_settings.litellm_proxy_url");
     changed
 }

@@ -36,6 +36,44 @@ fn connect(server: &TestServer) -> TcpStream {
     TcpStream::connect(server.base.trim_start_matches("http://")).expect("connect")
 }
 
+/// A connection from `source`, another loopback address (all of 127.0.0.0/8 is local on Linux).
+fn connect_from(server: &TestServer, source: &str) -> TcpStream {
+    let target: std::net::SocketAddr =
+        server.base.trim_start_matches("http://").parse().expect("the server's address");
+    let source: std::net::IpAddr = source.parse().expect("a source address");
+    let stream = hookgate_tests::server::block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(source, 0))?;
+        socket.connect(target).await?.into_std()
+    })
+    .unwrap_or_else(|error| panic!("connect from {source}: {error}"));
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}
+
+/// Whether the server has closed the connection (a read sees the end or a reset at once).
+fn closed_now(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut byte = [0u8; 1];
+    let closed = match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => error.kind() != ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).expect("blocking");
+    closed
+}
+
+/// Sends a `GET /health/liveliness` and reads the answer until the server closes.
+fn liveliness(stream: &mut TcpStream, deadline: Instant) -> Outcome {
+    stream
+        .write_all(
+            b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .expect("write");
+    read_until_closed(stream, deadline)
+}
+
 /// What became of a connection by `deadline`.
 #[derive(Debug)]
 enum Outcome {
@@ -83,7 +121,9 @@ fn half_sent_request_heads_are_closed_after_the_header_read_timeout() {
     let mut streams: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut stream = connect(&server);
-            stream.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n").expect("write");
+            stream
+                .write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\n")
+                .expect("write");
             stream
         })
         .collect();
@@ -116,7 +156,7 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     // A long header-read timeout, so that only the idle timeout can close the connection.
     let server = start(&["http_idle_timeout: 1s", "http_header_read_timeout: 60s"]);
     let mut stream = connect(&server);
-    let request = b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\n\r\n";
     // Keep-alive works: two requests on one connection.
     let mut received = String::new();
     for round in 1..=2 {
@@ -156,7 +196,7 @@ fn stalled_request_bodies_get_408_after_the_body_timeout() {
     let sent = Instant::now();
     stream
         .write_all(
-            b"POST /login HTTP/1.1\r\nHost: x\r\n\
+            b"POST /login HTTP/1.1\r\nHost: localhost\r\n\
               Content-Type: application/x-www-form-urlencoded\r\n\
               Content-Length: 100\r\n\r\nusername=a",
         )
@@ -184,7 +224,9 @@ fn connections_beyond_the_cap_wait_in_the_backlog_until_a_slot_frees() {
     // The 11th connects (the kernel completes the handshake) but is not served yet.
     let mut eleventh = connect(&server);
     eleventh
-        .write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
         .expect("write");
     let waited = Instant::now();
     eleventh.set_read_timeout(Some(Duration::from_millis(1000))).unwrap();
@@ -231,7 +273,7 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
     // timeout is 60 s, the header-read timeout 10 s, stop() gives up after 20 s).
     let mut silent = connect(&server);
     let mut idle = connect(&server);
-    idle.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buffer = [0u8; 4096];
     idle.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let n = idle.read(&mut buffer).expect("answer");
@@ -239,7 +281,7 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
     // A request in flight when SIGTERM arrives.
     let mut slow = connect(&server);
     slow.write_all(
-        b"GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: slow\r\n\
+        b"GET /sso/key/generate HTTP/1.1\r\nHost: localhost\r\nx-forwarded-user: slow\r\n\
           x-sleep-ms: 2000\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
@@ -259,4 +301,92 @@ fn sigterm_lets_in_flight_requests_finish_and_closes_idle_connections() {
         let outcome = read_until_closed(stream, Instant::now() + Duration::from_secs(5));
         assert!(matches!(outcome, Outcome::Closed(_)), "{outcome:?}");
     }
+}
+
+#[test]
+fn one_client_address_cannot_take_every_connection() {
+    // Long head timeouts: only the per-client share can close a silent connection here.
+    let server = start(&[
+        "max_connections: 8",
+        "max_connections_per_client: 3",
+        "http_header_read_timeout: 60s",
+        "http_first_request_timeout: 60s",
+    ]);
+    // A greedy client (127.0.0.2) opens as many silent connections as the whole cap.
+    let mut greedy: Vec<TcpStream> = (0..8).map(|_| connect_from(&server, "127.0.0.2")).collect();
+    // All but its share are closed at once (15 s for a loaded machine; without the share they
+    // are held for the 60 s header-read timeout).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut closed = vec![false; greedy.len()];
+    while closed.iter().filter(|closed| **closed).count() < 5 && Instant::now() < deadline {
+        for (stream, closed) in greedy.iter_mut().zip(closed.iter_mut()) {
+            *closed = *closed || closed_now(stream);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        closed.iter().filter(|closed| **closed).count(),
+        5,
+        "{closed:?}: the greedy client keeps more than its share\n{}",
+        server.logs()
+    );
+    let mut held: Vec<TcpStream> =
+        greedy.into_iter().zip(&closed).filter(|(_, closed)| !**closed).map(|(s, _)| s).collect();
+    assert!(held.iter_mut().all(still_waiting));
+    // Another client is served at once.
+    let mut other = connect_from(&server, "127.0.0.3");
+    match liveliness(&mut other, Instant::now() + Duration::from_secs(15)) {
+        Outcome::Closed(answer) => assert!(answer.starts_with("HTTP/1.1 200"), "{answer}"),
+        Outcome::Open(bytes) => {
+            panic!("another client was starved ({bytes:?})\n{}", server.logs())
+        }
+    }
+    // The trusted proxy (127.0.0.1) carries everyone's traffic: it is not held to the share.
+    let mut proxy: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
+    let mut request = connect(&server);
+    match liveliness(&mut request, Instant::now() + Duration::from_secs(15)) {
+        Outcome::Closed(answer) => assert!(answer.starts_with("HTTP/1.1 200"), "{answer}"),
+        Outcome::Open(bytes) => panic!("the proxy was refused ({bytes:?})\n{}", server.logs()),
+    }
+    assert!(proxy.iter_mut().all(still_waiting), "a proxy connection was closed");
+    // Connections the greedy client closes free its share.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut again = connect_from(&server, "127.0.0.2");
+        match liveliness(&mut again, deadline) {
+            Outcome::Closed(answer) if answer.starts_with("HTTP/1.1 200") => break,
+            outcome => assert!(
+                Instant::now() < deadline,
+                "the share is never freed: {outcome:?}\n{}",
+                server.logs()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.logs().contains("max_connections_per_client (3)"), "{}", server.logs());
+}
+
+#[test]
+fn a_new_connection_gets_less_time_for_its_first_request_than_a_kept_alive_one_between_requests() {
+    let server = start(&["http_first_request_timeout: 1s", "http_header_read_timeout: 60s"]);
+    let mut silent = connect(&server);
+    let mut kept_alive = connect(&server);
+    let request = b"GET /health/liveliness HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    kept_alive.write_all(request).expect("write");
+    let mut buffer = [0u8; 4096];
+    kept_alive.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let n = kept_alive.read(&mut buffer).expect("answer");
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    let opened = Instant::now();
+    // ~1 s; 15 s for a loaded machine (the header-read timeout is 60 s).
+    match read_until_closed(&mut silent, opened + Duration::from_secs(15)) {
+        Outcome::Closed(bytes) => assert!(bytes.is_empty(), "{bytes}"),
+        Outcome::Open(_) => panic!("a silent new connection still open after 15 s"),
+    }
+    // The kept-alive one, silent as long, is still open and serves its next request.
+    assert!(still_waiting(&mut kept_alive), "the kept-alive connection was closed");
+    kept_alive.write_all(request).expect("write");
+    let n = kept_alive.read(&mut buffer).expect("answer");
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
 }

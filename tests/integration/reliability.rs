@@ -144,7 +144,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
     );
     assert_eq!(reply.status, 403, "look-alike names are not identity: {}", reply.body);
 
-    let bare_cr = server.raw(b"GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: al\rice\r\nConnection: close\r\n\r\n");
+    let bare_cr = server.raw(b"GET /sso/key/generate HTTP/1.1\r\nHost: localhost\r\nx-forwarded-user: al\rice\r\nConnection: close\r\n\r\n");
     assert!(bare_cr.starts_with("HTTP/1.1 400"), "{bare_cr}");
     let long = "a".repeat(20_000);
     let reply = server.get("/sso/key/generate", &[("x-forwarded-user", &long)]);
@@ -157,7 +157,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
             .contains("request header `x-forwarded-user` is 20000 bytes long")
     );
     let huge = format!(
-        "GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: {}\r\nConnection: close\r\n\r\n",
+        "GET /sso/key/generate HTTP/1.1\r\nHost: localhost\r\nx-forwarded-user: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(600_000)
     );
     let reply = server.raw(huge.as_bytes());

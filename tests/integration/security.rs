@@ -134,6 +134,28 @@ fn client_request_ids_are_kept_only_when_short_and_plain() {
     for event in server.events() {
         assert!(event.request_id.len() <= 64, "{}", event.request_id);
     }
+
+    // From a peer that is not a trusted proxy, even a plain id is replaced: a client cannot
+    // reuse another request's id in the log or the sign-in events.
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"10.9.9.9/32\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: &config, ..ServerOptions::default() },
+    );
+    let reply = server.get("/health/liveliness", &[("x-request-id", "trace-1.a_B")]);
+    let id = reply.header("x-request-id").unwrap();
+    assert_ne!(id, "trace-1.a_B");
+    let reply =
+        server.post_form("/login", "username=u&password=p", &[("x-request-id", "reused-7")]);
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_ne!(reply.header("x-request-id"), Some("reused-7"));
+    let events = server.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_ne!(events[0].request_id, "reused-7");
+    assert!(!server.logs().contains("reused-7"), "{}", server.logs());
 }
 
 #[test]
@@ -304,7 +326,19 @@ fn expired_sessions_and_old_events_are_pruned() {
 
 #[test]
 fn the_host_header_never_decides_a_redirect() {
-    let server = with_ui_password();
+    // A Host the server answers for (listed), but not the one it was reached by.
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  allowed_hosts: [\"evil.example\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("UI_PASSWORD", "ui-secret-123")],
+            ..ServerOptions::default()
+        },
+    );
     let answer = server.raw(
         b"GET /sso/key/generate HTTP/1.1\r\nHost: evil.example\r\nx-forwarded-user: frank\r\n\
           Connection: close\r\n\r\n",
@@ -334,6 +368,87 @@ fn the_host_header_never_decides_a_redirect() {
         &[("cookie", &cookie), ("origin", "http://evil.example")],
     );
     assert_eq!(cross.status, 403);
+}
+
+/// A request as `curl` or a rebinding page's `fetch()` sends it, with its own Host and Origin.
+fn request_for_host(server: &TestServer, host: &str, request: &str) -> String {
+    let origin = format!("http://{host}");
+    let request = request.replace("{host}", host).replace("{origin}", &origin);
+    server.raw(request.as_bytes())
+}
+
+#[test]
+fn a_dns_rebinding_page_gets_421_and_writes_nothing() {
+    // No PROXY_BASE_URL (the review's setup): same-origin used to be the client's own Host.
+    let config = hookgate_tests::SEED_CONFIG.replace(
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]",
+        "trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  allowed_hosts: [\"sso.internal\"]",
+    );
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("UI_PASSWORD", "ui-secret-123")],
+            ..ServerOptions::default()
+        },
+    );
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let sign_in = "GET /sso/key/generate HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n\
+                   Sec-Fetch-Site: same-origin\r\nx-forwarded-user: rb-admin\r\n\
+                   x-forwarded-email: rb@evil.test\r\nx-forwarded-groups: admins\r\n\
+                   Connection: close\r\n\r\n";
+    let login_body = "username=admin&password=ui-secret-123";
+    let login = format!(
+        "POST /login HTTP/1.1\r\nHost: {{host}}\r\nOrigin: {{origin}}\r\nContent-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n\
+         {login_body}",
+        login_body.len()
+    );
+
+    let rebound = format!("rebind.evil.test:{port}");
+    for request in [sign_in, login.as_str()] {
+        let answer = request_for_host(&server, &rebound, request);
+        assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+        assert!(answer.contains("general_settings.allowed_hosts"), "{answer}");
+        assert!(!answer.to_ascii_lowercase().contains("set-cookie"), "{answer}");
+    }
+    // Nothing was written: no user, no session, no event.
+    assert!(server.users().iter().all(|user| user.user_id != "rb-admin"));
+    assert!(server.events().is_empty(), "{:?}", server.events());
+    let sessions = server.db(async |conn| session::Entity::find().count(conn).await.unwrap());
+    assert_eq!(sessions, 0);
+    // Probes answer for any Host.
+    let probe = request_for_host(
+        &server,
+        &rebound,
+        "GET /health/liveliness HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+    );
+    assert!(probe.starts_with("HTTP/1.1 200"), "{probe}");
+
+    // The hosts it answers for: IP addresses, localhost, the listed names; the same-origin check
+    // accepts an Origin of such a host.
+    for host in
+        [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("sso.internal:{port}")]
+    {
+        let answer = request_for_host(&server, &host, sign_in);
+        assert!(answer.starts_with("HTTP/1.1 303"), "{host}: {answer}");
+        let answer = request_for_host(&server, &host, &login);
+        assert!(answer.starts_with("HTTP/1.1 303"), "{host}: {answer}");
+    }
+    assert!(server.users().iter().any(|user| user.user_id == "rb-admin"));
+
+    // With PROXY_BASE_URL, its host is answered too.
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            env: &[("PROXY_BASE_URL", "https://sso.example.test")],
+            ..ServerOptions::default()
+        },
+    );
+    let answer = request_for_host(&server, "sso.example.test", sign_in);
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let answer = request_for_host(&server, "rebind.evil.test", sign_in);
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
 }
 
 #[test]
@@ -397,6 +512,90 @@ fn password_guessing_is_bounded_per_username_and_per_forwarded_address() {
     }
     assert_eq!(attempt("192.0.2.7", "ui-secret-123").status, 429);
     assert_eq!(attempt("192.0.2.8", "ui-secret-123").status, 303);
+}
+
+#[test]
+fn junk_usernames_from_many_addresses_cannot_flush_the_real_usernames_backoff() {
+    // 127.0.0.1 (the test client) is the trusted proxy: X-Forwarded-For names the client.
+    let server = with_ui_password();
+    let admin = |client: &str, password: &str| {
+        server.post_form(
+            "/login",
+            &format!("username=admin&password={password}"),
+            &[("x-forwarded-for", client)],
+        )
+    };
+    for n in 1..=5 {
+        assert_eq!(admin(&format!("203.0.113.{n}"), "wrong").status, 401);
+    }
+    let locked = admin("203.0.113.6", "ui-secret-123");
+    assert_eq!(locked.status, 429, "{}", locked.body);
+
+    // More junk usernames than the limiter's tables hold (10,000), four per address, so that no
+    // address reaches its own limit: this used to clear the tables, admin's count with them.
+    let junk_per_thread = 2_600;
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let server = &server;
+                scope.spawn(move || {
+                    (0..junk_per_thread)
+                        .map(|n| {
+                            let address = thread * junk_per_thread + n;
+                            let client =
+                                format!("198.18.{}.{}", address / 4 / 256, address / 4 % 256);
+                            server
+                                .post_form(
+                                    "/login",
+                                    &format!("username=junk{address}&password=x"),
+                                    &[("x-forwarded-for", &client)],
+                                )
+                                .status
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|thread| thread.join().unwrap()).collect()
+    });
+    assert_eq!(answers.len(), 10_400);
+    assert!(answers.iter().all(|status| [401, 429].contains(status)), "{answers:?}");
+
+    // admin's backoff survived: at most the one guess its 1-second lock allows once it has run
+    // out during the flood, then locked again (for 2 s now). A flushed count would allow five.
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let reply = admin(&format!("203.0.113.{}", 20 + n), "wrong");
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            assert!(reply.header("retry-after").is_some(), "{reply:?}");
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "admin is never locked again: {statuses:?}");
+    assert!(statuses.len() <= 2, "the flood bought fresh guesses: {statuses:?}");
+    let right = admin("203.0.113.30", "ui-secret-123");
+    assert_eq!(right.status, 429, "the lock holds even for the right password: {}", right.body);
+}
+
+#[test]
+fn a_bad_forwarded_hop_left_of_the_proxys_own_does_not_hide_the_client() {
+    // 127.0.0.1 (the test client) is the trusted proxy, which appended the client's address
+    // to whatever the client sent.
+    let server = with_ui_password();
+    for (n, forwarded) in
+        ["not-an-ip, 203.0.113.10", "203.0.113.99, <script>, 203.0.113.11"].iter().enumerate()
+    {
+        let reply = server.post_form(
+            "/login",
+            &format!("username=someone{n}&password=wrong"),
+            &[("x-forwarded-for", forwarded)],
+        );
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let mut peers: Vec<String> = server.events().into_iter().map(|event| event.peer_addr).collect();
+    peers.sort();
+    assert_eq!(peers, ["203.0.113.10", "203.0.113.11"], "the proxy's address was recorded");
 }
 
 #[test]

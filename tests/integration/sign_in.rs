@@ -466,7 +466,7 @@ fn non_utf8_identity_headers_are_refused_with_400() {
     use std::io::{Read, Write};
     let address = server.base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.write_all(b"GET /sso/key/generate HTTP/1.1\r\nHost: x\r\nx-forwarded-user: \xffalice\r\nConnection: close\r\n\r\n").unwrap();
+    stream.write_all(b"GET /sso/key/generate HTTP/1.1\r\nHost: localhost\r\nx-forwarded-user: \xffalice\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let response = String::from_utf8_lossy(&response);

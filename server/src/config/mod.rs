@@ -1,6 +1,7 @@
 //! Settings: parsed from a LiteLLM `config.yaml` and the environment, validated, then passed to
 //! whoever needs them. Nothing else in the server reads the config file or the environment.
 
+mod hosts;
 mod oidc;
 mod raw;
 mod yaml;
@@ -13,6 +14,7 @@ use std::{
 
 use self::raw::{RawConfig, TeamEntry};
 pub use self::{
+    hosts::AllowedHosts,
     oidc::{ClaimPaths, Endpoints, OidcSettings, ProviderKind},
     raw::{Cidr, UiAccessModeSetting},
 };
@@ -183,8 +185,11 @@ pub struct Config {
     pub link_sso_accounts_by_email: bool,
     /// `sign_in_event_retention`: sign-in events older than this are pruned (default 90 days).
     pub sign_in_event_retention: Duration,
-    /// HTTP limits: header-read, idle keep-alive and body timeouts, and the connection cap.
+    /// HTTP limits: header-read, idle keep-alive and body timeouts, and the connection caps.
     pub http: HttpLimits,
+    /// The `Host` headers answered: `general_settings.allowed_hosts`, PROXY_BASE_URL's host, IP
+    /// literals and `localhost`; any other gets 421.
+    pub allowed_hosts: AllowedHosts,
     /// `general_settings.litellm_proxy_url` or `LITELLM_PROXY_URL`: the LiteLLM proxy hookgate
     /// is the front door of (its base URL as hookgate reaches it, no trailing slash).
     pub litellm_proxy_url: Option<String>,
@@ -205,6 +210,9 @@ pub struct Config {
 pub struct HttpLimits {
     /// A client must send a request's whole head within this (`http_header_read_timeout`).
     pub header_read_timeout: Duration,
+    /// A new connection must deliver its first whole request head within this
+    /// (`http_first_request_timeout`; at most `header_read_timeout`).
+    pub first_request_timeout: Duration,
     /// A keep-alive connection with no request in flight is closed after this
     /// (`http_idle_timeout`).
     pub idle_timeout: Duration,
@@ -213,15 +221,21 @@ pub struct HttpLimits {
     /// At most this many connections are served at once; more wait to be accepted
     /// (`max_connections`).
     pub max_connections: usize,
+    /// At most this many of them from one client address (IPv6 by /64); more are closed at
+    /// once. Trusted proxies (`trusted_proxy_ranges`) are not held to it
+    /// (`max_connections_per_client`).
+    pub max_connections_per_client: usize,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            first_request_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_client: 32,
         }
     }
 }
@@ -429,14 +443,40 @@ impl Config {
             return Err(invalid("general_settings.max_connections: must be at least 1".to_owned()));
         }
         let defaults_http = HttpLimits::default();
+        let max_connections_per_client = general
+            .max_connections_per_client
+            .unwrap_or(defaults_http.max_connections_per_client)
+            .min(max_connections);
+        if max_connections_per_client == 0 {
+            return Err(invalid(
+                "general_settings.max_connections_per_client: must be at least 1".to_owned(),
+            ));
+        }
+        let header_read_timeout = general
+            .http_header_read_timeout
+            .map_or(defaults_http.header_read_timeout, |timeout| timeout.0);
+        let first_request_timeout = match general.http_first_request_timeout {
+            Some(timeout) if timeout.0 > header_read_timeout => {
+                return Err(invalid(format!(
+                    "general_settings.http_first_request_timeout ({:?}) is longer than \
+                     general_settings.http_header_read_timeout ({header_read_timeout:?}), which \
+                     bounds every request head, the first included: make it at most that",
+                    timeout.0
+                )));
+            }
+            Some(timeout) => timeout.0,
+            None => defaults_http.first_request_timeout.min(header_read_timeout),
+        };
         let http = HttpLimits {
-            header_read_timeout: general
-                .http_header_read_timeout
-                .map_or(defaults_http.header_read_timeout, |timeout| timeout.0),
+            header_read_timeout,
+            first_request_timeout,
             idle_timeout: general.http_idle_timeout.map_or(defaults_http.idle_timeout, |t| t.0),
             body_timeout: general.http_body_timeout.map_or(defaults_http.body_timeout, |t| t.0),
             max_connections,
+            max_connections_per_client,
         };
+        let allowed_hosts =
+            AllowedHosts::new(general.allowed_hosts, proxy_base_url.as_deref()).map_err(invalid)?;
 
         // LiteLLM's callbacks: hookgate implements `prometheus`; the others are reported.
         let mut prometheus = false;
@@ -503,6 +543,7 @@ impl Config {
                 .sign_in_event_retention
                 .map_or(Duration::from_secs(90 * 86_400), |span| span.0),
             http,
+            allowed_hosts,
             litellm_proxy_url,
             prometheus,
             require_auth_for_metrics_endpoint: general

@@ -59,6 +59,12 @@ pub(crate) struct RawGeneralSettings {
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) max_connections: Option<usize>,
     #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) max_connections_per_client: Option<usize>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) http_first_request_timeout: Option<Seconds>,
+    #[serde(default)]
+    pub(crate) allowed_hosts: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) litellm_proxy_url: Option<String>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) require_auth_for_metrics_endpoint: Option<bool>,

@@ -393,6 +393,9 @@ mod fuzz {
         "http_idle_timeout",
         "http_body_timeout",
         "max_connections",
+        "max_connections_per_client",
+        "http_first_request_timeout",
+        "allowed_hosts",
     ];
 
     /// YAML values of every shape: scalars, quoted strings, lists, maps, env references.

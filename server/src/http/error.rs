@@ -24,7 +24,7 @@ impl ApiError {
     /// An error with a status and a message for the client.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         let kind = match status.as_u16() {
-            400 | 413 | 414 | 415 | 422 | 431 => "bad_request_error",
+            400 | 413 | 414 | 415 | 421 | 422 | 431 => "bad_request_error",
             401 => "auth_error",
             403 => "forbidden",
             404 => "not_found_error",

@@ -2,7 +2,9 @@
 //! knows axum.
 
 mod auth;
+mod client;
 mod error;
+mod login_limiter;
 mod management;
 mod metrics;
 mod serve;
@@ -53,7 +55,7 @@ struct Inner {
     master_key: Secret,
     oidc: Option<OidcProvider>,
     cookie_key: axum_extra::extract::cookie::Key,
-    login_limiter: ui::LoginLimiter,
+    login_limiter: login_limiter::LoginLimiter,
     /// Samples the log lines of refused OIDC callbacks (anyone can cause them).
     callback_log: LogSampler,
     /// Samples the log lines of OIDC sign-ins that cannot start (the provider is down).
@@ -87,7 +89,7 @@ impl AppState {
                 master_key,
                 oidc,
                 cookie_key,
-                login_limiter: ui::LoginLimiter::default(),
+                login_limiter: login_limiter::LoginLimiter::default(),
                 callback_log: LogSampler::default(),
                 oidc_start_log: LogSampler::default(),
                 live_sessions,
@@ -99,7 +101,7 @@ impl AppState {
         self.inner.oidc.as_ref()
     }
 
-    fn login_limiter(&self) -> &ui::LoginLimiter {
+    fn login_limiter(&self) -> &login_limiter::LoginLimiter {
         &self.inner.login_limiter
     }
 
@@ -186,6 +188,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     let root = state.config().server_root_path.clone();
+    let config = state.inner.config.clone();
     let routes = Router::new()
         .route("/health/liveliness", get(|| async { Json("I'm alive!") }))
         .route("/health/readiness", get(readiness))
@@ -200,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     let routes = if root.is_empty() { routes } else { Router::new().nest(&root, routes) };
     routes
+        .layer(axum::middleware::map_request_with_state(config.clone(), allowed_host))
         .layer(axum::middleware::map_response(security_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -212,17 +216,29 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::map_request(plain_request_id))
+        .layer(axum::middleware::map_request_with_state(config, plain_request_id))
 }
 
 /// The longest client-chosen request id kept.
 const MAX_REQUEST_ID: usize = 64;
 
-/// Keeps a client's `X-Request-Id` only if it is one short, plain token (at most
-/// [`MAX_REQUEST_ID`] of `[A-Za-z0-9._-]`); otherwise the server makes its own. The id goes into
-/// every log line and every sign-in event, so it must not carry a client's payload.
-async fn plain_request_id<B>(mut request: Request<B>) -> Request<B> {
+/// Keeps an `X-Request-Id` only if a trusted proxy (`trusted_proxy_ranges`) sent it and it is
+/// one short, plain token (at most [`MAX_REQUEST_ID`] of `[A-Za-z0-9._-]`); otherwise the server
+/// makes its own. The id goes into every log line and every sign-in event, so it must not carry
+/// a client's payload, nor let a client reuse another request's id in the audit trail.
+async fn plain_request_id<B>(
+    State(config): State<Arc<Config>>,
+    mut request: Request<B>,
+) -> Request<B> {
+    let from_proxy = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| config.is_trusted_proxy(&peer.ip().to_canonical()));
     let headers = request.headers_mut();
+    if !from_proxy {
+        headers.remove("x-request-id");
+        return request;
+    }
     let values = headers.get_all("x-request-id");
     let mut iter = values.iter();
     let plain = match (iter.next(), iter.next()) {
@@ -241,6 +257,44 @@ async fn plain_request_id<B>(mut request: Request<B>) -> Request<B> {
         headers.remove("x-request-id");
     }
     request
+}
+
+/// Answers `421 Misdirected Request` to a request for a Host the server does not answer for
+/// (`Config::allowed_hosts`), before any route sees it: a DNS-rebinding page reaches the server
+/// under the attacker's own name. `/health/*` answers any Host: probes use pod addresses and
+/// service names, and say nothing a page could use.
+async fn allowed_host<B>(
+    State(config): State<Arc<Config>>,
+    request: Request<B>,
+) -> Result<Request<B>, axum::response::Response> {
+    let health = format!("{}/health/", config.server_root_path);
+    if request.uri().path().starts_with(&health) {
+        return Ok(request);
+    }
+    let host = request.headers().get(header::HOST).map(|host| host.to_str().unwrap_or(""));
+    // A request target in absolute form names a host too.
+    let target = request.uri().authority().map(|authority| authority.as_str());
+    let refused =
+        [host, target].into_iter().flatten().find(|host| !config.allowed_hosts.allows(host));
+    let Some(refused) = refused else { return Ok(request) };
+    let shown: String = refused.chars().take(100).collect();
+    tracing::debug!(host = ?shown, "refused a request for a host not in allowed_hosts (421)");
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    let error = ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "this server does not answer for the host {shown:?}: it answers for PROXY_BASE_URL's \
+             host, IP addresses, localhost, and the names listed in \
+             general_settings.allowed_hosts"
+        ),
+    )
+    .with_request_id(request_id)
+    .as_html(wants_html(request.headers()));
+    Err(error.into_response())
 }
 
 /// Headers on every response: no sniffing, no framing, no referrer; nothing cached unless the

@@ -6,6 +6,11 @@
 //!   [`TokioTimer`]). hyper starts it whenever it waits for a request head: on a new connection
 //!   before the first byte, and on a kept-alive connection as soon as the previous response is
 //!   done. A connection that does not finish a head in time is closed.
+//! * First-request timeout: ours, shorter. hyper has one header-read timer for every head, so
+//!   the first head gets a deadline of its own: a connection on which no request has started
+//!   within `first_request_timeout` of the accept is dropped. A client that opens connections and
+//!   sends nothing holds each for that long, not for the (longer) wait allowed between the
+//!   requests of a kept-alive connection.
 //! * Idle timeout: ours. hyper has no idle timer of its own (its header-read timer also runs
 //!   between requests, so an idle HTTP/1 connection is closed by whichever comes first). A
 //!   per-connection watchdog counts the requests in flight (from the head until the response body
@@ -17,15 +22,21 @@
 //!   is replaced by `408 Request Timeout` with `Connection: close`.
 //! * Connection cap: a semaphore of `max_connections` permits, taken *before* `accept`, so the
 //!   clients beyond the cap wait in the kernel's backlog instead of holding descriptors here.
+//! * Per-client share: at most `max_connections_per_client` of them from one client address
+//!   (IPv6 by /64, [`client_bucket`]); a connection beyond its address's share is closed as soon
+//!   as it is accepted, so one client cannot hold the whole cap. Peers in
+//!   `trusted_proxy_ranges` are not held to it: an OAuth proxy carries every user's traffic
+//!   from one address, and needs the whole cap.
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
     future::Future,
     io,
     net::{IpAddr, SocketAddr},
     pin::{Pin, pin},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
@@ -48,11 +59,14 @@ use tokio::{
 };
 use tower::Service;
 
-use super::{ApiError, AppState, router, wants_html};
+use super::{ApiError, AppState, client::client_bucket, router, wants_html};
 use crate::config::HttpLimits;
 
 /// How long a connection closed for idleness may take to end before it is dropped.
 const FORCE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How often, at most, refused over-share connections are reported in the log.
+const OVER_SHARE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The longest pause after an accept error (descriptors exhausted, …) before trying again.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
@@ -62,7 +76,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Serves on `listener` until SIGINT or SIGTERM, then lets in-flight requests finish.
 pub async fn serve(listener: TcpListener, state: AppState) -> io::Result<()> {
     let limits = state.config().http;
+    let config = state.inner.config.clone();
     let router = router(state);
+    let shares = Arc::new(ClientShares::new(limits.max_connections_per_client));
+    let mut over_share = OverShareReport::default();
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     let permits = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
@@ -96,6 +113,20 @@ pub async fn serve(listener: TcpListener, state: AppState) -> io::Result<()> {
             },
         };
         backoff = Duration::ZERO;
+        let share = if config.is_trusted_proxy(&peer.ip().to_canonical()) {
+            None
+        } else {
+            match shares.take(peer.ip()) {
+                Some(share) => Some(share),
+                None => {
+                    // Closed at once: the client learns at its first read, and the slot is free.
+                    drop(stream);
+                    drop(permit);
+                    over_share.refused(peer, limits.max_connections_per_client);
+                    continue;
+                }
+            }
+        };
         let connection = Connection {
             http1: http1.clone(),
             router: router.clone(),
@@ -105,6 +136,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> io::Result<()> {
         };
         tokio::spawn(async move {
             connection.serve(stream).await;
+            drop(share);
             drop(permit);
         });
     }
@@ -113,6 +145,74 @@ pub async fn serve(listener: TcpListener, state: AppState) -> io::Result<()> {
     shutdown_tx.send_replace(true);
     shutdown_tx.closed().await;
     Ok(())
+}
+
+/// The connections open per client address (IPv6 by /64); an address is in the table only while
+/// it has one, so the table never holds more than `max_connections` entries.
+struct ClientShares {
+    per_client: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ClientShares {
+    fn new(per_client: usize) -> Self {
+        Self { per_client, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// One of the address's connections, or `None` when it has its whole share open.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<ClientShare> {
+        let bucket = client_bucket(ip);
+        let mut open = self.open.lock().unwrap_or_else(|poison| poison.into_inner());
+        let count = open.entry(bucket).or_insert(0);
+        if *count >= self.per_client {
+            return None;
+        }
+        *count += 1;
+        Some(ClientShare { shares: self.clone(), bucket })
+    }
+}
+
+/// One open connection of a client address; dropping it frees the slot.
+struct ClientShare {
+    shares: Arc<ClientShares>,
+    bucket: IpAddr,
+}
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        let mut open = self.shares.open.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(count) = open.get_mut(&self.bucket) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.bucket);
+            }
+        }
+    }
+}
+
+/// Reports refused over-share connections at most once per [`OVER_SHARE_REPORT_INTERVAL`].
+#[derive(Default)]
+struct OverShareReport {
+    last: Option<Instant>,
+    since_last: u64,
+}
+
+impl OverShareReport {
+    fn refused(&mut self, peer: SocketAddr, per_client: usize) {
+        self.since_last += 1;
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now.duration_since(last) < OVER_SHARE_REPORT_INTERVAL) {
+            return;
+        }
+        tracing::warn!(
+            client = %client_bucket(peer.ip()),
+            refused = self.since_last,
+            "closed connections from clients that already had max_connections_per_client \
+             ({per_client}) open"
+        );
+        self.last = Some(now);
+        self.since_last = 0;
+    }
 }
 
 /// Binds `host:port`.
@@ -173,6 +273,7 @@ impl Connection {
         };
         let mut conn = pin!(http1.serve_connection(TokioIo::new(stream), service));
         let mut idle = pin!(activity.idle(limits.idle_timeout));
+        let mut first_request = pin!(activity.first_request(limits.first_request_timeout));
         // Borrowed, not moved: the receiver must live as long as the connection, because the
         // server waits for every receiver to be dropped before it exits.
         let mut shutdown = pin!(shutdown_requested(&mut shutdown));
@@ -193,6 +294,10 @@ impl Connection {
                 () = &mut shutdown, if closing.is_none() => {
                     conn.as_mut().graceful_shutdown();
                     closing = Some("server shutdown");
+                }
+                () = &mut first_request => {
+                    tracing::debug!(%peer, "connection dropped: no request within {:?} of connecting", limits.first_request_timeout);
+                    return;
                 }
                 () = &mut force_close, if forcing => {
                     tracing::debug!(%peer, "connection dropped: still open {FORCE_CLOSE_GRACE:?} after closing it for idleness");
@@ -226,18 +331,37 @@ struct Activity {
 struct Busy {
     in_flight: usize,
     idle_since: Instant,
+    /// Requests started on the connection so far.
+    started: u64,
 }
 
 impl Activity {
     fn new() -> Arc<Self> {
-        let (state, _) = watch::channel(Busy { in_flight: 0, idle_since: Instant::now() });
+        let (state, _) =
+            watch::channel(Busy { in_flight: 0, idle_since: Instant::now(), started: 0 });
         Arc::new(Self { state })
     }
 
     /// Marks a request in flight until the returned guard is dropped.
     fn start(self: &Arc<Self>) -> InFlight {
-        self.state.send_modify(|busy| busy.in_flight += 1);
+        self.state.send_modify(|busy| {
+            busy.in_flight += 1;
+            busy.started += 1;
+        });
         InFlight(self.clone())
+    }
+
+    /// Resolves when no request has started within `timeout`; never once one has.
+    fn first_request(&self, timeout: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let mut state = self.state.subscribe();
+        async move {
+            let started = tokio::time::timeout(timeout, state.wait_for(|busy| busy.started > 0))
+                .await
+                .is_ok();
+            if started {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Resolves once no request has been in flight for `timeout`.

@@ -11,7 +11,7 @@ use axum_extra::extract::{
     cookie::{Cookie, SameSite},
 };
 
-use super::{ApiError, AppState, Ctx, auth::Caller, ui::client_address};
+use super::{ApiError, AppState, Ctx, auth::Caller, client::client_address};
 use crate::{
     config::Config,
     db::store,
@@ -34,8 +34,9 @@ pub(super) fn public_base(config: &Config) -> &str {
 
 /// Whether a state-changing browser request comes from this site: `Sec-Fetch-Site` is not
 /// `cross-site`, and `Origin`, when sent, is `PROXY_BASE_URL` (or, without one, the request's
-/// own host). SameSite=Lax already keeps the session cookie off cross-site POSTs; this also
-/// covers older browsers.
+/// own host, and that host one the server answers for: `general_settings.allowed_hosts`, an IP
+/// address or `localhost` — never a name a rebinding page chose). SameSite=Lax already keeps the
+/// session cookie off cross-site POSTs; this also covers older browsers.
 pub(super) fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
     let cross_site =
         headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
@@ -50,7 +51,7 @@ pub(super) fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
                     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
                     let authority =
                         origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-                    host.is_some() && authority == host
+                    host.is_some_and(|host| config.allowed_hosts.allows(host)) && authority == host
                 }
             }
         }

@@ -7,13 +7,6 @@
     reason = "handlers return a finished page either way; Result<Response, Response> reads best"
 )]
 
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
-
 use askama::Template;
 use axum::{
     Form, Router,
@@ -28,6 +21,8 @@ use serde::Deserialize;
 use super::{
     ApiError, AppState, Ctx,
     auth::{current_role, token_cookie},
+    client::client_address,
+    login_limiter::Username,
     sso,
 };
 use crate::{
@@ -238,123 +233,6 @@ async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> 
     Ok(response)
 }
 
-/// Failed password attempts, counted two ways:
-/// * per client address: [`LoginLimiter::MAX_FAILURES`] per [`LoginLimiter::WINDOW`], then 429
-///   until the window ends;
-/// * per username, whatever the address: after [`LoginLimiter::MAX_FAILURES`] failures within
-///   [`LoginLimiter::USER_MEMORY`], each further failure locks the username for twice as long as
-///   the last (1 s, 2 s, 4 s … up to [`LoginLimiter::MAX_BACKOFF`]), so guessing from many
-///   addresses gains nothing, while the right password is locked out for seconds, not for good.
-///
-/// Both tables are bounded: at most [`LoginLimiter::MAX_ENTRIES`] entries each, oldest dropped.
-#[derive(Default)]
-pub(super) struct LoginLimiter {
-    state: Mutex<LimiterState>,
-}
-
-#[derive(Default)]
-struct LimiterState {
-    by_address: HashMap<IpAddr, (u32, Instant)>,
-    by_user: HashMap<String, UserFailures>,
-}
-
-struct UserFailures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
-}
-
-impl LoginLimiter {
-    const MAX_FAILURES: u32 = 5;
-    const WINDOW: Duration = Duration::from_secs(60);
-    const USER_MEMORY: Duration = Duration::from_secs(15 * 60);
-    const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
-    const MAX_ENTRIES: usize = 10_000;
-
-    fn state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// `Err(seconds to wait)` when the address or the username is locked out.
-    fn check(&self, ip: IpAddr, username: &str) -> Result<(), u64> {
-        let state = self.state();
-        let now = Instant::now();
-        if let Some((count, since)) = state.by_address.get(&ip)
-            && since.elapsed() < Self::WINDOW
-            && *count >= Self::MAX_FAILURES
-        {
-            return Err((Self::WINDOW - since.elapsed()).as_secs().max(1));
-        }
-        if let Some(user) = state.by_user.get(username)
-            && let Some(until) = user.locked_until
-            && until > now
-        {
-            return Err((until - now).as_secs_f64().ceil().max(1.0) as u64);
-        }
-        Ok(())
-    }
-
-    fn failed(&self, ip: IpAddr, username: &str) {
-        let mut state = self.state();
-        let now = Instant::now();
-        state.by_address.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
-        if state.by_address.len() >= Self::MAX_ENTRIES {
-            state.by_address.clear();
-        }
-        state.by_address.entry(ip).or_insert((0, now)).0 += 1;
-
-        state.by_user.retain(|_, user| user.last.elapsed() < Self::USER_MEMORY);
-        if state.by_user.len() >= Self::MAX_ENTRIES {
-            state.by_user.clear();
-        }
-        let key: String = username.chars().take(256).collect();
-        let user = state.by_user.entry(key).or_insert(UserFailures {
-            count: 0,
-            last: now,
-            locked_until: None,
-        });
-        user.count += 1;
-        user.last = now;
-        if user.count >= Self::MAX_FAILURES {
-            let doublings = (user.count - Self::MAX_FAILURES).min(16);
-            let backoff = Duration::from_secs(1u64 << doublings).min(Self::MAX_BACKOFF);
-            user.locked_until = Some(now + backoff);
-        }
-    }
-
-    fn succeeded(&self, ip: IpAddr, username: &str) {
-        let mut state = self.state();
-        state.by_address.remove(&ip);
-        state.by_user.remove(username);
-    }
-}
-
-/// The client's address: the TCP peer, or — only when the peer is a trusted proxy
-/// (`trusted_proxy_ranges`) — the nearest address in `X-Forwarded-For` that is not itself a
-/// trusted proxy. A client reaching the server directly cannot choose its address this way.
-pub(super) fn client_address(
-    config: &crate::config::Config,
-    peer: IpAddr,
-    headers: &HeaderMap,
-) -> IpAddr {
-    let peer = peer.to_canonical();
-    let trusted = |ip: &IpAddr| config.is_trusted_proxy(ip);
-    if !trusted(&peer) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(','))
-        .map(str::trim)
-        .filter(|hop| !hop.is_empty())
-        .map(|hop| hop.parse::<IpAddr>().map(|ip| ip.to_canonical()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
-    hops.into_iter().rev().find(|hop| !trusted(hop)).unwrap_or(peer)
-}
-
 #[derive(Deserialize)]
 pub(super) struct LoginForm {
     username: String,
@@ -385,26 +263,27 @@ pub(super) async fn password_login(
     let Ok(Form(form)) = form else {
         return Err(refuse(StatusCode::BAD_REQUEST, "Enter a username and a password."));
     };
-    if let Err(wait) = state.login_limiter().check(ip, &form.username) {
+    let config = state.config();
+    // Both comparisons always run, in constant time.
+    let user_ok = secrets_equal(&form.username, &config.ui_username);
+    let username = if user_ok { Username::Known } else { Username::Unknown };
+    if let Err(wait) = state.login_limiter().check(ip, username) {
         let mut response =
             refuse(StatusCode::TOO_MANY_REQUESTS, "Too many failed attempts; wait and try again.");
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Err(response);
     }
-    let config = state.config();
     let expected_password = config.ui_password.as_ref().unwrap_or(state.master_key());
-    // Both comparisons always run, in constant time.
-    let user_ok = secrets_equal(&form.username, &config.ui_username);
     let password_ok = secrets_equal(&form.password, expected_password.expose());
     let attempt = Attempt::new(LoginMethod::Password, ip, ctx.request_id.clone());
     if !(user_ok && password_ok) {
-        state.login_limiter().failed(ip, &form.username);
+        state.login_limiter().failed(ip, username);
         let error =
             crate::signin::SignInError::Unauthenticated("invalid username or password".into());
         state.signin().record_refusal(&attempt, &error).await;
         return Err(refuse(StatusCode::UNAUTHORIZED, "Invalid username or password."));
     }
-    state.login_limiter().succeeded(ip, &form.username);
+    state.login_limiter().succeeded(ip, username);
     match state.signin().password_sign_in(&attempt).await {
         Ok(signed_in) => {
             let location = format!(
