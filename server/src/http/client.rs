@@ -7,19 +7,7 @@ use axum::http::HeaderMap;
 
 use crate::config::Config;
 
-/// The bucket a per-client limit counts `ip` in: IPv4 as is, IPv6 by its /64 (one host usually
-/// has a whole /64 to choose its source address from). IPv4-mapped IPv6 addresses count as the
-/// IPv4 address.
-pub(super) fn client_bucket(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mut octets = v6.octets();
-            octets[8..].fill(0);
-            IpAddr::V6(octets.into())
-        }
-        v4 => v4,
-    }
-}
+pub(super) use crate::signin::client_bucket;
 
 /// The client's address: the TCP peer, or — only when the peer is a trusted proxy
 /// (`trusted_proxy_ranges`) — the nearest `X-Forwarded-For` hop that is not itself a trusted

@@ -20,7 +20,7 @@ use sea_orm::{ActiveValue::Set, DbErr, IntoActiveModel};
 use tokio::runtime::Handle;
 
 use self::host::SignInHost;
-pub(crate) use self::refusals::LogSampler;
+pub(crate) use self::refusals::{LogSampler, client_bucket};
 pub use self::{
     rehearsal::{Rehearsal, Rehearsed},
     runner::{HookRunner, RunError},

@@ -147,7 +147,7 @@ impl RefusalBudget {
             state.by_method = [0; 3];
             state.warned = false;
         }
-        let client = bucket(attempt.client);
+        let client = client_bucket(attempt.client);
         let method = attempt.method.as_str();
         let method_idx = method_index(attempt.method);
         let count = state.by_client.get(&(client, method)).copied().unwrap_or(0);
@@ -284,10 +284,11 @@ fn method_index(method: LoginMethod) -> usize {
     }
 }
 
-/// The address a bound applies to: IPv4 as is, IPv6 by its /64 (one host usually has a whole
-/// /64 to choose from).
-fn bucket(peer: IpAddr) -> IpAddr {
-    match peer.to_canonical() {
+/// The bucket a per-client limit counts `ip` in: IPv4 as is, IPv6 by its /64 (one host usually
+/// has a whole /64 to choose its source address from). IPv4-mapped IPv6 addresses count as the
+/// IPv4 address.
+pub(crate) fn client_bucket(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let mut octets = v6.octets();
             octets[8..].fill(0);
