@@ -425,7 +425,9 @@ impl MigrationTrait for BindingPerIssuer {
 }
 
 fn unsupported(backend: DbBackend) -> DbErr {
-    DbErr::Migration(format!("hookgate's migrations support SQLite and PostgreSQL, not {backend:?}"))
+    DbErr::Migration(format!(
+        "hookgate's migrations support SQLite and PostgreSQL, not {backend:?}"
+    ))
 }
 
 fn binding_index() -> IndexCreateStatement {
@@ -482,11 +484,10 @@ async fn rebuild_sqlite_users(
                 .into(),
         ));
     };
-    let mut conn = db
-        .get_sqlite_connection_pool()
-        .acquire()
-        .await
-        .map_err(|error| DbErr::Migration(format!("rebuilding users: no connection: {error}")))?;
+    let mut conn =
+        db.get_sqlite_connection_pool().acquire().await.map_err(|error| {
+            DbErr::Migration(format!("rebuilding users: no connection: {error}"))
+        })?;
     run_sqlite(&mut conn, "PRAGMA foreign_keys = OFF").await?;
     let rebuilt = rebuild_sqlite_users_on(&mut conn, subject).await;
     if rebuilt.is_err() {
@@ -584,9 +585,10 @@ mod tests {
     /// here (foreign keys on, several connections).
     async fn sqlite(dir: &std::path::Path) -> DatabaseConnection {
         let mut options = ConnectOptions::new(format!("sqlite://{}", dir.join("h.db").display()));
-        options.sqlx_logging(false).max_connections(4).map_sqlx_sqlite_opts(|opts| {
-            opts.create_if_missing(true).foreign_keys(true)
-        });
+        options
+            .sqlx_logging(false)
+            .max_connections(4)
+            .map_sqlx_sqlite_opts(|opts| opts.create_if_missing(true).foreign_keys(true));
         Database::connect(options).await.unwrap()
     }
 
