@@ -361,6 +361,25 @@ const BINDING_INDEX: &str = "users_sso_binding";
 /// The unique constraint PostgreSQL named for `sso_user_id`'s own `UNIQUE` (the initial
 /// migration's): `<table>_<column>_key`.
 const POSTGRES_SUBJECT_KEY: &str = "users_sso_user_id_key";
+/// Drops every unique constraint of `users` over `sso_user_id` alone (the initial migration's
+/// is [`POSTGRES_SUBJECT_KEY`]), found in the catalog rather than by name.
+const DROP_POSTGRES_SUBJECT_KEYS: &str = r#"DO $$
+DECLARE
+    key record;
+BEGIN
+    FOR key IN
+        SELECT con.conname
+        FROM pg_constraint con
+        JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = con.conkey[1]
+        WHERE con.conrelid = 'users'::regclass
+          AND con.contype = 'u'
+          AND array_length(con.conkey, 1) = 1
+          AND att.attname = 'sso_user_id'
+    LOOP
+        EXECUTE format('ALTER TABLE "users" DROP CONSTRAINT %I', key.conname);
+    END LOOP;
+END
+$$"#;
 
 /// Makes a binding unique as the pair it is, (`sso_issuer`, `sso_user_id`): the initial schema
 /// made `sso_user_id` unique on its own, so the same subject from a second issuer (another OIDC
@@ -391,12 +410,8 @@ impl MigrationTrait for BindingPerIssuer {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         match manager.get_database_backend() {
             DbBackend::Postgres => {
-                manager
-                    .get_connection()
-                    .execute_unprepared(&format!(
-                        r#"ALTER TABLE "users" DROP CONSTRAINT IF EXISTS "{POSTGRES_SUBJECT_KEY}""#
-                    ))
-                    .await?;
+                // Whatever its name: one left behind would keep the trap, silently.
+                manager.get_connection().execute_unprepared(DROP_POSTGRES_SUBJECT_KEYS).await?;
                 manager.create_index(binding_index()).await
             }
             DbBackend::Sqlite => rebuild_sqlite_users(manager, SubjectUnique::PerIssuer).await,
@@ -594,7 +609,7 @@ mod tests {
 
     async fn count(conn: &DatabaseConnection, sql: &str) -> i64 {
         let row = conn
-            .query_one_raw(sea_orm::Statement::from_string(DbBackend::Sqlite, sql))
+            .query_one_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql))
             .await
             .unwrap()
             .unwrap();
@@ -611,14 +626,18 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_binding_is_unique_per_issuer_and_sqlites_rebuild_keeps_every_row() {
-        let dir = std::env::temp_dir()
-            .join(format!("hookgate-migration-test-{}", crate::session::random_hex(8)));
-        std::fs::create_dir(&dir).unwrap();
-        let conn = sqlite(&dir).await;
+    /// What each backend says when a unique key or a foreign key refuses a row.
+    fn refusal_words(conn: &DatabaseConnection) -> (&'static str, &'static str) {
+        match conn.get_database_backend() {
+            DbBackend::Postgres => ("unique constraint", "foreign key constraint"),
+            _ => ("UNIQUE", "FOREIGN KEY"),
+        }
+    }
+
+    async fn check_binding_migration(conn: &DatabaseConnection) {
+        let (unique, foreign_key) = refusal_words(conn);
         // A database as the previous build left it, with a user, a membership and a session.
-        Migrator::up(&conn, Some(3)).await.unwrap();
+        Migrator::up(conn, Some(3)).await.unwrap();
         for statement in [
             insert_user("ann", "https://idp.test", "s-1"),
             format!(
@@ -643,12 +662,12 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(error.contains("UNIQUE"), "{error}");
+        assert!(error.contains(unique), "{error}");
 
-        Migrator::up(&conn, None).await.unwrap();
+        Migrator::up(conn, None).await.unwrap();
         let row = conn
             .query_one_raw(sea_orm::Statement::from_string(
-                DbBackend::Sqlite,
+                conn.get_database_backend(),
                 "SELECT version FROM seaql_migrations ORDER BY version DESC",
             ))
             .await
@@ -656,10 +675,10 @@ mod tests {
             .unwrap();
         assert_eq!(row.try_get::<String>("", "version").unwrap(), BindingPerIssuer.name());
 
-        // Every row kept: the rebuild cascaded to no membership or session.
-        assert_eq!(count(&conn, "SELECT count(*) FROM users").await, 1);
-        assert_eq!(count(&conn, "SELECT count(*) FROM team_members").await, 1);
-        assert_eq!(count(&conn, "SELECT count(*) FROM sessions").await, 1);
+        // Every row kept: the migration cascaded to no membership or session.
+        assert_eq!(count(conn, "SELECT count(*) FROM users").await, 1);
+        assert_eq!(count(conn, "SELECT count(*) FROM team_members").await, 1);
+        assert_eq!(count(conn, "SELECT count(*) FROM sessions").await, 1);
         // The same subject from another issuer is another account; the same pair is refused.
         conn.execute_unprepared(&insert_user("ann-proxy", "oauth-proxy", "s-1")).await.unwrap();
         let error = conn
@@ -667,7 +686,7 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(error.contains("UNIQUE"), "{error}");
+        assert!(error.contains(unique), "{error}");
         // Unbound accounts (no issuer, no subject) are as many as wanted.
         for user_id in ["u1", "u2"] {
             conn.execute_unprepared(&format!(
@@ -677,17 +696,8 @@ mod tests {
             .await
             .unwrap();
         }
-        // The email index is back, and foreign keys still hold (and cascade) on the pool's
-        // connections, the rebuild's among them.
-        assert_eq!(
-            count(
-                &conn,
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN \
-                 ('users_user_email', 'users_sso_binding')"
-            )
-            .await,
-            2
-        );
+        // Foreign keys still hold (and cascade) on the pool's connections, the rebuild's among
+        // them on SQLite.
         for _ in 0..4 {
             let error = conn
                 .execute_unprepared(&format!(
@@ -697,22 +707,61 @@ mod tests {
                 .await
                 .unwrap_err()
                 .to_string();
-            assert!(error.contains("FOREIGN KEY"), "{error}");
+            assert!(error.contains(foreign_key), "{error}");
         }
         conn.execute_unprepared("DELETE FROM users WHERE user_id = 'ann'").await.unwrap();
-        assert_eq!(count(&conn, "SELECT count(*) FROM sessions").await, 0, "cascaded");
+        assert_eq!(count(conn, "SELECT count(*) FROM sessions").await, 0, "cascaded");
 
         // And back down: the subject unique on its own again.
         conn.execute_unprepared("DELETE FROM users WHERE user_id = 'ann-proxy'").await.unwrap();
-        Migrator::down(&conn, Some(1)).await.unwrap();
+        Migrator::down(conn, Some(1)).await.unwrap();
         conn.execute_unprepared(&insert_user("x", "https://idp.test", "s-2")).await.unwrap();
         let error = conn
             .execute_unprepared(&insert_user("y", "oauth-proxy", "s-2"))
             .await
             .unwrap_err()
             .to_string();
-        assert!(error.contains("UNIQUE"), "{error}");
+        assert!(error.contains(unique), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_binding_is_unique_per_issuer_and_sqlites_rebuild_keeps_every_row() {
+        let dir = std::env::temp_dir()
+            .join(format!("hookgate-migration-test-{}", crate::session::random_hex(8)));
+        std::fs::create_dir(&dir).unwrap();
+        let conn = sqlite(&dir).await;
+        check_binding_migration(&conn).await;
+        // The email index came back with the rebuild, beside the binding's.
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN \
+                 ('users_user_email', 'users_sso_binding')"
+            )
+            .await,
+            1,
+            "undone: the email index, without the binding's"
+        );
         conn.close().await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The same on PostgreSQL, when the test command started one (`HOOKGATE_TEST_POSTGRES_URL`,
+    /// an admin URL): a fresh database, dropped after.
+    #[tokio::test]
+    async fn a_binding_is_unique_per_issuer_on_postgresql() {
+        let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
+            eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+            return;
+        };
+        let name = format!("hookgate_migration_{}", crate::session::random_hex(8));
+        let admin = Database::connect(admin_url.as_str()).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let conn = Database::connect(format!("{base}/{name}")).await.unwrap();
+        check_binding_migration(&conn).await;
+        conn.close().await.unwrap();
+        admin.execute_unprepared(&format!("DROP DATABASE {name}")).await.unwrap();
+        admin.close().await.unwrap();
     }
 }

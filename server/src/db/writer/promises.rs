@@ -10,7 +10,10 @@
 
 use chrono::{DateTime, Utc};
 use plugin_api::{OpenId, UserRole};
-use sea_orm::{ActiveValue::NotSet, ConnectionTrait};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait,
+};
 use tokio::sync::oneshot;
 
 use super::{Applied, Job, Queued, Writer};
@@ -97,25 +100,25 @@ impl Fixture {
         let now = store::now();
         let user_id = plan.account.user_id.clone();
         let session = session::ActiveModel {
-            token_hash: sea_orm::ActiveValue::Set(token_hash.into()),
-            user_id: sea_orm::ActiveValue::Set(user_id.clone()),
-            user_role: sea_orm::ActiveValue::Set(plan.role.as_str().into()),
-            login_method: sea_orm::ActiveValue::Set("sso".into()),
-            models: sea_orm::ActiveValue::Set(store::json_list(&plan.models)),
-            max_budget: sea_orm::ActiveValue::Set(plan.account.max_budget),
-            created_at: sea_orm::ActiveValue::Set(now),
-            expires_at: sea_orm::ActiveValue::Set(now + chrono::Duration::hours(1)),
-            revoked_at: sea_orm::ActiveValue::Set(None),
+            token_hash: Set(token_hash.into()),
+            user_id: Set(user_id.clone()),
+            user_role: Set(plan.role.as_str().into()),
+            login_method: Set("sso".into()),
+            models: Set(store::json_list(&plan.models)),
+            max_budget: Set(plan.account.max_budget),
+            created_at: Set(now),
+            expires_at: Set(now + chrono::Duration::hours(1)),
+            revoked_at: Set(None),
         };
         let event = sign_in_event::ActiveModel {
             id: NotSet,
-            at: sea_orm::ActiveValue::Set(now),
-            user_id: sea_orm::ActiveValue::Set(Some(user_id)),
-            method: sea_orm::ActiveValue::Set("header".into()),
-            outcome: sea_orm::ActiveValue::Set("allowed".into()),
-            reason: sea_orm::ActiveValue::Set(None),
-            peer_addr: sea_orm::ActiveValue::Set("127.0.0.1".into()),
-            request_id: sea_orm::ActiveValue::Set(token_hash.into()),
+            at: Set(now),
+            user_id: Set(Some(user_id)),
+            method: Set("header".into()),
+            outcome: Set("allowed".into()),
+            reason: Set(None),
+            peer_addr: Set("127.0.0.1".into()),
+            request_id: Set(token_hash.into()),
         };
         Job { plan, session, event, now }
     }
