@@ -6,7 +6,7 @@ use hookgate::db::entity::{session, team_member};
 use hookgate_tests::{
     fake_idp::FakeIdp,
     fake_litellm::FakeLitellm,
-    server::{Backend, Reply, TestServer, for_each_backend},
+    server::{Backend, Reply, ServerOptions, TestServer, for_each_backend},
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -208,6 +208,89 @@ fn header_sign_ins_follow_the_same_rule() {
     let link = json!({"user_id": "hal", "sso_issuer": "oauth-proxy", "sso_user_id": "hal"});
     assert_eq!(post(&server, "/user/update", link).status, 200);
     assert_eq!(server.sign_in("hal", "hal@corp.test", &[]).status, 303);
+}
+
+/// Issue 19's schema trap: `sso_user_id` was unique on its own while a binding is (issuer,
+/// subject), so the same subject vouched for by a second issuer got 409 at every sign-in (the
+/// new account's insert hit the other issuer's row, read as "changed meanwhile", forever) and
+/// could not be pre-bound either.
+#[test]
+fn the_same_subject_from_two_issuers_is_two_accounts() {
+    for_each_backend(|backend| {
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { env: &[("UI_PASSWORD", "ui-secret-123456")], ..Default::default() },
+        );
+        let idp = "https://idp.corp.test";
+        // An administrator binds an account to the OIDC identity `kim`.
+        let oidc_kim = json!({"user_id": "kim-oidc", "sso_issuer": idp, "sso_user_id": "kim"});
+        let reply = post(&server, "/user/new", oidc_kim);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+
+        // The OAuth proxy vouches for a `kim` too: another identity, a new account of its own.
+        let reply = server.sign_in("kim", "kim@corp.test", &[]);
+        assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+        assert_eq!(server.claims(&reply.token_cookie().unwrap())["user_id"], "kim");
+        let bindings = |user_id: &str| {
+            let row = user_row(&server, user_id).unwrap_or_else(|| panic!("no user {user_id}"));
+            (row.sso_issuer, row.sso_user_id)
+        };
+        assert_eq!(bindings("kim"), (Some("oauth-proxy".to_owned()), Some("kim".to_owned())));
+        assert_eq!(bindings("kim-oidc"), (Some(idp.to_owned()), Some("kim".to_owned())));
+        // Each identity signs into its own account again.
+        let again = server.sign_in("kim", "kim@corp.test", &[]);
+        assert_eq!(server.claims(&again.token_cookie().unwrap())["user_id"], "kim");
+        assert_eq!(server.users().len(), 2);
+        let allowed: Vec<Option<String>> = server
+            .events()
+            .into_iter()
+            .filter(|event| event.outcome == "allowed")
+            .map(|event| event.user_id)
+            .collect();
+        assert_eq!(allowed, [Some("kim".to_owned()), Some("kim".to_owned())]);
+
+        // Pre-binding: a third issuer's `kim` is a third account; a pair that is taken is 409,
+        // naming its account, through /user/new, /user/update and the UI alike.
+        let third =
+            json!({"user_id": "kim-3", "sso_issuer": "https://other.test", "sso_user_id": "kim"});
+        assert_eq!(post(&server, "/user/new", third).status, 200);
+        let taken = json!({"user_id": "kim-4", "sso_issuer": "oauth-proxy", "sso_user_id": "kim"});
+        let reply = post(&server, "/user/new", taken);
+        assert_eq!(reply.status, 409, "{}", reply.body);
+        assert!(reply.body.contains(r#"already linked to the user \"kim\""#), "{}", reply.body);
+        assert!(user_row(&server, "kim-4").is_none());
+        let relink = json!({"user_id": "kim-3", "sso_issuer": idp, "sso_user_id": "kim"});
+        let reply = post(&server, "/user/update", relink);
+        assert_eq!(reply.status, 409, "{}", reply.body);
+        assert!(reply.body.contains("kim-oidc"), "{}", reply.body);
+        let cookie = server.password_cookie("ui-secret-123456");
+        let headers = [("cookie", cookie.as_str()), ("origin", &server.origin())];
+        let form = |issuer: &str| {
+            format!(
+                "user_id=kim-3&user_role=internal_user&models=&max_budget=&budget_duration=\
+                 &sso_issuer={}&sso_user_id=kim",
+                hookgate_tests::fake_idp::encode(issuer)
+            )
+        };
+        let reply = server.post_form("/ui/user", &form(idp), &headers);
+        assert!(
+            reply.body.contains("That identity is already linked to the user"),
+            "{}",
+            reply.body
+        );
+        assert!(reply.body.contains("kim-oidc"), "{}", reply.body);
+        assert_eq!(
+            bindings("kim-3"),
+            (Some("https://other.test".to_owned()), Some("kim".to_owned()))
+        );
+        let reply = server.post_form("/ui/user", &form("https://fourth.test"), &headers);
+        assert!(reply.status < 400, "{} {}", reply.status, reply.body);
+        assert_eq!(
+            bindings("kim-3"),
+            (Some("https://fourth.test".to_owned()), Some("kim".to_owned()))
+        );
+        assert_eq!(bindings("kim-oidc"), (Some(idp.to_owned()), Some("kim".to_owned())));
+    });
 }
 
 #[test]

@@ -416,22 +416,23 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
             rehearses_and_changes_nothing("closed cleanly");
         }
 
-        // The review's reproduction: a database one migration behind, in rollback-journal mode.
+        // The review's reproduction: a database one migration behind (the latest undone), in
+        // rollback-journal mode.
+        let latest = "m20261204_000004_binding_unique_per_issuer";
         let applied = migrations(&server);
-        assert_eq!(applied.last().map(String::as_str), Some("m20261201_000003_identity_binding"));
+        assert_eq!(applied.last().map(String::as_str), Some(latest));
         let previous = applied[applied.len() - 2].clone();
+        assert_eq!(previous, "m20261201_000003_identity_binding");
         server.db(async |conn| {
             use sea_orm::ConnectionTrait;
             if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
                 conn.execute_unprepared("PRAGMA journal_mode=DELETE").await.unwrap();
             }
             for statement in [
-                "DROP INDEX sign_in_events_at",
-                "DROP INDEX sessions_expires_at",
-                "ALTER TABLE users DROP COLUMN sso_issuer",
-                "DELETE FROM seaql_migrations WHERE version = 'm20261201_000003_identity_binding'",
+                "DROP INDEX users_sso_binding".to_owned(),
+                format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"),
             ] {
-                conn.execute_unprepared(statement).await.unwrap();
+                conn.execute_unprepared(&statement).await.unwrap();
             }
         });
         let before = files_in(&dir);
@@ -441,9 +442,8 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
         // The URL is named with its password masked, then the refusal.
         assert!(stderr.contains("error: cannot rehearse on the database "), "{stderr}");
         let refusal = format!(
-            ": the database is at migration {previous}, this build needs \
-             m20261201_000003_identity_binding (not applied: m20261201_000003_identity_binding); \
-             hookgate try never migrates or writes the database: rehearse on a copy"
+            ": the database is at migration {previous}, this build needs {latest} (not applied: \
+             {latest}); hookgate try never migrates or writes the database: rehearse on a copy"
         );
         assert!(stderr.contains(&refusal), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");

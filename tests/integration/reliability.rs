@@ -276,3 +276,64 @@ fn no_secret_reaches_the_log() {
         assert!(!logs.contains(secret), "the {name} is in the log");
     }
 }
+
+/// A failure of the database while a `custom_sso` hook's host call reads it is the database's
+/// (503, "failed" with the database's reason), not the hook's (403/500): the hook waits at a
+/// gate after the sign-in's snapshot read, the test takes the `users` table away, then lets the
+/// hook ask the host about a user the snapshot does not hold.
+#[test]
+fn a_database_failure_during_a_hooks_host_call_answers_503() {
+    hookgate_tests::server::for_each_backend(|backend| {
+        let scratch = hookgate_tests::Scratch::new();
+        let calls = scratch.path().join("calls");
+        let gate = scratch.path().join("gate");
+        let (calls_text, gate_text) = (calls.display().to_string(), gate.display().to_string());
+        let config = "general_settings:\n  custom_ui_sso_sign_in_handler: \
+                      custom_sso_handler.custom_ui_sso_sign_in_handler\n  custom_sso: \
+                      fixture_misbehaving.gated_custom_sso\n  plugin_dirs: [\"{plugins}\"]\n  \
+                      trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  hook_timeout: 60s\n";
+        let env = [
+            ("HOOKGATE_FIXTURE_CALLS", calls_text.as_str()),
+            ("HOOKGATE_FIXTURE_GATE", gate_text.as_str()),
+        ];
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config, env: &env, ..ServerOptions::default() },
+        );
+        let rename = |from: &str, to: &str| {
+            let statement = format!("ALTER TABLE {from} RENAME TO {to}");
+            server.db(async move |conn| {
+                use sea_orm::ConnectionTrait;
+                conn.execute_unprepared(&statement).await.unwrap();
+            });
+        };
+        let reply = std::thread::scope(|scope| {
+            let signing_in = scope.spawn(|| server.sign_in("gus", "gus@example.test", &[]));
+            // The hook is running: the sign-in's snapshot was read.
+            let started = Instant::now();
+            while !calls.exists() {
+                assert!(!signing_in.is_finished(), "the sign-in ended before its hook ran");
+                assert!(started.elapsed() < Duration::from_secs(60), "the hook never ran");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            rename("users", "users_away");
+            std::fs::write(&gate, b"open").unwrap();
+            signing_in.join().unwrap()
+        });
+        rename("users_away", "users");
+        assert_eq!(reply.status, 503, "{}\n{}", reply.body, server.logs());
+        let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("database is unavailable"), "{message}");
+        assert!(server.logged("host call user_info failed"), "{}", server.logs());
+        assert!(server.users().is_empty());
+        let events = server.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].outcome, "failed");
+        assert!(events[0].reason.as_deref().unwrap().starts_with("database: "), "{events:?}");
+
+        // The database back, the same sign-in goes through (the gate stays open).
+        let reply = server.sign_in("gus", "gus@example.test", &[]);
+        assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+        assert_eq!(server.users().len(), 1);
+    });
+}

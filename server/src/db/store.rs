@@ -68,12 +68,18 @@ pub async fn user_by_id<C: ConnectionTrait>(
     user::Entity::find_by_id(user_id.to_owned()).one(conn).await
 }
 
-/// The user bound to this subject (`sso_user_id` is unique on its own), if any.
-pub async fn user_by_subject<C: ConnectionTrait>(
+/// The user bound to this identity, (issuer, subject), if any: a binding is unique as the pair
+/// (the same subject from another issuer is another identity).
+pub async fn user_by_binding<C: ConnectionTrait>(
     conn: &C,
+    issuer: &str,
     subject: &str,
 ) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find().filter(user::Column::SsoUserId.eq(subject)).one(conn).await
+    user::Entity::find()
+        .filter(user::Column::SsoIssuer.eq(issuer))
+        .filter(user::Column::SsoUserId.eq(subject))
+        .one(conn)
+        .await
 }
 
 /// Creates `user_id` as an `internal_user` with no email, budget or models, unless a user with

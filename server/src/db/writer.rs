@@ -332,6 +332,9 @@ fn chunks<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
 }
 
 #[cfg(test)]
+mod promises;
+
+#[cfg(test)]
 mod tests {
     #[test]
     fn rows_go_out_in_a_few_fixed_sizes() {

@@ -242,10 +242,10 @@ async fn check_binding_free(
     user_id: &str,
     binding: Option<&(String, String)>,
 ) -> Result<(), ApiError> {
-    let Some((_, subject)) = binding else { return Ok(()) };
-    match store::user_by_subject(conn, subject).await.map_err(|e| ApiError::database(&e))? {
+    let Some((issuer, subject)) = binding else { return Ok(()) };
+    match store::user_by_binding(conn, issuer, subject).await.map_err(|e| ApiError::database(&e))? {
         Some(other) if other.user_id != user_id => Err(ApiError::conflict(format!(
-            "sso_user_id {subject:?} is already linked to the user {:?}",
+            "sso_user_id {subject:?} of sso_issuer {issuer:?} is already linked to the user {:?}",
             other.user_id
         ))),
         _ => Ok(()),

@@ -517,13 +517,13 @@ async fn user_save(
             return edit_page(&state, &ctx, &me, &user_id, done).await;
         }
     };
-    if let Some(Some((_, subject))) = &binding {
-        let other = store::user_by_subject(state.db().conn(), subject)
+    if let Some(Some((issuer, subject))) = &binding {
+        let other = store::user_by_binding(state.db().conn(), issuer, subject)
             .await
             .map_err(|e| page(&ctx, ApiError::database(&e)))?;
         if let Some(other) = other.filter(|other| other.user_id != user_id) {
             let message =
-                format!("That subject is already linked to the user {:?}.", other.user_id);
+                format!("That identity is already linked to the user {:?}.", other.user_id);
             let done = Done { error: Some(message), ..Done::default() };
             return edit_page(&state, &ctx, &me, &user_id, done).await;
         }

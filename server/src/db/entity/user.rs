@@ -16,8 +16,8 @@ pub struct Model {
     /// LiteLLM role string.
     pub user_role: Option<String>,
     /// The user's subject at the identity provider in `sso_issuer` (OIDC `sub`, or the
-    /// OAuth proxy's user id); unique.
-    #[sea_orm(unique)]
+    /// OAuth proxy's user id). A binding is unique as a pair, (`sso_issuer`, `sso_user_id`):
+    /// the same subject from two issuers is two identities.
     pub sso_user_id: Option<String>,
     /// Who vouches for `sso_user_id`: the OIDC issuer, or `oauth-proxy`. Null: not bound (rows
     /// from before bindings, or users created through the API).

@@ -1,0 +1,342 @@
+//! The group commit's promises, each shown on a real SQLite file by a test that fails without
+//! it (issue 19): one bad plan in a batch fails alone; a sign-in's answer comes from its commit;
+//! a plan made from a snapshot another writer changed is refused and made again; two
+//! identities racing for one user id make one account and one refusal.
+//!
+//! Plans are made the way sign-ins make them: a snapshot read ([`store::snapshot`]), then
+//! [`rules::decide`]. Batches are forced without timing: the test holds the server's write lock
+//! while it queues plans, so the writer, blocked on that lock with whatever it took first,
+//! finds the rest queued together when the test lets go.
+
+use chrono::{DateTime, Utc};
+use plugin_api::{OpenId, UserRole};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait,
+};
+use tokio::sync::oneshot;
+
+use super::{Applied, Job, Queued, Writer};
+use crate::{
+    config::Config,
+    db::{
+        Db, DbErr,
+        entity::{session, sign_in_event, user},
+        store,
+    },
+    signin::{Binding, Proof, SignInError, Values, rules},
+};
+
+/// A database in a folder of its own, and its writer; the folder goes when it is dropped.
+struct Fixture {
+    dir: std::path::PathBuf,
+    db: Db,
+    writer: Writer,
+    config: Config,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = std::env::temp_dir()
+        .join(format!("hookgate-writer-test-{}", crate::session::random_hex(8)));
+    std::fs::create_dir(&dir).unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.join("hookgate.db").display())).await.unwrap();
+    let writer = Writer::start(db.clone(), crate::metrics::Metrics::new());
+    let config = Config::from_text(std::path::Path::new("config.yaml"), "", &|_| None).unwrap();
+    Fixture { dir, db, writer, config }
+}
+
+/// An identity signing in: its user id, and the binding (issuer, subject) it proves.
+struct Identity {
+    openid: OpenId,
+    proof: Proof,
+    values: Values,
+}
+
+fn identity(user_id: &str, issuer: &str, subject: &str, max_budget: Option<f64>) -> Identity {
+    Identity {
+        openid: OpenId {
+            id: Some(user_id.into()),
+            email: Some(format!("{user_id}@example.test")),
+            ..OpenId::default()
+        },
+        proof: Proof {
+            binding: Some(Binding { issuer: issuer.into(), subject: subject.into() }),
+            email_verified: true,
+        },
+        values: Values {
+            models: Vec::new(),
+            user_id: user_id.into(),
+            user_email: Some(format!("{user_id}@example.test")),
+            user_role: Some(UserRole::InternalUser),
+            max_budget,
+            budget_duration: None,
+            from_hook: true,
+        },
+    }
+}
+
+impl Fixture {
+    /// What a sign-in of `who` decides now: a snapshot read, then the pure decision.
+    async fn decide(&self, who: &Identity) -> Result<rules::Plan, SignInError> {
+        let input = rules::Input {
+            openid: &who.openid,
+            proof: &who.proof,
+            idp_id: who.openid.id.as_deref(),
+            values: &who.values,
+            staged: &[],
+        };
+        let snapshot = store::snapshot(self.db.conn(), &rules::keys(&input, &self.config)).await?;
+        rules::decide(&input, &snapshot, &self.config, store::now())
+    }
+
+    /// The plan's job, with a session of key hash `token_hash` and an "allowed" event.
+    fn job(&self, plan: rules::Plan, token_hash: &str) -> Job {
+        let now = store::now();
+        let user_id = plan.account.user_id.clone();
+        let session = session::ActiveModel {
+            token_hash: Set(token_hash.into()),
+            user_id: Set(user_id.clone()),
+            user_role: Set(plan.role.as_str().into()),
+            login_method: Set("sso".into()),
+            models: Set(store::json_list(&plan.models)),
+            max_budget: Set(plan.account.max_budget),
+            created_at: Set(now),
+            expires_at: Set(now + chrono::Duration::hours(1)),
+            revoked_at: Set(None),
+        };
+        let event = sign_in_event::ActiveModel {
+            id: NotSet,
+            at: Set(now),
+            user_id: Set(Some(user_id)),
+            method: Set("header".into()),
+            outcome: Set("allowed".into()),
+            reason: Set(None),
+            peer_addr: Set("127.0.0.1".into()),
+            request_id: Set(token_hash.into()),
+        };
+        Job { plan, session, event, now }
+    }
+
+    /// Applies `who`'s sign-in as a sign-in does (no batch forced).
+    async fn sign_in(&self, who: &Identity, token_hash: &str) -> Applied {
+        let plan = self.decide(who).await.unwrap();
+        self.writer.apply(self.job(plan, token_hash)).await.unwrap()
+    }
+
+    /// Queues `jobs` in this order while the write lock is held, then lets the writer go:
+    /// the writer takes a prefix of them into its first batch (whatever had arrived when it
+    /// woke) and the rest into the next, so a job with others on both sides shares a batch.
+    /// Returns each job's answer, in order.
+    async fn in_batches(&self, jobs: Vec<Job>) -> Vec<Result<Applied, DbErr>> {
+        let lock = self.db.write_lock.clone().expect("SQLite has a write lock");
+        let held = lock.lock_owned().await;
+        let mut answers = Vec::new();
+        for job in jobs {
+            let (reply, answer) = oneshot::channel();
+            self.writer.queue.send(Queued { job, reply }).await.unwrap();
+            answers.push(answer);
+        }
+        drop(held);
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.unwrap());
+        }
+        outcomes
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .conn()
+            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+
+    async fn user(&self, user_id: &str) -> Option<user::Model> {
+        store::user_by_id(self.db.conn(), user_id).await.unwrap()
+    }
+}
+
+/// A fresh connection of its own (not the server's pool): what another process sees.
+async fn outsider(fixture: &Fixture, sql: &str) -> i64 {
+    let url = format!("sqlite://{}", fixture.dir.join("hookgate.db").display());
+    let conn = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
+        .await
+        .unwrap()
+        .unwrap();
+    let count = row.try_get_by_index(0).unwrap();
+    conn.close().await.unwrap();
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_plan_in_a_batch_fails_alone() {
+    let fixture = fixture().await;
+    // The bad plan: its session key hash is taken, which only the database can tell.
+    fixture
+        .db
+        .conn()
+        .execute_unprepared(
+            "INSERT INTO users (user_id, models, spend, metadata, created_at, updated_at) VALUES \
+             ('owner', '[]', 0, '{}', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z'); \
+             INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
+             created_at, expires_at) VALUES ('taken', 'owner', 'internal_user', 'sso', '[]', \
+             '2026-12-01T00:00:00Z', '2099-01-01T00:00:00Z')",
+        )
+        .await
+        .unwrap();
+    let names = ["amy", "bad", "cal", "dee", "eve"];
+    let mut jobs = Vec::new();
+    for name in names {
+        let plan = fixture.decide(&identity(name, "oauth-proxy", name, None)).await.unwrap();
+        let token_hash = if name == "bad" { "taken".to_owned() } else { format!("key-{name}") };
+        jobs.push(fixture.job(plan, &token_hash));
+    }
+    let outcomes = fixture.in_batches(jobs).await;
+    for (name, outcome) in names.iter().zip(&outcomes) {
+        match (*name, outcome) {
+            ("bad", Err(error)) => assert!(error.to_string().contains("UNIQUE"), "{error}"),
+            ("bad", Ok(applied)) => panic!("the bad plan was applied: {applied:?}"),
+            (_, Ok(Applied::Done)) => {}
+            (name, other) => panic!("{name} failed with the bad plan: {other:?}"),
+        }
+    }
+    // The good plans' rows are all there; the bad one wrote nothing (its new user neither).
+    for name in ["amy", "cal", "dee", "eve"] {
+        assert!(fixture.user(name).await.is_some(), "{name}");
+    }
+    assert!(fixture.user("bad").await.is_none());
+    assert_eq!(
+        fixture.count("SELECT count(*) FROM sessions WHERE token_hash LIKE 'key-%'").await,
+        4
+    );
+    assert_eq!(fixture.count("SELECT count(*) FROM sessions WHERE user_id = 'bad'").await, 0);
+    assert_eq!(fixture.count("SELECT count(*) FROM sign_in_events").await, 4);
+    assert_eq!(fixture.count("SELECT count(*) FROM sign_in_events WHERE user_id = 'bad'").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_answers_with_its_commit() {
+    let fixture = fixture().await;
+    // Answered `Done`: the rows are committed, visible to any other connection at once.
+    assert_eq!(
+        fixture.sign_in(&identity("ann", "oauth-proxy", "ann", None), "key-ann").await,
+        Applied::Done
+    );
+    assert_eq!(
+        outsider(&fixture, "SELECT count(*) FROM sessions WHERE token_hash = 'key-ann'").await,
+        1
+    );
+    assert_eq!(
+        outsider(&fixture, "SELECT count(*) FROM sign_in_events WHERE user_id = 'ann'").await,
+        1
+    );
+
+    // A commit that fails: every statement of tom's sign-in succeeds, but its session trips a
+    // deferred foreign key, which SQLite checks at COMMIT. The answer is that failure (the
+    // server's 503), never `Done`, and nothing of the sign-in is visible.
+    fixture
+        .db
+        .conn()
+        .execute_unprepared(
+            "CREATE TABLE commit_gate (id TEXT PRIMARY KEY); \
+             CREATE TABLE commit_trap (gate TEXT REFERENCES commit_gate (id) \
+             DEFERRABLE INITIALLY DEFERRED); \
+             CREATE TRIGGER trap_tom AFTER INSERT ON sessions WHEN NEW.user_id = 'tom' \
+             BEGIN INSERT INTO commit_trap VALUES ('closed'); END",
+        )
+        .await
+        .unwrap();
+    let plan = fixture.decide(&identity("tom", "oauth-proxy", "tom", None)).await.unwrap();
+    let answer = fixture.writer.apply(fixture.job(plan, "key-tom")).await;
+    let error = answer.expect_err("tom's commit failed, and the answer must say so");
+    assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
+    for table in ["users", "sessions", "sign_in_events"] {
+        let sql = format!("SELECT count(*) FROM {table} WHERE user_id = 'tom'");
+        assert_eq!(outsider(&fixture, &sql).await, 0, "{table}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_from_a_snapshot_another_writer_changed_is_refused_and_made_again() {
+    let fixture = fixture().await;
+    let first = identity("sue", "oauth-proxy", "sue", None);
+    assert_eq!(fixture.sign_in(&first, "key-1").await, Applied::Done);
+
+    // Her next sign-in's hook gives a budget of 10: the plan changes the row, if still as read.
+    let with_budget = identity("sue", "oauth-proxy", "sue", Some(10.0));
+    let plan = fixture.decide(&with_budget).await.unwrap();
+    let rules::UserWrite::Update { read_at, .. } = &plan.user else {
+        panic!("expected an update, got {:?}", plan.user);
+    };
+    let read_at: DateTime<Utc> = *read_at;
+    // Meanwhile an administrator changes her row (on the server's async pool, not the writer's
+    // connection: the timestamps each writes must compare equal).
+    let later = read_at + chrono::Duration::seconds(1);
+    let edit = store::UserEdit { user_alias: Some("Sue the admin's".into()), ..Default::default() };
+    store::edit_user(fixture.db.conn(), "sue", edit, later).await.unwrap().unwrap();
+
+    // The stale plan writes nothing: no session, no event, the administrator's change kept.
+    let stale = fixture.writer.apply(fixture.job(plan, "key-2")).await.unwrap();
+    assert_eq!(stale, Applied::Stale);
+    assert_eq!(fixture.count("SELECT count(*) FROM sessions WHERE token_hash = 'key-2'").await, 0);
+    assert_eq!(fixture.count("SELECT count(*) FROM sign_in_events").await, 1);
+    let sue = fixture.user("sue").await.unwrap();
+    assert_eq!((sue.max_budget, sue.user_alias.as_deref()), (None, Some("Sue the admin's")));
+    assert_eq!(sue.updated_at, later);
+
+    // Made again from a new read, it applies, over the administrator's change.
+    let plan = fixture.decide(&with_budget).await.unwrap();
+    assert_eq!(fixture.writer.apply(fixture.job(plan, "key-3")).await.unwrap(), Applied::Done);
+    let sue = fixture.user("sue").await.unwrap();
+    assert_eq!((sue.max_budget, sue.user_alias.as_deref()), (Some(10.0), Some("Sue the admin's")));
+    assert_eq!(fixture.count("SELECT count(*) FROM sessions").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal() {
+    let fixture = fixture().await;
+    // Two identities whose sign-ins both want the new user id `sam`, each decided before the
+    // other wrote: the OAuth proxy's `sam`, and an OIDC account whose hook also says `sam`.
+    let proxy_sam = identity("sam", "oauth-proxy", "sam", None);
+    let oidc_sam = identity("sam", "https://idp.example.test", "s-9", None);
+    let first = fixture.decide(&proxy_sam).await.unwrap();
+    let second = fixture.decide(&oidc_sam).await.unwrap();
+    assert!(first.is_new && second.is_new);
+    let jobs = vec![fixture.job(first, "key-proxy"), fixture.job(second, "key-oidc")];
+    let outcomes = fixture.in_batches(jobs).await;
+    // One wins; the other's insert finds the id taken and writes nothing (no error: the
+    // sign-in decides again).
+    assert_eq!(
+        outcomes.iter().map(|o| o.as_ref().ok().copied()).collect::<Vec<_>>(),
+        [Some(Applied::Done), Some(Applied::Stale)]
+    );
+    let sam = fixture.user("sam").await.unwrap();
+    assert_eq!(
+        (sam.sso_issuer.as_deref(), sam.sso_user_id.as_deref()),
+        (Some("oauth-proxy"), Some("sam"))
+    );
+    assert_eq!(fixture.count("SELECT count(*) FROM users").await, 1);
+    assert_eq!(fixture.count("SELECT count(*) FROM sessions").await, 1);
+    assert_eq!(
+        fixture.count("SELECT count(*) FROM sessions WHERE token_hash = 'key-oidc'").await,
+        0
+    );
+    // Decided again, the loser is refused: `sam` is bound to another identity (403, not 500).
+    match fixture.decide(&oidc_sam).await {
+        Err(SignInError::Forbidden(message)) => assert!(message.contains("sam"), "{message}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(fixture.count("SELECT count(*) FROM users").await, 1);
+}
