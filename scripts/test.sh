@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Runs every hookgate test, from a fresh Debian machine (as root) or a developer's checkout.
 #
-# 1. Installs what the tests need and is missing (Debian's postgresql).
-# 2. Starts a throw-away PostgreSQL on a free loopback port (stopped by PID on exit), so the
+# 1. Static checks, before anything long: `cargo fmt --all --check`, `cargo clippy --workspace
+#    --all-targets --locked -- -D warnings`, and `cargo deny check` against deny.toml (cargo-deny
+#    is installed from crates.io when missing or of another version). Its advisories check needs
+#    the RustSec database, a git repository on github.com: where that cannot be reached, it is
+#    skipped and the run says so (at the check and again at the end); where it can, a failure
+#    fails the run. Licenses, bans and sources are always checked.
+# 2. Installs what the tests need and is missing (Debian's postgresql).
+# 3. Starts a throw-away PostgreSQL on a free loopback port (stopped by PID on exit), so the
 #    integration suite runs against SQLite and PostgreSQL.
-# 3. Builds the whole workspace (the server, the example plugins, the fixture plugins), then the
+# 4. Builds the whole workspace (the server, the example plugins, the fixture plugins), then the
 #    two fixtures that need builds of their own (one with panic = "abort", one against an older
 #    plugin-api layout).
-# 4. Runs `cargo test` over the workspace.
-# 5. Runs the Windows test (tests/windows/run.sh): hookgate.exe and the example plugins as .dll
+# 5. Runs `cargo test` over the workspace.
+# 6. Runs the Windows test (tests/windows/run.sh): hookgate.exe and the example plugins as .dll
 #    files, cross-built for x86_64-pc-windows-gnu into target/windows and run under Wine
 #    (HOOKGATE_TEST_SKIP_WINDOWS=1 skips it and says so).
-# 6. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components
+# 7. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components
 #    (Apache, Chromium, oidc-provider, and LiteLLM's real proxy through tests/litellm/litellm.sh).
-# 7. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
+# 8. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,6 +28,48 @@ ROOT=$(pwd)
 source "$ROOT/scripts/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed: install Rust (https://rustup.rs) and run this again"
+
+# ---------------------------------------------------------------------------------------------
+# Static checks: formatting, lints, the dependency policy (deny.toml). Each fails the run.
+
+# cargo-deny's version, installed from crates.io (github.com, where its prebuilt binaries and the
+# advisory database live, may be unreachable). The install builds it: ~5 minutes on two cores.
+CARGO_DENY_VERSION=0.20.2
+# The RustSec advisory database that `cargo deny check advisories` fetches (cargo-deny's default).
+ADVISORY_DB_URL=https://github.com/RustSec/advisory-db
+
+log "checking formatting (cargo fmt --all --check)"
+cargo fmt --version >/dev/null 2>&1 \
+    || die "rustfmt is not installed: run \`rustup component add rustfmt\` and run this again"
+cargo fmt --all --check \
+    || die "the code is not formatted as rustfmt.toml asks (diff above): run \`cargo fmt --all\` and commit the result"
+
+log "linting (cargo clippy --workspace --all-targets --locked -- -D warnings)"
+cargo clippy --version >/dev/null 2>&1 \
+    || die "clippy is not installed: run \`rustup component add clippy\` and run this again"
+cargo clippy --workspace --all-targets --locked -- -D warnings \
+    || die "clippy found problems (above): fix them; every warning fails the run"
+
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+    log "installing cargo-deny $CARGO_DENY_VERSION from crates.io (cargo install, a few minutes)"
+    cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked \
+        || die "could not install cargo-deny $CARGO_DENY_VERSION from crates.io"
+fi
+
+log "checking the dependency graph against deny.toml (cargo deny check licenses bans sources)"
+cargo deny --locked check licenses bans sources \
+    || die "cargo deny found dependencies that break deny.toml's policy (above): licenses, duplicate versions or sources"
+
+ADVISORIES_SKIPPED=""
+command -v git >/dev/null || die "git is not installed: cargo-deny fetches the advisory database with it (apt-get install git)"
+if probe=$(GIT_TERMINAL_PROMPT=0 timeout 30 git ls-remote --exit-code "$ADVISORY_DB_URL" HEAD 2>&1); then
+    log "checking for security advisories (cargo deny check advisories, database $ADVISORY_DB_URL)"
+    cargo deny --locked check advisories \
+        || die "cargo deny check advisories failed (above): a dependency has an advisory (update it, or ignore the advisory in deny.toml with the reason), or the database could not be fetched"
+else
+    ADVISORIES_SKIPPED="SKIPPED: cargo deny check advisories. The RustSec advisory database ($ADVISORY_DB_URL) cannot be reached from this machine (git ls-remote: $(printf '%s' "$probe" | tail -n 1)), so no dependency was checked for known vulnerabilities in this run; licenses, bans and sources were. Run \`cargo deny check advisories\` where github.com is reachable."
+    printf '\n!!! %s\n' "$ADVISORIES_SKIPPED" >&2
+fi
 
 # PostgreSQL for the server tests (stopped by PID on exit).
 trap stop_postgres EXIT
@@ -55,3 +103,7 @@ bash "$ROOT/scripts/load.sh" --duration 10
 
 log "running the smoke benchmark (BENCHMARKS.md; the full one is: bash scripts/bench.sh)"
 bash "$ROOT/scripts/bench.sh" --smoke
+
+if [ -n "$ADVISORIES_SKIPPED" ]; then
+    printf '\n!!! %s\n' "$ADVISORIES_SKIPPED" >&2
+fi
