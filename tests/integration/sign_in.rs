@@ -146,7 +146,26 @@ fn a_peer_outside_the_trusted_ranges_is_refused_before_any_hook_runs() {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].outcome, "refused");
         assert!(events[0].reason.as_deref().unwrap().contains("trusted_proxy_ranges"));
+        assert_eq!(events[0].peer_addr, "127.0.0.1", "a forged X-Forwarded-For names no one");
     });
+}
+
+#[test]
+fn a_header_sign_in_records_the_client_the_trusted_proxy_forwarded() {
+    let server = TestServer::start(&Backend::Sqlite);
+    let reply = server.get(
+        "/sso/key/generate",
+        &[
+            ("x-forwarded-user", "nora"),
+            ("x-forwarded-email", "nora@example.test"),
+            // A client's own claim, then what the proxy (127.0.0.1, trusted) appended.
+            ("x-forwarded-for", "198.51.100.7, 203.0.113.10"),
+        ],
+    );
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let events = server.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].peer_addr, "203.0.113.10", "the nearest untrusted hop, not the proxy");
 }
 
 #[test]

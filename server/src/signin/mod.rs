@@ -1131,7 +1131,8 @@ fn event_row(
         method: Set(attempt.method.as_str().to_owned()),
         outcome: Set(outcome.to_owned()),
         reason: Set(reason.map(|reason| reason.chars().take(1000).collect())),
-        peer_addr: Set(attempt.peer.to_canonical().to_string()),
+        // The client: behind a trusted proxy the address it forwarded, as for the password login.
+        peer_addr: Set(attempt.client.to_canonical().to_string()),
         request_id: Set(shorten(&attempt.request_id, 64)),
     }
 }
