@@ -6,24 +6,31 @@
 //! creates the user, applies the hook's writes, joins teams, mints the session key and records
 //! the event.
 
+mod error;
 mod host;
+mod identity;
+mod password;
 mod refusals;
 mod rehearsal;
 pub(crate) mod rules;
 mod runner;
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, Utc};
-use plugin_api::{HookErrorKind, OpenId, SsoUserDefinedValues, UserRole};
-use sea_orm::{ActiveValue::Set, DbErr, IntoActiveModel};
+use plugin_api::{HookErrorKind, OpenId, UserRole};
+use sea_orm::{ActiveValue::Set, DbErr};
 use tokio::runtime::Handle;
 
-use self::host::SignInHost;
+pub(crate) use self::identity::{alias_of, shorten};
 pub(crate) use self::refusals::{LogSampler, client_bucket};
 pub use self::{
+    error::SignInError,
+    identity::{Attempt, Binding, LoginMethod, Proof},
     rehearsal::{Rehearsal, Rehearsed},
     runner::{HookRunner, RunError},
+};
+use self::{
+    host::SignInHost,
+    identity::{MAX_EMAIL, MAX_ID, check_values, is_plausible_email, is_storable_id, shown},
 };
 use crate::{
     budget::BudgetDuration,
@@ -38,109 +45,6 @@ use crate::{
     plugins::{HookRequest, LivePlugins, Plugins, UnfitRequest},
     session::{TokenSigner, UiTokenClaims, hash_key, new_session_key},
 };
-
-/// How the user proved who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginMethod {
-    /// Identity headers from a trusted OAuth proxy, read by the header hook.
-    Header,
-    /// An OpenID Connect login.
-    Oidc,
-    /// `UI_USERNAME`/`UI_PASSWORD`.
-    Password,
-}
-
-impl LoginMethod {
-    /// The name recorded in sign-in events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoginMethod::Header => "header",
-            LoginMethod::Oidc => "oidc",
-            LoginMethod::Password => "password",
-        }
-    }
-
-    /// The JWT's `login_method` claim (LiteLLM's values).
-    fn claim(self) -> &'static str {
-        match self {
-            LoginMethod::Header | LoginMethod::Oidc => "sso",
-            LoginMethod::Password => "username_password",
-        }
-    }
-}
-
-/// Who is trying to sign in, for the record.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    /// The front door.
-    pub method: LoginMethod,
-    /// The TCP peer.
-    pub peer: IpAddr,
-    /// The client's address: the TCP peer, or the address a trusted proxy forwarded
-    /// (bounds refusal events per client, not per proxy).
-    pub client: IpAddr,
-    /// The request id.
-    pub request_id: String,
-    /// When the request arrived (for the sign-in's duration).
-    pub started: std::time::Instant,
-}
-
-impl Attempt {
-    /// An attempt starting now.
-    pub fn new(method: LoginMethod, peer: IpAddr, request_id: String) -> Attempt {
-        Attempt { method, peer, client: peer, request_id, started: std::time::Instant::now() }
-    }
-
-    /// The attempt of `client`, behind the TCP peer (a trusted proxy).
-    pub fn from_client(self, client: IpAddr) -> Attempt {
-        Attempt { client, ..self }
-    }
-}
-
-/// The account binding of a sign-in identity: who vouches for it, and its subject there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Binding {
-    /// The OIDC issuer (or provider endpoint), or [`Binding::PROXY_ISSUER`].
-    pub issuer: String,
-    /// OIDC `sub`, or the id the header hook returned.
-    pub subject: String,
-}
-
-impl Binding {
-    /// The issuer recorded for identities an OAuth proxy vouched for (header sign-ins).
-    pub const PROXY_ISSUER: &'static str = "oauth-proxy";
-}
-
-/// The longest user id or subject stored.
-const MAX_ID: usize = 255;
-
-/// Whether an id fits its column: at most [`MAX_ID`] bytes, no control characters.
-fn is_storable_id(id: &str) -> bool {
-    id.len() <= MAX_ID && !id.chars().any(char::is_control)
-}
-
-/// What the front door proved about an identity, beyond the [`OpenId`] hooks see.
-#[derive(Debug, Clone, Default)]
-pub struct Proof {
-    /// The account the identity is bound to; `None` when it has no stable subject.
-    pub binding: Option<Binding>,
-    /// Whether the identity provider marked the email verified (`email_verified`). Header
-    /// sign-ins count as verified: the OAuth proxy vouches for what it passes.
-    pub email_verified: bool,
-}
-
-impl Proof {
-    /// What a trusted OAuth proxy proves: the identity's id, bound under the proxy's issuer, and
-    /// a verified email.
-    pub fn of_header_identity(openid: &OpenId) -> Proof {
-        let binding =
-            openid.id.as_deref().map(str::trim).filter(|id| !id.is_empty()).map(|id| Binding {
-                issuer: Binding::PROXY_ISSUER.to_owned(),
-                subject: id.to_owned(),
-            });
-        Proof { binding, email_verified: true }
-    }
-}
 
 /// How long each hook of one sign-in ran (on its blocking thread).
 #[derive(Debug, Clone, Copy, Default)]
@@ -223,97 +127,6 @@ impl SessionKey {
 
     fn of(session: &crate::litellm::Session) -> SessionKey {
         SessionKey { key: session.key.clone(), litellm_user: Some(session.user_id.clone()) }
-    }
-}
-
-/// Why a sign-in did not complete. Each says what the user sees.
-#[derive(Debug, thiserror::Error)]
-pub enum SignInError {
-    /// The request itself is malformed.
-    #[error("{0}")]
-    BadRequest(String),
-    /// A header value is too long (431).
-    #[error("{0}")]
-    HeadersTooLarge(String),
-    /// Who is signing in could not be established (no identity, a refused provider login).
-    #[error("{0}")]
-    Unauthenticated(String),
-    /// A rule refuses this identity (untrusted peer, email domain, access mode, an account
-    /// bound to another identity).
-    #[error("{0}")]
-    Forbidden(String),
-    /// The account the sign-in needs is taken in a way it cannot resolve.
-    #[error("{0}")]
-    Conflict(String),
-    /// A hook refused or failed with a message for the user.
-    #[error("{message}")]
-    HookRefused {
-        /// The config key of the hook.
-        setting: &'static str,
-        /// The hook's message.
-        message: String,
-    },
-    /// A hook panicked; the message goes to the log, not to the user.
-    #[error("sign-in hook failed")]
-    HookPanicked {
-        /// The config key of the hook.
-        setting: &'static str,
-        /// The panic message.
-        detail: String,
-    },
-    /// A hook ran past `hook_timeout`.
-    #[error("the sign-in hook did not answer within {0:?}")]
-    HookTimeout(std::time::Duration),
-    /// Every hook slot stayed busy.
-    #[error("the server is busy running sign-in hooks; try again")]
-    Busy,
-    /// A hook returned values the server cannot use.
-    #[error("{0}")]
-    InvalidHookOutput(String),
-    /// The identity provider could not be reached or answered nonsense (502).
-    #[error("{0}")]
-    Upstream(String),
-    /// The LiteLLM proxy hookgate is the front door of did not open the session (502), or
-    /// holds a user this identity cannot prove is its own (403). The detail goes to the log
-    /// and the sign-in event, never to the browser: it names LiteLLM's internal URL and users.
-    #[error("{0}")]
-    FrontDoor(#[from] crate::litellm::FrontDoorError),
-    /// The database failed.
-    #[error("the database is unavailable")]
-    Database(#[from] DbErr),
-    /// A server bug.
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl SignInError {
-    /// The outcome recorded in the sign-in event.
-    fn outcome(&self) -> &'static str {
-        match self {
-            SignInError::BadRequest(_)
-            | SignInError::HeadersTooLarge(_)
-            | SignInError::Unauthenticated(_)
-            | SignInError::Forbidden(_)
-            | SignInError::Conflict(_)
-            | SignInError::HookRefused { .. } => "refused",
-            SignInError::FrontDoor(error) if error.is_refusal() => "refused",
-            _ => "failed",
-        }
-    }
-
-    /// The reason recorded in the sign-in event (never a secret).
-    fn reason(&self) -> String {
-        match self {
-            SignInError::HookPanicked { setting, detail } => {
-                format!("{setting} hook panicked: {detail}")
-            }
-            SignInError::HookRefused { setting, message } => format!("{setting} hook: {message}"),
-            SignInError::Database(error) => format!("database: {error}"),
-            SignInError::Upstream(message) => format!("identity provider: {message}"),
-            SignInError::FrontDoor(error) => format!("litellm: {error}"),
-            SignInError::Internal(detail) => format!("internal: {detail}"),
-            other => other.to_string(),
-        }
     }
 }
 
@@ -902,97 +715,6 @@ impl SignInService {
         });
         (Minted { key, token, expires_at }, session)
     }
-
-    /// `UI_USERNAME`/`UI_PASSWORD` sign-in (already checked by the caller): a proxy_admin
-    /// session for `PROXY_ADMIN_ID`, or LiteLLM's `default_user_id`.
-    pub async fn password_sign_in(&self, attempt: &Attempt) -> Result<SignedIn, SignInError> {
-        let result = self.password_sign_in_inner(attempt).await;
-        if let Err(error) = &result {
-            self.record_refusal(attempt, error).await;
-        }
-        result
-    }
-
-    async fn password_sign_in_inner(&self, attempt: &Attempt) -> Result<SignedIn, SignInError> {
-        let user_id =
-            self.config.proxy_admin_id.clone().unwrap_or_else(|| "default_user_id".to_owned());
-        // LiteLLM's session first: nothing is written here unless it opened.
-        let litellm = match &self.front_door {
-            None => None,
-            Some(front_door) => {
-                let user = crate::litellm::SessionUser {
-                    user_id: &user_id,
-                    user_email: None,
-                    email_verified: false,
-                    link_by_email: false,
-                    binding: None,
-                    operator: true,
-                    user_role: UserRole::ProxyAdmin,
-                    models: &[],
-                    max_budget: None,
-                    budget_duration: None,
-                    teams: &[],
-                };
-                Some(front_door.open_session(&user).await?)
-            }
-        };
-        let key = litellm.as_ref().map_or_else(SessionKey::new, SessionKey::of);
-        let result = self.write_password_sign_in(attempt, user_id, key).await;
-        if result.is_err() {
-            self.discard_litellm_session(litellm).await;
-        }
-        result
-    }
-
-    async fn write_password_sign_in(
-        &self,
-        attempt: &Attempt,
-        user_id: String,
-        key: SessionKey,
-    ) -> Result<SignedIn, SignInError> {
-        let now = store::now();
-        let txn = self.db.write().await?;
-        let conn = txn.conn();
-        let row = store::new_user_row(
-            user_id.clone(),
-            None,
-            None,
-            UserRole::ProxyAdmin,
-            &[],
-            None,
-            None,
-            None,
-            serde_json::json!({"created_by": "password_login"}),
-            now,
-        );
-        store::insert_user_if_absent(conn, row).await?;
-        let mut row = store::user_by_id(conn, &user_id).await?.ok_or_else(|| {
-            SignInError::Internal(format!("user {user_id} vanished during sign-in"))
-        })?;
-        if row.user_role.as_deref() != Some(UserRole::ProxyAdmin.as_str()) {
-            let mut changes = row.clone().into_active_model();
-            changes.user_role = Set(Some(UserRole::ProxyAdmin.as_str().to_owned()));
-            changes.updated_at = Set(now);
-            row = store::update_user(conn, changes).await?;
-        }
-        let models = store::list_of(&row.models);
-        let (minted, session) = self.mint(
-            attempt,
-            key,
-            &row.user_id,
-            row.user_email.clone(),
-            UserRole::ProxyAdmin,
-            &models,
-            now,
-        );
-        store::insert_session(conn, session).await?;
-        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
-            .await?;
-        txn.commit().await?;
-        self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
-        tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
-        Ok(minted.signed_in(row.user_id, UserRole::ProxyAdmin))
-    }
 }
 
 /// The teams the user is a member of once `plan` is applied.
@@ -1008,114 +730,6 @@ fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
     teams.sort();
     teams.dedup();
     teams
-}
-
-/// A value quoted for a message, cut short: messages must not echo megabytes back.
-fn shown(text: &str) -> String {
-    const MAX: usize = 64;
-    if text.chars().count() <= MAX {
-        format!("{text:?}")
-    } else {
-        format!(
-            "{:?}… ({} characters)",
-            text.chars().take(MAX).collect::<String>(),
-            text.chars().count()
-        )
-    }
-}
-
-fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignInError> {
-    let invalid = |what: String| {
-        SignInError::InvalidHookOutput(format!(
-            "the custom_sso hook returned invalid values: {what}"
-        ))
-    };
-    let user_id = values.user_id.trim().to_owned();
-    if user_id.is_empty() {
-        return Err(invalid("user_id is empty".into()));
-    }
-    if !is_storable_id(&user_id) {
-        return Err(invalid(format!(
-            "user_id {user_id:?} is longer than {MAX_ID} characters or has control characters"
-        )));
-    }
-    let user_email =
-        values.user_email.map(|email| email.trim().to_lowercase()).filter(|e| !e.is_empty());
-    if let Some(email) = &user_email
-        && (!is_plausible_email(email) || email.len() > MAX_EMAIL)
-    {
-        return Err(invalid(format!("user_email {} is not an email address", shown(email))));
-    }
-    if let Some(budget) = values.max_budget
-        && !crate::budget::is_valid_budget(budget)
-    {
-        return Err(invalid(format!("max_budget {budget} must be a number of USD, 0 or more")));
-    }
-    let budget_duration = match values.budget_duration {
-        Some(text) => Some(
-            text.parse::<BudgetDuration>()
-                .map_err(|error| invalid(format!("budget_duration: {error}")))?,
-        ),
-        None => None,
-    };
-    if values.models.iter().any(|model| model.trim().is_empty()) {
-        return Err(invalid("models has an empty name".into()));
-    }
-    if values.models.len() > MAX_MODELS || values.models.iter().any(|model| model.len() > 255) {
-        return Err(invalid(format!(
-            "models lists {} names; at most {MAX_MODELS} of at most 255 characters are accepted",
-            values.models.len()
-        )));
-    }
-    Ok(Values {
-        models: values.models,
-        user_id,
-        user_email,
-        user_role: values.user_role,
-        max_budget: values.max_budget,
-        budget_duration,
-        from_hook: true,
-    })
-}
-
-/// The longest email address stored (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
-/// The most model names a user gets from a hook.
-const MAX_MODELS: usize = 1000;
-
-/// An address with exactly one `@`, something on both sides, no spaces or control characters.
-fn is_plausible_email(email: &str) -> bool {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
-}
-
-/// `text` cut to at most `max` characters.
-pub(crate) fn shorten(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
-/// LiteLLM's alias: the display name, unless it is just the id; else "first last".
-pub(crate) fn alias_of(openid: &OpenId) -> Option<String> {
-    let display = openid.display_name.as_deref().map(str::trim).filter(|name| !name.is_empty());
-    match display {
-        Some(name) if Some(name) != openid.id.as_deref() => Some(name.to_owned()),
-        _ => {
-            let full = [openid.first_name.as_deref(), openid.last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            (!full.trim().is_empty()).then(|| full.trim().to_owned())
-        }
-    }
-    .map(|alias| shorten(&alias, 255))
 }
 
 fn event_row(
