@@ -361,8 +361,16 @@ fn an_unreachable_litellm_fails_the_sign_in_and_leaves_no_session() {
 fn a_litellm_that_stops_answering_fails_the_next_sign_in() {
     let fake = FakeLitellm::start();
     let server = front_door(&Backend::Sqlite, &fake, &[]);
-    assert_eq!(server.sign_in("gina", "gina@example.test", &[]).status, 303);
+    let first = server.sign_in("gina", "gina@example.test", &[]);
+    assert_eq!(first.status, 303);
+    let bearer = format!("Bearer {}", cookie_key(&server, &first));
     fake.stop();
+    // Whether the key still lives in LiteLLM cannot be known: refused, not assumed; the master
+    // key still works.
+    let info = server.get("/user/info", &[("authorization", &bearer)]);
+    assert_eq!(info.status, 502, "{}", info.body);
+    let master = server.master_auth();
+    assert_eq!(server.get("/user/info?user_id=gina", &[("authorization", &master)]).status, 200);
     let reply = server.sign_in("gina", "gina@example.test", &[]);
     assert_eq!(reply.status, 502, "{}", reply.body);
     assert!(reply.body.contains("LiteLLM proxy could not"), "{}", reply.body);
