@@ -544,3 +544,24 @@ fn error_callbacks_cannot_flood_or_forge_the_log_and_use_their_flow_up() {
     let one_by_one = events.iter().filter(|event| event.request_id != "-").count() as u64;
     assert_eq!(one_by_one + counted, 1200, "every refused callback is accounted for");
 }
+
+#[test]
+fn an_identity_with_too_many_groups_gets_a_clear_400_not_a_database_error() {
+    let idp = FakeIdp::start();
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    // 40,000 names (the review's I3) of `distinct` groups.
+    let groups = |distinct: usize| (0..40_000).map(|n| format!("g{}", n % distinct)).collect();
+    let claims = |groups: Vec<String>| {
+        serde_json::json!({"sub": "s-many", "preferred_username": "many", "email": "many@example.test",
+            "email_verified": true, "groups": groups})
+    };
+    idp.set(Behavior { claims: claims(groups(10_001)), ..Behavior::default() });
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("names 10001 groups"), "{}", reply.body);
+    assert!(user_row(&server, "many").is_none());
+    // Repeated names count once.
+    idp.set(Behavior { claims: claims(groups(10_000)), ..Behavior::default() });
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+}

@@ -180,6 +180,10 @@ pub(super) fn check_values(values: SsoUserDefinedValues) -> Result<Values, SignI
     })
 }
 
+/// The most groups an identity may name (distinct): each is a key of one snapshot read, and
+/// databases bound how many a statement takes (SQLite 32,766).
+pub(super) const MAX_GROUPS: usize = 10_000;
+
 /// The longest email address stored (RFC 5321's path limit).
 pub(super) const MAX_EMAIL: usize = 254;
 /// The most model names a user gets from a hook.

@@ -30,7 +30,9 @@ pub use self::{
 };
 use self::{
     host::SignInHost,
-    identity::{MAX_EMAIL, MAX_ID, check_values, is_plausible_email, is_storable_id, shown},
+    identity::{
+        MAX_EMAIL, MAX_GROUPS, MAX_ID, check_values, is_plausible_email, is_storable_id, shown,
+    },
 };
 use crate::{
     budget::BudgetDuration,
@@ -409,6 +411,17 @@ impl SignInService {
                 "the identity's subject {} is longer than {MAX_ID} characters or has control \
                  characters",
                 shown(&binding.subject),
+            ))));
+        }
+
+        // Groups: each once; a bounded number (each is a lookup key of the snapshot read).
+        let mut seen = std::collections::HashSet::new();
+        openid.team_ids.retain(|team| seen.insert(team.clone()));
+        if openid.team_ids.len() > MAX_GROUPS {
+            return Err(no_user(SignInError::BadRequest(format!(
+                "the identity names {} groups; hookgate accepts at most {MAX_GROUPS} (ask the \
+                 identity provider's administrator to send only the groups that matter here)",
+                openid.team_ids.len()
             ))));
         }
 
