@@ -1,5 +1,9 @@
 //! The one error type of the HTTP layer: it picks the status and the public message, and
 //! answers in HTML to a browser and in LiteLLM's JSON error shape to an API client.
+//!
+//! Handlers return `Result<_, ApiError>` and use `?`; they never say how to answer. The request
+//! id and the representation (JSON, or an HTML page with a title that fits the route's
+//! [`Surface`]) are attached in one place, [`super::finish_errors`], on the way out.
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
@@ -17,8 +21,62 @@ pub struct ApiError {
     message: String,
     request_id: Option<String>,
     html: bool,
+    /// The page's heading when answered in HTML.
+    title: &'static str,
     link: Option<(String, &'static str)>,
+    /// Answered as a `303 See Other` to this location instead (a page that needs a sign-in).
+    redirect: Option<String>,
 }
+
+/// Which part of the server answered, which decides how its errors look: the routes mark their
+/// responses with it ([`Surface::mark`]), [`super::finish_errors`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The management API and everything else for programs: JSON, always.
+    Api,
+    /// The Admin UI's pages: HTML, always, headed "Request failed".
+    Ui,
+    /// The UI's password login form: HTML, always, headed "Sign-in failed".
+    LoginForm,
+    /// The single sign-on routes a browser or a program follows: HTML to a browser, JSON
+    /// otherwise; headed "Sign-in failed".
+    SignIn,
+    /// Any route, before routing (e.g. a refused Host): HTML to a browser, JSON otherwise;
+    /// headed "Request failed".
+    Edge,
+}
+
+impl Surface {
+    /// Whether an error is answered in HTML, given whether the client prefers HTML.
+    pub fn html(self, wants_html: bool) -> bool {
+        match self {
+            Surface::Api => false,
+            Surface::Ui | Surface::LoginForm => true,
+            Surface::SignIn | Surface::Edge => wants_html,
+        }
+    }
+
+    /// The heading of an HTML error page.
+    pub fn title(self) -> &'static str {
+        match self {
+            Surface::LoginForm | Surface::SignIn => "Sign-in failed",
+            Surface::Api | Surface::Ui | Surface::Edge => "Request failed",
+        }
+    }
+
+    /// Marks a response as this surface's (the first mark wins: the innermost route's).
+    pub fn mark(self, mut response: Response) -> Response {
+        if response.extensions().get::<Surface>().is_none() {
+            response.extensions_mut().insert(self);
+        }
+        response
+    }
+}
+
+/// An error response whose request id and representation are not attached yet: the edge
+/// ([`super::finish_errors`]) renders it.
+#[derive(Debug, Clone)]
+pub(super) struct Unfinished(pub(super) ApiError);
 
 impl ApiError {
     /// An error with a status and a message for the client.
@@ -34,7 +92,21 @@ impl ApiError {
             503 | 504 => "service_unavailable",
             _ => "internal_server_error",
         };
-        Self { status, kind, message: message.into(), request_id: None, html: false, link: None }
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            request_id: None,
+            html: false,
+            title: Surface::Api.title(),
+            link: None,
+            redirect: None,
+        }
+    }
+
+    /// Not an error page but a `303 See Other` to `location` (e.g. the sign-in page).
+    pub fn redirect(location: String) -> Self {
+        Self { redirect: Some(location), ..Self::new(StatusCode::SEE_OTHER, "see other") }
     }
 
     /// 400.
@@ -62,28 +134,42 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, message)
     }
 
-    /// 500 for a database failure; the details go to the log only.
+    /// 503 for a database failure; the details go to the log only.
     pub fn database(error: &sea_orm::DbErr) -> Self {
         tracing::error!("database error: {error}");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again")
     }
 
-    /// Tags the response with the request id, so a user can quote it.
+    /// Tags the response with the request id, so a user can quote it. Handlers leave this to
+    /// the edge; only answers made outside the router (the serve loop's) call it.
     pub fn with_request_id(mut self, request_id: &str) -> Self {
         self.request_id = Some(request_id.to_owned());
         self
     }
 
-    /// Answers in HTML (for a browser).
+    /// Answers in HTML (for a browser). As [`Self::with_request_id`]: for the edge.
     pub fn as_html(mut self, html: bool) -> Self {
         self.html = html;
         self
+    }
+
+    /// Attaches what only the edge knows: the request id and how the client is answered.
+    pub(super) fn finish(self, surface: Surface, request_id: &str, wants_html: bool) -> Self {
+        let html = surface.html(wants_html);
+        Self { title: surface.title(), ..self.with_request_id(request_id).as_html(html) }
     }
 
     /// Adds a link to the HTML page (e.g. back to the sign-in page).
     pub fn with_link(mut self, href: String, text: &'static str) -> Self {
         self.link = Some((href, text));
         self
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    /// Logged here, once; the client learns only that the database is unavailable (503).
+    fn from(error: sea_orm::DbErr) -> Self {
+        ApiError::database(&error)
     }
 }
 
@@ -148,7 +234,23 @@ impl From<FrontDoorError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The answer as far as this error knows it; a response that passes the edge is rendered
+    /// again there with the request id and the representation ([`Unfinished`]).
     fn into_response(self) -> Response {
+        if let Some(location) = &self.redirect {
+            return axum::response::Redirect::to(location).into_response();
+        }
+        let unfinished = self.request_id.is_none().then(|| Unfinished(self.clone()));
+        let mut response = self.render();
+        if let Some(unfinished) = unfinished {
+            response.extensions_mut().insert(unfinished);
+        }
+        response
+    }
+}
+
+impl ApiError {
+    fn render(self) -> Response {
         let mut response = if self.html {
             let request_id = self
                 .request_id
@@ -167,7 +269,8 @@ impl IntoResponse for ApiError {
                 "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — hookgate</title>\
                  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
                  <body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
-                 <h1>Sign-in failed</h1><p>{}</p><p>{} {title}</p>{request_id}{link}</body></html>\n",
+                 <h1>{}</h1><p>{}</p><p>{} {title}</p>{request_id}{link}</body></html>\n",
+                self.title,
                 escape(&self.message),
                 self.status.as_u16(),
             ))

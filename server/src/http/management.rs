@@ -10,7 +10,7 @@ use plugin_api::{TeamRole, UserRole};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, Ctx, auth::Caller};
+use super::{ApiError, AppState, auth::Caller};
 use crate::{
     budget::BudgetDuration,
     db::{
@@ -84,8 +84,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 
 type Reply = Result<Json<Value>, ApiError>;
 
-fn db_error(ctx: &Ctx) -> impl Fn(sea_orm::DbErr) -> ApiError + '_ {
-    move |error| ctx.json_error(ApiError::database(&error))
+/// A row this request wrote or checked was deleted by another request before it was read back.
+fn gone_meanwhile(what: &str) -> ApiError {
+    ApiError::not_found(format!("the {what} was deleted meanwhile"))
 }
 
 fn user_json(row: &user::Model, teams: &[String]) -> Value {
@@ -162,7 +163,6 @@ struct UserInfoQuery {
 
 async fn user_info(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     Query(query): Query<UserInfoQuery>,
 ) -> Reply {
@@ -170,22 +170,19 @@ async fn user_info(
         (Some(id), _) => id,
         (None, Caller::Session { user_id, .. }) => user_id.clone(),
         (None, Caller::Master) => {
-            return Err(
-                ctx.json_error(ApiError::bad_request("user_id is required with the master key"))
-            );
+            return Err(ApiError::bad_request("user_id is required with the master key"));
         }
     };
-    caller.require_self_or_admin(&user_id).map_err(|e| ctx.json_error(e))?;
+    caller.require_self_or_admin(&user_id)?;
     let conn = state.db().conn();
     // A session reading itself: its user row came with the session check.
     let row = match caller.own_user(&user_id) {
         Some(row) => row.clone(),
         None => store::user_by_id(conn, &user_id)
-            .await
-            .map_err(db_error(&ctx))?
-            .ok_or_else(|| ctx.json_error(ApiError::not_found(format!("no user {user_id:?}"))))?,
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no user {user_id:?}")))?,
     };
-    let rows = state.db().teams_of_user(&user_id).await.map_err(db_error(&ctx))?;
+    let rows = state.db().teams_of_user(&user_id).await?;
     let team_ids: Vec<String> = rows.iter().map(|team| team.team_id.clone()).collect();
     let teams: Vec<Value> = rows
         .into_iter()
@@ -243,7 +240,7 @@ async fn check_binding_free(
     binding: Option<&(String, String)>,
 ) -> Result<(), ApiError> {
     let Some((issuer, subject)) = binding else { return Ok(()) };
-    match store::user_by_binding(conn, issuer, subject).await.map_err(|e| ApiError::database(&e))? {
+    match store::user_by_binding(conn, issuer, subject).await? {
         Some(other) if other.user_id != user_id => Err(ApiError::conflict(format!(
             "sso_user_id {subject:?} of sso_issuer {issuer:?} is already linked to the user {:?}",
             other.user_id
@@ -254,41 +251,36 @@ async fn check_binding_free(
 
 async fn user_new(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     body: Result<Body<NewUserRequest>, ApiError>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    caller.require_admin()?;
+    let Body(request) = body?;
     let user_id = request.user_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    check_id("user_id", &user_id).map_err(|e| ctx.json_error(e))?;
+    check_id("user_id", &user_id)?;
     let role = match request.user_role.as_deref() {
-        Some(role) => parse_role(role).map_err(|e| ctx.json_error(e))?,
+        Some(role) => parse_role(role)?,
         None => UserRole::InternalUserViewer,
     };
-    check_budget("max_budget", request.max_budget).map_err(|e| ctx.json_error(e))?;
-    let duration =
-        parse_duration(request.budget_duration.as_deref()).map_err(|e| ctx.json_error(e))?;
+    check_budget("max_budget", request.max_budget)?;
+    let duration = parse_duration(request.budget_duration.as_deref())?;
     let metadata = match request.metadata {
         None => json!({}),
         Some(Value::Object(map)) => Value::Object(map),
         Some(_) => {
-            return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
+            return Err(ApiError::bad_request("metadata must be a JSON object"));
         }
     };
     let teams = request.teams.unwrap_or_default();
-    check_id_count("teams", teams.len()).map_err(|e| ctx.json_error(e))?;
-    let binding = requested_binding(request.sso_issuer, request.sso_user_id)
-        .map_err(|e| ctx.json_error(e))?;
+    check_id_count("teams", teams.len())?;
+    let binding = requested_binding(request.sso_issuer, request.sso_user_id)?;
     let now = store::now();
-    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let txn = state.db().write().await?;
     let conn = txn.conn();
-    check_binding_free(conn, &user_id, binding.as_ref()).await.map_err(|e| ctx.json_error(e))?;
-    let existing = store::existing_teams(conn, &teams).await.map_err(db_error(&ctx))?;
+    check_binding_free(conn, &user_id, binding.as_ref()).await?;
+    let existing = store::existing_teams(conn, &teams).await?;
     if let Some(missing) = teams.iter().find(|team| !existing.contains(team)) {
-        return Err(
-            ctx.json_error(ApiError::bad_request(format!("teams: there is no team {missing:?}")))
-        );
+        return Err(ApiError::bad_request(format!("teams: there is no team {missing:?}")));
     }
     let email = request.user_email.map(|email| email.trim().to_owned()).filter(|e| !e.is_empty());
     let row = store::new_user_row(
@@ -303,18 +295,14 @@ async fn user_new(
         metadata,
         now,
     );
-    if !store::insert_user_if_absent(conn, row).await.map_err(db_error(&ctx))? {
-        return Err(ctx
-            .json_error(ApiError::conflict(format!("a user with id {user_id:?} already exists"))));
+    if !store::insert_user_if_absent(conn, row).await? {
+        return Err(ApiError::conflict(format!("a user with id {user_id:?} already exists")));
     }
     for team_id in &teams {
-        store::add_member_if_absent(conn, team_id, &user_id, TeamRole::User.as_str())
-            .await
-            .map_err(db_error(&ctx))?;
+        store::add_member_if_absent(conn, team_id, &user_id, TeamRole::User.as_str()).await?;
     }
-    let row =
-        store::user_by_id(conn, &user_id).await.map_err(db_error(&ctx))?.expect("inserted above");
-    txn.commit().await.map_err(db_error(&ctx))?;
+    let row = store::user_by_id(conn, &user_id).await?.ok_or_else(|| gone_meanwhile("user"))?;
+    txn.commit().await?;
     Ok(Json(user_json(&row, &teams)))
 }
 
@@ -348,45 +336,39 @@ where
 
 async fn user_update(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     body: Result<Body<UpdateUserRequest>, ApiError>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
-    let role =
-        request.user_role.as_deref().map(parse_role).transpose().map_err(|e| ctx.json_error(e))?;
+    caller.require_admin()?;
+    let Body(request) = body?;
+    let role = request.user_role.as_deref().map(parse_role).transpose()?;
     if let Some(budget) = request.max_budget {
-        check_budget("max_budget", budget).map_err(|e| ctx.json_error(e))?;
+        check_budget("max_budget", budget)?;
     }
-    check_budget("spend", request.spend).map_err(|e| ctx.json_error(e))?;
+    check_budget("spend", request.spend)?;
     let duration = match &request.budget_duration {
-        Some(text) => Some(parse_duration(text.as_deref()).map_err(|e| ctx.json_error(e))?),
+        Some(text) => Some(parse_duration(text.as_deref())?),
         None => None,
     };
     if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
-        return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
+        return Err(ApiError::bad_request("metadata must be a JSON object"));
     }
     // Both given: link (null and null: unlink); neither: as it is.
     let binding = match (request.sso_issuer, request.sso_user_id) {
         (None, None) => None,
         (Some(None), Some(None)) => Some(None),
-        (issuer, subject) => Some(
-            requested_binding(issuer.flatten(), subject.flatten())
-                .and_then(|binding| {
-                    binding.map(Some).ok_or_else(|| {
-                        ApiError::bad_request(
-                            "sso_issuer and sso_user_id: give both to link, both null to unlink",
-                        )
-                    })
+        (issuer, subject) => {
+            Some(requested_binding(issuer.flatten(), subject.flatten()).and_then(|binding| {
+                binding.map(Some).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "sso_issuer and sso_user_id: give both to link, both null to unlink",
+                    )
                 })
-                .map_err(|e| ctx.json_error(e))?,
-        ),
+            })?)
+        }
     };
     if let Some(binding) = &binding {
-        check_binding_free(state.db().conn(), &request.user_id, binding.as_ref())
-            .await
-            .map_err(|e| ctx.json_error(e))?;
+        check_binding_free(state.db().conn(), &request.user_id, binding.as_ref()).await?;
     }
     let edit = store::UserEdit {
         user_email: request.user_email,
@@ -400,14 +382,8 @@ async fn user_update(
         binding,
     };
     // In front of LiteLLM the change reaches LiteLLM's user first (a refusal changes nothing).
-    let row = state
-        .signin()
-        .access()
-        .edit_user(&request.user_id, edit)
-        .await
-        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
-    let teams =
-        store::teams_of_user(state.db().conn(), &row.user_id).await.map_err(db_error(&ctx))?;
+    let row = state.signin().access().edit_user(&request.user_id, edit).await?;
+    let teams = store::teams_of_user(state.db().conn(), &row.user_id).await?;
     tracing::info!(user_id = %row.user_id, "user updated through the API");
     Ok(Json(user_json(&row, &teams)))
 }
@@ -423,23 +399,21 @@ struct UserListQuery {
 
 async fn user_list(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     query: Result<Query<UserListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Query(query) =
-        query.map_err(|rejection| ctx.json_error(ApiError::bad_request(rejection.body_text())))?;
-    let page = check_page(query.page).map_err(|e| ctx.json_error(e))?;
+    caller.require_admin()?;
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let page = check_page(query.page)?;
     let page_size = query.page_size.unwrap_or(25).clamp(1, 100);
     if let Some(role) = &query.role {
-        parse_role(role).map_err(|e| ctx.json_error(e))?;
+        parse_role(role)?;
     }
     let user_ids: Option<Vec<String>> = query.user_ids.map(|ids| {
         ids.split(',').map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()).collect()
     });
     if let Some(ids) = &user_ids {
-        check_id_count("user_ids", ids.len()).map_err(|e| ctx.json_error(e))?;
+        check_id_count("user_ids", ids.len())?;
     }
     let filter = store::UserFilter {
         user_ids,
@@ -447,11 +421,10 @@ async fn user_list(
         email_contains: query.user_email.filter(|email| !email.is_empty()),
     };
     let conn = state.db().conn();
-    let (rows, total) =
-        store::list_users(conn, &filter, page, page_size).await.map_err(db_error(&ctx))?;
+    let (rows, total) = store::list_users(conn, &filter, page, page_size).await?;
     let mut users = Vec::with_capacity(rows.len());
     for row in &rows {
-        let teams = store::teams_of_user(conn, &row.user_id).await.map_err(db_error(&ctx))?;
+        let teams = store::teams_of_user(conn, &row.user_id).await?;
         users.push(user_json(row, &teams));
     }
     Ok(Json(json!({
@@ -470,23 +443,17 @@ struct DeleteUsersRequest {
 
 async fn user_delete(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     body: Result<Body<DeleteUsersRequest>, ApiError>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    caller.require_admin()?;
+    let Body(request) = body?;
     if request.user_ids.is_empty() {
-        return Err(ctx.json_error(ApiError::bad_request("user_ids must list at least one user")));
+        return Err(ApiError::bad_request("user_ids must list at least one user"));
     }
-    check_id_count("user_ids", request.user_ids.len()).map_err(|e| ctx.json_error(e))?;
+    check_id_count("user_ids", request.user_ids.len())?;
     // In front of LiteLLM their session keys are deleted there first.
-    let deleted = state
-        .signin()
-        .access()
-        .delete_users(&request.user_ids)
-        .await
-        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
+    let deleted = state.signin().access().delete_users(&request.user_ids).await?;
     tracing::info!(?deleted, "users deleted through the API");
     Ok(Json(json!({"deleted_user_ids": deleted})))
 }
@@ -516,38 +483,33 @@ struct NewTeamRequest {
 
 async fn team_new(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     body: Result<Body<NewTeamRequest>, ApiError>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    caller.require_admin()?;
+    let Body(request) = body?;
     let team_id = request.team_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    check_id("team_id", &team_id).map_err(|e| ctx.json_error(e))?;
-    check_budget("max_budget", request.max_budget).map_err(|e| ctx.json_error(e))?;
+    check_id("team_id", &team_id)?;
+    check_budget("max_budget", request.max_budget)?;
     if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
-        return Err(ctx.json_error(ApiError::bad_request("metadata must be a JSON object")));
+        return Err(ApiError::bad_request("metadata must be a JSON object"));
     }
     let members = request.members_with_roles.unwrap_or_default();
-    check_id_count("members_with_roles", members.len()).map_err(|e| ctx.json_error(e))?;
-    let roles = members
-        .iter()
-        .map(|m| team_role(m.role.as_deref()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ctx.json_error(e))?;
+    check_id_count("members_with_roles", members.len())?;
+    let roles =
+        members.iter().map(|m| team_role(m.role.as_deref())).collect::<Result<Vec<_>, _>>()?;
     let now = store::now();
-    let txn = state.db().write().await.map_err(db_error(&ctx))?;
+    let txn = state.db().write().await?;
     let conn = txn.conn();
-    if store::team_by_id(conn, &team_id).await.map_err(db_error(&ctx))?.is_some() {
-        return Err(ctx
-            .json_error(ApiError::conflict(format!("a team with id {team_id:?} already exists"))));
+    if store::team_by_id(conn, &team_id).await?.is_some() {
+        return Err(ApiError::conflict(format!("a team with id {team_id:?} already exists")));
     }
     for member in &members {
-        if store::user_by_id(conn, &member.user_id).await.map_err(db_error(&ctx))?.is_none() {
-            return Err(ctx.json_error(ApiError::bad_request(format!(
+        if store::user_by_id(conn, &member.user_id).await?.is_none() {
+            return Err(ApiError::bad_request(format!(
                 "members_with_roles: there is no user {:?}",
                 member.user_id
-            ))));
+            )));
         }
     }
     let team = store::NewTeam {
@@ -557,18 +519,15 @@ async fn team_new(
         max_budget: request.max_budget,
         metadata: request.metadata,
     };
-    store::insert_team(conn, team, now).await.map_err(db_error(&ctx))?;
+    store::insert_team(conn, team, now).await?;
     for (member, role) in members.iter().zip(roles) {
-        store::upsert_member(conn, &team_id, &member.user_id, role.as_str())
-            .await
-            .map_err(db_error(&ctx))?;
+        store::upsert_member(conn, &team_id, &member.user_id, role.as_str()).await?;
     }
-    txn.commit().await.map_err(db_error(&ctx))?;
+    txn.commit().await?;
     let row = store::team_by_id(state.db().conn(), &team_id)
-        .await
-        .map_err(db_error(&ctx))?
-        .expect("inserted above");
-    Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
+        .await?
+        .ok_or_else(|| gone_meanwhile("team"))?;
+    Ok(Json(team_json(&state, &row).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -578,37 +537,31 @@ struct TeamInfoQuery {
 
 async fn team_info(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     query: Result<Query<TeamInfoQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Reply {
-    let Query(query) =
-        query.map_err(|rejection| ctx.json_error(ApiError::bad_request(rejection.body_text())))?;
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let conn = state.db().conn();
     if let Caller::Session { user_id, .. } = &caller
         && !caller.is_admin()
     {
-        let teams = store::teams_of_user(conn, user_id).await.map_err(db_error(&ctx))?;
+        let teams = store::teams_of_user(conn, user_id).await?;
         if !teams.contains(&query.team_id) {
-            return Err(ctx.json_error(ApiError::forbidden(
-                "a session key may only read teams it is a member of",
-            )));
+            return Err(ApiError::forbidden("a session key may only read teams it is a member of"));
         }
     }
-    let row = store::team_by_id(conn, &query.team_id).await.map_err(db_error(&ctx))?.ok_or_else(
-        || ctx.json_error(ApiError::not_found(format!("no team {:?}", query.team_id))),
-    )?;
-    Ok(Json(
-        json!({"team_id": row.team_id, "team_info": team_json(&state, &row).await.map_err(db_error(&ctx))?}),
-    ))
+    let row = store::team_by_id(conn, &query.team_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no team {:?}", query.team_id)))?;
+    Ok(Json(json!({"team_id": row.team_id, "team_info": team_json(&state, &row).await?})))
 }
 
-async fn team_list(State(state): State<AppState>, ctx: Ctx, caller: Caller) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let rows = store::list_teams(state.db().conn()).await.map_err(db_error(&ctx))?;
+async fn team_list(State(state): State<AppState>, caller: Caller) -> Reply {
+    caller.require_admin()?;
+    let rows = store::list_teams(state.db().conn()).await?;
     let mut teams = Vec::with_capacity(rows.len());
     for row in &rows {
-        teams.push(team_json(&state, row).await.map_err(db_error(&ctx))?);
+        teams.push(team_json(&state, row).await?);
     }
     Ok(Json(Value::Array(teams)))
 }
@@ -628,39 +581,29 @@ struct MemberAddRequest {
 
 async fn team_member_add(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     body: Result<Body<MemberAddRequest>, ApiError>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    caller.require_admin()?;
+    let Body(request) = body?;
     let members = match request.member {
         OneOrMany::One(member) => vec![member],
         OneOrMany::Many(members) => members,
     };
-    check_id_count("member", members.len()).map_err(|e| ctx.json_error(e))?;
-    let roles = members
-        .iter()
-        .map(|m| team_role(m.role.as_deref()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ctx.json_error(e))?;
+    check_id_count("member", members.len())?;
+    let roles =
+        members.iter().map(|m| team_role(m.role.as_deref())).collect::<Result<Vec<_>, _>>()?;
     for member in &members {
-        check_id("member.user_id", &member.user_id).map_err(|e| ctx.json_error(e))?;
+        check_id("member.user_id", &member.user_id)?;
     }
     let members: Vec<(String, TeamRole)> =
         members.into_iter().map(|member| member.user_id).zip(roles).collect();
     // As in LiteLLM, adding a user who does not exist yet creates them.
-    state
-        .signin()
-        .access()
-        .add_members(&request.team_id, &members, true)
-        .await
-        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
+    state.signin().access().add_members(&request.team_id, &members, true).await?;
     let row = store::team_by_id(state.db().conn(), &request.team_id)
-        .await
-        .map_err(db_error(&ctx))?
-        .expect("checked above");
-    Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
+        .await?
+        .ok_or_else(|| gone_meanwhile("team"))?;
+    Ok(Json(team_json(&state, &row).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -671,24 +614,17 @@ struct MemberDeleteRequest {
 
 async fn team_member_delete(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     body: Result<Body<MemberDeleteRequest>, ApiError>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
+    caller.require_admin()?;
+    let Body(request) = body?;
     // In front of LiteLLM the member leaves LiteLLM's team first.
-    state
-        .signin()
-        .access()
-        .remove_member(&request.team_id, &request.user_id)
-        .await
-        .map_err(|e| ctx.json_error(ApiError::from(e)))?;
+    state.signin().access().remove_member(&request.team_id, &request.user_id).await?;
     let row = store::team_by_id(state.db().conn(), &request.team_id)
-        .await
-        .map_err(db_error(&ctx))?
-        .ok_or_else(|| ctx.json_error(ApiError::not_found("the team was deleted meanwhile")))?;
-    Ok(Json(team_json(&state, &row).await.map_err(db_error(&ctx))?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the team was deleted meanwhile"))?;
+    Ok(Json(team_json(&state, &row).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -701,19 +637,13 @@ struct RevokeRequest {
 /// row is gone. For the master key and proxy admins.
 async fn session_revoke(
     State(state): State<AppState>,
-    ctx: Ctx,
     caller: Caller,
     body: Result<Body<RevokeRequest>, ApiError>,
 ) -> Reply {
-    caller.require_admin().map_err(|e| ctx.json_error(e))?;
-    let Body(request) = body.map_err(|e| ctx.json_error(e))?;
-    check_id("user_id", &request.user_id).map_err(|e| ctx.json_error(e))?;
-    let revoked = state
-        .signin()
-        .access()
-        .revoke_sessions(&request.user_id)
-        .await
-        .map_err(|error| ctx.json_error(ApiError::from(error)))?;
+    caller.require_admin()?;
+    let Body(request) = body?;
+    check_id("user_id", &request.user_id)?;
+    let revoked = state.signin().access().revoke_sessions(&request.user_id).await?;
     tracing::info!(user_id = %request.user_id, revoked, "sessions revoked by an admin");
     Ok(Json(json!({"user_id": request.user_id, "revoked_sessions": revoked})))
 }
