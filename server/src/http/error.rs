@@ -312,3 +312,45 @@ pub(crate) fn escape(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_database_error_is_a_503_that_hides_the_details() {
+        let error = ApiError::from(sea_orm::DbErr::Custom("secret table t_x is locked".into()));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.kind, "service_unavailable");
+        assert!(!error.message.contains("t_x"), "{}", error.message);
+    }
+
+    #[test]
+    fn each_surface_answers_in_its_representation_with_its_title() {
+        assert!(!Surface::Api.html(true));
+        assert!(Surface::Ui.html(false) && Surface::LoginForm.html(false));
+        assert!(Surface::SignIn.html(true) && !Surface::SignIn.html(false));
+        assert_eq!(Surface::Ui.title(), "Request failed");
+        assert_eq!(Surface::SignIn.title(), "Sign-in failed");
+        assert_eq!(Surface::LoginForm.title(), "Sign-in failed");
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_error_is_finished_once_with_the_request_id() {
+        let response = ApiError::forbidden("no <way>").into_response();
+        let Some(Unfinished(error)) = response.extensions().get::<Unfinished>().cloned() else {
+            panic!("a handler's error waits for the edge");
+        };
+        let finished = error.finish(Surface::Ui, "req-7", false).into_response();
+        assert!(finished.extensions().get::<Unfinished>().is_none());
+        assert_eq!(finished.status(), StatusCode::FORBIDDEN);
+        let html = body_text(finished).await;
+        assert!(html.contains("<h1>Request failed</h1>"), "{html}");
+        assert!(html.contains("<code>req-7</code>") && html.contains("no &lt;way&gt;"), "{html}");
+    }
+}
