@@ -13,11 +13,10 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState, auth::Caller};
 use crate::{
     budget::BudgetDuration,
-    db::{
-        entity::{team, user},
-        store,
-    },
+    db::{entity::user, store},
 };
+
+mod teams;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -26,11 +25,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/user/update", post(user_update))
         .route("/user/list", get(user_list))
         .route("/user/delete", post(user_delete))
-        .route("/team/new", post(team_new))
-        .route("/team/info", get(team_info))
-        .route("/team/list", get(team_list))
-        .route("/team/member_add", post(team_member_add))
-        .route("/team/member_delete", post(team_member_delete))
+        .route("/team/new", post(teams::team_new))
+        .route("/team/info", get(teams::team_info))
+        .route("/team/list", get(teams::team_list))
+        .route("/team/member_add", post(teams::team_member_add))
+        .route("/team/member_delete", post(teams::team_member_delete))
         .route("/session/revoke", post(session_revoke))
 }
 
@@ -40,7 +39,7 @@ pub(super) const MAX_IDS_PER_REQUEST: usize = 1000;
 pub(super) const MAX_PAGE: u64 = 1_000_000;
 
 /// Checks a list of ids against [`MAX_IDS_PER_REQUEST`].
-fn check_id_count(field: &str, count: usize) -> Result<(), ApiError> {
+pub(super) fn check_id_count(field: &str, count: usize) -> Result<(), ApiError> {
     if count > MAX_IDS_PER_REQUEST {
         return Err(ApiError::bad_request(format!(
             "{field} names {count} ids; at most {MAX_IDS_PER_REQUEST} are accepted per request"
@@ -82,10 +81,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-type Reply = Result<Json<Value>, ApiError>;
+pub(super) type Reply = Result<Json<Value>, ApiError>;
 
 /// A row this request wrote or checked was deleted by another request before it was read back.
-fn gone_meanwhile(what: &str) -> ApiError {
+pub(super) fn gone_meanwhile(what: &str) -> ApiError {
     ApiError::not_found(format!("the {what} was deleted meanwhile"))
 }
 
@@ -109,29 +108,13 @@ fn user_json(row: &user::Model, teams: &[String]) -> Value {
     })
 }
 
-async fn team_json(state: &AppState, row: &team::Model) -> Result<Value, sea_orm::DbErr> {
-    let members = store::members_of_team(state.db().conn(), &row.team_id).await?;
-    let members: Vec<Value> =
-        members.iter().map(|m| json!({"user_id": m.user_id, "role": m.role})).collect();
-    Ok(json!({
-        "team_id": row.team_id,
-        "team_alias": row.team_alias,
-        "models": row.models,
-        "max_budget": row.max_budget,
-        "metadata": row.metadata,
-        "members_with_roles": members,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }))
-}
-
 fn parse_role(role: &str) -> Result<UserRole, ApiError> {
     role.parse().map_err(|error: plugin_api::UnknownRole| {
         ApiError::bad_request(format!("user_role: {error}"))
     })
 }
 
-fn check_budget(field: &str, budget: Option<f64>) -> Result<(), ApiError> {
+pub(super) fn check_budget(field: &str, budget: Option<f64>) -> Result<(), ApiError> {
     match budget {
         Some(value) if !crate::budget::is_valid_budget(value) => Err(ApiError::bad_request(
             format!("{field}: {value} must be a number of USD, 0 or more"),
@@ -147,7 +130,7 @@ fn parse_duration(text: Option<&str>) -> Result<Option<BudgetDuration>, ApiError
     .transpose()
 }
 
-fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     if id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
             "{field} must be 1 to 255 characters without control characters"
@@ -456,175 +439,6 @@ async fn user_delete(
     let deleted = state.signin().access().delete_users(&request.user_ids).await?;
     tracing::info!(?deleted, "users deleted through the API");
     Ok(Json(json!({"deleted_user_ids": deleted})))
-}
-
-#[derive(Debug, Deserialize)]
-struct MemberSpec {
-    user_id: String,
-    #[serde(default)]
-    role: Option<String>,
-}
-
-fn team_role(role: Option<&str>) -> Result<TeamRole, ApiError> {
-    role.map_or(Ok(TeamRole::User), |role| {
-        role.parse().map_err(|error: String| ApiError::bad_request(format!("role: {error}")))
-    })
-}
-
-#[derive(Debug, Deserialize)]
-struct NewTeamRequest {
-    team_id: Option<String>,
-    team_alias: Option<String>,
-    models: Option<Vec<String>>,
-    max_budget: Option<f64>,
-    members_with_roles: Option<Vec<MemberSpec>>,
-    metadata: Option<Value>,
-}
-
-async fn team_new(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Body<NewTeamRequest>, ApiError>,
-) -> Reply {
-    caller.require_admin()?;
-    let Body(request) = body?;
-    let team_id = request.team_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    check_id("team_id", &team_id)?;
-    check_budget("max_budget", request.max_budget)?;
-    if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
-        return Err(ApiError::bad_request("metadata must be a JSON object"));
-    }
-    let members = request.members_with_roles.unwrap_or_default();
-    check_id_count("members_with_roles", members.len())?;
-    let roles =
-        members.iter().map(|m| team_role(m.role.as_deref())).collect::<Result<Vec<_>, _>>()?;
-    let now = store::now();
-    let txn = state.db().write().await?;
-    let conn = txn.conn();
-    if store::team_by_id(conn, &team_id).await?.is_some() {
-        return Err(ApiError::conflict(format!("a team with id {team_id:?} already exists")));
-    }
-    for member in &members {
-        if store::user_by_id(conn, &member.user_id).await?.is_none() {
-            return Err(ApiError::bad_request(format!(
-                "members_with_roles: there is no user {:?}",
-                member.user_id
-            )));
-        }
-    }
-    let team = store::NewTeam {
-        team_id: team_id.clone(),
-        team_alias: request.team_alias,
-        models: request.models.unwrap_or_default(),
-        max_budget: request.max_budget,
-        metadata: request.metadata,
-    };
-    store::insert_team(conn, team, now).await?;
-    for (member, role) in members.iter().zip(roles) {
-        store::upsert_member(conn, &team_id, &member.user_id, role.as_str()).await?;
-    }
-    txn.commit().await?;
-    let row = store::team_by_id(state.db().conn(), &team_id)
-        .await?
-        .ok_or_else(|| gone_meanwhile("team"))?;
-    Ok(Json(team_json(&state, &row).await?))
-}
-
-#[derive(Debug, Deserialize)]
-struct TeamInfoQuery {
-    team_id: String,
-}
-
-async fn team_info(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<TeamInfoQuery>, axum::extract::rejection::QueryRejection>,
-) -> Reply {
-    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let conn = state.db().conn();
-    if let Caller::Session { user_id, .. } = &caller
-        && !caller.is_admin()
-    {
-        let teams = store::teams_of_user(conn, user_id).await?;
-        if !teams.contains(&query.team_id) {
-            return Err(ApiError::forbidden("a session key may only read teams it is a member of"));
-        }
-    }
-    let row = store::team_by_id(conn, &query.team_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no team {:?}", query.team_id)))?;
-    Ok(Json(json!({"team_id": row.team_id, "team_info": team_json(&state, &row).await?})))
-}
-
-async fn team_list(State(state): State<AppState>, caller: Caller) -> Reply {
-    caller.require_admin()?;
-    let rows = store::list_teams(state.db().conn()).await?;
-    let mut teams = Vec::with_capacity(rows.len());
-    for row in &rows {
-        teams.push(team_json(&state, row).await?);
-    }
-    Ok(Json(Value::Array(teams)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(MemberSpec),
-    Many(Vec<MemberSpec>),
-}
-
-#[derive(Debug, Deserialize)]
-struct MemberAddRequest {
-    team_id: String,
-    member: OneOrMany,
-}
-
-async fn team_member_add(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Body<MemberAddRequest>, ApiError>,
-) -> Reply {
-    caller.require_admin()?;
-    let Body(request) = body?;
-    let members = match request.member {
-        OneOrMany::One(member) => vec![member],
-        OneOrMany::Many(members) => members,
-    };
-    check_id_count("member", members.len())?;
-    let roles =
-        members.iter().map(|m| team_role(m.role.as_deref())).collect::<Result<Vec<_>, _>>()?;
-    for member in &members {
-        check_id("member.user_id", &member.user_id)?;
-    }
-    let members: Vec<(String, TeamRole)> =
-        members.into_iter().map(|member| member.user_id).zip(roles).collect();
-    // As in LiteLLM, adding a user who does not exist yet creates them.
-    state.signin().access().add_members(&request.team_id, &members, true).await?;
-    let row = store::team_by_id(state.db().conn(), &request.team_id)
-        .await?
-        .ok_or_else(|| gone_meanwhile("team"))?;
-    Ok(Json(team_json(&state, &row).await?))
-}
-
-#[derive(Debug, Deserialize)]
-struct MemberDeleteRequest {
-    team_id: String,
-    user_id: String,
-}
-
-async fn team_member_delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Body<MemberDeleteRequest>, ApiError>,
-) -> Reply {
-    caller.require_admin()?;
-    let Body(request) = body?;
-    // In front of LiteLLM the member leaves LiteLLM's team first.
-    state.signin().access().remove_member(&request.team_id, &request.user_id).await?;
-    let row = store::team_by_id(state.db().conn(), &request.team_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("the team was deleted meanwhile"))?;
-    Ok(Json(team_json(&state, &row).await?))
 }
 
 #[derive(Debug, Deserialize)]
