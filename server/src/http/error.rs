@@ -20,12 +20,12 @@ pub struct ApiError {
     kind: &'static str,
     message: String,
     request_id: Option<String>,
-    html: bool,
-    /// The page's heading when answered in HTML.
-    title: &'static str,
-    link: Option<(String, &'static str)>,
+    /// Answered as an HTML page with this heading; `None`: as JSON.
+    page: Option<&'static str>,
+    /// Boxed, as the redirect: rare, and every `Result` carries this type's size.
+    link: Option<Box<(String, &'static str)>>,
     /// Answered as a `303 See Other` to this location instead (a page that needs a sign-in).
-    redirect: Option<String>,
+    redirect: Option<Box<str>>,
 }
 
 /// Which part of the server answered, which decides how its errors look: the routes mark their
@@ -97,8 +97,7 @@ impl ApiError {
             kind,
             message: message.into(),
             request_id: None,
-            html: false,
-            title: Surface::Api.title(),
+            page: None,
             link: None,
             redirect: None,
         }
@@ -106,7 +105,7 @@ impl ApiError {
 
     /// Not an error page but a `303 See Other` to `location` (e.g. the sign-in page).
     pub fn redirect(location: String) -> Self {
-        Self { redirect: Some(location), ..Self::new(StatusCode::SEE_OTHER, "see other") }
+        Self { redirect: Some(location.into()), ..Self::new(StatusCode::SEE_OTHER, "see other") }
     }
 
     /// 400.
@@ -149,19 +148,19 @@ impl ApiError {
 
     /// Answers in HTML (for a browser). As [`Self::with_request_id`]: for the edge.
     pub fn as_html(mut self, html: bool) -> Self {
-        self.html = html;
+        self.page = html.then(|| Surface::Edge.title());
         self
     }
 
     /// Attaches what only the edge knows: the request id and how the client is answered.
     pub(super) fn finish(self, surface: Surface, request_id: &str, wants_html: bool) -> Self {
-        let html = surface.html(wants_html);
-        Self { title: surface.title(), ..self.with_request_id(request_id).as_html(html) }
+        let page = surface.html(wants_html).then(|| surface.title());
+        Self { page, ..self.with_request_id(request_id) }
     }
 
     /// Adds a link to the HTML page (e.g. back to the sign-in page).
     pub fn with_link(mut self, href: String, text: &'static str) -> Self {
-        self.link = Some((href, text));
+        self.link = Some(Box::new((href, text)));
         self
     }
 }
@@ -251,7 +250,7 @@ impl IntoResponse for ApiError {
 
 impl ApiError {
     fn render(self) -> Response {
-        let mut response = if self.html {
+        let mut response = if let Some(heading) = self.page {
             let request_id = self
                 .request_id
                 .as_deref()
@@ -263,14 +262,13 @@ impl ApiError {
             let link = self
                 .link
                 .as_ref()
-                .map(|(href, text)| format!("<p><a href=\"{}\">{text}</a></p>", escape(href)))
+                .map(|link| format!("<p><a href=\"{}\">{}</a></p>", escape(&link.0), link.1))
                 .unwrap_or_default();
             Html(format!(
                 "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} — hookgate</title>\
                  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
                  <body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
-                 <h1>{}</h1><p>{}</p><p>{} {title}</p>{request_id}{link}</body></html>\n",
-                self.title,
+                 <h1>{heading}</h1><p>{}</p><p>{} {title}</p>{request_id}{link}</body></html>\n",
                 escape(&self.message),
                 self.status.as_u16(),
             ))
