@@ -120,6 +120,40 @@ fn users_and_teams_through_the_api() {
 }
 
 #[test]
+fn api_errors_are_json_with_the_request_id_even_to_a_browser() {
+    let server = TestServer::start(&Backend::Sqlite);
+    let admin = server.master_auth();
+    let reply = server.get(
+        "/user/info?user_id=nobody",
+        &[("authorization", admin.as_str()), ("accept", "text/html,*/*")],
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert!(reply.header("content-type").unwrap_or("").starts_with("application/json"));
+    let id = reply.header("x-request-id").expect("a request id");
+    assert_eq!(
+        reply.json(),
+        json!({
+            "error": {
+                "message": "no user \"nobody\"",
+                "type": "not_found_error",
+                "param": null,
+                "code": "404",
+            },
+            "request_id": id,
+        })
+    );
+    // A refusal before the handler runs (the caller extractor) is finished the same way.
+    let reply = server.get("/user/list", &[("accept", "text/html")]);
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(reply.json()["request_id"].as_str(), reply.header("x-request-id"));
+    // So is an unknown route.
+    let reply = server.get("/no/such/route", &[("accept", "text/html")]);
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(reply.json()["request_id"].as_str(), reply.header("x-request-id"));
+}
+
+#[test]
 fn sessions_see_only_their_own_user_unless_proxy_admin() {
     let server = TestServer::start(&Backend::Sqlite);
     let bob = format!("Bearer {}", server.session_key("bob", &["staff"]));

@@ -191,6 +191,7 @@ fn a_hook_that_refuses_gives_403_with_its_message_in_json_or_html() {
         assert!(reply.header("content-type").unwrap().starts_with("text/html"));
         assert!(reply.body.contains("the OAuth proxy sent no identity"), "{}", reply.body);
         assert!(reply.body.contains(reply.header("x-request-id").unwrap()));
+        assert!(reply.body.contains("<h1>Sign-in failed</h1>"), "{}", reply.body);
         assert!(server.users().is_empty());
         assert_eq!(server.events().iter().filter(|e| e.outcome == "refused").count(), 3);
     });

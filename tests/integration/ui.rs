@@ -218,3 +218,34 @@ fn ordinary_users_see_their_profile_and_nothing_else() {
         "the session is gone"
     );
 }
+
+#[test]
+fn error_pages_carry_the_request_id_and_a_title_that_fits() {
+    let server = start();
+    let cookie = server.password_cookie("ui-secret-123");
+    // An admin page's error: HTML (even without Accept: text/html), headed "Request failed",
+    // with the request id a user can quote.
+    let missing = server.get("/ui/user?id=nobody", &[("cookie", &cookie)]);
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert!(missing.header("content-type").unwrap_or("").starts_with("text/html"));
+    let id = missing.header("x-request-id").expect("a request id");
+    assert!(
+        missing.body.contains(&format!("Request id: <code>{id}</code>")),
+        "the page shows the request id {id}: {}",
+        missing.body
+    );
+    assert!(missing.body.contains("<h1>Request failed</h1>"), "{}", missing.body);
+    assert!(missing.body.contains("no user &quot;nobody&quot;"), "{}", missing.body);
+    assert!(missing.body.contains("<title>Not Found — hookgate</title>"), "{}", missing.body);
+
+    // The password login form's error keeps the sign-in heading.
+    let refused = server.post_form(
+        "/login",
+        "username=admin&password=ui-secret-123",
+        &[("origin", "https://evil.example")],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("<h1>Sign-in failed</h1>"), "{}", refused.body);
+    let id = refused.header("x-request-id").expect("a request id");
+    assert!(refused.body.contains(&format!("<code>{id}</code>")), "{}", refused.body);
+}

@@ -4,7 +4,7 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use plugin_api::UserRole;
 
-use super::{ApiError, AppState, Ctx};
+use super::{ApiError, AppState};
 use crate::{
     session::{COOKIE_NAME, hash_key, secrets_equal},
     untrusted::{MAX_SHOWN, printable},
@@ -100,8 +100,6 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ctx =
-            Ctx::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
         let (key, from_cookie) = match bearer(parts) {
             Some(token) => {
                 if secrets_equal(token, state.master_key().expose()) {
@@ -118,32 +116,22 @@ impl FromRequestParts<AppState> for Caller {
                             "token cookie refused: {}",
                             printable(&error.to_string(), MAX_SHOWN)
                         );
-                        ctx.json_error(ApiError::unauthorized(
-                            "invalid session token: sign in again",
-                        ))
+                        ApiError::unauthorized("invalid session token: sign in again")
                     })?;
                     (claims.key, true)
                 }
                 None => {
-                    return Err(ctx.json_error(ApiError::unauthorized(
+                    return Err(ApiError::unauthorized(
                         "authentication required: send Authorization: Bearer <key>",
-                    )));
+                    ));
                 }
             },
         };
         let token_hash = hash_key(&key);
         match state.db().live_session_user(&token_hash).await {
             // In front of LiteLLM: a session signed out there is signed out here.
-            Ok(Some(_))
-                if !state
-                    .signin()
-                    .session_key_is_live(&token_hash)
-                    .await
-                    .map_err(|error| ctx.json_error(ApiError::from(error)))? =>
-            {
-                Err(ctx.json_error(ApiError::unauthorized(
-                    "this session was signed out in the LiteLLM proxy",
-                )))
+            Ok(Some(_)) if !state.signin().session_key_is_live(&token_hash).await? => {
+                Err(ApiError::unauthorized("this session was signed out in the LiteLLM proxy"))
             }
             Ok(Some((session, user))) => Ok(Caller::Session {
                 user_id: session.user_id,
@@ -152,10 +140,8 @@ impl FromRequestParts<AppState> for Caller {
                 from_cookie,
                 user: Box::new(user),
             }),
-            Ok(None) => {
-                Err(ctx.json_error(ApiError::unauthorized("invalid, expired or revoked key")))
-            }
-            Err(error) => Err(ctx.json_error(ApiError::database(&error))),
+            Ok(None) => Err(ApiError::unauthorized("invalid, expired or revoked key")),
+            Err(error) => Err(ApiError::database(&error)),
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::{
     routing::get,
 };
 
-use super::{ApiError, AppState, Ctx, auth::Caller};
+use super::{ApiError, AppState, auth::Caller};
 use crate::{
     config::Config,
     db::{Db, store},
@@ -31,16 +31,10 @@ pub(super) fn routes(config: &Config) -> Router<AppState> {
     }
 }
 
-async fn authenticated(
-    state: State<AppState>,
-    ctx: Ctx,
-    caller: Caller,
-) -> Result<Response, ApiError> {
+async fn authenticated(state: State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     match caller {
         Caller::Master => Ok(scrape(state).await),
-        Caller::Session { .. } => {
-            Err(ctx.json_error(ApiError::forbidden("/metrics needs the master key")))
-        }
+        Caller::Session { .. } => Err(ApiError::forbidden("/metrics needs the master key")),
     }
 }
 

@@ -17,7 +17,7 @@ use axum::{
     Json, Router,
     extract::{ConnectInfo, FromRequestParts, State},
     http::{HeaderMap, Request, StatusCode, header, request::Parts},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use tower_http::{
@@ -26,7 +26,7 @@ use tower_http::{
 };
 
 pub use self::{
-    error::ApiError,
+    error::{ApiError, Surface},
     serve::{bind, serve},
 };
 use crate::{
@@ -134,7 +134,8 @@ impl AppState {
     }
 }
 
-/// Per-request facts every handler may need.
+/// Per-request facts every handler may need (errors get the request id and the
+/// representation at the edge, [`finish_errors`], not from here).
 #[derive(Debug, Clone)]
 pub struct Ctx {
     /// The `x-request-id`.
@@ -145,28 +146,11 @@ pub struct Ctx {
     pub wants_html: bool,
 }
 
-impl Ctx {
-    /// An error tagged for this request.
-    pub fn error(&self, error: impl Into<ApiError>) -> ApiError {
-        error.into().with_request_id(&self.request_id).as_html(self.wants_html)
-    }
-
-    /// A JSON-only error tagged for this request.
-    pub fn json_error(&self, error: impl Into<ApiError>) -> ApiError {
-        error.into().with_request_id(&self.request_id)
-    }
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let request_id = parts
-            .extensions
-            .get::<RequestId>()
-            .and_then(|id| id.header_value().to_str().ok())
-            .unwrap_or("-")
-            .to_owned();
+        let request_id = request_id(&parts.extensions).to_owned();
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -175,6 +159,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
         let wants_html = wants_html(&parts.headers);
         Ok(Ctx { request_id, peer, wants_html })
     }
+}
+
+/// The request's `x-request-id` ([`plain_request_id`], then tower-http's), or `-`.
+fn request_id(extensions: &axum::http::Extensions) -> &str {
+    extensions.get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-")
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -189,34 +178,71 @@ fn wants_html(headers: &HeaderMap) -> bool {
 pub fn router(state: AppState) -> Router {
     let root = state.config().server_root_path.clone();
     let config = state.inner.config.clone();
-    let routes = Router::new()
+    let sign_in = Router::new()
+        .route("/sso/key/generate", get(sso::key_generate))
+        .route("/sso/callback", get(sso::callback));
+    let api = Router::new()
         .route("/health/liveliness", get(|| async { Json("I'm alive!") }))
         .route("/health/readiness", get(readiness))
-        .route("/sso/key/generate", get(sso::key_generate))
-        .route("/sso/callback", get(sso::callback))
         .route("/session/logout", post(sso::logout))
-        .route("/login", post(ui::password_login))
-        .merge(ui::routes())
         .merge(management::routes())
-        .merge(metrics::routes(state.config()))
-        .fallback(|ctx: Ctx| async move { ctx.json_error(ApiError::not_found("no such route")) })
+        .merge(metrics::routes(state.config()));
+    let routes = Router::new()
+        .merge(on_surface(sign_in, Surface::SignIn))
+        .merge(on_surface(
+            Router::new().route("/login", post(ui::password_login)),
+            Surface::LoginForm,
+        ))
+        .merge(on_surface(ui::routes(), Surface::Ui))
+        .merge(on_surface(api, Surface::Api))
+        .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state);
     let routes = if root.is_empty() { routes } else { Router::new().nest(&root, routes) };
     routes
         .layer(axum::middleware::map_request_with_state(config.clone(), allowed_host))
+        .layer(axum::middleware::from_fn(finish_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let id = request
-                .extensions()
-                .get::<RequestId>()
-                .and_then(|id| id.header_value().to_str().ok())
-                .unwrap_or("-");
+            let id = request_id(request.extensions());
             // The path only: query strings can carry codes and tokens.
             tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::map_request_with_state(config, plain_request_id))
+}
+
+/// Marks every answer of `routes` as `surface`'s, which decides how their errors look.
+fn on_surface<S: Clone + Send + Sync + 'static>(routes: Router<S>, surface: Surface) -> Router<S> {
+    routes.route_layer(axum::middleware::map_response(move |response: Response| async move {
+        surface.mark(response)
+    }))
+}
+
+/// The one place an error answer gets the request id and its representation: handlers return
+/// [`ApiError`] with `?`, and here, on the way out, it is rendered as JSON or as an HTML page
+/// with the title of the route's [`Surface`] (unmarked answers are the API's: JSON). Headers
+/// the handler set (a cookie, `Retry-After`) stay; the body and its headers are replaced.
+async fn finish_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let request_id = request_id(request.extensions()).to_owned();
+    let wants_html = wants_html(request.headers());
+    let response = next.run(request).await;
+    let (mut parts, body) = response.into_parts();
+    let Some(error::Unfinished(error)) = parts.extensions.remove::<error::Unfinished>() else {
+        return Response::from_parts(parts, body);
+    };
+    let surface = parts.extensions.get::<Surface>().copied().unwrap_or(Surface::Api);
+    let (finished, body) =
+        error.finish(surface, &request_id, wants_html).into_response().into_parts();
+    for name in finished.headers.keys() {
+        parts.headers.remove(name);
+    }
+    for (name, value) in &finished.headers {
+        parts.headers.append(name, value.clone());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.status = finished.status;
+    Response::from_parts(parts, body)
 }
 
 /// The longest client-chosen request id kept.
@@ -279,11 +305,6 @@ async fn allowed_host<B>(
     let Some(refused) = refused else { return Ok(request) };
     let shown: String = refused.chars().take(100).collect();
     tracing::debug!(host = ?shown, "refused a request for a host not in allowed_hosts (421)");
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("-");
     let error = ApiError::new(
         StatusCode::MISDIRECTED_REQUEST,
         format!(
@@ -291,10 +312,8 @@ async fn allowed_host<B>(
              host, IP addresses, localhost, and the names listed in \
              general_settings.allowed_hosts"
         ),
-    )
-    .with_request_id(request_id)
-    .as_html(wants_html(request.headers()));
-    Err(error.into_response())
+    );
+    Err(Surface::Edge.mark(error.into_response()))
 }
 
 /// Headers on every response: no sniffing, no framing, no referrer; nothing cached unless the

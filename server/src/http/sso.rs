@@ -83,15 +83,15 @@ pub(super) fn is_https(config: &Config) -> bool {
 /// Longer request targets on the sign-in routes are refused (414): no real sign-in needs them.
 const MAX_TARGET_LEN: usize = 8 * 1024;
 
-fn target_too_long(ctx: &Ctx, uri: &Uri) -> Option<Response> {
+fn target_too_long(uri: &Uri) -> Option<Response> {
     let len = uri.path_and_query().map_or(0, |target| target.as_str().len());
     (len > MAX_TARGET_LEN).then(|| {
-        ctx.error(ApiError::new(
+        ApiError::new(
             StatusCode::URI_TOO_LONG,
             format!(
                 "the request target is {len} bytes long; at most {MAX_TARGET_LEN} are accepted"
             ),
-        ))
+        )
         .into_response()
     })
 }
@@ -118,7 +118,7 @@ pub(super) async fn key_generate(
     jar: PrivateCookieJar,
     query: Result<Query<GenerateQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(refused) = target_too_long(&ctx, &uri) {
+    if let Some(refused) = target_too_long(&uri) {
         return refused;
     }
     let config = state.config();
@@ -133,16 +133,15 @@ pub(super) async fn key_generate(
         let request = HookRequest::new(RequestLine::new(&method, &uri, ctx.peer), headers);
         return match state.signin().header_sign_in(&attempt, request).await {
             Ok(signed_in) => signed_in_response(config, &signed_in, &location),
-            Err(error) => ctx.error(error).into_response(),
+            Err(error) => ApiError::from(error).into_response(),
         };
     }
     let Some(provider) = state.oidc() else {
-        return ctx
-            .error(ApiError::not_found(
-                "SSO is not configured: set general_settings.custom_ui_sso_sign_in_handler, or \
-                 GENERIC_CLIENT_ID (or GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID) and its settings",
-            ))
-            .into_response();
+        return ApiError::not_found(
+            "SSO is not configured: set general_settings.custom_ui_sso_sign_in_handler, or \
+             GENERIC_CLIENT_ID (or GOOGLE_CLIENT_ID, MICROSOFT_CLIENT_ID) and its settings",
+        )
+        .into_response();
     };
     // PROXY_BASE_URL is required with an OIDC provider (checked at startup).
     let redirect_uri = format!("{}{root}/sso/callback", public_base(config));
@@ -170,7 +169,7 @@ pub(super) async fn key_generate(
                 .from_client(client_address(config, ctx.peer.ip(), &headers));
             let error = oidc_error(error);
             state.signin().record_refusal(&attempt, &error).await;
-            ctx.error(error)
+            ApiError::from(error)
                 .with_link(format!("{root}/ui/login"), "Back to sign-in")
                 .into_response()
         }
@@ -217,15 +216,13 @@ pub(super) async fn callback(
     jar: PrivateCookieJar,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(refused) = target_too_long(&ctx, &uri) {
+    if let Some(refused) = target_too_long(&uri) {
         return refused;
     }
     let config = state.config();
     let root = &config.server_root_path;
     let Some(provider) = state.oidc() else {
-        return ctx
-            .error(ApiError::not_found("no OpenID Connect provider is configured"))
-            .into_response();
+        return ApiError::not_found("no OpenID Connect provider is configured").into_response();
     };
     let attempt = Attempt::new(LoginMethod::Oidc, ctx.peer.ip(), ctx.request_id.clone())
         .from_client(client_address(config, ctx.peer.ip(), &headers));
@@ -280,14 +277,14 @@ pub(super) async fn callback(
                 tracing::warn!("OIDC callback refused: {reason}{note}");
             }
             state.signin().record_refusal(&attempt, &error).await;
-            let page = ctx.error(error).with_link(format!("{root}/ui/login"), "Sign in again");
+            let page = ApiError::from(error).with_link(format!("{root}/ui/login"), "Sign in again");
             return (jar, page).into_response();
         }
     };
     match state.signin().complete(&attempt, openid, proof).await {
         Ok(signed_in) => (jar, signed_in_response(config, &signed_in, &location)).into_response(),
         Err(error) => {
-            let page = ctx.error(error).with_link(format!("{root}/ui/login"), "Sign in again");
+            let page = ApiError::from(error).with_link(format!("{root}/ui/login"), "Sign in again");
             (jar, page).into_response()
         }
     }
@@ -305,16 +302,13 @@ fn oidc_error(error: OidcError) -> SignInError {
 /// LiteLLM's too (its token is this hash): LiteLLM deletes it first, so that a refusal changes
 /// nothing and the logout can be retried.
 pub(super) async fn end_session(state: &AppState, token_hash: &str) -> Result<(), ApiError> {
-    state.signin().close_front_door_session(token_hash).await.map_err(ApiError::from)?;
-    store::revoke_session(state.db().conn(), token_hash)
-        .await
-        .map_err(|error| ApiError::database(&error))?;
+    state.signin().close_front_door_session(token_hash).await?;
+    store::revoke_session(state.db().conn(), token_hash).await?;
     Ok(())
 }
 
 pub(super) async fn logout(
     State(state): State<AppState>,
-    ctx: Ctx,
     headers: HeaderMap,
     caller: Caller,
     // Read before answering, even a refusal: a body left unread makes the server close a
@@ -322,15 +316,15 @@ pub(super) async fn logout(
     _body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let Caller::Session { token_hash, user_id, from_cookie, .. } = caller else {
-        return Err(ctx.json_error(ApiError::bad_request(
+        return Err(ApiError::bad_request(
             "the master key is not a session; log out with a session key or the token cookie",
-        )));
+        ));
     };
     // A browser's cookie rides along on any site's form: only this site may use it to log out.
     if from_cookie && !same_origin(state.config(), &headers) {
-        return Err(ctx.json_error(ApiError::forbidden("cross-site requests are refused")));
+        return Err(ApiError::forbidden("cross-site requests are refused"));
     }
-    end_session(&state, &token_hash).await.map_err(|error| ctx.json_error(error))?;
+    end_session(&state, &token_hash).await?;
     tracing::info!(%user_id, "logged out");
     let mut response =
         axum::Json(serde_json::json!({"message": "Logged out successfully"})).into_response();

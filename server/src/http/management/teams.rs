@@ -1,0 +1,200 @@
+//! LiteLLM's team API: teams, their members and their roles.
+
+use axum::{
+    Json,
+    extract::{Query, State},
+};
+use plugin_api::TeamRole;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Reply, check_budget, check_id, check_id_count, gone_meanwhile};
+use crate::{
+    db::{entity::team, store},
+    http::{ApiError, AppState, auth::Caller},
+};
+
+async fn team_json(state: &AppState, row: &team::Model) -> Result<Value, sea_orm::DbErr> {
+    let members = store::members_of_team(state.db().conn(), &row.team_id).await?;
+    let members: Vec<Value> =
+        members.iter().map(|m| json!({"user_id": m.user_id, "role": m.role})).collect();
+    Ok(json!({
+        "team_id": row.team_id,
+        "team_alias": row.team_alias,
+        "models": row.models,
+        "max_budget": row.max_budget,
+        "metadata": row.metadata,
+        "members_with_roles": members,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberSpec {
+    user_id: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+fn team_role(role: Option<&str>) -> Result<TeamRole, ApiError> {
+    role.map_or(Ok(TeamRole::User), |role| {
+        role.parse().map_err(|error: String| ApiError::bad_request(format!("role: {error}")))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NewTeamRequest {
+    team_id: Option<String>,
+    team_alias: Option<String>,
+    models: Option<Vec<String>>,
+    max_budget: Option<f64>,
+    members_with_roles: Option<Vec<MemberSpec>>,
+    metadata: Option<Value>,
+}
+
+pub(super) async fn team_new(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Body<NewTeamRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin()?;
+    let Body(request) = body?;
+    let team_id = request.team_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    check_id("team_id", &team_id)?;
+    check_budget("max_budget", request.max_budget)?;
+    if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        return Err(ApiError::bad_request("metadata must be a JSON object"));
+    }
+    let members = request.members_with_roles.unwrap_or_default();
+    check_id_count("members_with_roles", members.len())?;
+    let roles =
+        members.iter().map(|m| team_role(m.role.as_deref())).collect::<Result<Vec<_>, _>>()?;
+    let now = store::now();
+    let txn = state.db().write().await?;
+    let conn = txn.conn();
+    if store::team_by_id(conn, &team_id).await?.is_some() {
+        return Err(ApiError::conflict(format!("a team with id {team_id:?} already exists")));
+    }
+    for member in &members {
+        if store::user_by_id(conn, &member.user_id).await?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "members_with_roles: there is no user {:?}",
+                member.user_id
+            )));
+        }
+    }
+    let team = store::NewTeam {
+        team_id: team_id.clone(),
+        team_alias: request.team_alias,
+        models: request.models.unwrap_or_default(),
+        max_budget: request.max_budget,
+        metadata: request.metadata,
+    };
+    store::insert_team(conn, team, now).await?;
+    for (member, role) in members.iter().zip(roles) {
+        store::upsert_member(conn, &team_id, &member.user_id, role.as_str()).await?;
+    }
+    txn.commit().await?;
+    let row = store::team_by_id(state.db().conn(), &team_id)
+        .await?
+        .ok_or_else(|| gone_meanwhile("team"))?;
+    Ok(Json(team_json(&state, &row).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TeamInfoQuery {
+    team_id: String,
+}
+
+pub(super) async fn team_info(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<TeamInfoQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let conn = state.db().conn();
+    if let Caller::Session { user_id, .. } = &caller
+        && !caller.is_admin()
+    {
+        let teams = store::teams_of_user(conn, user_id).await?;
+        if !teams.contains(&query.team_id) {
+            return Err(ApiError::forbidden("a session key may only read teams it is a member of"));
+        }
+    }
+    let row = store::team_by_id(conn, &query.team_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no team {:?}", query.team_id)))?;
+    Ok(Json(json!({"team_id": row.team_id, "team_info": team_json(&state, &row).await?})))
+}
+
+pub(super) async fn team_list(State(state): State<AppState>, caller: Caller) -> Reply {
+    caller.require_admin()?;
+    let rows = store::list_teams(state.db().conn()).await?;
+    let mut teams = Vec::with_capacity(rows.len());
+    for row in &rows {
+        teams.push(team_json(&state, row).await?);
+    }
+    Ok(Json(Value::Array(teams)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(MemberSpec),
+    Many(Vec<MemberSpec>),
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MemberAddRequest {
+    team_id: String,
+    member: OneOrMany,
+}
+
+pub(super) async fn team_member_add(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Body<MemberAddRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin()?;
+    let Body(request) = body?;
+    let members = match request.member {
+        OneOrMany::One(member) => vec![member],
+        OneOrMany::Many(members) => members,
+    };
+    check_id_count("member", members.len())?;
+    let roles =
+        members.iter().map(|m| team_role(m.role.as_deref())).collect::<Result<Vec<_>, _>>()?;
+    for member in &members {
+        check_id("member.user_id", &member.user_id)?;
+    }
+    let members: Vec<(String, TeamRole)> =
+        members.into_iter().map(|member| member.user_id).zip(roles).collect();
+    // As in LiteLLM, adding a user who does not exist yet creates them.
+    state.signin().access().add_members(&request.team_id, &members, true).await?;
+    let row = store::team_by_id(state.db().conn(), &request.team_id)
+        .await?
+        .ok_or_else(|| gone_meanwhile("team"))?;
+    Ok(Json(team_json(&state, &row).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MemberDeleteRequest {
+    team_id: String,
+    user_id: String,
+}
+
+pub(super) async fn team_member_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Body<MemberDeleteRequest>, ApiError>,
+) -> Reply {
+    caller.require_admin()?;
+    let Body(request) = body?;
+    // In front of LiteLLM the member leaves LiteLLM's team first.
+    state.signin().access().remove_member(&request.team_id, &request.user_id).await?;
+    let row = store::team_by_id(state.db().conn(), &request.team_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("the team was deleted meanwhile"))?;
+    Ok(Json(team_json(&state, &row).await?))
+}
