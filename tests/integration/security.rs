@@ -846,3 +846,34 @@ fn a_revocation_on_one_replica_holds_at_once_on_the_other() {
     assert_eq!(delete.status, 200, "{}", delete.body);
     assert_eq!(b.get("/user/info", &[("authorization", &key)]).status, 401, "deleted on A");
 }
+
+#[test]
+fn a_session_check_sees_every_committed_change_at_once() {
+    // The server remembers session checks per thread while SQLite's data_version is unchanged;
+    // a change committed by anyone — here another process, behind the server's back — must show
+    // on the very next request, on whichever thread serves it.
+    let server = TestServer::start(&Backend::Sqlite);
+    let bearer = format!("Bearer {}", server.session_key("remy", &["admins"]));
+    for _ in 0..20 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 200);
+    }
+    server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "UPDATE users SET user_role = 'internal_user' WHERE user_id = 'remy'",
+        )
+        .await
+        .unwrap();
+    });
+    for _ in 0..20 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 403);
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
+    }
+    server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared("DELETE FROM sessions").await.unwrap();
+    });
+    for _ in 0..20 {
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+    }
+}

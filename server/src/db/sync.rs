@@ -43,7 +43,51 @@ const READER_CACHE_KIB: u32 = 128;
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 
 /// A thread's read connection; closing it (when the thread ends) frees its place.
-struct Held(sync::DatabaseConnection);
+struct Held(sync::DatabaseConnection, Remembered);
+
+/// What a thread's reads found, kept while the database has not changed: the session checks and
+/// the teams of a user that every management call and Admin UI page repeats. Exact, not timed: it
+/// is kept only for one value of SQLite's `PRAGMA data_version`, which changes whenever any
+/// other connection (this process's writer and pool, or another process) commits a change, so a
+/// revocation, deletion or role change is seen by the next read on every thread. Per thread, so
+/// no lock is shared; expiry is checked on every use.
+#[derive(Default)]
+struct Remembered {
+    /// The `data_version` the entries were read at.
+    version: Option<i64>,
+    sessions: HashMap<String, (session::Model, user::Model)>,
+    teams: HashMap<String, Vec<team::Model>>,
+}
+
+impl Remembered {
+    /// The most entries of each kind one thread keeps (then it starts again).
+    const MAX: usize = 256;
+
+    /// Forgets everything unless the database is still at `version`.
+    fn at(&mut self, version: i64) -> &mut Self {
+        if self.version != Some(version) {
+            self.sessions.clear();
+            self.teams.clear();
+            self.version = Some(version);
+        }
+        self
+    }
+
+    fn keep<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key.to_owned(), value);
+    }
+}
+
+/// SQLite's count of changes other connections committed to the file, as this connection sees it.
+fn data_version(conn: &sync::DatabaseConnection) -> Result<i64, DbErr> {
+    let statement = sync::Statement::from_string(sync::DbBackend::Sqlite, "PRAGMA data_version");
+    let row = conn.query_one_raw(statement).map_err(from_sync)?;
+    let row = row.ok_or_else(|| DbErr::Custom("PRAGMA data_version returned no row".into()))?;
+    get(&row, "", "data_version")
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -87,7 +131,7 @@ impl Readers {
             Ok(conn)
         };
         match open() {
-            Ok(conn) => Ok(Some(Held(conn))),
+            Ok(conn) => Ok(Some(Held(conn, Remembered::default()))),
             Err(error) => {
                 OPEN.fetch_sub(1, Ordering::Relaxed);
                 Err(error)
@@ -101,6 +145,14 @@ impl Readers {
         &self,
         read: impl FnOnce(&sync::DatabaseConnection) -> Result<T, DbErr>,
     ) -> Option<Result<T, DbErr>> {
+        self.with_held(|held| read(&held.0))
+    }
+
+    /// [`Self::with`], with what the thread's reads remember.
+    fn with_held<T>(
+        &self,
+        read: impl FnOnce(&mut Held) -> Result<T, DbErr>,
+    ) -> Option<Result<T, DbErr>> {
         CONNECTIONS.with_borrow_mut(|connections| {
             if !connections.contains_key(&self.url) {
                 match self.open() {
@@ -111,7 +163,7 @@ impl Readers {
                     Err(error) => return Some(Err(error)),
                 }
             }
-            let result = read(&connections.get(&self.url).expect("opened above").0);
+            let result = read(connections.get_mut(&self.url).expect("opened above"));
             // A connection whose statement failed is not kept: the next read opens a new one.
             if result.is_err() {
                 connections.remove(&self.url);
@@ -148,27 +200,46 @@ impl Readers {
         &self,
         token_hash: &str,
     ) -> Option<Result<Option<(session::Model, user::Model)>, DbErr>> {
-        self.with(|conn| {
+        self.with_held(|Held(conn, remembered)| {
+            let remembered = remembered.at(data_version(conn)?);
+            if let Some((session, user)) = remembered.sessions.get(token_hash)
+                && session.expires_at > store::now()
+            {
+                return Ok(Some((session.clone(), user.clone())));
+            }
             // By primary key: one row at most. No `LIMIT ?`: SQLite re-plans a statement whose
             // LIMIT is a bound parameter every time it is rebound (most of this read's cost).
             let rows = query(conn, store::live_session_user_query(token_hash))?;
-            rows.first().map(|row| Ok((session_of(row, "A_")?, user_of(row, "B_")?))).transpose()
+            let found = rows
+                .first()
+                .map(|row| Ok::<_, DbErr>((session_of(row, "A_")?, user_of(row, "B_")?)))
+                .transpose()?;
+            if let Some(found) = &found {
+                Remembered::keep(&mut remembered.sessions, token_hash, found.clone());
+            }
+            Ok(found)
         })
     }
 
     /// [`store::teams_of_user_with_info`], on this thread (`None`: no connection free, read
     /// elsewhere).
     pub(crate) fn teams_of_user(&self, user_id: &str) -> Option<Result<Vec<team::Model>, DbErr>> {
-        self.with(|conn| {
+        self.with_held(|Held(conn, remembered)| {
+            let remembered = remembered.at(data_version(conn)?);
+            if let Some(teams) = remembered.teams.get(user_id) {
+                return Ok(teams.clone());
+            }
             // A membership whose team is gone has NULL team columns: skipped, as the async
             // path's `find_also_related` does.
-            query(conn, store::teams_of_user_query(user_id))?
+            let teams = query(conn, store::teams_of_user_query(user_id))?
                 .iter()
                 .filter(|row| {
                     get::<Option<String>>(row, "B_", "team_id").is_ok_and(|t| t.is_some())
                 })
                 .map(|row| team_of(row, "B_"))
-                .collect()
+                .collect::<Result<Vec<_>, _>>()?;
+            Remembered::keep(&mut remembered.teams, user_id, teams.clone());
+            Ok(teams)
         })
     }
 }
