@@ -329,12 +329,8 @@ impl FrontDoor {
     async fn find_user(&self, user: &SessionUser<'_>) -> Result<Option<Found>, FrontDoorError> {
         let step = "looking the user up";
         let ours = user.binding.map(litellm_binding);
-        if let Some(ours) = &ours {
-            let path = format!("/user/list?sso_user_ids={}", encode(ours));
-            let rows = self.list(&path, step).await?;
-            if let Some(row) = rows.iter().find(|row| str_of(row, "sso_user_id") == Some(ours)) {
-                return Ok(Some(Found::of(row)));
-            }
+        if let Some(found) = self.by_binding(ours.as_deref(), step).await? {
+            return Ok(Some(found));
         }
         let verified_email = user.user_email.filter(|_| user.email_verified);
         if let Some(row) = self.user_row(user.user_id, step).await? {
@@ -356,12 +352,10 @@ impl FrontDoor {
         let Some(email) = verified_email.filter(|_| user.link_by_email && ours.is_some()) else {
             return Ok(None);
         };
-        let path = format!("/user/list?user_email={}", encode(email));
-        let rows = self.list(&path, step).await?;
-        let Some(row) = rows.iter().find(|row| Found::of(row).has_email(Some(email))) else {
+        let rows = self.by_email(email, step).await?;
+        let Some(found) = rows.into_iter().find(|found| found.has_email(Some(email))) else {
             return Ok(None);
         };
-        let found = Found::of(row);
         match found.owner(ours.as_deref(), user.user_id) {
             Owner::Ours | Owner::Nobody => Ok(Some(found)),
             Owner::Other => {
@@ -379,12 +373,8 @@ impl FrontDoor {
     ) -> Result<Option<String>, FrontDoorError> {
         let step = "looking the user up";
         let ours = account.binding.as_ref().map(litellm_binding);
-        if let Some(ours) = &ours {
-            let path = format!("/user/list?sso_user_ids={}", encode(ours));
-            let rows = self.list(&path, step).await?;
-            if let Some(row) = rows.iter().find(|row| str_of(row, "sso_user_id") == Some(ours)) {
-                return Ok(Some(Found::of(row).user_id));
-            }
+        if let Some(found) = self.by_binding(ours.as_deref(), step).await? {
+            return Ok(Some(found.user_id));
         }
         if let Some(row) = self.user_row(account.user_id, step).await? {
             let found = Found::of(&row);
@@ -393,11 +383,10 @@ impl FrontDoor {
             }
         }
         let (Some(email), Some(_)) = (account.user_email, &ours) else { return Ok(None) };
-        let path = format!("/user/list?user_email={}", encode(email));
-        let rows = self.list(&path, step).await?;
-        Ok(rows
-            .iter()
-            .map(Found::of)
+        Ok(self
+            .by_email(email, step)
+            .await?
+            .into_iter()
             .find(|found| found.owner(ours.as_deref(), account.user_id) == Owner::Ours)
             .map(|found| found.user_id))
     }
@@ -429,6 +418,28 @@ impl FrontDoor {
             (200, _) => Ok(()),
             (status, body) => Err(refused(step, status, &body)),
         }
+    }
+
+    /// The user created with this binding as its `sso_user_id` (`None` without a binding).
+    async fn by_binding(
+        &self,
+        ours: Option<&str>,
+        step: &'static str,
+    ) -> Result<Option<Found>, FrontDoorError> {
+        let Some(ours) = ours else { return Ok(None) };
+        let path = format!("/user/list?sso_user_ids={}", encode(ours));
+        let rows = self.list(&path, step).await?;
+        Ok(rows.iter().find(|row| str_of(row, "sso_user_id") == Some(ours)).map(Found::of))
+    }
+
+    /// The users LiteLLM lists for an email (a substring match, any case: callers compare).
+    async fn by_email(
+        &self,
+        email: &str,
+        step: &'static str,
+    ) -> Result<Vec<Found>, FrontDoorError> {
+        let path = format!("/user/list?user_email={}", encode(email));
+        Ok(self.list(&path, step).await?.iter().map(Found::of).collect())
     }
 
     /// The user with this id, or `None`.
