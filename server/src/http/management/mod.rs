@@ -131,12 +131,13 @@ fn parse_duration(text: Option<&str>) -> Result<Option<BudgetDuration>, ApiError
 }
 
 pub(super) fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
-    if id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{field} must be 1 to 255 characters without control characters"
-        )));
-    }
-    Ok(())
+    id_problem(field, id).map_or(Ok(()), |problem| Err(ApiError::bad_request(problem)))
+}
+
+/// What is wrong with an id (user, team, binding issuer or subject), if anything.
+pub(super) fn id_problem(field: &str, id: &str) -> Option<String> {
+    (id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control))
+        .then(|| format!("{field} must be 1 to 255 characters without control characters"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,13 +224,24 @@ async fn check_binding_free(
     binding: Option<&(String, String)>,
 ) -> Result<(), ApiError> {
     let Some((issuer, subject)) = binding else { return Ok(()) };
-    match store::user_by_binding(conn, issuer, subject).await? {
-        Some(other) if other.user_id != user_id => Err(ApiError::conflict(format!(
-            "sso_user_id {subject:?} of sso_issuer {issuer:?} is already linked to the user {:?}",
-            other.user_id
+    match binding_holder(conn, user_id, issuer, subject).await? {
+        Some(other) => Err(ApiError::conflict(format!(
+            "sso_user_id {subject:?} of sso_issuer {issuer:?} is already linked to the user \
+             {other:?}"
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// The user other than `user_id` that is bound to (`issuer`, `subject`), if any.
+pub(super) async fn binding_holder(
+    conn: &impl sea_orm::ConnectionTrait,
+    user_id: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<String>, sea_orm::DbErr> {
+    let holder = store::user_by_binding(conn, issuer, subject).await?;
+    Ok(holder.map(|other| other.user_id).filter(|other| other != user_id))
 }
 
 async fn user_new(

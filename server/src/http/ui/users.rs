@@ -10,6 +10,7 @@ use plugin_api::UserRole;
 use serde::Deserialize;
 
 use super::{Page, UiUser, check_same_origin, render, require_admin, views::UserView};
+use crate::http::management::{binding_holder, id_problem};
 use crate::{
     budget::BudgetDuration,
     db::store,
@@ -200,11 +201,10 @@ pub(super) async fn user_save(
             (issuer, subject) => match (issuer.map(str::trim), subject.map(str::trim)) {
                 (Some(""), Some("")) => Some(None),
                 (Some(issuer), Some(subject)) if !issuer.is_empty() && !subject.is_empty() => {
-                    if [issuer, subject]
-                        .iter()
-                        .any(|v| v.len() > 255 || v.chars().any(char::is_control))
+                    if let Some(problem) = id_problem("the issuer", issuer)
+                        .or_else(|| id_problem("the subject", subject))
                     {
-                        return Err("the issuer and the subject are at most 255 characters".into());
+                        return Err(problem);
                     }
                     Some(Some((issuer.to_owned(), subject.to_owned())))
                 }
@@ -220,14 +220,12 @@ pub(super) async fn user_save(
             return edit_page(&state, &me, &user_id, done).await;
         }
     };
-    if let Some(Some((issuer, subject))) = &binding {
-        let other = store::user_by_binding(state.db().conn(), issuer, subject).await?;
-        if let Some(other) = other.filter(|other| other.user_id != user_id) {
-            let message =
-                format!("That identity is already linked to the user {:?}.", other.user_id);
-            let done = Done { error: Some(message), ..Done::default() };
-            return edit_page(&state, &me, &user_id, done).await;
-        }
+    if let Some(Some((issuer, subject))) = &binding
+        && let Some(other) = binding_holder(state.db().conn(), &user_id, issuer, subject).await?
+    {
+        let message = format!("That identity is already linked to the user {other:?}.");
+        let done = Done { error: Some(message), ..Done::default() };
+        return edit_page(&state, &me, &user_id, done).await;
     }
     let edit = store::UserEdit {
         user_role: Some(role),
