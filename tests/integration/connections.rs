@@ -364,7 +364,7 @@ fn one_client_address_cannot_take_every_connection() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(server.logs().contains("max_connections_per_client (3)"), "{}", server.logs());
+    assert!(server.logged("max_connections_per_client (3)"), "{}", server.logs());
 }
 
 #[test]

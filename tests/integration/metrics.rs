@@ -111,7 +111,7 @@ fn metrics_are_off_unless_prometheus_is_a_callback() {
         server.session_key("alice", &[]);
         assert_eq!(server.get("/metrics", &[]).status, 404);
         assert!(
-            server.logs().contains("litellm_settings.callbacks[0] (langfuse)"),
+            server.logged("litellm_settings.callbacks[0] (langfuse)"),
             "{}",
             server.logs()
         );

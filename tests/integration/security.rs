@@ -176,7 +176,7 @@ fn refused_attempts_are_recorded_within_a_bound() {
     let recorded = server.events();
     assert_eq!(recorded.len(), 20, "refusal events for 100 refused attempts from one address");
     assert!(
-        server.logs().contains("counting further ones per client address"),
+        server.logged("counting further ones per client address"),
         "{}",
         server.logs()
     );

@@ -313,7 +313,7 @@ fn a_panicking_custom_sso_hook_gives_500() {
             server.get("/sso/key/generate", &[("x-forwarded-user", "alice"), ("x-sleep-ms", "0")]);
         assert_eq!(reply.status, 500, "{}", reply.body);
         assert_eq!(reply.json()["error"]["message"], "sign-in hook failed");
-        assert!(server.logs().contains("custom_sso exploded"));
+        assert!(server.logged("custom_sso exploded"), "{}", server.logs());
         assert!(server.users().is_empty());
     });
 }
@@ -504,5 +504,5 @@ fn sigterm_finishes_cleanly() {
     assert_eq!(server.sign_in("gus", "gus@example.test", &[]).status, 303);
     let status = server.stop();
     assert!(status.success(), "{status}\n{}", server.logs());
-    assert!(server.logs().contains("database closed"), "{}", server.logs());
+    assert!(server.logged("database closed"), "{}", server.logs());
 }
