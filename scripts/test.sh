@@ -6,7 +6,8 @@
 #    is installed from crates.io when missing or of another version). Its advisories check needs
 #    the RustSec database, a git repository on github.com: where that cannot be reached, it is
 #    skipped and the run says so (at the check and again at the end); where it can, a failure
-#    fails the run. Licenses, bans and sources are always checked.
+#    fails the run. Licenses, bans and sources are always checked. The domain core
+#    (hookgate-core) must have no storage, HTTP or runtime crate in its dependency graph.
 # 2. Installs what the tests need and is missing (Debian's postgresql).
 # 3. Starts a throw-away PostgreSQL on a free loopback port (stopped by PID on exit), so the
 #    integration suite runs against SQLite and PostgreSQL.
@@ -49,6 +50,14 @@ cargo clippy --version >/dev/null 2>&1 \
     || die "clippy is not installed: run \`rustup component add clippy\` and run this again"
 cargo clippy --workspace --all-targets --locked -- -D warnings \
     || die "clippy found problems (above): fix them; every warning fails the run"
+
+# The domain core (server/core) stays pure: no storage, HTTP or runtime crate anywhere in its
+# dependency graph (ARCHITECTURE.md's first invariant).
+log "checking that hookgate-core depends on no storage, HTTP or runtime crate (cargo tree)"
+core_deps=$(cargo tree --locked -p hookgate-core -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+forbidden=$(printf '%s\n' "$core_deps" | grep -xE 'sea-orm.*|sqlx.*|rusqlite|libsqlite3-sys|tokio.*|axum.*|hyper.*|http|tower.*|reqwest|ureq' || true)
+[ -z "$forbidden" ] \
+    || die "hookgate-core (server/core) must not depend on storage, HTTP or runtime crates, but its graph has: $(echo $forbidden)"
 
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
     log "installing cargo-deny $CARGO_DENY_VERSION from crates.io (cargo install, a few minutes)"

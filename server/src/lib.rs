@@ -1,7 +1,9 @@
 //! hookgate: a single-binary SSO sign-in server whose LiteLLM-style login hooks are native
 //! plugins.
 //!
-//! Modules, in reading order:
+//! The domain — ids, budgets, accounts, the sign-in's and the administrators' rules — is the
+//! `hookgate_core` crate (`server/core`), which knows no storage, HTTP or runtime; this crate
+//! reads, calls it and writes. Modules, in reading order:
 //! * [`cli`]: the command line (`hookgate`, `hookgate check`);
 //! * [`config`]: `config.yaml` and the environment, parsed then validated into [`config::Config`];
 //! * [`plugins`]: finding, loading, checking and calling hook libraries;
@@ -9,7 +11,6 @@
 //! * [`signin`]: the sign-in flow (identity → hooks → user, teams, session), no HTTP types;
 //! * [`session`]: session keys, the `token` cookie's JWT, the master key;
 //! * [`db`]: the database (sea-orm): entities, migrations, queries;
-//! * [`budget`]: LiteLLM's budget durations and reset times;
 //! * [`metrics`]: the Prometheus metrics `GET /metrics` serves;
 //! * [`http`]: the axum router, the management API and the server loop;
 //! * [`app`]: startup, tying the above together;
@@ -17,7 +18,6 @@
 
 pub mod access;
 pub mod app;
-pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod db;

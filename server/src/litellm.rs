@@ -683,7 +683,7 @@ fn message_of(body: &Value) -> String {
             })
             .unwrap_or_else(|| body.to_string()),
     };
-    crate::signin::shorten(&text, 300)
+    hookgate_core::ids::shorten(&text, 300)
 }
 
 /// LiteLLM's 400 messages for a member removal with nothing to remove ("Team id=… does not

@@ -3,6 +3,7 @@
 
 mod hosts;
 mod oidc;
+mod policy;
 mod raw;
 mod yaml;
 
@@ -18,7 +19,8 @@ pub use self::{
     oidc::{ClaimPaths, Endpoints, OidcSettings, ProviderKind},
     raw::{Cidr, UiAccessModeSetting},
 };
-use crate::{budget::BudgetDuration, plugins::HookRef};
+use crate::plugins::HookRef;
+use hookgate_core::budget::BudgetDuration;
 use plugin_api::{TeamRole, UserRole};
 
 /// The hook timeout when `general_settings.hook_timeout` is not set.

@@ -6,7 +6,8 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 use super::yaml::env_or_opt;
-use crate::{budget::BudgetDuration, plugins::HookRef};
+use crate::plugins::HookRef;
+use hookgate_core::budget::BudgetDuration;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawConfig {
@@ -333,7 +334,7 @@ pub(crate) struct Budget(pub(crate) f64);
 impl<'de> Deserialize<'de> for Budget {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         parse_number(deserializer, "a budget in USD", |value| {
-            if crate::budget::is_valid_budget(value) {
+            if hookgate_core::budget::is_valid_budget(value) {
                 Ok(Budget(value))
             } else {
                 Err(format!("invalid budget {value}: must be a number of USD, 0 or more"))
@@ -355,12 +356,6 @@ impl<'de> Deserialize<'de> for Role {
 impl<'de> Deserialize<'de> for HookRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         parse_str(deserializer, "a hook reference such as custom_sso.custom_sso_handler")
-    }
-}
-
-impl<'de> Deserialize<'de> for BudgetDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        parse_str(deserializer, "a budget duration such as 30d")
     }
 }
 

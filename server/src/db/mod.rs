@@ -169,8 +169,8 @@ impl Db {
     pub(crate) fn snapshot_blocking(
         &self,
         runtime: &tokio::runtime::Handle,
-        keys: &crate::signin::rules::Keys,
-    ) -> Result<crate::signin::rules::Snapshot, DbErr> {
+        keys: &hookgate_core::signin::Keys,
+    ) -> Result<hookgate_core::signin::Snapshot, DbErr> {
         if let Some((_, readers)) = &self.sqlite
             && let Some(read) = readers.snapshot(keys)
         {

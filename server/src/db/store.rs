@@ -36,7 +36,7 @@ pub fn new_user_row(
     role: plugin_api::UserRole,
     models: &[String],
     max_budget: Option<f64>,
-    budget_duration: Option<crate::budget::BudgetDuration>,
+    budget_duration: Option<hookgate_core::budget::BudgetDuration>,
     binding: Option<(String, String)>,
     metadata: serde_json::Value,
     now: DateTime<Utc>,
@@ -53,7 +53,7 @@ pub fn new_user_row(
         max_budget: Set(max_budget),
         spend: Set(0.0),
         budget_duration: Set(budget_duration.map(|d| d.to_string())),
-        budget_reset_at: Set(crate::budget::period_end(budget_duration, now)),
+        budget_reset_at: Set(hookgate_core::budget::period_end(budget_duration, now)),
         metadata: Set(metadata),
         created_at: Set(now),
         updated_at: Set(now),
@@ -471,32 +471,11 @@ pub async fn delete_users<C: ConnectionTrait>(
     Ok(existing)
 }
 
-/// An administrator's edit of a user (the API's `/user/update`, the UI's user page); `None`
-/// leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct UserEdit {
-    /// New email (empty clears it).
-    pub user_email: Option<String>,
-    /// New display name.
-    pub user_alias: Option<String>,
-    /// New role.
-    pub user_role: Option<plugin_api::UserRole>,
-    /// New models.
-    pub models: Option<Vec<String>>,
-    /// New budget (`Some(None)`: unlimited).
-    pub max_budget: Option<Option<f64>>,
-    /// New period (`Some(None)`: none). A changed period starts now.
-    pub budget_duration: Option<Option<crate::budget::BudgetDuration>>,
-    /// New spend.
-    pub spend: Option<f64>,
-    /// New metadata object.
-    pub metadata: Option<serde_json::Value>,
-    /// New binding, (issuer, subject) (`Some(None)`: unlinked): an administrator links an
-    /// account to the identity that may sign into it.
-    pub binding: Option<Option<(String, String)>>,
-}
+pub use hookgate_core::admin::UserEdit;
 
-/// Applies an administrator's edit; returns the user as saved, or `None` when there is none.
+/// Applies an administrator's edit ([`hookgate_core::admin::edited`] decides the values);
+/// returns the user as saved, or `None` when there is none. Only the columns the edit changes
+/// are written (a stored value the rules cannot read is left as it is unless replaced).
 pub async fn edit_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
@@ -505,43 +484,42 @@ pub async fn edit_user<C: ConnectionTrait>(
 ) -> Result<Option<user::Model>, DbErr> {
     use sea_orm::IntoActiveModel;
     let Some(row) = user_by_id(conn, user_id).await? else { return Ok(None) };
-    let duration_changed = edit
-        .budget_duration
-        .is_some_and(|duration| row.budget_duration != duration.map(|d| d.to_string()));
+    let before = account_of(row.clone());
+    let after = hookgate_core::admin::edited(&before, &edit, now);
     let mut changes = row.into_active_model();
-    if let Some(email) = edit.user_email {
-        changes.user_email = Set(Some(email.trim().to_lowercase()).filter(|e| !e.is_empty()));
+    if after.user_email != before.user_email {
+        changes.user_email = Set(after.user_email);
     }
-    if let Some(alias) = edit.user_alias {
-        changes.user_alias = Set(Some(alias));
+    if after.user_alias != before.user_alias {
+        changes.user_alias = Set(after.user_alias);
     }
-    if let Some(role) = edit.user_role {
-        changes.user_role = Set(Some(role.as_str().to_owned()));
+    if after.user_role != before.user_role {
+        changes.user_role = Set(after.user_role.map(|role| role.as_str().to_owned()));
     }
-    if let Some(models) = edit.models {
-        changes.models = Set(json_list(&models));
+    if after.models != before.models {
+        changes.models = Set(json_list(&after.models));
     }
-    if let Some(budget) = edit.max_budget {
-        changes.max_budget = Set(budget);
+    if after.max_budget != before.max_budget {
+        changes.max_budget = Set(after.max_budget);
     }
-    if let Some(duration) = edit.budget_duration
-        && duration_changed
-    {
-        changes.budget_duration = Set(duration.map(|d| d.to_string()));
-        changes.budget_reset_at = Set(crate::budget::period_end(duration, now));
+    if after.budget_duration != before.budget_duration {
+        changes.budget_duration = Set(after.budget_duration.map(|d| d.to_string()));
     }
-    if let Some(spend) = edit.spend {
-        changes.spend = Set(spend);
+    if after.budget_reset_at != before.budget_reset_at {
+        changes.budget_reset_at = Set(after.budget_reset_at);
+    }
+    if after.spend != before.spend {
+        changes.spend = Set(after.spend);
+    }
+    if after.binding != before.binding {
+        let (issuer, subject) = after.binding.map(|b| (b.issuer, b.subject)).unzip();
+        changes.sso_issuer = Set(issuer);
+        changes.sso_user_id = Set(subject);
     }
     if let Some(metadata) = edit.metadata {
         changes.metadata = Set(metadata);
     }
-    if let Some(binding) = edit.binding {
-        let (issuer, subject) = binding.unzip();
-        changes.sso_issuer = Set(issuer);
-        changes.sso_user_id = Set(subject);
-    }
-    changes.updated_at = Set(now);
+    changes.updated_at = Set(after.updated_at);
     update_user(conn, changes).await.map(Some)
 }
 
@@ -631,9 +609,9 @@ pub async fn events_page<C: ConnectionTrait>(
 // ---------------------------------------------------------------------------------------------
 // The sign-in's read and write
 
-use crate::signin::{
-    Binding,
-    rules::{Account, Changes, Keys, NewAccount, Snapshot, Team},
+use hookgate_core::{
+    identity::Binding,
+    signin::{Account, Changes, Keys, NewAccount, Snapshot, Team},
 };
 
 pub(super) fn account_of(row: user::Model) -> Account {

@@ -23,7 +23,7 @@ use super::{
     store,
     writer::Txn,
 };
-use crate::signin::rules::{Keys, Snapshot};
+use hookgate_core::signin::{Keys, Snapshot};
 
 /// The most read connections open at once, over all threads. Hooks run on the blocking pool, at
 /// most `hook_concurrency` at once (64 unless configured), and tokio hands each call to whichever

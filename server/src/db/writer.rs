@@ -25,7 +25,7 @@ use super::{
     entity::{session, sign_in_event, team_member, user},
     store,
 };
-use crate::signin::rules::{Plan, UserWrite};
+use hookgate_core::signin::{Plan, UserWrite};
 
 /// The most plans one transaction applies.
 const MAX_BATCH: usize = 64;

@@ -1,5 +1,6 @@
 //! Why a sign-in did not complete, and what the event records of it.
 
+use hookgate_core::{identity::IdentityProblem, signin::Refusal, values::InvalidValues};
 use sea_orm::DbErr;
 
 /// Why a sign-in did not complete. Each says what the user sees.
@@ -89,6 +90,34 @@ impl SignInError {
             SignInError::FrontDoor(error) => format!("litellm: {error}"),
             SignInError::Internal(detail) => format!("internal: {detail}"),
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<Refusal> for SignInError {
+    fn from(refusal: Refusal) -> Self {
+        SignInError::Forbidden(refusal.to_string())
+    }
+}
+
+impl From<InvalidValues> for SignInError {
+    fn from(invalid: InvalidValues) -> Self {
+        SignInError::InvalidHookOutput(invalid.to_string())
+    }
+}
+
+impl From<IdentityProblem> for SignInError {
+    fn from(problem: IdentityProblem) -> Self {
+        let message = problem.to_string();
+        match problem {
+            IdentityProblem::Subject(_)
+            | IdentityProblem::UserId(_)
+            | IdentityProblem::Email(_) => SignInError::InvalidHookOutput(message),
+            IdentityProblem::TooManyGroups(_) => SignInError::BadRequest(message),
+            IdentityProblem::UnverifiedEmail | IdentityProblem::Domain(_) => {
+                SignInError::Forbidden(message)
+            }
+            IdentityProblem::Anonymous => SignInError::Unauthenticated(message),
         }
     }
 }

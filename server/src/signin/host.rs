@@ -10,17 +10,8 @@ use plugin_api::{
 };
 use tokio::runtime::Handle;
 
-use super::rules::{Account, Keys, Snapshot};
 use crate::db::{Db, entity::user, store};
-
-/// A write a hook asked for.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Staged {
-    /// `new_user`.
-    NewUser(NewUser),
-    /// `add_team_member`.
-    Member { team_id: String, user_id: String, role: TeamRole },
-}
+use hookgate_core::signin::{Account, Keys, Snapshot, Staged};
 
 /// The host for one sign-in.
 pub(crate) struct SignInHost {
@@ -170,12 +161,12 @@ impl HostApi for SignInHost {
             None => uuid::Uuid::new_v4().to_string(),
         };
         if let Some(budget) = user.max_budget
-            && !crate::budget::is_valid_budget(budget)
+            && !hookgate_core::budget::is_valid_budget(budget)
         {
             return Err(HostError::new(format!("new_user: max_budget {budget} must be 0 or more")));
         }
         if let Some(duration) = &user.budget_duration
-            && let Err(error) = duration.parse::<crate::budget::BudgetDuration>()
+            && let Err(error) = duration.parse::<hookgate_core::budget::BudgetDuration>()
         {
             return Err(HostError::new(format!("new_user: {error}")));
         }

@@ -12,15 +12,20 @@ mod identity;
 mod password;
 mod refusals;
 mod rehearsal;
-pub(crate) mod rules;
 mod runner;
 
 use chrono::{DateTime, Utc};
+use hookgate_core::{
+    identity::check_identity,
+    ids::shorten,
+    signin::{self as rules, Staged},
+    values::{self, Values, check_values},
+};
 use plugin_api::{HookErrorKind, OpenId, UserRole};
 use sea_orm::{ActiveValue::Set, DbErr};
 use tokio::runtime::Handle;
 
-pub(crate) use self::identity::{alias_of, shorten};
+use self::host::SignInHost;
 pub(crate) use self::refusals::{LogSampler, client_bucket};
 pub use self::{
     error::SignInError,
@@ -28,14 +33,7 @@ pub use self::{
     rehearsal::{Rehearsal, Rehearsed},
     runner::{HookRunner, RunError},
 };
-use self::{
-    host::SignInHost,
-    identity::{
-        MAX_EMAIL, MAX_GROUPS, MAX_ID, check_values, is_plausible_email, is_storable_id, shown,
-    },
-};
 use crate::{
-    budget::BudgetDuration,
     config::Config,
     db::{
         Db,
@@ -64,7 +62,7 @@ struct Prepared {
     proof: Proof,
     idp_id: Option<String>,
     values: Values,
-    staged: Vec<host::Staged>,
+    staged: Vec<Staged>,
     /// The read made for the hook, which usually serves the decision too.
     read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
 }
@@ -80,9 +78,6 @@ impl Prepared {
         }
     }
 }
-
-/// User ids an SSO sign-in never reaches: LiteLLM's password-login account.
-const RESERVED_USER_IDS: &[&str] = &["default_user_id"];
 
 /// A completed sign-in.
 #[derive(Debug, Clone)]
@@ -153,19 +148,6 @@ impl std::fmt::Debug for SignInService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignInService").finish_non_exhaustive()
     }
-}
-
-/// The values a sign-in applies, checked.
-#[derive(Debug, Clone)]
-pub(crate) struct Values {
-    pub(crate) models: Vec<String>,
-    pub(crate) user_id: String,
-    pub(crate) user_email: Option<String>,
-    pub(crate) user_role: Option<UserRole>,
-    pub(crate) max_budget: Option<f64>,
-    pub(crate) budget_duration: Option<BudgetDuration>,
-    /// Whether a `custom_sso` hook chose these (its budget applies at every sign-in).
-    pub(crate) from_hook: bool,
 }
 
 impl SignInService {
@@ -398,75 +380,16 @@ impl SignInService {
     async fn prepare(
         &self,
         hooks: &Plugins,
-        mut openid: OpenId,
+        openid: OpenId,
         proof: Proof,
         times: &mut HookTimes,
     ) -> Result<Prepared, (Option<String>, SignInError)> {
         let config = &self.config;
         let no_user = |error| (None, error);
-        if let Some(binding) = &proof.binding
-            && !is_storable_id(&binding.subject)
-        {
-            return Err(no_user(SignInError::InvalidHookOutput(format!(
-                "the identity's subject {} is longer than {MAX_ID} characters or has control \
-                 characters",
-                shown(&binding.subject),
-            ))));
-        }
-
-        // Groups: each once; a bounded number (each is a lookup key of the snapshot read).
-        let mut seen = std::collections::HashSet::new();
-        openid.team_ids.retain(|team| seen.insert(team.clone()));
-        if openid.team_ids.len() > MAX_GROUPS {
-            return Err(no_user(SignInError::BadRequest(format!(
-                "the identity names {} groups; hookgate accepts at most {MAX_GROUPS} (ask the \
-                 identity provider's administrator to send only the groups that matter here)",
-                openid.team_ids.len()
-            ))));
-        }
-
-        // Identity: email lower-cased and checked; an id, else first + last, else the email.
-        openid.email =
-            openid.email.map(|email| email.trim().to_lowercase()).filter(|e| !e.is_empty());
-        if let Some(email) = &openid.email
-            && (!is_plausible_email(email) || email.len() > MAX_EMAIL)
-        {
-            return Err(no_user(SignInError::InvalidHookOutput(format!(
-                "the identity's email {} is not an email address",
-                shown(email)
-            ))));
-        }
-        if !config.allowed_email_domains.is_empty() {
-            if openid.email.is_some() && !proof.email_verified {
-                return Err(no_user(SignInError::Forbidden(
-                    "the identity provider has not verified this email address, and \
-                              ALLOWED_EMAIL_DOMAINS admits verified addresses only"
-                        .into(),
-                )));
-            }
-            let domain =
-                openid.email.as_deref().and_then(|email| email.rsplit_once('@')).map(|(_, d)| d);
-            if !domain
-                .is_some_and(|domain| config.allowed_email_domains.iter().any(|d| d == domain))
-            {
-                return Err(no_user(SignInError::Forbidden(format!(
-                    "the email domain {} is not allowed to sign in (ALLOWED_EMAIL_DOMAINS)",
-                    domain.unwrap_or("(none)")
-                ))));
-            }
-        }
-        let idp_id = openid.id.clone().map(|id| id.trim().to_owned()).filter(|id| !id.is_empty());
-        let parsed_user_id = idp_id
-            .clone()
-            .or_else(|| {
-                let name = format!(
-                    "{}{}",
-                    openid.first_name.as_deref().unwrap_or(""),
-                    openid.last_name.as_deref().unwrap_or("")
-                );
-                (!name.trim().is_empty()).then(|| name.trim().to_owned())
-            })
-            .or_else(|| openid.email.clone());
+        let identity = check_identity(openid, &proof, &config.allowed_email_domains)
+            .map_err(|e| no_user(e.into()))?;
+        let openid = identity.openid.clone();
+        let idp_id = identity.idp_id.clone();
 
         // The custom_sso hook, or LiteLLM's defaults.
         let mut read_before = None;
@@ -474,7 +397,7 @@ impl SignInService {
             Some(hook) => {
                 // One read for the hook's questions and, usually, the decision after it, made
                 // on the hook's thread.
-                let keys = rules::identity_keys(&openid, &proof, config);
+                let keys = rules::identity_keys(&openid, &proof, &config.policy());
                 let db = self.db.clone();
                 let runtime = Handle::current();
                 let reference = hook.info().reference.clone();
@@ -506,35 +429,13 @@ impl SignInService {
                     Err(error) => (Err(error), Vec::new()),
                 };
                 let values = self.hook_result("custom_sso", result).map_err(no_user)?;
-                (check_values(values).map_err(no_user)?, staged)
+                (check_values(values).map_err(|e| no_user(e.into()))?, staged)
             }
-            None => {
-                let Some(user_id) = parsed_user_id else {
-                    return Err(no_user(SignInError::Unauthenticated(
-                        "sign-in failed: the identity has no user id and no email".into(),
-                    )));
-                };
-                if !is_storable_id(&user_id) {
-                    return Err(no_user(SignInError::InvalidHookOutput(format!(
-                        "the identity's user id {} is longer than {MAX_ID} characters or has \
-                         control characters",
-                        shown(&user_id)
-                    ))));
-                }
-                let defaults = &config.default_internal_user_params;
-                (
-                    Values {
-                        models: defaults.models.clone().unwrap_or_default(),
-                        user_id,
-                        user_email: openid.email.clone(),
-                        user_role: openid.user_role,
-                        max_budget: config.max_internal_user_budget,
-                        budget_duration: config.internal_user_budget_duration,
-                        from_hook: false,
-                    },
-                    Vec::new(),
-                )
-            }
+            None => (
+                values::defaults(&identity, &config.policy().new_users)
+                    .map_err(|e| no_user(e.into()))?,
+                Vec::new(),
+            ),
         };
         Ok(Prepared { openid, proof, idp_id, values, staged, read_before })
     }
@@ -548,7 +449,7 @@ impl SignInService {
         input: &rules::Input<'_>,
         read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
     ) -> Result<SignedIn, SignInError> {
-        let keys = rules::keys(input, &self.config);
+        let keys = rules::keys(input, &self.config.policy());
         // The read made for the hook serves the first decision when it covers it.
         let mut reused = read_before;
         // The LiteLLM session, once opened, serves every attempt; closed again if none lands.
@@ -560,7 +461,19 @@ impl SignInService {
             for _ in 0..MAX_PLAN_ATTEMPTS {
                 let now = store::now();
                 let snapshot = self.snapshot_for(&keys, reused.take()).await?;
-                let plan = rules::decide(input, &snapshot, &self.config, now)?;
+                let plan = rules::decide(input, &snapshot, &self.config.policy(), now)
+                    .inspect_err(|refusal| match refusal {
+                        rules::Refusal::BoundElsewhere(user_id) | rules::Refusal::NotLinked(user_id) => {
+                            tracing::warn!(%user_id, "sign-in refused: {refusal}");
+                        }
+                        _ => {}
+                    })?;
+                for user_id in &plan.passed_over {
+                    tracing::warn!(
+                        %user_id,
+                        "an account with this email is bound to another identity or reserved; not taking it over"
+                    );
+                }
                 let (user_id, role, is_new) =
                     (plan.account.user_id.clone(), plan.role, plan.is_new);
                 let wanted = (user_id.clone(), role, plan.models.clone());

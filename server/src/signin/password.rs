@@ -1,11 +1,13 @@
 //! The `UI_USERNAME`/`UI_PASSWORD` sign-in: a proxy_admin session for `PROXY_ADMIN_ID`, or
 //! LiteLLM's `default_user_id`, opened in LiteLLM first when hookgate is its front door.
 
+use hookgate_core::{admin, signin::Keys};
 use plugin_api::UserRole;
-use sea_orm::{ActiveValue::Set, IntoActiveModel};
 
-use super::{Attempt, SessionKey, SignInError, SignInService, SignedIn, event_row};
-use crate::db::store;
+use super::{
+    Attempt, MAX_PLAN_ATTEMPTS, SessionKey, SignInError, SignInService, SignedIn, event_row,
+};
+use crate::db::{Applied, Job, store};
 
 impl SignInService {
     /// `UI_USERNAME`/`UI_PASSWORD` sign-in (already checked by the caller): a proxy_admin
@@ -41,61 +43,55 @@ impl SignInService {
                 Some(front_door.open_session(&user).await?)
             }
         };
-        let key = litellm.as_ref().map_or_else(SessionKey::new, SessionKey::of);
-        let result = self.write_password_sign_in(attempt, user_id, key).await;
+        let result = self.write_password_sign_in(attempt, user_id, litellm.as_ref()).await;
         if result.is_err() {
             self.discard_litellm_session(litellm).await;
         }
         result
     }
 
+    /// Writes the password login's plan ([`admin::password_login`]) through the writer, with
+    /// the session and the event, like a single sign-on plan: made again if the account changed
+    /// since it was read.
     async fn write_password_sign_in(
         &self,
         attempt: &Attempt,
         user_id: String,
-        key: SessionKey,
+        litellm: Option<&crate::litellm::Session>,
     ) -> Result<SignedIn, SignInError> {
-        let now = store::now();
-        let txn = self.db.write().await?;
-        let conn = txn.conn();
-        let row = store::new_user_row(
-            user_id.clone(),
-            None,
-            None,
-            UserRole::ProxyAdmin,
-            &[],
-            None,
-            None,
-            None,
-            serde_json::json!({"created_by": "password_login"}),
-            now,
-        );
-        store::insert_user_if_absent(conn, row).await?;
-        let mut row = store::user_by_id(conn, &user_id).await?.ok_or_else(|| {
-            SignInError::Internal(format!("user {user_id} vanished during sign-in"))
-        })?;
-        if row.user_role.as_deref() != Some(UserRole::ProxyAdmin.as_str()) {
-            let mut changes = row.clone().into_active_model();
-            changes.user_role = Set(Some(UserRole::ProxyAdmin.as_str().to_owned()));
-            changes.updated_at = Set(now);
-            row = store::update_user(conn, changes).await?;
+        let Some(writer) = &self.writer else {
+            return Err(SignInError::Internal(
+                "a rehearsal has no database writer: it writes nothing".into(),
+            ));
+        };
+        let keys = Keys { user_ids: vec![user_id.clone()], ..Keys::default() };
+        for _ in 0..MAX_PLAN_ATTEMPTS {
+            let now = store::now();
+            let snapshot = store::snapshot(self.db.conn(), &keys).await?;
+            let stored = snapshot.accounts.iter().find(|account| account.user_id == user_id);
+            let plan = admin::password_login(&user_id, stored, now);
+            let key = litellm.map_or_else(SessionKey::new, SessionKey::of);
+            let (minted, session) = self.mint(
+                attempt,
+                key,
+                &user_id,
+                plan.account.user_email.clone(),
+                UserRole::ProxyAdmin,
+                &plan.models,
+                now,
+            );
+            let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
+            match writer.apply(Job { plan, session, event, now }).await? {
+                Applied::Done => {
+                    self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
+                    tracing::info!(%user_id, method = attempt.method.as_str(), "signed in");
+                    return Ok(minted.signed_in(user_id, UserRole::ProxyAdmin));
+                }
+                Applied::Stale => {
+                    tracing::debug!(%user_id, "the account changed during the sign-in; deciding again");
+                }
+            }
         }
-        let models = store::list_of(&row.models);
-        let (minted, session) = self.mint(
-            attempt,
-            key,
-            &row.user_id,
-            row.user_email.clone(),
-            UserRole::ProxyAdmin,
-            &models,
-            now,
-        );
-        store::insert_session(conn, session).await?;
-        store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
-            .await?;
-        txn.commit().await?;
-        self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
-        tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
-        Ok(minted.signed_in(row.user_id, UserRole::ProxyAdmin))
+        Err(SignInError::Conflict("the account kept changing during the sign-in; try again".into()))
     }
 }

@@ -5,11 +5,12 @@
 use plugin_api::OpenId;
 use serde_json::{Value, json};
 
-use super::{
-    HookTimes, Proof, SignInError, SignInService, Values,
-    host::Staged,
-    rules::{self, Plan, UserWrite},
+use hookgate_core::{
+    signin::{self as rules, Plan, Staged, UserWrite},
+    values::Values,
 };
+
+use super::{HookTimes, Proof, SignInError, SignInService};
 use crate::{db::store, plugins::HookRequest};
 
 /// Where the rehearsed identity comes from.
@@ -90,9 +91,9 @@ impl SignInService {
         report.staged = prepared.staged.clone();
         let read_before = prepared.read_before.take();
         let input = prepared.input();
-        let keys = rules::keys(&input, &self.config);
+        let keys = rules::keys(&input, &self.config.policy());
         let snapshot = self.snapshot_for(&keys, read_before).await?;
-        report.plan = Some(rules::decide(&input, &snapshot, &self.config, store::now())?);
+        report.plan = Some(rules::decide(&input, &snapshot, &self.config.policy(), store::now())?);
         Ok(())
     }
 }

@@ -24,7 +24,12 @@ use crate::{
         entity::{session, sign_in_event, user},
         store,
     },
-    signin::{Binding, Proof, SignInError, Values, rules},
+    signin::SignInError,
+};
+use hookgate_core::{
+    identity::{Binding, Proof},
+    signin as rules,
+    values::Values,
 };
 
 /// A database in a folder of its own, and its writer; the folder goes when it is dropped.
@@ -91,8 +96,9 @@ impl Fixture {
             values: &who.values,
             staged: &[],
         };
-        let snapshot = store::snapshot(self.db.conn(), &rules::keys(&input, &self.config)).await?;
-        rules::decide(&input, &snapshot, &self.config, store::now())
+        let snapshot =
+            store::snapshot(self.db.conn(), &rules::keys(&input, &self.config.policy())).await?;
+        Ok(rules::decide(&input, &snapshot, &self.config.policy(), store::now())?)
     }
 
     /// The plan's job, with a session of key hash `token_hash` and an "allowed" event.

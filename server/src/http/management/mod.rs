@@ -11,10 +11,8 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, auth::Caller};
-use crate::{
-    budget::BudgetDuration,
-    db::{entity::user, store},
-};
+use crate::db::{entity::user, store};
+use hookgate_core::{budget::BudgetDuration, identity::Binding};
 
 mod teams;
 
@@ -116,9 +114,9 @@ fn parse_role(role: &str) -> Result<UserRole, ApiError> {
 
 pub(super) fn check_budget(field: &str, budget: Option<f64>) -> Result<(), ApiError> {
     match budget {
-        Some(value) if !crate::budget::is_valid_budget(value) => Err(ApiError::bad_request(
-            format!("{field}: {value} must be a number of USD, 0 or more"),
-        )),
+        Some(value) if !hookgate_core::budget::is_valid_budget(value) => Err(
+            ApiError::bad_request(format!("{field}: {value} must be a number of USD, 0 or more")),
+        ),
         _ => Ok(()),
     }
 }
@@ -134,11 +132,7 @@ pub(super) fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     id_problem(field, id).map_or(Ok(()), |problem| Err(ApiError::bad_request(problem)))
 }
 
-/// What is wrong with an id (user, team, binding issuer or subject), if anything.
-pub(super) fn id_problem(field: &str, id: &str) -> Option<String> {
-    (id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control))
-        .then(|| format!("{field} must be 1 to 255 characters without control characters"))
-}
+pub(super) use hookgate_core::ids::id_problem;
 
 #[derive(Debug, Deserialize)]
 struct UserInfoQuery {
@@ -374,7 +368,8 @@ async fn user_update(
         budget_duration: duration,
         spend: request.spend,
         metadata: request.metadata,
-        binding,
+        binding: binding
+            .map(|binding| binding.map(|(issuer, subject)| Binding { issuer, subject })),
     };
     // In front of LiteLLM the change reaches LiteLLM's user first (a refusal changes nothing).
     let row = state.signin().access().edit_user(&request.user_id, edit).await?;

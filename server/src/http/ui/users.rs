@@ -12,10 +12,10 @@ use serde::Deserialize;
 use super::{Page, UiUser, check_same_origin, render, require_admin, views::UserView};
 use crate::http::management::{binding_holder, id_problem};
 use crate::{
-    budget::BudgetDuration,
     db::store,
     http::{ApiError, AppState},
 };
+use hookgate_core::{budget::BudgetDuration, identity::Binding};
 
 const PAGE_SIZE: u64 = 25;
 
@@ -186,7 +186,7 @@ pub(super) async fn user_save(
             text => {
                 let value: f64 =
                     text.parse().map_err(|_| format!("budget {text:?} is not a number"))?;
-                if !crate::budget::is_valid_budget(value) {
+                if !hookgate_core::budget::is_valid_budget(value) {
                     return Err(format!("budget {text} must be 0 or more"));
                 }
                 Some(value)
@@ -206,7 +206,7 @@ pub(super) async fn user_save(
                     {
                         return Err(problem);
                     }
-                    Some(Some((issuer.to_owned(), subject.to_owned())))
+                    Some(Some(Binding { issuer: issuer.to_owned(), subject: subject.to_owned() }))
                 }
                 _ => return Err("give both the issuer and the subject, or neither".into()),
             },
@@ -220,7 +220,7 @@ pub(super) async fn user_save(
             return edit_page(&state, &me, &user_id, done).await;
         }
     };
-    if let Some(Some((issuer, subject))) = &binding
+    if let Some(Some(Binding { issuer, subject })) = &binding
         && let Some(other) = binding_holder(state.db().conn(), &user_id, issuer, subject).await?
     {
         let message = format!("That identity is already linked to the user {other:?}.");

@@ -1,69 +1,127 @@
 //! The sign-in's rules as one pure function, [`decide`]: from what the identity says, what the
 //! `custom_sso` hook decided, what the database held when the sign-in read it (a [`Snapshot`]),
-//! the settings and the clock, to a [`Plan`] of writes — no I/O, no HTTP, no storage types.
+//! the settings ([`Policy`]) and the clock, to a [`Plan`] of writes or a [`Refusal`] — no I/O, no
+//! HTTP, no storage types.
 //!
-//! The pipeline around it (`signin::mod`) reads the snapshot, runs the hooks, calls [`decide`],
-//! and applies the plan in one transaction. A plan made from a snapshot another sign-in has
-//! since changed is refused by the write (it checks what it read) and made again.
+//! The server's pipeline reads the snapshot, runs the hooks, calls [`decide`], and applies the
+//! plan in one transaction. A plan made from a snapshot another sign-in has since changed is
+//! refused by the write (it checks what it read) and made again.
 
 use chrono::{DateTime, Utc};
 use plugin_api::{NewUser, OpenId, TeamRole, UserRole};
 
-use super::{Binding, Proof, RESERVED_USER_IDS, SignInError, Values, host::Staged};
 use crate::{
     budget::{BudgetDuration, period_end},
-    config::{Config, UiAccessModeSetting},
+    identity::{Binding, Proof, alias_of},
+    ids::shorten,
+    policy::{Policy, UiAccess},
+    values::Values,
 };
+
+/// User ids single sign-on never reaches: LiteLLM's password login's user.
+pub const RESERVED_USER_IDS: &[&str] = &["default_user_id"];
+
+/// Why [`decide`] refuses a sign-in. Each says what the user sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The hook or identity chose a user id only the password login may use.
+    #[error(
+        "the user id {0:?} is reserved for the password login and cannot be reached through \
+         single sign-on"
+    )]
+    ReservedId(String),
+    /// `ui_access_mode: restricted_sso_group`, and the identity is not in the group.
+    #[error("the user is not in the restricted SSO group {0:?}")]
+    NotInGroup(String),
+    /// `ui_access_mode: admin_only`, and the user's role is not an admin's.
+    #[error("only proxy admins may sign in (ui_access_mode: admin_only); this user's role is {0}")]
+    AdminOnly(UserRole),
+    /// The account the identity maps to is bound to another identity.
+    #[error(
+        "the account {0:?} belongs to another sign-in identity; an administrator can delete or \
+         rename it if this is a mistake"
+    )]
+    BoundElsewhere(String),
+    /// The account is `PROXY_ADMIN_ID`'s or the password login's, and not bound to this identity.
+    #[error(
+        "the account {0:?} is the administrator account (PROXY_ADMIN_ID or the password \
+         login's) and is not bound to this identity; it can be reached through single sign-on \
+         only by the identity that created it"
+    )]
+    AdministratorAccount(String),
+    /// An unbound account the identity cannot prove is its own (no matching verified email).
+    #[error(
+        "the account {0:?} exists but is not linked to your sign-in; ask an administrator to \
+         link it to your identity"
+    )]
+    NotLinked(String),
+}
+
+/// A write a `custom_sso` hook asked for through the host API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Staged {
+    /// `new_user`.
+    NewUser(NewUser),
+    /// `add_team_member`.
+    Member {
+        /// The team.
+        team_id: String,
+        /// The user.
+        user_id: String,
+        /// Their role in the team.
+        role: TeamRole,
+    },
+}
 
 /// A stored user, as the rules see it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Account {
+pub struct Account {
     /// The user's id.
-    pub(crate) user_id: String,
+    pub user_id: String,
     /// Lower-case email.
-    pub(crate) user_email: Option<String>,
+    pub user_email: Option<String>,
     /// Display name.
-    pub(crate) user_alias: Option<String>,
+    pub user_alias: Option<String>,
     /// The stored role (`None` when unset or not a role).
-    pub(crate) user_role: Option<UserRole>,
+    pub user_role: Option<UserRole>,
     /// The sign-in identity the account is bound to.
-    pub(crate) binding: Option<Binding>,
+    pub binding: Option<Binding>,
     /// Models.
-    pub(crate) models: Vec<String>,
+    pub models: Vec<String>,
     /// Budget in USD; `None` is unlimited.
-    pub(crate) max_budget: Option<f64>,
+    pub max_budget: Option<f64>,
     /// Spend in the current period.
-    pub(crate) spend: f64,
+    pub spend: f64,
     /// Budget period (`None` when unset or unreadable).
-    pub(crate) budget_duration: Option<BudgetDuration>,
+    pub budget_duration: Option<BudgetDuration>,
     /// When the spend next resets.
-    pub(crate) budget_reset_at: Option<DateTime<Utc>>,
+    pub budget_reset_at: Option<DateTime<Utc>>,
     /// Created (email matches take the oldest account).
-    pub(crate) created_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
     /// Last changed: a plan's update applies only if the row is still as it was read.
-    pub(crate) updated_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Membership {
+pub struct Membership {
     /// The team.
-    pub(crate) team_id: String,
+    pub team_id: String,
     /// The member.
-    pub(crate) user_id: String,
+    pub user_id: String,
     /// Their role in the team.
-    pub(crate) role: TeamRole,
+    pub role: TeamRole,
 }
 
 /// A team, as the rules and the hook see it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Team {
+pub struct Team {
     /// Its id.
-    pub(crate) team_id: String,
+    pub team_id: String,
     /// Its display name.
-    pub(crate) team_alias: Option<String>,
+    pub team_alias: Option<String>,
     /// Its models.
-    pub(crate) models: Vec<String>,
+    pub models: Vec<String>,
 }
 
 impl From<&str> for Team {
@@ -75,18 +133,18 @@ impl From<&str> for Team {
 /// What the database held for one sign-in: every account its lookup keys (ids, binding, email)
 /// found, those accounts' memberships, and which of the teams it names exist.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Snapshot {
+pub struct Snapshot {
     /// Accounts found by id, binding or email.
-    pub(crate) accounts: Vec<Account>,
+    pub accounts: Vec<Account>,
     /// Memberships of those accounts and of the users the hook adds to teams: (team, user).
-    pub(crate) memberships: Vec<(String, String)>,
+    pub memberships: Vec<(String, String)>,
     /// The teams named (identity groups, default teams, the hook's) that exist.
-    pub(crate) teams: Vec<Team>,
+    pub teams: Vec<Team>,
 }
 
 impl Keys {
     /// Whether a snapshot read with these keys holds everything `other` asks for.
-    pub(crate) fn covers(&self, other: &Keys) -> bool {
+    pub fn covers(&self, other: &Keys) -> bool {
         let within = |small: &[String], big: &[String]| small.iter().all(|item| big.contains(item));
         within(&other.user_ids, &self.user_ids)
             && other.binding == self.binding
@@ -98,51 +156,51 @@ impl Keys {
 
 /// What a [`Snapshot`] must cover for one sign-in.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Keys {
+pub struct Keys {
     /// User ids to look up.
-    pub(crate) user_ids: Vec<String>,
+    pub user_ids: Vec<String>,
     /// The identity's binding.
-    pub(crate) binding: Option<Binding>,
+    pub binding: Option<Binding>,
     /// The email to look up (only when it may link an account).
-    pub(crate) email: Option<String>,
+    pub email: Option<String>,
     /// Teams whose existence matters.
-    pub(crate) teams: Vec<String>,
+    pub teams: Vec<String>,
     /// Users whose memberships matter beyond the accounts found.
-    pub(crate) members: Vec<String>,
+    pub members: Vec<String>,
 }
 
 /// A user to create.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct NewAccount {
+pub struct NewAccount {
     /// The row.
-    pub(crate) account: Account,
+    pub account: Account,
     /// Who made it (`metadata.created_by`) or where from (`metadata.auth_provider`).
-    pub(crate) metadata: serde_json::Value,
+    pub metadata: serde_json::Value,
 }
 
 /// Changes to an existing user; `None` leaves a column as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Changes {
-    pub(crate) user_email: Option<String>,
-    pub(crate) user_alias: Option<String>,
-    pub(crate) binding: Option<Binding>,
-    pub(crate) user_role: Option<UserRole>,
-    pub(crate) max_budget: Option<Option<f64>>,
-    pub(crate) budget_duration: Option<Option<BudgetDuration>>,
-    pub(crate) budget_reset_at: Option<Option<DateTime<Utc>>>,
-    pub(crate) spend: Option<f64>,
+pub struct Changes {
+    pub user_email: Option<String>,
+    pub user_alias: Option<String>,
+    pub binding: Option<Binding>,
+    pub user_role: Option<UserRole>,
+    pub max_budget: Option<Option<f64>>,
+    pub budget_duration: Option<Option<BudgetDuration>>,
+    pub budget_reset_at: Option<Option<DateTime<Utc>>>,
+    pub spend: Option<f64>,
 }
 
 impl Changes {
     /// Whether anything changes.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         *self == Changes::default()
     }
 }
 
 /// What happens to the signing-in user's row.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum UserWrite {
+pub enum UserWrite {
     /// Created.
     Insert(NewAccount),
     /// Changed, if still as read (`updated_at`).
@@ -158,59 +216,61 @@ pub(crate) enum UserWrite {
 
 /// The writes of one sign-in.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Plan {
+pub struct Plan {
     /// Users the `custom_sso` hook created (`new_user`), created unless they exist by then.
-    pub(crate) hook_users: Vec<NewAccount>,
+    pub hook_users: Vec<NewAccount>,
     /// Users the hook added to a team who do not exist: created as `internal_user`s, as
     /// LiteLLM's `/team/member_add` does.
-    pub(crate) member_users: Vec<String>,
+    pub member_users: Vec<String>,
     /// The signing-in user's row.
-    pub(crate) user: UserWrite,
+    pub user: UserWrite,
     /// Memberships to add; an existing membership is never changed.
-    pub(crate) memberships: Vec<Membership>,
+    pub memberships: Vec<Membership>,
     /// The account as it is after the plan.
-    pub(crate) account: Account,
+    pub account: Account,
     /// Whether the account is created by this sign-in.
-    pub(crate) is_new: bool,
+    pub is_new: bool,
     /// The session's role.
-    pub(crate) role: UserRole,
+    pub role: UserRole,
     /// The session's models.
-    pub(crate) models: Vec<String>,
+    pub models: Vec<String>,
+    /// Accounts with the identity's verified email that linking by email did not take, because
+    /// they are bound to another identity or reserved (for the log).
+    pub passed_over: Vec<String>,
 }
 
 /// Everything [`decide`] takes besides the snapshot and the settings.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Input<'a> {
+pub struct Input<'a> {
     /// The identity (email already normalised).
-    pub(crate) openid: &'a OpenId,
+    pub openid: &'a OpenId,
     /// What the front door proved.
-    pub(crate) proof: &'a Proof,
+    pub proof: &'a Proof,
     /// The identity's own id, when the user id was chosen otherwise.
-    pub(crate) idp_id: Option<&'a str>,
+    pub idp_id: Option<&'a str>,
     /// The values the sign-in applies (the hook's, or LiteLLM's defaults).
-    pub(crate) values: &'a Values,
+    pub values: &'a Values,
     /// The hook's host-API writes.
-    pub(crate) staged: &'a [Staged],
+    pub staged: &'a [Staged],
 }
 
 /// The keys a snapshot read before the `custom_sso` hook runs: what the identity alone names,
 /// so that the hook's `user_info` and `team_info` for the signing-in user and their groups are
 /// answered from it, and the decision after the hook usually needs no second read.
-pub(crate) fn identity_keys(openid: &OpenId, proof: &Proof, config: &Config) -> Keys {
-    let mut teams = named_teams(openid, config);
+pub fn identity_keys(openid: &OpenId, proof: &Proof, policy: &Policy<'_>) -> Keys {
+    let mut teams = named_teams(openid, policy);
     teams.sort();
     teams.dedup();
     let user_ids: Vec<String> = openid.id.iter().map(|id| id.trim().to_owned()).collect();
-    let email = (config.link_sso_accounts_by_email && proof.email_verified)
-        .then(|| openid.email.clone())
-        .flatten();
+    let email =
+        (policy.link_by_email && proof.email_verified).then(|| openid.email.clone()).flatten();
     Keys { members: user_ids.clone(), user_ids, binding: proof.binding.clone(), email, teams }
 }
 
 /// The keys a sign-in's snapshot must cover.
-pub(crate) fn keys(input: &Input<'_>, config: &Config) -> Keys {
+pub fn keys(input: &Input<'_>, policy: &Policy<'_>) -> Keys {
     let user_ids: Vec<String> = candidate_ids(input).into_iter().map(str::to_owned).collect();
-    let mut teams = named_teams(input.openid, config);
+    let mut teams = named_teams(input.openid, policy);
     let mut members = Vec::new();
     for write in input.staged {
         if let Staged::Member { team_id, user_id, .. } = write {
@@ -226,16 +286,16 @@ pub(crate) fn keys(input: &Input<'_>, config: &Config) -> Keys {
     Keys {
         user_ids,
         binding: input.proof.binding.clone(),
-        email: link_by_email(input, config).then(|| input.values.user_email.clone()).flatten(),
+        email: link_by_email(input, policy).then(|| input.values.user_email.clone()).flatten(),
         teams,
         members,
     }
 }
 
 /// The teams an identity names: its groups, then the default teams.
-fn named_teams(openid: &OpenId, config: &Config) -> Vec<String> {
+fn named_teams(openid: &OpenId, policy: &Policy<'_>) -> Vec<String> {
     let mut teams = openid.team_ids.clone();
-    teams.extend(config.default_internal_user_params.teams.iter().map(|(id, _)| id.clone()));
+    teams.extend(policy.new_users.teams.iter().map(|(id, _)| id.clone()));
     teams
 }
 
@@ -253,15 +313,11 @@ fn candidate_ids<'a>(input: &Input<'a>) -> Vec<&'a str> {
 
 /// Whether this sign-in may take an unbound account by its email: the setting is on, the
 /// provider verified the email, and the values keep the identity's email.
-fn link_by_email(input: &Input<'_>, config: &Config) -> bool {
-    config.link_sso_accounts_by_email
+fn link_by_email(input: &Input<'_>, policy: &Policy<'_>) -> bool {
+    policy.link_by_email
         && input.proof.email_verified
         && input.values.user_email.is_some()
         && input.values.user_email == input.openid.email
-}
-
-fn forbidden(message: impl Into<String>) -> SignInError {
-    SignInError::Forbidden(message.into())
 }
 
 fn same_binding(account: &Account, binding: Option<&Binding>) -> bool {
@@ -272,26 +328,22 @@ fn same_binding(account: &Account, binding: Option<&Binding>) -> bool {
 ///
 /// # Errors
 /// The refusals: a reserved or foreign-bound account, `restricted_sso_group`, `admin_only`.
-pub(crate) fn decide(
+pub fn decide(
     input: &Input<'_>,
     snapshot: &Snapshot,
-    config: &Config,
+    policy: &Policy<'_>,
     now: DateTime<Utc>,
-) -> Result<Plan, SignInError> {
+) -> Result<Plan, Refusal> {
     let Input { openid, proof, values, staged, .. } = *input;
     let binding = proof.binding.as_ref();
 
     if RESERVED_USER_IDS.contains(&values.user_id.as_str()) {
-        return Err(forbidden(format!(
-            "the user id {:?} is reserved for the password login and cannot be reached through \
-             single sign-on",
-            values.user_id
-        )));
+        return Err(Refusal::ReservedId(values.user_id.clone()));
     }
-    if let UiAccessModeSetting::RestrictedSsoGroup { group } = &config.ui_access_mode
-        && !openid.team_ids.contains(group)
+    if let UiAccess::RestrictedSsoGroup(group) = policy.ui_access
+        && !openid.team_ids.iter().any(|team| team == group)
     {
-        return Err(forbidden(format!("the user is not in the restricted SSO group {group:?}")));
+        return Err(Refusal::NotInGroup(group.to_owned()));
     }
 
     // The hook's new users: rows to create, and accounts the signing-in user may be.
@@ -304,7 +356,8 @@ pub(crate) fn decide(
         .filter(|new| !snapshot.accounts.iter().any(|a| a.user_id == new.account.user_id))
         .collect();
 
-    let found = find_account(input, snapshot, &hook_users, config)?;
+    let mut passed_over = Vec::new();
+    let found = find_account(input, snapshot, &hook_users, policy, &mut passed_over)?;
     let (mut account, mut write, is_new) = match found {
         Found::Stored(account) => (account.clone(), None, false),
         Found::HookUser(index) => {
@@ -312,7 +365,7 @@ pub(crate) fn decide(
             (new.account.clone(), Some(new), true)
         }
         Found::Nothing => {
-            let new = new_account(input, config, now);
+            let new = new_account(input, policy, now);
             (new.account.clone(), Some(new), true)
         }
     };
@@ -323,13 +376,11 @@ pub(crate) fn decide(
     // PROXY_ADMIN_ID always wins; then admin_only.
     let stored_role = account.user_role;
     let mut role = values.user_role.or(stored_role).unwrap_or(UserRole::InternalUserViewer);
-    if config.proxy_admin_id.as_deref() == Some(account.user_id.as_str()) {
+    if policy.proxy_admin_id == Some(account.user_id.as_str()) {
         role = UserRole::ProxyAdmin;
     }
-    if config.ui_access_mode == UiAccessModeSetting::AdminOnly && !role.is_admin() {
-        return Err(forbidden(format!(
-            "only proxy admins may sign in (ui_access_mode: admin_only); this user's role is {role}"
-        )));
+    if policy.ui_access == UiAccess::AdminOnly && !role.is_admin() {
+        return Err(Refusal::AdminOnly(role));
     }
 
     let mut changes = Changes::default();
@@ -339,7 +390,7 @@ pub(crate) fn decide(
         changes.user_email = Some(email.clone());
     }
     if account.user_alias.as_deref().is_none_or(str::is_empty)
-        && let Some(alias) = super::alias_of(openid)
+        && let Some(alias) = alias_of(openid)
     {
         changes.user_alias = Some(alias);
     }
@@ -411,7 +462,7 @@ pub(crate) fn decide(
         }
     }
     if is_new {
-        for (team_id, role) in &config.default_internal_user_params.teams {
+        for (team_id, role) in policy.new_users.teams {
             if exists(team_id) {
                 add(team_id, &account.user_id, *role, &mut memberships);
             }
@@ -425,7 +476,17 @@ pub(crate) fn decide(
 
     let models =
         if account.models.is_empty() { values.models.clone() } else { account.models.clone() };
-    Ok(Plan { hook_users, member_users, user, memberships, account, is_new, role, models })
+    Ok(Plan {
+        hook_users,
+        member_users,
+        user,
+        memberships,
+        account,
+        is_new,
+        role,
+        models,
+        passed_over,
+    })
 }
 
 /// Which account a sign-in is.
@@ -448,11 +509,12 @@ fn find_account<'s>(
     input: &Input<'_>,
     snapshot: &'s Snapshot,
     hook_users: &[NewAccount],
-    config: &Config,
-) -> Result<Found<'s>, SignInError> {
+    policy: &Policy<'_>,
+    passed_over: &mut Vec<String>,
+) -> Result<Found<'s>, Refusal> {
     let binding = input.proof.binding.as_ref();
     let reserved = |user_id: &str| {
-        RESERVED_USER_IDS.contains(&user_id) || config.proxy_admin_id.as_deref() == Some(user_id)
+        RESERVED_USER_IDS.contains(&user_id) || policy.proxy_admin_id == Some(user_id)
     };
     if let Some(account) = snapshot.accounts.iter().find(|a| same_binding(a, binding)) {
         return Ok(Found::Stored(account));
@@ -460,24 +522,13 @@ fn find_account<'s>(
     for id in candidate_ids(input) {
         if let Some(account) = snapshot.accounts.iter().find(|a| a.user_id == id) {
             if account.binding.is_some() {
-                tracing::warn!(user_id = %account.user_id, "sign-in refused: the account is bound to another identity");
-                return Err(forbidden(format!(
-                    "the account {:?} belongs to another sign-in identity; an administrator can \
-                     delete or rename it if this is a mistake",
-                    account.user_id
-                )));
+                return Err(Refusal::BoundElsewhere(account.user_id.clone()));
             }
             if reserved(&account.user_id) {
-                return Err(forbidden(format!(
-                    "the account {:?} is the administrator account (PROXY_ADMIN_ID or the \
-                     password login's) and is not bound to this identity; it can be reached \
-                     through single sign-on only by the identity that created it",
-                    account.user_id
-                )));
+                return Err(Refusal::AdministratorAccount(account.user_id.clone()));
             }
             if !proves_by_email(input, account) {
-                tracing::warn!(user_id = %account.user_id, "sign-in refused: the account is not linked to this identity and its verified email does not match");
-                return Err(not_linked(&account.user_id));
+                return Err(Refusal::NotLinked(account.user_id.clone()));
             }
             return Ok(Found::Stored(account));
         }
@@ -485,7 +536,7 @@ fn find_account<'s>(
             return Ok(Found::HookUser(index));
         }
     }
-    if link_by_email(input, config)
+    if link_by_email(input, policy)
         && let Some(email) = &input.values.user_email
     {
         let mut by_email: Vec<&Account> =
@@ -493,10 +544,7 @@ fn find_account<'s>(
         by_email.sort_by(|a, b| (a.created_at, &a.user_id).cmp(&(b.created_at, &b.user_id)));
         for account in by_email {
             if account.binding.is_some() || reserved(&account.user_id) {
-                tracing::warn!(
-                    user_id = %account.user_id,
-                    "an account with this email is bound to another identity or reserved; not taking it over"
-                );
+                passed_over.push(account.user_id.clone());
                 continue;
             }
             return Ok(Found::Stored(account));
@@ -516,30 +564,22 @@ fn proves_by_email(input: &Input<'_>, account: &Account) -> bool {
     }
 }
 
-/// The refusal for an account that exists but that this sign-in cannot prove is its own.
-pub(crate) fn not_linked(user_id: &str) -> SignInError {
-    forbidden(format!(
-        "the account {user_id:?} exists but is not linked to your sign-in; ask an administrator \
-         to link it to your identity"
-    ))
-}
-
 /// The account a new user gets: the values, then LiteLLM's defaults for what they leave open.
-fn new_account(input: &Input<'_>, config: &Config, now: DateTime<Utc>) -> NewAccount {
+fn new_account(input: &Input<'_>, policy: &Policy<'_>, now: DateTime<Utc>) -> NewAccount {
     let values = input.values;
-    let defaults = &config.default_internal_user_params;
+    let defaults = &policy.new_users;
     let role = values.user_role.or(defaults.user_role).unwrap_or(UserRole::InternalUserViewer);
     let mut max_budget = values.max_budget.or(defaults.max_budget);
     let mut duration = values.budget_duration.or(defaults.budget_duration);
     if role == UserRole::InternalUser {
-        max_budget = max_budget.or(config.max_internal_user_budget);
-        duration = duration.or(config.internal_user_budget_duration);
+        max_budget = max_budget.or(defaults.max_internal_user_budget);
+        duration = duration.or(defaults.internal_user_budget_duration);
     }
     NewAccount {
         account: Account {
             user_id: values.user_id.clone(),
             user_email: values.user_email.clone(),
-            user_alias: super::alias_of(input.openid),
+            user_alias: alias_of(input.openid),
             user_role: Some(role),
             binding: input.proof.binding.clone(),
             models: values.models.clone(),
@@ -551,7 +591,7 @@ fn new_account(input: &Input<'_>, config: &Config, now: DateTime<Utc>) -> NewAcc
             updated_at: now,
         },
         metadata: serde_json::json!({
-            "auth_provider": input.openid.provider.as_deref().map(|p| super::shorten(p, 64))
+            "auth_provider": input.openid.provider.as_deref().map(|p| shorten(p, 64))
         }),
     }
 }

@@ -141,6 +141,28 @@ impl BudgetDuration {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for BudgetDuration {
+    /// From its text (`30d`, `monthly`…), inside the parser's visit of the value, so that a
+    /// config file's error carries the exact key path and line.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BudgetDuration;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a budget duration such as 30d")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

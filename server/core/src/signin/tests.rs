@@ -4,27 +4,11 @@ use chrono::TimeZone;
 use plugin_api::{NewUser, OpenId, TeamRole, UserRole};
 
 use super::*;
-use crate::{
-    budget::BudgetDuration,
-    signin::{Binding, Proof, Values, host::Staged},
-};
+use crate::policy::NewUsers;
 
 /// 2026-12-01 12:00 UTC, a Tuesday.
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
-}
-
-fn config(yaml: &str, env: &[(&str, &str)]) -> Config {
-    let env: Vec<(String, String)> =
-        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    Config::from_text(std::path::Path::new("/etc/hookgate/config.yaml"), yaml, &move |name| {
-        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    })
-    .expect("a valid config")
-}
-
-fn plain() -> Config {
-    config("", &[])
 }
 
 fn proxy(subject: &str) -> Proof {
@@ -91,7 +75,7 @@ fn stored(id: &str) -> Account {
 
 struct Case {
     name: &'static str,
-    config: Config,
+    policy: Policy<'static>,
     openid: OpenId,
     proof: Proof,
     values: Values,
@@ -103,7 +87,7 @@ impl Case {
     fn new(name: &'static str, id: &str) -> Case {
         Case {
             name,
-            config: plain(),
+            policy: Policy::default(),
             openid: identity(id, &[]),
             proof: proxy(id),
             values: hook_values(id, Some(UserRole::InternalUser), None, ""),
@@ -112,7 +96,7 @@ impl Case {
         }
     }
 
-    fn decide(&self) -> Result<Plan, SignInError> {
+    fn decide(&self) -> Result<Plan, Refusal> {
         let input = Input {
             openid: &self.openid,
             proof: &self.proof,
@@ -120,7 +104,7 @@ impl Case {
             values: &self.values,
             staged: &self.staged,
         };
-        decide(&input, &self.snapshot, &self.config, now())
+        decide(&input, &self.snapshot, &self.policy, now())
     }
 
     fn plan(&self) -> Plan {
@@ -190,9 +174,7 @@ fn role_precedence() {
     ];
     for (name, stored_role, given, admin_id, session, written) in cases {
         let mut case = Case::new(name, "alice");
-        let env: Vec<(&str, &str)> =
-            admin_id.map(|id| ("PROXY_ADMIN_ID", id)).into_iter().collect();
-        case.config = config("", &env);
+        case.policy.proxy_admin_id = admin_id;
         case.values.user_role = given;
         let mut account = stored("alice");
         account.user_role = stored_role;
@@ -210,16 +192,13 @@ fn role_precedence() {
 #[test]
 fn access_modes() {
     let mut case = Case::new("admin_only refuses a non-admin", "bob");
-    case.config = config("general_settings:\n  ui_access_mode: admin_only\n", &[]);
+    case.policy.ui_access = UiAccess::AdminOnly;
     assert!(case.refusal().contains("only proxy admins may sign in"));
     case.values.user_role = Some(UserRole::ProxyAdminViewer);
     assert_eq!(case.plan().role, UserRole::ProxyAdminViewer, "admin_only admits admin viewers");
 
     let mut case = Case::new("restricted_sso_group", "carol");
-    case.config = config(
-        "general_settings:\n  ui_access_mode: {type: restricted_sso_group, restricted_sso_group: ops}\n",
-        &[],
-    );
+    case.policy.ui_access = UiAccess::RestrictedSsoGroup("ops");
     assert!(case.refusal().contains("restricted SSO group \"ops\""));
     case.openid.team_ids = vec!["ops".into()];
     case.plan();
@@ -326,11 +305,22 @@ fn budgets_and_periods() {
 
 #[test]
 fn new_users_get_litellms_defaults_for_what_the_values_leave_open() {
-    let yaml = "litellm_settings:\n  max_internal_user_budget: 10\n  internal_user_budget_duration: 1mo\n  \
-                default_internal_user_params:\n    user_role: internal_user\n    models: [gpt-4o]\n    \
-                teams: [core, {team_id: ops, user_role: admin}, ghost]\n";
+    // max_internal_user_budget: 10, internal_user_budget_duration: 1mo,
+    // default_internal_user_params: {user_role: internal_user, teams: [core, {ops, admin}, ghost]}
+    let teams: &'static [(String, TeamRole)] = Vec::leak(vec![
+        ("core".into(), TeamRole::User),
+        ("ops".into(), TeamRole::Admin),
+        ("ghost".into(), TeamRole::User),
+    ]);
+    let defaults = NewUsers {
+        user_role: Some(UserRole::InternalUser),
+        teams,
+        max_internal_user_budget: Some(10.0),
+        internal_user_budget_duration: Some("1mo".parse().unwrap()),
+        ..NewUsers::default()
+    };
     let mut case = Case::new("defaults", "frank");
-    case.config = config(yaml, &[]);
+    case.policy.new_users = defaults;
     case.values = default_values("frank", None);
     case.values.models = vec!["gpt-4o".into()];
     case.snapshot.teams = vec!["core".into(), "ops".into()];
@@ -352,13 +342,13 @@ fn new_users_get_litellms_defaults_for_what_the_values_leave_open() {
     assert_eq!(teams, [("core", TeamRole::User), ("ops", TeamRole::Admin)]);
 
     let mut case = Case::new("a viewer gets no internal-user budget", "gina");
-    case.config = config("litellm_settings:\n  max_internal_user_budget: 10\n", &[]);
+    case.policy.new_users.max_internal_user_budget = Some(10.0);
     case.values = default_values("gina", None);
     let UserWrite::Insert(new) = case.plan().user else { panic!("an insert") };
     assert_eq!(new.account.max_budget, None);
 
     let mut case = Case::new("a returning user joins no default teams", "frank");
-    case.config = config(yaml, &[]);
+    case.policy.new_users = defaults;
     case.values = default_values("frank", None);
     case.snapshot.accounts = vec![stored("frank")];
     case.snapshot.teams = vec!["core".into()];
@@ -488,7 +478,7 @@ fn accounts_are_matched_by_binding_id_then_verified_email() {
     let mut case = Case::new("reserved ids", "default_user_id");
     assert!(case.refusal().contains("reserved for the password login"));
     case = Case::new("PROXY_ADMIN_ID unbound", "root");
-    case.config = config("", &[("PROXY_ADMIN_ID", "root")]);
+    case.policy.proxy_admin_id = Some("root");
     case.snapshot.accounts = vec![unbound("root")];
     assert!(case.refusal().contains("administrator account"));
 
@@ -500,11 +490,11 @@ fn accounts_are_matched_by_binding_id_then_verified_email() {
     boss.user_email = Some("boss@example.test".into());
     case.snapshot.accounts = vec![boss.clone()];
     assert!(case.plan().is_new);
-    assert!(keys(&input_of(&case), &case.config).email.is_none(), "not even looked up");
+    assert!(keys(&input_of(&case), &case.policy).email.is_none(), "not even looked up");
 
     case.proof = oidc("max-sub", true);
     assert_eq!(case.plan().account.user_id, "boss", "verified: linked");
-    case.config = config("general_settings:\n  link_sso_accounts_by_email: false\n", &[]);
+    case.policy.link_by_email = false;
     assert!(case.plan().is_new, "linking turned off");
 
     let mut case = Case::new("by email, bound elsewhere: skipped", "max");
