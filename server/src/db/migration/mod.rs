@@ -1,0 +1,101 @@
+//! Schema migrations, run at startup. A migration is never edited once released; changes are
+//! new migrations appended to [`Migrator::migrations`].
+//!
+//! One file per migration, named as sea-orm-migration names them (`mYYYYMMDD_NNNNNN_what`, the
+//! name the migration records); here the [`Migrator`] that lists them and the table and column
+//! names (`DeriveIden`) that several of them use.
+
+mod m20261127_000001_initial;
+mod m20261127_000002_completed_oidc_flows;
+mod m20261201_000003_identity_binding;
+mod m20261204_000004_binding_unique_per_issuer;
+
+use sea_orm_migration::prelude::*;
+
+use self::{
+    m20261127_000001_initial::Initial, m20261127_000002_completed_oidc_flows::CompletedFlows,
+    m20261201_000003_identity_binding::IdentityBinding,
+    m20261204_000004_binding_unique_per_issuer::BindingPerIssuer,
+};
+
+/// Runs the migrations in order.
+pub(crate) struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(Initial),
+            Box::new(CompletedFlows),
+            Box::new(IdentityBinding),
+            Box::new(BindingPerIssuer),
+        ]
+    }
+}
+
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    UserId,
+    UserEmail,
+    UserAlias,
+    UserRole,
+    SsoUserId,
+    SsoIssuer,
+    Models,
+    MaxBudget,
+    Spend,
+    BudgetDuration,
+    BudgetResetAt,
+    Metadata,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Teams {
+    Table,
+    TeamId,
+    TeamAlias,
+    Models,
+    MaxBudget,
+    Metadata,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum TeamMembers {
+    Table,
+    TeamId,
+    UserId,
+    Role,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Sessions {
+    Table,
+    TokenHash,
+    UserId,
+    UserRole,
+    LoginMethod,
+    Models,
+    MaxBudget,
+    CreatedAt,
+    ExpiresAt,
+    RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum SignInEvents {
+    Table,
+    Id,
+    At,
+    UserId,
+    Method,
+    Outcome,
+    Reason,
+    PeerAddr,
+    RequestId,
+}

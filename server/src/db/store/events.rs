@@ -1,0 +1,101 @@
+//! Sign-in events and completed OIDC flows (a callback's one use), and the retention pruning
+//! that deletes old events, flows and dead sessions.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
+};
+
+use super::now;
+use crate::db::entity::{completed_oidc_flow, session, sign_in_event};
+
+/// Records a sign-in attempt.
+pub async fn insert_event<C: ConnectionTrait>(
+    conn: &C,
+    row: sign_in_event::ActiveModel,
+) -> Result<(), DbErr> {
+    sign_in_event::Entity::insert(row).exec_without_returning(conn).await.map(|_| ())
+}
+
+/// The latest sign-in events, newest first, optionally of one user.
+pub async fn recent_events<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<sign_in_event::Model>, DbErr> {
+    let mut query = sign_in_event::Entity::find();
+    if let Some(user_id) = user_id {
+        query = query.filter(sign_in_event::Column::UserId.eq(user_id));
+    }
+    query.order_by_desc(sign_in_event::Column::Id).limit(limit).all(conn).await
+}
+
+/// Sign-in events, newest first, a page at a time (1-based), and the total.
+pub async fn events_page<C: ConnectionTrait>(
+    conn: &C,
+    page: u64,
+    page_size: u64,
+) -> Result<(Vec<sign_in_event::Model>, u64), DbErr> {
+    let total = sign_in_event::Entity::find().count(conn).await?;
+    let events = sign_in_event::Entity::find()
+        .order_by_desc(sign_in_event::Column::Id)
+        .offset(page.saturating_sub(1) * page_size)
+        .limit(page_size)
+        .all(conn)
+        .await?;
+    Ok((events, total))
+}
+
+/// Marks an OIDC flow used (its callback came: a code, or the provider's error); returns false
+/// when it already was (a replayed callback).
+/// Entries past their expiry are pruned on the way.
+pub async fn complete_flow<C: ConnectionTrait>(
+    conn: &C,
+    flow_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    completed_oidc_flow::Entity::delete_many()
+        .filter(completed_oidc_flow::Column::ExpiresAt.lt(now()))
+        .exec(conn)
+        .await?;
+    let row = completed_oidc_flow::ActiveModel {
+        flow_id: Set(flow_id.to_owned()),
+        expires_at: Set(expires_at),
+    };
+    let result = completed_oidc_flow::Entity::insert(row)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .try_insert()
+        .exec_without_returning(conn)
+        .await?;
+    Ok(matches!(result, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}
+
+/// Deletes sessions that expired or were revoked before `before`, and sign-in events and
+/// completed OIDC flows older than `events_before`; returns (sessions, events) deleted.
+pub async fn prune<C: ConnectionTrait>(
+    conn: &C,
+    before: DateTime<Utc>,
+    events_before: DateTime<Utc>,
+) -> Result<(u64, u64), DbErr> {
+    use sea_orm::Condition;
+    let sessions = session::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(session::Column::ExpiresAt.lt(before))
+                .add(session::Column::RevokedAt.lt(before)),
+        )
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let events = sign_in_event::Entity::delete_many()
+        .filter(sign_in_event::Column::At.lt(events_before))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    completed_oidc_flow::Entity::delete_many()
+        .filter(completed_oidc_flow::Column::ExpiresAt.lt(now()))
+        .exec(conn)
+        .await?;
+    Ok((sessions, events))
+}

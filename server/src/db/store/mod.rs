@@ -1,0 +1,57 @@
+//! Queries, each a function over any connection or transaction.
+//!
+//! One file per aggregate: `users`, `teams` (and memberships), `sessions`, `events` (sign-in
+//! events, completed OIDC flows, retention pruning), and `sign_in` (the sign-in's snapshot read
+//! and its guarded update). Everything is re-exported here, so callers name `store::…`; the
+//! shared helpers (the clock's precision, JSON lists) are here too.
+
+mod events;
+mod sessions;
+mod sign_in;
+mod teams;
+mod users;
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+pub use self::{
+    events::{complete_flow, events_page, insert_event, prune, recent_events},
+    sessions::{
+        count_live_sessions, insert_session, live_session_hashes, live_session_user,
+        revoke_session, revoke_user_sessions,
+    },
+    teams::{
+        NewTeam, add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
+        members_of_team, team_by_id, teams_of_user, teams_of_user_with_info, upsert_member,
+    },
+    users::{
+        UserEdit, UserFilter, delete_users, edit_user, ensure_member_user, insert_user_if_absent,
+        list_users, new_user_row, update_user, user_by_binding, user_by_id,
+    },
+};
+pub(super) use self::{
+    sessions::live_session_user_query,
+    sign_in::{account_of, accounts_query, memberships_query, team_of, teams_query},
+    teams::teams_of_user_query,
+};
+pub(crate) use self::{
+    sign_in::{row_of, snapshot, update_if_unchanged},
+    users::member_user_row,
+};
+
+/// Now, at the precision every backend stores (microseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A JSON array of strings.
+pub fn json_list(items: &[String]) -> serde_json::Value {
+    serde_json::Value::Array(items.iter().cloned().map(serde_json::Value::String).collect())
+}
+
+/// The strings of a JSON array (anything else reads as empty).
+pub fn list_of(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}

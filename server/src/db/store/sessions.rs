@@ -1,0 +1,89 @@
+//! hookgate's sessions: recording one, the live session behind a key with its user, and
+//! revoking one or all of a user's.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use super::now;
+use crate::db::entity::{session, user};
+
+/// Records a session.
+pub async fn insert_session<C: ConnectionTrait>(
+    conn: &C,
+    row: session::ActiveModel,
+) -> Result<(), DbErr> {
+    session::Entity::insert(row).exec_without_returning(conn).await.map(|_| ())
+}
+
+/// The live session with this key hash and its user as stored now: authorisation reads the
+/// user's current role, never the one the session was issued with.
+pub async fn live_session_user<C: ConnectionTrait>(
+    conn: &C,
+    token_hash: &str,
+) -> Result<Option<(session::Model, user::Model)>, DbErr> {
+    let found = live_session_user_query(token_hash).one(conn).await?;
+    Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
+}
+
+/// [`live_session_user`]'s statement (its columns are the session's prefixed `A_` and the
+/// user's `B_`).
+pub(in crate::db) fn live_session_user_query(
+    token_hash: &str,
+) -> sea_orm::SelectTwo<session::Entity, user::Entity> {
+    session::Entity::find_by_id(token_hash.to_owned())
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .find_also_related(user::Entity)
+}
+
+/// The hashes of a user's live sessions.
+pub async fn live_session_hashes<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    use sea_orm::QuerySelect;
+    session::Entity::find()
+        .select_only()
+        .column(session::Column::TokenHash)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// How many sessions are live (neither expired nor revoked), over all users.
+pub async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    session::Entity::find()
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .count(conn)
+        .await
+}
+
+/// Revokes every live session of a user; returns how many there were.
+pub async fn revoke_user_sessions<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<u64, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now()))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Revokes a session; returns whether it was live.
+pub async fn revoke_session<C: ConnectionTrait>(conn: &C, token_hash: &str) -> Result<bool, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
+        .filter(session::Column::TokenHash.eq(token_hash))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}

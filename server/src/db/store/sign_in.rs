@@ -1,0 +1,159 @@
+//! The sign-in's read and write: the [`Snapshot`] one decision needs (at most three
+//! statements), the conversions between user rows and the rules' accounts, and the update that
+//! changes a user only if it is still as read.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use super::{json_list, list_of};
+use crate::db::entity::{team, team_member, user};
+
+use hookgate_core::{
+    identity::Binding,
+    signin::{Account, Changes, Keys, NewAccount, Snapshot, Team},
+};
+
+pub(in crate::db) fn account_of(row: user::Model) -> Account {
+    let binding = match (row.sso_issuer, row.sso_user_id) {
+        (Some(issuer), Some(subject)) => Some(Binding { issuer, subject }),
+        _ => None,
+    };
+    Account {
+        models: list_of(&row.models),
+        user_id: row.user_id,
+        user_email: row.user_email,
+        user_alias: row.user_alias,
+        user_role: row.user_role.as_deref().and_then(|role| role.parse().ok()),
+        binding,
+        max_budget: row.max_budget,
+        spend: row.spend,
+        budget_duration: row.budget_duration.as_deref().and_then(|d| d.parse().ok()),
+        budget_reset_at: row.budget_reset_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
+    let account = &new.account;
+    let (sso_issuer, sso_user_id) = account.binding.clone().map(|b| (b.issuer, b.subject)).unzip();
+    user::ActiveModel {
+        user_id: Set(account.user_id.clone()),
+        user_email: Set(account.user_email.clone()),
+        user_alias: Set(account.user_alias.clone()),
+        user_role: Set(account.user_role.map(|role| role.as_str().to_owned())),
+        sso_user_id: Set(sso_user_id),
+        sso_issuer: Set(sso_issuer),
+        models: Set(json_list(&account.models)),
+        max_budget: Set(account.max_budget),
+        spend: Set(account.spend),
+        budget_duration: Set(account.budget_duration.map(|d| d.to_string())),
+        budget_reset_at: Set(account.budget_reset_at),
+        metadata: Set(new.metadata.clone()),
+        created_at: Set(account.created_at),
+        updated_at: Set(account.updated_at),
+    }
+}
+
+/// What one sign-in's decision needs, in at most three statements: the accounts its keys name
+/// (by id, binding or email), their memberships, and which of the named teams exist.
+pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
+    let accounts: Vec<Account> =
+        accounts_query(keys).all(conn).await?.into_iter().map(account_of).collect();
+    let memberships = memberships_query(keys, &accounts)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| (m.team_id, m.user_id))
+        .collect();
+    let teams = match teams_query(keys) {
+        None => Vec::new(),
+        Some(query) => query.all(conn).await?.into_iter().map(team_of).collect(),
+    };
+    Ok(Snapshot { accounts, memberships, teams })
+}
+
+/// The snapshot's first read: the accounts found by id, binding or email.
+pub(in crate::db) fn accounts_query(keys: &Keys) -> sea_orm::Select<user::Entity> {
+    use sea_orm::Condition;
+    let mut condition =
+        Condition::any().add(user::Column::UserId.is_in(keys.user_ids.iter().cloned()));
+    if let Some(binding) = &keys.binding {
+        condition = condition.add(
+            Condition::all()
+                .add(user::Column::SsoIssuer.eq(binding.issuer.as_str()))
+                .add(user::Column::SsoUserId.eq(binding.subject.as_str())),
+        );
+    }
+    if let Some(email) = &keys.email {
+        condition = condition.add(user::Column::UserEmail.eq(email.to_lowercase()));
+    }
+    user::Entity::find().filter(condition)
+}
+
+/// The snapshot's second read: the memberships of the accounts found and of the users the hook
+/// adds to teams.
+pub(in crate::db) fn memberships_query(
+    keys: &Keys,
+    accounts: &[Account],
+) -> sea_orm::Select<team_member::Entity> {
+    let mut members: Vec<String> = accounts.iter().map(|a| a.user_id.clone()).collect();
+    members.extend(keys.members.iter().cloned());
+    members.sort();
+    members.dedup();
+    team_member::Entity::find().filter(team_member::Column::UserId.is_in(members))
+}
+
+/// The snapshot's third read, when the sign-in names teams: which of them exist.
+pub(in crate::db) fn teams_query(keys: &Keys) -> Option<sea_orm::Select<team::Entity>> {
+    (!keys.teams.is_empty()).then(|| {
+        team::Entity::find().filter(team::Column::TeamId.is_in(keys.teams.iter().cloned()))
+    })
+}
+
+pub(in crate::db) fn team_of(row: team::Model) -> Team {
+    Team { models: list_of(&row.models), team_id: row.team_id, team_alias: row.team_alias }
+}
+
+/// `UPDATE users SET changes WHERE user_id = ? AND updated_at = read_at`: it changes one row if
+/// the user is still as read, none if someone changed it since.
+pub(crate) fn update_if_unchanged(
+    user_id: &str,
+    read_at: DateTime<Utc>,
+    changes: &Changes,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<user::Entity> {
+    use sea_orm::sea_query::Expr;
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::UserId.eq(user_id))
+        .filter(user::Column::UpdatedAt.eq(read_at));
+    if let Some(email) = &changes.user_email {
+        update = update.col_expr(user::Column::UserEmail, Expr::value(email.clone()));
+    }
+    if let Some(alias) = &changes.user_alias {
+        update = update.col_expr(user::Column::UserAlias, Expr::value(alias.clone()));
+    }
+    if let Some(binding) = &changes.binding {
+        update = update
+            .col_expr(user::Column::SsoIssuer, Expr::value(binding.issuer.clone()))
+            .col_expr(user::Column::SsoUserId, Expr::value(binding.subject.clone()));
+    }
+    if let Some(role) = changes.user_role {
+        update = update.col_expr(user::Column::UserRole, Expr::value(role.as_str()));
+    }
+    if let Some(budget) = changes.max_budget {
+        update = update.col_expr(user::Column::MaxBudget, Expr::value(budget));
+    }
+    if let Some(duration) = changes.budget_duration {
+        update = update
+            .col_expr(user::Column::BudgetDuration, Expr::value(duration.map(|d| d.to_string())));
+    }
+    if let Some(reset_at) = changes.budget_reset_at {
+        update = update.col_expr(user::Column::BudgetResetAt, Expr::value(reset_at));
+    }
+    if let Some(spend) = changes.spend {
+        update = update.col_expr(user::Column::Spend, Expr::value(spend));
+    }
+    update
+}

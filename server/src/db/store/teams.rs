@@ -1,0 +1,186 @@
+//! Teams and their memberships: creating and listing teams, adding, changing and removing
+//! members, and the teams of a user.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::OnConflict,
+};
+
+use super::{json_list, now};
+use crate::db::entity::{team, team_member};
+
+/// The teams with these ids that exist, in the order asked.
+pub async fn existing_teams<C: ConnectionTrait>(
+    conn: &C,
+    team_ids: &[String],
+) -> Result<Vec<String>, DbErr> {
+    if team_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<String> = team::Entity::find()
+        .filter(team::Column::TeamId.is_in(team_ids.iter().cloned()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|team| team.team_id)
+        .collect();
+    Ok(team_ids.iter().filter(|id| found.contains(id)).cloned().collect())
+}
+
+/// The team with this id.
+pub async fn team_by_id<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+) -> Result<Option<team::Model>, DbErr> {
+    team::Entity::find_by_id(team_id.to_owned()).one(conn).await
+}
+
+fn member_row(team_id: &str, user_id: &str, role: &str) -> team_member::ActiveModel {
+    team_member::ActiveModel {
+        team_id: Set(team_id.to_owned()),
+        user_id: Set(user_id.to_owned()),
+        role: Set(role.to_owned()),
+        created_at: Set(now()),
+    }
+}
+
+/// Adds a member, or sets the role of an existing one.
+pub async fn upsert_member<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+    user_id: &str,
+    role: &str,
+) -> Result<(), DbErr> {
+    team_member::Entity::insert(member_row(team_id, user_id, role))
+        .on_conflict(
+            OnConflict::columns([team_member::Column::TeamId, team_member::Column::UserId])
+                .update_column(team_member::Column::Role)
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Adds a member unless already there (keeping the existing role).
+pub async fn add_member_if_absent<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+    user_id: &str,
+    role: &str,
+) -> Result<(), DbErr> {
+    team_member::Entity::insert(member_row(team_id, user_id, role))
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .try_insert()
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Removes a member; returns whether there was one.
+pub async fn delete_member<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+    user_id: &str,
+) -> Result<bool, DbErr> {
+    let result = team_member::Entity::delete_many()
+        .filter(team_member::Column::TeamId.eq(team_id))
+        .filter(team_member::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// The ids of the teams a user is in, in joining order.
+pub async fn teams_of_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    Ok(team_member::Entity::find()
+        .filter(team_member::Column::UserId.eq(user_id))
+        .order_by_asc(team_member::Column::CreatedAt)
+        .order_by_asc(team_member::Column::TeamId)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|member| member.team_id)
+        .collect())
+}
+
+/// The teams a user is in, in joining order, read in one statement.
+pub async fn teams_of_user_with_info<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<Vec<team::Model>, DbErr> {
+    Ok(teams_of_user_query(user_id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(|(_, team)| team)
+        .collect())
+}
+
+/// [`teams_of_user_with_info`]'s statement (membership columns prefixed `A_`, team `B_`).
+pub(in crate::db) fn teams_of_user_query(
+    user_id: &str,
+) -> sea_orm::SelectTwo<team_member::Entity, team::Entity> {
+    team_member::Entity::find()
+        .filter(team_member::Column::UserId.eq(user_id))
+        .order_by_asc(team_member::Column::CreatedAt)
+        .order_by_asc(team_member::Column::TeamId)
+        .find_also_related(team::Entity)
+}
+
+/// A team's members, in joining order.
+pub async fn members_of_team<C: ConnectionTrait>(
+    conn: &C,
+    team_id: &str,
+) -> Result<Vec<team_member::Model>, DbErr> {
+    team_member::Entity::find()
+        .filter(team_member::Column::TeamId.eq(team_id))
+        .order_by_asc(team_member::Column::CreatedAt)
+        .order_by_asc(team_member::Column::UserId)
+        .all(conn)
+        .await
+}
+
+/// Every team, by id.
+pub async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team::Model>, DbErr> {
+    team::Entity::find().order_by_asc(team::Column::TeamId).all(conn).await
+}
+
+/// A team to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewTeam {
+    /// Its id.
+    pub team_id: String,
+    /// Its display name.
+    pub team_alias: Option<String>,
+    /// Its models.
+    pub models: Vec<String>,
+    /// Its budget in USD.
+    pub max_budget: Option<f64>,
+    /// Its metadata object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Creates a team.
+pub async fn insert_team<C: ConnectionTrait>(
+    conn: &C,
+    new: NewTeam,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    team::Entity::insert(team::ActiveModel {
+        team_id: Set(new.team_id),
+        team_alias: Set(new.team_alias),
+        models: Set(json_list(&new.models)),
+        max_budget: Set(new.max_budget),
+        metadata: Set(new.metadata.unwrap_or_else(|| serde_json::json!({}))),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map(|_| ())
+}
