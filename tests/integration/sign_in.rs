@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hookgate::db::entity::{session, team_member};
-use hookgate_tests::server::{Backend, ServerOptions, TestServer, for_each_backend};
+use hookgate_tests::server::{Backend, Reply, ServerOptions, TestServer, for_each_backend};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -263,6 +263,53 @@ fn a_slow_hook_times_out_with_504() {
             server.get("/sso/key/generate", &[("x-forwarded-user", "bob"), ("x-sleep-ms", "1")]);
         assert_eq!(reply.status, 303, "{}", reply.body);
         assert_eq!(server.users().iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), ["bob"]);
+    });
+}
+
+/// With both hooks, the header hook and `custom_sso` share one blocking task; each is still held
+/// to `hook_timeout` (500 ms here): one that returns late is answered 504, whatever it did is
+/// dropped, and nothing after it runs.
+#[test]
+fn both_hooks_in_one_task_each_keep_their_timeout() {
+    for_each_backend(|backend| {
+        let config = misbehaving("slow_sign_in", Some("fixture_misbehaving.slow_custom_sso"));
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, ..ServerOptions::default() },
+        );
+        let timed_out = |reply: &Reply| {
+            assert_eq!(reply.status, 504, "{}", reply.body);
+            let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+            assert!(message.contains("did not answer within 500ms"), "{message}");
+        };
+
+        // custom_sso returns after 900 ms: its staged user is not created, nor the user.
+        timed_out(
+            &server
+                .get("/sso/key/generate", &[("x-forwarded-user", "late-900"), ("x-sleep-ms", "1")]),
+        );
+        // The header hook returns after 800 ms: custom_sso never runs (no helper user).
+        timed_out(&server.get(
+            "/sso/key/generate",
+            &[("x-forwarded-user", "slowheader"), ("x-sleep-ms", "800")],
+        ));
+        assert!(server.users().is_empty(), "{:?}", server.users());
+
+        // In time, both run and both write.
+        let reply = server
+            .get("/sso/key/generate", &[("x-forwarded-user", "quick-1"), ("x-sleep-ms", "1")]);
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        let mut users: Vec<String> = server.users().into_iter().map(|u| u.user_id).collect();
+        users.sort();
+        assert_eq!(users, ["helper-quick-1", "quick-1"]);
+        let events = server.events();
+        let outcomes: Vec<(&str, Option<&str>)> =
+            events.iter().map(|e| (e.outcome.as_str(), e.user_id.as_deref())).collect();
+        assert_eq!(
+            outcomes,
+            [("failed", Some("late-900")), ("failed", None), ("allowed", Some("quick-1"))],
+            "each attempt recorded once, the late custom_sso's for its user"
+        );
     });
 }
 

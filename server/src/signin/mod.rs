@@ -10,26 +10,21 @@ mod error;
 mod host;
 mod identity;
 mod password;
+mod prepare;
 mod refusals;
 mod rehearsal;
 mod runner;
 
 use chrono::{DateTime, Utc};
-use hookgate_core::{
-    identity::check_identity,
-    ids::shorten,
-    signin::{self as rules, Staged},
-    values::{self, Values, check_values},
-};
-use plugin_api::{HookErrorKind, OpenId, UserRole};
+use hookgate_core::{ids::shorten, signin as rules};
+use plugin_api::UserRole;
 use sea_orm::{ActiveValue::Set, DbErr};
-use tokio::runtime::Handle;
 
-use self::host::SignInHost;
 pub(crate) use self::refusals::{LogSampler, client_bucket};
 pub use self::{
     error::SignInError,
     identity::{Attempt, Binding, LoginMethod, Proof},
+    prepare::HookTimes,
     rehearsal::{Rehearsal, Rehearsed},
     runner::{HookRunner, RunError},
 };
@@ -41,43 +36,10 @@ use crate::{
         store,
     },
     litellm::FrontDoor,
-    metrics::{Hook, Metrics},
-    plugins::{HookRequest, LivePlugins, Plugins, UnfitRequest},
+    metrics::Metrics,
+    plugins::{LivePlugins, Plugins},
     session::{TokenSigner, UiTokenClaims, hash_key, new_session_key},
 };
-
-/// How long each hook of one sign-in ran (on its blocking thread).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HookTimes {
-    /// `custom_ui_sso_sign_in_handler`.
-    pub sign_in_handler: Option<std::time::Duration>,
-    /// `custom_sso`.
-    pub custom_sso: Option<std::time::Duration>,
-}
-
-/// What the pipeline settled before it writes: the identity as normalised, the values to apply
-/// and the writes the `custom_sso` hook staged.
-struct Prepared {
-    openid: OpenId,
-    proof: Proof,
-    idp_id: Option<String>,
-    values: Values,
-    staged: Vec<Staged>,
-    /// The read made for the hook, which usually serves the decision too.
-    read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
-}
-
-impl Prepared {
-    fn input(&self) -> rules::Input<'_> {
-        rules::Input {
-            openid: &self.openid,
-            proof: &self.proof,
-            idp_id: self.idp_id.as_deref(),
-            values: &self.values,
-            staged: &self.staged,
-        }
-    }
-}
 
 /// A completed sign-in.
 #[derive(Debug, Clone)]
@@ -234,210 +196,6 @@ impl SignInService {
         if let Err(error) = store::insert_event(self.db.conn(), row).await {
             tracing::error!("could not record the sign-in event: {error}");
         }
-    }
-
-    /// Header sign-in: the trusted-proxy rule, then the header hook, then [`Self::complete`].
-    pub async fn header_sign_in(
-        &self,
-        attempt: &Attempt,
-        request: Result<HookRequest, UnfitRequest>,
-    ) -> Result<SignedIn, SignInError> {
-        // One set of hooks for the whole sign-in, whatever a reload does meanwhile.
-        let hooks = self.plugins.current();
-        match self.header_identity(&hooks, attempt, request, &mut HookTimes::default()).await {
-            Ok(openid) => {
-                let proof = Proof::of_header_identity(&openid);
-                self.complete_with(&hooks, attempt, openid, proof).await
-            }
-            Err(error) => {
-                self.record_refusal(attempt, &error).await;
-                Err(error)
-            }
-        }
-    }
-
-    async fn header_identity(
-        &self,
-        hooks: &Plugins,
-        attempt: &Attempt,
-        request: Result<HookRequest, UnfitRequest>,
-        times: &mut HookTimes,
-    ) -> Result<OpenId, SignInError> {
-        let Some(handler) = hooks.sign_in_handler.clone() else {
-            return Err(SignInError::Internal("no sign-in handler is configured".into()));
-        };
-        // The peer first: an untrusted one learns nothing about its headers.
-        let peer = attempt.peer.to_canonical();
-        if !self.config.is_trusted_proxy(&peer) {
-            return Err(SignInError::Forbidden(format!(
-                "header sign-in is only accepted from the OAuth proxy: {peer} is not in \
-                     general_settings.trusted_proxy_ranges"
-            )));
-        }
-        let request = request.map_err(|unfit| match unfit {
-            UnfitRequest::TooLarge { .. } => SignInError::HeadersTooLarge(unfit.to_string()),
-            UnfitRequest::NotUtf8(_) => SignInError::BadRequest(unfit.to_string()),
-        })?;
-        self.call_sign_in_handler(handler, request, times).await
-    }
-
-    /// Runs the header hook on the request.
-    async fn call_sign_in_handler(
-        &self,
-        handler: crate::plugins::SignInHandler,
-        request: HookRequest,
-        times: &mut HookTimes,
-    ) -> Result<OpenId, SignInError> {
-        let metrics = self.metrics.clone();
-        let outcome = self
-            .runner
-            .run(move || {
-                metrics
-                    .time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)))
-            })
-            .await;
-        let outcome = outcome.map(|(result, took)| {
-            times.sign_in_handler = Some(took);
-            result
-        });
-        self.hook_result("custom_ui_sso_sign_in_handler", outcome)
-    }
-
-    fn hook_result<T>(
-        &self,
-        setting: &'static str,
-        outcome: Result<Result<T, plugin_api::HookError>, RunError>,
-    ) -> Result<T, SignInError> {
-        match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) if error.kind() == HookErrorKind::Panicked => {
-                tracing::error!(setting, "hook {}", error);
-                Err(SignInError::HookPanicked { setting, detail: error.message().to_owned() })
-            }
-            Ok(Err(error)) => {
-                self.refusals.log_hook_refusal(setting, error.message());
-                Err(SignInError::HookRefused { setting, message: error.message().to_owned() })
-            }
-            Err(RunError::Timeout) => {
-                tracing::error!(setting, timeout = ?self.runner.timeout(), "hook timed out");
-                Err(SignInError::HookTimeout(self.runner.timeout()))
-            }
-            Err(RunError::Busy) => Err(SignInError::Busy),
-            Err(RunError::Crashed(detail)) => Err(SignInError::Internal(detail)),
-        }
-    }
-
-    /// The common pipeline: from an identity to a session, recording the attempt either way.
-    pub async fn complete(
-        &self,
-        attempt: &Attempt,
-        openid: OpenId,
-        proof: Proof,
-    ) -> Result<SignedIn, SignInError> {
-        self.complete_with(&self.plugins.current(), attempt, openid, proof).await
-    }
-
-    async fn complete_with(
-        &self,
-        hooks: &Plugins,
-        attempt: &Attempt,
-        openid: OpenId,
-        proof: Proof,
-    ) -> Result<SignedIn, SignInError> {
-        let user_hint = openid.id.clone().or_else(|| openid.email.clone());
-        match self.complete_inner(hooks, attempt, openid, proof).await {
-            Ok(signed_in) => Ok(signed_in),
-            Err((user_id, error)) => {
-                let user_id = user_id.or(user_hint);
-                if let SignInError::Database(db_error) = &error {
-                    tracing::error!("sign-in failed on the database: {db_error}");
-                }
-                self.record_event(attempt, user_id, &error).await;
-                Err(error)
-            }
-        }
-    }
-
-    async fn complete_inner(
-        &self,
-        hooks: &Plugins,
-        attempt: &Attempt,
-        openid: OpenId,
-        proof: Proof,
-    ) -> Result<SignedIn, (Option<String>, SignInError)> {
-        let mut prepared = self.prepare(hooks, openid, proof, &mut HookTimes::default()).await?;
-        let who = Some(prepared.values.user_id.clone());
-        // Taken, not cloned: the write unwraps the only reference instead of copying the read.
-        let read_before = prepared.read_before.take();
-        match self.write_sign_in(attempt, &prepared.input(), read_before).await {
-            Ok(signed_in) => Ok(signed_in),
-            Err(error) => Err((who, error)),
-        }
-    }
-
-    /// Everything before the write: the identity's checks, then the `custom_sso` hook (over a
-    /// read made on its thread) or LiteLLM's defaults. On failure, the user it concerns if known.
-    async fn prepare(
-        &self,
-        hooks: &Plugins,
-        openid: OpenId,
-        proof: Proof,
-        times: &mut HookTimes,
-    ) -> Result<Prepared, (Option<String>, SignInError)> {
-        let config = &self.config;
-        let no_user = |error| (None, error);
-        let identity = check_identity(openid, &proof, &config.allowed_email_domains)
-            .map_err(|e| no_user(e.into()))?;
-        let openid = identity.openid.clone();
-        let idp_id = identity.idp_id.clone();
-
-        // The custom_sso hook, or LiteLLM's defaults.
-        let mut read_before = None;
-        let (values, staged) = match hooks.custom_sso.clone() {
-            Some(hook) => {
-                // One read for the hook's questions and, usually, the decision after it, made
-                // on the hook's thread.
-                let keys = rules::identity_keys(&openid, &proof, &config.policy());
-                let db = self.db.clone();
-                let runtime = Handle::current();
-                let reference = hook.info().reference.clone();
-                let identity = openid.clone();
-                let metrics = self.metrics.clone();
-                let outcome = self
-                    .runner
-                    .run(move || {
-                        let snapshot = db.snapshot_blocking(&runtime, &keys)?;
-                        let read = std::sync::Arc::new((keys, snapshot));
-                        let host = SignInHost::new(db, runtime, reference, read.clone());
-                        let (result, took) =
-                            metrics.time_hook(Hook::CustomSso, || hook.call(&host, &identity));
-                        Ok::<_, DbErr>((result, host.into_staged(), read, took))
-                    })
-                    .await;
-                let (result, staged) = match outcome {
-                    Ok(Err(error)) => return Err(no_user(SignInError::Database(error))),
-                    Ok(Ok((result, (staged, database_failed), read, took))) => {
-                        times.custom_sso = Some(took);
-                        read_before = Some(read);
-                        if database_failed && result.is_err() {
-                            return Err(no_user(SignInError::Database(DbErr::Custom(
-                                "a custom_sso host call failed on the database".into(),
-                            ))));
-                        }
-                        (Ok(result), staged)
-                    }
-                    Err(error) => (Err(error), Vec::new()),
-                };
-                let values = self.hook_result("custom_sso", result).map_err(no_user)?;
-                (check_values(values).map_err(|e| no_user(e.into()))?, staged)
-            }
-            None => (
-                values::defaults(&identity, &config.policy().new_users)
-                    .map_err(|e| no_user(e.into()))?,
-                Vec::new(),
-            ),
-        };
-        Ok(Prepared { openid, proof, idp_id, values, staged, read_before })
     }
 
     /// Reads what the decision needs, decides ([`rules::decide`]), and applies the plan with the

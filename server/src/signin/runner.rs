@@ -51,12 +51,22 @@ impl HookRunner {
         self.timeout.store(nanos, Ordering::Relaxed);
     }
 
-    /// Runs `call` on a blocking thread, in the current tracing span.
+    /// Runs `call` (one hook) on a blocking thread, in the current tracing span.
     pub async fn run<T: Send + 'static>(
         &self,
         call: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, RunError> {
-        let deadline = tokio::time::Instant::now() + self.timeout();
+        self.run_hooks(1, call).await
+    }
+
+    /// Runs `call`, which calls `hooks` hooks one after the other, on one blocking thread: one
+    /// slot, and a deadline of `hooks` timeouts.
+    pub async fn run_hooks<T: Send + 'static>(
+        &self,
+        hooks: u32,
+        call: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RunError> {
+        let deadline = tokio::time::Instant::now() + self.timeout() * hooks;
         let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| RunError::Busy)?

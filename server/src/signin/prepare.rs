@@ -1,0 +1,402 @@
+//! Everything a sign-in does before it writes: the header hook, the identity's checks, the
+//! snapshot read and the `custom_sso` hook (or LiteLLM's defaults), ending in a [`Prepared`].
+//!
+//! Hooks block, so they run on the runner's blocking threads; each hand-over to such a thread and
+//! back costs two thread switches. A header sign-in with a `custom_sso` hook makes one: the header
+//! hook, the identity's checks (pure), the snapshot read and `custom_sso` run in one blocking task
+//! ([`SignInService::header_sign_in`]). Its deadline is the two hooks' (`hook_timeout` each), and
+//! a hook that returns after its own `hook_timeout` is answered as timed out all the same, with
+//! nothing after it run and nothing it staged applied.
+
+use std::{sync::Arc, time::Duration};
+
+use hookgate_core::{
+    identity::{Checked, IdentityProblem, check_identity},
+    signin::{self as rules, Keys, Snapshot, Staged},
+    values::{self, Values, check_values},
+};
+use plugin_api::{HookError, HookErrorKind, OpenId, SsoUserDefinedValues};
+use sea_orm::DbErr;
+use tokio::runtime::Handle;
+
+use super::{Attempt, Proof, RunError, SignInError, SignInService, SignedIn, host::SignInHost};
+use crate::{
+    db::Db,
+    metrics::{Hook, Metrics},
+    plugins::{CustomSso, HookRequest, Plugins, SignInHandler, UnfitRequest},
+};
+
+/// How long each hook of one sign-in ran (on its blocking thread).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HookTimes {
+    /// `custom_ui_sso_sign_in_handler`.
+    pub sign_in_handler: Option<Duration>,
+    /// `custom_sso`.
+    pub custom_sso: Option<Duration>,
+}
+
+/// What the pipeline settled before it writes: the identity as normalised, the values to apply
+/// and the writes the `custom_sso` hook staged.
+pub(super) struct Prepared {
+    pub(super) openid: OpenId,
+    pub(super) proof: Proof,
+    pub(super) idp_id: Option<String>,
+    pub(super) values: Values,
+    pub(super) staged: Vec<Staged>,
+    /// The read made for the hook, which usually serves the decision too.
+    pub(super) read_before: Option<Arc<(Keys, Snapshot)>>,
+}
+
+impl Prepared {
+    pub(super) fn input(&self) -> rules::Input<'_> {
+        rules::Input {
+            openid: &self.openid,
+            proof: &self.proof,
+            idp_id: self.idp_id.as_deref(),
+            values: &self.values,
+            staged: &self.staged,
+        }
+    }
+}
+
+/// What preparing failed with, and the user it concerns when known.
+pub(super) type PrepareError = (Option<String>, SignInError);
+
+/// A `custom_sso` call, made on a blocking thread over a snapshot read there.
+struct CustomSsoRun {
+    result: Result<SsoUserDefinedValues, HookError>,
+    staged: Vec<Staged>,
+    /// Whether one of the hook's host calls failed on the database.
+    database_failed: bool,
+    read: Arc<(Keys, Snapshot)>,
+    took: Duration,
+}
+
+/// On a blocking thread: the snapshot the identity's keys name, then the `custom_sso` hook over
+/// a host that answers from it.
+fn run_custom_sso(
+    db: Db,
+    runtime: Handle,
+    hook: &CustomSso,
+    identity: &OpenId,
+    keys: Keys,
+    metrics: &Metrics,
+) -> Result<CustomSsoRun, DbErr> {
+    let snapshot = db.snapshot_blocking(&runtime, &keys)?;
+    let read = Arc::new((keys, snapshot));
+    let host = SignInHost::new(db, runtime, hook.info().reference.clone(), read.clone());
+    let (result, took) = metrics.time_hook(Hook::CustomSso, || hook.call(&host, identity));
+    let (staged, database_failed) = host.into_staged();
+    Ok(CustomSsoRun { result, staged, database_failed, read, took })
+}
+
+/// What a header sign-in's one blocking task did (both hooks configured). Returned once per
+/// sign-in, by value: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum HeaderRun {
+    /// The header hook returned, but too late or with an error; nothing after it ran.
+    Header(Result<HookError, RunError>),
+    /// The identity failed its checks; `custom_sso` did not run.
+    Problem { user_hint: Option<String>, problem: IdentityProblem },
+    /// Both hooks ran.
+    Ran {
+        checked: Checked,
+        proof: Proof,
+        custom_sso: Result<Result<CustomSsoRun, DbErr>, RunError>,
+    },
+}
+
+fn user_hint(openid: &OpenId) -> Option<String> {
+    openid.id.clone().or_else(|| openid.email.clone())
+}
+
+impl SignInService {
+    /// Header sign-in: the trusted-proxy rule, then the header hook, then the pipeline. With a
+    /// `custom_sso` hook as well, the header hook, the identity's checks, the snapshot read and
+    /// `custom_sso` run in one blocking task (module docs).
+    pub async fn header_sign_in(
+        &self,
+        attempt: &Attempt,
+        request: Result<HookRequest, UnfitRequest>,
+    ) -> Result<SignedIn, SignInError> {
+        // One set of hooks for the whole sign-in, whatever a reload does meanwhile.
+        let hooks = self.plugins.current();
+        let (handler, request) = match self.header_request(&hooks, attempt, request) {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.record_refusal(attempt, &error).await;
+                return Err(error);
+            }
+        };
+        let Some(custom_sso) = hooks.custom_sso.clone() else {
+            return match self
+                .call_sign_in_handler(handler, request, &mut HookTimes::default())
+                .await
+            {
+                Ok(openid) => {
+                    let proof = Proof::of_header_identity(&openid);
+                    self.complete_with(&hooks, attempt, openid, proof).await
+                }
+                Err(error) => {
+                    self.record_refusal(attempt, &error).await;
+                    Err(error)
+                }
+            };
+        };
+        let timeout = self.runner.timeout();
+        let (config, db, metrics) = (self.config.clone(), self.db.clone(), self.metrics.clone());
+        let runtime = Handle::current();
+        let run = self
+            .runner
+            .run_hooks(2, move || {
+                let (header, took) = metrics.time_hook(Hook::SignInHandler, || {
+                    request.with_view(|view| handler.call(view))
+                });
+                let openid = match header {
+                    Err(error) => return HeaderRun::Header(Ok(error)),
+                    Ok(_) if took > timeout => return HeaderRun::Header(Err(RunError::Timeout)),
+                    Ok(openid) => openid,
+                };
+                let proof = Proof::of_header_identity(&openid);
+                let user_hint = user_hint(&openid);
+                let checked = match check_identity(openid, &proof, &config.allowed_email_domains) {
+                    Ok(checked) => checked,
+                    Err(problem) => return HeaderRun::Problem { user_hint, problem },
+                };
+                let keys = rules::identity_keys(&checked.openid, &proof, &config.policy());
+                let custom_sso =
+                    match run_custom_sso(db, runtime, &custom_sso, &checked.openid, keys, &metrics)
+                    {
+                        Ok(run) if run.took > timeout => Err(RunError::Timeout),
+                        outcome => Ok(outcome),
+                    };
+                HeaderRun::Ran { checked, proof, custom_sso }
+            })
+            .await;
+        let header_failed = |outcome: Result<HookError, RunError>| {
+            let outcome = outcome.map(Err::<OpenId, _>);
+            self.hook_result("custom_ui_sso_sign_in_handler", outcome)
+                .err()
+                .unwrap_or_else(|| SignInError::Internal("the header hook failed".into()))
+        };
+        match run {
+            Err(error) | Ok(HeaderRun::Header(Err(error))) => {
+                let error = header_failed(Err(error));
+                self.record_refusal(attempt, &error).await;
+                Err(error)
+            }
+            Ok(HeaderRun::Header(Ok(hook_error))) => {
+                let error = header_failed(Ok(hook_error));
+                self.record_refusal(attempt, &error).await;
+                Err(error)
+            }
+            Ok(HeaderRun::Problem { user_hint, problem }) => {
+                self.finish(attempt, user_hint, Err((None, problem.into()))).await
+            }
+            Ok(HeaderRun::Ran { checked, proof, custom_sso }) => {
+                let user_hint = user_hint(&checked.openid);
+                let prepared = self.finish_prepare(
+                    checked,
+                    proof,
+                    Some(custom_sso),
+                    &mut HookTimes::default(),
+                );
+                self.finish(attempt, user_hint, prepared).await
+            }
+        }
+    }
+
+    /// The header sign-in's checks before any hook runs: a handler is configured, the peer is a
+    /// trusted proxy (an untrusted one learns nothing about its headers), the request fits.
+    fn header_request(
+        &self,
+        hooks: &Plugins,
+        attempt: &Attempt,
+        request: Result<HookRequest, UnfitRequest>,
+    ) -> Result<(SignInHandler, HookRequest), SignInError> {
+        let Some(handler) = hooks.sign_in_handler.clone() else {
+            return Err(SignInError::Internal("no sign-in handler is configured".into()));
+        };
+        let peer = attempt.peer.to_canonical();
+        if !self.config.is_trusted_proxy(&peer) {
+            return Err(SignInError::Forbidden(format!(
+                "header sign-in is only accepted from the OAuth proxy: {peer} is not in \
+                 general_settings.trusted_proxy_ranges"
+            )));
+        }
+        let request = request.map_err(|unfit| match unfit {
+            UnfitRequest::TooLarge { .. } => SignInError::HeadersTooLarge(unfit.to_string()),
+            UnfitRequest::NotUtf8(_) => SignInError::BadRequest(unfit.to_string()),
+        })?;
+        Ok((handler, request))
+    }
+
+    /// Runs the header hook on the request, on a blocking thread of its own.
+    pub(super) async fn call_sign_in_handler(
+        &self,
+        handler: SignInHandler,
+        request: HookRequest,
+        times: &mut HookTimes,
+    ) -> Result<OpenId, SignInError> {
+        let metrics = self.metrics.clone();
+        let outcome = self
+            .runner
+            .run(move || {
+                metrics
+                    .time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)))
+            })
+            .await;
+        let outcome = outcome.map(|(result, took)| {
+            times.sign_in_handler = Some(took);
+            result
+        });
+        self.hook_result("custom_ui_sso_sign_in_handler", outcome)
+    }
+
+    /// A hook's outcome as the sign-in sees it: its value, or the error the user gets (a panic
+    /// or timeout logged, a refusal's message logged sampled).
+    fn hook_result<T>(
+        &self,
+        setting: &'static str,
+        outcome: Result<Result<T, HookError>, RunError>,
+    ) -> Result<T, SignInError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) if error.kind() == HookErrorKind::Panicked => {
+                tracing::error!(setting, "hook {}", error);
+                Err(SignInError::HookPanicked { setting, detail: error.message().to_owned() })
+            }
+            Ok(Err(error)) => {
+                self.refusals.log_hook_refusal(setting, error.message());
+                Err(SignInError::HookRefused { setting, message: error.message().to_owned() })
+            }
+            Err(RunError::Timeout) => {
+                tracing::error!(setting, timeout = ?self.runner.timeout(), "hook timed out");
+                Err(SignInError::HookTimeout(self.runner.timeout()))
+            }
+            Err(RunError::Busy) => Err(SignInError::Busy),
+            Err(RunError::Crashed(detail)) => Err(SignInError::Internal(detail)),
+        }
+    }
+
+    /// The common pipeline: from an identity to a session, recording the attempt either way.
+    pub async fn complete(
+        &self,
+        attempt: &Attempt,
+        openid: OpenId,
+        proof: Proof,
+    ) -> Result<SignedIn, SignInError> {
+        self.complete_with(&self.plugins.current(), attempt, openid, proof).await
+    }
+
+    pub(super) async fn complete_with(
+        &self,
+        hooks: &Plugins,
+        attempt: &Attempt,
+        openid: OpenId,
+        proof: Proof,
+    ) -> Result<SignedIn, SignInError> {
+        let user_hint = user_hint(&openid);
+        let prepared = self.prepare(hooks, openid, proof, &mut HookTimes::default()).await;
+        self.finish(attempt, user_hint, prepared).await
+    }
+
+    /// Everything before the write: the identity's checks, then the `custom_sso` hook (over a
+    /// read made on its thread) or LiteLLM's defaults. On failure, the user it concerns if known.
+    pub(super) async fn prepare(
+        &self,
+        hooks: &Plugins,
+        openid: OpenId,
+        proof: Proof,
+        times: &mut HookTimes,
+    ) -> Result<Prepared, PrepareError> {
+        let checked = check_identity(openid, &proof, &self.config.allowed_email_domains)
+            .map_err(|problem| (None, problem.into()))?;
+        let custom_sso = match hooks.custom_sso.clone() {
+            None => None,
+            Some(hook) => {
+                // One read for the hook's questions and, usually, the decision after it, made
+                // on the hook's thread.
+                let keys = rules::identity_keys(&checked.openid, &proof, &self.config.policy());
+                let (db, metrics) = (self.db.clone(), self.metrics.clone());
+                let (runtime, identity) = (Handle::current(), checked.openid.clone());
+                let run = move || run_custom_sso(db, runtime, &hook, &identity, keys, &metrics);
+                Some(self.runner.run(run).await)
+            }
+        };
+        self.finish_prepare(checked, proof, custom_sso, times)
+    }
+
+    /// From a checked identity and the `custom_sso` hook's run (none without the hook) to the
+    /// values the sign-in applies.
+    fn finish_prepare(
+        &self,
+        checked: Checked,
+        proof: Proof,
+        custom_sso: Option<Result<Result<CustomSsoRun, DbErr>, RunError>>,
+        times: &mut HookTimes,
+    ) -> Result<Prepared, PrepareError> {
+        let no_user = |error| (None, error);
+        let (values, staged, read_before) = match custom_sso {
+            None => {
+                let values = values::defaults(&checked, &self.config.policy().new_users)
+                    .map_err(|problem| no_user(problem.into()))?;
+                (values, Vec::new(), None)
+            }
+            Some(outcome) => {
+                let (outcome, staged, read) = match outcome {
+                    Ok(Err(error)) => return Err(no_user(SignInError::Database(error))),
+                    Ok(Ok(run)) => {
+                        times.custom_sso = Some(run.took);
+                        if run.database_failed && run.result.is_err() {
+                            return Err(no_user(SignInError::Database(DbErr::Custom(
+                                "a custom_sso host call failed on the database".into(),
+                            ))));
+                        }
+                        (Ok(run.result), run.staged, Some(run.read))
+                    }
+                    Err(error) => (Err(error), Vec::new(), None),
+                };
+                let values = self.hook_result("custom_sso", outcome).map_err(no_user)?;
+                let values = check_values(values).map_err(|invalid| no_user(invalid.into()))?;
+                (values, staged, read)
+            }
+        };
+        let Checked { openid, idp_id, .. } = checked;
+        Ok(Prepared { openid, proof, idp_id, values, staged, read_before })
+    }
+
+    /// Writes a prepared sign-in ([`Self::write_sign_in`]); a failure anywhere is recorded as
+    /// the attempt's event, for the user it concerns (else `user_hint`, the identity's id or
+    /// email).
+    pub(super) async fn finish(
+        &self,
+        attempt: &Attempt,
+        user_hint: Option<String>,
+        prepared: Result<Prepared, PrepareError>,
+    ) -> Result<SignedIn, SignInError> {
+        let outcome = match prepared {
+            Err(failed) => Err(failed),
+            Ok(mut prepared) => {
+                let who = Some(prepared.values.user_id.clone());
+                // Taken, not cloned: the write unwraps the only reference instead of copying
+                // the read.
+                let read_before = prepared.read_before.take();
+                self.write_sign_in(attempt, &prepared.input(), read_before)
+                    .await
+                    .map_err(|error| (who, error))
+            }
+        };
+        match outcome {
+            Ok(signed_in) => Ok(signed_in),
+            Err((user_id, error)) => {
+                let user_id = user_id.or(user_hint);
+                if let SignInError::Database(db_error) = &error {
+                    tracing::error!("sign-in failed on the database: {db_error}");
+                }
+                self.record_event(attempt, user_id, &error).await;
+                Err(error)
+            }
+        }
+    }
+}
