@@ -13,12 +13,14 @@
 //! * [`values`]: the values a sign-in applies, checked ([`values::check_values`]);
 //! * [`policy`]: the settings the rules read ([`policy::Policy`]);
 //! * [`signin`]: accounts, the snapshot, the plan, [`signin::decide`] and its refusals;
-//! * [`admin`]: an administrator's edit of a user, and the password login's account.
+//! * [`admin`]: an administrator's edit of a user, and the password login's account;
+//! * [`records`]: the session and the event a sign-in leaves, bounded.
 
 pub mod admin;
 pub mod budget;
 pub mod identity;
 pub mod ids;
 pub mod policy;
+pub mod records;
 pub mod signin;
 pub mod values;

@@ -14,6 +14,7 @@
 //! runtime.
 
 use chrono::{DateTime, Utc};
+use hookgate_core::records::{NewSession, SignInRecord};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Statement,
     sea_query::OnConflict,
@@ -49,10 +50,10 @@ pub(crate) enum Applied {
 pub(crate) struct Job {
     /// The plan.
     pub(crate) plan: Plan,
-    /// Its session row.
-    pub(crate) session: session::ActiveModel,
+    /// Its session.
+    pub(crate) session: NewSession,
     /// Its "allowed" event.
-    pub(crate) event: sign_in_event::ActiveModel,
+    pub(crate) event: SignInRecord,
     /// When it was decided.
     pub(crate) now: DateTime<Utc>,
 }
@@ -291,12 +292,12 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
     insert_many::<team_member::Entity>(txn, memberships.collect(), true)?;
     insert_many::<session::Entity>(
         txn,
-        done.iter().map(|job| job.session.clone()).collect(),
+        done.iter().map(|job| store::session_row(&job.session)).collect(),
         false,
     )?;
     insert_many::<sign_in_event::Entity>(
         txn,
-        done.iter().map(|job| job.event.clone()).collect(),
+        done.iter().map(|job| store::event_row(&job.event)).collect(),
         false,
     )?;
     Ok(outcomes)

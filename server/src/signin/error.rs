@@ -1,7 +1,7 @@
 //! Why a sign-in did not complete, and what the event records of it.
 
+use crate::db::Error as DbErr;
 use hookgate_core::{identity::IdentityProblem, signin::Refusal, values::InvalidValues};
-use sea_orm::DbErr;
 
 /// Why a sign-in did not complete. Each says what the user sees.
 #[derive(Debug, thiserror::Error)]

@@ -67,7 +67,7 @@ impl SignInHost {
         })
     }
 
-    fn database<T>(&self, what: &str, result: Result<T, sea_orm::DbErr>) -> Result<T, HostError> {
+    fn database<T>(&self, what: &str, result: Result<T, crate::db::Error>) -> Result<T, HostError> {
         result.map_err(|error| {
             self.database_failed.store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(hook = %self.hook, "host call {what} failed: {error}");

@@ -15,10 +15,13 @@ mod refusals;
 mod rehearsal;
 mod runner;
 
+use crate::db::Error as DbErr;
 use chrono::{DateTime, Utc};
-use hookgate_core::{ids::shorten, signin as rules};
+use hookgate_core::{
+    records::{NewSession, SignInRecord},
+    signin as rules,
+};
 use plugin_api::UserRole;
-use sea_orm::{ActiveValue::Set, DbErr};
 
 pub(crate) use self::refusals::{LogSampler, client_bucket};
 pub use self::{
@@ -30,11 +33,7 @@ pub use self::{
 };
 use crate::{
     config::Config,
-    db::{
-        Db,
-        entity::{session, sign_in_event},
-        store,
-    },
+    db::{Db, store},
     litellm::FrontDoor,
     metrics::Metrics,
     plugins::{LivePlugins, Plugins},
@@ -193,7 +192,7 @@ impl SignInService {
             return;
         }
         let row = event_row(attempt, user_id, outcome, Some(reason));
-        if let Err(error) = store::insert_event(self.db.conn(), row).await {
+        if let Err(error) = store::insert_event(self.db.conn(), &row).await {
             tracing::error!("could not record the sign-in event: {error}");
         }
     }
@@ -364,22 +363,21 @@ impl SignInService {
         role: UserRole,
         models: &[String],
         now: DateTime<Utc>,
-    ) -> (Minted, session::ActiveModel) {
+    ) -> (Minted, NewSession) {
         let SessionKey { key, litellm_user } = key;
         let config = &self.config;
         let expires_at = now
             + chrono::Duration::from_std(config.session_duration)
                 .unwrap_or(chrono::Duration::days(1));
-        let session = session::ActiveModel {
-            token_hash: Set(hash_key(&key)),
-            user_id: Set(user_id.to_owned()),
-            user_role: Set(role.as_str().to_owned()),
-            login_method: Set(attempt.method.claim().to_owned()),
-            models: Set(store::json_list(models)),
-            max_budget: Set(config.max_ui_session_budget),
-            created_at: Set(now),
-            expires_at: Set(expires_at),
-            revoked_at: Set(None),
+        let session = NewSession {
+            token_hash: hash_key(&key),
+            user_id: user_id.to_owned(),
+            user_role: role,
+            login_method: attempt.method.claim(),
+            models: models.to_vec(),
+            max_budget: config.max_ui_session_budget,
+            created_at: now,
+            expires_at,
         };
         let token = self.signer.sign(&UiTokenClaims {
             // In front of LiteLLM, the user LiteLLM's key belongs to (its id when LiteLLM knew
@@ -416,21 +414,21 @@ fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
     teams
 }
 
+/// The record of an attempt, now.
 fn event_row(
     attempt: &Attempt,
     user_id: Option<String>,
     outcome: &str,
     reason: Option<String>,
-) -> sign_in_event::ActiveModel {
-    sign_in_event::ActiveModel {
-        id: sea_orm::ActiveValue::NotSet,
-        at: Set(store::now()),
-        user_id: Set(user_id.map(|id| shorten(&id, 255))),
-        method: Set(attempt.method.as_str().to_owned()),
-        outcome: Set(outcome.to_owned()),
-        reason: Set(reason.map(|reason| reason.chars().take(1000).collect())),
-        // The client: behind a trusted proxy the address it forwarded, as for the password login.
-        peer_addr: Set(attempt.client.to_canonical().to_string()),
-        request_id: Set(shorten(&attempt.request_id, 64)),
-    }
+) -> SignInRecord {
+    // The client: behind a trusted proxy the address it forwarded, as for the password login.
+    SignInRecord::new(
+        store::now(),
+        user_id.as_deref(),
+        attempt.method.as_str(),
+        outcome,
+        reason.as_deref(),
+        attempt.client.to_canonical().to_string(),
+        &attempt.request_id,
+    )
 }

@@ -10,13 +10,13 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::db::Error as DbErr;
 use hookgate_core::{
     identity::{Checked, IdentityProblem, check_identity},
     signin::{self as rules, Keys, Snapshot, Staged},
     values::{self, Values, check_values},
 };
 use plugin_api::{HookError, HookErrorKind, OpenId, SsoUserDefinedValues};
-use sea_orm::DbErr;
 use tokio::runtime::Handle;
 
 use super::{Attempt, Proof, RunError, SignInError, SignInService, SignedIn, host::SignInHost};

@@ -20,11 +20,11 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use sea_orm::ActiveValue::{NotSet, Set};
+use hookgate_core::records::SignInRecord;
 
 use super::{Attempt, LoginMethod, SignInError, SignInService};
 use crate::{
-    db::{entity::sign_in_event, store},
+    db::store,
     untrusted::{MAX_SHOWN, printable},
 };
 
@@ -222,23 +222,25 @@ impl SignInService {
     /// Writes a summary event for each count of attempts not recorded one by one (see the
     /// module's documentation). Called every minute and at shutdown.
     pub async fn write_refusal_summaries(&self) {
-        let rows: Vec<sign_in_event::ActiveModel> = self
+        let rows: Vec<SignInRecord> = self
             .refusals
             .take_summaries()
             .into_iter()
-            .map(|summary| sign_in_event::ActiveModel {
-                id: NotSet,
-                at: Set(store::now()),
-                user_id: Set(None),
-                method: Set(summary.method.to_owned()),
-                outcome: Set(summary.outcome.to_owned()),
-                reason: Set(Some(summary.reason.chars().take(1000).collect())),
-                peer_addr: Set(summary.client),
-                request_id: Set("-".to_owned()),
+            .map(|summary| {
+                let reason = Some(summary.reason.as_str());
+                SignInRecord::new(
+                    store::now(),
+                    None,
+                    summary.method,
+                    summary.outcome,
+                    reason,
+                    summary.client,
+                    "-",
+                )
             })
             .collect();
         for row in rows {
-            if let Err(error) = store::insert_event(self.db.conn(), row).await {
+            if let Err(error) = store::insert_event(self.db.conn(), &row).await {
                 tracing::error!("could not record a summary of refused sign-in attempts: {error}");
             }
         }

@@ -2,6 +2,7 @@
 //! that deletes old events, flows and dead sessions.
 
 use chrono::{DateTime, Utc};
+use hookgate_core::records::SignInRecord;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
@@ -13,9 +14,23 @@ use crate::db::entity::{completed_oidc_flow, session, sign_in_event};
 /// Records a sign-in attempt.
 pub async fn insert_event<C: ConnectionTrait>(
     conn: &C,
-    row: sign_in_event::ActiveModel,
+    record: &SignInRecord,
 ) -> Result<(), DbErr> {
-    sign_in_event::Entity::insert(row).exec_without_returning(conn).await.map(|_| ())
+    sign_in_event::Entity::insert(event_row(record)).exec_without_returning(conn).await.map(|_| ())
+}
+
+/// An event's row.
+pub(in crate::db) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveModel {
+    sign_in_event::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        at: Set(record.at),
+        user_id: Set(record.user_id.clone()),
+        method: Set(record.method.to_owned()),
+        outcome: Set(record.outcome.clone()),
+        reason: Set(record.reason.clone()),
+        peer_addr: Set(record.client.clone()),
+        request_id: Set(record.request_id.clone()),
+    }
 }
 
 /// The latest sign-in events, newest first, optionally of one user.

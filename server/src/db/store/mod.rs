@@ -13,11 +13,17 @@ mod users;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
+pub(super) use self::{
+    events::event_row,
+    sessions::{live_session_user_query, session_row},
+    sign_in::{account_of, accounts_query, memberships_query, team_of, teams_query},
+    teams::teams_of_user_query,
+};
 pub use self::{
     events::{complete_flow, events_page, insert_event, prune, recent_events},
     sessions::{
-        count_live_sessions, insert_session, live_session_hashes, live_session_user,
-        revoke_session, revoke_user_sessions,
+        count_live_sessions, live_session_hashes, live_session_user, revoke_session,
+        revoke_user_sessions,
     },
     teams::{
         NewTeam, add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
@@ -27,11 +33,6 @@ pub use self::{
         UserEdit, UserFilter, delete_users, edit_user, ensure_member_user, insert_user_if_absent,
         list_users, new_user_row, update_user, user_by_binding, user_by_id,
     },
-};
-pub(super) use self::{
-    sessions::live_session_user_query,
-    sign_in::{account_of, accounts_query, memberships_query, team_of, teams_query},
-    teams::teams_of_user_query,
 };
 pub(crate) use self::{
     sign_in::{row_of, snapshot, update_if_unchanged},

@@ -1,17 +1,25 @@
 //! hookgate's sessions: recording one, the live session behind a key with its user, and
 //! revoking one or all of a user's.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use hookgate_core::records::NewSession;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::now;
 use crate::db::entity::{session, user};
 
-/// Records a session.
-pub async fn insert_session<C: ConnectionTrait>(
-    conn: &C,
-    row: session::ActiveModel,
-) -> Result<(), DbErr> {
-    session::Entity::insert(row).exec_without_returning(conn).await.map(|_| ())
+/// A session's row.
+pub(in crate::db) fn session_row(new: &NewSession) -> session::ActiveModel {
+    session::ActiveModel {
+        token_hash: Set(new.token_hash.clone()),
+        user_id: Set(new.user_id.clone()),
+        user_role: Set(new.user_role.as_str().to_owned()),
+        login_method: Set(new.login_method.to_owned()),
+        models: Set(super::json_list(&new.models)),
+        max_budget: Set(new.max_budget),
+        created_at: Set(new.created_at),
+        expires_at: Set(new.expires_at),
+        revoked_at: Set(None),
+    }
 }
 
 /// The live session with this key hash and its user as stored now: authorisation reads the

@@ -10,24 +10,18 @@
 
 use chrono::{DateTime, Utc};
 use plugin_api::{OpenId, UserRole};
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ConnectionTrait,
-};
+use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 
 use super::{Applied, Job, Queued, Writer};
 use crate::{
     config::Config,
-    db::{
-        Db, DbErr,
-        entity::{session, sign_in_event, user},
-        store,
-    },
+    db::{Db, DbErr, entity::user, store},
     signin::SignInError,
 };
 use hookgate_core::{
     identity::{Binding, Proof},
+    records::{NewSession, SignInRecord},
     signin as rules,
     values::Values,
 };
@@ -105,27 +99,25 @@ impl Fixture {
     fn job(&self, plan: rules::Plan, token_hash: &str) -> Job {
         let now = store::now();
         let user_id = plan.account.user_id.clone();
-        let session = session::ActiveModel {
-            token_hash: Set(token_hash.into()),
-            user_id: Set(user_id.clone()),
-            user_role: Set(plan.role.as_str().into()),
-            login_method: Set("sso".into()),
-            models: Set(store::json_list(&plan.models)),
-            max_budget: Set(plan.account.max_budget),
-            created_at: Set(now),
-            expires_at: Set(now + chrono::Duration::hours(1)),
-            revoked_at: Set(None),
+        let session = NewSession {
+            token_hash: token_hash.into(),
+            user_id: user_id.clone(),
+            user_role: plan.role,
+            login_method: "sso",
+            models: plan.models.clone(),
+            max_budget: plan.account.max_budget,
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(1),
         };
-        let event = sign_in_event::ActiveModel {
-            id: NotSet,
-            at: Set(now),
-            user_id: Set(Some(user_id)),
-            method: Set("header".into()),
-            outcome: Set("allowed".into()),
-            reason: Set(None),
-            peer_addr: Set("127.0.0.1".into()),
-            request_id: Set(token_hash.into()),
-        };
+        let event = SignInRecord::new(
+            now,
+            Some(&user_id),
+            "header",
+            "allowed",
+            None,
+            "127.0.0.1".into(),
+            token_hash,
+        );
         Job { plan, session, event, now }
     }
 
