@@ -153,6 +153,8 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         disable_password_login_when_sso_enabled,
         allow_insecure_plugin_permissions: _,
         link_sso_accounts_by_email,
+        sync_user_role_and_teams,
+        role_map,
         sign_in_event_retention,
         http,
         allowed_hosts,
@@ -222,6 +224,14 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
     check(
         *link_sso_accounts_by_email != running.link_sso_accounts_by_email,
         "general_settings.link_sso_accounts_by_email",
+    );
+    check(
+        *sync_user_role_and_teams != running.sync_user_role_and_teams,
+        "general_settings.litellm_jwtauth.sync_user_role_and_teams",
+    );
+    check(
+        *role_map != running.role_map,
+        "general_settings.role_mappings (or GENERIC_ROLE_MAPPINGS_*, jwt_litellm_role_map)",
     );
     check(
         *sign_in_event_retention != running.sign_in_event_retention,

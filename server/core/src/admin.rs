@@ -114,6 +114,7 @@ pub fn password_login(user_id: &str, stored: Option<&Account>, now: DateTime<Utc
         member_users: Vec::new(),
         user,
         memberships: Vec::new(),
+        removed: Vec::new(),
         models: account.models.clone(),
         account,
         is_new,

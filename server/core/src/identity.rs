@@ -7,6 +7,7 @@ use plugin_api::OpenId;
 
 use crate::{
     ids::{MAX_EMAIL, MAX_ID, is_plausible_email, is_storable_id, normalise_email, shorten, shown},
+    policy::RoleMap,
     values::MAX_GROUPS,
 };
 
@@ -110,6 +111,16 @@ pub struct Checked {
     /// The user id LiteLLM derives without a `custom_sso` hook: the id, else first + last name,
     /// else the email.
     pub parsed_user_id: Option<String>,
+}
+
+/// The identity with the role its groups map to (`roles`), when they map to one: a mapping
+/// overrides the provider's own role claim; the `custom_sso` hook, which runs after, still has
+/// the last word.
+pub fn with_mapped_role(mut checked: Checked, roles: Option<&RoleMap>) -> Checked {
+    if let Some(role) = roles.and_then(|map| map.role_of(&checked.openid.team_ids)) {
+        checked.openid.user_role = Some(role);
+    }
+    checked
 }
 
 /// Checks and normalises an identity before any hook sees it: a storable subject, each group

@@ -49,6 +49,43 @@ pub struct Policy<'a> {
     pub ui_access: UiAccess<'a>,
     /// What new users get.
     pub new_users: NewUsers<'a>,
+    /// `litellm_jwtauth.sync_user_role_and_teams`: the identity provider is authoritative for
+    /// teams — a sign-in also takes the user out of the teams a sync put them in that the
+    /// identity no longer names.
+    pub sync_teams: bool,
+    /// Roles from groups (`role_mappings`, `GENERIC_ROLE_MAPPINGS_*`, `jwt_litellm_role_map`).
+    pub roles: Option<&'a RoleMap>,
+}
+
+/// Group → role mappings: the highest role whose groups the identity is in, else the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleMap {
+    /// Each role and the groups that give it.
+    pub roles: Vec<(UserRole, Vec<String>)>,
+    /// The role of an identity in none of the groups (`None`: the identity's own, or none).
+    pub default_role: Option<UserRole>,
+}
+
+/// LiteLLM's roles from the most to the least privileged (its role-mapping hierarchy).
+const HIERARCHY: [UserRole; 4] = [
+    UserRole::ProxyAdmin,
+    UserRole::ProxyAdminViewer,
+    UserRole::InternalUser,
+    UserRole::InternalUserViewer,
+];
+
+impl RoleMap {
+    /// The role `groups` map to: the most privileged role (in LiteLLM's order `proxy_admin`,
+    /// `proxy_admin_viewer`, `internal_user`, `internal_user_viewer`) one of whose groups the
+    /// identity is in, else the default role.
+    pub fn role_of(&self, groups: &[String]) -> Option<UserRole> {
+        let given = |role: UserRole| {
+            self.roles.iter().any(|(mapped, mapped_groups)| {
+                *mapped == role && mapped_groups.iter().any(|group| groups.contains(group))
+            })
+        };
+        HIERARCHY.into_iter().find(|role| given(*role)).or(self.default_role)
+    }
 }
 
 impl Default for Policy<'_> {
@@ -59,6 +96,37 @@ impl Default for Policy<'_> {
             proxy_admin_id: None,
             ui_access: UiAccess::All,
             new_users: NewUsers::default(),
+            sync_teams: false,
+            roles: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_privileged_mapped_role_wins_else_the_default() {
+        let map = RoleMap {
+            roles: vec![
+                (UserRole::InternalUser, vec!["eng".into(), "ops".into()]),
+                (UserRole::ProxyAdmin, vec!["admins".into()]),
+                (UserRole::ProxyAdminViewer, vec!["audit".into()]),
+            ],
+            default_role: Some(UserRole::InternalUserViewer),
+        };
+        let groups = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        for (names, role) in [
+            (&["eng"][..], UserRole::InternalUser),
+            (&["eng", "audit"][..], UserRole::ProxyAdminViewer),
+            (&["ops", "admins", "audit"][..], UserRole::ProxyAdmin),
+            (&["sales"][..], UserRole::InternalUserViewer),
+            (&[][..], UserRole::InternalUserViewer),
+        ] {
+            assert_eq!(map.role_of(&groups(names)), Some(role), "{names:?}");
+        }
+        let no_default = RoleMap { default_role: None, ..map };
+        assert_eq!(no_default.role_of(&groups(&["sales"])), None);
     }
 }

@@ -126,6 +126,13 @@ pub struct Config {
     /// `link_sso_accounts_by_email`: an SSO identity with a verified email may take an existing
     /// account that is bound to no identity (default on).
     pub link_sso_accounts_by_email: bool,
+    /// `litellm_jwtauth.sync_user_role_and_teams`: the identity provider is authoritative for
+    /// teams (a sign-in removes the memberships a sync made that it no longer names).
+    pub sync_user_role_and_teams: bool,
+    /// Roles from groups: `role_mappings` (or `GENERIC_ROLE_MAPPINGS_ROLES` and
+    /// `GENERIC_ROLE_MAPPINGS_DEFAULT_ROLE`), with `jwt_litellm_role_map` when
+    /// `sync_user_role_and_teams` is on.
+    pub role_map: Option<hookgate_core::policy::RoleMap>,
     /// `sign_in_event_retention`: sign-in events older than this are pruned (default 90 days).
     pub sign_in_event_retention: Duration,
     /// HTTP limits: header-read, idle keep-alive and body timeouts, and the connection caps.

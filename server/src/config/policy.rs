@@ -28,6 +28,8 @@ impl Config {
                 max_internal_user_budget: self.max_internal_user_budget,
                 internal_user_budget_duration: self.internal_user_budget_duration,
             },
+            sync_teams: self.sync_user_role_and_teams,
+            roles: self.role_map.as_ref(),
         }
     }
 }

@@ -69,6 +69,36 @@ pub(crate) struct RawGeneralSettings {
     pub(crate) litellm_proxy_url: Option<String>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) require_auth_for_metrics_endpoint: Option<bool>,
+    #[serde(default)]
+    pub(crate) litellm_jwtauth: Option<RawJwtAuth>,
+    /// LiteLLM's `role_mappings` (which LiteLLM keeps in its database, `/update/sso_settings`).
+    #[serde(default)]
+    pub(crate) role_mappings: Option<RawRoleMappings>,
+}
+
+/// `general_settings.litellm_jwtauth`: the parts hookgate reads.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawJwtAuth {
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) sync_user_role_and_teams: Option<bool>,
+    #[serde(default)]
+    pub(crate) jwt_litellm_role_map: Option<Vec<RawJwtRole>>,
+}
+
+/// One entry of `jwt_litellm_role_map`: a group (LiteLLM's `jwt_role`) and the role it gives.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawJwtRole {
+    pub(crate) jwt_role: String,
+    pub(crate) litellm_role: Role,
+}
+
+/// `role_mappings`: `{default_role, roles: {<role>: [groups]}}`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawRoleMappings {
+    #[serde(default)]
+    pub(crate) default_role: Option<Role>,
+    #[serde(default)]
+    pub(crate) roles: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

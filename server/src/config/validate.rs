@@ -23,9 +23,19 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { file: file.to_owned(), message };
         let env_nonempty = |name: &str| env(name).filter(|value| !value.trim().is_empty());
-        let general = raw.general_settings.unwrap_or_default();
+        let mut general = raw.general_settings.unwrap_or_default();
         let litellm = raw.litellm_settings.unwrap_or_default();
         let dir = file.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+
+        let jwtauth = general.litellm_jwtauth.take().unwrap_or_default();
+        let sync_user_role_and_teams = jwtauth.sync_user_role_and_teams.unwrap_or(false);
+        let role_map = role_map(
+            general.role_mappings.take(),
+            env_nonempty("GENERIC_ROLE_MAPPINGS_ROLES"),
+            env_nonempty("GENERIC_ROLE_MAPPINGS_DEFAULT_ROLE"),
+            sync_user_role_and_teams.then_some(jwtauth.jwt_litellm_role_map).flatten(),
+        )
+        .map_err(invalid)?;
 
         let mut plugin_dirs: Vec<PathBuf> =
             general.plugin_dirs.unwrap_or_default().iter().map(|entry| dir.join(entry)).collect();
@@ -272,6 +282,8 @@ impl Config {
                 .allow_insecure_plugin_permissions
                 .unwrap_or(false),
             link_sso_accounts_by_email: general.link_sso_accounts_by_email.unwrap_or(true),
+            sync_user_role_and_teams,
+            role_map,
             sign_in_event_retention: general
                 .sign_in_event_retention
                 .map_or(Duration::from_secs(90 * 86_400), |span| span.0),
@@ -308,4 +320,48 @@ pub(crate) fn parse_span(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_secs(count.checked_mul(scale)?))
+}
+
+/// Roles from groups, from `role_mappings` (the file's, else `GENERIC_ROLE_MAPPINGS_ROLES` and
+/// `GENERIC_ROLE_MAPPINGS_DEFAULT_ROLE`, LiteLLM's environment variables) and, when
+/// `sync_user_role_and_teams` is on, `jwt_litellm_role_map` (each `jwt_role` a group): one map,
+/// in which the most privileged role wins. `None` when nothing maps.
+fn role_map(
+    file: Option<super::raw::RawRoleMappings>,
+    env_roles: Option<String>,
+    env_default: Option<String>,
+    jwt_map: Option<Vec<super::raw::RawJwtRole>>,
+) -> Result<Option<hookgate_core::policy::RoleMap>, String> {
+    use hookgate_core::policy::RoleMap;
+    use plugin_api::UserRole;
+    let role = |name: &str, whence: &str| {
+        name.parse::<UserRole>().map_err(|_| {
+            format!(
+                "{whence}: {name:?} is not a LiteLLM role (proxy_admin, proxy_admin_viewer, \
+                 internal_user, internal_user_viewer)"
+            )
+        })
+    };
+    let (roles, default_role) = match file {
+        Some(mappings) => (mappings.roles, mappings.default_role.map(|role| role.0)),
+        None => {
+            let roles = match env_roles {
+                None => Default::default(),
+                Some(text) => super::yaml::role_groups(&text)
+                    .map_err(|error| format!("GENERIC_ROLE_MAPPINGS_ROLES: {error}"))?,
+            };
+            let default_role = env_default
+                .map(|name| role(name.trim(), "GENERIC_ROLE_MAPPINGS_DEFAULT_ROLE"))
+                .transpose()?;
+            (roles, default_role)
+        }
+    };
+    let mut map = RoleMap { roles: Vec::new(), default_role };
+    for (name, groups) in roles {
+        map.roles.push((role(&name, "general_settings.role_mappings.roles")?, groups));
+    }
+    for entry in jwt_map.unwrap_or_default() {
+        map.roles.push((entry.litellm_role.0, vec![entry.jwt_role]));
+    }
+    Ok((!map.roles.is_empty() || map.default_role.is_some()).then_some(map))
 }

@@ -105,6 +105,17 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for EnvOr<T> {
     }
 }
 
+/// A group → role table written as LiteLLM's `GENERIC_ROLE_MAPPINGS_ROLES` is: a Python-literal
+/// or JSON dict of lists (`{"proxy_admin": ["admins"]}`, `{'internal_user': ['eng']}`), which
+/// is a YAML flow mapping.
+pub(super) fn role_groups(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
+    serde_yaml::from_str(text).map_err(|error| {
+        format!("expected a mapping of roles to lists of groups, like {{\"proxy_admin\": [\"admins\"]}}: {error}")
+    })
+}
+
 /// The environment variable `name`, parsed as the YAML scalar it would have been in the file.
 fn from_env<T: DeserializeOwned>(name: &str) -> Result<T, String> {
     let value = std::env::var(name).map_err(|_| {

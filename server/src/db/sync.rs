@@ -179,10 +179,12 @@ impl Readers {
                 .iter()
                 .map(|row| user_of(row, "").map(store::account_of))
                 .collect::<Result<Vec<_>, _>>()?;
-            let memberships = query(conn, store::memberships_query(keys, &accounts))?
-                .iter()
-                .map(|row| member_of(row, "").map(|m| (m.team_id, m.user_id)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let (memberships, synced) = store::memberships_of(
+                query(conn, store::memberships_query(keys, &accounts))?
+                    .iter()
+                    .map(|row| member_of(row, ""))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
             let teams = match store::teams_query(keys) {
                 None => Vec::new(),
                 Some(select) => query(conn, select)?
@@ -190,7 +192,7 @@ impl Readers {
                     .map(|row| team_of(row, "").map(store::team_of))
                     .collect::<Result<Vec<_>, _>>()?,
             };
-            Ok(Snapshot { accounts, memberships, teams })
+            Ok(Snapshot { accounts, memberships, synced, teams })
         })
     }
 
@@ -359,6 +361,7 @@ fn member_of(row: &sync::QueryResult, prefix: &str) -> Result<team_member::Model
         user_id: get(row, prefix, "user_id")?,
         role: get(row, prefix, "role")?,
         created_at: get(row, prefix, "created_at")?,
+        source: get(row, prefix, "source")?,
     })
 }
 

@@ -16,8 +16,10 @@
 use chrono::{DateTime, Utc};
 use hookgate_core::records::{NewSession, SignInRecord};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Statement,
-    sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    Statement,
+    sea_query::{Expr, OnConflict},
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,7 +28,7 @@ use super::{
     entity::{session, sign_in_event, team_member, user},
     store,
 };
-use hookgate_core::signin::{Plan, UserWrite};
+use hookgate_core::signin::{Plan, Source, UserWrite};
 
 /// The most plans one transaction applies.
 const MAX_BATCH: usize = 64;
@@ -287,9 +289,29 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
             user_id: Set(m.user_id.clone()),
             role: Set(m.role.as_str().to_owned()),
             created_at: Set(job.now),
+            source: Set(m.source.as_str().to_owned()),
         })
     });
     insert_many::<team_member::Entity>(txn, memberships.collect(), true)?;
+    // An authoritative sync's removals (only memberships a sync made: the condition is in the
+    // statement too, so an administrator's re-add since the read is kept), and the user's
+    // earlier sessions, which were issued with those teams.
+    for job in &done {
+        if job.plan.removed.is_empty() {
+            continue;
+        }
+        let user_id = &job.plan.account.user_id;
+        let removed = team_member::Entity::delete_many()
+            .filter(team_member::Column::UserId.eq(user_id.as_str()))
+            .filter(team_member::Column::TeamId.is_in(job.plan.removed.iter().cloned()))
+            .filter(team_member::Column::Source.eq(Source::Idp.as_str()));
+        txn.run(removed.build(txn.backend()))?;
+        let revoked = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(job.now))
+            .filter(session::Column::UserId.eq(user_id.as_str()))
+            .filter(session::Column::RevokedAt.is_null());
+        txn.run(revoked.build(txn.backend()))?;
+    }
     insert_many::<session::Entity>(
         txn,
         done.iter().map(|job| store::session_row(&job.session)).collect(),

@@ -1,5 +1,6 @@
-//! Everything a sign-in does before it writes: the header hook, the identity's checks, the
-//! snapshot read and the `custom_sso` hook (or LiteLLM's defaults), ending in a [`Prepared`].
+//! Everything a sign-in does before it writes: the header hook, the identity's checks (and the
+//! role its groups map to), the snapshot read and the `custom_sso` hook (or LiteLLM's defaults),
+//! ending in a [`Prepared`].
 //!
 //! Hooks block, so they run on the runner's blocking threads; each hand-over to such a thread and
 //! back costs two thread switches. A header sign-in with a `custom_sso` hook makes one: the header
@@ -12,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::db::Error as DbErr;
 use hookgate_core::{
-    identity::{Checked, IdentityProblem, check_identity},
+    identity::{Checked, IdentityProblem, check_identity, with_mapped_role},
     signin::{self as rules, Keys, Snapshot, Staged},
     values::{self, Values, check_values},
 };
@@ -160,7 +161,7 @@ impl SignInService {
                 let proof = Proof::of_header_identity(&openid);
                 let user_hint = user_hint(&openid);
                 let checked = match check_identity(openid, &proof, &config.allowed_email_domains) {
-                    Ok(checked) => checked,
+                    Ok(checked) => with_mapped_role(checked, config.role_map.as_ref()),
                     Err(problem) => return HeaderRun::Problem { user_hint, problem },
                 };
                 let keys = rules::identity_keys(&checked.openid, &proof, &config.policy());
@@ -311,6 +312,7 @@ impl SignInService {
         times: &mut HookTimes,
     ) -> Result<Prepared, PrepareError> {
         let checked = check_identity(openid, &proof, &self.config.allowed_email_domains)
+            .map(|checked| with_mapped_role(checked, self.config.role_map.as_ref()))
             .map_err(|problem| (None, problem.into()))?;
         let custom_sso = match hooks.custom_sso.clone() {
             None => None,

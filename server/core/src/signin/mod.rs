@@ -102,6 +102,46 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Who made a membership, which decides who may take it away: a sync with the identity
+/// provider removes only the memberships it made ([`Source::Idp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A sign-in, from the identity's groups.
+    Idp,
+    /// An administrator (the API or the UI).
+    Admin,
+    /// A `custom_sso` hook (`add_team_member`).
+    Hook,
+    /// `default_internal_user_params.teams`, when the user was created.
+    Default,
+    /// Made before hookgate recorded sources: kept, as an administrator's would be.
+    Unknown,
+}
+
+impl Source {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Idp => "idp",
+            Source::Admin => "admin",
+            Source::Hook => "hook",
+            Source::Default => "default",
+            Source::Unknown => "unknown",
+        }
+    }
+
+    /// The source a stored name means (a name this build does not know is `Unknown`: kept).
+    pub fn of(name: &str) -> Source {
+        match name {
+            "idp" => Source::Idp,
+            "admin" => Source::Admin,
+            "hook" => Source::Hook,
+            "default" => Source::Default,
+            _ => Source::Unknown,
+        }
+    }
+}
+
 /// A membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
@@ -111,6 +151,8 @@ pub struct Membership {
     pub user_id: String,
     /// Their role in the team.
     pub role: TeamRole,
+    /// Who made it.
+    pub source: Source,
 }
 
 /// A team, as the rules and the hook see it.
@@ -138,6 +180,9 @@ pub struct Snapshot {
     pub accounts: Vec<Account>,
     /// Memberships of those accounts and of the users the hook adds to teams: (team, user).
     pub memberships: Vec<(String, String)>,
+    /// Of those, the ones a sync with the identity provider made ([`Source::Idp`]): (team,
+    /// user). Only these may an authoritative sync remove.
+    pub synced: Vec<(String, String)>,
     /// The teams named (identity groups, default teams, the hook's) that exist.
     pub teams: Vec<Team>,
 }
@@ -226,6 +271,9 @@ pub struct Plan {
     pub user: UserWrite,
     /// Memberships to add; an existing membership is never changed.
     pub memberships: Vec<Membership>,
+    /// Teams the signing-in user leaves: with an authoritative sync
+    /// (`sync_user_role_and_teams`), the ones a sync made that the identity no longer names.
+    pub removed: Vec<String>,
     /// The account as it is after the plan.
     pub account: Account,
     /// Whether the account is created by this sign-in.
@@ -442,7 +490,11 @@ pub fn decide(
             || snapshot.accounts.iter().any(|a| a.user_id == user_id)
             || hook_users.iter().any(|new| new.account.user_id == user_id)
     };
-    let add = |team_id: &str, user_id: &str, role: TeamRole, memberships: &mut Vec<Membership>| {
+    let add = |team_id: &str,
+               user_id: &str,
+               role: TeamRole,
+               source: Source,
+               memberships: &mut Vec<Membership>| {
         let member = snapshot.memberships.iter().any(|(t, u)| t == team_id && u == user_id)
             || memberships.iter().any(|m| m.team_id == team_id && m.user_id == user_id);
         if !member {
@@ -450,6 +502,7 @@ pub fn decide(
                 team_id: team_id.to_owned(),
                 user_id: user_id.to_owned(),
                 role,
+                source,
             });
         }
     };
@@ -458,21 +511,36 @@ pub fn decide(
             if !known_user(user_id) && !member_users.contains(user_id) {
                 member_users.push(user_id.clone());
             }
-            add(team_id, user_id, *role, &mut memberships);
+            add(team_id, user_id, *role, Source::Hook, &mut memberships);
         }
     }
     if is_new {
         for (team_id, role) in policy.new_users.teams {
             if exists(team_id) {
-                add(team_id, &account.user_id, *role, &mut memberships);
+                add(team_id, &account.user_id, *role, Source::Default, &mut memberships);
             }
         }
     }
     for team_id in &openid.team_ids {
         if exists(team_id) {
-            add(team_id, &account.user_id, TeamRole::User, &mut memberships);
+            add(team_id, &account.user_id, TeamRole::User, Source::Idp, &mut memberships);
         }
     }
+    // An authoritative sync takes away what it gave and the identity no longer names; never a
+    // membership an administrator, a hook or the defaults made.
+    let removed: Vec<String> = if policy.sync_teams {
+        let mut removed: Vec<String> = snapshot
+            .synced
+            .iter()
+            .filter(|(team, user)| *user == account.user_id && !openid.team_ids.contains(team))
+            .map(|(team, _)| team.clone())
+            .collect();
+        removed.sort();
+        removed.dedup();
+        removed
+    } else {
+        Vec::new()
+    };
 
     let models =
         if account.models.is_empty() { values.models.clone() } else { account.models.clone() };
@@ -481,6 +549,7 @@ pub fn decide(
         member_users,
         user,
         memberships,
+        removed,
         account,
         is_new,
         role,

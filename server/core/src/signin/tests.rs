@@ -380,6 +380,71 @@ fn team_sync_adds_and_never_changes_a_role() {
 }
 
 #[test]
+fn an_authoritative_sync_removes_only_what_it_added() {
+    let pair = |team: &str| (team.to_owned(), "hana".to_owned());
+    // hana is in: eng (a sync's, still named), ops (a sync's, no longer named), sales (an
+    // administrator's, not named), lab (a sync's, of another user).
+    let snapshot = Snapshot {
+        accounts: vec![stored("hana")],
+        memberships: vec![pair("eng"), pair("ops"), pair("sales")],
+        synced: vec![pair("eng"), pair("ops"), ("lab".into(), "ivan".into())],
+        teams: vec!["eng".into(), "ops".into(), "sales".into(), "new".into()],
+    };
+    // (name, authoritative, the identity's groups, teams added, teams removed)
+    type Row<'a> = (&'a str, bool, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let cases: [Row; 4] = [
+        ("additive (the default): nothing removed", false, &["eng", "new"], &["new"], &[]),
+        (
+            "authoritative: the sync's unnamed membership goes",
+            true,
+            &["eng", "new"],
+            &["new"],
+            &["ops"],
+        ),
+        ("authoritative, no groups: every sync membership goes", true, &[], &[], &["eng", "ops"]),
+        ("authoritative, all named: nothing goes", true, &["eng", "ops", "sales"], &[], &[]),
+    ];
+    for (name, authoritative, groups, added, removed) in cases {
+        let mut case = Case::new(name, "hana");
+        case.policy.sync_teams = authoritative;
+        case.openid.team_ids = groups.iter().map(|g| (*g).to_owned()).collect();
+        case.snapshot = snapshot.clone();
+        let plan = case.plan();
+        let added_now: Vec<(&str, Source)> =
+            plan.memberships.iter().map(|m| (m.team_id.as_str(), m.source)).collect();
+        let expected: Vec<(&str, Source)> = added.iter().map(|t| (*t, Source::Idp)).collect();
+        assert_eq!(added_now, expected, "{name}");
+        assert_eq!(plan.removed, removed, "{name}");
+    }
+}
+
+#[test]
+fn each_membership_says_who_made_it() {
+    let policy_teams: &'static [(String, TeamRole)] =
+        Vec::leak(vec![("all".into(), TeamRole::User)]);
+    let mut case = Case::new("a new user with a group, a default team and a hook's team", "jo");
+    case.policy.new_users.teams = policy_teams;
+    case.openid.team_ids = vec!["eng".into()];
+    case.snapshot.teams = vec!["eng".into(), "all".into(), "ops".into()];
+    case.staged =
+        vec![Staged::Member { team_id: "ops".into(), user_id: "jo".into(), role: TeamRole::Admin }];
+    let made: Vec<(String, Source)> =
+        case.plan().memberships.into_iter().map(|m| (m.team_id, m.source)).collect();
+    assert_eq!(
+        made,
+        [
+            ("ops".into(), Source::Hook),
+            ("all".into(), Source::Default),
+            ("eng".into(), Source::Idp)
+        ]
+    );
+    for source in [Source::Idp, Source::Admin, Source::Hook, Source::Default, Source::Unknown] {
+        assert_eq!(Source::of(source.as_str()), source);
+    }
+    assert_eq!(Source::of("something later"), Source::Unknown, "an unknown name is kept");
+}
+
+#[test]
 fn the_hooks_staged_writes() {
     let mut case = Case::new("new_user and add_team_member", "ivan");
     case.snapshot.teams = vec!["ops".into()];

@@ -17,6 +17,8 @@ pub struct Model {
     pub role: String,
     /// Joined.
     pub created_at: DateTimeUtc,
+    /// Who made it: `idp`, `admin`, `hook`, `default` (`unknown`: before sources were kept).
+    pub source: String,
 }
 
 /// A membership belongs to its team (a user's teams are read in one statement).

@@ -9,6 +9,7 @@ mod m20261127_000001_initial;
 mod m20261127_000002_completed_oidc_flows;
 mod m20261201_000003_identity_binding;
 mod m20261204_000004_binding_unique_per_issuer;
+mod m20261205_000006_membership_source;
 
 use sea_orm_migration::prelude::*;
 
@@ -16,6 +17,7 @@ use self::{
     m20261127_000001_initial::Initial, m20261127_000002_completed_oidc_flows::CompletedFlows,
     m20261201_000003_identity_binding::IdentityBinding,
     m20261204_000004_binding_unique_per_issuer::BindingPerIssuer,
+    m20261205_000006_membership_source::MembershipSource,
 };
 
 /// Runs the migrations in order.
@@ -29,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(CompletedFlows),
             Box::new(IdentityBinding),
             Box::new(BindingPerIssuer),
+            Box::new(MembershipSource),
         ]
     }
 }
@@ -71,6 +74,7 @@ enum TeamMembers {
     UserId,
     Role,
     CreatedAt,
+    Source,
 }
 
 #[derive(DeriveIden)]

@@ -16,7 +16,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 pub(super) use self::{
     events::event_row,
     sessions::{live_session_user_query, session_row},
-    sign_in::{account_of, accounts_query, memberships_query, team_of, teams_query},
+    sign_in::{
+        account_of, accounts_query, memberships_of, memberships_query, team_of, teams_query,
+    },
     teams::teams_of_user_query,
 };
 pub use self::{

@@ -10,7 +10,7 @@ use crate::db::entity::{team, team_member, user};
 
 use hookgate_core::{
     identity::Binding,
-    signin::{Account, Changes, Keys, NewAccount, Snapshot, Team},
+    signin::{Account, Changes, Keys, NewAccount, Snapshot, Source, Team},
 };
 
 pub(in crate::db) fn account_of(row: user::Model) -> Account {
@@ -60,17 +60,26 @@ pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
 pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
     let accounts: Vec<Account> =
         accounts_query(keys).all(conn).await?.into_iter().map(account_of).collect();
-    let memberships = memberships_query(keys, &accounts)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| (m.team_id, m.user_id))
-        .collect();
+    let (memberships, synced) = memberships_of(memberships_query(keys, &accounts).all(conn).await?);
     let teams = match teams_query(keys) {
         None => Vec::new(),
         Some(query) => query.all(conn).await?.into_iter().map(team_of).collect(),
     };
-    Ok(Snapshot { accounts, memberships, teams })
+    Ok(Snapshot { accounts, memberships, synced, teams })
+}
+
+/// (team, user) pairs.
+type Pairs = Vec<(String, String)>;
+
+/// A snapshot's memberships, (team, user), and those of them a sync with the identity provider
+/// made.
+pub(in crate::db) fn memberships_of(rows: Vec<team_member::Model>) -> (Pairs, Pairs) {
+    let synced = rows
+        .iter()
+        .filter(|m| Source::of(&m.source) == Source::Idp)
+        .map(|m| (m.team_id.clone(), m.user_id.clone()))
+        .collect();
+    (rows.into_iter().map(|m| (m.team_id, m.user_id)).collect(), synced)
 }
 
 /// The snapshot's first read: the accounts found by id, binding or email.

@@ -2,6 +2,7 @@
 //! members, and the teams of a user.
 
 use chrono::{DateTime, Utc};
+use hookgate_core::signin::Source;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     sea_query::OnConflict,
@@ -36,16 +37,19 @@ pub async fn team_by_id<C: ConnectionTrait>(
     team::Entity::find_by_id(team_id.to_owned()).one(conn).await
 }
 
+/// An administrator's membership (every membership this module writes is one).
 fn member_row(team_id: &str, user_id: &str, role: &str) -> team_member::ActiveModel {
     team_member::ActiveModel {
         team_id: Set(team_id.to_owned()),
         user_id: Set(user_id.to_owned()),
         role: Set(role.to_owned()),
         created_at: Set(now()),
+        source: Set(Source::Admin.as_str().to_owned()),
     }
 }
 
-/// Adds a member, or sets the role of an existing one.
+/// Adds a member, or sets the role of an existing one; either way the membership is the
+/// administrator's from then on (a sync with the identity provider no longer removes it).
 pub async fn upsert_member<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
@@ -55,7 +59,7 @@ pub async fn upsert_member<C: ConnectionTrait>(
     team_member::Entity::insert(member_row(team_id, user_id, role))
         .on_conflict(
             OnConflict::columns([team_member::Column::TeamId, team_member::Column::UserId])
-                .update_column(team_member::Column::Role)
+                .update_columns([team_member::Column::Role, team_member::Column::Source])
                 .to_owned(),
         )
         .exec_without_returning(conn)
