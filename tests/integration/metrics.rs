@@ -110,11 +110,7 @@ fn metrics_are_off_unless_prometheus_is_a_callback() {
         );
         server.session_key("alice", &[]);
         assert_eq!(server.get("/metrics", &[]).status, 404);
-        assert!(
-            server.logged("litellm_settings.callbacks[0] (langfuse)"),
-            "{}",
-            server.logs()
-        );
+        assert!(server.logged("litellm_settings.callbacks[0] (langfuse)"), "{}", server.logs());
     });
 }
 

@@ -175,11 +175,7 @@ fn refused_attempts_are_recorded_within_a_bound() {
     }
     let recorded = server.events();
     assert_eq!(recorded.len(), 20, "refusal events for 100 refused attempts from one address");
-    assert!(
-        server.logged("counting further ones per client address"),
-        "{}",
-        server.logs()
-    );
+    assert!(server.logged("counting further ones per client address"), "{}", server.logs());
     // The other 80 are one summary row, written at the latest at shutdown.
     server.stop();
     let summaries: Vec<String> = server

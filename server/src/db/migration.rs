@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CompletedFlows),
             Box::new(IdentityBinding),
             Box::new(BindingPerIssuer),
+            Box::new(SessionNotifications),
         ]
     }
 }
@@ -434,6 +435,75 @@ impl MigrationTrait for BindingPerIssuer {
                     .map(|_| ())
             }
             DbBackend::Sqlite => rebuild_sqlite_users(manager, SubjectUnique::Alone).await,
+            other => Err(unsupported(other)),
+        }
+    }
+}
+
+/// PostgreSQL: every change to a user or a live session sends `NOTIFY hookgate_sessions` in
+/// its own transaction, whoever makes it (a replica, an operator's `psql`), so that every replica
+/// forgets the session checks it remembered ([`super::sessions`]). Payload `user:<id>` (the
+/// user whose row, or one of whose live sessions, was updated or deleted), `*` for a `TRUNCATE`
+/// or an id too long for a payload. Inserts notify nothing: nothing is remembered of a row not
+/// read yet. SQLite: nothing (every write there is seen through `PRAGMA data_version`).
+struct SessionNotifications;
+
+impl MigrationName for SessionNotifications {
+    fn name(&self) -> &str {
+        "m20261204_000005_session_notifications"
+    }
+}
+
+/// [`SessionNotifications`]' function and triggers.
+const SESSION_NOTIFICATIONS: [&str; 6] = [
+    r#"CREATE OR REPLACE FUNCTION "hookgate_sessions_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_LEVEL = 'STATEMENT' OR octet_length(OLD.user_id) > 7000 THEN
+        PERFORM pg_notify('hookgate_sessions', '*');
+    ELSE
+        PERFORM pg_notify('hookgate_sessions', 'user:' || OLD.user_id);
+    END IF;
+    RETURN NULL;
+END
+$$"#,
+    r#"CREATE TRIGGER "hookgate_users_changed" AFTER UPDATE ON "users" FOR EACH ROW
+WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
+    r#"CREATE TRIGGER "hookgate_users_deleted" AFTER DELETE ON "users" FOR EACH ROW
+EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
+    r#"CREATE TRIGGER "hookgate_sessions_changed" AFTER UPDATE OR DELETE ON "sessions" FOR EACH ROW
+WHEN (OLD.revoked_at IS NULL AND OLD.expires_at > now()) EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
+    r#"CREATE TRIGGER "hookgate_users_truncated" AFTER TRUNCATE ON "users" FOR EACH STATEMENT
+EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
+    r#"CREATE TRIGGER "hookgate_sessions_truncated" AFTER TRUNCATE ON "sessions" FOR EACH STATEMENT
+EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for SessionNotifications {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        match manager.get_database_backend() {
+            DbBackend::Postgres => {
+                for statement in SESSION_NOTIFICATIONS {
+                    manager.get_connection().execute_unprepared(statement).await?;
+                }
+                Ok(())
+            }
+            DbBackend::Sqlite => Ok(()),
+            other => Err(unsupported(other)),
+        }
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        match manager.get_database_backend() {
+            DbBackend::Postgres => {
+                // Dropping the function drops the triggers that call it.
+                manager
+                    .get_connection()
+                    .execute_unprepared(r#"DROP FUNCTION "hookgate_sessions_notify"() CASCADE"#)
+                    .await
+                    .map(|_| ())
+            }
+            DbBackend::Sqlite => Ok(()),
             other => Err(unsupported(other)),
         }
     }

@@ -74,7 +74,8 @@ impl SignInService {
         let mut row = store::user_by_id(conn, &user_id).await?.ok_or_else(|| {
             SignInError::Internal(format!("user {user_id} vanished during sign-in"))
         })?;
-        if row.user_role.as_deref() != Some(UserRole::ProxyAdmin.as_str()) {
+        let promoted = row.user_role.as_deref() != Some(UserRole::ProxyAdmin.as_str());
+        if promoted {
             let mut changes = row.clone().into_active_model();
             changes.user_role = Set(Some(UserRole::ProxyAdmin.as_str().to_owned()));
             changes.updated_at = Set(now);
@@ -94,6 +95,9 @@ impl SignInService {
         store::insert_event(conn, event_row(attempt, Some(row.user_id.clone()), "allowed", None))
             .await?;
         txn.commit().await?;
+        if promoted {
+            self.db.forget_user(&row.user_id);
+        }
         self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
         tracing::info!(user_id = %row.user_id, method = attempt.method.as_str(), "signed in");
         Ok(minted.signed_in(row.user_id, UserRole::ProxyAdmin))
