@@ -734,7 +734,7 @@ mod tests {
             .to_string();
         assert!(error.contains(unique), "{error}");
 
-        Migrator::up(conn, None).await.unwrap();
+        Migrator::up(conn, Some(1)).await.unwrap();
         let row = conn
             .query_one_raw(sea_orm::Statement::from_string(
                 conn.get_database_backend(),

@@ -44,6 +44,8 @@ use super::entity::{session, user};
 /// The channel the schema's triggers notify and every replica listens on.
 pub(crate) const CHANNEL: &str = "hookgate_sessions";
 
+/// Names the listening connection in `pg_stat_activity`, for operators (and tests) to find.
+const SET_LISTENER_NAME: &str = "SET application_name = 'hookgate-sessions-listener'";
 /// How long the listening connection may stay silent before it is pinged.
 const QUIET: Duration = Duration::from_millis(400);
 /// How long a ping may take before the connection is given up as lost.
@@ -329,9 +331,11 @@ async fn listen_forever(cache: Weak<SessionCache>, pool: PgPool) {
 
 /// A connection that LISTENs on [`CHANNEL`].
 async fn subscribe(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::Executor as _;
     let mut listener = PgListener::connect_with(pool).await?;
     // A lost connection is reported, not silently replaced: the cache must go off meanwhile.
     listener.eager_reconnect(false);
+    (&mut listener).execute(SET_LISTENER_NAME).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
@@ -523,6 +527,104 @@ mod tests {
         check(&cache, "h1", &alice);
         let after = soon + chrono::Duration::milliseconds(1);
         assert!(cache.lookup("h1", after).is_err(), "served past its expiry");
+    }
+
+    /// On PostgreSQL (when the test command started one, `HOOKGATE_TEST_POSTGRES_URL`): a
+    /// change that notifies nobody (triggers off for the writing connection) is not seen while
+    /// the check is remembered; losing the listener forgets it, so the next check reads the
+    /// change; the listener comes back by itself and checks are remembered again.
+    #[tokio::test]
+    async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
+        use sea_orm::{ConnectionTrait, Database};
+        let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
+            eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+            return;
+        };
+        let name = format!("hookgate_listener_{}", crate::session::random_hex(8));
+        let admin = Database::connect(admin_url.as_str()).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        let db = crate::db::Db::connect(&url).await.unwrap();
+        let cache = db.sessions.clone().expect("PostgreSQL remembers session checks");
+        let live = async |cache: &SessionCache| {
+            for _ in 0..100 {
+                if cache.is_live() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the listener did not come up within 5 s");
+        };
+        live(&cache).await;
+
+        let behind = Database::connect(url.as_str()).await.unwrap();
+        behind
+            .execute_unprepared(
+                "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+                 updated_at) VALUES ('ann', 'proxy_admin', '[]', 0, '{}', now(), now()); \
+                 INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
+                 created_at, expires_at) VALUES ('h1', 'ann', 'proxy_admin', 'header', '[]', \
+                 now(), now() + interval '1 hour')",
+            )
+            .await
+            .unwrap();
+        let role = async || {
+            let (_, user) = db.live_session_user("h1").await.unwrap().expect("a live session");
+            user.user_role.unwrap()
+        };
+        assert_eq!(role().await, "proxy_admin");
+        // Behind the triggers' back (a superuser's replication role fires none): remembered.
+        behind
+            .execute_unprepared(
+                "SET session_replication_role = replica; \
+                 UPDATE users SET user_role = 'internal_user' WHERE user_id = 'ann'; \
+                 SET session_replication_role = DEFAULT",
+            )
+            .await
+            .unwrap();
+        assert_eq!(role().await, "proxy_admin", "not remembered (this runtime has one thread)");
+
+        // The listener's connection dies: what the cache held is forgotten.
+        let killed = admin_of(&url)
+            .await
+            .execute_unprepared(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'hookgate-sessions-listener' AND datname = current_database()",
+            )
+            .await
+            .unwrap();
+        assert_eq!(killed.rows_affected(), 1, "one listener");
+        let started = Instant::now();
+        while role().await != "internal_user" {
+            assert!(started.elapsed() < Duration::from_secs(2), "still remembered after the loss");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        eprintln!("the lost listener was noticed after {:?}", started.elapsed());
+
+        // Back by itself; a notified change is seen (here with nothing forgotten locally).
+        live(&cache).await;
+        assert_eq!(role().await, "internal_user");
+        behind
+            .execute_unprepared("UPDATE users SET user_role = 'proxy_admin' WHERE user_id = 'ann'")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while role().await != "proxy_admin" {
+            assert!(started.elapsed() < Duration::from_secs(1), "the notification was not heard");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        eprintln!("a notified change was heard after {:?}", started.elapsed());
+
+        behind.close().await.unwrap();
+        db.close().await.unwrap();
+        admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+        admin.close().await.unwrap();
+    }
+
+    /// A connection to the database at `url` (the test's admin user).
+    async fn admin_of(url: &str) -> sea_orm::DatabaseConnection {
+        sea_orm::Database::connect(url).await.unwrap()
     }
 
     #[test]
