@@ -622,6 +622,76 @@ mod tests {
         admin.close().await.unwrap();
     }
 
+    /// On PostgreSQL: this process's own writes make it forget before they return. The cache
+    /// here has no listener (it is made live by hand), so nothing but the writes themselves can
+    /// make it forget.
+    #[tokio::test]
+    async fn this_processs_own_writes_forget_before_they_return() {
+        use sea_orm::{ConnectionTrait, Database};
+        let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
+            eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+            return;
+        };
+        let name = format!("hookgate_forget_{}", crate::session::random_hex(8));
+        let admin = Database::connect(admin_url.as_str()).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        let mut db = crate::db::Db::connect(&url).await.unwrap();
+        let cache = SessionCache::new();
+        cache.listener_ready();
+        db.sessions = Some(cache);
+        for (user_id, hashes) in [("ann", ["a1", "a2", "a3"]), ("bob", ["b1", "b2", "b3"])] {
+            db.conn()
+                .execute_unprepared(&format!(
+                    "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+                     updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', now(), now())"
+                ))
+                .await
+                .unwrap();
+            for hash in hashes {
+                db.conn()
+                    .execute_unprepared(&format!(
+                        "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
+                         models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
+                         'proxy_admin', 'header', '[]', now(), now() + interval '1 hour')"
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }
+        let check = async |hash: &str| {
+            db.live_session_user(hash).await.unwrap().map(|(_, user)| user.user_role.unwrap())
+        };
+        for hash in ["a1", "a2", "a3", "b1", "b2", "b3"] {
+            assert_eq!(check(hash).await.as_deref(), Some("proxy_admin"));
+        }
+        let access = crate::access::Access::new(&db, None);
+
+        // A logout.
+        assert!(db.revoke_session("a1").await.unwrap());
+        assert_eq!(check("a1").await, None, "a logout");
+        // An administrator's edit.
+        let edit = crate::db::store::UserEdit {
+            user_role: Some(plugin_api::UserRole::InternalUser),
+            ..Default::default()
+        };
+        access.edit_user("ann", edit).await.unwrap();
+        assert_eq!(check("a2").await.as_deref(), Some("internal_user"), "a demotion");
+        // Signed out everywhere.
+        assert_eq!(access.revoke_sessions("ann").await.unwrap(), 2);
+        assert_eq!(check("a3").await, None, "signed out everywhere");
+        // Deleted.
+        assert_eq!(access.delete_users(&["bob".to_owned()]).await.unwrap(), ["bob"]);
+        for hash in ["b1", "b2", "b3"] {
+            assert_eq!(check(hash).await, None, "a deleted user");
+        }
+
+        db.close().await.unwrap();
+        admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+        admin.close().await.unwrap();
+    }
+
     /// A connection to the database at `url` (the test's admin user).
     async fn admin_of(url: &str) -> sea_orm::DatabaseConnection {
         sea_orm::Database::connect(url).await.unwrap()
