@@ -430,9 +430,10 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
             } else {
                 "DROP FUNCTION hookgate_sessions_notify() CASCADE"
             };
-            for statement in
-                [undo.to_owned(), format!("DELETE FROM seaql_migrations WHERE version = '{latest}'")]
-            {
+            for statement in [
+                undo.to_owned(),
+                format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"),
+            ] {
                 conn.execute_unprepared(&statement).await.unwrap();
             }
         });
