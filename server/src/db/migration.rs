@@ -445,7 +445,9 @@ impl MigrationTrait for BindingPerIssuer {
 /// forgets the session checks it remembered ([`super::sessions`]). Payload `user:<id>` (the
 /// user whose row, or one of whose live sessions, was updated or deleted), `*` for a `TRUNCATE`
 /// or an id too long for a payload. Inserts notify nothing: nothing is remembered of a row not
-/// read yet. SQLite: nothing (every write there is seen through `PRAGMA data_version`).
+/// read yet; a sign-in whose user is unchanged updates no row. (No `WHEN OLD IS DISTINCT FROM
+/// NEW` on `users`: a `json` column, which has no equality, would make every update fail.)
+/// SQLite: nothing (every write there is seen through `PRAGMA data_version`).
 struct SessionNotifications;
 
 impl MigrationName for SessionNotifications {
@@ -455,7 +457,7 @@ impl MigrationName for SessionNotifications {
 }
 
 /// [`SessionNotifications`]' function and triggers.
-const SESSION_NOTIFICATIONS: [&str; 6] = [
+const SESSION_NOTIFICATIONS: [&str; 5] = [
     r#"CREATE OR REPLACE FUNCTION "hookgate_sessions_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_LEVEL = 'STATEMENT' OR octet_length(OLD.user_id) > 7000 THEN
@@ -466,9 +468,7 @@ BEGIN
     RETURN NULL;
 END
 $$"#,
-    r#"CREATE TRIGGER "hookgate_users_changed" AFTER UPDATE ON "users" FOR EACH ROW
-WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
-    r#"CREATE TRIGGER "hookgate_users_deleted" AFTER DELETE ON "users" FOR EACH ROW
+    r#"CREATE TRIGGER "hookgate_users_changed" AFTER UPDATE OR DELETE ON "users" FOR EACH ROW
 EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
     r#"CREATE TRIGGER "hookgate_sessions_changed" AFTER UPDATE OR DELETE ON "sessions" FOR EACH ROW
 WHEN (OLD.revoked_at IS NULL AND OLD.expires_at > now()) EXECUTE FUNCTION "hookgate_sessions_notify"()"#,

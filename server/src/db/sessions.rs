@@ -320,6 +320,10 @@ async fn listen_forever(cache: Weak<SessionCache>, pool: PgPool) {
             Some(cache) => cache.listener_lost(),
             None => return,
         }
+        if pool.is_closed() {
+            // The server is shutting down (`Db::close`): no one to warn.
+            return;
+        }
         off_since = Instant::now();
         said = true;
         tracing::warn!(

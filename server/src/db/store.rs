@@ -363,7 +363,8 @@ pub async fn prune<C: ConnectionTrait>(
     Ok((sessions, events))
 }
 
-/// Revokes a session; returns whether it was live.
+/// Revokes a session; returns whether it was live. The server revokes through
+/// [`super::Db::revoke_session`], which also forgets the remembered check at once.
 pub async fn revoke_session<C: ConnectionTrait>(conn: &C, token_hash: &str) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
