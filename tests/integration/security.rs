@@ -943,6 +943,58 @@ fn a_change_made_through_a_replica_holds_on_it_at_once() {
 }
 
 #[test]
+fn a_replica_that_loses_its_listener_forgets_what_it_remembered_and_listens_again() {
+    // A change no notification announces (a superuser's replication role fires no trigger)
+    // stands for one whose notification was lost: while the listener is up the replica may
+    // still serve the check as it remembered it; once the listener's connection is cut, none of
+    // its threads does, and the replica says so, listens again and says that too.
+    let Some(admin) = hookgate_tests::server::postgres_url() else { return };
+    let server = TestServer::start(&Backend::Postgres(admin));
+    assert!(
+        server.logged("session checks are remembered: this replica LISTENs"),
+        "{}",
+        server.logs()
+    );
+    let bearer = format!("Bearer {}", server.session_key("lena", &["admins"]));
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 200);
+    }
+    server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "SET session_replication_role = replica; \
+             UPDATE users SET user_role = 'internal_user' WHERE user_id = 'lena'; \
+             SET session_replication_role = DEFAULT",
+        )
+        .await
+        .unwrap();
+    });
+    let cut = server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'hookgate-sessions-listener' AND datname = current_database()",
+        )
+        .await
+        .unwrap()
+        .rows_affected()
+    });
+    assert_eq!(cut, 1, "one listener");
+    assert!(
+        server.logged("until this replica LISTENs again: its connection for \"hookgate_sessions\" notifications was lost"),
+        "{}",
+        server.logs()
+    );
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 403);
+    }
+    assert!(server.logged("session checks are remembered again"), "{}", server.logs());
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 403);
+    }
+}
+
+#[test]
 fn a_session_check_sees_every_committed_change_at_once() {
     // The server remembers session checks per thread while SQLite's data_version is unchanged;
     // a change committed by anyone — here another process, behind the server's back — must show

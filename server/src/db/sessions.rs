@@ -282,9 +282,8 @@ pub(crate) fn listen(cache: &Arc<SessionCache>, pool: PgPool) {
 }
 
 async fn listen_forever(cache: Weak<SessionCache>, pool: PgPool) {
-    // When the cache went off, and whether that was said.
-    let mut off_since = Instant::now();
-    let mut said = false;
+    // Since when the cache has been off, once that was logged.
+    let mut off_since: Option<Instant> = None;
     loop {
         if pool.is_closed() {
             return;
@@ -292,12 +291,12 @@ async fn listen_forever(cache: Weak<SessionCache>, pool: PgPool) {
         let mut listener = match subscribe(&pool).await {
             Ok(listener) => listener,
             Err(error) => {
-                if !said {
+                if off_since.is_none() {
                     tracing::warn!(
                         "session checks read the database every time until this replica can \
                          LISTEN on {CHANNEL:?} (will retry): {error}"
                     );
-                    said = true;
+                    off_since = Some(Instant::now());
                 }
                 tokio::time::sleep(RETRY).await;
                 continue;
@@ -307,13 +306,16 @@ async fn listen_forever(cache: Weak<SessionCache>, pool: PgPool) {
             Some(cache) => cache.listener_ready(),
             None => return,
         }
-        if said {
-            tracing::info!(
-                off_for_ms = off_since.elapsed().as_millis(),
+        match off_since.take() {
+            Some(since) => tracing::info!(
+                off_for_ms = since.elapsed().as_millis(),
                 "session checks are remembered again: this replica LISTENs on {CHANNEL:?}"
-            );
-        } else {
-            tracing::info!("session checks are remembered: this replica LISTENs on {CHANNEL:?}");
+            ),
+            None => {
+                tracing::info!(
+                    "session checks are remembered: this replica LISTENs on {CHANNEL:?}"
+                );
+            }
         }
         let Some(why) = hear(&cache, &mut listener).await else { return };
         match cache.upgrade() {
@@ -324,8 +326,7 @@ async fn listen_forever(cache: Weak<SessionCache>, pool: PgPool) {
             // The server is shutting down (`Db::close`): no one to warn.
             return;
         }
-        off_since = Instant::now();
-        said = true;
+        off_since = Some(Instant::now());
         tracing::warn!(
             "session checks read the database every time until this replica LISTENs again: its \
              connection for {CHANNEL:?} notifications was lost ({why})"
