@@ -81,6 +81,7 @@ impl<'a> Access<'a> {
                 store::revoke_user_sessions(txn.conn(), user_id).await?;
             }
             txn.commit().await?;
+            self.db.forget_user(user_id);
             Ok::<_, DbErr>(saved)
         }
         .await;
@@ -121,6 +122,9 @@ impl<'a> Access<'a> {
         let txn = self.db.write().await?;
         let deleted = store::delete_users(txn.conn(), user_ids).await?;
         txn.commit().await?;
+        for user_id in &deleted {
+            self.db.forget_user(user_id);
+        }
         Ok(deleted)
     }
 
@@ -134,7 +138,7 @@ impl<'a> Access<'a> {
             let hashes = store::live_session_hashes(self.db.conn(), user_id).await?;
             front_door.close_sessions(&hashes).await?;
         }
-        Ok(store::revoke_user_sessions(self.db.conn(), user_id).await?)
+        Ok(self.db.revoke_user_sessions(user_id).await?)
     }
 
     /// Adds members to a team (creating users who do not exist yet when `create_users`, as

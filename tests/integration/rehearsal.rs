@@ -418,18 +418,20 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
 
         // The review's reproduction: a database one migration behind (the latest undone), in
         // rollback-journal mode.
-        let latest = "m20261204_000004_binding_unique_per_issuer";
+        let latest = "m20261204_000005_session_notifications";
         let applied = migrations(&server);
         assert_eq!(applied.last().map(String::as_str), Some(latest));
         let previous = applied[applied.len() - 2].clone();
-        assert_eq!(previous, "m20261201_000003_identity_binding");
+        assert_eq!(previous, "m20261204_000004_binding_unique_per_issuer");
         server.db(async |conn| {
             use sea_orm::ConnectionTrait;
-            if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
-                conn.execute_unprepared("PRAGMA journal_mode=DELETE").await.unwrap();
-            }
+            let undo = if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+                "PRAGMA journal_mode=DELETE"
+            } else {
+                "DROP FUNCTION hookgate_sessions_notify() CASCADE"
+            };
             for statement in [
-                "DROP INDEX users_sso_binding".to_owned(),
+                undo.to_owned(),
                 format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"),
             ] {
                 conn.execute_unprepared(&statement).await.unwrap();

@@ -797,11 +797,40 @@ fn a_database_password_never_reaches_the_log() {
     assert!(stderr.contains("password=***"), "{stderr}");
 }
 
+/// Polls `path` on `server` with `bearer` until it answers `status`; returns how long that took.
+/// Panics past one second: the bound ARCHITECTURE.md promises for a change made on another
+/// replica (or behind hookgate's back) to reach this one.
+fn within_a_second(
+    server: &TestServer,
+    path: &str,
+    bearer: &str,
+    status: u16,
+    what: &str,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = server.get(path, &[("authorization", bearer)]);
+        let took = started.elapsed();
+        if reply.status == status {
+            eprintln!("--- {what}: {path} answered {status} on the other replica after {took:?}");
+            return took;
+        }
+        assert!(
+            took < Duration::from_secs(1),
+            "{what}: {path} still answers {} after {took:?}",
+            reply.status
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
-fn a_revocation_on_one_replica_holds_at_once_on_the_other() {
-    // Two replicas on one PostgreSQL database. Sessions are not cached: every request reads the
-    // session and the user's current role, so a demotion, a logout, a revocation or a deleted
-    // user made through one replica holds on the other at its next request.
+fn a_revocation_on_one_replica_reaches_the_other_within_a_second() {
+    // Two replicas on one PostgreSQL database. Each remembers session checks while it LISTENs
+    // on `hookgate_sessions`; the schema's triggers NOTIFY every change to a user or a live
+    // session, so a logout, a demotion (by an administrator, by a sign-in, or by an operator's
+    // SQL), a revocation or a deleted user made through one replica must reach the other —
+    // which remembers the check — within one second. The delays are measured and printed.
     let Some(admin) = hookgate_tests::server::postgres_url() else { return };
     let a = TestServer::start(&Backend::Postgres(admin));
     let b = TestServer::start_with(
@@ -811,36 +840,158 @@ fn a_revocation_on_one_replica_holds_at_once_on_the_other() {
             ..ServerOptions::default()
         },
     );
+    for server in [&a, &b] {
+        assert!(
+            server.logged("session checks are remembered: this replica LISTENs"),
+            "{}",
+            server.logs()
+        );
+    }
     let master = a.master_auth();
-    let key = a.session_key("alice", &["admins"]);
-    let bearer = format!("Bearer {key}");
-    assert_eq!(b.get("/user/list", &[("authorization", &bearer)]).status, 200);
+    // The other replica checks the key often enough for each of its threads to remember it.
+    let remembered = |server: &TestServer, path: &str, bearer: &str| {
+        for _ in 0..32 {
+            assert_eq!(server.get(path, &[("authorization", bearer)]).status, 200, "{path}");
+        }
+    };
+    let mut delays = Vec::new();
 
+    let bearer = format!("Bearer {}", a.session_key("alice", &["admins"]));
+    remembered(&b, "/user/list", &bearer);
     let demote = a.post_json(
         "/user/update",
         &json!({"user_id": "alice", "user_role": "internal_user"}),
         &[("authorization", &master)],
     );
     assert_eq!(demote.status, 200, "{}", demote.body);
-    assert_eq!(b.get("/user/list", &[("authorization", &bearer)]).status, 403, "demoted on A");
+    delays.push(within_a_second(&b, "/user/list", &bearer, 403, "demoted on A"));
 
+    remembered(&b, "/user/info", &bearer);
     assert_eq!(
         a.post_json("/session/logout", &json!({}), &[("authorization", &bearer)]).status,
         200
     );
-    assert_eq!(b.get("/user/info", &[("authorization", &bearer)]).status, 401, "logged out on A");
+    delays.push(within_a_second(&b, "/user/info", &bearer, 401, "logged out on A"));
 
-    let key = format!("Bearer {}", b.session_key("alice", &[]));
+    let bearer = format!("Bearer {}", b.session_key("alice", &["admins"]));
+    remembered(&a, "/user/list", &bearer);
+    assert_eq!(b.sign_in("alice", "alice@example.test", &[]).status, 303);
+    delays.push(within_a_second(&a, "/user/list", &bearer, 403, "demoted by a sign-in on B"));
+
+    let bearer = format!("Bearer {}", b.session_key("alice", &["admins"]));
+    remembered(&a, "/user/list", &bearer);
+    a.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "UPDATE users SET user_role = 'internal_user' WHERE user_id = 'alice'",
+        )
+        .await
+        .unwrap();
+    });
+    delays.push(within_a_second(&a, "/user/list", &bearer, 403, "demoted by an operator's SQL"));
+
+    let bearer = format!("Bearer {}", b.session_key("alice", &[]));
+    remembered(&a, "/user/info", &bearer);
     let revoke =
         b.post_json("/session/revoke", &json!({"user_id": "alice"}), &[("authorization", &master)]);
     assert_eq!(revoke.status, 200, "{}", revoke.body);
-    assert_eq!(a.get("/user/info", &[("authorization", &key)]).status, 401, "revoked on B");
+    delays.push(within_a_second(&a, "/user/info", &bearer, 401, "revoked on B"));
 
-    let key = format!("Bearer {}", b.session_key("alice", &[]));
+    let bearer = format!("Bearer {}", b.session_key("alice", &[]));
+    remembered(&b, "/user/info", &bearer);
     let delete =
         a.post_json("/user/delete", &json!({"user_ids": ["alice"]}), &[("authorization", &master)]);
     assert_eq!(delete.status, 200, "{}", delete.body);
-    assert_eq!(b.get("/user/info", &[("authorization", &key)]).status, 401, "deleted on A");
+    delays.push(within_a_second(&b, "/user/info", &bearer, 401, "deleted on A"));
+
+    eprintln!("--- the slowest change reached the other replica after {:?}", delays.iter().max());
+}
+
+#[test]
+fn a_change_made_through_a_replica_holds_on_it_at_once() {
+    // The replica that makes the change forgets what it remembered before it answers: its own
+    // next check, on any of its threads, never sees the session as it was.
+    let Some(admin) = hookgate_tests::server::postgres_url() else { return };
+    let server = TestServer::start(&Backend::Postgres(admin));
+    assert!(
+        server.logged("session checks are remembered: this replica LISTENs"),
+        "{}",
+        server.logs()
+    );
+    let master = server.master_auth();
+    let bearer = format!("Bearer {}", server.session_key("carl", &["admins"]));
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 200);
+    }
+    let demote = server.post_json(
+        "/user/update",
+        &json!({"user_id": "carl", "user_role": "internal_user"}),
+        &[("authorization", &master)],
+    );
+    assert_eq!(demote.status, 200, "{}", demote.body);
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 403);
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
+    }
+    assert_eq!(
+        server.post_json("/session/logout", &json!({}), &[("authorization", &bearer)]).status,
+        200
+    );
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+    }
+}
+
+#[test]
+fn a_replica_that_loses_its_listener_forgets_what_it_remembered_and_listens_again() {
+    // A change no notification announces (a superuser's replication role fires no trigger)
+    // stands for one whose notification was lost: while the listener is up the replica may
+    // still serve the check as it remembered it; once the listener's connection is cut, none of
+    // its threads does, and the replica says so, listens again and says that too.
+    let Some(admin) = hookgate_tests::server::postgres_url() else { return };
+    let server = TestServer::start(&Backend::Postgres(admin));
+    assert!(
+        server.logged("session checks are remembered: this replica LISTENs"),
+        "{}",
+        server.logs()
+    );
+    let bearer = format!("Bearer {}", server.session_key("lena", &["admins"]));
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 200);
+    }
+    server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "SET session_replication_role = replica; \
+             UPDATE users SET user_role = 'internal_user' WHERE user_id = 'lena'; \
+             SET session_replication_role = DEFAULT",
+        )
+        .await
+        .unwrap();
+    });
+    let cut = server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'hookgate-sessions-listener' AND datname = current_database()",
+        )
+        .await
+        .unwrap()
+        .rows_affected()
+    });
+    assert_eq!(cut, 1, "one listener");
+    assert!(
+        server.logged("until this replica LISTENs again: its connection for \"hookgate_sessions\" notifications was lost"),
+        "{}",
+        server.logs()
+    );
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 403);
+    }
+    assert!(server.logged("session checks are remembered again"), "{}", server.logs());
+    for _ in 0..32 {
+        assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 403);
+    }
 }
 
 #[test]

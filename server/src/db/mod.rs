@@ -8,6 +8,7 @@
 pub mod entity;
 mod migration;
 mod read_only;
+mod sessions;
 pub mod store;
 mod sync;
 mod writer;
@@ -76,6 +77,9 @@ pub struct Db {
     sqlite: Option<(PathBuf, Arc<sync::Readers>)>,
     /// Opened for a rehearsal ([`Db::open_read_only`], [`Db::scratch`]): [`Db::write`] refuses.
     read_only: bool,
+    /// PostgreSQL: the session checks remembered while this replica hears every change (see
+    /// [`sessions`]).
+    sessions: Option<Arc<sessions::SessionCache>>,
 }
 
 /// A write transaction; dropped without [`WriteTxn::commit`], it rolls back.
@@ -156,7 +160,12 @@ impl Db {
         } else {
             migration::Migrator::up(&conn, None).await?;
         }
-        Ok(Db { conn, write_lock, sqlite, read_only: false })
+        let sessions = write_lock.is_none().then(|| {
+            let cache = sessions::SessionCache::new();
+            sessions::listen(&cache, conn.get_postgres_connection_pool().clone());
+            cache
+        });
+        Ok(Db { conn, write_lock, sqlite, read_only: false, sessions })
     }
 
     /// The pool, for reads.
@@ -182,7 +191,8 @@ impl Db {
     /// The live session with this key hash and its user ([`store::live_session_user`]). On
     /// SQLite it reads on the calling thread's own connection, without sqlx's two thread
     /// switches per statement: a primary-key lookup in WAL mode, which never waits for the
-    /// writer, costs microseconds, less than handing it to another thread would.
+    /// writer, costs microseconds, less than handing it to another thread would. On PostgreSQL
+    /// it is remembered while this replica hears every change ([`sessions`]).
     pub async fn live_session_user(
         &self,
         token_hash: &str,
@@ -192,7 +202,44 @@ impl Db {
         {
             return read;
         }
-        store::live_session_user(&self.conn, token_hash).await
+        let Some(cache) = &self.sessions else {
+            return store::live_session_user(&self.conn, token_hash).await;
+        };
+        let ticket = match cache.lookup(token_hash, store::now()) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
+        let found = store::live_session_user(&self.conn, token_hash).await?;
+        if let (Some(ticket), Some(found)) = (ticket, &found) {
+            cache.keep(ticket, token_hash, found);
+        }
+        Ok(found)
+    }
+
+    /// Makes this process forget the session checks of `user_id` at once: called after a
+    /// committed write that changed or deleted the user or revoked any of its sessions, before
+    /// its caller is answered. (Other replicas hear of it through the schema's `NOTIFY`.)
+    pub(crate) fn forget_user(&self, user_id: &str) {
+        if let Some(cache) = &self.sessions {
+            cache.forget(sessions::Forget::User(user_id.to_owned()));
+        }
+    }
+
+    /// Revokes a session ([`store::revoke_session`]); returns whether it was live.
+    pub async fn revoke_session(&self, token_hash: &str) -> Result<bool, DbErr> {
+        let revoked = store::revoke_session(&self.conn, token_hash).await?;
+        if let Some(cache) = &self.sessions {
+            cache.forget(sessions::Forget::Session(token_hash.to_owned()));
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes every live session of a user ([`store::revoke_user_sessions`]); returns how many
+    /// there were.
+    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, DbErr> {
+        let revoked = store::revoke_user_sessions(&self.conn, user_id).await?;
+        self.forget_user(user_id);
+        Ok(revoked)
     }
 
     /// The teams a user is in ([`store::teams_of_user_with_info`]); on SQLite read on the

@@ -128,7 +128,7 @@ impl Db {
             }
         }
         let conn = Database::connect(options).await?;
-        let db = Db { conn, write_lock: None, sqlite: None, read_only: true };
+        let db = Db { conn, write_lock: None, sqlite: None, read_only: true, sessions: None };
         if let Err(error) = db.check_read_only_rehearsal().await {
             if let Err(close) = db.close().await {
                 tracing::debug!("closing the database: {close}");
@@ -154,7 +154,7 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10));
         let conn = Database::connect(options).await?;
         Migrator::up(&conn, None).await?;
-        Ok(Db { conn, write_lock: None, sqlite: None, read_only: true })
+        Ok(Db { conn, write_lock: None, sqlite: None, read_only: true, sessions: None })
     }
 
     /// The checks after opening: the session is read-only (PostgreSQL) and the schema is this

@@ -107,7 +107,7 @@ fn run(
     mut receiver: mpsc::Receiver<Queued>,
     metrics: crate::metrics::Metrics,
 ) {
-    let mut target = Target::new(db, runtime);
+    let mut target = Target::new(db.clone(), runtime);
     let transaction = |target: &mut Target, jobs: &[&Job]| {
         let started = std::time::Instant::now();
         let outcome = target.transaction(|txn| apply_batch(txn, jobs));
@@ -122,6 +122,7 @@ fn run(
         match transaction(&mut target, &jobs) {
             Ok(outcomes) => {
                 for (queued, outcome) in batch.drain(..).zip(outcomes) {
+                    forget_changed(&db, &queued.job, outcome);
                     let _ = queued.reply.send(Ok(outcome));
                 }
             }
@@ -137,10 +138,24 @@ fn run(
                 for queued in batch.drain(..) {
                     let outcome = transaction(&mut target, &[&queued.job])
                         .map(|mut outcomes| outcomes.remove(0));
+                    if let Ok(outcome) = outcome {
+                        forget_changed(&db, &queued.job, outcome);
+                    }
                     let _ = queued.reply.send(outcome);
                 }
             }
         }
+    }
+}
+
+/// After the commit, before the sign-in answers: a user the plan changed has its session checks
+/// forgotten (a sign-in may change the role, models or budget that every check reads, or revoke
+/// the user's earlier sessions when a sync takes teams away).
+fn forget_changed(db: &Db, job: &Job, outcome: Applied) {
+    if outcome == Applied::Done
+        && (matches!(job.plan.user, UserWrite::Update { .. }) || !job.plan.removed.is_empty())
+    {
+        db.forget_user(&job.plan.account.user_id);
     }
 }
 

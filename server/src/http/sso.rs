@@ -303,7 +303,7 @@ fn oidc_error(error: OidcError) -> SignInError {
 /// nothing and the logout can be retried.
 pub(super) async fn end_session(state: &AppState, token_hash: &str) -> Result<(), ApiError> {
     state.signin().close_front_door_session(token_hash).await?;
-    store::revoke_session(state.db().conn(), token_hash).await?;
+    state.db().revoke_session(token_hash).await?;
     Ok(())
 }
 

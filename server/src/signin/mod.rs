@@ -339,7 +339,7 @@ impl SignInService {
         if front_door.key_is_live(token_hash).await? {
             return Ok(true);
         }
-        store::revoke_session(self.db.conn(), token_hash).await?;
+        self.db.revoke_session(token_hash).await?;
         tracing::info!("a session signed out in LiteLLM is revoked here too");
         Ok(false)
     }

@@ -89,7 +89,7 @@ impl MigrationTrait for BindingPerIssuer {
     }
 }
 
-fn unsupported(backend: DbBackend) -> DbErr {
+pub(super) fn unsupported(backend: DbBackend) -> DbErr {
     DbErr::Migration(format!(
         "hookgate's migrations support SQLite and PostgreSQL, not {backend:?}"
     ))
@@ -314,7 +314,7 @@ mod tests {
             .to_string();
         assert!(error.contains(unique), "{error}");
 
-        Migrator::up(conn, None).await.unwrap();
+        Migrator::up(conn, Some(1)).await.unwrap();
         let row = conn
             .query_one_raw(sea_orm::Statement::from_string(
                 conn.get_database_backend(),

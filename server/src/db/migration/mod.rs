@@ -9,6 +9,7 @@ mod m20261127_000001_initial;
 mod m20261127_000002_completed_oidc_flows;
 mod m20261201_000003_identity_binding;
 mod m20261204_000004_binding_unique_per_issuer;
+mod m20261204_000005_session_notifications;
 mod m20261205_000006_membership_source;
 
 use sea_orm_migration::prelude::*;
@@ -17,6 +18,7 @@ use self::{
     m20261127_000001_initial::Initial, m20261127_000002_completed_oidc_flows::CompletedFlows,
     m20261201_000003_identity_binding::IdentityBinding,
     m20261204_000004_binding_unique_per_issuer::BindingPerIssuer,
+    m20261204_000005_session_notifications::SessionNotifications,
     m20261205_000006_membership_source::MembershipSource,
 };
 
@@ -31,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(CompletedFlows),
             Box::new(IdentityBinding),
             Box::new(BindingPerIssuer),
+            Box::new(SessionNotifications),
             Box::new(MembershipSource),
         ]
     }

@@ -85,7 +85,8 @@ pub async fn revoke_user_sessions<C: ConnectionTrait>(
     Ok(result.rows_affected)
 }
 
-/// Revokes a session; returns whether it was live.
+/// Revokes a session; returns whether it was live. The server revokes through
+/// [`crate::db::Db::revoke_session`], which also forgets the remembered check at once.
 pub async fn revoke_session<C: ConnectionTrait>(conn: &C, token_hash: &str) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))

@@ -1,7 +1,8 @@
 //! The group commit's promises, each shown on a real SQLite file by a test that fails without
 //! it (issue 19): one bad plan in a batch fails alone; a sign-in's answer comes from its commit;
 //! a plan made from a snapshot another writer changed is refused and made again; two
-//! identities racing for one user id make one account and one refusal.
+//! identities racing for one user id make one account and one refusal. And, on PostgreSQL, a
+//! sign-in that changes its user forgets the user's remembered session checks before it answers.
 //!
 //! Plans are made the way sign-ins make them: a snapshot read ([`store::snapshot`]), then
 //! [`rules::decide`]. Batches are forced without timing: the test holds the server's write lock
@@ -337,4 +338,46 @@ async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal(
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(fixture.count("SELECT count(*) FROM users").await, 1);
+}
+
+/// On PostgreSQL (when the test command started one, `HOOKGATE_TEST_POSTGRES_URL`): a sign-in
+/// that changes its user makes this process forget the user's remembered session checks before
+/// the sign-in is answered. The cache has no listener here (it is made live by hand): only the
+/// writer can make it forget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_that_changes_its_user_forgets_its_session_checks_before_it_answers() {
+    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
+        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+        return;
+    };
+    let name = format!("hookgate_writer_{}", crate::session::random_hex(8));
+    let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let mut db = Db::connect(&format!("{base}/{name}")).await.unwrap();
+    let cache = crate::db::sessions::SessionCache::new();
+    cache.listener_ready();
+    db.sessions = Some(cache);
+    let dir = std::env::temp_dir()
+        .join(format!("hookgate-writer-test-{}", crate::session::random_hex(8)));
+    std::fs::create_dir(&dir).unwrap();
+    let writer = Writer::start(db.clone(), crate::metrics::Metrics::new());
+    let config = Config::from_text(std::path::Path::new("config.yaml"), "", &|_| None).unwrap();
+    let fixture = Fixture { dir, db, writer, config };
+
+    let budget = async || {
+        let (_, user) = fixture.db.live_session_user("h1").await.unwrap().expect("live");
+        user.max_budget
+    };
+    let ann = identity("ann", "https://idp.test", "s-1", Some(1.0));
+    assert_eq!(fixture.sign_in(&ann, "h1").await, Applied::Done);
+    assert_eq!(budget().await, Some(1.0));
+    assert_eq!(budget().await, Some(1.0));
+    let ann = identity("ann", "https://idp.test", "s-1", Some(2.0));
+    assert_eq!(fixture.sign_in(&ann, "h2").await, Applied::Done);
+    assert_eq!(budget().await, Some(2.0), "the session check was not forgotten");
+
+    drop(fixture);
+    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+    admin.close().await.unwrap();
 }

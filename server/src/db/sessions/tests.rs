@@ -1,0 +1,344 @@
+//! The session cache's promises: what is remembered, what is forgotten and when, and (on
+//! PostgreSQL, when the test command started one) the listener's loss and return and this
+//! process's own writes.
+
+use super::*;
+
+fn found(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Found {
+    let at = crate::db::store::now();
+    (
+        session::Model {
+            token_hash: token_hash.to_owned(),
+            user_id: user_id.to_owned(),
+            user_role: "proxy_admin".into(),
+            login_method: "header".into(),
+            models: serde_json::json!([]),
+            max_budget: None,
+            created_at: at,
+            expires_at,
+            revoked_at: None,
+        },
+        user::Model {
+            user_id: user_id.to_owned(),
+            user_email: None,
+            user_alias: None,
+            user_role: Some("proxy_admin".into()),
+            sso_user_id: None,
+            sso_issuer: None,
+            models: serde_json::json!([]),
+            max_budget: None,
+            spend: 0.0,
+            budget_duration: None,
+            budget_reset_at: None,
+            metadata: serde_json::json!({}),
+            created_at: at,
+            updated_at: at,
+        },
+    )
+}
+
+/// Looks `token_hash` up, keeping `found` on a miss; returns whether it was a hit.
+fn check(cache: &SessionCache, token_hash: &str, found: &Found) -> bool {
+    match cache.lookup(token_hash, crate::db::store::now()) {
+        Ok(_) => true,
+        Err(ticket) => {
+            if let Some(ticket) = ticket {
+                cache.keep(ticket, token_hash, found);
+            }
+            false
+        }
+    }
+}
+
+fn later() -> DateTime<Utc> {
+    crate::db::store::now() + chrono::Duration::hours(1)
+}
+
+#[test]
+fn nothing_is_remembered_until_the_listener_is_up() {
+    let cache = SessionCache::new();
+    let alice = found("h1", "alice", later());
+    assert!(!check(&cache, "h1", &alice));
+    assert!(!check(&cache, "h1", &alice), "kept while no listener was up");
+    cache.listener_ready();
+    assert!(!check(&cache, "h1", &alice));
+    assert!(check(&cache, "h1", &alice));
+}
+
+#[test]
+fn a_lost_listener_forgets_everything_and_remembers_nothing_until_it_is_back() {
+    let cache = SessionCache::new();
+    cache.listener_ready();
+    let alice = found("h1", "alice", later());
+    check(&cache, "h1", &alice);
+    assert!(check(&cache, "h1", &alice));
+
+    cache.listener_lost();
+    assert!(!cache.is_live());
+    assert!(!check(&cache, "h1", &alice), "used after the listener was lost");
+    assert!(!check(&cache, "h1", &alice), "kept while the listener was down");
+
+    // A check that missed just before the loss must not keep what it read (a notification
+    // may have been lost meanwhile).
+    cache.listener_ready();
+    let Err(Some(ticket)) = cache.lookup("h1", crate::db::store::now()) else {
+        panic!("a miss with a ticket")
+    };
+    cache.listener_lost();
+    cache.listener_ready();
+    cache.keep(ticket, "h1", &alice);
+    assert!(!check(&cache, "h1", &alice), "kept a read from before the loss");
+    assert!(check(&cache, "h1", &alice));
+}
+
+#[test]
+fn forgetting_a_user_or_a_session_drops_only_those() {
+    let cache = SessionCache::new();
+    cache.listener_ready();
+    let alice = found("h1", "alice", later());
+    let alice2 = found("h2", "alice", later());
+    let bob = found("h3", "bob", later());
+    for (hash, found) in [("h1", &alice), ("h2", &alice2), ("h3", &bob)] {
+        check(&cache, hash, found);
+    }
+    cache.forget(Forget::of_payload("user:alice"));
+    assert!(!check(&cache, "h1", &alice));
+    assert!(!check(&cache, "h2", &alice2));
+    assert!(check(&cache, "h3", &bob));
+    cache.forget(Forget::of_payload("session:h3"));
+    assert!(!check(&cache, "h3", &bob));
+    assert!(check(&cache, "h1", &alice));
+    cache.forget(Forget::of_payload("*"));
+    assert!(!check(&cache, "h1", &alice));
+    assert_eq!(Forget::of_payload("from a newer version"), Forget::All);
+}
+
+#[test]
+fn a_read_that_a_forgetting_overtook_is_not_kept() {
+    // The revocation commits while the check reads the row as it was: the forgetting comes
+    // between the miss and the keep, so what was read must not be remembered.
+    let cache = SessionCache::new();
+    cache.listener_ready();
+    let alice = found("h1", "alice", later());
+    let Err(Some(ticket)) = cache.lookup("h1", crate::db::store::now()) else {
+        panic!("a miss with a ticket")
+    };
+    cache.forget(Forget::User("alice".into()));
+    cache.keep(ticket, "h1", &alice);
+    assert!(!check(&cache, "h1", &alice), "kept a read older than a revocation");
+}
+
+#[test]
+fn a_thread_sees_what_another_forgot_even_past_the_logs_reach() {
+    let cache = SessionCache::new();
+    cache.listener_ready();
+    let alice = found("h1", "alice", later());
+    check(&cache, "h1", &alice);
+    assert!(check(&cache, "h1", &alice));
+    let other = Arc::clone(&cache);
+    std::thread::spawn(move || other.forget(Forget::User("alice".into()))).join().unwrap();
+    assert!(!check(&cache, "h1", &alice), "another thread's forgetting was missed");
+    assert!(check(&cache, "h1", &alice));
+    let other = Arc::clone(&cache);
+    std::thread::spawn(move || {
+        for n in 0..LOG + 10 {
+            other.forget(Forget::User(format!("someone-{n}")));
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(!check(&cache, "h1", &alice), "kept past the log's reach");
+}
+
+#[test]
+fn an_expired_session_is_never_served() {
+    let cache = SessionCache::new();
+    cache.listener_ready();
+    let soon = crate::db::store::now() + chrono::Duration::milliseconds(1);
+    let alice = found("h1", "alice", soon);
+    check(&cache, "h1", &alice);
+    let after = soon + chrono::Duration::milliseconds(1);
+    assert!(cache.lookup("h1", after).is_err(), "served past its expiry");
+}
+
+/// On PostgreSQL (when the test command started one, `HOOKGATE_TEST_POSTGRES_URL`): a
+/// change that notifies nobody (triggers off for the writing connection) is not seen while
+/// the check is remembered; losing the listener forgets it, so the next check reads the
+/// change; the listener comes back by itself and checks are remembered again.
+#[tokio::test]
+async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
+    use sea_orm::{ConnectionTrait, Database};
+    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
+        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+        return;
+    };
+    let name = format!("hookgate_listener_{}", crate::session::random_hex(8));
+    let admin = Database::connect(admin_url.as_str()).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let db = crate::db::Db::connect(&url).await.unwrap();
+    let cache = db.sessions.clone().expect("PostgreSQL remembers session checks");
+    let live = async |cache: &SessionCache| {
+        for _ in 0..100 {
+            if cache.is_live() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the listener did not come up within 5 s");
+    };
+    live(&cache).await;
+
+    let behind = Database::connect(url.as_str()).await.unwrap();
+    behind
+        .execute_unprepared(
+            "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+             updated_at) VALUES ('ann', 'proxy_admin', '[]', 0, '{}', now(), now()); \
+             INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
+             created_at, expires_at) VALUES ('h1', 'ann', 'proxy_admin', 'header', '[]', \
+             now(), now() + interval '1 hour')",
+        )
+        .await
+        .unwrap();
+    let role = async || {
+        let (_, user) = db.live_session_user("h1").await.unwrap().expect("a live session");
+        user.user_role.unwrap()
+    };
+    assert_eq!(role().await, "proxy_admin");
+    // Behind the triggers' back (a superuser's replication role fires none): remembered.
+    behind
+        .execute_unprepared(
+            "SET session_replication_role = replica; \
+             UPDATE users SET user_role = 'internal_user' WHERE user_id = 'ann'; \
+             SET session_replication_role = DEFAULT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(role().await, "proxy_admin", "not remembered (this runtime has one thread)");
+
+    // The listener's connection dies: what the cache held is forgotten.
+    let killed = admin_of(&url)
+        .await
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'hookgate-sessions-listener' AND datname = current_database()",
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.rows_affected(), 1, "one listener");
+    let started = Instant::now();
+    while role().await != "internal_user" {
+        assert!(started.elapsed() < Duration::from_secs(2), "still remembered after the loss");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("the lost listener was noticed after {:?}", started.elapsed());
+
+    // Back by itself; a notified change is seen (here with nothing forgotten locally).
+    live(&cache).await;
+    assert_eq!(role().await, "internal_user");
+    behind
+        .execute_unprepared("UPDATE users SET user_role = 'proxy_admin' WHERE user_id = 'ann'")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while role().await != "proxy_admin" {
+        assert!(started.elapsed() < Duration::from_secs(1), "the notification was not heard");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("a notified change was heard after {:?}", started.elapsed());
+
+    behind.close().await.unwrap();
+    db.close().await.unwrap();
+    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+    admin.close().await.unwrap();
+}
+
+/// On PostgreSQL: this process's own writes make it forget before they return. The cache
+/// here has no listener (it is made live by hand), so nothing but the writes themselves can
+/// make it forget.
+#[tokio::test]
+async fn this_processs_own_writes_forget_before_they_return() {
+    use sea_orm::{ConnectionTrait, Database};
+    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
+        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+        return;
+    };
+    let name = format!("hookgate_forget_{}", crate::session::random_hex(8));
+    let admin = Database::connect(admin_url.as_str()).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let mut db = crate::db::Db::connect(&url).await.unwrap();
+    let cache = SessionCache::new();
+    cache.listener_ready();
+    db.sessions = Some(cache);
+    for (user_id, hashes) in [("ann", ["a1", "a2", "a3"]), ("bob", ["b1", "b2", "b3"])] {
+        db.conn()
+            .execute_unprepared(&format!(
+                "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+                 updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', now(), now())"
+            ))
+            .await
+            .unwrap();
+        for hash in hashes {
+            db.conn()
+                .execute_unprepared(&format!(
+                    "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
+                     models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
+                     'proxy_admin', 'header', '[]', now(), now() + interval '1 hour')"
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    let check = async |hash: &str| {
+        db.live_session_user(hash).await.unwrap().map(|(_, user)| user.user_role.unwrap())
+    };
+    for hash in ["a1", "a2", "a3", "b1", "b2", "b3"] {
+        assert_eq!(check(hash).await.as_deref(), Some("proxy_admin"));
+    }
+    let access = crate::access::Access::new(&db, None);
+
+    // A logout.
+    assert!(db.revoke_session("a1").await.unwrap());
+    assert_eq!(check("a1").await, None, "a logout");
+    // An administrator's edit.
+    let edit = crate::db::store::UserEdit {
+        user_role: Some(plugin_api::UserRole::InternalUser),
+        ..Default::default()
+    };
+    access.edit_user("ann", edit).await.unwrap();
+    assert_eq!(check("a2").await.as_deref(), Some("internal_user"), "a demotion");
+    // Signed out everywhere.
+    assert_eq!(access.revoke_sessions("ann").await.unwrap(), 2);
+    assert_eq!(check("a3").await, None, "signed out everywhere");
+    // Deleted.
+    assert_eq!(access.delete_users(&["bob".to_owned()]).await.unwrap(), ["bob"]);
+    for hash in ["b1", "b2", "b3"] {
+        assert_eq!(check(hash).await, None, "a deleted user");
+    }
+
+    db.close().await.unwrap();
+    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+    admin.close().await.unwrap();
+}
+
+/// A connection to the database at `url` (the test's admin user).
+async fn admin_of(url: &str) -> sea_orm::DatabaseConnection {
+    sea_orm::Database::connect(url).await.unwrap()
+}
+
+#[test]
+fn a_thread_remembers_a_bounded_number() {
+    let cache = SessionCache::new();
+    cache.listener_ready();
+    for n in 0..PER_THREAD * 2 {
+        let hash = format!("h{n}");
+        check(&cache, &hash, &found(&hash, "alice", later()));
+    }
+    let kept = ENTRIES.with_borrow(|all| {
+        all.iter().find(|mine| mine.cache == cache.id).map_or(0, |mine| mine.entries.len())
+    });
+    assert_eq!(kept, PER_THREAD);
+}
