@@ -10,6 +10,7 @@
 //! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
 //! * `accounts`: one identity rule for hookgate's and LiteLLM's accounts, and access changes
 //!   written through to LiteLLM;
+//! * `groups`: groups decide teams (an authoritative sync removes its own memberships) and roles;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
@@ -18,6 +19,7 @@ mod accounts;
 mod cli;
 mod connections;
 mod front_door;
+mod groups;
 mod management;
 mod metrics;
 mod oidc;

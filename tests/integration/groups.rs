@@ -1,0 +1,174 @@
+//! Groups decide teams and roles: the identity provider authoritative for teams
+//! (`litellm_jwtauth.sync_user_role_and_teams`), removing only the memberships a sync made, and
+//! roles from groups (`role_mappings`, `GENERIC_ROLE_MAPPINGS_*`, `jwt_litellm_role_map`).
+
+use hookgate::db::entity::team_member;
+use hookgate_tests::{
+    Scratch, run_hookgate,
+    server::{ServerOptions, TestServer, for_each_backend},
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+
+/// The header hook alone (no custom_sso: memberships from groups are the sync's own).
+fn config(extra: &str) -> String {
+    format!(
+        "general_settings:\n  custom_ui_sso_sign_in_handler: \
+         custom_sso_handler.custom_ui_sso_sign_in_handler\n  plugin_dirs: [\"{{plugins}}\"]\n  \
+         trusted_proxy_ranges: [\"127.0.0.1/32\"]\n{extra}"
+    )
+}
+
+/// carol's memberships as stored: (team, source).
+fn memberships(server: &TestServer, user_id: &str) -> Vec<(String, String)> {
+    let user_id = user_id.to_owned();
+    server.db(async move |conn| {
+        team_member::Entity::find()
+            .filter(team_member::Column::UserId.eq(user_id))
+            .order_by_asc(team_member::Column::TeamId)
+            .all(conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.team_id, m.source))
+            .collect()
+    })
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+#[test]
+fn an_authoritative_sync_removes_only_its_own_memberships_and_ends_older_sessions() {
+    for_each_backend(|backend| {
+        let config = config("  litellm_jwtauth:\n    sync_user_role_and_teams: true\n");
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, ..ServerOptions::default() },
+        );
+        for team in ["eng", "ops", "sales"] {
+            server.create_team(team);
+        }
+        let first = server.session_key("carol", &["eng", "ops"]);
+        let reply = server.post_json(
+            "/team/member_add",
+            &json!({"team_id": "sales", "member": {"user_id": "carol", "role": "user"}}),
+            &[("authorization", &server.master_auth())],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            memberships(&server, "carol"),
+            pairs(&[("eng", "idp"), ("ops", "idp"), ("sales", "admin")])
+        );
+        let bearer = |key: &str| format!("Bearer {key}");
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer(&first))]).status, 200);
+
+        // The provider drops ops (and never named sales): ops goes, the admin's sales stays.
+        let second = server.session_key("carol", &["eng"]);
+        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("sales", "admin")]));
+        assert_eq!(
+            server.get("/user/info", &[("authorization", &bearer(&first))]).status,
+            401,
+            "a session issued with the team it lost ends"
+        );
+        let info = server.get("/user/info", &[("authorization", &bearer(&second))]);
+        assert_eq!(info.status, 200, "{}", info.body);
+
+        // Same groups again: nothing removed, the session stays.
+        let third = server.session_key("carol", &["eng"]);
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer(&second))]).status, 200);
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer(&third))]).status, 200);
+    });
+}
+
+#[test]
+fn without_the_setting_a_sync_only_adds() {
+    for_each_backend(|backend| {
+        let config = config("");
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, ..ServerOptions::default() },
+        );
+        server.create_team("eng");
+        server.create_team("ops");
+        let first = server.session_key("dan", &["eng", "ops"]);
+        server.session_key("dan", &["eng"]);
+        assert_eq!(memberships(&server, "dan"), pairs(&[("eng", "idp"), ("ops", "idp")]));
+        let bearer = format!("Bearer {first}");
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
+    });
+}
+
+#[test]
+fn groups_map_to_roles_the_most_privileged_wins() {
+    let mappings = "  role_mappings:\n    default_role: internal_user_viewer\n    roles:\n      \
+                    proxy_admin: [admins]\n      internal_user: [eng, ops]\n";
+    for_each_backend(|backend| {
+        let config = config(mappings);
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, ..ServerOptions::default() },
+        );
+        let role_after = |groups: &[&str]| {
+            let reply = server.sign_in("erin", "erin@example.test", groups);
+            assert_eq!(reply.status, 303, "{}", reply.body);
+            let claims = server.claims(&reply.token_cookie().unwrap());
+            let stored = server.users().into_iter().find(|u| u.user_id == "erin").unwrap();
+            assert_eq!(stored.user_role.as_deref(), claims["user_role"].as_str(), "{groups:?}");
+            claims["user_role"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(role_after(&["eng"]), "internal_user");
+        assert_eq!(role_after(&["eng", "admins"]), "proxy_admin");
+        assert_eq!(role_after(&["sales"]), "internal_user_viewer", "no mapped group: the default");
+    });
+}
+
+#[test]
+fn litellms_role_mapping_names_work_as_they_do_there() {
+    // GENERIC_ROLE_MAPPINGS_ROLES is a Python-literal dict in LiteLLM's docs.
+    let env = [
+        ("GENERIC_ROLE_MAPPINGS_ROLES", "{'proxy_admin_viewer': ['audit']}"),
+        ("GENERIC_ROLE_MAPPINGS_DEFAULT_ROLE", "internal_user"),
+    ];
+    let plain = config("");
+    let server = TestServer::start_with(
+        &hookgate_tests::server::Backend::Sqlite,
+        ServerOptions { config: &plain, env: &env, ..ServerOptions::default() },
+    );
+    let role = |user: &str, groups: &[&str]| {
+        let reply = server.sign_in(user, &format!("{user}@example.test"), groups);
+        server.claims(&reply.token_cookie().unwrap())["user_role"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(role("fay", &["audit"]), "proxy_admin_viewer");
+    assert_eq!(role("gil", &[]), "internal_user");
+
+    // jwt_litellm_role_map applies with sync_user_role_and_teams, as in LiteLLM.
+    let config = config(
+        "  litellm_jwtauth:\n    sync_user_role_and_teams: true\n    jwt_litellm_role_map:\n      \
+         - {jwt_role: platform, litellm_role: proxy_admin}\n",
+    );
+    let server = TestServer::start_with(
+        &hookgate_tests::server::Backend::Sqlite,
+        ServerOptions { config: &config, ..ServerOptions::default() },
+    );
+    let reply = server.sign_in("hal", "hal@example.test", &["platform"]);
+    assert_eq!(server.claims(&reply.token_cookie().unwrap())["user_role"], "proxy_admin");
+}
+
+#[test]
+fn a_role_mapping_that_names_no_role_stops_the_server_with_the_key() {
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "config.yaml",
+        "general_settings:\n  role_mappings:\n    roles:\n      superuser: [admins]\n",
+    );
+    let output = run_hookgate(&["check", "--config", &config.display().to_string()], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("general_settings.role_mappings.roles: \"superuser\" is not a LiteLLM role"),
+        "{stderr}"
+    );
+}
