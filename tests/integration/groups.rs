@@ -172,3 +172,54 @@ fn a_role_mapping_that_names_no_role_stops_the_server_with_the_key() {
         "{stderr}"
     );
 }
+
+/// `hookgate try` previews an authoritative sign-in: the memberships it would add and remove,
+/// the role, and the sessions it would end, and writes none of it.
+#[test]
+fn try_previews_what_an_authoritative_sign_in_would_remove() {
+    for_each_backend(|backend| {
+        let extra = "  litellm_jwtauth:\n    sync_user_role_and_teams: true\n  role_mappings:\n    \
+                     roles:\n      internal_user: [eng]\n";
+        let config = config(extra);
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, ..ServerOptions::default() },
+        );
+        for team in ["eng", "ops", "lab"] {
+            server.create_team(team);
+        }
+        server.session_key("ivy", &["eng", "ops"]);
+        let path = server.dir().join("config.yaml").display().to_string();
+        let output = run_hookgate(
+            &[
+                "try",
+                "--config",
+                &path,
+                "--header",
+                "x-forwarded-user: ivy",
+                "--header",
+                "x-forwarded-email: ivy@example.test",
+                "--header",
+                "x-forwarded-groups: eng",
+                "--header",
+                "x-forwarded-groups: lab",
+                "--json",
+            ],
+            &[("DATABASE_URL", &server.database_url), ("LITELLM_MASTER_KEY", &server.master_key)],
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let plan = &report["plan"];
+        assert_eq!(
+            plan["memberships"],
+            json!([{"team_id": "lab", "user_id": "ivy", "role": "user", "source": "idp"}]),
+            "{plan:#}"
+        );
+        assert_eq!(plan["removed_memberships"], json!([{"team_id": "ops", "user_id": "ivy"}]));
+        assert_eq!(plan["revokes_earlier_sessions"], true);
+        assert_eq!(plan["session"]["user_role"], "internal_user");
+        // Nothing written: ivy is still in ops.
+        assert_eq!(memberships(&server, "ivy"), pairs(&[("eng", "idp"), ("ops", "idp")]));
+    });
+}

@@ -301,7 +301,12 @@ fn plan_json(plan: &Plan) -> Value {
         "member_users": plan.member_users,
         "memberships": plan.memberships.iter().map(|m| json!({
             "team_id": m.team_id, "user_id": m.user_id, "role": m.role.as_str(),
+            "source": m.source.as_str(),
         })).collect::<Vec<_>>(),
+        "removed_memberships": plan.removed.iter().map(|team_id| json!({
+            "team_id": team_id, "user_id": plan.account.user_id,
+        })).collect::<Vec<_>>(),
+        "revokes_earlier_sessions": !plan.removed.is_empty(),
         "session": {
             "user_id": plan.account.user_id,
             "user_role": plan.role.as_str(),
@@ -335,6 +340,19 @@ fn describe_plan(plan: &Plan) -> Vec<String> {
         changes.push(format!(
             "add {} to team {} as {}",
             membership.user_id, membership.team_id, membership.role
+        ));
+    }
+    for team_id in &plan.removed {
+        changes.push(format!(
+            "remove {} from team {} (the identity provider no longer names it; \
+             sync_user_role_and_teams)",
+            plan.account.user_id, team_id
+        ));
+    }
+    if !plan.removed.is_empty() {
+        changes.push(format!(
+            "revoke {}'s earlier sessions (issued with the teams removed)",
+            plan.account.user_id
         ));
     }
     changes.push(format!(
