@@ -223,3 +223,50 @@ fn try_previews_what_an_authoritative_sign_in_would_remove() {
         assert_eq!(memberships(&server, "ivy"), pairs(&[("eng", "idp"), ("ops", "idp")]));
     });
 }
+
+/// In front of LiteLLM, an authoritative sync's removals reach LiteLLM too: the user leaves the
+/// LiteLLM team, and the keys of the sessions the sign-in ends stop working there.
+#[test]
+fn in_front_of_litellm_the_user_leaves_the_litellm_team_and_loses_the_old_key() {
+    use hookgate_tests::fake_litellm::FakeLitellm;
+    for_each_backend(|backend| {
+        let fake = FakeLitellm::start();
+        let extra = format!(
+            "  litellm_proxy_url: \"{}\"\n  litellm_jwtauth:\n    sync_user_role_and_teams: true\n",
+            fake.url()
+        );
+        let config = config(&extra);
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, ..ServerOptions::default() },
+        );
+        fake.set_master_key(&server.master_key);
+        for team in ["eng", "ops"] {
+            server.create_team(team);
+            fake.add_team(team);
+        }
+        let key = |reply: &hookgate_tests::server::Reply| {
+            server.claims(&reply.token_cookie().unwrap())["key"].as_str().unwrap().to_owned()
+        };
+        let first = server.sign_in("kim", "kim@example.test", &["eng", "ops"]);
+        assert_eq!(first.status, 303, "{}", first.body);
+        let first = key(&first);
+        assert_eq!(fake.members("ops"), ["kim"]);
+        assert!(fake.is_live(&first));
+
+        let second = server.sign_in("kim", "kim@example.test", &["eng"]);
+        assert_eq!(second.status, 303, "{}", second.body);
+        assert!(fake.members("ops").is_empty(), "kim left the LiteLLM team");
+        assert_eq!(fake.members("eng"), ["kim"]);
+        assert!(!fake.is_live(&first), "the key of the session that ended is deleted");
+        assert!(fake.is_live(&key(&second)));
+        assert_eq!(memberships(&server, "kim"), pairs(&[("eng", "idp")]));
+
+        // LiteLLM refusing the removal fails the sign-in and changes nothing here.
+        server.sign_in("kim", "kim@example.test", &["eng", "ops"]);
+        fake.fail("/team/member_delete", 500, "database is down");
+        let refused = server.sign_in("kim", "kim@example.test", &["eng"]);
+        assert_eq!(refused.status, 502, "{}", refused.body);
+        assert_eq!(memberships(&server, "kim"), pairs(&[("eng", "idp"), ("ops", "idp")]));
+    });
+}

@@ -264,6 +264,18 @@ impl SignInService {
                         key
                     }
                 };
+                // An authoritative sync's removals reach LiteLLM first: the user leaves the
+                // teams there, and the keys of the sessions this sign-in ends are deleted (a
+                // refusal fails the sign-in with nothing changed here).
+                if let (Some(front_door), Some(session)) = (&self.front_door, &litellm)
+                    && !plan.removed.is_empty()
+                {
+                    for team_id in &plan.removed {
+                        front_door.remove_member(team_id, &session.user_id).await?;
+                    }
+                    let earlier = store::live_session_hashes(self.db.conn(), &user_id).await?;
+                    front_door.close_sessions(&earlier).await?;
+                }
                 let (minted, session) = self.mint(
                     attempt,
                     key,
@@ -399,7 +411,8 @@ impl SignInService {
     }
 }
 
-/// The teams the user is a member of once `plan` is applied.
+/// The teams the user is a member of once `plan` is applied (an authoritative sync's removals
+/// taken out).
 fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
     let user_id = &plan.account.user_id;
     let mut teams: Vec<String> = snapshot
@@ -408,6 +421,7 @@ fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
         .filter(|(_, member)| member == user_id)
         .map(|(team, _)| team.clone())
         .chain(plan.memberships.iter().filter(|m| &m.user_id == user_id).map(|m| m.team_id.clone()))
+        .filter(|team| !plan.removed.contains(team))
         .collect();
     teams.sort();
     teams.dedup();
