@@ -90,6 +90,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.ignored_keys.join(", ")
         );
     }
+    if !config.not_implemented.is_empty() {
+        tracing::warn!(
+            "{}: read but not implemented: {}",
+            config.file.display(),
+            config.not_implemented.join(", ")
+        );
+    }
+    for conflict in &config.setting_conflicts {
+        tracing::warn!("{}: {conflict}", config.file.display());
+    }
     let loader = PluginLoader::new();
     let plugins = Plugins::load(&config, &loader)?;
     match cli.command {

@@ -117,6 +117,8 @@ fn prepare(
     next.allow_insecure_plugin_permissions = new.allow_insecure_plugin_permissions;
     next.hook_timeout = new.hook_timeout;
     next.ignored_keys = new.ignored_keys;
+    next.not_implemented = new.not_implemented;
+    next.setting_conflicts = new.setting_conflicts;
     let plugins = Plugins::load(&next, loader).map_err(|error| error.to_string())?;
     Ok((next, plugins, not_applied))
 }
@@ -164,6 +166,8 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         // From the environment, which a running process cannot re-read.
         metrics_live_sessions_ttl: _,
         ignored_keys: _,
+        not_implemented: _,
+        setting_conflicts: _,
     } = new;
     let mut changed = Vec::new();
     let mut check = |differs: bool, key: &'static str| {

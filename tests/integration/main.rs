@@ -6,6 +6,8 @@
 //! * `sign_in`: header sign-in through the server, on SQLite and PostgreSQL;
 //! * `management`: the user/team API, the master key, startup rules;
 //! * `oidc`: OIDC sign-in against an in-process provider, and every attack on it;
+//! * `oidc_groups`: groups from LiteLLM's claim settings, and Microsoft Entra groups (the ID
+//!   token's, or a fake Graph's, page by page);
 //! * `ui`: the Admin UI pages and the password fallback;
 //! * `front_door`: hookgate in front of a (fake, in-process) LiteLLM proxy;
 //! * `accounts`: one identity rule for hookgate's and LiteLLM's accounts, and access changes
@@ -23,6 +25,7 @@ mod groups;
 mod management;
 mod metrics;
 mod oidc;
+mod oidc_groups;
 mod pipeline;
 mod plugin_loading;
 mod rehearsal;

@@ -11,7 +11,7 @@ const FLOW_COOKIE: &str = "hookgate_oidc_flow";
 
 /// The seed config without the header hook (which would win over OIDC), with the custom_sso
 /// plugin, plus `extra` general settings.
-fn config(extra: &str) -> String {
+pub(crate) fn config(extra: &str) -> String {
     hookgate_tests::SEED_CONFIG
         .replace(
             "  custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler\n",

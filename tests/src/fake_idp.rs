@@ -1,6 +1,8 @@
 //! An in-process OpenID provider for the integration tests: discovery, JWKS, an authorization
 //! endpoint that approves at once (or refuses, as told), a token endpoint that checks client
-//! credentials, codes, redirect URIs and PKCE (S256), and userinfo. What it signs can be made
+//! credentials, codes, redirect URIs and PKCE (S256), and userinfo. It also plays Microsoft
+//! (`microsoft_env`): a fake Graph under `/graph/v1.0` lists the user's groups page by page
+//! (`fake_graph`). What it signs can be made
 //! wrong on purpose (nonce, audience, expiry, key, `alg: none`, issuer) to test the relying
 //! party's checks.
 
@@ -53,6 +55,14 @@ pub struct Behavior {
     pub userinfo_sub: Option<String>,
     /// Refuse code exchanges without PKCE.
     pub require_pkce: bool,
+    /// More claims for the ID token (Microsoft's `groups`, or its overage marker).
+    pub id_token_claims: Value,
+    /// The groups Graph lists for every user: (object id, display name).
+    pub graph_groups: Vec<(String, String)>,
+    /// How many groups one Graph page holds.
+    pub graph_page_size: usize,
+    /// Answer Graph with this status (and a Graph error body) instead of the groups.
+    pub graph_status: Option<u16>,
 }
 
 impl Default for Behavior {
@@ -79,6 +89,10 @@ impl Default for Behavior {
             userinfo_status: None,
             userinfo_sub: None,
             require_pkce: true,
+            id_token_claims: json!({}),
+            graph_groups: Vec::new(),
+            graph_page_size: 100,
+            graph_status: None,
         }
     }
 }
@@ -90,12 +104,13 @@ struct Grant {
     used: bool,
 }
 
-struct Shared {
-    issuer: String,
-    behavior: Mutex<Behavior>,
+pub(crate) struct Shared {
+    pub(crate) issuer: String,
+    pub(crate) behavior: Mutex<Behavior>,
     grants: Mutex<HashMap<String, Grant>>,
-    tokens: Mutex<HashMap<String, Value>>,
+    pub(crate) tokens: Mutex<HashMap<String, Value>>,
     token_requests: Mutex<Vec<HashMap<String, String>>>,
+    pub(crate) graph_requests: Mutex<Vec<String>>,
 }
 
 /// A running provider.
@@ -114,6 +129,7 @@ impl FakeIdp {
             grants: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             token_requests: Mutex::new(Vec::new()),
+            graph_requests: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -121,6 +137,7 @@ impl FakeIdp {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            .route(crate::fake_graph::GROUPS_PATH, get(crate::fake_graph::groups))
             .with_state(shared.clone());
         runtime.spawn(async move {
             axum::serve(listener, app).await.expect("fake IdP serves");
@@ -141,6 +158,27 @@ impl FakeIdp {
     /// The form fields of every token request so far.
     pub fn token_requests(&self) -> Vec<HashMap<String, String>> {
         self.shared.token_requests.lock().unwrap().clone()
+    }
+
+    /// The path and query of every Graph request so far.
+    pub fn graph_requests(&self) -> Vec<String> {
+        self.shared.graph_requests.lock().unwrap().clone()
+    }
+
+    /// The environment a hookgate server needs to use this provider as Microsoft: its
+    /// endpoints in place of login.microsoftonline.com's, its fake Graph in place of Graph.
+    pub fn microsoft_env(&self) -> Vec<(&'static str, String)> {
+        let issuer = self.issuer();
+        vec![
+            ("MICROSOFT_CLIENT_ID", CLIENT_ID.to_owned()),
+            ("MICROSOFT_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            ("MICROSOFT_TENANT", "contoso".to_owned()),
+            ("MICROSOFT_AUTHORIZATION_ENDPOINT", format!("{issuer}/authorize")),
+            ("MICROSOFT_TOKEN_ENDPOINT", format!("{issuer}/token")),
+            ("MICROSOFT_USERINFO_ENDPOINT", format!("{issuer}/userinfo")),
+            ("MICROSOFT_GRAPH_URL", format!("{issuer}/graph")),
+            ("PROXY_BASE_URL", "{base}".to_owned()),
+        ]
     }
 
     /// The environment a hookgate server needs to use this provider.
@@ -326,6 +364,11 @@ async fn token(
     });
     if let Some(nonce) = behavior.nonce.clone().or(nonce) {
         claims["nonce"] = json!(nonce);
+    }
+    if let Value::Object(extra) = &behavior.id_token_claims {
+        for (key, value) in extra {
+            claims[key] = value.clone();
+        }
     }
     let id_token = if behavior.alg_none {
         let b64 = |value: &Value| {

@@ -1,6 +1,7 @@
 //! Support for hookgate's integration tests: where the built binary, plugins and fixtures are,
 //! and scratch folders with config files.
 
+pub mod fake_graph;
 pub mod fake_idp;
 pub mod fake_litellm;
 pub mod server;

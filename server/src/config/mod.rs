@@ -26,7 +26,7 @@ pub(crate) use self::validate::parse_span;
 pub use self::{
     error::ConfigError,
     hosts::AllowedHosts,
-    oidc::{ClaimPaths, Endpoints, OidcSettings, ProviderKind},
+    oidc::{ClaimPaths, Endpoints, GraphSettings, OidcSettings, ProviderKind},
     raw::{Cidr, UiAccessModeSetting},
     secret::Secret,
 };
@@ -153,6 +153,13 @@ pub struct Config {
     pub metrics_live_sessions_ttl: Duration,
     /// Keys in the file that hookgate does not implement.
     pub ignored_keys: Vec<String>,
+    /// Keys of LiteLLM's SSO settings (`general_settings.litellm_jwtauth`,
+    /// `general_settings.ui_access_mode`) that hookgate reads but does not implement: named in
+    /// a warning of their own at startup and by `hookgate check`.
+    pub not_implemented: Vec<String>,
+    /// Settings given under two names (LiteLLM's and hookgate's alias) with different values:
+    /// one warning each, saying which is used.
+    pub setting_conflicts: Vec<String>,
 }
 
 /// Limits on HTTP connections.

@@ -36,7 +36,9 @@ pub(crate) struct RawGeneralSettings {
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) hook_concurrency: Option<usize>,
     #[serde(default)]
-    pub(crate) ui_access_mode: Option<UiAccessModeSetting>,
+    pub(crate) ui_access_mode: Option<RawUiAccessMode>,
+    #[serde(default)]
+    pub(crate) litellm_jwtauth: Option<RawJwtAuth>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) session_cookie_http_only: Option<bool>,
     #[serde(default, deserialize_with = "env_or_opt")]
@@ -196,12 +198,40 @@ pub enum UiAccessModeSetting {
     RestrictedSsoGroup { group: String },
 }
 
-impl<'de> Deserialize<'de> for UiAccessModeSetting {
+/// `general_settings.litellm_jwtauth`: the keys hookgate implements, with LiteLLM's meaning for
+/// OpenID Connect sign-ins (each names the claim, a dot path, that gives the groups, id or
+/// email).
+///
+/// This struct is the one list of what hookgate implements there: every other key
+/// (`sync_user_role_and_teams`, `jwt_litellm_role_map`, `role_mappings`, `team_id_upsert`, …)
+/// is reported by the parser and named at startup and by `hookgate check` as "read but not
+/// implemented", never dropped silently. Implementing one is giving it a field here.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawJwtAuth {
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) team_ids_jwt_field: Option<String>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) user_id_jwt_field: Option<String>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) user_email_jwt_field: Option<String>,
+}
+
+/// `general_settings.ui_access_mode` as written: the mode, LiteLLM's `sso_group_jwt_field`
+/// (the claim the restricted group, and the groups, are read from) and the map's keys that
+/// hookgate does not implement (the map is read by hand, so the parser cannot see them).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawUiAccessMode {
+    pub(crate) mode: UiAccessModeSetting,
+    pub(crate) sso_group_jwt_field: Option<String>,
+    pub(crate) not_implemented: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for RawUiAccessMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ModeVisitor;
 
         impl<'de> serde::de::Visitor<'de> for ModeVisitor {
-            type Value = UiAccessModeSetting;
+            type Value = RawUiAccessMode;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
@@ -210,40 +240,56 @@ impl<'de> Deserialize<'de> for UiAccessModeSetting {
             }
 
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
-                match name {
-                    "admin_only" => Ok(UiAccessModeSetting::AdminOnly),
-                    "all" => Ok(UiAccessModeSetting::All),
-                    other => Err(E::custom(format!(
-                        "unknown ui_access_mode {other:?}; expected `admin_only` or `all`"
-                    ))),
-                }
+                let mode = match name {
+                    "admin_only" => UiAccessModeSetting::AdminOnly,
+                    "all" => UiAccessModeSetting::All,
+                    other => {
+                        return Err(E::custom(format!(
+                            "unknown ui_access_mode {other:?}; expected `admin_only` or `all`"
+                        )));
+                    }
+                };
+                Ok(RawUiAccessMode { mode, sso_group_jwt_field: None, not_implemented: Vec::new() })
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
             ) -> Result<Self::Value, A::Error> {
-                let (mut kind, mut group) = (None::<String>, None::<String>);
+                let (mut kind, mut group, mut field) = (None::<String>, None::<String>, None);
+                let mut not_implemented = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "type" => kind = Some(map.next_value()?),
                         "restricted_sso_group" => group = Some(map.next_value()?),
+                        "sso_group_jwt_field" => {
+                            field = map
+                                .next_value::<Option<String>>()?
+                                .map(|path| path.trim().to_owned())
+                                .filter(|path| !path.is_empty());
+                        }
                         _ => {
                             map.next_value::<serde::de::IgnoredAny>()?;
+                            not_implemented.push(format!("general_settings.ui_access_mode.{key}"));
                         }
                     }
                 }
-                match (kind.as_deref(), group) {
+                let mode = match (kind.as_deref(), group) {
                     (Some("restricted_sso_group"), Some(group)) if !group.is_empty() => {
-                        Ok(UiAccessModeSetting::RestrictedSsoGroup { group })
+                        UiAccessModeSetting::RestrictedSsoGroup { group }
                     }
-                    (Some("restricted_sso_group"), _) => Err(A::Error::custom(
-                        "restricted_sso_group mode needs a non-empty restricted_sso_group",
-                    )),
-                    (kind, _) => Err(A::Error::custom(format!(
-                        "unknown ui_access_mode type {kind:?}; expected restricted_sso_group"
-                    ))),
-                }
+                    (Some("restricted_sso_group"), _) => {
+                        return Err(A::Error::custom(
+                            "restricted_sso_group mode needs a non-empty restricted_sso_group",
+                        ));
+                    }
+                    (kind, _) => {
+                        return Err(A::Error::custom(format!(
+                            "unknown ui_access_mode type {kind:?}; expected restricted_sso_group"
+                        )));
+                    }
+                };
+                Ok(RawUiAccessMode { mode, sso_group_jwt_field: field, not_implemented })
             }
         }
 

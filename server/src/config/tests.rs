@@ -464,3 +464,91 @@ fn only_a_master_key_written_out_is_a_secret_in_the_file() {
         assert_eq!(yaml::has_literal_master_key(text), literal, "{text}");
     }
 }
+
+#[test]
+fn litellms_claim_names_choose_the_claims_and_unimplemented_keys_are_named() {
+    let text = "general_settings:
+  ui_access_mode:
+    type: restricted_sso_group
+    restricted_sso_group: ops
+    sso_group_jwt_field: realm_access.groups
+    sso_group_jwt_fields_typo: x
+  litellm_jwtauth:
+    team_ids_jwt_field: resource_access.app.groups
+    user_id_jwt_field: oid
+    user_email_jwt_field: upn
+    sync_user_role_and_teams: true
+    jwt_litellm_role_map: [{jwt_role: admins, litellm_role: proxy_admin}]
+    team_id_upsert: true
+";
+    let env = [
+        ("PROXY_BASE_URL", "https://sso.example"),
+        ("GENERIC_CLIENT_ID", "x"),
+        ("GENERIC_CLIENT_SECRET", "y"),
+        ("GENERIC_ISSUER", "https://idp.example"),
+        ("GENERIC_USER_GROUPS_ATTRIBUTE", "groups"),
+        ("GENERIC_USER_EMAIL_ATTRIBUTE", "upn"),
+    ];
+    let config = load(text, &env).unwrap();
+    let claims = &config.oidc.as_ref().unwrap().claims;
+    // ui_access_mode.sso_group_jwt_field, then litellm_jwtauth.team_ids_jwt_field, then the
+    // environment alias.
+    assert_eq!(claims.groups, ["realm_access.groups"]);
+    assert_eq!(claims.id, ["oid"]);
+    assert_eq!(claims.email, ["upn"]);
+    assert_eq!(
+        config.ui_access_mode,
+        UiAccessModeSetting::RestrictedSsoGroup { group: "ops".into() }
+    );
+    assert_eq!(
+        config.not_implemented,
+        [
+            "general_settings.ui_access_mode.sso_group_jwt_fields_typo",
+            "general_settings.litellm_jwtauth.sync_user_role_and_teams",
+            "general_settings.litellm_jwtauth.jwt_litellm_role_map",
+            "general_settings.litellm_jwtauth.team_id_upsert",
+        ]
+    );
+    assert!(config.ignored_keys.is_empty(), "{:?}", config.ignored_keys);
+    // One warning: the groups claim under three names with different values; the email claim
+    // under two names with the same value is no conflict.
+    assert_eq!(config.setting_conflicts.len(), 1, "{:?}", config.setting_conflicts);
+    assert!(
+        config.setting_conflicts[0].starts_with(
+            "general_settings.ui_access_mode.sso_group_jwt_field (\"realm_access.groups\") and \
+             general_settings.litellm_jwtauth.team_ids_jwt_field (\"resource_access.app.groups\") \
+             and environment variable GENERIC_USER_GROUPS_ATTRIBUTE (\"groups\") are both set"
+        ),
+        "{:?}",
+        config.setting_conflicts
+    );
+
+    // Without LiteLLM's names, hookgate's aliases and defaults apply as before.
+    let plain = load("", &env).unwrap();
+    assert_eq!(plain.oidc.unwrap().claims.groups, ["groups"]);
+    assert!(plain.not_implemented.is_empty() && plain.setting_conflicts.is_empty());
+    // LiteLLM's names reach every provider, Microsoft's default being the ID token's `groups`.
+    let microsoft = |text: &str| {
+        load(
+            text,
+            &[
+                ("PROXY_BASE_URL", "https://sso.example"),
+                ("MICROSOFT_CLIENT_ID", "m"),
+                ("MICROSOFT_CLIENT_SECRET", "ms"),
+                ("MICROSOFT_TENANT", "contoso"),
+            ],
+        )
+        .unwrap()
+        .oidc
+        .unwrap()
+    };
+    assert_eq!(microsoft("").claims.groups, ["groups"]);
+    assert_eq!(
+        microsoft("general_settings:\n  litellm_jwtauth:\n    team_ids_jwt_field: wids\n")
+            .claims
+            .groups,
+        ["wids"]
+    );
+    let graph = microsoft("").graph.unwrap();
+    assert_eq!(graph.api, "https://graph.microsoft.com/v1.0");
+}

@@ -18,10 +18,18 @@ impl Config {
     pub(super) fn validate(
         file: &Path,
         raw: RawConfig,
-        mut ignored_keys: Vec<String>,
+        ignored_keys: Vec<String>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { file: file.to_owned(), message };
+        // Keys of LiteLLM's SSO sections that hookgate reads but does not implement: named apart
+        // from the other ignored keys, so that nobody mistakes them for working.
+        let (mut not_implemented, ignored_keys): (Vec<String>, Vec<String>) =
+            ignored_keys.into_iter().partition(|key| {
+                key.starts_with("general_settings.litellm_jwtauth.")
+                    || key.starts_with("general_settings.ui_access_mode.")
+            });
+        let mut ignored_keys = ignored_keys;
         let env_nonempty = |name: &str| env(name).filter(|value| !value.trim().is_empty());
         let mut general = raw.general_settings.unwrap_or_default();
         let litellm = raw.litellm_settings.unwrap_or_default();
@@ -139,7 +147,30 @@ impl Config {
             });
         }
 
-        let oidc = oidc::from_env(env, general.oidc_issuer.clone()).map_err(invalid)?;
+        // LiteLLM's names for the claims (they win over hookgate's environment aliases), and the
+        // keys of `litellm_jwtauth` and `ui_access_mode` that hookgate does not implement.
+        let jwtauth = general.litellm_jwtauth.unwrap_or_default();
+        let (ui_access_mode, sso_group_jwt_field) = match general.ui_access_mode {
+            Some(raw) => {
+                // The parser may have seen them already.
+                for key in raw.not_implemented {
+                    if !not_implemented.contains(&key) {
+                        not_implemented.push(key);
+                    }
+                }
+                (raw.mode, raw.sso_group_jwt_field)
+            }
+            None => (UiAccessModeSetting::All, None),
+        };
+        let file_claims = oidc::FileClaims {
+            issuer: general.oidc_issuer.clone(),
+            sso_group_jwt_field,
+            team_ids_jwt_field: jwtauth.team_ids_jwt_field,
+            user_id_jwt_field: jwtauth.user_id_jwt_field,
+            user_email_jwt_field: jwtauth.user_email_jwt_field,
+        };
+        let mut setting_conflicts = Vec::new();
+        let oidc = oidc::from_env(env, file_claims, &mut setting_conflicts).map_err(invalid)?;
         if oidc.is_some() && proxy_base_url.is_none() {
             return Err(invalid(
                 "environment variable PROXY_BASE_URL is required with an OpenID Connect provider: \
@@ -252,7 +283,7 @@ impl Config {
             trusted_proxy_ranges,
             hook_timeout: general.hook_timeout.map_or(DEFAULT_HOOK_TIMEOUT, |timeout| timeout.0),
             hook_concurrency,
-            ui_access_mode: general.ui_access_mode.unwrap_or(UiAccessModeSetting::All),
+            ui_access_mode,
             session_cookie_http_only: general.session_cookie_http_only.unwrap_or(true),
             max_internal_user_budget: litellm.max_internal_user_budget.map(|budget| budget.0),
             internal_user_budget_duration: litellm.internal_user_budget_duration,
@@ -296,6 +327,8 @@ impl Config {
                 .unwrap_or(false),
             metrics_live_sessions_ttl,
             ignored_keys,
+            not_implemented,
+            setting_conflicts,
         })
     }
 }

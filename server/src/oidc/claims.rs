@@ -61,7 +61,7 @@ fn email_verified(claims: &Value) -> bool {
 }
 
 /// The value at a dot path (`realm_access.roles`).
-fn at_path<'v>(claims: &'v Value, path: &str) -> Option<&'v Value> {
+pub(super) fn at_path<'v>(claims: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(claims, |value, key| value.get(key))
 }
 

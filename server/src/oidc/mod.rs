@@ -6,10 +6,12 @@
 //! included), so a callback cannot be replayed.
 //!
 //! `provider` holds the provider (discovery, the client, the code exchange), `flow` the
-//! flow's state and the callback's checks, `claims` the mapping from claims to an identity.
+//! flow's state and the callback's checks, `claims` the mapping from claims to an identity,
+//! `graph` Microsoft Entra's groups (the ID token's, or Microsoft Graph's when it overflows).
 
 mod claims;
 mod flow;
+mod graph;
 mod provider;
 
 pub use claims::{identity, identity_of_claims};

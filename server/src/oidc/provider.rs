@@ -14,7 +14,11 @@ use plugin_api::OpenId;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use super::{FlowState, OidcError, claims::identity_and_proof};
+use super::{
+    FlowState, OidcError,
+    claims::identity_and_proof,
+    graph::{GroupSource, graph_groups, group_source},
+};
 use crate::{
     config::{Endpoints, OidcSettings},
     untrusted::{MAX_SHOWN, printable},
@@ -248,6 +252,17 @@ impl OidcProvider {
             // Verified: its payload is trustworthy JSON.
             claims = jwt_payload(&id_token.to_string())
                 .ok_or_else(|| OidcError::Upstream("the ID token payload is not JSON".into()))?;
+        } else if self.settings.graph.is_some() {
+            // Microsoft (fixed endpoints, no keys fetched): the ID token came straight from the
+            // token endpoint over TLS in answer to this client's authenticated request, which
+            // OpenID Connect Core 3.1.3.7 (6) accepts in place of its signature; its audience
+            // and nonce are still checked. It carries `sub` and the `groups` claim.
+            let id_token = tokens.extra_fields().id_token().ok_or_else(|| {
+                OidcError::Upstream("the identity provider returned no ID token".into())
+            })?;
+            claims = jwt_payload(&id_token.to_string())
+                .ok_or_else(|| OidcError::Upstream("the ID token payload is not JSON".into()))?;
+            check_direct_id_token(&claims, &self.settings.client_id, &flow.nonce)?;
         }
 
         // Userinfo, with the access token.
@@ -293,8 +308,37 @@ impl OidcProvider {
             return Err(OidcError::Upstream("the identity provider gave no claims".into()));
         }
         let issuer = resolved.issuer.clone().unwrap_or_else(|| resolved.authorization.clone());
-        identity_and_proof(&self.settings, &Value::Object(claims), issuer)
+        let claims = Value::Object(claims);
+        let (mut openid, proof) = identity_and_proof(&self.settings, &claims, issuer)?;
+        if let Some(graph) = &self.settings.graph
+            && group_source(&claims, &self.settings.claims.groups, graph) == GroupSource::Graph
+        {
+            openid.team_ids =
+                graph_groups(&self.http, graph, tokens.access_token().secret()).await?;
+        }
+        Ok((openid, proof))
     }
+}
+
+/// The checks left for an ID token taken straight from the token endpoint: it names this
+/// client among its audiences and carries this flow's nonce.
+fn check_direct_id_token(
+    claims: &serde_json::Map<String, Value>,
+    client_id: &str,
+    nonce: &str,
+) -> Result<(), OidcError> {
+    let audience = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == client_id,
+        Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(client_id)),
+        _ => false,
+    };
+    if !audience {
+        return Err(OidcError::Refused("invalid ID token: it is not for this client".into()));
+    }
+    if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+        return Err(OidcError::Refused("invalid ID token: its nonce is not this sign-in's".into()));
+    }
+    Ok(())
 }
 
 impl OidcProvider {
@@ -314,7 +358,7 @@ impl OidcProvider {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
