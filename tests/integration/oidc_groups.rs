@@ -165,12 +165,14 @@ fn litellms_team_ids_jwt_field_maps_groups_and_unimplemented_keys_are_named_at_s
     team_ids_jwt_field: resource_access.app.groups
     sync_user_role_and_teams: true
     jwt_litellm_role_map: [{jwt_role: admins, litellm_role: proxy_admin}]
+    team_id_upsert: true
+    team_id_jwt_field: team
 ";
     let server =
         start(&Backend::Sqlite, &idp, extra, &[("GENERIC_USER_GROUPS_ATTRIBUTE", "groups")]);
     assert!(server.logged(
-        "read but not implemented: general_settings.litellm_jwtauth.sync_user_role_and_teams, \
-         general_settings.litellm_jwtauth.jwt_litellm_role_map"
+        "read but not implemented: general_settings.litellm_jwtauth.team_id_upsert, \
+         general_settings.litellm_jwtauth.team_id_jwt_field"
     ));
     assert!(server.logged(
         "general_settings.litellm_jwtauth.team_ids_jwt_field (\"resource_access.app.groups\") \

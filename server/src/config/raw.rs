@@ -71,20 +71,9 @@ pub(crate) struct RawGeneralSettings {
     pub(crate) litellm_proxy_url: Option<String>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) require_auth_for_metrics_endpoint: Option<bool>,
-    #[serde(default)]
-    pub(crate) litellm_jwtauth: Option<RawJwtAuth>,
     /// LiteLLM's `role_mappings` (which LiteLLM keeps in its database, `/update/sso_settings`).
     #[serde(default)]
     pub(crate) role_mappings: Option<RawRoleMappings>,
-}
-
-/// `general_settings.litellm_jwtauth`: the parts hookgate reads.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct RawJwtAuth {
-    #[serde(default, deserialize_with = "env_or_opt")]
-    pub(crate) sync_user_role_and_teams: Option<bool>,
-    #[serde(default)]
-    pub(crate) jwt_litellm_role_map: Option<Vec<RawJwtRole>>,
 }
 
 /// One entry of `jwt_litellm_role_map`: a group (LiteLLM's `jwt_role`) and the role it gives.
@@ -198,16 +187,21 @@ pub enum UiAccessModeSetting {
     RestrictedSsoGroup { group: String },
 }
 
-/// `general_settings.litellm_jwtauth`: the keys hookgate implements, with LiteLLM's meaning for
-/// OpenID Connect sign-ins (each names the claim, a dot path, that gives the groups, id or
-/// email).
+/// `general_settings.litellm_jwtauth`: the keys hookgate implements, with LiteLLM's meaning:
+/// `sync_user_role_and_teams` (the identity provider authoritative for teams) with
+/// `jwt_litellm_role_map` (groups to roles), and, for OpenID Connect sign-ins, the claims (dot
+/// paths) that give the groups, id or email.
 ///
 /// This struct is the one list of what hookgate implements there: every other key
-/// (`sync_user_role_and_teams`, `jwt_litellm_role_map`, `role_mappings`, `team_id_upsert`, …)
+/// (`role_mappings` under `litellm_jwtauth`, `team_id_upsert`, `team_id_jwt_field`, …)
 /// is reported by the parser and named at startup and by `hookgate check` as "read but not
 /// implemented", never dropped silently. Implementing one is giving it a field here.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawJwtAuth {
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) sync_user_role_and_teams: Option<bool>,
+    #[serde(default)]
+    pub(crate) jwt_litellm_role_map: Option<Vec<RawJwtRole>>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) team_ids_jwt_field: Option<String>,
     #[serde(default, deserialize_with = "env_or_opt")]

@@ -504,11 +504,13 @@ fn litellms_claim_names_choose_the_claims_and_unimplemented_keys_are_named() {
         config.not_implemented,
         [
             "general_settings.ui_access_mode.sso_group_jwt_fields_typo",
-            "general_settings.litellm_jwtauth.sync_user_role_and_teams",
-            "general_settings.litellm_jwtauth.jwt_litellm_role_map",
             "general_settings.litellm_jwtauth.team_id_upsert",
         ]
     );
+    // Implemented, so not named: the sync and its role map.
+    assert!(config.sync_user_role_and_teams);
+    let map = config.role_map.as_ref().expect("jwt_litellm_role_map applies with the sync");
+    assert_eq!(map.role_of(&["admins".to_owned()]), Some(plugin_api::UserRole::ProxyAdmin));
     assert!(config.ignored_keys.is_empty(), "{:?}", config.ignored_keys);
     // One warning: the groups claim under three names with different values; the email claim
     // under two names with the same value is no conflict.

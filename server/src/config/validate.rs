@@ -35,13 +35,13 @@ impl Config {
         let litellm = raw.litellm_settings.unwrap_or_default();
         let dir = file.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
 
-        let jwtauth = general.litellm_jwtauth.take().unwrap_or_default();
+        let mut jwtauth = general.litellm_jwtauth.take().unwrap_or_default();
         let sync_user_role_and_teams = jwtauth.sync_user_role_and_teams.unwrap_or(false);
         let role_map = role_map(
             general.role_mappings.take(),
             env_nonempty("GENERIC_ROLE_MAPPINGS_ROLES"),
             env_nonempty("GENERIC_ROLE_MAPPINGS_DEFAULT_ROLE"),
-            sync_user_role_and_teams.then_some(jwtauth.jwt_litellm_role_map).flatten(),
+            sync_user_role_and_teams.then(|| jwtauth.jwt_litellm_role_map.take()).flatten(),
         )
         .map_err(invalid)?;
 
@@ -149,7 +149,6 @@ impl Config {
 
         // LiteLLM's names for the claims (they win over hookgate's environment aliases), and the
         // keys of `litellm_jwtauth` and `ui_access_mode` that hookgate does not implement.
-        let jwtauth = general.litellm_jwtauth.unwrap_or_default();
         let (ui_access_mode, sso_group_jwt_field) = match general.ui_access_mode {
             Some(raw) => {
                 // The parser may have seen them already.
