@@ -554,3 +554,34 @@ fn litellms_claim_names_choose_the_claims_and_unimplemented_keys_are_named() {
     let graph = microsoft("").graph.unwrap();
     assert_eq!(graph.api, "https://graph.microsoft.com/v1.0");
 }
+
+#[test]
+fn jwt_litellm_role_map_without_the_sync_is_ignored_with_a_warning() {
+    let text = "general_settings:
+  litellm_jwtauth:
+    jwt_litellm_role_map: [{jwt_role: admins, litellm_role: proxy_admin}]
+";
+    let config = load(text, &[]).unwrap();
+    assert!(!config.sync_user_role_and_teams);
+    assert!(config.role_map.is_none(), "LiteLLM applies the map only with the sync");
+    assert_eq!(config.setting_conflicts.len(), 1, "{:?}", config.setting_conflicts);
+    assert!(
+        config.setting_conflicts[0].starts_with(
+            "general_settings.litellm_jwtauth.jwt_litellm_role_map is ignored: it applies only \
+             with general_settings.litellm_jwtauth.sync_user_role_and_teams: true"
+        ),
+        "{:?}",
+        config.setting_conflicts
+    );
+    // With the sync, no warning.
+    let synced = load(
+        &text.replace(
+            "  litellm_jwtauth:\n",
+            "  litellm_jwtauth:\n    sync_user_role_and_teams: true\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert!(synced.setting_conflicts.is_empty(), "{:?}", synced.setting_conflicts);
+    assert!(synced.role_map.is_some());
+}
