@@ -585,3 +585,32 @@ fn jwt_litellm_role_map_without_the_sync_is_ignored_with_a_warning() {
     assert!(synced.setting_conflicts.is_empty(), "{:?}", synced.setting_conflicts);
     assert!(synced.role_map.is_some());
 }
+
+#[test]
+fn the_role_mappings_group_claim_comes_from_the_file_else_litellms_variable() {
+    let env = [
+        ("PROXY_BASE_URL", "https://sso.example"),
+        ("GENERIC_CLIENT_ID", "x"),
+        ("GENERIC_CLIENT_SECRET", "y"),
+        ("GENERIC_ISSUER", "https://idp.example"),
+    ];
+    let claims = |text: &str, more: &[(&str, &str)]| {
+        let env: Vec<(&str, &str)> = env.iter().chain(more).copied().collect();
+        load(text, &env).unwrap().oidc.unwrap().claims
+    };
+    assert!(claims("", &[]).role_groups.is_empty(), "no claim of its own: the groups");
+    let file = "general_settings:\n  role_mappings:\n    group_claim: realm_access.roles\n    \
+                roles: {proxy_admin: [admins]}\n";
+    assert_eq!(claims(file, &[]).role_groups, ["realm_access.roles"]);
+    assert_eq!(
+        claims("", &[("GENERIC_ROLE_MAPPINGS_GROUP_CLAIM", "roles")]).role_groups,
+        ["roles"]
+    );
+    // Both: the file's (LiteLLM's own name) wins, with a warning.
+    let both =
+        load(file, &[env.as_slice(), &[("GENERIC_ROLE_MAPPINGS_GROUP_CLAIM", "roles")]].concat())
+            .unwrap();
+    assert_eq!(both.oidc.as_ref().unwrap().claims.role_groups, ["realm_access.roles"]);
+    assert_eq!(both.setting_conflicts.len(), 1, "{:?}", both.setting_conflicts);
+    assert!(both.ignored_keys.is_empty(), "group_claim is read: {:?}", both.ignored_keys);
+}

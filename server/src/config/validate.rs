@@ -49,6 +49,8 @@ impl Config {
                     .to_owned(),
             );
         }
+        let role_group_claim =
+            general.role_mappings.as_mut().and_then(|mappings| mappings.group_claim.take());
         let role_map = role_map(
             general.role_mappings.take(),
             env_nonempty("GENERIC_ROLE_MAPPINGS_ROLES"),
@@ -179,6 +181,7 @@ impl Config {
             team_ids_jwt_field: jwtauth.team_ids_jwt_field,
             user_id_jwt_field: jwtauth.user_id_jwt_field,
             user_email_jwt_field: jwtauth.user_email_jwt_field,
+            role_group_claim,
         };
         let oidc = oidc::from_env(env, file_claims, &mut setting_conflicts).map_err(invalid)?;
         if oidc.is_some() && proxy_base_url.is_none() {

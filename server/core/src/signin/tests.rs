@@ -15,6 +15,7 @@ fn proxy(subject: &str) -> Proof {
     Proof {
         binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: subject.into() }),
         email_verified: true,
+        role_groups: None,
     }
 }
 
@@ -498,6 +499,7 @@ fn accounts_are_matched_by_binding_id_then_verified_email() {
     let oidc = |sub: &str, verified: bool| Proof {
         binding: Some(Binding { issuer: "https://idp.example".into(), subject: sub.into() }),
         email_verified: verified,
+        role_groups: None,
     };
     let unbound = |id: &str| Account { binding: None, ..stored(id) };
 
