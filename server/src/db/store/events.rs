@@ -8,7 +8,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
-use super::now;
+use super::{json_list, now};
 use crate::db::entity::{completed_oidc_flow, session, sign_in_event};
 
 /// Records a sign-in attempt.
@@ -30,6 +30,7 @@ pub(in crate::db) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveMo
         reason: Set(record.reason.clone()),
         peer_addr: Set(record.client.clone()),
         request_id: Set(record.request_id.clone()),
+        groups: Set(record.groups.as_deref().map(json_list)),
     }
 }
 
