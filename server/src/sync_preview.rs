@@ -167,7 +167,11 @@ impl SyncPreview {
                         "new_user_role": null,
                     }),
                     Preview::Known { removed, role } => json!({
-                        "status": if removed.is_empty() && role.is_none() { "unchanged" } else { "changes" },
+                        "status": if removed.is_empty() && role.is_none() {
+                            "unchanged"
+                        } else {
+                            "changes"
+                        },
                         "removed_memberships": removed.iter().map(|team_id| json!({
                             "team_id": team_id, "user_id": user.user_id,
                         })).collect::<Vec<_>>(),
