@@ -170,72 +170,86 @@ mod tests {
             Policy { roles: Some(&map), proxy_admin_id: Some("root"), ..Policy::default() };
         let plain = Policy::default();
         let held = synced(&[("eng", "ann"), ("ops", "ann")]);
-        let standing = |groups: Option<&'static [String]>, role| Standing {
-            user_id: "ann",
-            user_role: role,
-            synced: &held,
-            groups,
-        };
-        let groups = |items: &[&str]| -> &'static [String] { list(items).leak() };
         let known = |removed: &[&str], role| Preview::Known { removed: list(removed), role };
-        // (name, standing, policy, preview)
-        let cases = [
+        // (name, user, synced, recorded groups, stored role, policy, preview)
+        let cases: [(&str, &str, &[(String, String)], Option<&[&str]>, _, _, _); 8] = [
             (
                 "no recorded groups: unknown",
-                standing(None, Some(InternalUser)),
+                "ann",
+                &held,
+                None,
+                Some(InternalUser),
                 &mapped,
                 Preview::Unknown,
             ),
             (
                 "no recorded groups, nothing synced: still unknown",
-                Standing { synced: &[], ..standing(None, None) },
+                "ann",
+                &[],
+                None,
+                None,
                 &plain,
                 Preview::Unknown,
             ),
             (
                 "same groups, same role",
-                standing(Some(groups(&["eng", "ops"])), Some(InternalUser)),
+                "ann",
+                &held,
+                Some(&["eng", "ops"]),
+                Some(InternalUser),
                 &mapped,
                 known(&[], None),
             ),
             (
                 "a dropped group and a higher mapped role",
-                standing(Some(groups(&["eng", "admins"])), Some(InternalUser)),
+                "ann",
+                &held,
+                Some(&["eng", "admins"]),
+                Some(InternalUser),
                 &mapped,
                 known(&["ops"], Some(ProxyAdmin)),
             ),
             (
                 "no mapping matches: the role stays",
-                standing(Some(groups(&["sales"])), Some(InternalUser)),
+                "ann",
+                &held,
+                Some(&["sales"]),
+                Some(InternalUser),
                 &mapped,
                 known(&["eng", "ops"], None),
             ),
             (
                 "no role map: only removals",
-                standing(Some(groups(&["admins"])), Some(InternalUser)),
+                "ann",
+                &held,
+                Some(&["admins"]),
+                Some(InternalUser),
                 &plain,
                 known(&["eng", "ops"], None),
             ),
             (
                 "recorded as none: every synced team",
-                standing(Some(groups(&[])), Some(InternalUser)),
+                "ann",
+                &held,
+                Some(&[]),
+                Some(InternalUser),
                 &plain,
                 known(&["eng", "ops"], None),
             ),
+            (
+                "PROXY_ADMIN_ID stays proxy_admin",
+                "root",
+                &[],
+                Some(&["eng"]),
+                Some(ProxyAdmin),
+                &mapped,
+                known(&[], None),
+            ),
         ];
-        for (name, user, policy, preview) in cases {
-            assert_eq!(preview_first_sync(&user, policy), preview, "{name}");
+        for (name, user_id, synced, groups, user_role, policy, preview) in cases {
+            let groups = groups.map(list);
+            let standing = Standing { user_id, user_role, synced, groups: groups.as_deref() };
+            assert_eq!(preview_first_sync(&standing, policy), preview, "{name}");
         }
-        let root = Standing {
-            user_id: "root",
-            user_role: Some(ProxyAdmin),
-            synced: &[],
-            groups: Some(groups(&["eng"])),
-        };
-        assert_eq!(
-            preview_first_sync(&root, &mapped),
-            known(&[], None),
-            "PROXY_ADMIN_ID stays proxy_admin"
-        );
     }
 }
