@@ -172,7 +172,8 @@ mod tests {
         let held = synced(&[("eng", "ann"), ("ops", "ann")]);
         let known = |removed: &[&str], role| Preview::Known { removed: list(removed), role };
         // (name, user, synced, recorded groups, stored role, policy, preview)
-        let cases: [(&str, &str, &[(String, String)], Option<&[&str]>, _, _, _); 8] = [
+        type Held<'a> = &'a [(String, String)];
+        let cases: [(&str, &str, Held<'_>, Option<&[&str]>, _, _, _); 8] = [
             (
                 "no recorded groups: unknown",
                 "ann",
