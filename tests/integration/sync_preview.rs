@@ -79,7 +79,7 @@ fn preview(server: &TestServer, config_path: &str) -> BTreeMap<String, Value> {
 fn removed(line: &Value) -> Vec<String> {
     line["removed_memberships"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("the preview knows no removals: {line}"))
         .iter()
         .map(|m| m["team_id"].as_str().unwrap().to_owned())
         .collect()
