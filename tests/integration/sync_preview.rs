@@ -327,3 +327,21 @@ fn sync_only_previews_and_creates_no_database() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("invalid value 'scim' for '--from <FROM>'"), "{stderr}");
 }
+
+#[test]
+fn an_allowed_single_sign_on_records_its_groups_and_nothing_else_does() {
+    for_each_backend(|backend| {
+        let server = TestServer::start(backend);
+        let long = "g".repeat(256);
+        let reply = server.sign_in("gus", "gus@example.test", &["eng", "ops", "eng", &long]);
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        server.password_cookie(&server.master_key);
+        let events = server.events();
+        let groups = |method: &str| -> Vec<Option<Value>> {
+            events.iter().filter(|e| e.method == method).map(|e| e.groups.clone()).collect()
+        };
+        // Each once, and not the group too long to be a team id.
+        assert_eq!(groups("header"), [Some(json!(["eng", "ops"]))]);
+        assert_eq!(groups("password"), [None], "the password login has no identity groups");
+    });
+}
