@@ -90,19 +90,20 @@ pub async fn preview(config: &Config, source: SyncSource) -> anyhow::Result<Sync
     let users = standings
         .into_iter()
         .map(|standing| {
-            let groups = standing.groups.as_ref().map(|(groups, _)| groups.as_slice());
+            let recorded = standing.recorded.as_ref();
             let preview = rules::preview_first_sync(
                 &Standing {
                     user_id: &standing.user_id,
                     user_role: standing.user_role,
                     synced: &standing.synced,
-                    groups,
+                    groups: recorded.map(|recorded| recorded.groups.as_slice()),
+                    role_groups: recorded.and_then(|recorded| recorded.role_groups.as_deref()),
                 },
                 &policy,
             );
             UserPreview {
                 synced: standing.synced.iter().map(|(team, _)| team.clone()).collect(),
-                groups_at: standing.groups.as_ref().map(|(_, at)| *at),
+                groups_at: standing.recorded.as_ref().map(|recorded| recorded.at),
                 user_role: standing.user_role,
                 user_id: standing.user_id,
                 preview,

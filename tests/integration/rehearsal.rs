@@ -430,6 +430,7 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
                 undo.push("PRAGMA journal_mode=DELETE".to_owned());
             }
             undo.push("ALTER TABLE sign_in_events DROP COLUMN groups".to_owned());
+            undo.push("ALTER TABLE sign_in_events DROP COLUMN role_groups".to_owned());
             undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"));
             for statement in undo {
                 conn.execute_unprepared(&statement).await.unwrap();

@@ -277,6 +277,7 @@ fn an_outdated_schema_is_refused_and_left_as_it_is() {
                 undo.push("PRAGMA journal_mode=DELETE".to_owned());
             }
             undo.push("ALTER TABLE sign_in_events DROP COLUMN groups".to_owned());
+            undo.push("ALTER TABLE sign_in_events DROP COLUMN role_groups".to_owned());
             undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"));
             for statement in undo {
                 conn.execute_unprepared(&statement).await.unwrap();
@@ -337,11 +338,74 @@ fn an_allowed_single_sign_on_records_its_groups_and_nothing_else_does() {
         assert_eq!(reply.status, 303, "{}", reply.body);
         server.password_cookie(&server.master_key);
         let events = server.events();
-        let groups = |method: &str| -> Vec<Option<Value>> {
-            events.iter().filter(|e| e.method == method).map(|e| e.groups.clone()).collect()
+        let groups = |method: &str| -> Vec<(Option<Value>, Option<Value>)> {
+            events
+                .iter()
+                .filter(|e| e.method == method)
+                .map(|e| (e.groups.clone(), e.role_groups.clone()))
+                .collect()
         };
-        // Each once, and not the group too long to be a team id.
-        assert_eq!(groups("header"), [Some(json!(["eng", "ops"]))]);
-        assert_eq!(groups("password"), [None], "the password login has no identity groups");
+        // Each once, and not the group too long to be a team id; the role mapping read them.
+        assert_eq!(groups("header"), [(Some(json!(["eng", "ops"])), None)]);
+        assert_eq!(groups("password"), [(None, None)], "the password login has no groups");
+    });
+}
+
+/// With `role_mappings.group_claim`, roles come from a claim of their own: the event records
+/// what the role mapping read, and the preview maps that (the teams still from the groups).
+#[test]
+fn the_role_preview_reads_the_role_mappings_own_claim() {
+    use hookgate_tests::fake_idp::{Behavior, FakeIdp};
+    for_each_backend(|backend| {
+        let idp = FakeIdp::start();
+        let env = idp.env();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let oidc_config = |roles: &str| {
+            let extra = format!(
+                "  role_mappings:\n    group_claim: realm_access.roles\n    default_role: \
+                 internal_user_viewer\n    roles:\n      proxy_admin_viewer: [{roles}]\n"
+            );
+            crate::oidc::config(&extra).replace("  custom_sso: custom_sso.custom_sso_handler\n", "")
+        };
+        let today = oidc_config("auditors");
+        let mut server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &today, env: &pairs, ..ServerOptions::default() },
+        );
+        idp.set(Behavior {
+            claims: json!({
+                "sub": "dee-sub", "preferred_username": "dee", "email": "dee@example.test",
+                "email_verified": true, "groups": ["eng", "staff-x"],
+                "realm_access": {"roles": ["staff", "staff"]},
+            }),
+            ..Behavior::default()
+        });
+        let reply = crate::oidc::sign_in(&server);
+        assert_eq!(reply.status, 303, "{}", server.logs());
+        let event = server.events().into_iter().find(|e| e.outcome == "allowed").unwrap();
+        assert_eq!(event.groups, Some(json!(["eng", "staff-x"])));
+        assert_eq!(event.role_groups, Some(json!(["staff"])), "what the role mapping read");
+
+        // The operator maps `staff` (a role claim value, not a group) to proxy_admin_viewer.
+        let scratch = Scratch::new();
+        let planned = oidc_config("staff").replace("{plugins}", &build_dir().display().to_string());
+        let planned_path = scratch.write("config.yaml", &planned).display().to_string();
+        let lines = preview(&server, &planned_path);
+        assert_eq!(lines["dee"]["user_role"], "internal_user_viewer");
+        assert_eq!(lines["dee"]["new_user_role"], "proxy_admin_viewer", "{}", lines["dee"]);
+
+        server.stop();
+        let on = TestServer::start_with(
+            backend,
+            ServerOptions {
+                config: &oidc_config("staff"),
+                env: &pairs,
+                shared: Some((&server.database_url, &server.master_key)),
+                ..ServerOptions::default()
+            },
+        );
+        assert_eq!(crate::oidc::sign_in(&on).status, 303, "{}", on.logs());
+        let dee = on.users().into_iter().find(|u| u.user_id == "dee").unwrap();
+        assert_eq!(dee.user_role.as_deref(), Some("proxy_admin_viewer"), "as previewed");
     });
 }

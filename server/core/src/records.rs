@@ -56,6 +56,10 @@ pub struct SignInRecord {
     /// authoritative sync compares memberships with), bounded ([`recorded_groups`]); `None`
     /// otherwise.
     pub groups: Option<Vec<String>>,
+    /// For an allowed single sign-on whose role mapping read a claim of its own
+    /// (`role_mappings.group_claim`), the groups it read there, bounded alike; `None` otherwise
+    /// (the role mapping read `groups`).
+    pub role_groups: Option<Vec<String>>,
 }
 
 impl SignInRecord {
@@ -79,12 +83,19 @@ impl SignInRecord {
             client,
             request_id: shorten(request_id, MAX_REQUEST_ID),
             groups: None,
+            role_groups: None,
         }
     }
 
-    /// The record with the groups the identity named ([`recorded_groups`]).
-    pub fn with_groups(mut self, groups: &[String]) -> SignInRecord {
+    /// The record with the groups the identity named and, when a claim of their own gave them,
+    /// the groups the role mapping read ([`recorded_groups`], both).
+    pub fn with_groups(
+        mut self,
+        groups: &[String],
+        role_groups: Option<&[String]>,
+    ) -> SignInRecord {
         self.groups = Some(recorded_groups(groups));
+        self.role_groups = role_groups.map(recorded_groups);
         self
     }
 }
@@ -153,7 +164,10 @@ mod tests {
         assert_eq!(recorded_groups(&many).len(), MAX_GROUPS);
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let record = SignInRecord::new(at, Some("ann"), "oidc", "allowed", None, "::1".into(), "r")
-            .with_groups(&text(&["eng", "eng"]));
-        assert_eq!(record.groups, Some(text(&["eng"])));
+            .with_groups(&text(&["eng", "eng"]), None);
+        assert_eq!((record.groups, record.role_groups), (Some(text(&["eng"])), None));
+        let record = SignInRecord::new(at, Some("ann"), "oidc", "allowed", None, "::1".into(), "r")
+            .with_groups(&text(&["eng"]), Some(&text(&["admin", "admin"])));
+        assert_eq!(record.role_groups, Some(text(&["admin"])));
     }
 }

@@ -60,6 +60,9 @@ pub struct Standing<'a> {
     /// The groups their latest sign-in's identity named; `None` when no sign-in recorded them
     /// (none since hookgate records groups, or its event was pruned).
     pub groups: Option<&'a [String]>,
+    /// The groups the role mapping read at that sign-in when a claim of their own gave them
+    /// (`role_mappings.group_claim`); `None`: it read `groups`.
+    pub role_groups: Option<&'a [String]>,
 }
 
 /// What a user's first authoritative sign-in would do, if their identity names the same groups
@@ -80,12 +83,14 @@ pub enum Preview {
 
 /// What `user`'s first sign-in with `sync_user_role_and_teams` on would change, by the rules
 /// [`super::decide`] applies: the memberships a sync made that their recorded groups no longer
-/// name go, and the role is the one their groups map to (`policy.roles`) when that differs
-/// from the stored one. `policy.sync_teams` is not read: the preview is of turning it on.
+/// name go, and the role is the one the role mapping (`policy.roles`) gives the groups it read
+/// then (its own claim's, else the identity's) when that differs from the stored one.
+/// `policy.sync_teams` is not read: the preview is of turning it on.
 pub fn preview_first_sync(user: &Standing<'_>, policy: &Policy<'_>) -> Preview {
     let Some(groups) = user.groups else { return Preview::Unknown };
     let removed = removed_by_sync(user.user_id, user.synced, groups);
-    let mapped = policy.roles.and_then(|map| map.role_of(groups));
+    let role_groups = user.role_groups.unwrap_or(groups);
+    let mapped = policy.roles.and_then(|map| map.role_of(role_groups));
     let (_, role) = role_after(mapped, user.user_role, user.user_id, policy);
     Preview::Known { removed, role }
 }
@@ -249,8 +254,27 @@ mod tests {
         ];
         for (name, user_id, synced, groups, user_role, policy, preview) in cases {
             let groups = groups.map(list);
-            let standing = Standing { user_id, user_role, synced, groups: groups.as_deref() };
+            let standing = Standing {
+                user_id,
+                user_role,
+                synced,
+                groups: groups.as_deref(),
+                role_groups: None,
+            };
             assert_eq!(preview_first_sync(&standing, policy), preview, "{name}");
         }
+        // The role mapping's own claim: its groups map the role, the identity's groups still
+        // decide the teams.
+        let (groups, role_groups) = (list(&["eng"]), list(&["admins"]));
+        let own_claim = Standing {
+            user_id: "ann",
+            user_role: Some(InternalUser),
+            synced: &held,
+            groups: Some(&groups),
+            role_groups: Some(&role_groups),
+        };
+        assert_eq!(preview_first_sync(&own_claim, &mapped), known(&["ops"], Some(ProxyAdmin)));
+        let empty_claim = Standing { role_groups: Some(&[]), ..own_claim };
+        assert_eq!(preview_first_sync(&empty_claim, &mapped), known(&["ops"], None));
     }
 }

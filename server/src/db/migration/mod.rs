@@ -109,4 +109,5 @@ enum SignInEvents {
     PeerAddr,
     RequestId,
     Groups,
+    RoleGroups,
 }

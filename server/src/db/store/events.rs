@@ -31,6 +31,7 @@ pub(in crate::db) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveMo
         peer_addr: Set(record.client.clone()),
         request_id: Set(record.request_id.clone()),
         groups: Set(record.groups.as_deref().map(json_list)),
+        role_groups: Set(record.role_groups.as_deref().map(json_list)),
     }
 }
 
@@ -62,6 +63,7 @@ impl From<Listed> for sign_in_event::Model {
             peer_addr,
             request_id,
             groups: None,
+            role_groups: None,
         }
     }
 }

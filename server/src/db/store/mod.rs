@@ -29,7 +29,7 @@ pub use self::{
         count_live_sessions, live_session_hashes, live_session_user, revoke_session,
         revoke_user_sessions,
     },
-    standings::{UserStanding, user_standings},
+    standings::{Recorded, UserStanding, user_standings},
     teams::{
         NewTeam, add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
         members_of_team, team_by_id, teams_of_user, teams_of_user_with_info, upsert_member,

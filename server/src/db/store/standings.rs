@@ -12,6 +12,8 @@ use sea_orm::{
 };
 
 use super::list_of;
+
+type Json = serde_json::Value;
 use crate::db::entity::{sign_in_event, team_member, user};
 
 /// One user as the sync preview reads them.
@@ -23,8 +25,19 @@ pub struct UserStanding {
     pub user_role: Option<UserRole>,
     /// The memberships a sync made: (team, user) pairs, sorted by team.
     pub synced: Vec<(String, String)>,
-    /// The groups their latest allowed sign-in recorded, and when; `None` when none did.
-    pub groups: Option<(Vec<String>, DateTime<Utc>)>,
+    /// What their latest allowed sign-in that recorded groups recorded; `None` when none did.
+    pub recorded: Option<Recorded>,
+}
+
+/// The groups a sign-in event recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// The groups the identity named.
+    pub groups: Vec<String>,
+    /// The groups the role mapping read, when a claim of their own gave them.
+    pub role_groups: Option<Vec<String>>,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// Every user, by id, with the memberships a sync made and their latest recorded groups.
@@ -53,19 +66,26 @@ pub async fn user_standings<C: ConnectionTrait>(conn: &C) -> Result<Vec<UserStan
         .filter(sign_in_event::Column::Id.in_subquery(latest))
         .select_only()
         .columns([sign_in_event::Column::UserId, sign_in_event::Column::At])
-        .column(sign_in_event::Column::Groups)
-        .into_tuple::<(Option<String>, DateTime<Utc>, Option<serde_json::Value>)>()
+        .columns([sign_in_event::Column::Groups, sign_in_event::Column::RoleGroups])
+        .into_tuple::<(Option<String>, DateTime<Utc>, Option<Json>, Option<Json>)>()
         .all(conn)
         .await?;
-    let mut groups: HashMap<String, (Vec<String>, DateTime<Utc>)> = events
+    let mut recorded: HashMap<String, Recorded> = events
         .into_iter()
-        .filter_map(|(user_id, at, groups)| Some((user_id?, (list_of(&groups?), at))))
+        .filter_map(|(user_id, at, groups, role_groups)| {
+            let recorded = Recorded {
+                groups: list_of(&groups?),
+                role_groups: role_groups.map(|g| list_of(&g)),
+                at,
+            };
+            Some((user_id?, recorded))
+        })
         .collect();
     Ok(users
         .into_iter()
         .map(|row| UserStanding {
             synced: synced.remove(&row.user_id).unwrap_or_default(),
-            groups: groups.remove(&row.user_id),
+            recorded: recorded.remove(&row.user_id),
             user_role: row.user_role.as_deref().and_then(|role| role.parse().ok()),
             user_id: row.user_id,
         })
