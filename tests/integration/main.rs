@@ -14,6 +14,8 @@
 //!   written through to LiteLLM;
 //! * `groups`: groups decide teams (an authoritative sync removes its own memberships) and roles;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
+//! * `sync_preview`: `hookgate sync --dry-run`, every user's first authoritative sign-in
+//!   previewed, then made;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
 
@@ -33,4 +35,5 @@ mod reliability;
 mod reload;
 mod security;
 mod sign_in;
+mod sync_preview;
 mod ui;
