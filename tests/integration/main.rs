@@ -15,7 +15,8 @@
 //! * `groups`: groups decide teams (an authoritative sync removes its own memberships) and roles;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
-//! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
+//! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place;
+//! * `scim`: SCIM 2.0 provisioning (Okta's and Entra's requests), deprovisioning, bad input.
 
 mod accounts;
 mod cli;
@@ -31,6 +32,7 @@ mod plugin_loading;
 mod rehearsal;
 mod reliability;
 mod reload;
+mod scim;
 mod security;
 mod sign_in;
 mod ui;

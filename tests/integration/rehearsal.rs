@@ -418,18 +418,20 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
 
         // The review's reproduction: a database one migration behind (the latest undone), in
         // rollback-journal mode.
-        let latest = "m20261205_000006_membership_source";
+        let latest = "m20261206_000007_scim";
         let applied = migrations(&server);
         assert_eq!(applied.last().map(String::as_str), Some(latest));
         let previous = applied[applied.len() - 2].clone();
-        assert_eq!(previous, "m20261204_000005_session_notifications");
+        assert_eq!(previous, "m20261205_000006_membership_source");
         server.db(async |conn| {
             use sea_orm::ConnectionTrait;
             let mut undo = Vec::new();
             if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
                 undo.push("PRAGMA journal_mode=DELETE".to_owned());
             }
-            undo.push("ALTER TABLE team_members DROP COLUMN source".to_owned());
+            for (table, column) in [("teams", "scim"), ("users", "scim"), ("users", "active")] {
+                undo.push(format!("ALTER TABLE {table} DROP COLUMN {column}"));
+            }
             undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"));
             for statement in undo {
                 conn.execute_unprepared(&statement).await.unwrap();

@@ -320,6 +320,7 @@ impl Config {
             http,
             allowed_hosts,
             litellm_proxy_url,
+            scim_token: general.scim_token.filter(|token| !token.is_empty()).map(Secret::new),
             prometheus,
             require_auth_for_metrics_endpoint: general
                 .require_auth_for_metrics_endpoint

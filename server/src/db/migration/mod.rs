@@ -11,6 +11,7 @@ mod m20261201_000003_identity_binding;
 mod m20261204_000004_binding_unique_per_issuer;
 mod m20261204_000005_session_notifications;
 mod m20261205_000006_membership_source;
+mod m20261206_000007_scim;
 
 use sea_orm_migration::prelude::*;
 
@@ -19,7 +20,7 @@ use self::{
     m20261201_000003_identity_binding::IdentityBinding,
     m20261204_000004_binding_unique_per_issuer::BindingPerIssuer,
     m20261204_000005_session_notifications::SessionNotifications,
-    m20261205_000006_membership_source::MembershipSource,
+    m20261205_000006_membership_source::MembershipSource, m20261206_000007_scim::Scim,
 };
 
 /// Runs the migrations in order.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(BindingPerIssuer),
             Box::new(SessionNotifications),
             Box::new(MembershipSource),
+            Box::new(Scim),
         ]
     }
 }
@@ -56,6 +58,8 @@ enum Users {
     Metadata,
     CreatedAt,
     UpdatedAt,
+    Active,
+    Scim,
 }
 
 #[derive(DeriveIden)]
@@ -68,6 +72,7 @@ enum Teams {
     Metadata,
     CreatedAt,
     UpdatedAt,
+    Scim,
 }
 
 #[derive(DeriveIden)]
