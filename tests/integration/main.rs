@@ -16,7 +16,8 @@
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place;
-//! * `scim`: SCIM 2.0 provisioning (Okta's and Entra's requests), deprovisioning, bad input.
+//! * `scim`, `scim_access`: SCIM 2.0 provisioning (Okta's and Entra's requests, bad input), and
+//!   deprovisioning and sign-in of provisioned users.
 
 mod accounts;
 mod cli;
@@ -33,6 +34,7 @@ mod rehearsal;
 mod reliability;
 mod reload;
 mod scim;
+mod scim_access;
 mod security;
 mod sign_in;
 mod ui;

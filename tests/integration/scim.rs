@@ -1,34 +1,29 @@
-//! SCIM 2.0 at `/scim/v2` (issue 21): the requests Okta and Entra ID send, deprovisioning that
-//! ends sessions (and, in front of LiteLLM, keys and memberships) before the answer, the
-//! binding rules for provisioned users, and bad input refused with SCIM errors and nothing
-//! written.
+//! SCIM 2.0 at `/scim/v2` (issue 21): the requests Okta and Entra ID send, the token, discovery,
+//! and bad input refused with SCIM errors and nothing written. Deprovisioning and sign-in are in
+//! `scim_access.rs`, which shares the helpers here.
 
-use hookgate::db::entity::{session, team, team_member, user};
-use hookgate_tests::{
-    fake_idp::FakeIdp,
-    fake_litellm::FakeLitellm,
-    server::{Backend, Reply, ServerOptions, TestServer, for_each_backend},
-};
+use hookgate::db::entity::{team, team_member, user};
+use hookgate_tests::server::{Backend, Reply, ServerOptions, TestServer, for_each_backend};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::oidc::{as_user, sign_in as oidc_sign_in, start as oidc_start, user_row};
+use crate::oidc::user_row;
 
-const TOKEN: &str = "scim-test-token-0123456789";
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const TOKEN: &str = "scim-test-token-0123456789";
+pub(crate) const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub(crate) const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// The seed config with a SCIM token from the environment (`os.environ/`), plus `extra`.
-fn config(extra: &str) -> String {
+pub(crate) fn config(extra: &str) -> String {
     hookgate_tests::SEED_CONFIG.replace(
         "  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n",
         &format!("  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n{extra}"),
     )
 }
 
-fn start(backend: &Backend) -> TestServer {
+pub(crate) fn start(backend: &Backend) -> TestServer {
     let config = config("");
     TestServer::start_with(
         backend,
@@ -40,13 +35,13 @@ fn start(backend: &Backend) -> TestServer {
     )
 }
 
-struct Scim<'a> {
+pub(crate) struct Scim<'a> {
     server: &'a TestServer,
     auth: String,
 }
 
 impl<'a> Scim<'a> {
-    fn new(server: &'a TestServer) -> Self {
+    pub(crate) fn new(server: &'a TestServer) -> Self {
         Scim { server, auth: format!("Bearer {TOKEN}") }
     }
 
@@ -56,7 +51,7 @@ impl<'a> Scim<'a> {
         self.server.send(method, &format!("/scim/v2{path}"), body, &[("authorization", &self.auth)])
     }
 
-    fn ok(&self, method: &str, path: &str, body: Option<&Value>, status: u16) -> Value {
+    pub(crate) fn ok(&self, method: &str, path: &str, body: Option<&Value>, status: u16) -> Value {
         let reply = self.send(method, path, body);
         assert_eq!(reply.status, status, "{method} {path}: {}\n{}", reply.body, self.server.logs());
         if status != 204 {
@@ -69,12 +64,12 @@ impl<'a> Scim<'a> {
         if reply.body.is_empty() { Value::Null } else { reply.json() }
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub(crate) fn get(&self, path: &str) -> Value {
         self.ok("GET", path, None, 200)
     }
 
     /// A SCIM error: its status, scimType and detail checked.
-    fn refused(
+    pub(crate) fn refused(
         &self,
         method: &str,
         path: &str,
@@ -110,7 +105,7 @@ fn filter(text: &str) -> String {
     format!("/Users?filter={encoded}")
 }
 
-fn patch(ops: Value) -> Value {
+pub(crate) fn patch(ops: Value) -> Value {
     json!({"schemas": [PATCH], "Operations": ops})
 }
 
@@ -133,7 +128,7 @@ fn memberships(server: &TestServer, team_id: &str) -> Vec<(String, String)> {
 }
 
 /// What Okta sends to create a user.
-fn okta_user(user_name: &str, given: &str, family: &str, external: &str) -> Value {
+pub(crate) fn okta_user(user_name: &str, given: &str, family: &str, external: &str) -> Value {
     json!({
         "schemas": [USER],
         "userName": user_name,
@@ -227,6 +222,25 @@ fn okta_provisions_users_and_groups() {
             (json!(2), json!(1), json!(2))
         );
         assert_eq!(page["Resources"][0]["userName"], "bob@example.test");
+        let searched = scim.ok(
+            "POST",
+            "/Users/.search",
+            Some(&json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "externalId eq \"00u-b\"",
+                "attributes": ["userName"],
+                "startIndex": 1,
+                "count": 10
+            })),
+            200,
+        );
+        assert_eq!(searched["totalResults"], json!(1), "{searched}");
+        assert_eq!(
+            searched["Resources"][0],
+            json!({"schemas": [USER], "id": "bob@example.test", "userName": "bob@example.test"}),
+            "only the attributes asked for (and id, schemas)"
+        );
+        scim.refused("POST", "/.search", Some(&json!({})), 501, None, "use /Users/.search");
 
         let mut replaced = okta_user("Alice@Example.test", "Alice", "Hargreaves", "00u-a");
         replaced["displayName"] = json!("Alice Hargreaves");
@@ -371,64 +385,6 @@ fn entra_request_shapes() {
         assert!(memberships(&server, &gid).is_empty());
         let found = scim.get(&format!("/Groups?filter={}", "externalId%20eq%20%22g-obj-1%22"));
         assert_eq!(found["totalResults"], json!(1));
-    });
-}
-
-#[test]
-fn deprovisioning_ends_sessions_before_the_answer_and_refuses_sign_in() {
-    for_each_backend(|backend| {
-        let server = start(backend);
-        let scim = Scim::new(&server);
-        let mut erin = okta_user("erin", "Erin", "E", "00u-e");
-        erin["emails"] = json!([{"value": "erin@example.test", "type": "work", "primary": true}]);
-        scim.ok("POST", "/Users", Some(&erin), 201);
-        let key = server.session_key("erin", &[]);
-        let bearer = format!("Bearer {key}");
-        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
-
-        // Entra deactivates with a string boolean.
-        let off = scim.ok(
-            "PATCH",
-            "/Users/erin",
-            Some(&patch(json!([{"op": "Replace", "path": "active", "value": "False"}]))),
-            200,
-        );
-        assert_eq!(off["active"], false);
-        assert_eq!(
-            server.get("/user/info", &[("authorization", &bearer)]).status,
-            401,
-            "the very next request"
-        );
-        let row = user_row(&server, "erin").unwrap();
-        assert!(!row.active);
-        let live = server.db(async |conn| {
-            session::Entity::find()
-                .filter(session::Column::UserId.eq("erin"))
-                .filter(session::Column::RevokedAt.is_null())
-                .all(conn)
-                .await
-                .unwrap()
-        });
-        assert!(live.is_empty(), "{live:?}");
-        let refused = server.sign_in("erin", "erin@example.test", &[]);
-        assert_eq!(refused.status, 403, "{}", refused.body);
-        assert!(refused.body.contains("deactivated"), "{}", refused.body);
-
-        // Okta reactivates with a replace without a path.
-        scim.ok(
-            "PATCH",
-            "/Users/erin",
-            Some(&patch(json!([{"op": "replace", "value": {"active": true}}]))),
-            200,
-        );
-        let key = server.session_key("erin", &[]);
-        let bearer = format!("Bearer {key}");
-        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
-
-        scim.ok("DELETE", "/Users/erin", None, 204);
-        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
-        assert!(user_row(&server, "erin").is_none());
-        scim.refused("GET", "/Users/erin", None, 404, None, "no user \"erin\"");
     });
 }
 
@@ -595,111 +551,4 @@ fn the_token_guards_scim_and_without_one_there_is_no_scim() {
         plain.send("GET", "/scim/v2/Users", None, &[("authorization", &format!("Bearer {TOKEN}"))]);
     assert_eq!(reply.status, 404, "no token configured, no SCIM: {}", reply.body);
     assert!(!reply.body.contains(ERROR));
-}
-
-#[test]
-fn a_provisioned_user_is_reached_by_a_verified_email_only_when_linking_is_allowed() {
-    let idp = FakeIdp::start();
-    for (linking, extra) in [(true, ""), (false, "  link_sso_accounts_by_email: false\n")] {
-        let server = oidc_start(
-            &Backend::Sqlite,
-            &idp,
-            &format!("  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n{extra}"),
-            &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
-        );
-        let scim = Scim::new(&server);
-        scim.ok(
-            "POST",
-            "/Users",
-            Some(&okta_user("carol@example.test", "Carol", "C", "00u-c")),
-            201,
-        );
-
-        // An unverified email never reaches it.
-        as_user(&idp, "mallory-sub", "mallory", "carol@example.test", false);
-        assert_eq!(oidc_sign_in(&server).status, 303);
-        assert!(
-            user_row(&server, "carol@example.test").unwrap().sso_issuer.is_none(),
-            "linking {linking}"
-        );
-        assert!(user_row(&server, "mallory").is_some());
-
-        as_user(&idp, "carol-sub", "c.smith", "carol@example.test", true);
-        assert_eq!(oidc_sign_in(&server).status, 303);
-        let carol = user_row(&server, "carol@example.test").unwrap();
-        assert_eq!(carol.sso_user_id.is_some(), linking, "bound only when linking is allowed");
-        assert_eq!(user_row(&server, "c.smith").is_none(), linking, "a new account otherwise");
-    }
-}
-
-#[test]
-fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first() {
-    let idp = FakeIdp::start();
-    let fake = FakeLitellm::start();
-    let server = oidc_start(
-        &Backend::Sqlite,
-        &idp,
-        &format!(
-            "  litellm_proxy_url: \"{}\"\n  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n",
-            fake.url()
-        ),
-        &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
-    );
-    fake.set_master_key(&server.master_key);
-    let scim = Scim::new(&server);
-    scim.ok("POST", "/Users", Some(&okta_user("fay@example.test", "Fay", "F", "00u-f")), 201);
-    as_user(&idp, "fay-sub", "fay", "fay@example.test", true);
-    let signed_in = oidc_sign_in(&server);
-    assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.logs());
-    let token = signed_in.token_cookie().expect("a token cookie");
-    let session_key = server.claims(&token)["key"].as_str().unwrap().to_owned();
-    let litellm_user = fake
-        .keys()
-        .iter()
-        .find(|k| k.key == session_key)
-        .expect("the session key in LiteLLM")
-        .user_id
-        .clone();
-    let api_key = fake.add_key(&litellm_user);
-    fake.add_team("research");
-    let added = fake_member_add(&fake, &server, "research", &litellm_user);
-    assert!(added, "set up: a LiteLLM team membership");
-    assert!(fake.is_live(&api_key) && fake.is_live(&session_key));
-
-    // LiteLLM failing: nothing changes in hookgate, and the answer says so.
-    fake.fail("/key/list", 500, "database down");
-    scim.refused(
-        "PATCH",
-        "/Users/fay@example.test",
-        Some(&patch(json!([{"op": "replace", "value": {"active": false}}]))),
-        502,
-        None,
-        "nothing was changed in hookgate",
-    );
-    assert!(user_row(&server, "fay@example.test").unwrap().active);
-    fake.succeed("/key/list");
-
-    scim.ok(
-        "PATCH",
-        "/Users/fay@example.test",
-        Some(&patch(json!([{"op": "replace", "value": {"active": false}}]))),
-        200,
-    );
-    assert!(!fake.is_live(&api_key), "the user's own LiteLLM key is deleted");
-    assert!(!fake.is_live(&session_key), "and its session key");
-    assert!(!fake.members("research").contains(&litellm_user), "{:?}", fake.members("research"));
-    let bearer = format!("Bearer {session_key}");
-    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
-}
-
-/// Adds `user` to `team` in the fake LiteLLM as its admin would (through its API).
-fn fake_member_add(fake: &FakeLitellm, server: &TestServer, team: &str, user: &str) -> bool {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let reply = agent
-        .post(format!("{}/team/member_add", fake.url()))
-        .header("authorization", &server.master_auth())
-        .send_json(json!({"team_id": team, "member": [{"role": "user", "user_id": user}]}))
-        .expect("the fake answers");
-    reply.status().as_u16() == 200 && fake.members(team).contains(&user.to_owned())
 }

@@ -132,7 +132,18 @@ pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let list = ListQuery::of(&query)?;
+    answer(&state, ListQuery::of(&query)?).await
+}
+
+/// `POST /Groups/.search`.
+pub(super) async fn search(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ScimError> {
+    answer(&state, ListQuery::of_search(body).await?).await
+}
+
+async fn answer(state: &AppState, list: ListQuery) -> Result<Response, ScimError> {
     let filter = list.parsed(GROUP_ATTRS)?;
     let base = base(state.config());
     let teams = store::all_teams_with_members(state.db().conn()).await?;

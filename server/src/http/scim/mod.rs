@@ -22,7 +22,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde_json::{Value, json};
 
@@ -39,15 +39,18 @@ pub(super) fn routes(state: &AppState) -> Option<Router<AppState>> {
     state.config().scim_token.as_ref()?;
     let routes = Router::new()
         .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", post(users::search))
         .route(
             "/Users/{id}",
             get(users::get_one).put(users::replace).patch(users::patch).delete(users::delete),
         )
         .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/.search", post(groups::search))
         .route(
             "/Groups/{id}",
             get(groups::get_one).put(groups::replace).patch(groups::patch).delete(groups::delete),
         )
+        .route("/.search", post(search_all))
         .route("/ServiceProviderConfig", get(service_provider_config))
         .route("/ResourceTypes", get(resource_types))
         .route("/ResourceTypes/{id}", get(resource_type))
@@ -83,9 +86,10 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
                 "a SCIM request needs Authorization: Bearer with general_settings.scim_token",
             )
             .into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let headers = response.headers_mut();
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // The body is not read: the connection cannot carry another request.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
     }
@@ -173,15 +177,39 @@ pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response {
     response
 }
 
+/// How much of an oversize body is read (and dropped) before the 413, so that a client still
+/// sending it gets the answer rather than a reset connection.
+const MAX_DRAIN: usize = 8 * MAX_BODY;
+
 /// A request body as a JSON object: at most [`MAX_BODY`] bytes (else 413).
 pub(crate) async fn read_object(body: Body) -> Result<Value, ScimError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+    use http_body_util::BodyExt;
+    let too_large = || {
         ScimError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             None,
             format!("the request body is larger than {MAX_BODY} bytes"),
         )
-    })?;
+    };
+    let mut body = body;
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ScimError::bad("invalidSyntax", "the request body could not be read"));
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > MAX_DRAIN {
+            return Err(too_large());
+        }
+        if seen <= MAX_BODY {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(too_large());
+    }
     let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
         ScimError::bad("invalidSyntax", format!("the request body is not JSON: {error}"))
     })?;
@@ -236,6 +264,24 @@ impl ListQuery {
             attributes: names("attributes"),
             excluded: names("excludedAttributes"),
         })
+    }
+
+    /// A `POST …/.search` body (RFC 7644 §3.4.3) as the same parameters.
+    pub(crate) async fn of_search(body: Body) -> Result<ListQuery, ScimError> {
+        let body = read_object(body).await?;
+        let mut query = HashMap::new();
+        for (key, value) in body.as_object().into_iter().flatten() {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                Value::Number(number) => number.to_string(),
+                Value::Array(items) => {
+                    items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+                }
+                _ => continue,
+            };
+            query.insert(key.clone(), text);
+        }
+        ListQuery::of(&query)
     }
 
     /// The `attributes`/`excludedAttributes` of a single-resource request.
@@ -319,6 +365,18 @@ pub(crate) fn meta(
         "location": location,
         "version": format!("W/\"{}\"", modified.timestamp_micros()),
     })
+}
+
+/// `POST /.search` over every resource type: not supported (501). The body is read, so that
+/// the connection stays usable.
+async fn search_all(body: Body) -> ScimError {
+    let _ = read_object(body).await;
+    ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "searching several resource types at once is not supported: use /Users/.search or \
+         /Groups/.search",
+    )
 }
 
 async fn service_provider_config(State(state): State<AppState>) -> Response {
