@@ -58,6 +58,7 @@ pub(super) fn routes(state: &AppState) -> Option<Router<AppState>> {
         .route("/Schemas/{id}", get(schema))
         .fallback(|| async { ScimError::new(StatusCode::NOT_FOUND, None, "no such SCIM endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    tracing::info!("SCIM 2.0 is served at /scim/v2 (general_settings.scim_token is set)");
     Some(Router::new().nest("/scim/v2", routes))
 }
 
