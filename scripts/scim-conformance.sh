@@ -17,7 +17,7 @@ if [ -z "$bin" ]; then
     if [ -x target/release/hookgate ]; then bin=target/release/hookgate; else bin=target/debug/hookgate; fi
 fi
 [ -x "$bin" ] || die "no hookgate binary at $bin: run cargo build first"
-command -v python3 >/dev/null || die "python3 is needed (3.11 or later)"
+command -v python3 >/dev/null || apt_install python3
 
 venv=target/scim-conformance/venv
 requirements=scripts/scim-conformance-requirements.txt
@@ -25,7 +25,12 @@ stamp=$venv/.requirements
 if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
     log "installing scim2-tester into $venv"
     rm -rf "$venv"
-    python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian ships venv's ensurepip separately.
+        apt_install python3-venv
+        rm -rf "$venv"
+        python3 -m venv "$venv" || die "python3 -m venv failed"
+    fi
     "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements" \
         || die "pip could not install $requirements"
     cp "$requirements" "$stamp"
@@ -52,10 +57,18 @@ HOOKGATE_SCIM_CONFORMANCE_TOKEN=$token \
     LITELLM_MASTER_KEY="sk-conformance-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" \
     "$bin" --config "$work/config.yaml" --host 127.0.0.1 --port "$port" >"$work/hookgate.log" 2>&1 &
 pid=$!
-if ! wait_for_http "http://127.0.0.1:$port/health/liveliness" 30 hookgate; then
-    cat "$work/hookgate.log" >&2
-    exit 1
-fi
+for _ in $(seq 1 300); do
+    if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/health/liveliness" 2>/dev/null; then
+        break
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        cat "$work/hookgate.log" >&2
+        die "hookgate exited before it answered"
+    fi
+    sleep 0.1
+done
+curl -fsS -o /dev/null "http://127.0.0.1:$port/health/liveliness" \
+    || { cat "$work/hookgate.log" >&2; die "hookgate did not answer within 30 s"; }
 
 log "running scim2-tester against http://127.0.0.1:$port/scim/v2"
 status=0
