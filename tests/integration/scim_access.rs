@@ -180,3 +180,58 @@ fn fake_member_add(fake: &FakeLitellm, server: &TestServer, team: &str, user: &s
         .expect("the fake answers");
     reply.status().as_u16() == 200 && fake.members(team).contains(&user.to_owned())
 }
+
+#[test]
+fn the_password_login_is_refused_for_a_deactivated_account_and_its_own_is_not_scims() {
+    let password = "a-long-ui-password-for-tests";
+    let config = crate::scim::config("");
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        hookgate_tests::server::ServerOptions {
+            config: &config,
+            env: &[
+                ("HOOKGATE_TEST_SCIM_TOKEN", TOKEN),
+                ("UI_PASSWORD", password),
+                ("PROXY_ADMIN_ID", "root"),
+            ],
+            ..Default::default()
+        },
+    );
+    let scim = Scim::new(&server);
+    let mut root = okta_user("root", "Root", "Admin", "00u-r");
+    root["emails"] = json!([{"value": "root@example.test", "primary": true}]);
+    scim.ok("POST", "/Users", Some(&root), 201);
+    server.password_cookie(password);
+    scim.ok(
+        "PATCH",
+        "/Users/root",
+        Some(&patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        200,
+    );
+    let refused = server.post_form(
+        "/login",
+        &format!("username=admin&password={password}"),
+        &[("origin", &server.origin())],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("deactivated"), "{}", refused.body);
+    assert!(refused.token_cookie().is_none());
+
+    // LiteLLM's password-login user is never SCIM's: not listed, not reachable, not creatable.
+    let plain = TestServer::start_with(
+        &Backend::Sqlite,
+        hookgate_tests::server::ServerOptions {
+            config: &config,
+            env: &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN), ("UI_PASSWORD", password)],
+            ..Default::default()
+        },
+    );
+    plain.password_cookie(password);
+    assert!(user_row(&plain, "default_user_id").is_some());
+    let scim = Scim::new(&plain);
+    assert_eq!(scim.get("/Users")["totalResults"], json!(0));
+    scim.refused("GET", "/Users/default_user_id", None, 404, None, "no user");
+    let off = patch(json!([{"op": "replace", "value": {"active": false}}]));
+    scim.refused("PATCH", "/Users/default_user_id", Some(&off), 404, None, "no user");
+    assert!(user_row(&plain, "default_user_id").unwrap().active);
+}

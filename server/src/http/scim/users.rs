@@ -7,6 +7,8 @@
 //! - `emails`: the primary one (else the `work` one, else the first) is the user's email; the
 //!   list is kept as sent. `displayName` (else `name.formatted`, else given and family names)
 //!   is the user's alias. `externalId` and `name` are kept.
+//! - The password login's account (`default_user_id`) is not shown to SCIM and cannot be made
+//!   through it.
 //! - `active: false` (a PUT or a PATCH) and DELETE deprovision: in front of LiteLLM the user's
 //!   keys and team memberships there go first; then, in one transaction, the row is marked (or
 //!   deleted) and every session revoked, before the answer.
@@ -243,7 +245,8 @@ async fn answer(state: &AppState, list: ListQuery) -> Result<Response, ScimError
     let filter = list.parsed(USER_ATTRS)?;
     let base = base(state.config());
     let rows = store::all_users(state.db().conn()).await?;
-    Ok(list.answer(filter.as_ref(), rows.iter().map(|row| resource(row, &base)).collect()))
+    let shown = rows.iter().filter(|row| !is_reserved(&row.user_id));
+    Ok(list.answer(filter.as_ref(), shown.map(|row| resource(row, &base)).collect()))
 }
 
 pub(super) async fn get_one(
@@ -256,8 +259,17 @@ pub(super) async fn get_one(
     Ok(scim_json(StatusCode::OK, &projection.project(resource(&row, &base(state.config())))))
 }
 
+/// The user with this id; the password login's own account (`default_user_id`) is no
+/// identity provider's and is never shown to SCIM.
 async fn found(state: &AppState, id: &str) -> Result<user::Model, ScimError> {
-    store::user_by_id(state.db().conn(), id).await?.ok_or_else(|| ScimError::not_found("user", id))
+    store::user_by_id(state.db().conn(), id)
+        .await?
+        .filter(|row| !is_reserved(&row.user_id))
+        .ok_or_else(|| ScimError::not_found("user", id))
+}
+
+fn is_reserved(user_id: &str) -> bool {
+    hookgate_core::signin::RESERVED_USER_IDS.contains(&user_id)
 }
 
 pub(super) async fn create(
@@ -269,7 +281,7 @@ pub(super) async fn create(
     if let Some(problem) = hookgate_core::ids::id_problem("userName", &user_name) {
         return Err(ScimError::bad("invalidValue", problem));
     }
-    if hookgate_core::signin::RESERVED_USER_IDS.contains(&user_name.as_str()) {
+    if is_reserved(&user_name) {
         return Err(ScimError::bad("invalidValue", format!("userName {user_name:?} is reserved")));
     }
     let base = base(state.config());
