@@ -128,6 +128,59 @@ impl<'a> Access<'a> {
         Ok(deleted)
     }
 
+    /// Deprovisions a user (SCIM `active: false` or delete) before hookgate marks or deletes
+    /// it: in front of LiteLLM, every key the user owns there is deleted and it leaves every
+    /// LiteLLM team, then the session keys recorded here are deleted there too. The caller then
+    /// writes hookgate's side ([`crate::db::Db::write`]) and revokes the sessions in the same
+    /// transaction.
+    ///
+    /// # Errors
+    /// LiteLLM refusing or unreachable; the database failing. hookgate's rows are unchanged
+    /// then (what LiteLLM already did stays done; deprovisioning again finishes it).
+    pub async fn deprovision(&self, row: &user::Model) -> Result<(), AccessError> {
+        if let Some(front_door) = self.front_door {
+            front_door.deprovision(&linked_account(row)).await?;
+            let hashes = store::live_session_hashes(self.db.conn(), &row.user_id).await?;
+            front_door.close_sessions(&hashes).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a SCIM member to a team in LiteLLM (when LiteLLM has the user and the team);
+    /// nothing without the front door.
+    ///
+    /// # Errors
+    /// LiteLLM refusing or unreachable; the database failing.
+    pub async fn add_member_in_litellm(
+        &self,
+        team_id: &str,
+        row: &user::Model,
+    ) -> Result<(), AccessError> {
+        if let Some(front_door) = self.front_door
+            && let Some(litellm_user) = front_door.linked_user(&linked_account(row)).await?
+        {
+            front_door.add_member(team_id, &litellm_user).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a SCIM member from a team in LiteLLM; nothing without the front door.
+    ///
+    /// # Errors
+    /// LiteLLM refusing or unreachable; the database failing.
+    pub async fn remove_member_in_litellm(
+        &self,
+        team_id: &str,
+        row: &user::Model,
+    ) -> Result<(), AccessError> {
+        if let Some(front_door) = self.front_door
+            && let Some(litellm_user) = front_door.linked_user(&linked_account(row)).await?
+        {
+            front_door.remove_member(team_id, &litellm_user).await?;
+        }
+        Ok(())
+    }
+
     /// Signs a user out everywhere, in LiteLLM first; works for an id that has no user row
     /// (any sessions still recorded for it are revoked). Returns how many sessions there were.
     ///

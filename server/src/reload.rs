@@ -161,6 +161,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         http,
         allowed_hosts,
         litellm_proxy_url,
+        scim_token,
         prometheus,
         require_auth_for_metrics_endpoint,
         // From the environment, which a running process cannot re-read.
@@ -248,6 +249,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
     );
     check(*allowed_hosts != running.allowed_hosts, "general_settings.allowed_hosts");
     check(*litellm_proxy_url != running.litellm_proxy_url, "general_settings.litellm_proxy_url");
+    check(*scim_token != running.scim_token, "general_settings.scim_token");
     changed
 }
 

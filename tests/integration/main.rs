@@ -17,7 +17,9 @@
 //! * `sync_preview`: `hookgate sync --dry-run`, every user's first authoritative sign-in
 //!   previewed, then made;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
-//! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
+//! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place;
+//! * `scim`, `scim_access`: SCIM 2.0 provisioning (Okta's and Entra's requests, bad input), and
+//!   deprovisioning and sign-in of provisioned users.
 
 mod accounts;
 mod cli;
@@ -33,6 +35,8 @@ mod plugin_loading;
 mod rehearsal;
 mod reliability;
 mod reload;
+mod scim;
+mod scim_access;
 mod security;
 mod sign_in;
 mod sync_preview;

@@ -418,24 +418,12 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
 
         // The review's reproduction: a database one migration behind (the latest undone), in
         // rollback-journal mode.
-        let latest = "m20261206_000007_sign_in_groups";
+        let latest = LATEST_MIGRATION;
         let applied = migrations(&server);
         assert_eq!(applied.last().map(String::as_str), Some(latest));
         let previous = applied[applied.len() - 2].clone();
-        assert_eq!(previous, "m20261205_000006_membership_source");
-        server.db(async |conn| {
-            use sea_orm::ConnectionTrait;
-            let mut undo = Vec::new();
-            if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
-                undo.push("PRAGMA journal_mode=DELETE".to_owned());
-            }
-            undo.push("ALTER TABLE sign_in_events DROP COLUMN groups".to_owned());
-            undo.push("ALTER TABLE sign_in_events DROP COLUMN role_groups".to_owned());
-            undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"));
-            for statement in undo {
-                conn.execute_unprepared(&statement).await.unwrap();
-            }
-        });
+        assert_eq!(previous, "m20261206_000007_sign_in_groups");
+        undo_latest_migration(&server);
         let before = files_in(&dir);
         let output = try_on(&server, &args);
         let (stdout, stderr) = output_text(&output);
@@ -503,4 +491,27 @@ fn a_try_interrupted_during_a_hook_leaves_nothing_behind() {
         .collect();
     assert_eq!(after, Vec::<String>::new(), "files left in TMPDIR");
     assert!(!scratch.path().join("never.db").exists());
+}
+
+/// The latest migration: the tests that need a database one migration behind undo it.
+pub(super) const LATEST_MIGRATION: &str = "m20261207_000008_scim";
+
+/// Takes the database of `server` (stopped) one migration back: [`LATEST_MIGRATION`]'s columns
+/// dropped and its record deleted, in rollback-journal mode on SQLite (the review's
+/// reproduction). Adding a migration means changing this and [`LATEST_MIGRATION`].
+pub(super) fn undo_latest_migration(server: &TestServer) {
+    server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        let mut undo = Vec::new();
+        if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            undo.push("PRAGMA journal_mode=DELETE".to_owned());
+        }
+        for (table, column) in [("teams", "scim"), ("users", "scim"), ("users", "active")] {
+            undo.push(format!("ALTER TABLE {table} DROP COLUMN {column}"));
+        }
+        undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{LATEST_MIGRATION}'"));
+        for statement in undo {
+            conn.execute_unprepared(&statement).await.unwrap();
+        }
+    });
 }

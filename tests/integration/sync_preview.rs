@@ -267,22 +267,11 @@ fn an_outdated_schema_is_refused_and_left_as_it_is() {
         let mut server = TestServer::start(backend);
         assert_eq!(server.sign_in("jo", "jo@example.com", &["eng"]).status, 303);
         server.stop();
-        let latest = "m20261206_000007_sign_in_groups";
+        let latest = crate::rehearsal::LATEST_MIGRATION;
         let applied = migrations(&server);
         assert_eq!(applied.last().map(String::as_str), Some(latest));
         let previous = applied[applied.len() - 2].clone();
-        server.db(async |conn| {
-            let mut undo = Vec::new();
-            if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
-                undo.push("PRAGMA journal_mode=DELETE".to_owned());
-            }
-            undo.push("ALTER TABLE sign_in_events DROP COLUMN groups".to_owned());
-            undo.push("ALTER TABLE sign_in_events DROP COLUMN role_groups".to_owned());
-            undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"));
-            for statement in undo {
-                conn.execute_unprepared(&statement).await.unwrap();
-            }
-        });
+        crate::rehearsal::undo_latest_migration(&server);
         let before = files_in(&server.dir());
         let config = server.dir().join("config.yaml").display().to_string();
         let output = sync(&server, &config, &["--dry-run"]);

@@ -1,7 +1,7 @@
 //! An in-process LiteLLM proxy for the integration tests: the part of LiteLLM's management API
 //! hookgate calls as LiteLLM's front door (`/user/info`, `/user/list`, `/user/new`,
 //! `/user/update`, `/team/member_add`, `/team/member_delete`, `/key/generate`, `/key/info`,
-//! `/key/delete`), with users, teams and
+//! `/key/list`, `/key/delete`), with users, teams and
 //! keys kept in memory, the master key checked on every call, every request recorded, failures
 //! on demand, and `/chat/completions` answering 200 only for a live key (generated, not deleted).
 //!
@@ -144,6 +144,23 @@ impl FakeLitellm {
             data.teams.entry(team).or_default().push(id.clone());
         }
         data.users.insert(id, row);
+    }
+
+    /// Mints a key for `user_id` as LiteLLM's own UI or API would (not a hookgate session);
+    /// returns the `sk-…` key.
+    pub fn add_key(&self, user_id: &str) -> String {
+        let mut data = self.data.lock().unwrap();
+        data.counter += 1;
+        let key = new_key(data.counter);
+        let token = sha256_hex(&key);
+        data.keys.push(KeyRecord {
+            key: key.clone(),
+            token,
+            user_id: user_id.to_owned(),
+            request: json!({"user_id": user_id}),
+            deleted: false,
+        });
+        key
     }
 
     /// Creates a team with no members.
@@ -395,6 +412,23 @@ async fn handle(
                 }
             }
             Json(json!({"team_id": team, "updated_users": new})).into_response()
+        }
+        ("GET", "/key/list") => {
+            // LiteLLM's default answer: the tokens (SHA-256 hex) of the user's live keys, paged.
+            let user = query.get("user_id").cloned().unwrap_or_default();
+            let size: usize = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(10).max(1);
+            let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+            let tokens: Vec<String> = data
+                .keys
+                .iter()
+                .filter(|record| record.user_id == user && !record.deleted)
+                .map(|record| record.token.clone())
+                .collect();
+            let total_pages = tokens.len().div_ceil(size).max(1);
+            let keys: Vec<String> =
+                tokens.iter().skip((page - 1) * size).take(size).cloned().collect();
+            Json(json!({"keys": keys, "total_count": tokens.len(), "current_page": page, "total_pages": total_pages}))
+                .into_response()
         }
         ("GET", "/key/info") => {
             let given = query.get("key").cloned().unwrap_or_default();

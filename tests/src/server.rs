@@ -380,6 +380,33 @@ impl TestServer {
         Self::reply(request.send(body))
     }
 
+    /// `method path` with an optional body (sent as `content_type`) and headers: PUT, PATCH and
+    /// DELETE as a SCIM client sends them.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let reply = match body {
+            Some((content_type, body)) => {
+                let request = builder
+                    .header("content-type", content_type)
+                    .body(body.to_owned())
+                    .expect("a request");
+                self.agent.run(request)
+            }
+            None => self.agent.run(builder.body(()).expect("a request")),
+        };
+        Self::reply(reply)
+    }
+
     /// `Authorization: Bearer <master key>`.
     pub fn master_auth(&self) -> String {
         format!("Bearer {}", self.master_key)

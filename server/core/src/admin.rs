@@ -93,6 +93,7 @@ pub fn password_login(user_id: &str, stored: Option<&Account>, now: DateTime<Utc
                 budget_reset_at: None,
                 created_at: now,
                 updated_at: now,
+                active: true,
             };
             let new = NewAccount {
                 account: account.clone(),
@@ -149,6 +150,7 @@ mod tests {
             budget_reset_at: Some(Utc.with_ymd_and_hms(2026, 12, 20, 0, 0, 0).unwrap()),
             created_at: then,
             updated_at: then,
+            active: true,
         }
     }
 

@@ -143,6 +143,9 @@ pub struct Config {
     /// `general_settings.litellm_proxy_url` or `LITELLM_PROXY_URL`: the LiteLLM proxy hookgate
     /// is the front door of (its base URL as hookgate reaches it, no trailing slash).
     pub litellm_proxy_url: Option<String>,
+    /// `general_settings.scim_token`: the bearer token of SCIM clients; without it there is no
+    /// `/scim/v2` (read at startup: a reload does not add or remove the routes).
+    pub scim_token: Option<Secret>,
     /// `GET /metrics` is served: `litellm_settings.callbacks` (or `success_callback`,
     /// `failure_callback`) names `prometheus`.
     pub prometheus: bool,

@@ -69,6 +69,9 @@ pub(crate) struct RawGeneralSettings {
     pub(crate) allowed_hosts: Option<Vec<String>>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) litellm_proxy_url: Option<String>,
+    /// The SCIM clients' bearer token (hookgate's own setting; LiteLLM's SCIM uses its keys).
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) scim_token: Option<String>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) require_auth_for_metrics_endpoint: Option<bool>,
     /// LiteLLM's `role_mappings` (which LiteLLM keeps in its database, `/update/sso_settings`).

@@ -114,6 +114,22 @@ fn the_environment_supplies_the_master_key_when_the_file_does_not() {
 }
 
 #[test]
+fn the_scim_token_is_a_secret_and_a_short_one_is_refused() {
+    // `os.environ/` for it is exercised through the built server (tests/integration/scim.rs).
+    let token = "0123456789abcdef0123456789abcdef";
+    let config = load(&format!("general_settings:\n  scim_token: {token}\n"), &[]).unwrap();
+    assert_eq!(config.scim_token.as_ref().map(Secret::expose), Some(token));
+    assert!(format!("{config:?}").contains("scim_token: Some(Secret(***))"));
+    assert!(load("", &[]).unwrap().scim_token.is_none(), "no token, no SCIM");
+    assert!(load("general_settings:\n  scim_token: ''\n", &[]).unwrap().scim_token.is_none());
+    let short = error("general_settings:\n  scim_token: short\n");
+    assert!(
+        short.contains("general_settings.scim_token must be at least 24 characters (it is 5)"),
+        "{short}"
+    );
+}
+
+#[test]
 fn wrong_types_name_the_file_the_key_and_the_line() {
     for (text, expected) in [
         (

@@ -14,6 +14,9 @@ use super::{
     raw::{RawConfig, TeamEntry},
 };
 
+/// The shortest `general_settings.scim_token` accepted.
+const MIN_SCIM_TOKEN: usize = 24;
+
 impl Config {
     pub(super) fn validate(
         file: &Path,
@@ -66,6 +69,18 @@ impl Config {
             plugin_dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
         }
 
+        // The SCIM token deactivates and deletes users: a short one is refused, as the master
+        // key is.
+        let scim_token = general.scim_token.take().filter(|token| !token.is_empty());
+        if let Some(token) = &scim_token
+            && token.chars().count() < MIN_SCIM_TOKEN
+        {
+            return Err(invalid(format!(
+                "general_settings.scim_token must be at least {MIN_SCIM_TOKEN} characters (it \
+                 is {}); generate one, e.g. `openssl rand -hex 32`",
+                token.chars().count()
+            )));
+        }
         let master_key = match general.master_key {
             Some(key) if !key.is_empty() => Some((Secret::new(key), Source::File)),
             _ => env_nonempty("LITELLM_MASTER_KEY")
@@ -334,6 +349,7 @@ impl Config {
             http,
             allowed_hosts,
             litellm_proxy_url,
+            scim_token: scim_token.map(Secret::new),
             prometheus,
             require_auth_for_metrics_endpoint: general
                 .require_auth_for_metrics_endpoint

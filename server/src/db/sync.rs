@@ -352,6 +352,8 @@ fn user_of(row: &sync::QueryResult, prefix: &str) -> Result<user::Model, DbErr> 
         metadata: get(row, prefix, "metadata")?,
         created_at: get(row, prefix, "created_at")?,
         updated_at: get(row, prefix, "updated_at")?,
+        active: get(row, prefix, "active")?,
+        scim: get(row, prefix, "scim")?,
     })
 }
 
@@ -374,6 +376,7 @@ fn team_of(row: &sync::QueryResult, prefix: &str) -> Result<team::Model, DbErr> 
         metadata: get(row, prefix, "metadata")?,
         created_at: get(row, prefix, "created_at")?,
         updated_at: get(row, prefix, "updated_at")?,
+        scim: get(row, prefix, "scim")?,
     })
 }
 

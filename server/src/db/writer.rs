@@ -3,8 +3,8 @@
 //! before it answers, so no acknowledged sign-in is lost; a batch that fails on the database is
 //! applied again one plan at a time, so one bad plan fails alone.
 //!
-//! In a batch, each plan's check-first write (its user row: created if absent, or changed if
-//! still as read) runs first; a plan whose check fails is stale and writes nothing. Then, for
+//! In a batch, each plan's check-first write (its user row: created if absent, changed if still
+//! as read, or, left as it is, still active) runs first; a plan whose check fails is stale and writes nothing. Then, for
 //! the plans that passed, one statement each: the users the hooks created, the memberships, the
 //! sessions, the "allowed" events.
 //!
@@ -276,7 +276,17 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
         };
         let fresh = match statement {
             Some(statement) => txn.run(statement)? > 0,
-            None => true,
+            // A row left as it is must still be active: deprovisioned (SCIM) since the read,
+            // the plan is stale and the sign-in is decided again, and refused. The statement
+            // matches no row in the usual case (so it changes nothing and notifies nobody).
+            None => {
+                let deactivated = user::Entity::update_many()
+                    .col_expr(user::Column::Active, Expr::col(user::Column::Active))
+                    .filter(user::Column::UserId.eq(plan.account.user_id.as_str()))
+                    .filter(user::Column::Active.eq(false))
+                    .build(backend);
+                txn.run(deactivated)? == 0
+            }
         };
         outcomes.push(if fresh { Applied::Done } else { Applied::Stale });
     }

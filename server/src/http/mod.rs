@@ -7,6 +7,7 @@ mod error;
 mod login_limiter;
 mod management;
 mod metrics;
+mod scim;
 mod serve;
 mod sso;
 mod ui;
@@ -187,7 +188,9 @@ pub fn router(state: AppState) -> Router {
         .route("/session/logout", post(sso::logout))
         .merge(management::routes())
         .merge(metrics::routes(state.config()));
+    let scim = scim::routes(&state).unwrap_or_default();
     let routes = Router::new()
+        .merge(scim)
         .merge(on_surface(sign_in, Surface::SignIn))
         .merge(on_surface(
             Router::new().route("/login", post(ui::password_login)),

@@ -18,6 +18,7 @@
 //!
 //! Measured against LiteLLM 1.108.7 (see tests/litellm/NOTES.md for the exact exchanges).
 
+mod deprovision;
 mod keys;
 mod owner;
 mod transport;

@@ -106,7 +106,7 @@ impl FrontDoor {
     }
 
     /// The user with this id, or `None`.
-    async fn user_row(
+    pub(super) async fn user_row(
         &self,
         user_id: &str,
         step: &'static str,
@@ -145,7 +145,7 @@ enum Owner {
 }
 
 impl Found {
-    fn of(row: &Value) -> Found {
+    pub(super) fn of(row: &Value) -> Found {
         let text = |key: &str| str_of(row, key).filter(|v| !v.is_empty()).map(str::to_owned);
         let metadata = row.get("metadata").cloned().unwrap_or(Value::Null);
         Found {

@@ -69,6 +69,11 @@ impl SignInService {
             let now = store::now();
             let snapshot = store::snapshot(self.db.conn(), &keys).await?;
             let stored = snapshot.accounts.iter().find(|account| account.user_id == user_id);
+            if stored.is_some_and(|account| !account.active) {
+                return Err(SignInError::Forbidden(
+                    hookgate_core::signin::Refusal::Deactivated(user_id).to_string(),
+                ));
+            }
             let plan = admin::password_login(&user_id, stored, now);
             let key = litellm.map_or_else(SessionKey::new, SessionKey::of);
             let (minted, session) = self.mint(

@@ -57,6 +57,12 @@ pub enum Refusal {
          link it to your identity"
     )]
     NotLinked(String),
+    /// The account was deprovisioned (SCIM `active: false`).
+    #[error(
+        "the account {0:?} is deactivated: the identity provider deprovisioned it; ask an \
+         administrator if this is a mistake"
+    )]
+    Deactivated(String),
 }
 
 /// A write a `custom_sso` hook asked for through the host API.
@@ -102,6 +108,8 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
     /// Last changed: a plan's update applies only if the row is still as it was read.
     pub updated_at: DateTime<Utc>,
+    /// False once deprovisioned (SCIM `active: false`): found, it refuses the sign-in.
+    pub active: bool,
 }
 
 /// Who made a membership, which decides who may take it away: a sync with the identity
@@ -116,6 +124,8 @@ pub enum Source {
     Hook,
     /// `default_internal_user_params.teams`, when the user was created.
     Default,
+    /// A SCIM client (the identity provider's group push); SCIM removes only these.
+    Scim,
     /// Made before hookgate recorded sources: kept, as an administrator's would be.
     Unknown,
 }
@@ -128,6 +138,7 @@ impl Source {
             Source::Admin => "admin",
             Source::Hook => "hook",
             Source::Default => "default",
+            Source::Scim => "scim",
             Source::Unknown => "unknown",
         }
     }
@@ -139,6 +150,7 @@ impl Source {
             "admin" => Source::Admin,
             "hook" => Source::Hook,
             "default" => Source::Default,
+            "scim" => Source::Scim,
             _ => Source::Unknown,
         }
     }
@@ -409,6 +421,9 @@ pub fn decide(
     let mut passed_over = Vec::new();
     let found = find_account(input, snapshot, &hook_users, policy, &mut passed_over)?;
     let (mut account, mut write, is_new) = match found {
+        Found::Stored(account) if !account.active => {
+            return Err(Refusal::Deactivated(account.user_id.clone()));
+        }
         Found::Stored(account) => (account.clone(), None, false),
         Found::HookUser(index) => {
             let new = hook_users[index].clone();
@@ -656,6 +671,7 @@ fn new_account(input: &Input<'_>, policy: &Policy<'_>, now: DateTime<Utc>) -> Ne
             budget_reset_at: period_end(duration, now),
             created_at: now,
             updated_at: now,
+            active: true,
         },
         metadata: serde_json::json!({
             "auth_provider": input.openid.provider.as_deref().map(|p| shorten(p, 64))
@@ -680,6 +696,7 @@ fn hook_user(new: &NewUser, now: DateTime<Utc>) -> NewAccount {
             budget_reset_at: period_end(duration, now),
             created_at: now,
             updated_at: now,
+            active: true,
         },
         metadata: serde_json::json!({"created_by": "custom_sso"}),
     }

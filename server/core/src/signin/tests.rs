@@ -71,6 +71,7 @@ fn stored(id: &str) -> Account {
         budget_reset_at: None,
         created_at: then,
         updated_at: then,
+        active: true,
     }
 }
 
@@ -610,4 +611,42 @@ fn alias_and_email() {
     let mut case = Case::new("a returning user with nothing new writes nothing", "otto");
     case.snapshot.accounts = vec![stored("otto")];
     assert_eq!(case.plan().user, UserWrite::Unchanged);
+}
+
+#[test]
+fn a_deactivated_account_refuses_every_way_it_is_reached() {
+    let oidc = Proof {
+        binding: Some(Binding { issuer: "https://idp.example".into(), subject: "dee-sub".into() }),
+        email_verified: true,
+        role_groups: None,
+    };
+    let deactivated = |id: &str| Account { active: false, ..stored(id) };
+
+    let mut case = Case::new("by binding", "dee");
+    case.proof = oidc.clone();
+    let mut account = deactivated("dee");
+    account.binding = oidc.binding.clone();
+    case.snapshot.accounts = vec![account];
+    assert!(case.refusal().contains("is deactivated"), "{}", case.name);
+
+    let mut case = Case::new("by id, unbound, verified email", "dee");
+    case.proof = oidc.clone();
+    case.openid.email = Some("dee@example.test".into());
+    case.snapshot.accounts = vec![Account { binding: None, ..deactivated("dee") }];
+    assert!(case.refusal().contains("is deactivated"), "{}", case.name);
+
+    let mut case = Case::new("by verified email, linking on", "dee.other");
+    case.policy.link_by_email = true;
+    case.proof = oidc.clone();
+    case.openid.email = Some("dee@example.test".into());
+    case.values.user_email = Some("dee@example.test".into());
+    case.snapshot.accounts = vec![Account { binding: None, ..deactivated("dee") }];
+    assert!(case.refusal().contains("is deactivated"), "{}", case.name);
+
+    let mut case = Case::new("active again: signs in", "dee");
+    case.proof = oidc.clone();
+    let mut account = stored("dee");
+    account.binding = oidc.binding.clone();
+    case.snapshot.accounts = vec![account];
+    assert_eq!(case.plan().account.user_id, "dee");
 }

@@ -21,6 +21,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last changed.
     pub updated_at: DateTimeUtc,
+    /// The SCIM attributes kept (`externalId`); null for teams SCIM never wrote.
+    pub scim: Option<Json>,
 }
 
 /// Relations are kept in queries, not declared.

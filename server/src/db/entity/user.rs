@@ -38,6 +38,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last changed.
     pub updated_at: DateTimeUtc,
+    /// False once deprovisioned (SCIM `active: false`): the user cannot sign in and its
+    /// sessions stop working.
+    pub active: bool,
+    /// The SCIM attributes kept that LiteLLM's table has no column for (`userName`,
+    /// `externalId`, `name`); null for users SCIM never wrote.
+    pub scim: Option<Json>,
 }
 
 /// Relations are kept in queries, not declared.

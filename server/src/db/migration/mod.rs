@@ -12,6 +12,7 @@ mod m20261204_000004_binding_unique_per_issuer;
 mod m20261204_000005_session_notifications;
 mod m20261205_000006_membership_source;
 mod m20261206_000007_sign_in_groups;
+mod m20261207_000008_scim;
 
 use sea_orm_migration::prelude::*;
 
@@ -21,7 +22,7 @@ use self::{
     m20261204_000004_binding_unique_per_issuer::BindingPerIssuer,
     m20261204_000005_session_notifications::SessionNotifications,
     m20261205_000006_membership_source::MembershipSource,
-    m20261206_000007_sign_in_groups::SignInGroups,
+    m20261206_000007_sign_in_groups::SignInGroups, m20261207_000008_scim::Scim,
 };
 
 /// Runs the migrations in order.
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(SessionNotifications),
             Box::new(MembershipSource),
             Box::new(SignInGroups),
+            Box::new(Scim),
         ]
     }
 }
@@ -59,6 +61,8 @@ enum Users {
     Metadata,
     CreatedAt,
     UpdatedAt,
+    Active,
+    Scim,
 }
 
 #[derive(DeriveIden)]
@@ -71,6 +75,7 @@ enum Teams {
     Metadata,
     CreatedAt,
     UpdatedAt,
+    Scim,
 }
 
 #[derive(DeriveIden)]

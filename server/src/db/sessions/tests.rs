@@ -33,6 +33,8 @@ fn found(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Found {
             metadata: serde_json::json!({}),
             created_at: at,
             updated_at: at,
+            active: true,
+            scim: None,
         },
     )
 }

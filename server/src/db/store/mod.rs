@@ -1,12 +1,13 @@
 //! Queries, each a function over any connection or transaction.
 //!
 //! One file per aggregate: `users`, `teams` (and memberships), `sessions`, `events` (sign-in
-//! events, completed OIDC flows, retention pruning), `sign_in` (the sign-in's snapshot read
-//! and its guarded update), and `standings` (what `hookgate sync --dry-run` reads). Everything
-//! is re-exported here, so callers name `store::…`; the shared helpers (the clock's precision,
-//! JSON lists) are here too.
+//! events, completed OIDC flows, retention pruning), `scim` (what the SCIM endpoint reads and
+//! writes), `sign_in` (the sign-in's snapshot read and its guarded update), and `standings`
+//! (what `hookgate sync --dry-run` reads). Everything is re-exported here, so callers name
+//! `store::…`; the shared helpers (the clock's precision, JSON lists) are here too.
 
 mod events;
+mod scim;
 mod sessions;
 mod sign_in;
 mod standings;
@@ -25,6 +26,11 @@ pub(super) use self::{
 };
 pub use self::{
     events::{complete_flow, events_page, insert_event, prune, recent_events},
+    scim::{
+        ScimUser, add_scim_members, all_teams_with_members, all_users, delete_team,
+        insert_scim_team, insert_scim_user, remove_scim_members, update_scim_team,
+        update_scim_user,
+    },
     sessions::{
         count_live_sessions, live_session_hashes, live_session_user, revoke_session,
         revoke_user_sessions,

@@ -22,8 +22,8 @@ pub(in crate::db) fn session_row(new: &NewSession) -> session::ActiveModel {
     }
 }
 
-/// The live session with this key hash and its user as stored now: authorisation reads the
-/// user's current role, never the one the session was issued with.
+/// The live session with this key hash and its user as stored now (an active user): authorisation
+/// reads the user's current role, never the one the session was issued with.
 pub async fn live_session_user<C: ConnectionTrait>(
     conn: &C,
     token_hash: &str,
@@ -41,6 +41,9 @@ pub(in crate::db) fn live_session_user_query(
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now()))
         .find_also_related(user::Entity)
+        // A deactivated user's sessions are revoked when it is deactivated; this keeps one a
+        // racing sign-in recorded from working either.
+        .filter(user::Column::Active.eq(true))
 }
 
 /// The hashes of a user's live sessions.

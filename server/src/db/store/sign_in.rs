@@ -31,6 +31,7 @@ pub(in crate::db) fn account_of(row: user::Model) -> Account {
         budget_reset_at: row.budget_reset_at,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        active: row.active,
     }
 }
 
@@ -52,6 +53,8 @@ pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
         metadata: Set(new.metadata.clone()),
         created_at: Set(account.created_at),
         updated_at: Set(account.updated_at),
+        active: Set(account.active),
+        scim: Set(None),
     }
 }
 

@@ -183,6 +183,7 @@ pub async fn insert_team<C: ConnectionTrait>(
         metadata: Set(new.metadata.unwrap_or_else(|| serde_json::json!({}))),
         created_at: Set(now),
         updated_at: Set(now),
+        scim: Set(None),
     })
     .exec_without_returning(conn)
     .await

@@ -43,6 +43,8 @@ pub fn new_user_row(
         metadata: Set(metadata),
         created_at: Set(now),
         updated_at: Set(now),
+        active: Set(true),
+        scim: Set(None),
     }
 }
 

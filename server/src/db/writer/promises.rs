@@ -305,6 +305,30 @@ async fn a_plan_from_a_snapshot_another_writer_changed_is_refused_and_made_again
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_for_a_user_deactivated_since_the_read_is_refused_and_made_again() {
+    let fixture = fixture().await;
+    let tess = identity("tess", "oauth-proxy", "tess", None);
+    assert_eq!(fixture.sign_in(&tess, "key-1").await, Applied::Done);
+    // Her next sign-in changes nothing in her row; meanwhile SCIM deactivates her.
+    let plan = fixture.decide(&tess).await.unwrap();
+    assert_eq!(plan.user, rules::UserWrite::Unchanged);
+    let row = fixture.user("tess").await.unwrap();
+    let fields = store::ScimUser {
+        user_email: row.user_email.clone(),
+        user_alias: row.user_alias.clone(),
+        active: false,
+        scim: serde_json::json!({"userName": "tess"}),
+    };
+    store::update_scim_user(fixture.db.conn(), row, fields, store::now()).await.unwrap();
+
+    // The plan writes nothing (no session), and decided again it is refused.
+    assert_eq!(fixture.writer.apply(fixture.job(plan, "key-2")).await.unwrap(), Applied::Stale);
+    assert_eq!(fixture.count("SELECT count(*) FROM sessions WHERE token_hash = 'key-2'").await, 0);
+    let refusal = fixture.decide(&tess).await.unwrap_err();
+    assert!(refusal.to_string().contains("deactivated"), "{refusal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal() {
     let fixture = fixture().await;
     // Two identities whose sign-ins both want the new user id `sam`, each decided before the

@@ -1,0 +1,237 @@
+//! SCIM and access (issue 21): deprovisioning ends sessions (and, in front of LiteLLM, keys and
+//! memberships) before the answer and refuses sign-ins; provisioned users are reached only
+//! through the binding rules.
+
+use hookgate::db::entity::session;
+use hookgate_tests::{
+    fake_idp::FakeIdp,
+    fake_litellm::FakeLitellm,
+    server::{Backend, TestServer, for_each_backend},
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+
+use crate::{
+    oidc::{as_user, sign_in as oidc_sign_in, start as oidc_start, user_row},
+    scim::{Scim, TOKEN, okta_user, patch, start},
+};
+
+#[test]
+fn deprovisioning_ends_sessions_before_the_answer_and_refuses_sign_in() {
+    for_each_backend(|backend| {
+        let server = start(backend);
+        let scim = Scim::new(&server);
+        let mut erin = okta_user("erin", "Erin", "E", "00u-e");
+        erin["emails"] = json!([{"value": "erin@example.test", "type": "work", "primary": true}]);
+        scim.ok("POST", "/Users", Some(&erin), 201);
+        let key = server.session_key("erin", &[]);
+        let bearer = format!("Bearer {key}");
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
+
+        // Entra deactivates with a string boolean.
+        let off = scim.ok(
+            "PATCH",
+            "/Users/erin",
+            Some(&patch(json!([{"op": "Replace", "path": "active", "value": "False"}]))),
+            200,
+        );
+        assert_eq!(off["active"], false);
+        assert_eq!(
+            server.get("/user/info", &[("authorization", &bearer)]).status,
+            401,
+            "the very next request"
+        );
+        let row = user_row(&server, "erin").unwrap();
+        assert!(!row.active);
+        let live = server.db(async |conn| {
+            session::Entity::find()
+                .filter(session::Column::UserId.eq("erin"))
+                .filter(session::Column::RevokedAt.is_null())
+                .all(conn)
+                .await
+                .unwrap()
+        });
+        assert!(live.is_empty(), "{live:?}");
+        let refused = server.sign_in("erin", "erin@example.test", &[]);
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(refused.body.contains("deactivated"), "{}", refused.body);
+
+        // Okta reactivates with a replace without a path.
+        scim.ok(
+            "PATCH",
+            "/Users/erin",
+            Some(&patch(json!([{"op": "replace", "value": {"active": true}}]))),
+            200,
+        );
+        let key = server.session_key("erin", &[]);
+        let bearer = format!("Bearer {key}");
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
+
+        scim.ok("DELETE", "/Users/erin", None, 204);
+        assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+        assert!(user_row(&server, "erin").is_none());
+        scim.refused("GET", "/Users/erin", None, 404, None, "no user \"erin\"");
+    });
+}
+
+#[test]
+fn a_provisioned_user_is_reached_by_a_verified_email_only_when_linking_is_allowed() {
+    let idp = FakeIdp::start();
+    for (linking, extra) in [(true, ""), (false, "  link_sso_accounts_by_email: false\n")] {
+        let server = oidc_start(
+            &Backend::Sqlite,
+            &idp,
+            &format!("  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n{extra}"),
+            &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
+        );
+        let scim = Scim::new(&server);
+        scim.ok(
+            "POST",
+            "/Users",
+            Some(&okta_user("carol@example.test", "Carol", "C", "00u-c")),
+            201,
+        );
+
+        // An unverified email never reaches it.
+        as_user(&idp, "mallory-sub", "mallory", "carol@example.test", false);
+        assert_eq!(oidc_sign_in(&server).status, 303);
+        assert!(
+            user_row(&server, "carol@example.test").unwrap().sso_issuer.is_none(),
+            "linking {linking}"
+        );
+        assert!(user_row(&server, "mallory").is_some());
+
+        as_user(&idp, "carol-sub", "c.smith", "carol@example.test", true);
+        assert_eq!(oidc_sign_in(&server).status, 303);
+        let carol = user_row(&server, "carol@example.test").unwrap();
+        assert_eq!(carol.sso_user_id.is_some(), linking, "bound only when linking is allowed");
+        assert_eq!(user_row(&server, "c.smith").is_none(), linking, "a new account otherwise");
+    }
+}
+
+#[test]
+fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first() {
+    let idp = FakeIdp::start();
+    let fake = FakeLitellm::start();
+    let server = oidc_start(
+        &Backend::Sqlite,
+        &idp,
+        &format!(
+            "  litellm_proxy_url: \"{}\"\n  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n",
+            fake.url()
+        ),
+        &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
+    );
+    fake.set_master_key(&server.master_key);
+    let scim = Scim::new(&server);
+    scim.ok("POST", "/Users", Some(&okta_user("fay@example.test", "Fay", "F", "00u-f")), 201);
+    as_user(&idp, "fay-sub", "fay", "fay@example.test", true);
+    let signed_in = oidc_sign_in(&server);
+    assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.logs());
+    let token = signed_in.token_cookie().expect("a token cookie");
+    let session_key = server.claims(&token)["key"].as_str().unwrap().to_owned();
+    let litellm_user = fake
+        .keys()
+        .iter()
+        .find(|k| k.key == session_key)
+        .expect("the session key in LiteLLM")
+        .user_id
+        .clone();
+    let api_key = fake.add_key(&litellm_user);
+    fake.add_team("research");
+    let added = fake_member_add(&fake, &server, "research", &litellm_user);
+    assert!(added, "set up: a LiteLLM team membership");
+    assert!(fake.is_live(&api_key) && fake.is_live(&session_key));
+
+    // LiteLLM failing: nothing changes in hookgate, and the answer says so.
+    fake.fail("/key/list", 500, "database down");
+    scim.refused(
+        "PATCH",
+        "/Users/fay@example.test",
+        Some(&patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        502,
+        None,
+        "nothing was changed in hookgate",
+    );
+    assert!(user_row(&server, "fay@example.test").unwrap().active);
+    fake.succeed("/key/list");
+
+    scim.ok(
+        "PATCH",
+        "/Users/fay@example.test",
+        Some(&patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        200,
+    );
+    assert!(!fake.is_live(&api_key), "the user's own LiteLLM key is deleted");
+    assert!(!fake.is_live(&session_key), "and its session key");
+    assert!(!fake.members("research").contains(&litellm_user), "{:?}", fake.members("research"));
+    let bearer = format!("Bearer {session_key}");
+    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+}
+
+/// Adds `user` to `team` in the fake LiteLLM as its admin would (through its API).
+fn fake_member_add(fake: &FakeLitellm, server: &TestServer, team: &str, user: &str) -> bool {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let reply = agent
+        .post(format!("{}/team/member_add", fake.url()))
+        .header("authorization", &server.master_auth())
+        .send_json(json!({"team_id": team, "member": [{"role": "user", "user_id": user}]}))
+        .expect("the fake answers");
+    reply.status().as_u16() == 200 && fake.members(team).contains(&user.to_owned())
+}
+
+#[test]
+fn the_password_login_is_refused_for_a_deactivated_account_and_its_own_is_not_scims() {
+    let password = "a-long-ui-password-for-tests";
+    let config = crate::scim::config("");
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        hookgate_tests::server::ServerOptions {
+            config: &config,
+            env: &[
+                ("HOOKGATE_TEST_SCIM_TOKEN", TOKEN),
+                ("UI_PASSWORD", password),
+                ("PROXY_ADMIN_ID", "root"),
+            ],
+            ..Default::default()
+        },
+    );
+    let scim = Scim::new(&server);
+    let mut root = okta_user("root", "Root", "Admin", "00u-r");
+    root["emails"] = json!([{"value": "root@example.test", "primary": true}]);
+    scim.ok("POST", "/Users", Some(&root), 201);
+    server.password_cookie(password);
+    scim.ok(
+        "PATCH",
+        "/Users/root",
+        Some(&patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        200,
+    );
+    let refused = server.post_form(
+        "/login",
+        &format!("username=admin&password={password}"),
+        &[("origin", &server.origin())],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("deactivated"), "{}", refused.body);
+    assert!(refused.token_cookie().is_none());
+
+    // LiteLLM's password-login user is never SCIM's: not listed, not reachable, not creatable.
+    let plain = TestServer::start_with(
+        &Backend::Sqlite,
+        hookgate_tests::server::ServerOptions {
+            config: &config,
+            env: &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN), ("UI_PASSWORD", password)],
+            ..Default::default()
+        },
+    );
+    plain.password_cookie(password);
+    assert!(user_row(&plain, "default_user_id").is_some());
+    let scim = Scim::new(&plain);
+    assert_eq!(scim.get("/Users")["totalResults"], json!(0));
+    scim.refused("GET", "/Users/default_user_id", None, 404, None, "no user");
+    let off = patch(json!([{"op": "replace", "value": {"active": false}}]));
+    scim.refused("PATCH", "/Users/default_user_id", Some(&off), 404, None, "no user");
+    assert!(user_row(&plain, "default_user_id").unwrap().active);
+}
