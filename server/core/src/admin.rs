@@ -113,6 +113,7 @@ pub fn password_login(user_id: &str, stored: Option<&Account>, now: DateTime<Utc
         hook_users: Vec::new(),
         member_users: Vec::new(),
         user,
+        new_teams: Vec::new(),
         memberships: Vec::new(),
         removed: Vec::new(),
         models: account.models.clone(),

@@ -5,8 +5,8 @@
 //!
 //! In a batch, each plan's check-first write (its user row: created if absent, or changed if
 //! still as read) runs first; a plan whose check fails is stale and writes nothing. Then, for
-//! the plans that passed, one statement each: the users the hooks created, the memberships, the
-//! sessions, the "allowed" events.
+//! the plans that passed, one statement each: the users the hooks created, the teams the
+//! sign-ins create, the memberships, the sessions, the "allowed" events.
 //!
 //! The statements are built with sea-orm's query builder. On SQLite the writer runs them on its
 //! own rusqlite connection through sea-orm's synchronous backend (`sea-orm-sync`), taking the
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Db,
-    entity::{session, sign_in_event, team_member, user},
+    entity::{session, sign_in_event, team, team_member, user},
     store,
 };
 use hookgate_core::signin::{Plan, Source, UserWrite};
@@ -298,6 +298,12 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
         );
     }
     insert_many::<user::Entity>(txn, new_users, true)?;
+    // Teams the sign-ins create, before their memberships; one another sign-in created first
+    // is left as it is (and joined all the same).
+    let teams = done
+        .iter()
+        .flat_map(|job| job.plan.new_teams.iter().map(|new| store::sign_in_team_row(new, job.now)));
+    insert_many::<team::Entity>(txn, teams.collect(), true)?;
     let memberships = done.iter().flat_map(|job| {
         job.plan.memberships.iter().map(|m| team_member::ActiveModel {
             team_id: Set(m.team_id.clone()),

@@ -212,8 +212,8 @@ impl SignInService {
         // The LiteLLM session, once opened, serves every attempt; closed again if none lands.
         let mut litellm: Option<crate::litellm::Session> = None;
         // What the LiteLLM session was opened for: a plan made again that differs (another
-        // user, role or models) needs a session of its own.
-        let mut opened_for: Option<(String, UserRole, Vec<String>)> = None;
+        // user, role, models or teams) needs a session of its own.
+        let mut opened_for: Option<(String, UserRole, Vec<String>, Vec<String>)> = None;
         let outcome = async {
             for _ in 0..MAX_PLAN_ATTEMPTS {
                 let now = store::now();
@@ -233,9 +233,17 @@ impl SignInService {
                 }
                 let (user_id, role, is_new) =
                     (plan.account.user_id.clone(), plan.role, plan.is_new);
-                let wanted = (user_id.clone(), role, plan.models.clone());
+                let wanted =
+                    (user_id.clone(), role, plan.models.clone(), teams_after(&plan, &snapshot));
                 if litellm.is_some() && opened_for.as_ref() != Some(&wanted) {
                     self.discard_litellm_session(litellm.take()).await;
+                }
+                // The teams the sign-in creates exist in LiteLLM before the user joins them
+                // there (a refusal fails the sign-in with nothing written here).
+                if let Some(front_door) = &self.front_door {
+                    for team in &plan.new_teams {
+                        front_door.create_team(team).await?;
+                    }
                 }
                 let key = match (&self.front_door, &litellm) {
                     (None, _) => SessionKey::new(),

@@ -299,6 +299,7 @@ fn plan_json(plan: &Plan) -> Value {
         "user": user,
         "hook_users": plan.hook_users.iter().map(|new| account_json(&new.account)).collect::<Vec<_>>(),
         "member_users": plan.member_users,
+        "new_teams": plan.new_teams.iter().map(team_json).collect::<Vec<_>>(),
         "memberships": plan.memberships.iter().map(|m| json!({
             "team_id": m.team_id, "user_id": m.user_id, "role": m.role.as_str(),
             "source": m.source.as_str(),
@@ -312,6 +313,21 @@ fn plan_json(plan: &Plan) -> Value {
             "user_role": plan.role.as_str(),
             "models": plan.models,
         },
+    })
+}
+
+/// A team the sign-in would create, with `default_team_params` as LiteLLM names them.
+fn team_json(team: &hookgate_core::signin::NewTeam) -> Value {
+    let params = &team.params;
+    json!({
+        "team_id": team.team_id,
+        "team_alias": team.team_alias,
+        "source": team.source.as_str(),
+        "models": params.models,
+        "max_budget": params.max_budget,
+        "budget_duration": params.budget_duration.map(|d| d.to_string()),
+        "tpm_limit": params.tpm_limit,
+        "rpm_limit": params.rpm_limit,
     })
 }
 
@@ -336,6 +352,13 @@ fn describe_plan(plan: &Plan) -> Vec<String> {
         }
         UserWrite::Unchanged => format!("leave user {} as it is", plan.account.user_id),
     });
+    for team in &plan.new_teams {
+        let why = match team.source {
+            hookgate_core::signin::Source::Hook => "the hook's create_team",
+            _ => "a group in create_teams_from_groups",
+        };
+        changes.push(format!("create team {} ({why}) {}", team.team_id, compact(&team_json(team))));
+    }
     for membership in &plan.memberships {
         changes.push(format!(
             "add {} to team {} as {}",

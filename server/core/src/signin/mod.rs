@@ -18,6 +18,9 @@ use crate::{
     values::Values,
 };
 
+mod teams;
+pub use teams::{NewTeam, RESERVED_TEAM_IDS};
+
 /// User ids single sign-on never reaches: LiteLLM's password login's user.
 pub const RESERVED_USER_IDS: &[&str] = &["default_user_id"];
 
@@ -269,6 +272,9 @@ pub struct Plan {
     pub member_users: Vec<String>,
     /// The signing-in user's row.
     pub user: UserWrite,
+    /// Teams to create before the memberships (an existing one is left as it is): the
+    /// identity's groups that `create_teams_from_groups` lets become teams.
+    pub new_teams: Vec<NewTeam>,
     /// Memberships to add; an existing membership is never changed.
     pub memberships: Vec<Membership>,
     /// Teams the signing-in user leaves: with an authoritative sync
@@ -481,8 +487,13 @@ pub fn decide(
     };
 
     // Teams: the hook's memberships (an existing one keeps its role), the defaults for a new
-    // user, and the identity provider's groups that name existing teams (additive, as LiteLLM).
-    let exists = |team: &str| snapshot.teams.iter().any(|t| t.team_id == team);
+    // user, and the identity provider's groups that name existing teams (additive, as LiteLLM)
+    // or teams this sign-in creates from them.
+    let new_teams = teams::from_groups(&openid.team_ids, snapshot, policy);
+    let exists = |team: &str| {
+        snapshot.teams.iter().any(|t| t.team_id == team)
+            || new_teams.iter().any(|t| t.team_id == team)
+    };
     let mut memberships: Vec<Membership> = Vec::new();
     let mut member_users: Vec<String> = Vec::new();
     let known_user = |user_id: &str| {
@@ -548,6 +559,7 @@ pub fn decide(
         hook_users,
         member_users,
         user,
+        new_teams,
         memberships,
         removed,
         account,
@@ -716,3 +728,6 @@ fn apply_changes(account: &mut Account, changes: &Changes) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod team_tests;
