@@ -13,6 +13,7 @@
 //! * `accounts`: one identity rule for hookgate's and LiteLLM's accounts, and access changes
 //!   written through to LiteLLM;
 //! * `groups`: groups decide teams (an authoritative sync removes its own memberships) and roles;
+//! * `teams`: teams made by sign-ins (`create_teams_from_groups`, `default_team_params`);
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
@@ -33,4 +34,5 @@ mod reliability;
 mod reload;
 mod security;
 mod sign_in;
+mod teams;
 mod ui;
