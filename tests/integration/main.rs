@@ -14,6 +14,8 @@
 //!   written through to LiteLLM;
 //! * `groups`: groups decide teams (an authoritative sync removes its own memberships) and roles;
 //! * `teams`: teams made by sign-ins (`create_teams_from_groups`, `default_team_params`);
+//! * `hook_teams`: a hook's `create_team` and `remove_team_member` (plugin-api 0.1.1), and a
+//!   hook built with plugin-api 0.1.0 that keeps loading;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
@@ -23,6 +25,7 @@ mod cli;
 mod connections;
 mod front_door;
 mod groups;
+mod hook_teams;
 mod management;
 mod metrics;
 mod oidc;

@@ -116,6 +116,7 @@ pub fn password_login(user_id: &str, stored: Option<&Account>, now: DateTime<Utc
         new_teams: Vec::new(),
         memberships: Vec::new(),
         removed: Vec::new(),
+        hook_removed: Vec::new(),
         models: account.models.clone(),
         account,
         is_new,

@@ -157,6 +157,11 @@ fn forget_changed(db: &Db, job: &Job, outcome: Applied) {
     {
         db.forget_user(&job.plan.account.user_id);
     }
+    if outcome == Applied::Done {
+        for (_, user_id) in &job.plan.hook_removed {
+            db.forget_user(user_id);
+        }
+    }
 }
 
 /// Adds what else is queued to `batch`. While the batch keeps growing, the writer first lets
@@ -332,6 +337,23 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
             .filter(session::Column::UserId.eq(user_id.as_str()))
             .filter(session::Column::RevokedAt.is_null());
         txn.run(revoked.build(txn.backend()))?;
+    }
+    // A hook's removals (only memberships a sign-in made: the condition is in the statement
+    // too), and the earlier sessions of each user who lost one.
+    for job in &done {
+        for (team_id, user_id) in &job.plan.hook_removed {
+            let removable = [Source::Idp, Source::Hook, Source::Default].map(Source::as_str);
+            let removed = team_member::Entity::delete_many()
+                .filter(team_member::Column::UserId.eq(user_id.as_str()))
+                .filter(team_member::Column::TeamId.eq(team_id.as_str()))
+                .filter(team_member::Column::Source.is_in(removable));
+            txn.run(removed.build(txn.backend()))?;
+            let revoked = session::Entity::update_many()
+                .col_expr(session::Column::RevokedAt, Expr::value(job.now))
+                .filter(session::Column::UserId.eq(user_id.as_str()))
+                .filter(session::Column::RevokedAt.is_null());
+            txn.run(revoked.build(txn.backend()))?;
+        }
     }
     insert_many::<session::Entity>(
         txn,

@@ -284,6 +284,25 @@ impl SignInService {
                     let earlier = store::live_session_hashes(self.db.conn(), &user_id).await?;
                     front_door.close_sessions(&earlier).await?;
                 }
+                // So do a hook's (`remove_team_member`): each user leaves the LiteLLM team (the
+                // signing-in user under LiteLLM's id for them), and their sessions' keys go.
+                if let (Some(front_door), Some(session)) = (&self.front_door, &litellm)
+                    && !plan.hook_removed.is_empty()
+                {
+                    let mut losing: Vec<&str> = Vec::new();
+                    for (team_id, member) in &plan.hook_removed {
+                        let litellm_user =
+                            if *member == user_id { session.user_id.as_str() } else { member };
+                        front_door.remove_member(team_id, litellm_user).await?;
+                        if !losing.contains(&member.as_str()) {
+                            losing.push(member);
+                        }
+                    }
+                    for member in losing {
+                        let earlier = store::live_session_hashes(self.db.conn(), member).await?;
+                        front_door.close_sessions(&earlier).await?;
+                    }
+                }
                 let (minted, session) = self.mint(
                     attempt,
                     key,
@@ -419,8 +438,8 @@ impl SignInService {
     }
 }
 
-/// The teams the user is a member of once `plan` is applied (an authoritative sync's removals
-/// taken out).
+/// The teams the user is a member of once `plan` is applied (an authoritative sync's and the
+/// hook's removals taken out).
 fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
     let user_id = &plan.account.user_id;
     let mut teams: Vec<String> = snapshot
@@ -430,6 +449,7 @@ fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
         .map(|(team, _)| team.clone())
         .chain(plan.memberships.iter().filter(|m| &m.user_id == user_id).map(|m| m.team_id.clone()))
         .filter(|team| !plan.removed.contains(team))
+        .filter(|team| !plan.hook_removed.iter().any(|(t, u)| t == team && u == user_id))
         .collect();
     teams.sort();
     teams.dedup();

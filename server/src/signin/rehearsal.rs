@@ -227,6 +227,10 @@ fn staged_json(staged: &Staged) -> Value {
         Staged::Member { team_id, user_id, role } => json!({
             "add_team_member": {"team_id": team_id, "user_id": user_id, "role": role.as_str()}
         }),
+        Staged::Removal { team_id, user_id } => json!({
+            "remove_team_member": {"team_id": team_id, "user_id": user_id}
+        }),
+        Staged::Team(team) => json!({"create_team": team_json(team)}),
     }
 }
 
@@ -239,6 +243,10 @@ fn describe_staged(staged: &Staged) -> String {
         Staged::Member { team_id, user_id, role } => {
             format!("add_team_member {user_id} to {team_id} as {role}")
         }
+        Staged::Removal { team_id, user_id } => {
+            format!("remove_team_member {user_id} from {team_id}")
+        }
+        Staged::Team(team) => format!("create_team {}", team.team_id),
     }
 }
 
@@ -306,8 +314,10 @@ fn plan_json(plan: &Plan) -> Value {
         })).collect::<Vec<_>>(),
         "removed_memberships": plan.removed.iter().map(|team_id| json!({
             "team_id": team_id, "user_id": plan.account.user_id,
-        })).collect::<Vec<_>>(),
-        "revokes_earlier_sessions": !plan.removed.is_empty(),
+        })).chain(plan.hook_removed.iter().map(|(team_id, user_id)| json!({
+            "team_id": team_id, "user_id": user_id, "by": "custom_sso",
+        }))).collect::<Vec<_>>(),
+        "revokes_earlier_sessions": !plan.removed.is_empty() || !plan.hook_removed.is_empty(),
         "session": {
             "user_id": plan.account.user_id,
             "user_role": plan.role.as_str(),
@@ -372,11 +382,19 @@ fn describe_plan(plan: &Plan) -> Vec<String> {
             plan.account.user_id, team_id
         ));
     }
+    for (team_id, user_id) in &plan.hook_removed {
+        changes
+            .push(format!("remove {user_id} from team {team_id} (the hook's remove_team_member)"));
+    }
+    let mut losing: Vec<&str> = plan.hook_removed.iter().map(|(_, user)| user.as_str()).collect();
     if !plan.removed.is_empty() {
-        changes.push(format!(
-            "revoke {}'s earlier sessions (issued with the teams removed)",
-            plan.account.user_id
-        ));
+        losing.push(&plan.account.user_id);
+    }
+    losing.sort_unstable();
+    losing.dedup();
+    for user_id in losing {
+        changes
+            .push(format!("revoke {user_id}'s earlier sessions (issued with the teams removed)"));
     }
     changes.push(format!(
         "issue a session for {} as {} with models {}",

@@ -74,6 +74,15 @@ pub enum Staged {
         /// Their role in the team.
         role: TeamRole,
     },
+    /// `remove_team_member` (plugin-api 0.1.1).
+    Removal {
+        /// The team.
+        team_id: String,
+        /// The user.
+        user_id: String,
+    },
+    /// `create_team` (plugin-api 0.1.1), checked by the host; its source is [`Source::Hook`].
+    Team(NewTeam),
 }
 
 /// A stored user, as the rules see it.
@@ -133,6 +142,13 @@ impl Source {
         }
     }
 
+    /// Whether a `custom_sso` hook's `remove_team_member` may take the membership away: one a
+    /// sign-in made (from groups, a hook, or the defaults), never an administrator's or one of
+    /// unknown origin.
+    pub fn hook_may_remove(self) -> bool {
+        matches!(self, Source::Idp | Source::Hook | Source::Default)
+    }
+
     /// The source a stored name means (a name this build does not know is `Unknown`: kept).
     pub fn of(name: &str) -> Source {
         match name {
@@ -186,6 +202,9 @@ pub struct Snapshot {
     /// Of those, the ones a sync with the identity provider made ([`Source::Idp`]): (team,
     /// user). Only these may an authoritative sync remove.
     pub synced: Vec<(String, String)>,
+    /// Of those, the ones a sign-in made (from groups, a hook or the defaults): (team, user).
+    /// Only these may a hook's `remove_team_member` remove.
+    pub removable: Vec<(String, String)>,
     /// The teams named (identity groups, default teams, the hook's) that exist.
     pub teams: Vec<Team>,
 }
@@ -280,6 +299,9 @@ pub struct Plan {
     /// Teams the signing-in user leaves: with an authoritative sync
     /// (`sync_user_role_and_teams`), the ones a sync made that the identity no longer names.
     pub removed: Vec<String>,
+    /// Memberships the hook removes (`remove_team_member`): (team, user), only ones a sign-in
+    /// made, and not already in `removed`.
+    pub hook_removed: Vec<(String, String)>,
     /// The account as it is after the plan.
     pub account: Account,
     /// Whether the account is created by this sign-in.
@@ -327,9 +349,13 @@ pub fn keys(input: &Input<'_>, policy: &Policy<'_>) -> Keys {
     let mut teams = named_teams(input.openid, policy);
     let mut members = Vec::new();
     for write in input.staged {
-        if let Staged::Member { team_id, user_id, .. } = write {
-            teams.push(team_id.clone());
-            members.push(user_id.clone());
+        match write {
+            Staged::Member { team_id, user_id, .. } | Staged::Removal { team_id, user_id } => {
+                teams.push(team_id.clone());
+                members.push(user_id.clone());
+            }
+            Staged::Team(team) => teams.push(team.team_id.clone()),
+            Staged::NewUser(_) => {}
         }
     }
     teams.sort();
@@ -489,7 +515,15 @@ pub fn decide(
     // Teams: the hook's memberships (an existing one keeps its role), the defaults for a new
     // user, and the identity provider's groups that name existing teams (additive, as LiteLLM)
     // or teams this sign-in creates from them.
-    let new_teams = teams::from_groups(&openid.team_ids, snapshot, policy);
+    let mut new_teams = teams::from_groups(&openid.team_ids, snapshot, policy);
+    for write in staged {
+        if let Staged::Team(team) = write
+            && !snapshot.teams.iter().any(|t| t.team_id == team.team_id)
+            && !new_teams.iter().any(|t| t.team_id == team.team_id)
+        {
+            new_teams.push(team.clone());
+        }
+    }
     let exists = |team: &str| {
         snapshot.teams.iter().any(|t| t.team_id == team)
             || new_teams.iter().any(|t| t.team_id == team)
@@ -553,6 +587,20 @@ pub fn decide(
         Vec::new()
     };
 
+    // The hook's removals have the last word over this sign-in's additions; of what is
+    // stored, they take only memberships a sign-in made.
+    let mut hook_removed: Vec<(String, String)> = Vec::new();
+    for write in staged {
+        if let Staged::Removal { team_id, user_id } = write {
+            memberships.retain(|m| !(&m.team_id == team_id && &m.user_id == user_id));
+            let pair = (team_id.clone(), user_id.clone());
+            let by_sync = *user_id == account.user_id && removed.contains(team_id);
+            if snapshot.removable.contains(&pair) && !by_sync && !hook_removed.contains(&pair) {
+                hook_removed.push(pair);
+            }
+        }
+    }
+
     let models =
         if account.models.is_empty() { values.models.clone() } else { account.models.clone() };
     Ok(Plan {
@@ -562,6 +610,7 @@ pub fn decide(
         new_teams,
         memberships,
         removed,
+        hook_removed,
         account,
         is_new,
         role,
