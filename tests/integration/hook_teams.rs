@@ -169,3 +169,55 @@ fn in_front_of_litellm_a_hooks_teams_and_removals_reach_litellm() {
         assert_eq!(memberships(&server, "gus"), pairs(&[("hook-ml", "hook")]));
     });
 }
+
+/// `hookgate try` shows the teams a hook would create and the memberships it would remove, and
+/// writes neither.
+#[test]
+fn try_shows_a_hooks_teams_and_removals() {
+    for_each_backend(|backend| {
+        let server = start(backend, &config("syncing_custom_sso", ""));
+        server.create_team("eng");
+        server.session_key("carol", &["eng", "hook-ml"]);
+        let path = server.dir().join("config.yaml").display().to_string();
+        let rehearse = |groups: &[&str]| {
+            let mut args = vec![
+                "try",
+                "--config",
+                &path,
+                "--header",
+                "x-forwarded-user: carol",
+                "--header",
+                "x-forwarded-email: carol@example.test",
+                "--json",
+            ];
+            let headers: Vec<String> =
+                groups.iter().map(|group| format!("x-forwarded-groups: {group}")).collect();
+            for header in &headers {
+                args.extend(["--header", header.as_str()]);
+            }
+            let output = hookgate_tests::run_hookgate(
+                &args,
+                &[
+                    ("DATABASE_URL", &server.database_url),
+                    ("LITELLM_MASTER_KEY", &server.master_key),
+                ],
+            );
+            let (stdout, stderr) = hookgate_tests::output_text(&output);
+            assert!(output.status.success(), "{stdout}\n{stderr}");
+            serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["plan"].clone()
+        };
+        let plan = rehearse(&["eng"]);
+        assert_eq!(
+            plan["removed_memberships"],
+            json!([{"team_id": "hook-ml", "user_id": "carol", "by": "custom_sso"}]),
+            "{plan:#}"
+        );
+        assert_eq!(plan["revokes_earlier_sessions"], true);
+        let plan = rehearse(&["eng", "hook-ml", "hook-new"]);
+        assert_eq!(plan["new_teams"][0]["team_id"], "hook-new", "{plan:#}");
+        assert_eq!(plan["new_teams"][0]["source"], "hook");
+        assert_eq!(plan["new_teams"].as_array().unwrap().len(), 1);
+        assert!(team_row(&server, "hook-new").is_none(), "nothing written");
+        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("hook-ml", "hook")]));
+    });
+}
