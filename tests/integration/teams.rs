@@ -270,3 +270,55 @@ fn try_shows_the_teams_a_sign_in_would_create() {
         );
     });
 }
+
+/// Two sign-ins that both read "no team llm-shared" before either writes (their hooks wait at a
+/// gate after the read) both create it: the second finds it made and joins it.
+#[test]
+fn two_sign_ins_that_both_decide_to_create_a_team_both_succeed() {
+    use std::time::{Duration, Instant};
+    for_each_backend(|backend| {
+        let scratch = Scratch::new();
+        let calls = scratch.path().join("calls");
+        let gate = scratch.path().join("gate");
+        let (calls_text, gate_text) = (calls.display().to_string(), gate.display().to_string());
+        let config = config(
+            &format!(
+                "  custom_sso: fixture_misbehaving.gated_custom_sso\n  hook_timeout: 60s\n{CREATION}"
+            ),
+            "",
+        );
+        let env = [
+            ("HOOKGATE_FIXTURE_CALLS", calls_text.as_str()),
+            ("HOOKGATE_FIXTURE_GATE", gate_text.as_str()),
+        ];
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, env: &env, ..ServerOptions::default() },
+        );
+        let replies = std::thread::scope(|scope| {
+            let signing_in: Vec<_> = ["amy", "ben"]
+                .into_iter()
+                .map(|user| {
+                    let server = &server;
+                    scope.spawn(move || {
+                        server.sign_in(user, &format!("{user}@example.test"), &["llm-shared"])
+                    })
+                })
+                .collect();
+            // Both hooks are running: both sign-ins read the database without the team.
+            let started = Instant::now();
+            while std::fs::read_to_string(&calls).unwrap_or_default().lines().count() < 2 {
+                assert!(started.elapsed() < Duration::from_secs(60), "the hooks never ran");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::fs::write(&gate, b"open").unwrap();
+            signing_in.into_iter().map(|thread| thread.join().unwrap()).collect::<Vec<_>>()
+        });
+        for reply in &replies {
+            assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+        }
+        assert_eq!(team_ids(&server), ["llm-shared"]);
+        assert_eq!(memberships(&server, "amy"), pairs(&[("llm-shared", "idp")]));
+        assert_eq!(memberships(&server, "ben"), pairs(&[("llm-shared", "idp")]));
+    });
+}
