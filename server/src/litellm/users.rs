@@ -134,6 +134,7 @@ impl FrontDoor {
         });
         match self.call(reqwest::Method::POST, "/team/new", step, Some(body)).await? {
             (200, _) => Ok(()),
+            // LiteLLM 1.108.7: 400 "Team id = … already exists" (tests/litellm/NOTES.md).
             (400 | 409, body) if message_of(&body).contains("already exists") => Ok(()),
             (status, body) => Err(refused(step, status, &body)),
         }
