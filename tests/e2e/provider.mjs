@@ -3,7 +3,10 @@
 // client, as a strict production provider would. Consent is granted on first login.
 //
 // Environment: IDP_PORT, PROXY_REDIRECT_URI (mod_auth_openidc's, comma-separated: one per Apache
-// host), HOOKGATE_REDIRECT_URIS (comma-separated, hookgate's /sso/callback on each replica).
+// host), HOOKGATE_REDIRECT_URIS (comma-separated, hookgate's /sso/callback on each replica),
+// E2E_GROUPS_FILE (optional: a JSON object user → groups, read at every sign-in, so that a
+// scenario can take a group away between two sign-ins).
+import { existsSync, readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.IDP_PORT);
@@ -17,7 +20,16 @@ const users = {
   // own single sign-on.
   mallory: { email: 'cfo@example.test', email_verified: false, name: 'Mallory', groups: [] },
   intruder: { email: 'intruder@example.test', preferred_username: 'litellm-admin', name: 'Intruder', groups: ['admins'] },
+  // Scenario D9's user, whose groups the scenario changes (E2E_GROUPS_FILE).
+  dana: { email: 'dana@example.test', name: 'Dana Scully', given_name: 'Dana', family_name: 'Scully', groups: [] },
 };
+
+// The groups E2E_GROUPS_FILE gives `id` now, if it names them.
+function groupsOverride(id) {
+  const file = process.env.E2E_GROUPS_FILE;
+  if (!file || !existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8'))[id];
+}
 
 const configuration = {
   clients: [
@@ -54,7 +66,8 @@ const configuration = {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, preferred_username: id, email_verified: true, ...user };
+        const groups = groupsOverride(id);
+        return { sub: id, preferred_username: id, email_verified: true, ...user, ...(groups ? { groups } : {}) };
       },
     };
   },

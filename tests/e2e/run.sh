@@ -47,6 +47,8 @@ fi
 
 # --- processes -------------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/hookgate-e2e.XXXXXX)
+# The groups scenario D9 gives its user between sign-ins (provider.mjs reads it at each one).
+E2E_GROUPS_FILE="$WORK/groups.json"
 chmod 755 "$WORK"
 PIDS=()
 APACHE_PID_FILE="$WORK/apache.pid"
@@ -142,6 +144,7 @@ log "oidc-provider on 127.0.0.1:$IDP_PORT"
     cd "$HERE"
     export IDP_PORT PROXY_REDIRECT_URI="http://localhost:$PROXY_PORT/oauth2/callback,http://localhost:$FD_PORT/oauth2/callback"
     export HOOKGATE_REDIRECT_URIS="http://localhost:$R1_PORT/sso/callback,http://localhost:$R2_PORT/sso/callback,http://localhost:$FD_OIDC_PORT/sso/callback"
+    export E2E_GROUPS_FILE
     exec node provider.mjs >"$WORK/idp.log" 2>&1
 ) &
 PIDS+=($!)
@@ -302,6 +305,9 @@ general_settings:
   custom_sso: custom_sso.custom_sso_handler
   plugin_dirs: ["$BIN"]
   litellm_proxy_url: $LITELLM_URL
+  # D9: the identity provider is authoritative for teams (LiteLLM's setting)
+  litellm_jwtauth:
+    sync_user_role_and_teams: true
 YAML
     log "hookgate F (header hook, front door) on 127.0.0.1:$F_PORT; G (OIDC, front door) on 127.0.0.1:$G_PORT"
     start_hookgate f "$F_PORT" "$WORK/front-door-header.yaml" "DATABASE_URL=$FD_DATABASE_URL" "PROXY_BASE_URL=http://localhost:$FD_PORT"
@@ -367,6 +373,6 @@ fi
 log "running the browser scenarios"
 export IDP_URL="http://127.0.0.1:$IDP_PORT" PROXY_URL="http://localhost:$PROXY_PORT"
 export A_URL="http://127.0.0.1:$A_PORT" R1_URL="http://localhost:$R1_PORT" R2_URL="http://localhost:$R2_PORT"
-export MASTER_KEY DATABASE_URL SHOTS
+export MASTER_KEY DATABASE_URL SHOTS E2E_GROUPS_FILE
 (cd "$HERE" && node scenarios.mjs)
 log "screenshots in $SHOTS"

@@ -472,6 +472,55 @@ if (!FD_URL) {
     assert(revoke.status === 200, `revoke after delete: ${revoke.status} ${revoke.body}`);
   });
 
+  await check('D9 sync_user_role_and_teams: a group taken away in the provider takes the team away in hookgate and in LiteLLM, and the earlier key stops working', async () => {
+    const { E2E_GROUPS_FILE } = process.env;
+    const { writeFileSync } = await import('node:fs');
+    // The teams exist on both sides: LiteLLM's own (its API), hookgate's (its API on G).
+    for (const team_id of ['e2e-staff', 'e2e-research']) {
+      let res = await request(`${LITELLM_URL}/team/new`, { method: 'POST', headers: admin, body: JSON.stringify({ team_id, team_alias: team_id }) });
+      assert(res.status === 200, `LiteLLM /team/new ${team_id}: ${res.status} ${res.body}`);
+      res = await request(`${G_URL}/team/new`, { method: 'POST', headers: admin, body: JSON.stringify({ team_id }) });
+      assert(res.status === 200, `hookgate /team/new ${team_id}: ${res.status} ${res.body}`);
+    }
+    const litellmMembers = async (team_id) => {
+      const res = await request(`${LITELLM_URL}/team/info?team_id=${team_id}`, { headers: admin });
+      assert(res.status === 200, `LiteLLM /team/info ${team_id}: ${res.status} ${res.body}`);
+      return JSON.parse(res.body).team_info.members_with_roles.map((m) => m.user_id).filter((id) => id === 'dana');
+    };
+    const signInDana = async (groups) => {
+      writeFileSync(E2E_GROUPS_FILE, JSON.stringify({ dana: groups }));
+      const context = await newContext();
+      const page = await context.newPage();
+      await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+      await logInAtProvider(page, 'dana');
+      await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
+      const claims = await frontDoorToken(context, FD_OIDC_URL);
+      await context.close();
+      return claims.key;
+    };
+    const hookgateTeams = () => fdSql("SELECT string_agg(team_id || ':' || source, ',' ORDER BY team_id) FROM team_members WHERE user_id = 'dana'");
+
+    const first = await signInDana(['e2e-staff', 'e2e-research']);
+    assert(hookgateTeams() === 'e2e-research:idp,e2e-staff:idp', `hookgate after the first sign-in: ${hookgateTeams()}`);
+    assert((await litellmMembers('e2e-research')).length === 1, 'dana is in LiteLLM\'s e2e-research');
+    assert((await chat(FD_OIDC_URL, first)).status === 200, 'the first key works');
+
+    // An administrator puts dana in a third team by hand: the sync must leave that one alone.
+    const third = await request(`${G_URL}/team/new`, { method: 'POST', headers: admin, body: JSON.stringify({ team_id: 'e2e-admins-pick' }) });
+    assert(third.status === 200, `hookgate /team/new e2e-admins-pick: ${third.status} ${third.body}`);
+    const add = await request(`${G_URL}/team/member_add`, { method: 'POST', headers: admin, body: JSON.stringify({ team_id: 'e2e-admins-pick', member: [{ user_id: 'dana', role: 'user' }] }) });
+    assert(add.status === 200, `member_add by an administrator: ${add.status} ${add.body}`);
+
+    // The provider takes e2e-research away.
+    const second = await signInDana(['e2e-staff']);
+    assert(hookgateTeams() === 'e2e-admins-pick:admin,e2e-staff:idp', `hookgate after the group went: ${hookgateTeams()}`);
+    assert((await litellmMembers('e2e-research')).length === 0, 'dana left LiteLLM\'s e2e-research');
+    assert((await litellmMembers('e2e-staff')).length === 1, 'dana stays in LiteLLM\'s e2e-staff');
+    const stale = await chat(FD_OIDC_URL, first);
+    assert(stale.status === 401, `the key issued with the lost team, in LiteLLM: ${stale.status} ${stale.body}`);
+    assert((await chat(FD_OIDC_URL, second)).status === 200, 'the new key works');
+  });
+
   await check('D6 LiteLLM down: a sign-in answers 502 naming LiteLLM, sets no token cookie, opens no session', async () => {
     execFileSync('bash', [LITELLM_SH, 'stop'], { stdio: 'ignore' });
     const down = await request(`${LITELLM_URL}/health/liveliness`).then((r) => r.status, () => 'refused');

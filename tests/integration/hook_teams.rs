@@ -78,7 +78,8 @@ fn a_hook_creates_teams_and_removes_what_sign_ins_made_never_an_administrators()
             ml.metadata,
             json!({"created_by": "custom_sso", "budget_duration": "7d", "rpm_limit": 50})
         );
-        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("hook-ml", "hook")]));
+        // The hook joins carol to a team her own groups name: the groups' membership (`idp`).
+        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("hook-ml", "idp")]));
         admin_adds(&server, "sales", "carol");
         assert!(works(&server, &first));
 
@@ -92,7 +93,7 @@ fn a_hook_creates_teams_and_removes_what_sign_ins_made_never_an_administrators()
 
         // A hook removes another user's membership: dave leaves hook-ml, his session ends.
         let dave = server.session_key("dave", &["hook-ml"]);
-        assert_eq!(memberships(&server, "dave"), pairs(&[("hook-ml", "hook")]));
+        assert_eq!(memberships(&server, "dave"), pairs(&[("hook-ml", "idp")]));
         server.session_key("carol", &["eng", "evict:dave:hook-ml"]);
         assert!(memberships(&server, "dave").is_empty());
         assert!(!works(&server, &dave));
@@ -166,7 +167,7 @@ fn in_front_of_litellm_a_hooks_teams_and_removals_reach_litellm() {
         fake.fail("/team/member_delete", 500, "database is down");
         let refused = server.sign_in("gus", "gus@example.test", &[]);
         assert_eq!(refused.status, 502, "{}", refused.body);
-        assert_eq!(memberships(&server, "gus"), pairs(&[("hook-ml", "hook")]));
+        assert_eq!(memberships(&server, "gus"), pairs(&[("hook-ml", "idp")]));
     });
 }
 
@@ -218,6 +219,6 @@ fn try_shows_a_hooks_teams_and_removals() {
         assert_eq!(plan["new_teams"][0]["source"], "hook");
         assert_eq!(plan["new_teams"].as_array().unwrap().len(), 1);
         assert!(team_row(&server, "hook-new").is_none(), "nothing written");
-        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("hook-ml", "hook")]));
+        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("hook-ml", "idp")]));
     });
 }

@@ -285,3 +285,40 @@ fn a_microsoft_id_token_for_another_client_or_flow_is_refused() {
     assert!(idp.graph_requests().is_empty());
     assert!(user_row(&server, "alice-oid").is_none());
 }
+
+#[test]
+fn role_mappings_group_claim_is_the_claim_the_role_mapping_reads() {
+    let idp = FakeIdp::start();
+    // No custom_sso hook: the mapped role is the user's role.
+    let extra = "  role_mappings:
+    group_claim: realm_access.roles
+    default_role: internal_user_viewer
+    roles:
+      proxy_admin_viewer: [auditors]
+";
+    let env = idp.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = config(extra).replace("  custom_sso: custom_sso.custom_sso_handler\n", "");
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: &config, env: &pairs, ..ServerOptions::default() },
+    );
+    let claims = |groups: serde_json::Value, roles: serde_json::Value| Behavior {
+        claims: json!({
+            "sub": "dee-sub", "preferred_username": "dee", "email": "dee@example.test",
+            "email_verified": true, "groups": groups, "realm_access": {"roles": roles},
+        }),
+        ..Behavior::default()
+    };
+    let role = |server: &TestServer| {
+        server.users().into_iter().find(|u| u.user_id == "dee").and_then(|u| u.user_role)
+    };
+    // `auditors` among the groups (team_ids) is not where the mapping looks: the default role.
+    idp.set(claims(json!(["auditors"]), json!(["staff"])));
+    assert_eq!(sign_in(&server).status, 303, "{}", server.logs());
+    assert_eq!(role(&server).as_deref(), Some("internal_user_viewer"));
+    // In the group claim, it maps.
+    idp.set(claims(json!([]), json!(["auditors"])));
+    assert_eq!(sign_in(&server).status, 303, "{}", server.logs());
+    assert_eq!(role(&server).as_deref(), Some("proxy_admin_viewer"));
+}

@@ -33,6 +33,10 @@ pub struct Proof {
     /// Whether the identity provider marked the email verified (`email_verified`). Header
     /// sign-ins count as verified: the OAuth proxy vouches for what it passes.
     pub email_verified: bool,
+    /// The groups the role mapping reads when a claim of their own gives them
+    /// (`role_mappings.group_claim`, `GENERIC_ROLE_MAPPINGS_GROUP_CLAIM`); `None`: the identity's
+    /// groups (`team_ids`).
+    pub role_groups: Option<Vec<String>>,
 }
 
 impl Proof {
@@ -44,7 +48,7 @@ impl Proof {
                 issuer: Binding::PROXY_ISSUER.to_owned(),
                 subject: id.to_owned(),
             });
-        Proof { binding, email_verified: true }
+        Proof { binding, email_verified: true, role_groups: None }
     }
 }
 
@@ -115,9 +119,11 @@ pub struct Checked {
 
 /// The identity with the role its groups map to (`roles`), when they map to one: a mapping
 /// overrides the provider's own role claim; the `custom_sso` hook, which runs after, still has
-/// the last word.
-pub fn with_mapped_role(mut checked: Checked, roles: Option<&RoleMap>) -> Checked {
-    if let Some(role) = roles.and_then(|map| map.role_of(&checked.openid.team_ids)) {
+/// the last word. The groups are the proof's `role_groups` when a claim of their own gave them,
+/// else the identity's.
+pub fn with_mapped_role(mut checked: Checked, roles: Option<&RoleMap>, proof: &Proof) -> Checked {
+    let groups = proof.role_groups.as_deref().unwrap_or(&checked.openid.team_ids);
+    if let Some(role) = roles.and_then(|map| map.role_of(groups)) {
         checked.openid.user_role = Some(role);
     }
     checked
@@ -181,7 +187,7 @@ mod tests {
 
     #[test]
     fn identities_are_checked_and_normalised() {
-        let verified = Proof { binding: None, email_verified: true };
+        let verified = Proof { email_verified: true, ..Proof::default() };
         let ann = OpenId {
             id: Some(" ann ".into()),
             email: Some(" Ann@Corp.TEST".into()),
@@ -219,6 +225,7 @@ mod tests {
                 Proof {
                     binding: Some(Binding { issuer: "i".into(), subject: "a\u{7}".into() }),
                     email_verified: true,
+                    role_groups: None,
                 },
                 &[],
                 IdentityProblem::Subject("\"a\\u{7}\"".into()),
@@ -297,5 +304,77 @@ mod tests {
         );
         assert!(proof.email_verified);
         assert_eq!(Proof::of_header_identity(&openid("  ", None, None, None)).binding, None);
+    }
+
+    #[test]
+    fn the_mapped_role_comes_from_the_role_groups_when_a_claim_gives_them() {
+        use crate::policy::RoleMap;
+        use plugin_api::UserRole;
+        let map = RoleMap {
+            roles: vec![(UserRole::ProxyAdmin, vec!["admins".into()])],
+            default_role: Some(UserRole::InternalUserViewer),
+        };
+        let checked = |role: Option<UserRole>| Checked {
+            openid: OpenId {
+                team_ids: vec!["admins".into()],
+                user_role: role,
+                ..OpenId::default()
+            },
+            idp_id: None,
+            parsed_user_id: None,
+        };
+        let role_groups = |groups: Option<&[&str]>| Proof {
+            role_groups: groups.map(|g| g.iter().map(|s| (*s).to_owned()).collect()),
+            ..Proof::default()
+        };
+        // (name, map, role_groups, the provider's role, the role after)
+        type Row<'a> = (
+            &'a str,
+            Option<&'a RoleMap>,
+            Option<&'a [&'a str]>,
+            Option<UserRole>,
+            Option<UserRole>,
+        );
+        let rows: [Row; 5] = [
+            (
+                "no map: the provider's role",
+                None,
+                None,
+                Some(UserRole::InternalUser),
+                Some(UserRole::InternalUser),
+            ),
+            (
+                "the groups map",
+                Some(&map),
+                None,
+                Some(UserRole::InternalUser),
+                Some(UserRole::ProxyAdmin),
+            ),
+            (
+                "a claim of its own that maps",
+                Some(&map),
+                Some(&["admins"]),
+                None,
+                Some(UserRole::ProxyAdmin),
+            ),
+            (
+                "a claim of its own without the group: the default",
+                Some(&map),
+                Some(&["staff"]),
+                None,
+                Some(UserRole::InternalUserViewer),
+            ),
+            (
+                "an empty claim of its own: the default, never the groups",
+                Some(&map),
+                Some(&[]),
+                Some(UserRole::InternalUser),
+                Some(UserRole::InternalUserViewer),
+            ),
+        ];
+        for (name, roles, groups, before, after) in rows {
+            let mapped = with_mapped_role(checked(before), roles, &role_groups(groups));
+            assert_eq!(mapped.openid.user_role, after, "{name}");
+        }
     }
 }

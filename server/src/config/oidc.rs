@@ -78,6 +78,9 @@ pub struct ClaimPaths {
     /// `ui_access_mode.sso_group_jwt_field`, `litellm_jwtauth.team_ids_jwt_field` or
     /// `GENERIC_USER_GROUPS_ATTRIBUTE`: becomes `team_ids`.
     pub groups: Vec<String>,
+    /// `role_mappings.group_claim` or `GENERIC_ROLE_MAPPINGS_GROUP_CLAIM`: the claim the role
+    /// mapping reads its groups from; empty: the groups above.
+    pub role_groups: Vec<String>,
     /// Picture URL.
     pub picture: Vec<String>,
 }
@@ -129,10 +132,14 @@ pub(super) struct FileClaims {
     pub(super) user_id_jwt_field: Option<String>,
     /// `general_settings.litellm_jwtauth.user_email_jwt_field`.
     pub(super) user_email_jwt_field: Option<String>,
+    /// `general_settings.role_mappings.group_claim`.
+    pub(super) role_group_claim: Option<String>,
 }
 
 const SSO_GROUP_JWT_FIELD: &str = "general_settings.ui_access_mode.sso_group_jwt_field";
 const TEAM_IDS_JWT_FIELD: &str = "general_settings.litellm_jwtauth.team_ids_jwt_field";
+const ROLE_GROUP_CLAIM: &str = "general_settings.role_mappings.group_claim";
+const ROLE_GROUP_CLAIM_VAR: &str = "GENERIC_ROLE_MAPPINGS_GROUP_CLAIM";
 const USER_ID_JWT_FIELD: &str = "general_settings.litellm_jwtauth.user_id_jwt_field";
 const USER_EMAIL_JWT_FIELD: &str = "general_settings.litellm_jwtauth.user_email_jwt_field";
 
@@ -202,6 +209,7 @@ pub(super) fn from_env(
     ];
     let id_names = [(USER_ID_JWT_FIELD, &file.user_id_jwt_field)];
     let email_names = [(USER_EMAIL_JWT_FIELD, &file.user_email_jwt_field)];
+    let role_group_names = [(ROLE_GROUP_CLAIM, &file.role_group_claim)];
     let issuer_setting = file.issuer.clone();
     let require = |name: &str, why: &str| {
         var(name).ok_or_else(|| format!("environment variable {name} is required with {why}"))
@@ -244,6 +252,7 @@ pub(super) fn from_env(
                 last_name: paths(None, &["family_name"]),
                 role: Vec::new(),
                 groups: claim(&groups_names, None, &[]),
+                role_groups: claim(&role_group_names, Some(ROLE_GROUP_CLAIM_VAR), &[]),
                 picture: paths(None, &["picture"]),
             },
             require_verified_email: true,
@@ -289,6 +298,7 @@ pub(super) fn from_env(
                 role: paths(None, &["roles", "app_roles"]),
                 // The ID token's `groups` claim, or Graph when the token has too many to carry.
                 groups,
+                role_groups: claim(&role_group_names, Some(ROLE_GROUP_CLAIM_VAR), &[]),
                 picture: Vec::new(),
             },
             require_verified_email: false,
@@ -358,6 +368,7 @@ pub(super) fn from_env(
             ),
             role: paths(var("GENERIC_USER_ROLE_ATTRIBUTE"), &["role"]),
             groups: claim(&groups_names, Some("GENERIC_USER_GROUPS_ATTRIBUTE"), &["groups"]),
+            role_groups: claim(&role_group_names, Some(ROLE_GROUP_CLAIM_VAR), &[]),
             picture: paths(None, &["picture"]),
         },
         require_verified_email: false,

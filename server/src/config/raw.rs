@@ -112,9 +112,12 @@ pub(crate) struct RawJwtRole {
     pub(crate) litellm_role: Role,
 }
 
-/// `role_mappings`: `{default_role, roles: {<role>: [groups]}}`.
+/// `role_mappings`: `{group_claim, default_role, roles: {<role>: [groups]}}`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawRoleMappings {
+    /// The claim (a dot path) the groups are read from, for OpenID Connect sign-ins.
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) group_claim: Option<String>,
     #[serde(default)]
     pub(crate) default_role: Option<Role>,
     #[serde(default)]

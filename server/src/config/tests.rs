@@ -554,3 +554,63 @@ fn litellms_claim_names_choose_the_claims_and_unimplemented_keys_are_named() {
     let graph = microsoft("").graph.unwrap();
     assert_eq!(graph.api, "https://graph.microsoft.com/v1.0");
 }
+
+#[test]
+fn jwt_litellm_role_map_without_the_sync_is_ignored_with_a_warning() {
+    let text = "general_settings:
+  litellm_jwtauth:
+    jwt_litellm_role_map: [{jwt_role: admins, litellm_role: proxy_admin}]
+";
+    let config = load(text, &[]).unwrap();
+    assert!(!config.sync_user_role_and_teams);
+    assert!(config.role_map.is_none(), "LiteLLM applies the map only with the sync");
+    assert_eq!(config.setting_conflicts.len(), 1, "{:?}", config.setting_conflicts);
+    assert!(
+        config.setting_conflicts[0].starts_with(
+            "general_settings.litellm_jwtauth.jwt_litellm_role_map is ignored: it applies only \
+             with general_settings.litellm_jwtauth.sync_user_role_and_teams: true"
+        ),
+        "{:?}",
+        config.setting_conflicts
+    );
+    // With the sync, no warning.
+    let synced = load(
+        &text.replace(
+            "  litellm_jwtauth:\n",
+            "  litellm_jwtauth:\n    sync_user_role_and_teams: true\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert!(synced.setting_conflicts.is_empty(), "{:?}", synced.setting_conflicts);
+    assert!(synced.role_map.is_some());
+}
+
+#[test]
+fn the_role_mappings_group_claim_comes_from_the_file_else_litellms_variable() {
+    let env = [
+        ("PROXY_BASE_URL", "https://sso.example"),
+        ("GENERIC_CLIENT_ID", "x"),
+        ("GENERIC_CLIENT_SECRET", "y"),
+        ("GENERIC_ISSUER", "https://idp.example"),
+    ];
+    let claims = |text: &str, more: &[(&str, &str)]| {
+        let env: Vec<(&str, &str)> = env.iter().chain(more).copied().collect();
+        load(text, &env).unwrap().oidc.unwrap().claims
+    };
+    assert!(claims("", &[]).role_groups.is_empty(), "no claim of its own: the groups");
+    let file = "general_settings:\n  role_mappings:\n    group_claim: realm_access.roles\n    \
+                roles: {proxy_admin: [admins]}\n";
+    assert_eq!(claims(file, &[]).role_groups, ["realm_access.roles"]);
+    assert_eq!(
+        claims("", &[("GENERIC_ROLE_MAPPINGS_GROUP_CLAIM", "roles")]).role_groups,
+        ["roles"]
+    );
+    // Both: the file's (LiteLLM's own name) wins, with a warning.
+    let both =
+        load(file, &[env.as_slice(), &[("GENERIC_ROLE_MAPPINGS_GROUP_CLAIM", "roles")]].concat())
+            .unwrap();
+    assert_eq!(both.oidc.as_ref().unwrap().claims.role_groups, ["realm_access.roles"]);
+    assert_eq!(both.setting_conflicts.len(), 1, "{:?}", both.setting_conflicts);
+    assert!(both.ignored_keys.is_empty(), "group_claim is read: {:?}", both.ignored_keys);
+}

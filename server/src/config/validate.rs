@@ -37,6 +37,20 @@ impl Config {
 
         let mut jwtauth = general.litellm_jwtauth.take().unwrap_or_default();
         let sync_user_role_and_teams = jwtauth.sync_user_role_and_teams.unwrap_or(false);
+        // As in LiteLLM, `jwt_litellm_role_map` applies only with `sync_user_role_and_teams`:
+        // said at startup, never ignored without a word.
+        let mut setting_conflicts = Vec::new();
+        if !sync_user_role_and_teams && jwtauth.jwt_litellm_role_map.is_some() {
+            setting_conflicts.push(
+                "general_settings.litellm_jwtauth.jwt_litellm_role_map is ignored: it applies \
+                 only with general_settings.litellm_jwtauth.sync_user_role_and_teams: true (as \
+                 in LiteLLM); use general_settings.role_mappings for roles from groups without \
+                 an authoritative sync"
+                    .to_owned(),
+            );
+        }
+        let role_group_claim =
+            general.role_mappings.as_mut().and_then(|mappings| mappings.group_claim.take());
         let role_map = role_map(
             general.role_mappings.take(),
             env_nonempty("GENERIC_ROLE_MAPPINGS_ROLES"),
@@ -171,8 +185,8 @@ impl Config {
             team_ids_jwt_field: jwtauth.team_ids_jwt_field,
             user_id_jwt_field: jwtauth.user_id_jwt_field,
             user_email_jwt_field: jwtauth.user_email_jwt_field,
+            role_group_claim,
         };
-        let mut setting_conflicts = Vec::new();
         let oidc = oidc::from_env(env, file_claims, &mut setting_conflicts).map_err(invalid)?;
         if oidc.is_some() && proxy_base_url.is_none() {
             return Err(invalid(

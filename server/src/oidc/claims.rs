@@ -27,9 +27,13 @@ pub(super) fn identity_and_proof(
             ));
         }
     };
+    // The role mapping's own group claim, when one is configured.
+    let role_groups = (!settings.claims.role_groups.is_empty())
+        .then(|| groups_at(claims, &settings.claims.role_groups));
     let proof = crate::signin::Proof {
         binding: Some(crate::signin::Binding { issuer, subject }),
         email_verified: email_verified(claims),
+        role_groups,
     };
     Ok((identity(claims, &settings.claims, settings.kind.as_str()), proof))
 }
@@ -85,18 +89,24 @@ fn strings(value: &Value) -> Vec<String> {
     }
 }
 
-/// Maps claims to an identity with the configured claim paths.
-pub fn identity(claims: &Value, paths: &ClaimPaths, provider: &str) -> OpenId {
-    let mut team_ids: Vec<String> = Vec::new();
-    for path in &paths.groups {
+/// The groups at `paths`, each once, in order.
+fn groups_at(claims: &Value, paths: &[String]) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    for path in paths {
         if let Some(value) = at_path(claims, path) {
             for group in strings(value) {
-                if !team_ids.contains(&group) {
-                    team_ids.push(group);
+                if !groups.contains(&group) {
+                    groups.push(group);
                 }
             }
         }
     }
+    groups
+}
+
+/// Maps claims to an identity with the configured claim paths.
+pub fn identity(claims: &Value, paths: &ClaimPaths, provider: &str) -> OpenId {
+    let team_ids = groups_at(claims, &paths.groups);
     // The highest-privilege role among those given (LiteLLM's hierarchy).
     let user_role = paths
         .role
@@ -134,6 +144,7 @@ mod tests {
             last_name: vec!["family_name".into()],
             role: vec!["realm_access.roles".into()],
             groups: vec!["groups".into()],
+            role_groups: vec![],
             picture: vec![],
         }
     }
@@ -153,5 +164,40 @@ mod tests {
         assert_eq!(openid.provider.as_deref(), Some("generic"));
         let comma = identity(&json!({"sub": "x", "groups": "a, b"}), &paths(), "generic");
         assert_eq!(comma.team_ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn the_role_mappings_own_claim_gives_the_role_groups() {
+        use crate::config::{Endpoints, OidcSettings, ProviderKind, Secret};
+        let mut settings = OidcSettings {
+            kind: ProviderKind::Generic,
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+            endpoints: Endpoints::Explicit {
+                authorization: "https://idp.example/a".into(),
+                token: "https://idp.example/t".into(),
+                userinfo: "https://idp.example/u".into(),
+            },
+            scopes: vec!["openid".into()],
+            use_pkce: true,
+            claims: paths(),
+            require_verified_email: false,
+            graph: None,
+        };
+        let claims =
+            json!({"sub": "s", "groups": ["eng"], "realm_access": {"roles": ["auditors", "x"]}});
+        let (openid, proof) = identity_and_proof(&settings, &claims, "i".into()).unwrap();
+        assert_eq!(openid.team_ids, ["eng"]);
+        assert_eq!(
+            proof.role_groups, None,
+            "no claim of its own: the role mapping reads the groups"
+        );
+        settings.claims.role_groups = vec!["realm_access.roles".into()];
+        let (openid, proof) = identity_and_proof(&settings, &claims, "i".into()).unwrap();
+        assert_eq!(openid.team_ids, ["eng"], "the groups are unchanged");
+        assert_eq!(
+            proof.role_groups.as_deref(),
+            Some(&["auditors".to_owned(), "x".to_owned()][..])
+        );
     }
 }

@@ -161,7 +161,7 @@ impl SignInService {
                 let proof = Proof::of_header_identity(&openid);
                 let user_hint = user_hint(&openid);
                 let checked = match check_identity(openid, &proof, &config.allowed_email_domains) {
-                    Ok(checked) => with_mapped_role(checked, config.role_map.as_ref()),
+                    Ok(checked) => with_mapped_role(checked, config.role_map.as_ref(), &proof),
                     Err(problem) => return HeaderRun::Problem { user_hint, problem },
                 };
                 let keys = rules::identity_keys(&checked.openid, &proof, &config.policy());
@@ -312,7 +312,7 @@ impl SignInService {
         times: &mut HookTimes,
     ) -> Result<Prepared, PrepareError> {
         let checked = check_identity(openid, &proof, &self.config.allowed_email_domains)
-            .map(|checked| with_mapped_role(checked, self.config.role_map.as_ref()))
+            .map(|checked| with_mapped_role(checked, self.config.role_map.as_ref(), &proof))
             .map_err(|problem| (None, problem.into()))?;
         let custom_sso = match hooks.custom_sso.clone() {
             None => None,

@@ -556,7 +556,16 @@ pub fn decide(
             if !known_user(user_id) && !member_users.contains(user_id) {
                 member_users.push(user_id.clone());
             }
-            add(team_id, user_id, *role, Source::Hook, &mut memberships);
+            // The signing-in user joining a team their groups name is the groups' doing, even
+            // when the hook makes the call (LiteLLM's documented hook joins the groups' teams):
+            // an authoritative sync takes it away with the group. The hook keeps the role it
+            // chose.
+            let source = if *user_id == account.user_id && openid.team_ids.contains(team_id) {
+                Source::Idp
+            } else {
+                Source::Hook
+            };
+            add(team_id, user_id, *role, source, &mut memberships);
         }
     }
     if is_new {

@@ -32,6 +32,7 @@ fn plan(groups: &[&str], existing: &[&str], creation: Option<&TeamCreation>) -> 
     let proof = Proof {
         binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: "alice".into() }),
         email_verified: true,
+        role_groups: None,
     };
     let values = Values {
         models: Vec::new(),
@@ -177,6 +178,7 @@ fn plan_with_hook(groups: &[&str], staged: &[Staged], stored: &[(&str, &str, Sou
     let proof = Proof {
         binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: "alice".into() }),
         email_verified: true,
+        role_groups: None,
     };
     let values = Values {
         models: Vec::new(),

@@ -15,6 +15,7 @@ fn proxy(subject: &str) -> Proof {
     Proof {
         binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: subject.into() }),
         email_verified: true,
+        role_groups: None,
     }
 }
 
@@ -427,16 +428,23 @@ fn each_membership_says_who_made_it() {
     case.policy.new_users.teams = policy_teams;
     case.openid.team_ids = vec!["eng".into()];
     case.snapshot.teams = vec!["eng".into(), "all".into(), "ops".into()];
-    case.staged =
-        vec![Staged::Member { team_id: "ops".into(), user_id: "jo".into(), role: TeamRole::Admin }];
-    let made: Vec<(String, Source)> =
-        case.plan().memberships.into_iter().map(|m| (m.team_id, m.source)).collect();
+    case.snapshot.teams.push("lab".into());
+    case.openid.team_ids.push("lab".into());
+    case.staged = vec![
+        Staged::Member { team_id: "ops".into(), user_id: "jo".into(), role: TeamRole::Admin },
+        // A team the groups name, joined by the hook (as LiteLLM's documented hook does): the
+        // groups' membership, with the hook's role.
+        Staged::Member { team_id: "lab".into(), user_id: "jo".into(), role: TeamRole::Admin },
+    ];
+    let made: Vec<(String, Source, TeamRole)> =
+        case.plan().memberships.into_iter().map(|m| (m.team_id, m.source, m.role)).collect();
     assert_eq!(
         made,
         [
-            ("ops".into(), Source::Hook),
-            ("all".into(), Source::Default),
-            ("eng".into(), Source::Idp)
+            ("ops".into(), Source::Hook, TeamRole::Admin),
+            ("lab".into(), Source::Idp, TeamRole::Admin),
+            ("all".into(), Source::Default, TeamRole::User),
+            ("eng".into(), Source::Idp, TeamRole::User)
         ]
     );
     for source in [Source::Idp, Source::Admin, Source::Hook, Source::Default, Source::Unknown] {
@@ -492,6 +500,7 @@ fn accounts_are_matched_by_binding_id_then_verified_email() {
     let oidc = |sub: &str, verified: bool| Proof {
         binding: Some(Binding { issuer: "https://idp.example".into(), subject: sub.into() }),
         email_verified: verified,
+        role_groups: None,
     };
     let unbound = |id: &str| Account { binding: None, ..stored(id) };
 

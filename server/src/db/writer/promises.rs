@@ -68,6 +68,7 @@ fn identity(user_id: &str, issuer: &str, subject: &str, max_budget: Option<f64>)
         proof: Proof {
             binding: Some(Binding { issuer: issuer.into(), subject: subject.into() }),
             email_verified: true,
+            role_groups: None,
         },
         values: Values {
             models: Vec::new(),
