@@ -78,7 +78,7 @@ pub async fn rehearse(
             );
             Db::scratch().await.context("cannot make an empty database in memory")?
         }
-        None => Db::open_read_only(&url)
+        None => Db::open_read_only(&url, "hookgate try")
             .await
             .with_context(|| format!("cannot rehearse on the database {}", redact_url(&url)))?,
     };

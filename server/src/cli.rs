@@ -1,5 +1,6 @@
 //! The command line: `hookgate --config config.yaml` serves; `hookgate check` validates;
-//! `hookgate try` rehearses a sign-in.
+//! `hookgate try` rehearses a sign-in; `hookgate sync --dry-run` previews an authoritative team
+//! sync for every user.
 
 use std::{net::IpAddr, path::PathBuf, process::ExitCode};
 
@@ -48,6 +49,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Preview turning on authoritative team sync (`litellm_jwtauth.sync_user_role_and_teams`):
+    /// for every user, the memberships their first authoritative sign-in would remove and the
+    /// role the role mappings would give them, from the groups their latest sign-in recorded.
+    /// Reads the database read-only and writes nothing; exits 0.
+    Sync {
+        /// Only report (required: the sync itself runs at each sign-in once the setting is on).
+        #[arg(long)]
+        dry_run: bool,
+        /// Where each user's groups come from: `events`, the groups their latest allowed
+        /// sign-in recorded.
+        #[arg(long, value_enum, default_value = "events")]
+        from: crate::sync_preview::SyncSource,
+        /// Print the preview as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Blocking threads beyond `hook_concurrency`: for hand-offs in flight while a hook's slot is
@@ -57,8 +74,9 @@ const BLOCKING_SPARE: usize = 8;
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `try` prints a report: its log shows warnings and what the hooks log, not the startup.
-    let quiet = matches!(cli.command, Some(Command::Try { .. }));
+    // `try` and `sync` print a report: their log shows warnings and what the hooks log, not
+    // the startup.
+    let quiet = matches!(cli.command, Some(Command::Try { .. } | Command::Sync { .. }));
     init_logging(if quiet { "warn,hookgate::plugin=info" } else { "info" });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,6 +118,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     for conflict in &config.setting_conflicts {
         tracing::warn!("{}: {conflict}", config.file.display());
     }
+    // A preview reads the database only: it loads no hooks.
+    if let Some(Command::Sync { dry_run, from, json }) = cli.command {
+        return sync(&config, dry_run, from, json);
+    }
     let loader = PluginLoader::new();
     let plugins = Plugins::load(&config, &loader)?;
     match cli.command {
@@ -121,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(error) => Err(anyhow::anyhow!("the sign-in would not complete: {error}")),
             }
         }
+        Some(Command::Sync { .. }) => unreachable!("handled before the hooks are loaded"),
         None => {
             // Hooks are the blocking pool's work, at most `hook_concurrency` at once; tokio would
             // otherwise start a new thread whenever none is idle at that instant (116 threads at
@@ -183,6 +206,29 @@ fn rehearsal(
     crate::plugins::HookRequest::new(line, map)
         .map(crate::signin::Rehearsal::Headers)
         .map_err(|unfit| anyhow::anyhow!("--header: {unfit}"))
+}
+
+/// `hookgate sync --dry-run`: the preview, printed.
+fn sync(
+    config: &Config,
+    dry_run: bool,
+    from: crate::sync_preview::SyncSource,
+    json: bool,
+) -> anyhow::Result<()> {
+    if !dry_run {
+        anyhow::bail!(
+            "hookgate sync only previews (--dry-run): the sync itself runs at each sign-in once \
+             general_settings.litellm_jwtauth.sync_user_role_and_teams is true"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let preview = runtime.block_on(crate::sync_preview::preview(config, from))?;
+    if json {
+        println!("{:#}", preview.to_json());
+    } else {
+        print!("{}", preview.to_text());
+    }
+    Ok(())
 }
 
 fn check(config: &Config, plugins: &Plugins) {

@@ -4,7 +4,7 @@
 //! The domain — ids, budgets, accounts, the sign-in's and the administrators' rules — is the
 //! `hookgate_core` crate (`server/core`), which knows no storage, HTTP or runtime; this crate
 //! reads, calls it and writes. Modules, in reading order:
-//! * [`cli`]: the command line (`hookgate`, `hookgate check`);
+//! * [`cli`]: the command line (`hookgate`, `hookgate check`, `try`, `sync --dry-run`);
 //! * [`config`]: `config.yaml` and the environment, parsed then validated into [`config::Config`];
 //! * [`plugins`]: finding, loading, checking and calling hook libraries;
 //! * `private_dir`: fresh 0700 temporary folders (plugin copies, `hookgate try`'s scratch);
@@ -14,6 +14,7 @@
 //! * [`metrics`]: the Prometheus metrics `GET /metrics` serves;
 //! * [`http`]: the axum router, the management API and the server loop;
 //! * [`app`]: startup, tying the above together;
+//! * [`sync_preview`]: `hookgate sync --dry-run`, every user's first authoritative sync;
 //! * [`untrusted`]: client-chosen text made safe for a log line or a page.
 
 pub mod access;
@@ -30,4 +31,5 @@ mod private_dir;
 pub mod reload;
 pub mod session;
 pub mod signin;
+pub mod sync_preview;
 pub mod untrusted;

@@ -17,6 +17,8 @@
 //! * `hook_teams`: a hook's `create_team` and `remove_team_member` (plugin-api 0.1.1), and a
 //!   hook built with plugin-api 0.1.0 that keeps loading;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
+//! * `sync_preview`: `hookgate sync --dry-run`, every user's first authoritative sign-in
+//!   previewed, then made;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place.
 
@@ -37,5 +39,6 @@ mod reliability;
 mod reload;
 mod security;
 mod sign_in;
+mod sync_preview;
 mod teams;
 mod ui;

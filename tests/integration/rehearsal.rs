@@ -338,7 +338,7 @@ fn a_database_that_does_not_exist_is_not_created() {
 /// Every file in `dir` with its bytes, by name; a SQLite `-shm` file without them: it is the
 /// shared memory of the connections (an index of the `-wal` file that any reader may rebuild),
 /// not part of the database.
-fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+pub(super) fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| {
@@ -357,7 +357,7 @@ fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The migrations recorded in the server's database.
-fn migrations(server: &TestServer) -> Vec<String> {
+pub(super) fn migrations(server: &TestServer) -> Vec<String> {
     server.db(async |conn| {
         use sea_orm::{ConnectionTrait, Statement};
         let rows = conn
@@ -372,7 +372,7 @@ fn migrations(server: &TestServer) -> Vec<String> {
 }
 
 /// The names of the files that differ between two [`files_in`] listings.
-fn changed(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Vec<String> {
+pub(super) fn changed(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) -> Vec<String> {
     let mut names: Vec<String> = after
         .iter()
         .filter(|file| !before.contains(file))
@@ -418,18 +418,19 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
 
         // The review's reproduction: a database one migration behind (the latest undone), in
         // rollback-journal mode.
-        let latest = "m20261205_000006_membership_source";
+        let latest = "m20261206_000007_sign_in_groups";
         let applied = migrations(&server);
         assert_eq!(applied.last().map(String::as_str), Some(latest));
         let previous = applied[applied.len() - 2].clone();
-        assert_eq!(previous, "m20261204_000005_session_notifications");
+        assert_eq!(previous, "m20261205_000006_membership_source");
         server.db(async |conn| {
             use sea_orm::ConnectionTrait;
             let mut undo = Vec::new();
             if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
                 undo.push("PRAGMA journal_mode=DELETE".to_owned());
             }
-            undo.push("ALTER TABLE team_members DROP COLUMN source".to_owned());
+            undo.push("ALTER TABLE sign_in_events DROP COLUMN groups".to_owned());
+            undo.push("ALTER TABLE sign_in_events DROP COLUMN role_groups".to_owned());
             undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"));
             for statement in undo {
                 conn.execute_unprepared(&statement).await.unwrap();

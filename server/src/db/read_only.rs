@@ -1,6 +1,8 @@
-//! The database as `hookgate try` opens it: read-only, never migrated, with no writer.
+//! The database as `hookgate try` and `hookgate sync --dry-run` open it: read-only, never
+//! migrated, with no writer.
 //!
-//! A rehearsal may run against production before an upgrade, so it must not change a byte:
+//! A rehearsal or a preview may run against production before an upgrade, so it must not
+//! change a byte:
 //! no migration (a schema that is not this build's is refused, naming the migrations), no
 //! journal or other persistent pragma, no file created beside a SQLite database, and on
 //! PostgreSQL every transaction read-only. Only the async pool is opened (no per-thread
@@ -45,12 +47,18 @@ pub struct SchemaMismatch {
     pub applied: Vec<String>,
     /// This build's, in order.
     pub needed: Vec<String>,
+    /// The command that refuses (`hookgate try`, `hookgate sync`).
+    pub command: &'static str,
 }
 
 impl SchemaMismatch {
-    /// The mismatch between `applied` and `needed`, if any.
-    pub fn check(applied: Vec<String>, needed: Vec<String>) -> Result<(), SchemaMismatch> {
-        if applied == needed { Ok(()) } else { Err(SchemaMismatch { applied, needed }) }
+    /// The mismatch between `applied` and `needed`, if any, as `command` refuses it.
+    pub fn check(
+        applied: Vec<String>,
+        needed: Vec<String>,
+        command: &'static str,
+    ) -> Result<(), SchemaMismatch> {
+        if applied == needed { Ok(()) } else { Err(SchemaMismatch { applied, needed, command }) }
     }
 
     fn describe(&self) -> String {
@@ -78,21 +86,21 @@ impl SchemaMismatch {
                 unknown.join(", ")
             ));
         }
-        text.push_str(
-            "; hookgate try never migrates or writes the database: rehearse on a copy that this \
-             build has migrated (start this build's server once on the copy), or after the \
-             upgrade",
-        );
+        text.push_str(&format!(
+            "; {} never migrates or writes the database: rehearse on a copy that this build has \
+             migrated (start this build's server once on the copy), or after the upgrade",
+            self.command
+        ));
         text
     }
 }
 
 impl Db {
-    /// Opens the database at `url` read-only for a rehearsal, and checks that its schema is
-    /// this build's (never migrating it). SQLite: `mode=ro`, no journal or other persistent
+    /// Opens the database at `url` read-only for `command` (`hookgate try`, `hookgate sync`,
+    /// named in its refusals), and checks that its schema is this build's (never migrating it). SQLite: `mode=ro`, no journal or other persistent
     /// pragma, nothing created; PostgreSQL: every connection with
     /// `default_transaction_read_only = on`, checked. The [`Db`] refuses [`Db::write`].
-    pub async fn open_read_only(url: &str) -> Result<Db, ReadOnlyError> {
+    pub async fn open_read_only(url: &str, command: &'static str) -> Result<Db, ReadOnlyError> {
         let kind = database_kind(url).map_err(|error| DbErr::Custom(error.to_string()))?;
         let mut options = ConnectOptions::new(url.to_owned());
         options
@@ -129,7 +137,7 @@ impl Db {
         }
         let conn = Database::connect(options).await?;
         let db = Db { conn, write_lock: None, sqlite: None, read_only: true, sessions: None };
-        if let Err(error) = db.check_read_only_rehearsal().await {
+        if let Err(error) = db.check_read_only_rehearsal(command).await {
             if let Err(close) = db.close().await {
                 tracing::debug!("closing the database: {close}");
             }
@@ -159,7 +167,7 @@ impl Db {
 
     /// The checks after opening: the session is read-only (PostgreSQL) and the schema is this
     /// build's.
-    async fn check_read_only_rehearsal(&self) -> Result<(), ReadOnlyError> {
+    async fn check_read_only_rehearsal(&self, command: &'static str) -> Result<(), ReadOnlyError> {
         if self.backend() == DbBackend::Postgres {
             let row = self
                 .conn
@@ -174,14 +182,14 @@ impl Db {
                 return Err(ReadOnlyError::Unsafe(format!(
                     "the PostgreSQL server did not make the session read-only \
                      (default_transaction_read_only is {}; a connection pooler may drop startup \
-                     options): hookgate try refuses to run without it",
+                     options): {command} refuses to run without it",
                     setting.as_deref().unwrap_or("unknown")
                 )));
             }
         }
         let applied = applied_migrations(&self.conn).await?;
         let needed = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-        SchemaMismatch::check(applied, needed)?;
+        SchemaMismatch::check(applied, needed, command)?;
         Ok(())
     }
 }
@@ -262,11 +270,11 @@ mod tests {
     #[test]
     fn the_schema_must_be_this_builds() {
         let needed = names(&["m1_initial", "m2_flows", "m3_binding"]);
-        assert_eq!(SchemaMismatch::check(needed.clone(), needed.clone()), Ok(()));
+        let check = |applied, needed| SchemaMismatch::check(applied, needed, "hookgate try");
+        assert_eq!(check(needed.clone(), needed.clone()), Ok(()));
 
-        let behind = SchemaMismatch::check(names(&["m1_initial", "m2_flows"]), needed.clone())
-            .unwrap_err()
-            .to_string();
+        let behind =
+            check(names(&["m1_initial", "m2_flows"]), needed.clone()).unwrap_err().to_string();
         assert!(
             behind.starts_with(
                 "the database is at migration m2_flows, this build needs m3_binding (not \
@@ -275,8 +283,12 @@ mod tests {
             "{behind}"
         );
         assert!(behind.contains("rehearse on a copy"), "{behind}");
+        let sync = SchemaMismatch::check(names(&["m1_initial"]), needed.clone(), "hookgate sync")
+            .unwrap_err()
+            .to_string();
+        assert!(sync.contains("; hookgate sync never migrates or writes the database"), "{sync}");
 
-        let empty = SchemaMismatch::check(Vec::new(), needed.clone()).unwrap_err().to_string();
+        let empty = check(Vec::new(), needed.clone()).unwrap_err().to_string();
         assert!(
             empty.starts_with(
                 "the database is at migration none (it has no hookgate tables), this build \
@@ -285,12 +297,9 @@ mod tests {
             "{empty}"
         );
 
-        let ahead = SchemaMismatch::check(
-            names(&["m1_initial", "m2_flows", "m3_binding", "m4_future"]),
-            needed,
-        )
-        .unwrap_err()
-        .to_string();
+        let ahead = check(names(&["m1_initial", "m2_flows", "m3_binding", "m4_future"]), needed)
+            .unwrap_err()
+            .to_string();
         assert!(
             ahead.starts_with(
                 "the database is at migration m4_future, this build needs m3_binding (applied \

@@ -312,7 +312,11 @@ impl SignInService {
                     &plan.models,
                     now,
                 );
-                let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
+                // The groups decide what an authoritative sync removes (and, or the role
+                // mapping's own, the role): recorded, so that `hookgate sync --dry-run` can
+                // preview it from the latest sign-in.
+                let event = event_row(attempt, Some(user_id.clone()), "allowed", None)
+                    .with_groups(&input.openid.team_ids, input.proof.role_groups.as_deref());
                 let job = crate::db::Job { plan, session, event, now };
                 let Some(writer) = &self.writer else {
                     return Err(SignInError::Internal(

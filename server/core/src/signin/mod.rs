@@ -18,6 +18,7 @@ use crate::{
     values::Values,
 };
 
+pub use self::sync::{Preview, Standing, preview_first_sync, removed_by_sync, role_after};
 mod teams;
 pub use teams::{NewTeam, RESERVED_TEAM_IDS};
 
@@ -454,11 +455,8 @@ pub fn decide(
 
     // Role: the hook's or identity provider's, else the stored one, else the default;
     // PROXY_ADMIN_ID always wins; then admin_only.
-    let stored_role = account.user_role;
-    let mut role = values.user_role.or(stored_role).unwrap_or(UserRole::InternalUserViewer);
-    if policy.proxy_admin_id == Some(account.user_id.as_str()) {
-        role = UserRole::ProxyAdmin;
-    }
+    let (role, role_written) =
+        role_after(values.user_role, account.user_role, &account.user_id, policy);
     if policy.ui_access == UiAccess::AdminOnly && !role.is_admin() {
         return Err(Refusal::AdminOnly(role));
     }
@@ -479,9 +477,7 @@ pub fn decide(
     {
         changes.binding = Some(binding.clone());
     }
-    if stored_role != Some(role) && (values.user_role.is_some() || role == UserRole::ProxyAdmin) {
-        changes.user_role = Some(role);
-    }
+    changes.user_role = role_written;
     // A custom_sso hook's budget applies at every sign-in; a changed period starts now.
     let mut duration = account.budget_duration;
     if values.from_hook && !is_new {
@@ -583,15 +579,7 @@ pub fn decide(
     // An authoritative sync takes away what it gave and the identity no longer names; never a
     // membership an administrator, a hook or the defaults made.
     let removed: Vec<String> = if policy.sync_teams {
-        let mut removed: Vec<String> = snapshot
-            .synced
-            .iter()
-            .filter(|(team, user)| *user == account.user_id && !openid.team_ids.contains(team))
-            .map(|(team, _)| team.clone())
-            .collect();
-        removed.sort();
-        removed.dedup();
-        removed
+        removed_by_sync(&account.user_id, &snapshot.synced, &openid.team_ids)
     } else {
         Vec::new()
     };
@@ -784,6 +772,7 @@ fn apply_changes(account: &mut Account, changes: &Changes) {
     }
 }
 
+mod sync;
 #[cfg(test)]
 mod tests;
 

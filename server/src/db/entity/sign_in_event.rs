@@ -23,6 +23,12 @@ pub struct Model {
     pub peer_addr: String,
     /// The request id, to find the log lines.
     pub request_id: String,
+    /// For an allowed single sign-on, the groups the identity named (a JSON list of team ids);
+    /// `NULL` for other events and for sign-ins before hookgate recorded groups.
+    pub groups: Option<Json>,
+    /// For an allowed single sign-on whose role mapping read a claim of its own
+    /// (`role_mappings.group_claim`), the groups it read there; `NULL`: it read `groups`.
+    pub role_groups: Option<Json>,
 }
 
 /// Relations are kept in queries, not declared.

@@ -11,6 +11,7 @@ mod m20261201_000003_identity_binding;
 mod m20261204_000004_binding_unique_per_issuer;
 mod m20261204_000005_session_notifications;
 mod m20261205_000006_membership_source;
+mod m20261206_000007_sign_in_groups;
 
 use sea_orm_migration::prelude::*;
 
@@ -20,6 +21,7 @@ use self::{
     m20261204_000004_binding_unique_per_issuer::BindingPerIssuer,
     m20261204_000005_session_notifications::SessionNotifications,
     m20261205_000006_membership_source::MembershipSource,
+    m20261206_000007_sign_in_groups::SignInGroups,
 };
 
 /// Runs the migrations in order.
@@ -35,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(BindingPerIssuer),
             Box::new(SessionNotifications),
             Box::new(MembershipSource),
+            Box::new(SignInGroups),
         ]
     }
 }
@@ -105,4 +108,6 @@ enum SignInEvents {
     Reason,
     PeerAddr,
     RequestId,
+    Groups,
+    RoleGroups,
 }

@@ -8,7 +8,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
-use super::now;
+use super::{json_list, now};
 use crate::db::entity::{completed_oidc_flow, session, sign_in_event};
 
 /// Records a sign-in attempt.
@@ -30,10 +30,45 @@ pub(in crate::db) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveMo
         reason: Set(record.reason.clone()),
         peer_addr: Set(record.client.clone()),
         request_id: Set(record.request_id.clone()),
+        groups: Set(record.groups.as_deref().map(json_list)),
+        role_groups: Set(record.role_groups.as_deref().map(json_list)),
     }
 }
 
-/// The latest sign-in events, newest first, optionally of one user.
+/// An event as the sign-in log lists it: every column but the groups, which can be long (up to
+/// [`hookgate_core::values::MAX_GROUPS`] ids) and which the log does not show.
+#[derive(Debug, sea_orm::DerivePartialModel)]
+#[sea_orm(entity = "sign_in_event::Entity", from_query_result)]
+struct Listed {
+    id: i64,
+    at: DateTime<Utc>,
+    user_id: Option<String>,
+    method: String,
+    outcome: String,
+    reason: Option<String>,
+    peer_addr: String,
+    request_id: String,
+}
+
+impl From<Listed> for sign_in_event::Model {
+    fn from(listed: Listed) -> Self {
+        let Listed { id, at, user_id, method, outcome, reason, peer_addr, request_id } = listed;
+        sign_in_event::Model {
+            id,
+            at,
+            user_id,
+            method,
+            outcome,
+            reason,
+            peer_addr,
+            request_id,
+            groups: None,
+            role_groups: None,
+        }
+    }
+}
+
+/// The latest sign-in events, newest first, optionally of one user (without their groups).
 pub async fn recent_events<C: ConnectionTrait>(
     conn: &C,
     user_id: Option<&str>,
@@ -43,10 +78,17 @@ pub async fn recent_events<C: ConnectionTrait>(
     if let Some(user_id) = user_id {
         query = query.filter(sign_in_event::Column::UserId.eq(user_id));
     }
-    query.order_by_desc(sign_in_event::Column::Id).limit(limit).all(conn).await
+    let listed = query
+        .order_by_desc(sign_in_event::Column::Id)
+        .limit(limit)
+        .into_partial_model::<Listed>()
+        .all(conn)
+        .await?;
+    Ok(listed.into_iter().map(Into::into).collect())
 }
 
-/// Sign-in events, newest first, a page at a time (1-based), and the total.
+/// Sign-in events, newest first, a page at a time (1-based, without their groups), and the
+/// total.
 pub async fn events_page<C: ConnectionTrait>(
     conn: &C,
     page: u64,
@@ -57,9 +99,10 @@ pub async fn events_page<C: ConnectionTrait>(
         .order_by_desc(sign_in_event::Column::Id)
         .offset(page.saturating_sub(1) * page_size)
         .limit(page_size)
+        .into_partial_model::<Listed>()
         .all(conn)
         .await?;
-    Ok((events, total))
+    Ok((events.into_iter().map(Into::into).collect(), total))
 }
 
 /// Marks an OIDC flow used (its callback came: a code, or the provider's error); returns false

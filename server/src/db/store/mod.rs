@@ -1,13 +1,15 @@
 //! Queries, each a function over any connection or transaction.
 //!
 //! One file per aggregate: `users`, `teams` (and memberships), `sessions`, `events` (sign-in
-//! events, completed OIDC flows, retention pruning), and `sign_in` (the sign-in's snapshot read
-//! and its guarded update). Everything is re-exported here, so callers name `store::…`; the
-//! shared helpers (the clock's precision, JSON lists) are here too.
+//! events, completed OIDC flows, retention pruning), `sign_in` (the sign-in's snapshot read
+//! and its guarded update), and `standings` (what `hookgate sync --dry-run` reads). Everything
+//! is re-exported here, so callers name `store::…`; the shared helpers (the clock's precision,
+//! JSON lists) are here too.
 
 mod events;
 mod sessions;
 mod sign_in;
+mod standings;
 mod teams;
 mod users;
 
@@ -27,6 +29,7 @@ pub use self::{
         count_live_sessions, live_session_hashes, live_session_user, revoke_session,
         revoke_user_sessions,
     },
+    standings::{Recorded, UserStanding, user_standings},
     teams::{
         NewTeam, add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
         members_of_team, team_by_id, teams_of_user, teams_of_user_with_info, upsert_member,

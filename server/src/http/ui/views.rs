@@ -106,6 +106,8 @@ mod tests {
             reason: Some("no".into()),
             peer_addr: "192.0.2.1".into(),
             request_id: "r-1".into(),
+            groups: None,
+            role_groups: None,
         };
         let view = EventView::from(row);
         assert_eq!(view.at, "2023-11-14 22:13:20");
