@@ -16,7 +16,14 @@
 //!
 //! Any change to a type reachable from [`SignInHook`] or [`CustomSsoHook`] is breaking: bump the
 //! crate's minor version (0.x) or major version, and plugins must be rebuilt. Additions go in new
-//! hook kinds, so older plugins keep loading.
+//! hook kinds, so older plugins keep loading, with a patch version (0.x.y: abi_stable and
+//! [`check_export`] refuse another 0.x minor version).
+//!
+//! So it went for 0.1.1's host calls `remove_team_member` and `create_team`: 0.1.0's
+//! [`CustomSsoHook`], [`HostRef`] and [`HostVtable`] are kept exactly as they were, for the
+//! server to call hooks built with 0.1.0; hooks built with 0.1.1 are exported as
+//! [`CustomSsoHook2`] (kind [`HookKind::CustomSso2`], code 3) and get a [`HostRef2`], whose table
+//! is 0.1.0's followed by the new calls. The server accepts either kind for `custom_sso`.
 
 use std::{
     ffi::c_void,
@@ -35,8 +42,11 @@ use abi_stable::{
     type_layout::{TLFieldOrFunction, TypeLayout},
 };
 
+mod host2;
+pub use host2::{CustomSsoHook2, HostRef2, HostVtable2, NewTeamFfi};
+
 use crate::{
-    HookError, HostError, LogLevel, NewUser, OpenId, SignInRequest, SsoUserDefinedValues,
+    HookError, HostError, LogLevel, NewTeam, NewUser, OpenId, SignInRequest, SsoUserDefinedValues,
     TeamRecord, TeamRole, UserRecord, UserRole,
 };
 
@@ -302,6 +312,18 @@ pub trait HostApi: Sync {
     ) -> Result<(), HostError>;
     /// See [`crate::Host::log`].
     fn log(&self, level: LogLevel, message: &str);
+    /// See [`crate::Host::remove_team_member`] (0.1.1). A host that does not implement it
+    /// answers an error.
+    fn remove_team_member(&self, team_id: &str, user_id: &str) -> Result<(), HostError> {
+        let _ = (team_id, user_id);
+        Err(HostError::new("this host does not implement remove_team_member"))
+    }
+    /// See [`crate::Host::create_team`] (0.1.1). A host that does not implement it answers an
+    /// error.
+    fn create_team(&self, team: NewTeam) -> Result<(), HostError> {
+        let _ = team;
+        Err(HostError::new("this host does not implement create_team"))
+    }
 }
 
 /// The function table behind [`HostRef`]. Each entry is a host function that catches its own
@@ -339,11 +361,16 @@ impl<'a> HostRef<'a> {
         }
     }
 
-    pub(crate) fn ctx(&self) -> *const c_void {
+    /// The host's context pointer. Only test fixtures that imitate a plugin built with
+    /// plugin-api 0.1.0 (which called through this table) use it.
+    #[doc(hidden)]
+    pub fn ctx(&self) -> *const c_void {
         self.ctx
     }
 
-    pub(crate) fn vtable(&self) -> &'static HostVtable {
+    /// The host's 0.1.0 call table. As [`Self::ctx`].
+    #[doc(hidden)]
+    pub fn vtable(&self) -> &'static HostVtable {
         self.vtable
     }
 }
@@ -455,8 +482,12 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 pub enum HookKind {
     /// `general_settings.custom_ui_sso_sign_in_handler`: request in, [`OpenId`] out.
     SignInHandler,
-    /// `general_settings.custom_sso`: [`OpenId`] in, [`SsoUserDefinedValues`] out.
+    /// `general_settings.custom_sso`: [`OpenId`] in, [`SsoUserDefinedValues`] out, with
+    /// plugin-api 0.1.0's host ([`CustomSsoHook`]).
     CustomSso,
+    /// `general_settings.custom_sso` built with plugin-api 0.1.1 or later, whose host has
+    /// `remove_team_member` and `create_team` too ([`CustomSsoHook2`]).
+    CustomSso2,
 }
 
 impl HookKind {
@@ -465,6 +496,7 @@ impl HookKind {
         match self {
             HookKind::SignInHandler => 1,
             HookKind::CustomSso => 2,
+            HookKind::CustomSso2 => 3,
         }
     }
 
@@ -473,6 +505,7 @@ impl HookKind {
         match code {
             1 => Some(HookKind::SignInHandler),
             2 => Some(HookKind::CustomSso),
+            3 => Some(HookKind::CustomSso2),
             _ => None,
         }
     }
@@ -481,7 +514,7 @@ impl HookKind {
     pub const fn setting(self) -> &'static str {
         match self {
             HookKind::SignInHandler => "custom_ui_sso_sign_in_handler",
-            HookKind::CustomSso => "custom_sso",
+            HookKind::CustomSso | HookKind::CustomSso2 => "custom_sso",
         }
     }
 }
@@ -510,7 +543,8 @@ impl Hook for SignInHook {
     const KIND: HookKind = HookKind::SignInHandler;
 }
 
-/// A `custom_sso` hook.
+/// A `custom_sso` hook built with plugin-api 0.1.0 (kept unchanged so that such plugins keep
+/// loading).
 #[repr(C)]
 #[derive(StableAbi, Debug)]
 pub struct CustomSsoHook {

@@ -10,7 +10,7 @@ use abi_stable::std_types::RResult;
 
 use crate::{
     HookError, HookErrorKind, Host, OpenId, SignInRequest, SsoUserDefinedValues,
-    abi::{HostRef, OpenIdFfi, SsoValuesFfi, panic_message},
+    abi::{HostRef2, OpenIdFfi, SsoValuesFfi, panic_message},
 };
 
 /// Exports `fn(&SignInRequest<'_>) -> Result<OpenId, HookError>` as a
@@ -63,14 +63,14 @@ macro_rules! export_custom_sso {
     ($hook:ident) => {
         const _: () = {
             extern "C" fn __hookgate_custom_sso(
-                host: $crate::abi::HostRef<'_>,
+                host: $crate::abi::HostRef2<'_>,
                 user: &$crate::abi::OpenIdFfi,
             ) -> $crate::__private::RResult<$crate::abi::SsoValuesFfi, $crate::HookError> {
                 $crate::__private::call_custom_sso(host, user, $hook)
             }
 
-            static __HOOKGATE_HOOK: $crate::abi::CustomSsoHook =
-                $crate::abi::CustomSsoHook { call: __hookgate_custom_sso };
+            static __HOOKGATE_HOOK: $crate::abi::CustomSsoHook2 =
+                $crate::abi::CustomSsoHook2 { call: __hookgate_custom_sso };
 
             #[unsafe(export_name = stringify!($hook))]
             pub static __HOOKGATE_EXPORT: $crate::abi::HookExport =
@@ -89,7 +89,7 @@ pub fn call_sign_in(
 
 /// Runs a `custom_sso` hook, converting its arguments and result and catching its panics.
 pub fn call_custom_sso(
-    host: HostRef<'_>,
+    host: HostRef2<'_>,
     user: &OpenIdFfi,
     hook: fn(&Host<'_>, &OpenId) -> Result<SsoUserDefinedValues, HookError>,
 ) -> RResult<SsoValuesFfi, HookError> {

@@ -9,7 +9,7 @@ use abi_stable::{
 
 use crate::{
     TeamRole, UserRole,
-    abi::{HostRef, NewUserFfi},
+    abi::{HostRef2, NewTeamFfi, NewUserFfi},
 };
 
 /// A user as the server stores it (a subset of LiteLLM's `LiteLLM_UserTable`).
@@ -67,6 +67,26 @@ pub struct TeamRecord {
     pub models: Vec<String>,
 }
 
+/// A team for [`Host::create_team`] to create (the fields of LiteLLM's `/team/new` that
+/// `default_team_params` has).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewTeam {
+    /// The team's id.
+    pub team_id: String,
+    /// Its display name.
+    pub team_alias: Option<String>,
+    /// Models the team may use (empty: all).
+    pub models: Vec<String>,
+    /// Budget in USD; `None` is unlimited.
+    pub max_budget: Option<f64>,
+    /// How often the budget resets (`30d`, `1mo`…).
+    pub budget_duration: Option<String>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<u64>,
+    /// Requests per minute.
+    pub rpm_limit: Option<u64>,
+}
+
 /// How important a log line is.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +137,7 @@ impl std::error::Error for HostError {}
 /// thread, so waiting is fine.
 #[derive(Clone, Copy)]
 pub struct Host<'a> {
-    raw: HostRef<'a>,
+    raw: HostRef2<'a>,
 }
 
 impl fmt::Debug for Host<'_> {
@@ -126,10 +146,10 @@ impl fmt::Debug for Host<'_> {
     }
 }
 
-impl<'a> From<HostRef<'a>> for Host<'a> {
+impl<'a> From<HostRef2<'a>> for Host<'a> {
     /// The author-facing handle to a host; servers and tests use this to call a hook function
     /// directly, without a library boundary.
-    fn from(raw: HostRef<'a>) -> Self {
+    fn from(raw: HostRef2<'a>) -> Self {
         Self { raw }
     }
 }
@@ -177,6 +197,39 @@ impl<'a> Host<'a> {
     ) -> Result<(), HostError> {
         let vtable = self.raw.vtable();
         (vtable.add_team_member)(self.raw.ctx(), team_id.into(), user_id.into(), role).into_result()
+    }
+
+    /// Takes the user out of the team (LiteLLM's `/team/member_delete`), when the sign-in
+    /// commits, with the memberships the sign-in itself adds: so a hook can implement its own
+    /// sync. Only memberships a sign-in made are removed — from the identity's groups, a
+    /// hook's `add_team_member`, or `default_internal_user_params.teams`; one an administrator
+    /// made (the API or the UI), or one made before hookgate recorded who made memberships,
+    /// stays, and removing it, or a membership that does not exist, changes nothing and
+    /// succeeds. A user who loses a membership also loses the sessions they had (issued with
+    /// it); in front of LiteLLM they leave the LiteLLM team too, and those sessions' keys are
+    /// deleted there, before hookgate writes (LiteLLM refusing fails the sign-in).
+    /// Since plugin-api 0.1.1.
+    ///
+    /// # Errors
+    /// Fails when an id is empty.
+    pub fn remove_team_member(&self, team_id: &str, user_id: &str) -> Result<(), HostError> {
+        let vtable = self.raw.vtable();
+        (vtable.remove_team_member)(self.raw.ctx(), team_id.into(), user_id.into()).into_result()
+    }
+
+    /// Creates a team (LiteLLM's `/team/new`), when the sign-in commits; `add_team_member`
+    /// and `team_info` see it at once. Creating a team that exists changes nothing and
+    /// succeeds (its settings stay as they are), so two sign-ins may create the same team. In
+    /// front of LiteLLM the team is created there first (one LiteLLM has counts as created;
+    /// LiteLLM refusing fails the sign-in). Since plugin-api 0.1.1.
+    ///
+    /// # Errors
+    /// Fails when the id is empty, longer than 255 bytes, has control characters or is
+    /// LiteLLM's `litellm-dashboard`, or a value is invalid (a negative budget, a period that
+    /// is not LiteLLM's).
+    pub fn create_team(&self, team: &NewTeam) -> Result<(), HostError> {
+        let vtable = self.raw.vtable();
+        (vtable.create_team)(self.raw.ctx(), &NewTeamFfi::from_native(team)).into_result()
     }
 
     /// Writes a line to the server's log, tagged with the hook's name.

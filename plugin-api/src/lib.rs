@@ -10,7 +10,8 @@
 //!   user; the hook reads the request (headers, cookies, query, peer address) and returns the
 //!   user's [`OpenId`]. Export it with [`export_ui_sso_sign_in_handler!`].
 //! * `general_settings.custom_sso`: runs after every sign-in with the user's [`OpenId`], may look
-//!   users up, create them or add them to teams through the [`Host`], and returns the
+//!   users up, create them, create teams, add them to teams or take them out through the
+//!   [`Host`] (the sign-in's groups are [`OpenId::team_ids`]), and returns the
 //!   [`SsoUserDefinedValues`] the user signs in with. Export it with [`export_custom_sso!`].
 //!
 //! ```
@@ -53,7 +54,7 @@ mod request;
 mod types;
 
 pub use error::{HookError, HookErrorKind};
-pub use host::{Host, HostError, LogLevel, NewUser, TeamRecord, UserRecord};
+pub use host::{Host, HostError, LogLevel, NewTeam, NewUser, TeamRecord, UserRecord};
 pub use request::{HeaderPair, Headers, SignInRequest};
 pub use types::{OpenId, SsoUserDefinedValues, TeamRole, UnknownRole, UserRole};
 

@@ -155,7 +155,7 @@ mod custom_sso {
         let host = host();
         let openid = openid();
         bencher.bench_local(|| {
-            let handle = plugin_api::Host::from(plugin_api::abi::HostRef::new(&host));
+            let handle = plugin_api::Host::from(plugin_api::abi::HostRef2::new(&host));
             black_box(::custom_sso::custom_sso_handler(&handle, black_box(&openid)).unwrap())
         });
     }

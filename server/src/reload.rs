@@ -157,6 +157,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         link_sso_accounts_by_email,
         sync_user_role_and_teams,
         role_map,
+        team_creation,
         sign_in_event_retention,
         http,
         allowed_hosts,
@@ -237,6 +238,10 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
     check(
         *role_map != running.role_map,
         "general_settings.role_mappings (or GENERIC_ROLE_MAPPINGS_*, jwt_litellm_role_map)",
+    );
+    check(
+        *team_creation != running.team_creation,
+        "general_settings.create_teams_from_groups or litellm_settings.default_team_params",
     );
     check(
         *sign_in_event_retention != running.sign_in_event_retention,

@@ -13,6 +13,9 @@
 //! * `accounts`: one identity rule for hookgate's and LiteLLM's accounts, and access changes
 //!   written through to LiteLLM;
 //! * `groups`: groups decide teams (an authoritative sync removes its own memberships) and roles;
+//! * `teams`: teams made by sign-ins (`create_teams_from_groups`, `default_team_params`);
+//! * `hook_teams`: a hook's `create_team` and `remove_team_member` (plugin-api 0.1.1), and a
+//!   hook built with plugin-api 0.1.0 that keeps loading;
 //! * `rehearsal`: `hookgate try`, a sign-in rehearsed without writing;
 //! * `sync_preview`: `hookgate sync --dry-run`, every user's first authoritative sign-in
 //!   previewed, then made;
@@ -26,6 +29,7 @@ mod cli;
 mod connections;
 mod front_door;
 mod groups;
+mod hook_teams;
 mod management;
 mod metrics;
 mod oidc;
@@ -40,4 +44,5 @@ mod scim_access;
 mod security;
 mod sign_in;
 mod sync_preview;
+mod teams;
 mod ui;

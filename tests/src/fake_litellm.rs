@@ -1,7 +1,7 @@
 //! An in-process LiteLLM proxy for the integration tests: the part of LiteLLM's management API
 //! hookgate calls as LiteLLM's front door (`/user/info`, `/user/list`, `/user/new`,
-//! `/user/update`, `/team/member_add`, `/team/member_delete`, `/key/generate`, `/key/info`,
-//! `/key/list`, `/key/delete`), with users, teams and
+//! `/user/update`, `/team/new`, `/team/member_add`, `/team/member_delete`, `/key/generate`,
+//! `/key/info`, `/key/list`, `/key/delete`), with users, teams and
 //! keys kept in memory, the master key checked on every call, every request recorded, failures
 //! on demand, and `/chat/completions` answering 200 only for a live key (generated, not deleted).
 //!
@@ -12,7 +12,8 @@
 //! a taken id or email (any case) and 500 for a taken `sso_user_id`; `/user/update` upserts,
 //! ignores `sso_user_id` and an empty `models`; `/key/info` answers a deleted key with
 //! `"status": "deleted"` (from LiteLLM's archive) and an unknown one with 404;
-//! `/team/member_delete` answers 400 for an unknown team or a non-member;
+//! `/team/member_delete` answers 400 for an unknown team or a non-member; `/team/new` answers
+//! 400 "Team id = … already exists" for a taken id;
 //! `/team/member_add` answers 404 for an unknown team and 400 `team_member_already_in_team` for
 //! a member; `/key/generate` mints `sk-` + 22 characters whose token is its SHA-256 hex;
 //! `/key/delete` takes keys raw or as tokens, and answers 404 when it finds none.
@@ -441,6 +442,21 @@ async fn handle(
                 }
                 None => error(404, "Key not found in database", "not_found_error"),
             }
+        }
+        ("POST", "/team/new") => {
+            let team = str_of(&body, "team_id").unwrap_or_default().to_owned();
+            if team.is_empty() || team == "litellm-dashboard" {
+                return error(400, "a team_id is required", "bad_request_error");
+            }
+            if data.teams.contains_key(&team) {
+                return error(
+                    400,
+                    &format!("Team id = {team} already exists. Please use a different team id."),
+                    "bad_request_error",
+                );
+            }
+            data.teams.insert(team.clone(), Vec::new());
+            Json(json!({"team_id": team, "team_alias": body["team_alias"]})).into_response()
         }
         ("POST", "/team/member_delete") => {
             let team = str_of(&body, "team_id").unwrap_or_default().to_owned();

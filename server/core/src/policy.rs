@@ -55,6 +55,47 @@ pub struct Policy<'a> {
     pub sync_teams: bool,
     /// Roles from groups (`role_mappings`, `GENERIC_ROLE_MAPPINGS_*`, `jwt_litellm_role_map`).
     pub roles: Option<&'a RoleMap>,
+    /// `general_settings.create_teams_from_groups`: which of the identity's groups that are no
+    /// team yet become one, and with what (`None`, the default: groups only join existing
+    /// teams, as in LiteLLM).
+    pub team_creation: Option<&'a TeamCreation>,
+}
+
+/// LiteLLM's `litellm_settings.default_team_params`: what a team made from a group gets (the
+/// fields of LiteLLM's `DefaultTeamSSOParams`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamParams {
+    /// Models the team may use (empty: all).
+    pub models: Vec<String>,
+    /// Budget in USD (`None`: unlimited).
+    pub max_budget: Option<f64>,
+    /// How often the budget resets.
+    pub budget_duration: Option<BudgetDuration>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<u64>,
+    /// Requests per minute.
+    pub rpm_limit: Option<u64>,
+}
+
+/// Which groups become teams when a sign-in names them and no such team exists
+/// (`general_settings.create_teams_from_groups`): a group listed in `groups`, or one that
+/// starts with one of `prefixes`; never every group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamCreation {
+    /// Groups, exactly as the identity provider names them.
+    pub groups: Vec<String>,
+    /// Group name prefixes (none empty).
+    pub prefixes: Vec<String>,
+    /// What the teams get (`default_team_params`).
+    pub params: TeamParams,
+}
+
+impl TeamCreation {
+    /// Whether `group` may become a team.
+    pub fn allows(&self, group: &str) -> bool {
+        self.groups.iter().any(|allowed| allowed == group)
+            || self.prefixes.iter().any(|prefix| !prefix.is_empty() && group.starts_with(prefix))
+    }
 }
 
 /// Group → role mappings: the highest role whose groups the identity is in, else the default.
@@ -98,6 +139,7 @@ impl Default for Policy<'_> {
             new_users: NewUsers::default(),
             sync_teams: false,
             roles: None,
+            team_creation: None,
         }
     }
 }

@@ -133,6 +133,9 @@ pub struct Config {
     /// `GENERIC_ROLE_MAPPINGS_DEFAULT_ROLE`), with `jwt_litellm_role_map` when
     /// `sync_user_role_and_teams` is on.
     pub role_map: Option<hookgate_core::policy::RoleMap>,
+    /// `general_settings.create_teams_from_groups` with `litellm_settings.default_team_params`:
+    /// which groups that are no team yet become one, with what (`None`: none do).
+    pub team_creation: Option<hookgate_core::policy::TeamCreation>,
     /// `sign_in_event_retention`: sign-in events older than this are pruned (default 90 days).
     pub sign_in_event_retention: Duration,
     /// HTTP limits: header-read, idle keep-alive and body timeouts, and the connection caps.

@@ -30,6 +30,7 @@ impl Config {
             },
             sync_teams: self.sync_user_role_and_teams,
             roles: self.role_map.as_ref(),
+            team_creation: self.team_creation.as_ref(),
         }
     }
 }

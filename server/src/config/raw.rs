@@ -77,6 +77,35 @@ pub(crate) struct RawGeneralSettings {
     /// LiteLLM's `role_mappings` (which LiteLLM keeps in its database, `/update/sso_settings`).
     #[serde(default)]
     pub(crate) role_mappings: Option<RawRoleMappings>,
+    /// hookgate's own: which identity-provider groups that are no team yet become one.
+    #[serde(default)]
+    pub(crate) create_teams_from_groups: Option<RawTeamCreation>,
+}
+
+/// `general_settings.create_teams_from_groups`: `{allowed_groups: [...],
+/// allowed_group_prefixes: [...]}` (at least one entry between them).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawTeamCreation {
+    #[serde(default)]
+    pub(crate) allowed_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) allowed_group_prefixes: Option<Vec<String>>,
+}
+
+/// `litellm_settings.default_team_params`: LiteLLM's `DefaultTeamSSOParams`, what a team
+/// created from a group gets.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawTeamParams {
+    #[serde(default)]
+    pub(crate) models: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) max_budget: Option<Budget>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) budget_duration: Option<BudgetDuration>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) tpm_limit: Option<Limit>,
+    #[serde(default, deserialize_with = "env_or_opt")]
+    pub(crate) rpm_limit: Option<Limit>,
 }
 
 /// One entry of `jwt_litellm_role_map`: a group (LiteLLM's `jwt_role`) and the role it gives.
@@ -108,6 +137,8 @@ pub(crate) struct RawLitellmSettings {
     pub(crate) default_internal_user_params: Option<RawDefaultUserParams>,
     #[serde(default, deserialize_with = "env_or_opt")]
     pub(crate) max_ui_session_budget: Option<Budget>,
+    #[serde(default)]
+    pub(crate) default_team_params: Option<RawTeamParams>,
     #[serde(default)]
     pub(crate) callbacks: Option<Callbacks>,
     #[serde(default)]
@@ -414,6 +445,22 @@ impl<'de> Deserialize<'de> for Budget {
                 Ok(Budget(value))
             } else {
                 Err(format!("invalid budget {value}: must be a number of USD, 0 or more"))
+            }
+        })
+    }
+}
+
+/// A tokens- or requests-per-minute limit: a whole number, 0 or more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Limit(pub(crate) u64);
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_number(deserializer, "a whole number per minute", |value| {
+            if value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64 {
+                Ok(Limit(value as u64))
+            } else {
+                Err(format!("invalid limit {value}: must be a whole number, 0 or more"))
             }
         })
     }

@@ -11,7 +11,7 @@ use plugin_api::TeamRole;
 use super::{
     AllowedHosts, Config, ConfigError, DEFAULT_HOOK_TIMEOUT, DefaultUserParams, HttpLimits,
     METRICS_LIVE_SESSIONS_TTL, Secret, Source, UiAccessModeSetting, oidc,
-    raw::{RawConfig, TeamEntry},
+    raw::{RawConfig, RawTeamCreation, RawTeamParams, TeamEntry},
 };
 
 /// The shortest `general_settings.scim_token` accepted.
@@ -156,6 +156,10 @@ impl Config {
             })?,
             None => Duration::from_secs(24 * 3600),
         };
+
+        let team_creation =
+            team_creation(general.create_teams_from_groups.take(), litellm.default_team_params)
+                .map_err(invalid)?;
 
         let defaults = litellm.default_internal_user_params.unwrap_or_default();
         let mut default_teams = Vec::new();
@@ -343,6 +347,7 @@ impl Config {
             link_sso_accounts_by_email: general.link_sso_accounts_by_email.unwrap_or(true),
             sync_user_role_and_teams,
             role_map,
+            team_creation,
             sign_in_event_retention: general
                 .sign_in_event_retention
                 .map_or(Duration::from_secs(90 * 86_400), |span| span.0),
@@ -426,4 +431,42 @@ fn role_map(
         map.roles.push((entry.litellm_role.0, vec![entry.jwt_role]));
     }
     Ok((!map.roles.is_empty() || map.default_role.is_some()).then_some(map))
+}
+
+/// `general_settings.create_teams_from_groups` with `litellm_settings.default_team_params`:
+/// `None` when the first is absent (no group becomes a team); an error naming the key when it
+/// lists nothing (hookgate never makes every group a team) or a blank or unstorable entry.
+fn team_creation(
+    raw: Option<RawTeamCreation>,
+    params: Option<RawTeamParams>,
+) -> Result<Option<hookgate_core::policy::TeamCreation>, String> {
+    const KEY: &str = "general_settings.create_teams_from_groups";
+    let Some(raw) = raw else { return Ok(None) };
+    let groups = raw.allowed_groups.unwrap_or_default();
+    let prefixes = raw.allowed_group_prefixes.unwrap_or_default();
+    for (list, entries) in [("allowed_groups", &groups), ("allowed_group_prefixes", &prefixes)] {
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some(problem) = hookgate_core::ids::id_problem("each entry", entry) {
+                return Err(format!("{KEY}.{list}[{index}] ({entry:?}): {problem}"));
+            }
+        }
+    }
+    if groups.is_empty() && prefixes.is_empty() {
+        return Err(format!(
+            "{KEY}: name the groups that may become teams in allowed_groups or \
+             allowed_group_prefixes (hookgate never makes every group a team)"
+        ));
+    }
+    let params = params.unwrap_or_default();
+    Ok(Some(hookgate_core::policy::TeamCreation {
+        groups,
+        prefixes,
+        params: hookgate_core::policy::TeamParams {
+            models: params.models.unwrap_or_default(),
+            max_budget: params.max_budget.map(|budget| budget.0),
+            budget_duration: params.budget_duration,
+            tpm_limit: params.tpm_limit.map(|limit| limit.0),
+            rpm_limit: params.rpm_limit.map(|limit| limit.0),
+        },
+    }))
 }

@@ -179,7 +179,7 @@ impl Readers {
                 .iter()
                 .map(|row| user_of(row, "").map(store::account_of))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (memberships, synced) = store::memberships_of(
+            let (memberships, synced, removable) = store::memberships_of(
                 query(conn, store::memberships_query(keys, &accounts))?
                     .iter()
                     .map(|row| member_of(row, ""))
@@ -192,7 +192,7 @@ impl Readers {
                     .map(|row| team_of(row, "").map(store::team_of))
                     .collect::<Result<Vec<_>, _>>()?,
             };
-            Ok(Snapshot { accounts, memberships, synced, teams })
+            Ok(Snapshot { accounts, memberships, synced, removable, teams })
         })
     }
 

@@ -4,9 +4,9 @@
 //! applied again one plan at a time, so one bad plan fails alone.
 //!
 //! In a batch, each plan's check-first write (its user row: created if absent, changed if still
-//! as read, or, left as it is, still active) runs first; a plan whose check fails is stale and writes nothing. Then, for
-//! the plans that passed, one statement each: the users the hooks created, the memberships, the
-//! sessions, the "allowed" events.
+//! as read, or, left as it is, still active) runs first; a plan whose check fails is stale and
+//! writes nothing. Then, for the plans that passed, one statement each: the users the hooks
+//! created, the teams the sign-ins create, the memberships, the sessions, the "allowed" events.
 //!
 //! The statements are built with sea-orm's query builder. On SQLite the writer runs them on its
 //! own rusqlite connection through sea-orm's synchronous backend (`sea-orm-sync`), taking the
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Db,
-    entity::{session, sign_in_event, team_member, user},
+    entity::{session, sign_in_event, team, team_member, user},
     store,
 };
 use hookgate_core::signin::{Plan, Source, UserWrite};
@@ -156,6 +156,11 @@ fn forget_changed(db: &Db, job: &Job, outcome: Applied) {
         && (matches!(job.plan.user, UserWrite::Update { .. }) || !job.plan.removed.is_empty())
     {
         db.forget_user(&job.plan.account.user_id);
+    }
+    if outcome == Applied::Done {
+        for (_, user_id) in &job.plan.hook_removed {
+            db.forget_user(user_id);
+        }
     }
 }
 
@@ -308,6 +313,12 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
         );
     }
     insert_many::<user::Entity>(txn, new_users, true)?;
+    // Teams the sign-ins create, before their memberships; one another sign-in created first
+    // is left as it is (and joined all the same).
+    let teams = done
+        .iter()
+        .flat_map(|job| job.plan.new_teams.iter().map(|new| store::sign_in_team_row(new, job.now)));
+    insert_many::<team::Entity>(txn, teams.collect(), true)?;
     let memberships = done.iter().flat_map(|job| {
         job.plan.memberships.iter().map(|m| team_member::ActiveModel {
             team_id: Set(m.team_id.clone()),
@@ -336,6 +347,23 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
             .filter(session::Column::UserId.eq(user_id.as_str()))
             .filter(session::Column::RevokedAt.is_null());
         txn.run(revoked.build(txn.backend()))?;
+    }
+    // A hook's removals (only memberships a sign-in made: the condition is in the statement
+    // too), and the earlier sessions of each user who lost one.
+    for job in &done {
+        for (team_id, user_id) in &job.plan.hook_removed {
+            let removable = [Source::Idp, Source::Hook, Source::Default].map(Source::as_str);
+            let removed = team_member::Entity::delete_many()
+                .filter(team_member::Column::UserId.eq(user_id.as_str()))
+                .filter(team_member::Column::TeamId.eq(team_id.as_str()))
+                .filter(team_member::Column::Source.is_in(removable));
+            txn.run(removed.build(txn.backend()))?;
+            let revoked = session::Entity::update_many()
+                .col_expr(session::Column::RevokedAt, Expr::value(job.now))
+                .filter(session::Column::UserId.eq(user_id.as_str()))
+                .filter(session::Column::RevokedAt.is_null());
+            txn.run(revoked.build(txn.backend()))?;
+        }
     }
     insert_many::<session::Entity>(
         txn,

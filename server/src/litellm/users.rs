@@ -1,6 +1,8 @@
 //! Writes to LiteLLM's users and team memberships: creating a user, bringing it in line with
-//! the hooks' values, administrators' access changes, and team membership.
+//! the hooks' values, administrators' access changes, team membership, and the teams a sign-in
+//! creates.
 
+use hookgate_core::signin::NewTeam;
 use plugin_api::UserRole;
 use serde_json::{Value, json};
 
@@ -110,6 +112,30 @@ impl FrontDoor {
         match self.call(reqwest::Method::POST, "/team/member_add", step, Some(body)).await? {
             (200 | 404, _) => Ok(()),
             (400, body) if error_type(&body) == Some("team_member_already_in_team") => Ok(()),
+            (status, body) => Err(refused(step, status, &body)),
+        }
+    }
+
+    /// Creates a team a sign-in makes (`/team/new` with the same id, alias, models, budget,
+    /// period and limits); a team LiteLLM already has (another sign-in's, or an
+    /// administrator's) counts as created and is left as it is.
+    pub async fn create_team(&self, team: &NewTeam) -> Result<(), FrontDoorError> {
+        let step = "creating a team";
+        let params = &team.params;
+        let body = json!({
+            "team_id": team.team_id,
+            "team_alias": team.team_alias,
+            "models": params.models,
+            "max_budget": params.max_budget,
+            "budget_duration": params.budget_duration.map(|duration| duration.to_string()),
+            "tpm_limit": params.tpm_limit,
+            "rpm_limit": params.rpm_limit,
+            "metadata": {"created_by": "hookgate"},
+        });
+        match self.call(reqwest::Method::POST, "/team/new", step, Some(body)).await? {
+            (200, _) => Ok(()),
+            // LiteLLM 1.108.7: 400 "Team id = … already exists" (tests/litellm/NOTES.md).
+            (400 | 409, body) if message_of(&body).contains("already exists") => Ok(()),
             (status, body) => Err(refused(step, status, &body)),
         }
     }

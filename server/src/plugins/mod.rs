@@ -9,7 +9,10 @@ use std::path::PathBuf;
 
 use plugin_api::{
     HookError, OpenId, SignInRequest, SsoUserDefinedValues,
-    abi::{CustomSsoHook, Hook, HookKind, HostApi, HostRef, OpenIdFfi, SignInHook},
+    abi::{
+        CustomSsoHook, CustomSsoHook2, ExportError, Hook, HookKind, HostApi, HostRef, HostRef2,
+        OpenIdFfi, SignInHook,
+    },
 };
 
 pub use self::{
@@ -77,7 +80,16 @@ impl SignInHandler {
 #[derive(Debug, Clone)]
 pub struct CustomSso {
     info: HookInfo,
-    hook: &'static CustomSsoHook,
+    hook: CustomSsoVersion,
+}
+
+/// A `custom_sso` hook as the plugin-api it was built with exports it.
+#[derive(Debug, Clone, Copy)]
+enum CustomSsoVersion {
+    /// plugin-api 0.1.0: its host has no `remove_team_member` or `create_team`.
+    V1(&'static CustomSsoHook),
+    /// plugin-api 0.1.1 and later.
+    V2(&'static CustomSsoHook2),
 }
 
 impl CustomSso {
@@ -93,7 +105,11 @@ impl CustomSso {
         openid: &OpenId,
     ) -> Result<SsoUserDefinedValues, HookError> {
         let openid = OpenIdFfi::from_native(openid.clone());
-        (self.hook.call)(HostRef::new(host), &openid).into_result().map(|values| values.to_native())
+        let values = match self.hook {
+            CustomSsoVersion::V1(hook) => (hook.call)(HostRef::new(host), &openid),
+            CustomSsoVersion::V2(hook) => (hook.call)(HostRef2::new(host), &openid),
+        };
+        values.into_result().map(|values| values.to_native())
     }
 }
 
@@ -127,14 +143,20 @@ impl Plugins {
         };
         let custom_sso = match &config.custom_sso {
             Some(reference) => {
-                let (info, hook) = resolve::<CustomSsoHook>(
-                    loader,
-                    "general_settings.custom_sso",
-                    reference,
-                    &config.plugin_dirs,
-                    policy,
-                )?;
-                Some(CustomSso { info, hook })
+                let setting = "general_settings.custom_sso";
+                let dirs = &config.plugin_dirs;
+                // A hook built with plugin-api 0.1.1 or later, else one built with 0.1.0.
+                let hook = match resolve::<CustomSsoHook2>(loader, setting, reference, dirs, policy)
+                {
+                    Ok((info, hook)) => CustomSso { info, hook: CustomSsoVersion::V2(hook) },
+                    Err(error) if is_older_custom_sso(&error) => {
+                        let (info, hook) =
+                            resolve::<CustomSsoHook>(loader, setting, reference, dirs, policy)?;
+                        CustomSso { info, hook: CustomSsoVersion::V1(hook) }
+                    }
+                    Err(error) => return Err(error),
+                };
+                Some(hook)
             }
             None => None,
         };
@@ -169,6 +191,17 @@ impl LivePlugins {
         *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             std::sync::Arc::new(plugins);
     }
+}
+
+/// Whether loading a 0.1.1 `custom_sso` hook failed because the plugin exports a 0.1.0 one.
+fn is_older_custom_sso(error: &LoadError) -> bool {
+    matches!(
+        &*error.kind,
+        LoadErrorKind::Export {
+            error: ExportError::WrongKind { found: Some(HookKind::CustomSso), .. },
+            ..
+        }
+    )
 }
 
 fn resolve<H: Hook>(

@@ -1,17 +1,23 @@
 //! The [`HostApi`] a `custom_sso` hook calls during a sign-in. Reads are answered from the
 //! sign-in's snapshot where it covers them (the signing-in user, their memberships, the teams
-//! their groups name), else from the database; writes are staged into the sign-in's plan and
-//! applied with it, so a hook that fails, or returns invalid values, leaves nothing behind.
+//! their groups name), else from the database; writes (users, teams, memberships added and
+//! removed) are staged into the sign-in's plan and applied with it, so a hook that fails, or
+//! returns invalid values, leaves nothing behind.
 
 use std::sync::Mutex;
 
 use plugin_api::{
-    HostError, LogLevel, NewUser, TeamRecord, TeamRole, UserRecord, UserRole, abi::HostApi,
+    HostError, LogLevel, NewTeam, NewUser, TeamRecord, TeamRole, UserRecord, UserRole, abi::HostApi,
 };
 use tokio::runtime::Handle;
 
 use crate::db::{Db, entity::user, store};
-use hookgate_core::signin::{Account, Keys, Snapshot, Staged};
+use hookgate_core::{
+    budget::{BudgetDuration, is_valid_budget},
+    ids::id_problem,
+    policy::TeamParams,
+    signin::{Account, Keys, RESERVED_TEAM_IDS, Snapshot, Source, Staged},
+};
 
 /// The host for one sign-in.
 pub(crate) struct SignInHost {
@@ -224,6 +230,64 @@ impl HostApi for SignInHost {
             user_id: user_id.to_owned(),
             role,
         });
+        Ok(())
+    }
+
+    fn remove_team_member(&self, team_id: &str, user_id: &str) -> Result<(), HostError> {
+        for (field, id) in [("team_id", team_id), ("user_id", user_id)] {
+            if let Some(problem) = id_problem(field, id) {
+                return Err(HostError::new(format!("remove_team_member: {problem}")));
+            }
+        }
+        self.staged()
+            .push(Staged::Removal { team_id: team_id.to_owned(), user_id: user_id.to_owned() });
+        Ok(())
+    }
+
+    fn create_team(&self, team: NewTeam) -> Result<(), HostError> {
+        let fail = |message: String| Err(HostError::new(format!("create_team: {message}")));
+        if let Some(problem) = id_problem("team_id", &team.team_id) {
+            return fail(problem);
+        }
+        if RESERVED_TEAM_IDS.contains(&team.team_id.as_str()) {
+            return fail(format!("the team id {:?} is LiteLLM's own", team.team_id));
+        }
+        if let Some(budget) = team.max_budget
+            && !is_valid_budget(budget)
+        {
+            return fail(format!("max_budget {budget} must be 0 or more"));
+        }
+        let budget_duration = match team.budget_duration.as_deref().map(str::parse) {
+            None => None,
+            Some(Ok(duration)) => Some(duration),
+            Some(Err(error)) => return fail(format!("{error}")),
+        };
+        if self.team_info(&team.team_id)?.is_some() {
+            // It exists (or this hook created it already): nothing changes.
+            return Ok(());
+        }
+        let record = TeamRecord {
+            team_id: team.team_id.clone(),
+            team_alias: team.team_alias.clone(),
+            models: team.models.clone(),
+        };
+        self.teams
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(team.team_id.clone(), Some(record));
+        let budget_duration: Option<BudgetDuration> = budget_duration;
+        self.staged().push(Staged::Team(hookgate_core::signin::NewTeam {
+            team_id: team.team_id,
+            team_alias: team.team_alias,
+            params: TeamParams {
+                models: team.models,
+                max_budget: team.max_budget,
+                budget_duration,
+                tpm_limit: team.tpm_limit,
+                rpm_limit: team.rpm_limit,
+            },
+            source: Source::Hook,
+        }));
         Ok(())
     }
 

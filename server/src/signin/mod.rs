@@ -212,8 +212,8 @@ impl SignInService {
         // The LiteLLM session, once opened, serves every attempt; closed again if none lands.
         let mut litellm: Option<crate::litellm::Session> = None;
         // What the LiteLLM session was opened for: a plan made again that differs (another
-        // user, role or models) needs a session of its own.
-        let mut opened_for: Option<(String, UserRole, Vec<String>)> = None;
+        // user, role, models or teams) needs a session of its own.
+        let mut opened_for: Option<(String, UserRole, Vec<String>, Vec<String>)> = None;
         let outcome = async {
             for _ in 0..MAX_PLAN_ATTEMPTS {
                 let now = store::now();
@@ -233,9 +233,17 @@ impl SignInService {
                 }
                 let (user_id, role, is_new) =
                     (plan.account.user_id.clone(), plan.role, plan.is_new);
-                let wanted = (user_id.clone(), role, plan.models.clone());
+                let wanted =
+                    (user_id.clone(), role, plan.models.clone(), teams_after(&plan, &snapshot));
                 if litellm.is_some() && opened_for.as_ref() != Some(&wanted) {
                     self.discard_litellm_session(litellm.take()).await;
+                }
+                // The teams the sign-in creates exist in LiteLLM before the user joins them
+                // there (a refusal fails the sign-in with nothing written here).
+                if let Some(front_door) = &self.front_door {
+                    for team in &plan.new_teams {
+                        front_door.create_team(team).await?;
+                    }
                 }
                 let key = match (&self.front_door, &litellm) {
                     (None, _) => SessionKey::new(),
@@ -275,6 +283,25 @@ impl SignInService {
                     }
                     let earlier = store::live_session_hashes(self.db.conn(), &user_id).await?;
                     front_door.close_sessions(&earlier).await?;
+                }
+                // So do a hook's (`remove_team_member`): each user leaves the LiteLLM team (the
+                // signing-in user under LiteLLM's id for them), and their sessions' keys go.
+                if let (Some(front_door), Some(session)) = (&self.front_door, &litellm)
+                    && !plan.hook_removed.is_empty()
+                {
+                    let mut losing: Vec<&str> = Vec::new();
+                    for (team_id, member) in &plan.hook_removed {
+                        let litellm_user =
+                            if *member == user_id { session.user_id.as_str() } else { member };
+                        front_door.remove_member(team_id, litellm_user).await?;
+                        if !losing.contains(&member.as_str()) {
+                            losing.push(member);
+                        }
+                    }
+                    for member in losing {
+                        let earlier = store::live_session_hashes(self.db.conn(), member).await?;
+                        front_door.close_sessions(&earlier).await?;
+                    }
                 }
                 let (minted, session) = self.mint(
                     attempt,
@@ -415,8 +442,8 @@ impl SignInService {
     }
 }
 
-/// The teams the user is a member of once `plan` is applied (an authoritative sync's removals
-/// taken out).
+/// The teams the user is a member of once `plan` is applied (an authoritative sync's and the
+/// hook's removals taken out).
 fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
     let user_id = &plan.account.user_id;
     let mut teams: Vec<String> = snapshot
@@ -426,6 +453,7 @@ fn teams_after(plan: &rules::Plan, snapshot: &rules::Snapshot) -> Vec<String> {
         .map(|(team, _)| team.clone())
         .chain(plan.memberships.iter().filter(|m| &m.user_id == user_id).map(|m| m.team_id.clone()))
         .filter(|team| !plan.removed.contains(team))
+        .filter(|team| !plan.hook_removed.iter().any(|(t, u)| t == team && u == user_id))
         .collect();
     teams.sort();
     teams.dedup();

@@ -227,6 +227,10 @@ fn staged_json(staged: &Staged) -> Value {
         Staged::Member { team_id, user_id, role } => json!({
             "add_team_member": {"team_id": team_id, "user_id": user_id, "role": role.as_str()}
         }),
+        Staged::Removal { team_id, user_id } => json!({
+            "remove_team_member": {"team_id": team_id, "user_id": user_id}
+        }),
+        Staged::Team(team) => json!({"create_team": team_json(team)}),
     }
 }
 
@@ -239,6 +243,10 @@ fn describe_staged(staged: &Staged) -> String {
         Staged::Member { team_id, user_id, role } => {
             format!("add_team_member {user_id} to {team_id} as {role}")
         }
+        Staged::Removal { team_id, user_id } => {
+            format!("remove_team_member {user_id} from {team_id}")
+        }
+        Staged::Team(team) => format!("create_team {}", team.team_id),
     }
 }
 
@@ -299,19 +307,37 @@ fn plan_json(plan: &Plan) -> Value {
         "user": user,
         "hook_users": plan.hook_users.iter().map(|new| account_json(&new.account)).collect::<Vec<_>>(),
         "member_users": plan.member_users,
+        "new_teams": plan.new_teams.iter().map(team_json).collect::<Vec<_>>(),
         "memberships": plan.memberships.iter().map(|m| json!({
             "team_id": m.team_id, "user_id": m.user_id, "role": m.role.as_str(),
             "source": m.source.as_str(),
         })).collect::<Vec<_>>(),
         "removed_memberships": plan.removed.iter().map(|team_id| json!({
             "team_id": team_id, "user_id": plan.account.user_id,
-        })).collect::<Vec<_>>(),
-        "revokes_earlier_sessions": !plan.removed.is_empty(),
+        })).chain(plan.hook_removed.iter().map(|(team_id, user_id)| json!({
+            "team_id": team_id, "user_id": user_id, "by": "custom_sso",
+        }))).collect::<Vec<_>>(),
+        "revokes_earlier_sessions": !plan.removed.is_empty() || !plan.hook_removed.is_empty(),
         "session": {
             "user_id": plan.account.user_id,
             "user_role": plan.role.as_str(),
             "models": plan.models,
         },
+    })
+}
+
+/// A team the sign-in would create, with `default_team_params` as LiteLLM names them.
+fn team_json(team: &hookgate_core::signin::NewTeam) -> Value {
+    let params = &team.params;
+    json!({
+        "team_id": team.team_id,
+        "team_alias": team.team_alias,
+        "source": team.source.as_str(),
+        "models": params.models,
+        "max_budget": params.max_budget,
+        "budget_duration": params.budget_duration.map(|d| d.to_string()),
+        "tpm_limit": params.tpm_limit,
+        "rpm_limit": params.rpm_limit,
     })
 }
 
@@ -336,6 +362,13 @@ fn describe_plan(plan: &Plan) -> Vec<String> {
         }
         UserWrite::Unchanged => format!("leave user {} as it is", plan.account.user_id),
     });
+    for team in &plan.new_teams {
+        let why = match team.source {
+            hookgate_core::signin::Source::Hook => "the hook's create_team",
+            _ => "a group in create_teams_from_groups",
+        };
+        changes.push(format!("create team {} ({why}) {}", team.team_id, compact(&team_json(team))));
+    }
     for membership in &plan.memberships {
         changes.push(format!(
             "add {} to team {} as {}",
@@ -349,11 +382,19 @@ fn describe_plan(plan: &Plan) -> Vec<String> {
             plan.account.user_id, team_id
         ));
     }
+    for (team_id, user_id) in &plan.hook_removed {
+        changes
+            .push(format!("remove {user_id} from team {team_id} (the hook's remove_team_member)"));
+    }
+    let mut losing: Vec<&str> = plan.hook_removed.iter().map(|(_, user)| user.as_str()).collect();
     if !plan.removed.is_empty() {
-        changes.push(format!(
-            "revoke {}'s earlier sessions (issued with the teams removed)",
-            plan.account.user_id
-        ));
+        losing.push(&plan.account.user_id);
+    }
+    losing.sort_unstable();
+    losing.dedup();
+    for user_id in losing {
+        changes
+            .push(format!("revoke {user_id}'s earlier sessions (issued with the teams removed)"));
     }
     changes.push(format!(
         "issue a session for {} as {} with models {}",

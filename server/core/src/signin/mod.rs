@@ -19,6 +19,8 @@ use crate::{
 };
 
 pub use self::sync::{Preview, Standing, preview_first_sync, removed_by_sync, role_after};
+mod teams;
+pub use teams::{NewTeam, RESERVED_TEAM_IDS};
 
 /// User ids single sign-on never reaches: LiteLLM's password login's user.
 pub const RESERVED_USER_IDS: &[&str] = &["default_user_id"];
@@ -79,6 +81,15 @@ pub enum Staged {
         /// Their role in the team.
         role: TeamRole,
     },
+    /// `remove_team_member` (plugin-api 0.1.1).
+    Removal {
+        /// The team.
+        team_id: String,
+        /// The user.
+        user_id: String,
+    },
+    /// `create_team` (plugin-api 0.1.1), checked by the host; its source is [`Source::Hook`].
+    Team(NewTeam),
 }
 
 /// A stored user, as the rules see it.
@@ -143,6 +154,13 @@ impl Source {
         }
     }
 
+    /// Whether a `custom_sso` hook's `remove_team_member` may take the membership away: one a
+    /// sign-in made (from groups, a hook, or the defaults), never an administrator's or one of
+    /// unknown origin.
+    pub fn hook_may_remove(self) -> bool {
+        matches!(self, Source::Idp | Source::Hook | Source::Default)
+    }
+
     /// The source a stored name means (a name this build does not know is `Unknown`: kept).
     pub fn of(name: &str) -> Source {
         match name {
@@ -197,6 +215,9 @@ pub struct Snapshot {
     /// Of those, the ones a sync with the identity provider made ([`Source::Idp`]): (team,
     /// user). Only these may an authoritative sync remove.
     pub synced: Vec<(String, String)>,
+    /// Of those, the ones a sign-in made (from groups, a hook or the defaults): (team, user).
+    /// Only these may a hook's `remove_team_member` remove.
+    pub removable: Vec<(String, String)>,
     /// The teams named (identity groups, default teams, the hook's) that exist.
     pub teams: Vec<Team>,
 }
@@ -283,11 +304,17 @@ pub struct Plan {
     pub member_users: Vec<String>,
     /// The signing-in user's row.
     pub user: UserWrite,
+    /// Teams to create before the memberships (an existing one is left as it is): the
+    /// identity's groups that `create_teams_from_groups` lets become teams.
+    pub new_teams: Vec<NewTeam>,
     /// Memberships to add; an existing membership is never changed.
     pub memberships: Vec<Membership>,
     /// Teams the signing-in user leaves: with an authoritative sync
     /// (`sync_user_role_and_teams`), the ones a sync made that the identity no longer names.
     pub removed: Vec<String>,
+    /// Memberships the hook removes (`remove_team_member`): (team, user), only ones a sign-in
+    /// made, and not already in `removed`.
+    pub hook_removed: Vec<(String, String)>,
     /// The account as it is after the plan.
     pub account: Account,
     /// Whether the account is created by this sign-in.
@@ -335,9 +362,13 @@ pub fn keys(input: &Input<'_>, policy: &Policy<'_>) -> Keys {
     let mut teams = named_teams(input.openid, policy);
     let mut members = Vec::new();
     for write in input.staged {
-        if let Staged::Member { team_id, user_id, .. } = write {
-            teams.push(team_id.clone());
-            members.push(user_id.clone());
+        match write {
+            Staged::Member { team_id, user_id, .. } | Staged::Removal { team_id, user_id } => {
+                teams.push(team_id.clone());
+                members.push(user_id.clone());
+            }
+            Staged::Team(team) => teams.push(team.team_id.clone()),
+            Staged::NewUser(_) => {}
         }
     }
     teams.sort();
@@ -493,8 +524,21 @@ pub fn decide(
     };
 
     // Teams: the hook's memberships (an existing one keeps its role), the defaults for a new
-    // user, and the identity provider's groups that name existing teams (additive, as LiteLLM).
-    let exists = |team: &str| snapshot.teams.iter().any(|t| t.team_id == team);
+    // user, and the identity provider's groups that name existing teams (additive, as LiteLLM)
+    // or teams this sign-in creates from them.
+    let mut new_teams = teams::from_groups(&openid.team_ids, snapshot, policy);
+    for write in staged {
+        if let Staged::Team(team) = write
+            && !snapshot.teams.iter().any(|t| t.team_id == team.team_id)
+            && !new_teams.iter().any(|t| t.team_id == team.team_id)
+        {
+            new_teams.push(team.clone());
+        }
+    }
+    let exists = |team: &str| {
+        snapshot.teams.iter().any(|t| t.team_id == team)
+            || new_teams.iter().any(|t| t.team_id == team)
+    };
     let mut memberships: Vec<Membership> = Vec::new();
     let mut member_users: Vec<String> = Vec::new();
     let known_user = |user_id: &str| {
@@ -555,14 +599,30 @@ pub fn decide(
         Vec::new()
     };
 
+    // The hook's removals have the last word over this sign-in's additions; of what is
+    // stored, they take only memberships a sign-in made.
+    let mut hook_removed: Vec<(String, String)> = Vec::new();
+    for write in staged {
+        if let Staged::Removal { team_id, user_id } = write {
+            memberships.retain(|m| !(&m.team_id == team_id && &m.user_id == user_id));
+            let pair = (team_id.clone(), user_id.clone());
+            let by_sync = *user_id == account.user_id && removed.contains(team_id);
+            if snapshot.removable.contains(&pair) && !by_sync && !hook_removed.contains(&pair) {
+                hook_removed.push(pair);
+            }
+        }
+    }
+
     let models =
         if account.models.is_empty() { values.models.clone() } else { account.models.clone() };
     Ok(Plan {
         hook_users,
         member_users,
         user,
+        new_teams,
         memberships,
         removed,
+        hook_removed,
         account,
         is_new,
         role,
@@ -732,3 +792,6 @@ fn apply_changes(account: &mut Account, changes: &Changes) {
 mod sync;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod team_tests;

@@ -391,6 +391,7 @@ fn an_authoritative_sync_removes_only_what_it_added() {
         memberships: vec![pair("eng"), pair("ops"), pair("sales")],
         synced: vec![pair("eng"), pair("ops"), ("lab".into(), "ivan".into())],
         teams: vec!["eng".into(), "ops".into(), "sales".into(), "new".into()],
+        ..Snapshot::default()
     };
     // (name, authoritative, the identity's groups, teams added, teams removed)
     type Row<'a> = (&'a str, bool, &'a [&'a str], &'a [&'a str], &'a [&'a str]);

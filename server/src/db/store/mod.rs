@@ -22,7 +22,7 @@ pub(super) use self::{
     sign_in::{
         account_of, accounts_query, memberships_of, memberships_query, team_of, teams_query,
     },
-    teams::teams_of_user_query,
+    teams::{sign_in_team_row, teams_of_user_query},
 };
 pub use self::{
     events::{complete_flow, events_page, insert_event, prune, recent_events},

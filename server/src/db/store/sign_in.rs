@@ -63,26 +63,30 @@ pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
 pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
     let accounts: Vec<Account> =
         accounts_query(keys).all(conn).await?.into_iter().map(account_of).collect();
-    let (memberships, synced) = memberships_of(memberships_query(keys, &accounts).all(conn).await?);
+    let (memberships, synced, removable) =
+        memberships_of(memberships_query(keys, &accounts).all(conn).await?);
     let teams = match teams_query(keys) {
         None => Vec::new(),
         Some(query) => query.all(conn).await?.into_iter().map(team_of).collect(),
     };
-    Ok(Snapshot { accounts, memberships, synced, teams })
+    Ok(Snapshot { accounts, memberships, synced, removable, teams })
 }
 
 /// (team, user) pairs.
 type Pairs = Vec<(String, String)>;
 
-/// A snapshot's memberships, (team, user), and those of them a sync with the identity provider
-/// made.
-pub(in crate::db) fn memberships_of(rows: Vec<team_member::Model>) -> (Pairs, Pairs) {
-    let synced = rows
-        .iter()
-        .filter(|m| Source::of(&m.source) == Source::Idp)
-        .map(|m| (m.team_id.clone(), m.user_id.clone()))
-        .collect();
-    (rows.into_iter().map(|m| (m.team_id, m.user_id)).collect(), synced)
+/// A snapshot's memberships, (team, user), those of them a sync with the identity provider
+/// made, and those a hook may remove (a sign-in made them).
+pub(in crate::db) fn memberships_of(rows: Vec<team_member::Model>) -> (Pairs, Pairs, Pairs) {
+    let pairs = |keep: fn(Source) -> bool| {
+        rows.iter()
+            .filter(|m| keep(Source::of(&m.source)))
+            .map(|m| (m.team_id.clone(), m.user_id.clone()))
+            .collect::<Pairs>()
+    };
+    let synced = pairs(|source| source == Source::Idp);
+    let removable = pairs(Source::hook_may_remove);
+    (rows.into_iter().map(|m| (m.team_id, m.user_id)).collect(), synced, removable)
 }
 
 /// The snapshot's first read: the accounts found by id, binding or email.

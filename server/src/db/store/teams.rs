@@ -2,7 +2,7 @@
 //! members, and the teams of a user.
 
 use chrono::{DateTime, Utc};
-use hookgate_core::signin::Source;
+use hookgate_core::signin::{NewTeam as NewTeamPlan, Source};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     sea_query::OnConflict,
@@ -167,6 +167,38 @@ pub struct NewTeam {
     pub max_budget: Option<f64>,
     /// Its metadata object.
     pub metadata: Option<serde_json::Value>,
+}
+
+/// The row of a team a sign-in creates (`create_teams_from_groups`, or a hook's
+/// `create_team`). The teams table holds the models and the budget; the period and the
+/// limits, which LiteLLM enforces, are kept in its metadata with who made it.
+pub(crate) fn sign_in_team_row(new: &NewTeamPlan, now: DateTime<Utc>) -> team::ActiveModel {
+    let params = &new.params;
+    let mut metadata = serde_json::json!({
+        "created_by": match new.source {
+            Source::Hook => "custom_sso",
+            _ => "sso_group",
+        },
+    });
+    if let Some(duration) = params.budget_duration {
+        metadata["budget_duration"] = serde_json::json!(duration.to_string());
+    }
+    if let Some(limit) = params.tpm_limit {
+        metadata["tpm_limit"] = serde_json::json!(limit);
+    }
+    if let Some(limit) = params.rpm_limit {
+        metadata["rpm_limit"] = serde_json::json!(limit);
+    }
+    team::ActiveModel {
+        team_id: Set(new.team_id.clone()),
+        team_alias: Set(new.team_alias.clone()),
+        models: Set(json_list(&params.models)),
+        max_budget: Set(params.max_budget),
+        metadata: Set(metadata),
+        created_at: Set(now),
+        updated_at: Set(now),
+        scim: Set(None),
+    }
 }
 
 /// Creates a team.
