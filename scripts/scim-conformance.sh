@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SCIM conformance suite: PyPI's scim2-tester (python-scim, pinned in
 # scripts/scim-conformance-requirements.txt), installed into a venv under target/, drives a built
-# hookgate (target/release/hookgate if present, else target/debug/hookgate; HOOKGATE_BIN to choose)
+# hookgate (target/debug/hookgate, which `cargo build` makes; HOOKGATE_BIN to choose another)
 # serving SCIM on a free loopback port with a fresh SQLite database. Fails on any failing check
 # not listed with its reason in docs/scim.md ("Conformance exceptions").
 #
@@ -12,10 +12,8 @@ cd "$root"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-bin=${HOOKGATE_BIN:-}
-if [ -z "$bin" ]; then
-    if [ -x target/release/hookgate ]; then bin=target/release/hookgate; else bin=target/debug/hookgate; fi
-fi
+# Never a release binary found lying about: it may be older than the code under test.
+bin=${HOOKGATE_BIN:-target/debug/hookgate}
 [ -x "$bin" ] || die "no hookgate binary at $bin: run cargo build first"
 command -v python3 >/dev/null || apt_install python3
 

@@ -15,12 +15,14 @@
 #    two fixtures that need builds of their own (one with panic = "abort", one against an older
 #    plugin-api layout).
 # 5. Runs `cargo test` over the workspace.
-# 6. Runs the Windows test (tests/windows/run.sh): hookgate.exe and the example plugins as .dll
+# 6. Runs the SCIM conformance suite (scripts/scim-conformance.sh: PyPI's scim2-tester, pinned,
+#    in a venv under target/, against the built binary; exceptions listed in docs/scim.md).
+# 7. Runs the Windows test (tests/windows/run.sh): hookgate.exe and the example plugins as .dll
 #    files, cross-built for x86_64-pc-windows-gnu into target/windows and run under Wine
 #    (HOOKGATE_TEST_SKIP_WINDOWS=1 skips it and says so).
-# 7. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components
+# 8. Runs the end-to-end suite (tests/e2e/run.sh), which installs and starts its own components
 #    (Apache, Chromium, oidc-provider, and LiteLLM's real proxy through tests/litellm/litellm.sh).
-# 8. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
+# 9. Runs the 10-second load test (scripts/load.sh) and the smoke benchmark (scripts/bench.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -100,6 +102,9 @@ cargo build --locked -p fixture_incompatible --features older-layout --target-di
 log "running the tests"
 cd "$ROOT"
 cargo test --workspace --locked
+
+log "running the SCIM conformance suite (scim2-tester from PyPI, pinned; scripts/scim-conformance.sh)"
+bash "$ROOT/scripts/scim-conformance.sh"
 
 log "running the Windows test (hookgate.exe and .dll plugins under Wine; tests/windows/run.sh)"
 bash "$ROOT/tests/windows/run.sh"
