@@ -22,6 +22,8 @@ const users = {
   intruder: { email: 'intruder@example.test', preferred_username: 'litellm-admin', name: 'Intruder', groups: ['admins'] },
   // Scenario D9's user, whose groups the scenario changes (E2E_GROUPS_FILE).
   dana: { email: 'dana@example.test', name: 'Dana Scully', given_name: 'Dana', family_name: 'Scully', groups: [] },
+  // Scenario D10's user, deprovisioned over SCIM.
+  erin: { email: 'erin@example.test', name: 'Erin Hannon', given_name: 'Erin', family_name: 'Hannon', groups: ['e2e-staff'] },
 };
 
 // The groups E2E_GROUPS_FILE gives `id` now, if it names them.

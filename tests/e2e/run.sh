@@ -5,6 +5,8 @@
 #   C. two hookgate replicas sharing PostgreSQL: a login begun on one finishes on the other
 #   D. the front door: hookgate signs people into LiteLLM's real proxy (tests/litellm/litellm.sh)
 #      on one public host where Apache routes /sso/ to hookgate and everything else to LiteLLM
+#      (D9: the identity provider's groups decide LiteLLM teams, added, made and removed; D10: a
+#      SCIM deactivation refuses the user's very next request to LiteLLM and to hookgate)
 #      (set HOOKGATE_E2E_SKIP_LITELLM=1 to skip D; without it, no LiteLLM is a failure)
 # It installs what is missing (Debian: apache2, libapache2-mod-auth-openidc, chromium, curl;
 # npm: the pinned packages of package-lock.json), starts everything on free loopback ports,
@@ -49,6 +51,8 @@ fi
 WORK=$(mktemp -d /tmp/hookgate-e2e.XXXXXX)
 # The groups scenario D9 gives its user between sign-ins (provider.mjs reads it at each one).
 E2E_GROUPS_FILE="$WORK/groups.json"
+# Scenario D10's SCIM bearer token (hookgate G's general_settings.scim_token).
+SCIM_TOKEN="e2e-scim-token-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 chmod 755 "$WORK"
 PIDS=()
 APACHE_PID_FILE="$WORK/apache.pid"
@@ -305,9 +309,17 @@ general_settings:
   custom_sso: custom_sso.custom_sso_handler
   plugin_dirs: ["$BIN"]
   litellm_proxy_url: $LITELLM_URL
-  # D9: the identity provider is authoritative for teams (LiteLLM's setting)
+  # D9: the identity provider is authoritative for teams (LiteLLM's setting), and groups named
+  # e2e-auto-… become teams
   litellm_jwtauth:
     sync_user_role_and_teams: true
+  create_teams_from_groups:
+    allowed_group_prefixes: [e2e-auto-]
+  # D10: the identity provider deprovisions over SCIM
+  scim_token: $SCIM_TOKEN
+litellm_settings:
+  default_team_params:
+    max_budget: 7
 YAML
     log "hookgate F (header hook, front door) on 127.0.0.1:$F_PORT; G (OIDC, front door) on 127.0.0.1:$G_PORT"
     start_hookgate f "$F_PORT" "$WORK/front-door-header.yaml" "DATABASE_URL=$FD_DATABASE_URL" "PROXY_BASE_URL=http://localhost:$FD_PORT"
@@ -373,6 +385,6 @@ fi
 log "running the browser scenarios"
 export IDP_URL="http://127.0.0.1:$IDP_PORT" PROXY_URL="http://localhost:$PROXY_PORT"
 export A_URL="http://127.0.0.1:$A_PORT" R1_URL="http://localhost:$R1_PORT" R2_URL="http://localhost:$R2_PORT"
-export MASTER_KEY DATABASE_URL SHOTS E2E_GROUPS_FILE
+export MASTER_KEY DATABASE_URL SHOTS E2E_GROUPS_FILE SCIM_TOKEN
 (cd "$HERE" && node scenarios.mjs)
 log "screenshots in $SHOTS"

@@ -500,8 +500,16 @@ if (!FD_URL) {
     };
     const hookgateTeams = () => fdSql("SELECT string_agg(team_id || ':' || source, ',' ORDER BY team_id) FROM team_members WHERE user_id = 'dana'");
 
-    const first = await signInDana(['e2e-staff', 'e2e-research']);
-    assert(hookgateTeams() === 'e2e-research:idp,e2e-staff:idp', `hookgate after the first sign-in: ${hookgateTeams()}`);
+    const first = await signInDana(['e2e-staff', 'e2e-research', 'e2e-auto-lab', 'not-a-team']);
+    assert(hookgateTeams() === 'e2e-auto-lab:idp,e2e-research:idp,e2e-staff:idp', `hookgate after the first sign-in: ${hookgateTeams()}`);
+    // e2e-auto-lab was made from the group (create_teams_from_groups), in LiteLLM first, with
+    // default_team_params; not-a-team matches no prefix and was not.
+    const lab = await request(`${LITELLM_URL}/team/info?team_id=e2e-auto-lab`, { headers: admin });
+    assert(lab.status === 200, `LiteLLM's e2e-auto-lab: ${lab.status} ${lab.body}`);
+    const labInfo = JSON.parse(lab.body).team_info;
+    assert(labInfo.max_budget === 7, `LiteLLM's e2e-auto-lab budget: ${JSON.stringify(labInfo)}`);
+    assert((await litellmMembers('e2e-auto-lab')).length === 1, 'dana is in LiteLLM\'s e2e-auto-lab');
+    assert(fdSql("SELECT count(*) FROM teams WHERE team_id = 'not-a-team'") === '0', 'a group outside the prefixes became a team');
     assert((await litellmMembers('e2e-research')).length === 1, 'dana is in LiteLLM\'s e2e-research');
     assert((await chat(FD_OIDC_URL, first)).status === 200, 'the first key works');
 
@@ -514,11 +522,64 @@ if (!FD_URL) {
     // The provider takes e2e-research away.
     const second = await signInDana(['e2e-staff']);
     assert(hookgateTeams() === 'e2e-admins-pick:admin,e2e-staff:idp', `hookgate after the group went: ${hookgateTeams()}`);
+    assert((await litellmMembers('e2e-auto-lab')).length === 0, 'dana left LiteLLM\'s e2e-auto-lab');
     assert((await litellmMembers('e2e-research')).length === 0, 'dana left LiteLLM\'s e2e-research');
     assert((await litellmMembers('e2e-staff')).length === 1, 'dana stays in LiteLLM\'s e2e-staff');
     const stale = await chat(FD_OIDC_URL, first);
     assert(stale.status === 401, `the key issued with the lost team, in LiteLLM: ${stale.status} ${stale.body}`);
     assert((await chat(FD_OIDC_URL, second)).status === 200, 'the new key works');
+  });
+
+  await check('D10 SCIM: the identity provider deactivates a user; their very next request, to LiteLLM or hookgate, is refused, and they leave the LiteLLM team', async () => {
+    const { SCIM_TOKEN } = process.env;
+    const scim = { authorization: `Bearer ${SCIM_TOKEN}`, 'content-type': 'application/scim+json' };
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+    await logInAtProvider(page, 'erin');
+    await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
+    const { key } = await frontDoorToken(context, FD_OIDC_URL);
+    await context.close();
+    assert((await chat(FD_OIDC_URL, key)).status === 200, 'erin\'s key works');
+    const staff = async () => {
+      const res = await request(`${LITELLM_URL}/team/info?team_id=e2e-staff`, { headers: admin });
+      return JSON.parse(res.body).team_info.members_with_roles.some((m) => m.user_id === 'erin');
+    };
+    assert(await staff(), 'erin is in LiteLLM\'s e2e-staff');
+
+    // What Entra sends to deactivate (its capitalised op, the string "False").
+    const found = await request(`${G_URL}/scim/v2/Users?filter=${encodeURIComponent('userName eq "erin"')}`, { headers: scim });
+    assert(found.status === 200, `SCIM list: ${found.status} ${found.body}`);
+    const [resource] = JSON.parse(found.body).Resources;
+    assert(resource?.id, `SCIM found no erin: ${found.body}`);
+    const patch = await request(`${G_URL}/scim/v2/Users/${encodeURIComponent(resource.id)}`, {
+      method: 'PATCH',
+      headers: scim,
+      body: JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'Replace', path: 'active', value: 'False' }] }),
+    });
+    assert(patch.status === 200, `SCIM deactivation: ${patch.status} ${patch.body}`);
+    assert(JSON.parse(patch.body).active === false, `SCIM says: ${patch.body}`);
+
+    const inLitellm = await chat(FD_OIDC_URL, key);
+    assert(inLitellm.status === 401, `LiteLLM right after the deactivation: ${inLitellm.status} ${inLitellm.body}`);
+    const inHookgate = await request(`${G_URL}/user/info`, { headers: { authorization: `Bearer ${key}` } });
+    assert(inHookgate.status === 401, `hookgate right after the deactivation: ${inHookgate.status} ${inHookgate.body}`);
+    assert(!(await staff()), 'erin left LiteLLM\'s e2e-staff');
+
+    // Signing in again is refused.
+    const again = await newContext();
+    const retry = await again.newPage();
+    let callback;
+    retry.on('response', (res) => {
+      if (res.url().startsWith(`${FD_OIDC_URL}/sso/callback`)) callback = res;
+    });
+    await retry.goto(`${FD_OIDC_URL}/sso/key/generate`);
+    await logInAtProvider(retry, 'erin');
+    await retry.waitForURL((url) => url.pathname === '/sso/callback');
+    await retry.waitForLoadState('load');
+    assert(callback?.status() === 403, `a deactivated user's sign-in: ${callback?.status()}`);
+    assert(!(await again.cookies(FD_OIDC_URL)).some((c) => c.name === 'token'), 'a token cookie was set');
+    await again.close();
   });
 
   await check('D6 LiteLLM down: a sign-in answers 502 naming LiteLLM, sets no token cookie, opens no session', async () => {
