@@ -1,10 +1,15 @@
 //! Every sign-in rule as a table of cases over [`decide`], with a fixed clock.
 
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone, Utc};
 use plugin_api::{NewUser, OpenId, TeamRole, UserRole};
 
 use super::*;
-use crate::policy::NewUsers;
+use crate::{
+    budget::BudgetDuration,
+    identity::{Binding, Proof},
+    policy::{NewUsers, Policy, UiAccess},
+    values::Values,
+};
 
 /// 2026-12-01 12:00 UTC, a Tuesday.
 fn now() -> DateTime<Utc> {
