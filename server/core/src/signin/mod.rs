@@ -24,6 +24,8 @@ pub use self::{
 };
 
 #[cfg(test)]
+mod identity_tests;
+#[cfg(test)]
 mod team_tests;
 #[cfg(test)]
 mod tests;
