@@ -12,8 +12,9 @@ use abi_stable::{
 };
 
 use super::{
-    Hook, HookKind, HostApi, HostTrampolines, NewUserFfi, OpenIdFfi, SsoValuesFfi, TeamRecordFfi,
-    UserRecordFfi, opt, ropt, rvec, vec,
+    Hook, HookKind, HostApi, NewUserFfi, OpenIdFfi, SsoValuesFfi, TeamRecordFfi, UserRecordFfi,
+    host::HostTrampolines,
+    values::{opt, ropt, rvec, vec},
 };
 use crate::{HookError, HostError, LogLevel, NewTeam, TeamRole};
 

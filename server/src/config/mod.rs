@@ -247,4 +247,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod claims_tests;
+#[cfg(test)]
 mod tests;

@@ -1,10 +1,14 @@
 //! Teams a sign-in creates from the identity's groups (`create_teams_from_groups`), as tables.
 
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone, Utc};
 use plugin_api::{OpenId, TeamRole, UserRole};
 
 use super::*;
-use crate::policy::{TeamCreation, TeamParams};
+use crate::{
+    identity::{Binding, Proof},
+    policy::{Policy, TeamCreation, TeamParams},
+    values::Values,
+};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()

@@ -1,10 +1,16 @@
-//! Every sign-in rule as a table of cases over [`decide`], with a fixed clock.
+//! The sign-in rules (roles, access, budgets, new users, teams, the hook's writes) as tables of
+//! cases over [`decide`], with a fixed clock; how the account is found is `identity_tests.rs`.
 
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone, Utc};
 use plugin_api::{NewUser, OpenId, TeamRole, UserRole};
 
 use super::*;
-use crate::policy::NewUsers;
+use crate::{
+    budget::BudgetDuration,
+    identity::{Binding, Proof},
+    policy::{NewUsers, Policy, UiAccess},
+    values::Values,
+};
 
 /// 2026-12-01 12:00 UTC, a Tuesday.
 fn now() -> DateTime<Utc> {
@@ -31,7 +37,12 @@ fn identity(id: &str, groups: &[&str]) -> OpenId {
 }
 
 /// Values as the example `custom_sso` hook returns them.
-fn hook_values(id: &str, role: Option<UserRole>, budget: Option<f64>, duration: &str) -> Values {
+pub(super) fn hook_values(
+    id: &str,
+    role: Option<UserRole>,
+    budget: Option<f64>,
+    duration: &str,
+) -> Values {
     Values {
         models: Vec::new(),
         user_id: id.into(),
@@ -56,7 +67,7 @@ fn default_values(id: &str, role: Option<UserRole>) -> Values {
     }
 }
 
-fn stored(id: &str) -> Account {
+pub(super) fn stored(id: &str) -> Account {
     let then = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     Account {
         user_id: id.into(),
@@ -75,18 +86,18 @@ fn stored(id: &str) -> Account {
     }
 }
 
-struct Case {
-    name: &'static str,
-    policy: Policy<'static>,
-    openid: OpenId,
-    proof: Proof,
-    values: Values,
-    staged: Vec<Staged>,
-    snapshot: Snapshot,
+pub(super) struct Case {
+    pub(super) name: &'static str,
+    pub(super) policy: Policy<'static>,
+    pub(super) openid: OpenId,
+    pub(super) proof: Proof,
+    pub(super) values: Values,
+    pub(super) staged: Vec<Staged>,
+    pub(super) snapshot: Snapshot,
 }
 
 impl Case {
-    fn new(name: &'static str, id: &str) -> Case {
+    pub(super) fn new(name: &'static str, id: &str) -> Case {
         Case {
             name,
             policy: Policy::default(),
@@ -109,11 +120,11 @@ impl Case {
         decide(&input, &self.snapshot, &self.policy, now())
     }
 
-    fn plan(&self) -> Plan {
+    pub(super) fn plan(&self) -> Plan {
         self.decide().unwrap_or_else(|error| panic!("{}: refused: {error}", self.name))
     }
 
-    fn refusal(&self) -> String {
+    pub(super) fn refusal(&self) -> String {
         match self.decide() {
             Ok(plan) => panic!("{}: expected a refusal, got {plan:?}", self.name),
             Err(error) => error.to_string(),
@@ -494,160 +505,4 @@ fn the_hooks_staged_writes() {
     assert_eq!(new.account.user_role, Some(UserRole::ProxyAdminViewer));
     assert_eq!(new.account.binding, case.proof.binding, "bound to the identity");
     assert_eq!(new.metadata["created_by"], "custom_sso");
-}
-
-#[test]
-fn accounts_are_matched_by_binding_id_then_verified_email() {
-    let oidc = |sub: &str, verified: bool| Proof {
-        binding: Some(Binding { issuer: "https://idp.example".into(), subject: sub.into() }),
-        email_verified: verified,
-        role_groups: None,
-    };
-    let unbound = |id: &str| Account { binding: None, ..stored(id) };
-
-    let mut case = Case::new("by binding, whatever the id", "kim");
-    case.proof = oidc("kim-sub", true);
-    case.values = hook_values("kim.renamed", None, None, "");
-    let mut account = stored("kim");
-    account.binding = case.proof.binding.clone();
-    case.snapshot.accounts = vec![account];
-    assert_eq!(case.plan().account.user_id, "kim");
-
-    let mut case = Case::new("by id, bound elsewhere", "kim");
-    case.proof = oidc("mallory-sub", true);
-    case.snapshot.accounts = vec![stored("kim")];
-    assert!(case.refusal().contains("belongs to another sign-in identity"));
-
-    // An unbound account found by id (pre-provisioned by an admin) is taken only with a
-    // verified email equal to its own: a chosen preferred_username proves nothing.
-    let mut leo = unbound("leo");
-    leo.user_email = Some("Leo@Example.test".into());
-    let mut case = Case::new("by id, unbound, verified email matches: taken and bound", "leo");
-    case.proof = oidc("leo-sub", true);
-    case.openid.email = Some("leo@example.test".into());
-    case.snapshot.accounts = vec![leo.clone()];
-    let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
-    assert_eq!(changes.binding, case.proof.binding);
-    for (name, verified, email) in [
-        ("by id, unbound, email unverified", false, Some("leo@example.test")),
-        ("by id, unbound, another verified email", true, Some("eve@evil.test")),
-        ("by id, unbound, no email", true, None),
-    ] {
-        let mut case = Case::new(name, "leo");
-        case.proof = oidc("eve-sub", verified);
-        case.openid.email = email.map(str::to_owned);
-        case.values.user_email = Some("leo@example.test".into());
-        case.snapshot.accounts = vec![leo.clone()];
-        assert!(case.refusal().contains("not linked to your sign-in"), "{name}");
-    }
-    let mut case = Case::new("by id, unbound account without an email", "leo");
-    case.openid.email = Some("leo@example.test".into());
-    case.snapshot.accounts = vec![Account { user_email: None, ..unbound("leo") }];
-    assert!(case.refusal().contains("not linked to your sign-in"), "header identities too");
-    let mut case = Case::new("pre-bound by an administrator: found by its binding", "leo");
-    case.proof = oidc("leo-sub", false);
-    let mut pre_bound = unbound("leo");
-    pre_bound.binding = case.proof.binding.clone();
-    case.snapshot.accounts = vec![pre_bound];
-    assert_eq!(case.plan().account.user_id, "leo");
-
-    let mut case = Case::new("reserved ids", "default_user_id");
-    assert!(case.refusal().contains("reserved for the password login"));
-    case = Case::new("PROXY_ADMIN_ID unbound", "root");
-    case.policy.proxy_admin_id = Some("root");
-    case.snapshot.accounts = vec![unbound("root")];
-    assert!(case.refusal().contains("administrator account"));
-
-    let mut case = Case::new("by email, unverified: a new account", "max");
-    case.proof = oidc("max-sub", false);
-    case.values.user_email = Some("boss@example.test".into());
-    case.openid.email = Some("boss@example.test".into());
-    let mut boss = unbound("boss");
-    boss.user_email = Some("boss@example.test".into());
-    case.snapshot.accounts = vec![boss.clone()];
-    assert!(case.plan().is_new);
-    assert!(keys(&input_of(&case), &case.policy).email.is_none(), "not even looked up");
-
-    case.proof = oidc("max-sub", true);
-    assert_eq!(case.plan().account.user_id, "boss", "verified: linked");
-    case.policy.link_by_email = false;
-    assert!(case.plan().is_new, "linking turned off");
-
-    let mut case = Case::new("by email, bound elsewhere: skipped", "max");
-    case.proof = oidc("max-sub", true);
-    case.values.user_email = Some("boss@example.test".into());
-    case.openid.email = Some("boss@example.test".into());
-    let mut bound_boss = stored("boss");
-    bound_boss.user_email = Some("boss@example.test".into());
-    case.snapshot.accounts = vec![bound_boss];
-    assert!(case.plan().is_new);
-}
-
-fn input_of(case: &Case) -> Input<'_> {
-    Input {
-        openid: &case.openid,
-        proof: &case.proof,
-        idp_id: case.openid.id.as_deref(),
-        values: &case.values,
-        staged: &case.staged,
-    }
-}
-
-#[test]
-fn alias_and_email() {
-    let mut case = Case::new("an empty alias is filled, a set one kept", "nina");
-    let mut account = stored("nina");
-    account.user_alias = None;
-    case.snapshot.accounts = vec![account];
-    let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
-    assert_eq!(changes.user_alias.as_deref(), Some("nina Example"));
-
-    let mut case = Case::new("a set alias is kept; a new email is written", "nina");
-    case.values.user_email = Some("nina@new.example".into());
-    case.snapshot.accounts = vec![stored("nina")];
-    let UserWrite::Update { changes, .. } = case.plan().user else { panic!("an update") };
-    assert_eq!(changes.user_alias, None);
-    assert_eq!(changes.user_email.as_deref(), Some("nina@new.example"));
-
-    let mut case = Case::new("a returning user with nothing new writes nothing", "otto");
-    case.snapshot.accounts = vec![stored("otto")];
-    assert_eq!(case.plan().user, UserWrite::Unchanged);
-}
-
-#[test]
-fn a_deactivated_account_refuses_every_way_it_is_reached() {
-    let oidc = Proof {
-        binding: Some(Binding { issuer: "https://idp.example".into(), subject: "dee-sub".into() }),
-        email_verified: true,
-        role_groups: None,
-    };
-    let deactivated = |id: &str| Account { active: false, ..stored(id) };
-
-    let mut case = Case::new("by binding", "dee");
-    case.proof = oidc.clone();
-    let mut account = deactivated("dee");
-    account.binding = oidc.binding.clone();
-    case.snapshot.accounts = vec![account];
-    assert!(case.refusal().contains("is deactivated"), "{}", case.name);
-
-    let mut case = Case::new("by id, unbound, verified email", "dee");
-    case.proof = oidc.clone();
-    case.openid.email = Some("dee@example.test".into());
-    case.snapshot.accounts = vec![Account { binding: None, ..deactivated("dee") }];
-    assert!(case.refusal().contains("is deactivated"), "{}", case.name);
-
-    let mut case = Case::new("by verified email, linking on", "dee.other");
-    case.policy.link_by_email = true;
-    case.proof = oidc.clone();
-    case.openid.email = Some("dee@example.test".into());
-    case.values.user_email = Some("dee@example.test".into());
-    case.snapshot.accounts = vec![Account { binding: None, ..deactivated("dee") }];
-    assert!(case.refusal().contains("is deactivated"), "{}", case.name);
-
-    let mut case = Case::new("active again: signs in", "dee");
-    case.proof = oidc.clone();
-    let mut account = stored("dee");
-    account.binding = oidc.binding.clone();
-    case.snapshot.accounts = vec![account];
-    assert_eq!(case.plan().account.user_id, "dee");
 }
