@@ -38,7 +38,11 @@ fn start_microsoft(backend: &Backend, idp: &FakeIdp, more_env: &[(&str, &str)]) 
 }
 
 /// Graph's `/me` for Alice (what Microsoft's userinfo is), and the ID token's extra claims.
-fn as_microsoft_user(idp: &FakeIdp, id_token_claims: serde_json::Value, graph: Behavior) {
+pub(crate) fn as_microsoft_user(
+    idp: &FakeIdp,
+    id_token_claims: serde_json::Value,
+    graph: Behavior,
+) {
     idp.set(Behavior {
         claims: json!({
             "sub": "alice-ms-sub",

@@ -506,7 +506,15 @@ pub(super) fn undo_latest_migration(server: &TestServer) {
         if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
             undo.push("PRAGMA journal_mode=DELETE".to_owned());
         }
-        for (table, column) in [("teams", "scim"), ("users", "scim"), ("users", "active")] {
+        if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            undo.push("DROP INDEX users_scim_external_id".to_owned());
+        }
+        for (table, column) in [
+            ("teams", "scim"),
+            ("users", "scim"),
+            ("users", "scim_external_id"),
+            ("users", "active"),
+        ] {
             undo.push(format!("ALTER TABLE {table} DROP COLUMN {column}"));
         }
         undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{LATEST_MIGRATION}'"));

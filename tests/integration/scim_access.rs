@@ -235,3 +235,48 @@ fn the_password_login_is_refused_for_a_deactivated_account_and_its_own_is_not_sc
     scim.refused("PATCH", "/Users/default_user_id", Some(&off), 404, None, "no user");
     assert!(user_row(&plain, "default_user_id").unwrap().active);
 }
+
+#[test]
+fn a_microsoft_sign_in_reaches_the_account_entra_provisioned_for_its_object_id() {
+    use hookgate_tests::{fake_idp::Behavior, server::ServerOptions};
+    let idp = FakeIdp::start();
+    for_each_backend(|backend| {
+        let env = idp.microsoft_env();
+        let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.push(("HOOKGATE_TEST_SCIM_TOKEN", TOKEN));
+        let config = crate::oidc::config("  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n");
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions { config: &config, env: &pairs, ..ServerOptions::default() },
+        );
+        let scim = Scim::new(&server);
+        // What Entra's default mapping sends: userName the UPN, externalId the object id.
+        let mut alice = okta_user("alice@example.test", "Alice", "Liddell", "alice-oid");
+        alice["emails"] = json!([{"value": "alice@example.test", "type": "work", "primary": true}]);
+        scim.ok("POST", "/Users", Some(&alice), 201);
+
+        // Microsoft's ID token proves the object id (`oid`); it carries no email_verified, and
+        // the identity's own id (Graph's `id`) is not the UPN.
+        crate::oidc_groups::as_microsoft_user(
+            &idp,
+            json!({"oid": "alice-oid", "groups": []}),
+            Behavior::default(),
+        );
+        let reply = oidc_sign_in(&server);
+        assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+        let row = user_row(&server, "alice@example.test").unwrap();
+        assert_eq!(row.sso_user_id.as_deref(), Some("alice-ms-sub"), "bound at the first sign-in");
+        assert!(user_row(&server, "alice-oid").is_none(), "no second account");
+
+        // Deactivated by Entra: the Microsoft sign-in reaches the account, and is refused.
+        scim.ok(
+            "PATCH",
+            "/Users/alice@example.test",
+            Some(&patch(json!([{"op": "Replace", "path": "active", "value": "False"}]))),
+            200,
+        );
+        let refused = oidc_sign_in(&server);
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(user_row(&server, "alice-oid").is_none(), "no way around the deactivation");
+    });
+}

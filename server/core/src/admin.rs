@@ -94,6 +94,7 @@ pub fn password_login(user_id: &str, stored: Option<&Account>, now: DateTime<Utc
                 created_at: now,
                 updated_at: now,
                 active: true,
+                directory_id: None,
             };
             let new = NewAccount {
                 account: account.clone(),
@@ -153,6 +154,7 @@ mod tests {
             created_at: then,
             updated_at: then,
             active: true,
+            directory_id: None,
         }
     }
 

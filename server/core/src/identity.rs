@@ -37,6 +37,10 @@ pub struct Proof {
     /// (`role_mappings.group_claim`, `GENERIC_ROLE_MAPPINGS_GROUP_CLAIM`); `None`: the identity's
     /// groups (`team_ids`).
     pub role_groups: Option<Vec<String>>,
+    /// The identity's id in the directory that provisions users over SCIM, as the identity
+    /// provider proves it: Microsoft's `oid` (the object id Entra sends as `externalId`). An
+    /// unbound account provisioned with it is the identity's.
+    pub directory_id: Option<String>,
 }
 
 impl Proof {
@@ -48,7 +52,7 @@ impl Proof {
                 issuer: Binding::PROXY_ISSUER.to_owned(),
                 subject: id.to_owned(),
             });
-        Proof { binding, email_verified: true, role_groups: None }
+        Proof { binding, email_verified: true, role_groups: None, directory_id: None }
     }
 }
 
@@ -226,6 +230,7 @@ mod tests {
                     binding: Some(Binding { issuer: "i".into(), subject: "a\u{7}".into() }),
                     email_verified: true,
                     role_groups: None,
+                    directory_id: None,
                 },
                 &[],
                 IdentityProblem::Subject("\"a\\u{7}\"".into()),

@@ -354,6 +354,7 @@ fn user_of(row: &sync::QueryResult, prefix: &str) -> Result<user::Model, DbErr> 
         updated_at: get(row, prefix, "updated_at")?,
         active: get(row, prefix, "active")?,
         scim: get(row, prefix, "scim")?,
+        scim_external_id: get(row, prefix, "scim_external_id")?,
     })
 }
 

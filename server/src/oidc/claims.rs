@@ -30,10 +30,20 @@ pub(super) fn identity_and_proof(
     // The role mapping's own group claim, when one is configured.
     let role_groups = (!settings.claims.role_groups.is_empty())
         .then(|| groups_at(claims, &settings.claims.role_groups));
+    // Microsoft's object id (`oid`), which Entra provisions as the SCIM `externalId`.
+    let directory_id = match (&settings.kind, claims.get("oid")) {
+        (crate::config::ProviderKind::Microsoft, Some(Value::String(oid)))
+            if !oid.trim().is_empty() =>
+        {
+            Some(oid.trim().to_owned())
+        }
+        _ => None,
+    };
     let proof = crate::signin::Proof {
         binding: Some(crate::signin::Binding { issuer, subject }),
         email_verified: email_verified(claims),
         role_groups,
+        directory_id,
     };
     Ok((identity(claims, &settings.claims, settings.kind.as_str()), proof))
 }

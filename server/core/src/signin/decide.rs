@@ -260,6 +260,20 @@ fn find_account<'s>(
     if let Some(account) = snapshot.accounts.iter().find(|a| same_binding(a, binding)) {
         return Ok(Found::Stored(account));
     }
+    // An account the directory provisioned for this very identity (SCIM `externalId` = the
+    // directory id the provider proves), bound to no one yet: exactly one, or none is taken.
+    if let Some(directory_id) = &input.proof.directory_id {
+        let provisioned: Vec<&Account> = snapshot
+            .accounts
+            .iter()
+            .filter(|a| a.directory_id.as_ref() == Some(directory_id) && a.binding.is_none())
+            .collect();
+        if let [account] = provisioned[..]
+            && !reserved(&account.user_id)
+        {
+            return Ok(Found::Stored(account));
+        }
+    }
     for id in candidate_ids(input) {
         if let Some(account) = snapshot.accounts.iter().find(|a| a.user_id == id) {
             if account.binding.is_some() {
@@ -331,6 +345,7 @@ fn new_account(input: &Input<'_>, policy: &Policy<'_>, now: DateTime<Utc>) -> Ne
             created_at: now,
             updated_at: now,
             active: true,
+            directory_id: None,
         },
         metadata: serde_json::json!({
             "auth_provider": input.openid.provider.as_deref().map(|p| shorten(p, 64))
@@ -356,6 +371,7 @@ fn hook_user(new: &NewUser, now: DateTime<Utc>) -> NewAccount {
             created_at: now,
             updated_at: now,
             active: true,
+            directory_id: None,
         },
         metadata: serde_json::json!({"created_by": "custom_sso"}),
     }

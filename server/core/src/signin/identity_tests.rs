@@ -12,6 +12,7 @@ fn accounts_are_matched_by_binding_id_then_verified_email() {
         binding: Some(Binding { issuer: "https://idp.example".into(), subject: sub.into() }),
         email_verified: verified,
         role_groups: None,
+        directory_id: None,
     };
     let unbound = |id: &str| Account { binding: None, ..stored(id) };
 
@@ -130,6 +131,7 @@ fn a_deactivated_account_refuses_every_way_it_is_reached() {
         binding: Some(Binding { issuer: "https://idp.example".into(), subject: "dee-sub".into() }),
         email_verified: true,
         role_groups: None,
+        directory_id: None,
     };
     let deactivated = |id: &str| Account { active: false, ..stored(id) };
 
@@ -160,4 +162,86 @@ fn a_deactivated_account_refuses_every_way_it_is_reached() {
     account.binding = oidc.binding.clone();
     case.snapshot.accounts = vec![account];
     assert_eq!(case.plan().account.user_id, "dee");
+}
+
+#[test]
+fn an_account_provisioned_for_the_directory_id_is_the_identitys() {
+    // Entra provisions `erin@contoso.test` over SCIM with externalId = her object id; a
+    // Microsoft sign-in proves that id (`oid`) but no email, and its user id is another.
+    let microsoft = |oid: Option<&str>| Proof {
+        binding: Some(Binding {
+            issuer: "https://login.example".into(),
+            subject: "pairwise".into(),
+        }),
+        email_verified: false,
+        role_groups: None,
+        directory_id: oid.map(str::to_owned),
+    };
+    let provisioned = |id: &str, oid: &str| Account {
+        binding: None,
+        directory_id: Some(oid.into()),
+        ..stored(id)
+    };
+    // (name, the proof's oid, the accounts, the account the plan takes; None: a new one)
+    type Row<'a> = (&'a str, Option<&'a str>, Vec<Account>, Option<&'a str>);
+    let rows: Vec<Row> = vec![
+        (
+            "the same oid, unbound: taken",
+            Some("oid-1"),
+            vec![provisioned("erin@contoso.test", "oid-1")],
+            Some("erin@contoso.test"),
+        ),
+        (
+            "another oid: a new account",
+            Some("oid-2"),
+            vec![provisioned("erin@contoso.test", "oid-1")],
+            None,
+        ),
+        (
+            "no oid proved: a new account",
+            None,
+            vec![provisioned("erin@contoso.test", "oid-1")],
+            None,
+        ),
+        (
+            "bound to another identity: never",
+            Some("oid-1"),
+            vec![Account {
+                binding: Some(Binding { issuer: "x".into(), subject: "y".into() }),
+                ..provisioned("erin@contoso.test", "oid-1")
+            }],
+            None,
+        ),
+        (
+            "two accounts with the oid: neither",
+            Some("oid-1"),
+            vec![
+                provisioned("erin@contoso.test", "oid-1"),
+                provisioned("erin2@contoso.test", "oid-1"),
+            ],
+            None,
+        ),
+    ];
+    for (name, oid, accounts, taken) in rows {
+        let mut case = Case::new(name, "00000000-oid-user");
+        case.proof = microsoft(oid);
+        case.snapshot.accounts = accounts;
+        let plan = case.plan();
+        match taken {
+            Some(user_id) => {
+                assert_eq!(plan.account.user_id, user_id, "{name}");
+                let UserWrite::Update { changes, .. } = plan.user else {
+                    panic!("{name}: an update")
+                };
+                assert_eq!(changes.binding, case.proof.binding, "{name}: bound at once");
+            }
+            None => assert!(plan.is_new && plan.account.user_id == "00000000-oid-user", "{name}"),
+        }
+    }
+    // A directory-provisioned account that is deactivated refuses, as by any other way.
+    let mut case = Case::new("deactivated", "00000000-oid-user");
+    case.proof = microsoft(Some("oid-1"));
+    case.snapshot.accounts =
+        vec![Account { active: false, ..provisioned("erin@contoso.test", "oid-1") }];
+    assert!(!case.refusal().is_empty());
 }

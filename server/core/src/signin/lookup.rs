@@ -19,7 +19,14 @@ pub fn identity_keys(openid: &OpenId, proof: &Proof, policy: &Policy<'_>) -> Key
     let user_ids: Vec<String> = openid.id.iter().map(|id| id.trim().to_owned()).collect();
     let email =
         (policy.link_by_email && proof.email_verified).then(|| openid.email.clone()).flatten();
-    Keys { members: user_ids.clone(), user_ids, binding: proof.binding.clone(), email, teams }
+    Keys {
+        members: user_ids.clone(),
+        user_ids,
+        binding: proof.binding.clone(),
+        email,
+        teams,
+        directory_id: proof.directory_id.clone(),
+    }
 }
 
 /// The keys a sign-in's snapshot must cover.
@@ -48,6 +55,7 @@ pub fn keys(input: &Input<'_>, policy: &Policy<'_>) -> Keys {
         email: link_by_email(input, policy).then(|| input.values.user_email.clone()).flatten(),
         teams,
         members,
+        directory_id: input.proof.directory_id.clone(),
     }
 }
 

@@ -65,6 +65,10 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
     /// False once deprovisioned (SCIM `active: false`): found, it refuses the sign-in.
     pub active: bool,
+    /// The user's id in the directory that provisions it over SCIM (its `externalId`; Entra
+    /// sends the object id): an unbound account is reached by an identity the directory proves
+    /// with the same id ([`Proof::directory_id`](crate::identity::Proof::directory_id)).
+    pub directory_id: Option<String>,
 }
 
 /// Who made a membership, which decides who may take it away: a sync with the identity
@@ -191,4 +195,6 @@ pub struct Keys {
     pub teams: Vec<String>,
     /// Users whose memberships matter beyond the accounts found.
     pub members: Vec<String>,
+    /// The identity's directory id (an account provisioned with it as its `externalId`).
+    pub directory_id: Option<String>,
 }

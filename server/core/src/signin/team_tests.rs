@@ -37,6 +37,7 @@ fn plan(groups: &[&str], existing: &[&str], creation: Option<&TeamCreation>) -> 
         binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: "alice".into() }),
         email_verified: true,
         role_groups: None,
+        directory_id: None,
     };
     let values = Values {
         models: Vec::new(),
@@ -183,6 +184,7 @@ fn plan_with_hook(groups: &[&str], staged: &[Staged], stored: &[(&str, &str, Sou
         binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: "alice".into() }),
         email_verified: true,
         role_groups: None,
+        directory_id: None,
     };
     let values = Values {
         models: Vec::new(),

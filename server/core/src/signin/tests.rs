@@ -22,6 +22,7 @@ fn proxy(subject: &str) -> Proof {
         binding: Some(Binding { issuer: Binding::PROXY_ISSUER.into(), subject: subject.into() }),
         email_verified: true,
         role_groups: None,
+        directory_id: None,
     }
 }
 
@@ -83,6 +84,7 @@ pub(super) fn stored(id: &str) -> Account {
         created_at: then,
         updated_at: then,
         active: true,
+        directory_id: None,
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Model {
     /// The SCIM attributes kept that LiteLLM's table has no column for (`userName`,
     /// `externalId`, `name`); null for users SCIM never wrote.
     pub scim: Option<Json>,
+    /// The SCIM `externalId`, apart from `scim` so that a sign-in can be linked by it (indexed):
+    /// Entra sends the user's object id, which a Microsoft sign-in proves as `oid`.
+    pub scim_external_id: Option<String>,
 }
 
 /// Relations are kept in queries, not declared.

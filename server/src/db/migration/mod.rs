@@ -63,6 +63,7 @@ enum Users {
     UpdatedAt,
     Active,
     Scim,
+    ScimExternalId,
 }
 
 #[derive(DeriveIden)]

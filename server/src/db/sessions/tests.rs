@@ -35,6 +35,7 @@ fn found(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Found {
             updated_at: at,
             active: true,
             scim: None,
+            scim_external_id: None,
         },
     )
 }

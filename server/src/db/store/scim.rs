@@ -84,6 +84,7 @@ pub async fn insert_scim_user<C: ConnectionTrait>(
         now,
     );
     row.active = Set(fields.active);
+    row.scim_external_id = Set(external_id(&fields.scim));
     row.scim = Set(Some(fields.scim));
     user::Entity::insert(row).exec_without_returning(conn).await?;
     super::user_by_id(conn, user_id)
@@ -103,6 +104,7 @@ pub async fn update_scim_user<C: ConnectionTrait>(
     changes.user_email = Set(fields.user_email);
     changes.user_alias = Set(fields.user_alias);
     changes.active = Set(fields.active);
+    changes.scim_external_id = Set(external_id(&fields.scim));
     changes.scim = Set(Some(fields.scim));
     changes.updated_at = Set(now);
     changes.update(conn).await
@@ -207,4 +209,14 @@ pub async fn delete_team<C: ConnectionTrait>(conn: &C, team_id: &str) -> Result<
         .exec(conn)
         .await?;
     team::Entity::delete_by_id(team_id.to_owned()).exec(conn).await.map(|_| ())
+}
+
+/// The `externalId` of the SCIM attributes kept (`users.scim_external_id`, which a Microsoft
+/// sign-in's `oid` is linked by); blank is none.
+fn external_id(scim: &serde_json::Value) -> Option<String> {
+    scim.get("externalId")
+        .and_then(serde_json::Value::as_str)
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
 }

@@ -32,6 +32,7 @@ pub(in crate::db) fn account_of(row: user::Model) -> Account {
         created_at: row.created_at,
         updated_at: row.updated_at,
         active: row.active,
+        directory_id: row.scim_external_id,
     }
 }
 
@@ -55,6 +56,7 @@ pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
         updated_at: Set(account.updated_at),
         active: Set(account.active),
         scim: Set(None),
+        scim_external_id: Set(None),
     }
 }
 
@@ -103,6 +105,9 @@ pub(in crate::db) fn accounts_query(keys: &Keys) -> sea_orm::Select<user::Entity
     }
     if let Some(email) = &keys.email {
         condition = condition.add(user::Column::UserEmail.eq(email.to_lowercase()));
+    }
+    if let Some(directory_id) = &keys.directory_id {
+        condition = condition.add(user::Column::ScimExternalId.eq(directory_id.as_str()));
     }
     user::Entity::find().filter(condition)
 }

@@ -45,6 +45,7 @@ pub fn new_user_row(
         updated_at: Set(now),
         active: Set(true),
         scim: Set(None),
+        scim_external_id: Set(None),
     }
 }
 

@@ -69,6 +69,7 @@ fn identity(user_id: &str, issuer: &str, subject: &str, max_budget: Option<f64>)
             binding: Some(Binding { issuer: issuer.into(), subject: subject.into() }),
             email_verified: true,
             role_groups: None,
+            directory_id: None,
         },
         values: Values {
             models: Vec::new(),
