@@ -2,12 +2,10 @@
 //! (`litellm_jwtauth.sync_user_role_and_teams`), removing only the memberships a sync made, and
 //! roles from groups (`role_mappings`, `GENERIC_ROLE_MAPPINGS_*`, `jwt_litellm_role_map`).
 
-use hookgate::db::entity::team_member;
 use hookgate_tests::{
-    Scratch, run_hookgate,
+    Scratch, pairs, run_hookgate,
     server::{ServerOptions, TestServer, for_each_backend},
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
 /// The header hook alone (no custom_sso: memberships from groups are the sync's own).
@@ -17,26 +15,6 @@ fn config(extra: &str) -> String {
          custom_sso_handler.custom_ui_sso_sign_in_handler\n  plugin_dirs: [\"{{plugins}}\"]\n  \
          trusted_proxy_ranges: [\"127.0.0.1/32\"]\n{extra}"
     )
-}
-
-/// carol's memberships as stored: (team, source).
-fn memberships(server: &TestServer, user_id: &str) -> Vec<(String, String)> {
-    let user_id = user_id.to_owned();
-    server.db(async move |conn| {
-        team_member::Entity::find()
-            .filter(team_member::Column::UserId.eq(user_id))
-            .order_by_asc(team_member::Column::TeamId)
-            .all(conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| (m.team_id, m.source))
-            .collect()
-    })
-}
-
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
 }
 
 #[test]
@@ -58,7 +36,7 @@ fn an_authoritative_sync_removes_only_its_own_memberships_and_ends_older_session
         );
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(
-            memberships(&server, "carol"),
+            server.memberships("carol"),
             pairs(&[("eng", "idp"), ("ops", "idp"), ("sales", "admin")])
         );
         let bearer = |key: &str| format!("Bearer {key}");
@@ -66,7 +44,7 @@ fn an_authoritative_sync_removes_only_its_own_memberships_and_ends_older_session
 
         // The provider drops ops (and never named sales): ops goes, the admin's sales stays.
         let second = server.session_key("carol", &["eng"]);
-        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("sales", "admin")]));
+        assert_eq!(server.memberships("carol"), pairs(&[("eng", "idp"), ("sales", "admin")]));
         assert_eq!(
             server.get("/user/info", &[("authorization", &bearer(&first))]).status,
             401,
@@ -94,7 +72,7 @@ fn without_the_setting_a_sync_only_adds() {
         server.create_team("ops");
         let first = server.session_key("dan", &["eng", "ops"]);
         server.session_key("dan", &["eng"]);
-        assert_eq!(memberships(&server, "dan"), pairs(&[("eng", "idp"), ("ops", "idp")]));
+        assert_eq!(server.memberships("dan"), pairs(&[("eng", "idp"), ("ops", "idp")]));
         let bearer = format!("Bearer {first}");
         assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
     });
@@ -220,7 +198,7 @@ fn try_previews_what_an_authoritative_sign_in_would_remove() {
         assert_eq!(plan["revokes_earlier_sessions"], true);
         assert_eq!(plan["session"]["user_role"], "internal_user");
         // Nothing written: ivy is still in ops.
-        assert_eq!(memberships(&server, "ivy"), pairs(&[("eng", "idp"), ("ops", "idp")]));
+        assert_eq!(server.memberships("ivy"), pairs(&[("eng", "idp"), ("ops", "idp")]));
     });
 }
 
@@ -260,13 +238,13 @@ fn in_front_of_litellm_the_user_leaves_the_litellm_team_and_loses_the_old_key() 
         assert_eq!(fake.members("eng"), ["kim"]);
         assert!(!fake.is_live(&first), "the key of the session that ended is deleted");
         assert!(fake.is_live(&key(&second)));
-        assert_eq!(memberships(&server, "kim"), pairs(&[("eng", "idp")]));
+        assert_eq!(server.memberships("kim"), pairs(&[("eng", "idp")]));
 
         // LiteLLM refusing the removal fails the sign-in and changes nothing here.
         server.sign_in("kim", "kim@example.test", &["eng", "ops"]);
         fake.fail("/team/member_delete", 500, "database is down");
         let refused = server.sign_in("kim", "kim@example.test", &["eng"]);
         assert_eq!(refused.status, 502, "{}", refused.body);
-        assert_eq!(memberships(&server, "kim"), pairs(&[("eng", "idp"), ("ops", "idp")]));
+        assert_eq!(server.memberships("kim"), pairs(&[("eng", "idp"), ("ops", "idp")]));
     });
 }

@@ -2,12 +2,13 @@
 //! teams (`create_team`) and takes members out (`remove_team_member`) to run a sync of its own,
 //! and a hook built the way plugin-api 0.1.0 built it, which keeps loading.
 
-use hookgate::db::entity::{team, team_member, user};
+use hookgate::db::entity::{team, user};
 use hookgate_tests::{
     fake_litellm::FakeLitellm,
+    pairs,
     server::{Reply, ServerOptions, TestServer, for_each_backend},
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::EntityTrait;
 use serde_json::json;
 
 /// The header hook and the fixture's `custom_sso` hook `hook`, with `extra` general settings.
@@ -21,26 +22,6 @@ fn config(hook: &str, extra: &str) -> String {
 
 fn start(backend: &hookgate_tests::server::Backend, config: &str) -> TestServer {
     TestServer::start_with(backend, ServerOptions { config, ..ServerOptions::default() })
-}
-
-/// A user's memberships as stored: (team, source).
-fn memberships(server: &TestServer, user_id: &str) -> Vec<(String, String)> {
-    let user_id = user_id.to_owned();
-    server.db(async move |conn| {
-        team_member::Entity::find()
-            .filter(team_member::Column::UserId.eq(user_id))
-            .order_by_asc(team_member::Column::TeamId)
-            .all(conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| (m.team_id, m.source))
-            .collect()
-    })
-}
-
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
 }
 
 fn team_row(server: &TestServer, team_id: &str) -> Option<team::Model> {
@@ -79,23 +60,23 @@ fn a_hook_creates_teams_and_removes_what_sign_ins_made_never_an_administrators()
             json!({"created_by": "custom_sso", "budget_duration": "7d", "rpm_limit": 50})
         );
         // The hook joins carol to a team her own groups name: the groups' membership (`idp`).
-        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("hook-ml", "idp")]));
+        assert_eq!(server.memberships("carol"), pairs(&[("eng", "idp"), ("hook-ml", "idp")]));
         admin_adds(&server, "sales", "carol");
         assert!(works(&server, &first));
 
         // The groups drop hook-ml (and never named sales): the hook removes both; the
         // administrator's sales stays, hook-ml goes, and the session issued with it ends.
         let second = server.session_key("carol", &["eng"]);
-        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("sales", "admin")]));
+        assert_eq!(server.memberships("carol"), pairs(&[("eng", "idp"), ("sales", "admin")]));
         assert!(team_row(&server, "hook-ml").is_some(), "the team itself stays");
         assert!(!works(&server, &first), "a session issued with the removed team ends");
         assert!(works(&server, &second));
 
         // A hook removes another user's membership: dave leaves hook-ml, his session ends.
         let dave = server.session_key("dave", &["hook-ml"]);
-        assert_eq!(memberships(&server, "dave"), pairs(&[("hook-ml", "idp")]));
+        assert_eq!(server.memberships("dave"), pairs(&[("hook-ml", "idp")]));
         server.session_key("carol", &["eng", "evict:dave:hook-ml"]);
-        assert!(memberships(&server, "dave").is_empty());
+        assert!(server.memberships("dave").is_empty());
         assert!(!works(&server, &dave));
     });
 }
@@ -128,7 +109,7 @@ fn a_plugin_built_with_plugin_api_0_1_0_keeps_loading() {
         server.create_team("legacy");
         let reply: Reply = server.sign_in("fay", "fay@example.test", &[]);
         assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
-        assert_eq!(memberships(&server, "fay"), pairs(&[("legacy", "hook")]));
+        assert_eq!(server.memberships("fay"), pairs(&[("legacy", "hook")]));
         assert!(server.logs().contains("plugin_api=0.1.0"), "{}", server.logs());
     });
 }
@@ -160,14 +141,14 @@ fn in_front_of_litellm_a_hooks_teams_and_removals_reach_litellm() {
         assert!(fake.members("hook-ml").is_empty(), "gus left the LiteLLM team");
         assert!(!fake.is_live(&first), "the key of the session that ended is deleted");
         assert!(fake.is_live(&key(&second)));
-        assert!(memberships(&server, "gus").is_empty());
+        assert!(server.memberships("gus").is_empty());
 
         // LiteLLM refusing the removal fails the sign-in and changes nothing here.
         server.sign_in("gus", "gus@example.test", &["hook-ml"]);
         fake.fail("/team/member_delete", 500, "database is down");
         let refused = server.sign_in("gus", "gus@example.test", &[]);
         assert_eq!(refused.status, 502, "{}", refused.body);
-        assert_eq!(memberships(&server, "gus"), pairs(&[("hook-ml", "idp")]));
+        assert_eq!(server.memberships("gus"), pairs(&[("hook-ml", "idp")]));
     });
 }
 
@@ -219,6 +200,6 @@ fn try_shows_a_hooks_teams_and_removals() {
         assert_eq!(plan["new_teams"][0]["source"], "hook");
         assert_eq!(plan["new_teams"].as_array().unwrap().len(), 1);
         assert!(team_row(&server, "hook-new").is_none(), "nothing written");
-        assert_eq!(memberships(&server, "carol"), pairs(&[("eng", "idp"), ("hook-ml", "idp")]));
+        assert_eq!(server.memberships("carol"), pairs(&[("eng", "idp"), ("hook-ml", "idp")]));
     });
 }

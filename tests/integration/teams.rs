@@ -2,14 +2,14 @@
 //! `general_settings.create_teams_from_groups` allows them, with LiteLLM's
 //! `litellm_settings.default_team_params`; in front of LiteLLM, created there first.
 
-use hookgate::db::entity::{team, team_member, user};
+use hookgate::db::entity::{team, user};
 use hookgate_tests::{
     Scratch,
     fake_litellm::FakeLitellm,
-    output_text, run_hookgate,
+    output_text, pairs, run_hookgate,
     server::{ServerOptions, TestServer, for_each_backend},
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::json;
 
 /// The header hook alone, with `extra` general settings and `litellm` settings.
@@ -36,26 +36,6 @@ fn team_ids(server: &TestServer) -> Vec<String> {
     teams(server).into_iter().map(|team| team.team_id).collect()
 }
 
-/// A user's memberships as stored: (team, source).
-fn memberships(server: &TestServer, user_id: &str) -> Vec<(String, String)> {
-    let user_id = user_id.to_owned();
-    server.db(async move |conn| {
-        team_member::Entity::find()
-            .filter(team_member::Column::UserId.eq(user_id))
-            .order_by_asc(team_member::Column::TeamId)
-            .all(conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| (m.team_id, m.source))
-            .collect()
-    })
-}
-
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
-}
-
 #[test]
 fn allowed_groups_become_teams_with_default_team_params_and_others_do_not() {
     for_each_backend(|backend| {
@@ -76,7 +56,7 @@ fn allowed_groups_become_teams_with_default_team_params_and_others_do_not() {
             json!({"created_by": "sso_group", "budget_duration": "30d", "tpm_limit": 1000, "rpm_limit": 10})
         );
         assert_eq!(
-            memberships(&server, "carol"),
+            server.memberships("carol"),
             pairs(&[("core", "idp"), ("llm-eng", "idp"), ("research", "idp")])
         );
 
@@ -85,7 +65,7 @@ fn allowed_groups_become_teams_with_default_team_params_and_others_do_not() {
         server.session_key("dave", &["research"]);
         let research = teams(&server).into_iter().find(|t| t.team_id == "research").unwrap();
         assert_eq!(research.created_at, created_at);
-        assert_eq!(memberships(&server, "dave"), pairs(&[("research", "idp")]));
+        assert_eq!(server.memberships("dave"), pairs(&[("research", "idp")]));
     });
 }
 
@@ -99,7 +79,7 @@ fn without_the_setting_no_group_becomes_a_team() {
         );
         server.session_key("erin", &["llm-eng", "research"]);
         assert!(team_ids(&server).is_empty());
-        assert!(memberships(&server, "erin").is_empty());
+        assert!(server.memberships("erin").is_empty());
     });
 }
 
@@ -124,7 +104,7 @@ fn concurrent_sign_ins_creating_the_same_team_all_succeed() {
         });
         assert_eq!(team_ids(&server), ["llm-shared"]);
         for user in &users {
-            assert_eq!(memberships(&server, user), pairs(&[("llm-shared", "idp")]), "{user}");
+            assert_eq!(server.memberships(user), pairs(&[("llm-shared", "idp")]), "{user}");
         }
     });
 }
@@ -190,7 +170,7 @@ fn in_front_of_litellm_the_team_is_created_there_first() {
         assert_eq!(fake.members("llm-eng"), ["gus"]);
         assert_eq!(fake.members("llm-ops"), ["gus"]);
         assert_eq!(team_ids(&server), ["llm-eng", "llm-ops"]);
-        assert_eq!(memberships(&server, "gus"), pairs(&[("llm-eng", "idp"), ("llm-ops", "idp")]));
+        assert_eq!(server.memberships("gus"), pairs(&[("llm-eng", "idp"), ("llm-ops", "idp")]));
 
         fake.fail("/team/new", 500, "database is down");
         let refused = server.sign_in("hal", "hal@example.test", &["llm-new"]);
@@ -318,7 +298,7 @@ fn two_sign_ins_that_both_decide_to_create_a_team_both_succeed() {
             assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
         }
         assert_eq!(team_ids(&server), ["llm-shared"]);
-        assert_eq!(memberships(&server, "amy"), pairs(&[("llm-shared", "idp")]));
-        assert_eq!(memberships(&server, "ben"), pairs(&[("llm-shared", "idp")]));
+        assert_eq!(server.memberships("amy"), pairs(&[("llm-shared", "idp")]));
+        assert_eq!(server.memberships("ben"), pairs(&[("llm-shared", "idp")]));
     });
 }

@@ -493,6 +493,24 @@ impl TestServer {
         self.db(async |conn| hookgate::db::entity::user::Entity::find().all(conn).await.unwrap())
     }
 
+    /// `user_id`'s memberships as stored, by team: (team, source).
+    pub fn memberships(&self, user_id: &str) -> Vec<(String, String)> {
+        use hookgate::db::entity::team_member;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let user_id = user_id.to_owned();
+        self.db(async move |conn| {
+            team_member::Entity::find()
+                .filter(team_member::Column::UserId.eq(user_id))
+                .order_by_asc(team_member::Column::TeamId)
+                .all(conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.team_id, m.source))
+                .collect()
+        })
+    }
+
     /// Every sign-in event row.
     pub fn events(&self) -> Vec<hookgate::db::entity::sign_in_event::Model> {
         use sea_orm::EntityTrait;

@@ -329,38 +329,37 @@ fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> 
         })
     });
     insert_many::<team_member::Entity>(txn, memberships.collect(), true)?;
-    // An authoritative sync's removals (only memberships a sync made: the condition is in the
-    // statement too, so an administrator's re-add since the read is kept), and the user's
-    // earlier sessions, which were issued with those teams.
+    // Removals, each with its source condition in the statement too (an administrator's re-add
+    // since the read is kept): an authoritative sync's (only memberships a sync made), then a
+    // hook's (only memberships a sign-in made). Every user who lost one loses their earlier
+    // sessions, which were issued with those teams — once, however many they lost.
     for job in &done {
-        if job.plan.removed.is_empty() {
-            continue;
+        let mut losers: Vec<&str> = Vec::new();
+        if !job.plan.removed.is_empty() {
+            let user_id = job.plan.account.user_id.as_str();
+            let removed = team_member::Entity::delete_many()
+                .filter(team_member::Column::UserId.eq(user_id))
+                .filter(team_member::Column::TeamId.is_in(job.plan.removed.iter().cloned()))
+                .filter(team_member::Column::Source.eq(Source::Idp.as_str()));
+            txn.run(removed.build(txn.backend()))?;
+            losers.push(user_id);
         }
-        let user_id = &job.plan.account.user_id;
-        let removed = team_member::Entity::delete_many()
-            .filter(team_member::Column::UserId.eq(user_id.as_str()))
-            .filter(team_member::Column::TeamId.is_in(job.plan.removed.iter().cloned()))
-            .filter(team_member::Column::Source.eq(Source::Idp.as_str()));
-        txn.run(removed.build(txn.backend()))?;
-        let revoked = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(job.now))
-            .filter(session::Column::UserId.eq(user_id.as_str()))
-            .filter(session::Column::RevokedAt.is_null());
-        txn.run(revoked.build(txn.backend()))?;
-    }
-    // A hook's removals (only memberships a sign-in made: the condition is in the statement
-    // too), and the earlier sessions of each user who lost one.
-    for job in &done {
         for (team_id, user_id) in &job.plan.hook_removed {
-            let removable = [Source::Idp, Source::Hook, Source::Default].map(Source::as_str);
             let removed = team_member::Entity::delete_many()
                 .filter(team_member::Column::UserId.eq(user_id.as_str()))
                 .filter(team_member::Column::TeamId.eq(team_id.as_str()))
-                .filter(team_member::Column::Source.is_in(removable));
+                .filter(
+                    team_member::Column::Source.is_in(Source::HOOK_REMOVABLE.map(Source::as_str)),
+                );
             txn.run(removed.build(txn.backend()))?;
+            if !losers.contains(&user_id.as_str()) {
+                losers.push(user_id);
+            }
+        }
+        if !losers.is_empty() {
             let revoked = session::Entity::update_many()
                 .col_expr(session::Column::RevokedAt, Expr::value(job.now))
-                .filter(session::Column::UserId.eq(user_id.as_str()))
+                .filter(session::Column::UserId.is_in(losers))
                 .filter(session::Column::RevokedAt.is_null());
             txn.run(revoked.build(txn.backend()))?;
         }

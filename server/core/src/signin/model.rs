@@ -102,11 +102,14 @@ impl Source {
         }
     }
 
-    /// Whether a `custom_sso` hook's `remove_team_member` may take the membership away: one a
-    /// sign-in made (from groups, a hook, or the defaults), never an administrator's or one of
+    /// The memberships a `custom_sso` hook's `remove_team_member` may take away: those a sign-in
+    /// made (from groups, a hook, or the defaults), never an administrator's, SCIM's or one of
     /// unknown origin.
+    pub const HOOK_REMOVABLE: [Source; 3] = [Source::Idp, Source::Hook, Source::Default];
+
+    /// Whether the membership is one of [`Self::HOOK_REMOVABLE`].
     pub fn hook_may_remove(self) -> bool {
-        matches!(self, Source::Idp | Source::Hook | Source::Default)
+        Self::HOOK_REMOVABLE.contains(&self)
     }
 
     /// The source a stored name means (a name this build does not know is `Unknown`: kept).
