@@ -290,6 +290,39 @@ async function frontDoorToken(context, origin) {
   return claims;
 }
 
+/** Signs `login` in at the provider through the OIDC front door (G) in a fresh browser, and
+ * returns the token cookie's claims. */
+async function frontDoorSignIn(login) {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+  await logInAtProvider(page, login);
+  await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
+  const claims = await frontDoorToken(context, FD_OIDC_URL);
+  await context.close();
+  return claims;
+}
+
+/** A sign-in of `login` through the OIDC front door that hookgate refuses: the callback's status,
+ * the page's text, and whether a token cookie was set (a screenshot to `shot` if given). */
+async function frontDoorRefusal(login, shot) {
+  const context = await newContext();
+  const page = await context.newPage();
+  let callback;
+  page.on('response', (res) => {
+    if (res.url().startsWith(`${FD_OIDC_URL}/sso/callback`)) callback = res;
+  });
+  await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
+  await logInAtProvider(page, login);
+  await page.waitForURL((url) => url.pathname === '/sso/callback');
+  await page.waitForLoadState('load');
+  const body = await page.textContent('body');
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  const tokenCookie = (await context.cookies(FD_OIDC_URL)).some((c) => c.name === 'token');
+  await context.close();
+  return { status: callback?.status(), body, tokenCookie };
+}
+
 /** On LiteLLM's dashboard, signed in: the page settled on /ui/ (not /ui/login) and shows each text
  * (LiteLLM's UI renders the user's email and role label at the foot of its side bar). */
 async function onLiteLLMDashboard(page, origin, texts, shot) {
@@ -398,34 +431,16 @@ if (!FD_URL) {
     const keysBefore = fdSql('SELECT count(*) FROM sessions');
 
     // The unverified CFO email: mallory signs in as herself, and nothing of the CFO's is touched.
-    let context = await newContext();
-    let page = await context.newPage();
-    await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
-    await logInAtProvider(page, 'mallory');
-    await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
-    const claims = await frontDoorToken(context, FD_OIDC_URL);
+    const claims = await frontDoorSignIn('mallory');
     assert(claims.user_id === 'mallory', `claims: ${JSON.stringify(claims)}`);
     const mallory = await litellmUser('mallory');
     assert(mallory.user_email === null, `an unverified email was written to LiteLLM: ${JSON.stringify(mallory)}`);
-    await context.close();
 
     // The chosen preferred_username: refused with a page that names no one, no cookie.
-    context = await newContext();
-    page = await context.newPage();
-    let signIn;
-    page.on('response', (res) => {
-      if (res.url().startsWith(`${FD_OIDC_URL}/sso/callback`)) signIn = res;
-    });
-    await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
-    await logInAtProvider(page, 'intruder');
-    await page.waitForURL((url) => url.pathname === '/sso/callback');
-    await page.waitForLoadState('load');
-    assert(signIn?.status() === 403, `status ${signIn?.status()}`);
-    const body = await page.textContent('body');
-    assert(body.includes('not linked to your sign-in') && !body.includes('litellm-admin'), `page: ${body}`);
-    await page.screenshot({ path: `${SHOTS}/front-door-not-linked.png`, fullPage: true });
-    assert(!(await context.cookies(FD_OIDC_URL)).some((c) => c.name === 'token'), 'a token cookie was set');
-    await context.close();
+    const refused = await frontDoorRefusal('intruder', `${SHOTS}/front-door-not-linked.png`);
+    assert(refused.status === 403, `status ${refused.status}`);
+    assert(refused.body.includes('not linked to your sign-in') && !refused.body.includes('litellm-admin'), `page: ${refused.body}`);
+    assert(!refused.tokenCookie, 'a token cookie was set');
 
     const after = { cfo: shape(await litellmUser('u-cfo-1234')), admin: shape(await litellmUser('litellm-admin')) };
     assert(after.cfo === before.cfo, `the CFO changed: ${before.cfo} -> ${after.cfo}`);
@@ -438,16 +453,7 @@ if (!FD_URL) {
   });
 
   await check('D8 a LiteLLM-side logout ends the hookgate session; a demotion shows in LiteLLM at once; after a deletion LiteLLM refuses the key', async () => {
-    const signInAlice = async () => {
-      const context = await newContext();
-      const page = await context.newPage();
-      await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
-      await logInAtProvider(page, 'alice');
-      await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
-      const claims = await frontDoorToken(context, FD_OIDC_URL);
-      await context.close();
-      return claims.key;
-    };
+    const signInAlice = async () => (await frontDoorSignIn('alice')).key;
     // Logged out in LiteLLM (its own /session/logout, which its UI calls): hookgate refuses the key too.
     let key = await signInAlice();
     const bearer = { authorization: `Bearer ${key}` };
@@ -489,14 +495,7 @@ if (!FD_URL) {
     };
     const signInDana = async (groups) => {
       writeFileSync(E2E_GROUPS_FILE, JSON.stringify({ dana: groups }));
-      const context = await newContext();
-      const page = await context.newPage();
-      await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
-      await logInAtProvider(page, 'dana');
-      await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
-      const claims = await frontDoorToken(context, FD_OIDC_URL);
-      await context.close();
-      return claims.key;
+      return (await frontDoorSignIn('dana')).key;
     };
     const hookgateTeams = () => fdSql("SELECT string_agg(team_id || ':' || source, ',' ORDER BY team_id) FROM team_members WHERE user_id = 'dana'");
 
@@ -533,13 +532,7 @@ if (!FD_URL) {
   await check('D10 SCIM: the identity provider deactivates a user; their very next request, to LiteLLM or hookgate, is refused, and they leave the LiteLLM team', async () => {
     const { SCIM_TOKEN } = process.env;
     const scim = { authorization: `Bearer ${SCIM_TOKEN}`, 'content-type': 'application/scim+json' };
-    const context = await newContext();
-    const page = await context.newPage();
-    await page.goto(`${FD_OIDC_URL}/sso/key/generate`);
-    await logInAtProvider(page, 'erin');
-    await page.waitForURL(`${FD_OIDC_URL}/ui/?login=success`);
-    const { key } = await frontDoorToken(context, FD_OIDC_URL);
-    await context.close();
+    const { key } = await frontDoorSignIn('erin');
     assert((await chat(FD_OIDC_URL, key)).status === 200, 'erin\'s key works');
     const staff = async () => {
       const res = await request(`${LITELLM_URL}/team/info?team_id=e2e-staff`, { headers: admin });
@@ -567,19 +560,9 @@ if (!FD_URL) {
     assert(!(await staff()), 'erin left LiteLLM\'s e2e-staff');
 
     // Signing in again is refused.
-    const again = await newContext();
-    const retry = await again.newPage();
-    let callback;
-    retry.on('response', (res) => {
-      if (res.url().startsWith(`${FD_OIDC_URL}/sso/callback`)) callback = res;
-    });
-    await retry.goto(`${FD_OIDC_URL}/sso/key/generate`);
-    await logInAtProvider(retry, 'erin');
-    await retry.waitForURL((url) => url.pathname === '/sso/callback');
-    await retry.waitForLoadState('load');
-    assert(callback?.status() === 403, `a deactivated user's sign-in: ${callback?.status()}`);
-    assert(!(await again.cookies(FD_OIDC_URL)).some((c) => c.name === 'token'), 'a token cookie was set');
-    await again.close();
+    const again = await frontDoorRefusal('erin');
+    assert(again.status === 403, `a deactivated user's sign-in: ${again.status}`);
+    assert(!again.tokenCookie, 'a token cookie was set');
   });
 
   await check('D6 LiteLLM down: a sign-in answers 502 naming LiteLLM, sets no token cookie, opens no session', async () => {
