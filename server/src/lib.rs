@@ -21,7 +21,7 @@ pub mod access;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod db;
+pub use hookgate_storage as db;
 pub mod http;
 pub mod litellm;
 pub mod metrics;

@@ -120,7 +120,10 @@ impl SignInService {
         signer: TokenSigner,
     ) -> Self {
         let metrics = Metrics::new();
-        let writer = crate::db::Writer::start(db.clone(), metrics.clone());
+        let writer = crate::db::Writer::start(db.clone(), {
+            let metrics = metrics.clone();
+            std::sync::Arc::new(move |took| metrics.db_transaction(took))
+        });
         Self::with_writer(config, db, plugins, signer, metrics, Some(writer))
     }
 

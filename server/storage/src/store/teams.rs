@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::{json_list, now};
-use crate::db::entity::{team, team_member};
+use crate::entity::{team, team_member};
 
 /// The teams with these ids that exist, in the order asked.
 pub async fn existing_teams<C: ConnectionTrait>(
@@ -126,7 +126,7 @@ pub async fn teams_of_user_with_info<C: ConnectionTrait>(
 }
 
 /// [`teams_of_user_with_info`]'s statement (membership columns prefixed `A_`, team `B_`).
-pub(in crate::db) fn teams_of_user_query(
+pub(crate) fn teams_of_user_query(
     user_id: &str,
 ) -> sea_orm::SelectTwo<team_member::Entity, team::Entity> {
     team_member::Entity::find()

@@ -15,24 +15,38 @@ use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 
 use super::{Applied, Job, Queued, Writer};
-use crate::{
-    config::Config,
-    db::{Db, DbErr, entity::user, store},
-    signin::SignInError,
-};
+use crate::{Db, DbErr, entity::user, store};
 use hookgate_core::{
     identity::{Binding, Proof},
+    policy::Policy,
     records::{NewSession, SignInRecord},
     signin as rules,
     values::Values,
 };
+
+/// Why a decision was not made.
+#[derive(Debug)]
+enum Decided {
+    /// The snapshot could not be read.
+    Db(DbErr),
+    /// The rules refused.
+    Refused(rules::Refusal),
+}
+
+impl std::fmt::Display for Decided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decided::Db(error) => error.fmt(f),
+            Decided::Refused(refusal) => refusal.fmt(f),
+        }
+    }
+}
 
 /// A database in a folder of its own, and its writer; the folder goes when it is dropped.
 struct Fixture {
     dir: std::path::PathBuf,
     db: Db,
     writer: Writer,
-    config: Config,
 }
 
 impl Drop for Fixture {
@@ -43,12 +57,11 @@ impl Drop for Fixture {
 
 async fn fixture() -> Fixture {
     let dir = std::env::temp_dir()
-        .join(format!("hookgate-writer-test-{}", crate::session::random_hex(8)));
+        .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
     std::fs::create_dir(&dir).unwrap();
     let db = Db::connect(&format!("sqlite://{}", dir.join("hookgate.db").display())).await.unwrap();
-    let writer = Writer::start(db.clone(), crate::metrics::Metrics::new());
-    let config = Config::from_text(std::path::Path::new("config.yaml"), "", &|_| None).unwrap();
-    Fixture { dir, db, writer, config }
+    let writer = Writer::start(db.clone(), std::sync::Arc::new(|_| {}));
+    Fixture { dir, db, writer }
 }
 
 /// An identity signing in: its user id, and the binding (issuer, subject) it proves.
@@ -84,8 +97,9 @@ fn identity(user_id: &str, issuer: &str, subject: &str, max_budget: Option<f64>)
 }
 
 impl Fixture {
-    /// What a sign-in of `who` decides now: a snapshot read, then the pure decision.
-    async fn decide(&self, who: &Identity) -> Result<rules::Plan, SignInError> {
+    /// What a sign-in of `who` decides now (with an empty config's policy): a snapshot read,
+    /// then the pure decision.
+    async fn decide(&self, who: &Identity) -> Result<rules::Plan, Decided> {
         let input = rules::Input {
             openid: &who.openid,
             proof: &who.proof,
@@ -93,9 +107,11 @@ impl Fixture {
             values: &who.values,
             staged: &[],
         };
-        let snapshot =
-            store::snapshot(self.db.conn(), &rules::keys(&input, &self.config.policy())).await?;
-        Ok(rules::decide(&input, &snapshot, &self.config.policy(), store::now())?)
+        let policy = Policy::default();
+        let snapshot = store::snapshot(self.db.conn(), &rules::keys(&input, &policy))
+            .await
+            .map_err(Decided::Db)?;
+        rules::decide(&input, &snapshot, &policy, store::now()).map_err(Decided::Refused)
     }
 
     /// The plan's job, with a session of key hash `token_hash` and an "allowed" event.
@@ -360,7 +376,10 @@ async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal(
     );
     // Decided again, the loser is refused: `sam` is bound to another identity (403, not 500).
     match fixture.decide(&oidc_sam).await {
-        Err(SignInError::Forbidden(message)) => assert!(message.contains("sam"), "{message}"),
+        Err(Decided::Refused(refusal)) => {
+            let message = refusal.to_string();
+            assert!(message.contains("sam"), "{message}");
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(fixture.count("SELECT count(*) FROM users").await, 1);
@@ -376,20 +395,19 @@ async fn a_sign_in_that_changes_its_user_forgets_its_session_checks_before_it_an
         eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
         return;
     };
-    let name = format!("hookgate_writer_{}", crate::session::random_hex(8));
+    let name = format!("hookgate_writer_{}", crate::tests_support::random_hex());
     let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let mut db = Db::connect(&format!("{base}/{name}")).await.unwrap();
-    let cache = crate::db::sessions::SessionCache::new();
+    let cache = crate::sessions::SessionCache::new();
     cache.listener_ready();
     db.sessions = Some(cache);
     let dir = std::env::temp_dir()
-        .join(format!("hookgate-writer-test-{}", crate::session::random_hex(8)));
+        .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
     std::fs::create_dir(&dir).unwrap();
-    let writer = Writer::start(db.clone(), crate::metrics::Metrics::new());
-    let config = Config::from_text(std::path::Path::new("config.yaml"), "", &|_| None).unwrap();
-    let fixture = Fixture { dir, db, writer, config };
+    let writer = Writer::start(db.clone(), std::sync::Arc::new(|_| {}));
+    let fixture = Fixture { dir, db, writer };
 
     let budget = async || {
         let (_, user) = fixture.db.live_session_user("h1").await.unwrap().expect("live");

@@ -12,7 +12,7 @@ use sea_orm::{
 };
 
 use super::json_list;
-use crate::db::entity::{team, team_member, user};
+use crate::entity::{team, team_member, user};
 
 /// Every user, oldest first.
 pub async fn all_users<C: ConnectionTrait>(conn: &C) -> Result<Vec<user::Model>, DbErr> {

@@ -13,9 +13,10 @@ pub mod store;
 mod sync;
 mod writer;
 
-pub(crate) use self::writer::{Applied, Job};
+pub use self::writer::{Applied, Job};
 pub use self::{
     read_only::{ReadOnlyError, SchemaMismatch},
+    writer::Timed,
     writer::Writer,
 };
 
@@ -175,7 +176,7 @@ impl Db {
 
     /// What one sign-in needs to decide ([`store::snapshot`]), read from a blocking thread: on
     /// SQLite on this thread, without sqlx's hand-offs; on PostgreSQL through `runtime`.
-    pub(crate) fn snapshot_blocking(
+    pub fn snapshot_blocking(
         &self,
         runtime: &tokio::runtime::Handle,
         keys: &hookgate_core::signin::Keys,
@@ -219,7 +220,7 @@ impl Db {
     /// Makes this process forget the session checks of `user_id` at once: called after a
     /// committed write that changed or deleted the user or revoked any of its sessions, before
     /// its caller is answered. (Other replicas hear of it through the schema's `NOTIFY`.)
-    pub(crate) fn forget_user(&self, user_id: &str) {
+    pub fn forget_user(&self, user_id: &str) {
         if let Some(cache) = &self.sessions {
             cache.forget(sessions::Forget::User(user_id.to_owned()));
         }
@@ -357,5 +358,16 @@ mod tests {
         // would be a different, empty one on each connection.
         let error = Db::connect("sqlite::memory:").await.unwrap_err().to_string();
         assert!(error.contains("not in memory"), "{error}");
+    }
+}
+
+/// What the tests of this crate share.
+#[cfg(test)]
+mod tests_support {
+    /// 16 random hexadecimal digits: names no two test runs share.
+    pub(crate) fn random_hex() -> String {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 pub use hookgate_core::admin::UserEdit;
 
 use super::{json_list, now, sign_in::account_of};
-use crate::db::entity::{session, team_member, user};
+use crate::entity::{session, team_member, user};
 
 /// A new user row (spend 0, the budget's first reset computed, timestamps `now`); every user the
 /// server creates, at sign-in or through the API, is built here.
@@ -84,11 +84,7 @@ pub async fn ensure_member_user<C: ConnectionTrait>(
 
 /// The row of a team member who is not a user yet: an `internal_user` with no email, budget or
 /// models, `created_by` in its metadata.
-pub(crate) fn member_user_row(
-    user_id: &str,
-    created_by: &str,
-    now: DateTime<Utc>,
-) -> user::ActiveModel {
+pub fn member_user_row(user_id: &str, created_by: &str, now: DateTime<Utc>) -> user::ActiveModel {
     new_user_row(
         user_id.to_owned(),
         None,

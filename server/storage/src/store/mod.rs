@@ -45,7 +45,7 @@ pub use self::{
         list_users, new_user_row, update_user, user_by_binding, user_by_id,
     },
 };
-pub(crate) use self::{
+pub use self::{
     sign_in::{row_of, snapshot, update_if_unchanged},
     users::member_user_row,
 };

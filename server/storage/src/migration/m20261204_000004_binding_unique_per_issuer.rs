@@ -377,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn a_binding_is_unique_per_issuer_and_sqlites_rebuild_keeps_every_row() {
         let dir = std::env::temp_dir()
-            .join(format!("hookgate-migration-test-{}", crate::session::random_hex(8)));
+            .join(format!("hookgate-migration-test-{}", crate::tests_support::random_hex()));
         std::fs::create_dir(&dir).unwrap();
         let conn = sqlite(&dir).await;
         check_binding_migration(&conn).await;
@@ -404,7 +404,7 @@ mod tests {
             eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
             return;
         };
-        let name = format!("hookgate_migration_{}", crate::session::random_hex(8));
+        let name = format!("hookgate_migration_{}", crate::tests_support::random_hex());
         let admin = Database::connect(admin_url.as_str()).await.unwrap();
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
         let (base, _) = admin_url.rsplit_once('/').unwrap();

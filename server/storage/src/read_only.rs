@@ -339,7 +339,7 @@ mod tests {
 
     fn tempfile_dir() -> PathBuf {
         let dir = std::env::temp_dir()
-            .join(format!("hookgate-read-only-test-{}", crate::session::random_hex(8)));
+            .join(format!("hookgate-read-only-test-{}", crate::tests_support::random_hex()));
         std::fs::create_dir(&dir).unwrap();
         dir
     }

@@ -5,10 +5,10 @@ use hookgate_core::records::NewSession;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::now;
-use crate::db::entity::{session, user};
+use crate::entity::{session, user};
 
 /// A session's row.
-pub(in crate::db) fn session_row(new: &NewSession) -> session::ActiveModel {
+pub(crate) fn session_row(new: &NewSession) -> session::ActiveModel {
     session::ActiveModel {
         token_hash: Set(new.token_hash.clone()),
         user_id: Set(new.user_id.clone()),
@@ -34,7 +34,7 @@ pub async fn live_session_user<C: ConnectionTrait>(
 
 /// [`live_session_user`]'s statement (its columns are the session's prefixed `A_` and the
 /// user's `B_`).
-pub(in crate::db) fn live_session_user_query(
+pub(crate) fn live_session_user_query(
     token_hash: &str,
 ) -> sea_orm::SelectTwo<session::Entity, user::Entity> {
     session::Entity::find_by_id(token_hash.to_owned())
@@ -89,7 +89,7 @@ pub async fn revoke_user_sessions<C: ConnectionTrait>(
 }
 
 /// Revokes a session; returns whether it was live. The server revokes through
-/// [`crate::db::Db::revoke_session`], which also forgets the remembered check at once.
+/// [`crate::Db::revoke_session`], which also forgets the remembered check at once.
 pub async fn revoke_session<C: ConnectionTrait>(conn: &C, token_hash: &str) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))

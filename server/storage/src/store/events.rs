@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::{json_list, now};
-use crate::db::entity::{completed_oidc_flow, session, sign_in_event};
+use crate::entity::{completed_oidc_flow, session, sign_in_event};
 
 /// Records a sign-in attempt.
 pub async fn insert_event<C: ConnectionTrait>(
@@ -20,7 +20,7 @@ pub async fn insert_event<C: ConnectionTrait>(
 }
 
 /// An event's row.
-pub(in crate::db) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveModel {
+pub(crate) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveModel {
     sign_in_event::ActiveModel {
         id: sea_orm::ActiveValue::NotSet,
         at: Set(record.at),

@@ -38,9 +38,12 @@ const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 /// How many plans may wait for the writer before sign-ins wait to hand theirs over.
 const QUEUE: usize = 4096;
 
+/// What the writer tells of each transaction: how long it took (the server's metrics).
+pub type Timed = std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
 /// Whether a plan was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Applied {
+pub enum Applied {
     /// Written and committed.
     Done,
     /// The account changed since the snapshot (created, or updated, by someone else): nothing
@@ -49,15 +52,15 @@ pub(crate) enum Applied {
 }
 
 /// One sign-in's writes.
-pub(crate) struct Job {
+pub struct Job {
     /// The plan.
-    pub(crate) plan: Plan,
+    pub plan: Plan,
     /// Its session.
-    pub(crate) session: NewSession,
+    pub session: NewSession,
     /// Its "allowed" event.
-    pub(crate) event: SignInRecord,
+    pub event: SignInRecord,
     /// When it was decided.
-    pub(crate) now: DateTime<Utc>,
+    pub now: DateTime<Utc>,
 }
 
 struct Queued {
@@ -78,20 +81,20 @@ impl std::fmt::Debug for Queued {
 }
 
 impl Writer {
-    /// Starts the writer thread over `db` (from within the runtime), timing its transactions in
-    /// `metrics`; it ends when every handle is dropped.
-    pub fn start(db: Db, metrics: crate::metrics::Metrics) -> Writer {
+    /// Starts the writer thread over `db` (from within the runtime), telling `timed` how long
+    /// each of its transactions took; it ends when every handle is dropped.
+    pub fn start(db: Db, timed: Timed) -> Writer {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let runtime = tokio::runtime::Handle::current();
         std::thread::Builder::new()
             .name("hookgate-writer".into())
-            .spawn(move || run(db, runtime, receiver, metrics))
+            .spawn(move || run(db, runtime, receiver, timed))
             .expect("the operating system refused to start the database writer thread");
         Writer { queue }
     }
 
     /// Applies `job` in the next batch and waits for its commit.
-    pub(crate) async fn apply(&self, job: Job) -> Result<Applied, DbErr> {
+    pub async fn apply(&self, job: Job) -> Result<Applied, DbErr> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Queued { job, reply })
@@ -105,13 +108,13 @@ fn run(
     db: Db,
     runtime: tokio::runtime::Handle,
     mut receiver: mpsc::Receiver<Queued>,
-    metrics: crate::metrics::Metrics,
+    timed: Timed,
 ) {
     let mut target = Target::new(db.clone(), runtime);
     let transaction = |target: &mut Target, jobs: &[&Job]| {
         let started = std::time::Instant::now();
         let outcome = target.transaction(|txn| apply_batch(txn, jobs));
-        metrics.db_transaction(started.elapsed());
+        timed(started.elapsed());
         outcome
     };
     let mut batch = Vec::with_capacity(MAX_BATCH);

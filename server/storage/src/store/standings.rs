@@ -14,7 +14,7 @@ use sea_orm::{
 use super::list_of;
 
 type Json = serde_json::Value;
-use crate::db::entity::{sign_in_event, team_member, user};
+use crate::entity::{sign_in_event, team_member, user};
 
 /// One user as the sync preview reads them.
 #[derive(Debug, Clone, PartialEq)]
