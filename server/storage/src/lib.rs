@@ -1,5 +1,6 @@
-//! The database: SQLite by default, PostgreSQL when several replicas share one. Only this module
-//! knows sea-orm.
+//! hookgate's storage: users, teams, sessions and sign-in events, on SQLite by default and on
+//! PostgreSQL when several replicas share one database. Only this crate knows sea-orm; the
+//! server sees the port ([`Db`]'s methods, `port.rs`), the rows (`entity`) and the core's types.
 //!
 //! Writes that belong together run in one transaction ([`Db::write`]). On SQLite, write
 //! transactions start `IMMEDIATE` and are also serialised in-process, so that concurrent
@@ -7,17 +8,20 @@
 
 pub mod entity;
 mod migration;
+mod port;
 mod read_only;
 mod sessions;
-pub mod store;
+mod store;
 mod sync;
 mod writer;
 
-pub use self::writer::{Applied, Job};
 pub use self::{
+    port::{NewUser, Tx},
     read_only::{ReadOnlyError, SchemaMismatch},
-    writer::Timed,
-    writer::Writer,
+    store::{
+        NewTeam, Recorded, ScimUser, UserEdit, UserFilter, UserStanding, json_list, list_of, now,
+    },
+    writer::{Applied, Job, Timed, Writer},
 };
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -84,24 +88,24 @@ pub struct Db {
 }
 
 /// A write transaction; dropped without [`WriteTxn::commit`], it rolls back.
-pub struct WriteTxn {
+pub(crate) struct WriteTxn {
     txn: DatabaseTransaction,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTxn {
     /// The transaction, to run statements on.
-    pub fn conn(&self) -> &DatabaseTransaction {
+    pub(crate) fn conn(&self) -> &DatabaseTransaction {
         &self.txn
     }
 
     /// Commits.
-    pub async fn commit(self) -> Result<(), DbErr> {
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await
     }
 
     /// Rolls back.
-    pub async fn rollback(self) -> Result<(), DbErr> {
+    pub(crate) async fn rollback(self) -> Result<(), DbErr> {
         self.txn.rollback().await
     }
 }
@@ -170,7 +174,7 @@ impl Db {
     }
 
     /// The pool, for reads.
-    pub fn conn(&self) -> &DatabaseConnection {
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn
     }
 
@@ -264,13 +268,19 @@ impl Db {
         self.conn.get_database_backend()
     }
 
-    /// Starts a write transaction.
-    pub async fn write(&self) -> Result<WriteTxn, DbErr> {
+    /// Refuses when the database was opened read-only (a rehearsal).
+    fn refuse_if_read_only(&self) -> Result<(), DbErr> {
         if self.read_only {
             return Err(DbErr::Custom(
                 "the database is open read-only (hookgate try writes nothing)".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Starts a write transaction.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        self.refuse_if_read_only()?;
         let guard = match &self.write_lock {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
@@ -364,6 +374,24 @@ mod tests {
 /// What the tests of this crate share.
 #[cfg(test)]
 mod tests_support {
+    /// The PostgreSQL server the test command started (`HOOKGATE_TEST_POSTGRES_URL`, an admin
+    /// URL). Missing, it fails the test, unless the run opts out with
+    /// `HOOKGATE_TEST_SKIP_POSTGRES=1` (then `None`, and the PostgreSQL half is skipped, saying
+    /// so).
+    pub(crate) fn postgres_admin_url() -> Option<String> {
+        match std::env::var("HOOKGATE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("HOOKGATE_TEST_SKIP_POSTGRES").as_deref() == Ok("1") => {
+                eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_SKIP_POSTGRES=1)");
+                None
+            }
+            _ => panic!(
+                "HOOKGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which \
+                 starts PostgreSQL, or set HOOKGATE_TEST_SKIP_POSTGRES=1 to run without it"
+            ),
+        }
+    }
+
     /// 16 random hexadecimal digits: names no two test runs share.
     pub(crate) fn random_hex() -> String {
         let mut bytes = [0u8; 8];

@@ -235,7 +235,7 @@ impl Target {
             }
             Target::Postgres { db, runtime } => {
                 let _context = runtime.enter();
-                let txn = runtime.block_on(db.write())?;
+                let txn = runtime.block_on(db.begin_write())?;
                 let mut exec = Pooled { txn: &txn, runtime };
                 match work(&mut exec) {
                     Ok(value) => runtime.block_on(txn.commit()).map(|()| value),

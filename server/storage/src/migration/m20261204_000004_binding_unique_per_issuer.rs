@@ -400,8 +400,7 @@ mod tests {
     /// an admin URL): a fresh database, dropped after.
     #[tokio::test]
     async fn a_binding_is_unique_per_issuer_on_postgresql() {
-        let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-            eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+        let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
             return;
         };
         let name = format!("hookgate_migration_{}", crate::tests_support::random_hex());

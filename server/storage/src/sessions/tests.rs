@@ -171,8 +171,7 @@ fn an_expired_session_is_never_served() {
 #[tokio::test]
 async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
     use sea_orm::{ConnectionTrait, Database};
-    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
         return;
     };
     let name = format!("hookgate_listener_{}", crate::tests_support::random_hex());
@@ -263,8 +262,7 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
 #[tokio::test]
 async fn this_processs_own_writes_forget_before_they_return() {
     use sea_orm::{ConnectionTrait, Database};
-    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
         return;
     };
     let name = format!("hookgate_forget_{}", crate::tests_support::random_hex());
@@ -305,25 +303,18 @@ async fn this_processs_own_writes_forget_before_they_return() {
     // A logout.
     assert!(db.revoke_session("a1").await.unwrap());
     assert_eq!(check("a1").await, None, "a logout");
-    // An administrator's edit (committed, then forgotten before the answer, as the server's
-    // `access` does it).
+    // An administrator's edit (the port forgets what the write changed before it answers).
     let edit = crate::store::UserEdit {
         user_role: Some(plugin_api::UserRole::InternalUser),
         ..Default::default()
     };
-    let txn = db.write().await.unwrap();
-    crate::store::edit_user(txn.conn(), "ann", edit, crate::store::now()).await.unwrap();
-    txn.commit().await.unwrap();
-    db.forget_user("ann");
+    db.write(move |tx| tx.edit_user("ann", edit, crate::now())).await.unwrap();
     assert_eq!(check("a2").await.as_deref(), Some("internal_user"), "a demotion");
     // Signed out everywhere.
     assert_eq!(db.revoke_user_sessions("ann").await.unwrap(), 2);
     assert_eq!(check("a3").await, None, "signed out everywhere");
     // Deleted.
-    let txn = db.write().await.unwrap();
-    let deleted = crate::store::delete_users(txn.conn(), &["bob".to_owned()]).await.unwrap();
-    txn.commit().await.unwrap();
-    db.forget_user("bob");
+    let deleted = db.write(|tx| tx.delete_users(&["bob".to_owned()])).await.unwrap();
     assert_eq!(deleted, ["bob"]);
     for hash in ["b1", "b2", "b3"] {
         assert_eq!(check(hash).await, None, "a deleted user");

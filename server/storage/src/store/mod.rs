@@ -24,28 +24,33 @@ pub(super) use self::{
     },
     teams::{sign_in_team_row, teams_of_user_query},
 };
-pub use self::{
+pub(crate) use self::{
     events::{complete_flow, events_page, insert_event, prune, recent_events},
     scim::{
-        ScimUser, add_scim_members, all_teams_with_members, all_users, delete_team,
-        insert_scim_team, insert_scim_user, remove_scim_members, update_scim_team,
-        update_scim_user,
+        add_scim_members, all_teams_with_members, all_users, delete_team, insert_scim_team,
+        insert_scim_user, remove_scim_members, update_scim_team, update_scim_user,
     },
     sessions::{
         count_live_sessions, live_session_hashes, live_session_user, revoke_session,
         revoke_user_sessions,
     },
-    standings::{Recorded, UserStanding, user_standings},
+    standings::user_standings,
     teams::{
-        NewTeam, add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
+        add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
         members_of_team, team_by_id, teams_of_user, teams_of_user_with_info, upsert_member,
     },
     users::{
-        UserEdit, UserFilter, delete_users, edit_user, ensure_member_user, insert_user_if_absent,
-        list_users, new_user_row, update_user, user_by_binding, user_by_id,
+        delete_users, edit_user, ensure_member_user, insert_user_if_absent, list_users,
+        new_user_row, user_by_binding, user_by_id,
     },
 };
 pub use self::{
+    scim::ScimUser,
+    standings::{Recorded, UserStanding},
+    teams::NewTeam,
+    users::{UserEdit, UserFilter},
+};
+pub(crate) use self::{
     sign_in::{row_of, snapshot, update_if_unchanged},
     users::member_user_row,
 };

@@ -24,7 +24,7 @@ pub(crate) fn session_row(new: &NewSession) -> session::ActiveModel {
 
 /// The live session with this key hash and its user as stored now (an active user): authorisation
 /// reads the user's current role, never the one the session was issued with.
-pub async fn live_session_user<C: ConnectionTrait>(
+pub(crate) async fn live_session_user<C: ConnectionTrait>(
     conn: &C,
     token_hash: &str,
 ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
@@ -47,7 +47,7 @@ pub(crate) fn live_session_user_query(
 }
 
 /// The hashes of a user's live sessions.
-pub async fn live_session_hashes<C: ConnectionTrait>(
+pub(crate) async fn live_session_hashes<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Vec<String>, DbErr> {
@@ -64,7 +64,7 @@ pub async fn live_session_hashes<C: ConnectionTrait>(
 }
 
 /// How many sessions are live (neither expired nor revoked), over all users.
-pub async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
+pub(crate) async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     session::Entity::find()
         .filter(session::Column::RevokedAt.is_null())
@@ -74,7 +74,7 @@ pub async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, Db
 }
 
 /// Revokes every live session of a user; returns how many there were.
-pub async fn revoke_user_sessions<C: ConnectionTrait>(
+pub(crate) async fn revoke_user_sessions<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<u64, DbErr> {
@@ -90,7 +90,10 @@ pub async fn revoke_user_sessions<C: ConnectionTrait>(
 
 /// Revokes a session; returns whether it was live. The server revokes through
 /// [`crate::Db::revoke_session`], which also forgets the remembered check at once.
-pub async fn revoke_session<C: ConnectionTrait>(conn: &C, token_hash: &str) -> Result<bool, DbErr> {
+pub(crate) async fn revoke_session<C: ConnectionTrait>(
+    conn: &C,
+    token_hash: &str,
+) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
         .filter(session::Column::TokenHash.eq(token_hash))

@@ -36,7 +36,7 @@ pub(crate) fn account_of(row: user::Model) -> Account {
     }
 }
 
-pub fn row_of(new: &NewAccount) -> user::ActiveModel {
+pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
     let account = &new.account;
     let (sso_issuer, sso_user_id) = account.binding.clone().map(|b| (b.issuer, b.subject)).unzip();
     user::ActiveModel {
@@ -62,7 +62,7 @@ pub fn row_of(new: &NewAccount) -> user::ActiveModel {
 
 /// What one sign-in's decision needs, in at most three statements: the accounts its keys name
 /// (by id, binding or email), their memberships, and which of the named teams exist.
-pub async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
+pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
     let accounts: Vec<Account> =
         accounts_query(keys).all(conn).await?.into_iter().map(account_of).collect();
     let (memberships, synced, removable) =
@@ -138,7 +138,7 @@ pub(crate) fn team_of(row: team::Model) -> Team {
 
 /// `UPDATE users SET changes WHERE user_id = ? AND updated_at = read_at`: it changes one row if
 /// the user is still as read, none if someone changed it since.
-pub fn update_if_unchanged(
+pub(crate) fn update_if_unchanged(
     user_id: &str,
     read_at: DateTime<Utc>,
     changes: &Changes,

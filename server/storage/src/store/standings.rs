@@ -41,7 +41,9 @@ pub struct Recorded {
 }
 
 /// Every user, by id, with the memberships a sync made and their latest recorded groups.
-pub async fn user_standings<C: ConnectionTrait>(conn: &C) -> Result<Vec<UserStanding>, DbErr> {
+pub(crate) async fn user_standings<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<UserStanding>, DbErr> {
     let users = user::Entity::find().order_by_asc(user::Column::UserId).all(conn).await?;
     let mut synced: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for membership in team_member::Entity::find()

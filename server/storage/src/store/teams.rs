@@ -12,7 +12,7 @@ use super::{json_list, now};
 use crate::entity::{team, team_member};
 
 /// The teams with these ids that exist, in the order asked.
-pub async fn existing_teams<C: ConnectionTrait>(
+pub(crate) async fn existing_teams<C: ConnectionTrait>(
     conn: &C,
     team_ids: &[String],
 ) -> Result<Vec<String>, DbErr> {
@@ -30,7 +30,7 @@ pub async fn existing_teams<C: ConnectionTrait>(
 }
 
 /// The team with this id.
-pub async fn team_by_id<C: ConnectionTrait>(
+pub(crate) async fn team_by_id<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
 ) -> Result<Option<team::Model>, DbErr> {
@@ -50,7 +50,7 @@ fn member_row(team_id: &str, user_id: &str, role: &str) -> team_member::ActiveMo
 
 /// Adds a member, or sets the role of an existing one; either way the membership is the
 /// administrator's from then on (a sync with the identity provider no longer removes it).
-pub async fn upsert_member<C: ConnectionTrait>(
+pub(crate) async fn upsert_member<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_id: &str,
@@ -68,7 +68,7 @@ pub async fn upsert_member<C: ConnectionTrait>(
 }
 
 /// Adds a member unless already there (keeping the existing role).
-pub async fn add_member_if_absent<C: ConnectionTrait>(
+pub(crate) async fn add_member_if_absent<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_id: &str,
@@ -83,7 +83,7 @@ pub async fn add_member_if_absent<C: ConnectionTrait>(
 }
 
 /// Removes a member; returns whether there was one.
-pub async fn delete_member<C: ConnectionTrait>(
+pub(crate) async fn delete_member<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_id: &str,
@@ -97,7 +97,7 @@ pub async fn delete_member<C: ConnectionTrait>(
 }
 
 /// The ids of the teams a user is in, in joining order.
-pub async fn teams_of_user<C: ConnectionTrait>(
+pub(crate) async fn teams_of_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Vec<String>, DbErr> {
@@ -113,7 +113,7 @@ pub async fn teams_of_user<C: ConnectionTrait>(
 }
 
 /// The teams a user is in, in joining order, read in one statement.
-pub async fn teams_of_user_with_info<C: ConnectionTrait>(
+pub(crate) async fn teams_of_user_with_info<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Vec<team::Model>, DbErr> {
@@ -137,7 +137,7 @@ pub(crate) fn teams_of_user_query(
 }
 
 /// A team's members, in joining order.
-pub async fn members_of_team<C: ConnectionTrait>(
+pub(crate) async fn members_of_team<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
 ) -> Result<Vec<team_member::Model>, DbErr> {
@@ -150,7 +150,7 @@ pub async fn members_of_team<C: ConnectionTrait>(
 }
 
 /// Every team, by id.
-pub async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team::Model>, DbErr> {
+pub(crate) async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team::Model>, DbErr> {
     team::Entity::find().order_by_asc(team::Column::TeamId).all(conn).await
 }
 
@@ -202,7 +202,7 @@ pub(crate) fn sign_in_team_row(new: &NewTeamPlan, now: DateTime<Utc>) -> team::A
 }
 
 /// Creates a team.
-pub async fn insert_team<C: ConnectionTrait>(
+pub(crate) async fn insert_team<C: ConnectionTrait>(
     conn: &C,
     new: NewTeam,
     now: DateTime<Utc>,

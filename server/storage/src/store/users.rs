@@ -15,7 +15,7 @@ use crate::entity::{session, team_member, user};
 /// A new user row (spend 0, the budget's first reset computed, timestamps `now`); every user the
 /// server creates, at sign-in or through the API, is built here.
 #[allow(clippy::too_many_arguments)]
-pub fn new_user_row(
+pub(crate) fn new_user_row(
     user_id: String,
     user_email: Option<String>,
     user_alias: Option<String>,
@@ -50,7 +50,7 @@ pub fn new_user_row(
 }
 
 /// The user with this id.
-pub async fn user_by_id<C: ConnectionTrait>(
+pub(crate) async fn user_by_id<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Option<user::Model>, DbErr> {
@@ -59,7 +59,7 @@ pub async fn user_by_id<C: ConnectionTrait>(
 
 /// The user bound to this identity, (issuer, subject), if any: a binding is unique as the pair
 /// (the same subject from another issuer is another identity).
-pub async fn user_by_binding<C: ConnectionTrait>(
+pub(crate) async fn user_by_binding<C: ConnectionTrait>(
     conn: &C,
     issuer: &str,
     subject: &str,
@@ -74,7 +74,7 @@ pub async fn user_by_binding<C: ConnectionTrait>(
 /// Creates `user_id` as an `internal_user` with no email, budget or models, unless a user with
 /// that id exists: what LiteLLM's `add_new_member` does for a team member who is not a user yet.
 /// `created_by` goes into the row's metadata.
-pub async fn ensure_member_user<C: ConnectionTrait>(
+pub(crate) async fn ensure_member_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     created_by: &str,
@@ -84,7 +84,11 @@ pub async fn ensure_member_user<C: ConnectionTrait>(
 
 /// The row of a team member who is not a user yet: an `internal_user` with no email, budget or
 /// models, `created_by` in its metadata.
-pub fn member_user_row(user_id: &str, created_by: &str, now: DateTime<Utc>) -> user::ActiveModel {
+pub(crate) fn member_user_row(
+    user_id: &str,
+    created_by: &str,
+    now: DateTime<Utc>,
+) -> user::ActiveModel {
     new_user_row(
         user_id.to_owned(),
         None,
@@ -101,7 +105,7 @@ pub fn member_user_row(user_id: &str, created_by: &str, now: DateTime<Utc>) -> u
 
 /// Inserts a user unless any unique key (id or identity-provider id) is taken; returns whether
 /// it inserted.
-pub async fn insert_user_if_absent<C: ConnectionTrait>(
+pub(crate) async fn insert_user_if_absent<C: ConnectionTrait>(
     conn: &C,
     row: user::ActiveModel,
 ) -> Result<bool, DbErr> {
@@ -125,7 +129,7 @@ pub struct UserFilter {
 }
 
 /// A page of users (1-based page) and the total count.
-pub async fn list_users<C: ConnectionTrait>(
+pub(crate) async fn list_users<C: ConnectionTrait>(
     conn: &C,
     filter: &UserFilter,
     page: u64,
@@ -153,7 +157,7 @@ pub async fn list_users<C: ConnectionTrait>(
 }
 
 /// Deletes users (their memberships and sessions go with them); returns the ids deleted.
-pub async fn delete_users<C: ConnectionTrait>(
+pub(crate) async fn delete_users<C: ConnectionTrait>(
     conn: &C,
     user_ids: &[String],
 ) -> Result<Vec<String>, DbErr> {
@@ -187,7 +191,7 @@ pub async fn delete_users<C: ConnectionTrait>(
 /// Applies an administrator's edit ([`hookgate_core::admin::edited`] decides the values);
 /// returns the user as saved, or `None` when there is none. Only the columns the edit changes
 /// are written (a stored value the rules cannot read is left as it is unless replaced).
-pub async fn edit_user<C: ConnectionTrait>(
+pub(crate) async fn edit_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     edit: UserEdit,
@@ -235,7 +239,7 @@ pub async fn edit_user<C: ConnectionTrait>(
 }
 
 /// Saves changes to a user.
-pub async fn update_user<C: ConnectionTrait>(
+pub(crate) async fn update_user<C: ConnectionTrait>(
     conn: &C,
     row: user::ActiveModel,
 ) -> Result<user::Model, DbErr> {

@@ -391,8 +391,7 @@ async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal(
 /// writer can make it forget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_that_changes_its_user_forgets_its_session_checks_before_it_answers() {
-    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
         return;
     };
     let name = format!("hookgate_writer_{}", crate::tests_support::random_hex());
