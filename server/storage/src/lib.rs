@@ -12,15 +12,15 @@ mod port;
 mod read_only;
 mod sessions;
 mod store;
+mod types;
 mod sync;
 mod writer;
 
 pub use self::{
-    port::{NewUser, Tx},
+    port::Tx,
     read_only::{ReadOnlyError, SchemaMismatch},
-    store::{
-        NewTeam, Recorded, ScimUser, UserEdit, UserFilter, UserStanding, json_list, list_of, now,
-    },
+    store::{json_list, list_of, now},
+    types::{NewTeam, NewUser, Recorded, ScimUser, UserEdit, UserFilter, UserStanding},
     writer::{Applied, Job, Timed, Writer},
 };
 

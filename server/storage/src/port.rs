@@ -7,7 +7,7 @@
 
 mod tx;
 
-pub use self::tx::{NewUser, Tx};
+pub use self::tx::Tx;
 
 use chrono::{DateTime, Utc};
 use hookgate_core::{
@@ -19,7 +19,8 @@ use sea_orm::DbErr;
 use crate::{
     Db,
     entity::{sign_in_event, team, team_member, user},
-    store::{self, UserFilter, UserStanding},
+    store,
+    types::{UserFilter, UserStanding},
 };
 
 impl Db {

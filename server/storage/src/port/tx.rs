@@ -2,37 +2,15 @@
 //! write may make.
 
 use chrono::{DateTime, Utc};
-use hookgate_core::{budget::BudgetDuration, identity::Binding};
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::{
     Db,
     entity::{team, team_member, user},
-    store::{self, NewTeam, ScimUser, UserEdit},
+    store,
+    types::{NewTeam, NewUser, ScimUser, UserEdit},
 };
 
-/// A user an administrator creates (`/user/new`).
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    /// Its id.
-    pub user_id: String,
-    /// Its email (stored lower-case).
-    pub user_email: Option<String>,
-    /// Its display name.
-    pub user_alias: Option<String>,
-    /// Its role.
-    pub role: plugin_api::UserRole,
-    /// Its models.
-    pub models: Vec<String>,
-    /// Its budget in USD.
-    pub max_budget: Option<f64>,
-    /// Its budget period.
-    pub budget_duration: Option<BudgetDuration>,
-    /// The identity it is bound to before anyone signs in with it.
-    pub binding: Option<Binding>,
-    /// Its metadata object.
-    pub metadata: serde_json::Value,
-}
 
 /// The statements of one write transaction ([`Db::write`]). Each method runs at once, in the
 /// transaction; what a method changes of a user makes the session checks of that user

@@ -304,7 +304,7 @@ async fn this_processs_own_writes_forget_before_they_return() {
     assert!(db.revoke_session("a1").await.unwrap());
     assert_eq!(check("a1").await, None, "a logout");
     // An administrator's edit (the port forgets what the write changed before it answers).
-    let edit = crate::store::UserEdit {
+    let edit = crate::UserEdit {
         user_role: Some(plugin_api::UserRole::InternalUser),
         ..Default::default()
     };

@@ -44,12 +44,6 @@ pub(crate) use self::{
         new_user_row, user_by_binding, user_by_id,
     },
 };
-pub use self::{
-    scim::ScimUser,
-    standings::{Recorded, UserStanding},
-    teams::NewTeam,
-    users::{UserEdit, UserFilter},
-};
 pub(crate) use self::{
     sign_in::{row_of, snapshot, update_if_unchanged},
     users::member_user_row,

@@ -13,6 +13,7 @@ use sea_orm::{
 
 use super::json_list;
 use crate::entity::{team, team_member, user};
+use crate::types::ScimUser;
 
 /// Every user, oldest first.
 pub(crate) async fn all_users<C: ConnectionTrait>(conn: &C) -> Result<Vec<user::Model>, DbErr> {
@@ -50,18 +51,6 @@ pub(crate) async fn all_teams_with_members<C: ConnectionTrait>(
         .collect())
 }
 
-/// What SCIM sets on a user.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScimUser {
-    /// Lower-case email.
-    pub user_email: Option<String>,
-    /// `displayName` (or the name's parts).
-    pub user_alias: Option<String>,
-    /// `active`.
-    pub active: bool,
-    /// `userName`, `externalId`, `name`, as kept in `users.scim`.
-    pub scim: serde_json::Value,
-}
 
 /// Creates a user provisioned by SCIM: an `internal_user` with no models or budget, LiteLLM's
 /// defaults for a member (`created_by: scim`).

@@ -10,6 +10,7 @@ use sea_orm::{
 
 use super::{json_list, now};
 use crate::entity::{team, team_member};
+use crate::types::NewTeam;
 
 /// The teams with these ids that exist, in the order asked.
 pub(crate) async fn existing_teams<C: ConnectionTrait>(
@@ -154,20 +155,6 @@ pub(crate) async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team:
     team::Entity::find().order_by_asc(team::Column::TeamId).all(conn).await
 }
 
-/// A team to create.
-#[derive(Debug, Clone, Default)]
-pub struct NewTeam {
-    /// Its id.
-    pub team_id: String,
-    /// Its display name.
-    pub team_alias: Option<String>,
-    /// Its models.
-    pub models: Vec<String>,
-    /// Its budget in USD.
-    pub max_budget: Option<f64>,
-    /// Its metadata object.
-    pub metadata: Option<serde_json::Value>,
-}
 
 /// The row of a team a sign-in creates (`create_teams_from_groups`, or a hook's
 /// `create_team`). The teams table holds the models and the budget; the period and the

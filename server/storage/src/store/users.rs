@@ -7,10 +7,10 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
-pub use hookgate_core::admin::UserEdit;
 
 use super::{json_list, now, sign_in::account_of};
 use crate::entity::{session, team_member, user};
+use crate::types::{UserEdit, UserFilter};
 
 /// A new user row (spend 0, the budget's first reset computed, timestamps `now`); every user the
 /// server creates, at sign-in or through the API, is built here.
@@ -117,16 +117,6 @@ pub(crate) async fn insert_user_if_absent<C: ConnectionTrait>(
     Ok(matches!(result, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
 
-/// Filters for [`list_users`].
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    /// Only these ids.
-    pub user_ids: Option<Vec<String>>,
-    /// Only this role.
-    pub role: Option<String>,
-    /// Email containing this (case-insensitive).
-    pub email_contains: Option<String>,
-}
 
 /// A page of users (1-based page) and the total count.
 pub(crate) async fn list_users<C: ConnectionTrait>(

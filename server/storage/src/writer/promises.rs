@@ -301,7 +301,7 @@ async fn a_plan_from_a_snapshot_another_writer_changed_is_refused_and_made_again
     // Meanwhile an administrator changes her row (on the server's async pool, not the writer's
     // connection: the timestamps each writes must compare equal).
     let later = read_at + chrono::Duration::seconds(1);
-    let edit = store::UserEdit { user_alias: Some("Sue the admin's".into()), ..Default::default() };
+    let edit = crate::UserEdit { user_alias: Some("Sue the admin's".into()), ..Default::default() };
     store::edit_user(fixture.db.conn(), "sue", edit, later).await.unwrap().unwrap();
 
     // The stale plan writes nothing: no session, no event, the administrator's change kept.
@@ -330,7 +330,7 @@ async fn a_plan_for_a_user_deactivated_since_the_read_is_refused_and_made_again(
     let plan = fixture.decide(&tess).await.unwrap();
     assert_eq!(plan.user, rules::UserWrite::Unchanged);
     let row = fixture.user("tess").await.unwrap();
-    let fields = store::ScimUser {
+    let fields = crate::ScimUser {
         user_email: row.user_email.clone(),
         user_alias: row.user_alias.clone(),
         active: false,
