@@ -36,6 +36,16 @@ fn main() {
 
 /// The synchronous twin of one source file.
 fn twin(text: &str, dir: &str) -> String {
+    // `crate::entity` is renamed only when it is written out: an `entity::` inside a
+    // `use crate::{…}` group would stay the original's.
+    if let Some(group) = text.find("use crate::{") {
+        let end = text[group..].find("};").map_or(text.len(), |end| group + end);
+        assert!(
+            !text[group..end].contains("entity"),
+            "write `use crate::entity::…;` on a line of its own in src/{dir}: build.rs renames \
+             `crate::entity` for SQLite's twin"
+        );
+    }
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         let trimmed = line.trim_start();
@@ -85,7 +95,8 @@ fn conversion(path: &Path, text: &str) -> String {
     let module = path.file_stem().and_then(|stem| stem.to_str()).expect("a UTF-8 file name");
     let moves: String = fields.iter().map(|field| format!("{field}: row.{field}, ")).collect();
     let mut out = String::new();
-    for (from, to) in [("crate::lite::entity", "crate::entity"), ("crate::entity", "crate::lite::entity")]
+    for (from, to) in
+        [("crate::lite::entity", "crate::entity"), ("crate::entity", "crate::lite::entity")]
     {
         out.push_str(&format!(
             "impl From<{from}::{module}::Model> for {to}::{module}::Model {{\n    fn from(row: \

@@ -2,18 +2,21 @@
 //! PostgreSQL when several replicas share one database. Only this crate knows sea-orm; the
 //! server sees the port ([`Db`]'s methods, `port.rs`), the rows (`entity`) and the core's types.
 //!
-//! Writes that belong together run in one transaction ([`Db::write`]). On SQLite, write
-//! transactions start `IMMEDIATE` and are also serialised in-process, so that concurrent
-//! sign-ins queue instead of failing with "database is locked".
+//! Each database has one backend, each on sea-orm: PostgreSQL's on sea-orm over sqlx (`store`),
+//! SQLite's on sea-orm-sync over rusqlite (`lite`, the same queries compiled a second time;
+//! `sqlite.rs`). Writes that belong together run in one transaction ([`Db::write`]); on SQLite
+//! every write takes the one write connection in turn, so that concurrent writes queue instead
+//! of failing with "database is locked".
 
 pub mod entity;
+mod lite;
 mod migration;
 mod port;
 mod read_only;
 mod sessions;
+mod sqlite;
 mod store;
 mod types;
-mod sync;
 mod writer;
 
 pub use self::{
@@ -27,8 +30,8 @@ pub use self::{
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -73,24 +76,35 @@ pub fn database_kind(url: &str) -> Result<DatabaseKind, UnsupportedUrl> {
     }
 }
 
-/// A connection pool and the write discipline that goes with it.
+/// The database: the storage port's methods (`port.rs`) over one of two backends.
 #[derive(Debug, Clone)]
 pub struct Db {
-    conn: DatabaseConnection,
-    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
-    /// SQLite: the file, and its readers on the calling thread (see [`sync`]).
-    sqlite: Option<(PathBuf, Arc<sync::Readers>)>,
+    backend: Backend,
     /// Opened for a rehearsal ([`Db::open_read_only`], [`Db::scratch`]): [`Db::write`] refuses.
     read_only: bool,
-    /// PostgreSQL: the session checks remembered while this replica hears every change (see
-    /// [`sessions`]).
-    sessions: Option<Arc<sessions::SessionCache>>,
 }
 
-/// A write transaction; dropped without [`WriteTxn::commit`], it rolls back.
+/// Where the statements go.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// SQLite, on sea-orm-sync over rusqlite ([`sqlite`]).
+    Sqlite(Arc<sqlite::Lite>),
+    /// PostgreSQL, on sea-orm over sqlx.
+    Postgres(Pg),
+}
+
+/// PostgreSQL's pool, and what this replica remembers of session checks.
+#[derive(Debug, Clone)]
+pub(crate) struct Pg {
+    pub(crate) conn: DatabaseConnection,
+    /// The session checks remembered while this replica hears every change (see [`sessions`]);
+    /// `None` for a rehearsal.
+    pub(crate) sessions: Option<Arc<sessions::SessionCache>>,
+}
+
+/// A PostgreSQL write transaction; dropped without [`WriteTxn::commit`], it rolls back.
 pub(crate) struct WriteTxn {
     txn: DatabaseTransaction,
-    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTxn {
@@ -111,7 +125,7 @@ impl WriteTxn {
 }
 
 impl Db {
-    /// Connects and runs the migrations. SQLite files are created if missing and use WAL.
+    /// Connects and runs the migrations. SQLite files are created if missing (0600) and use WAL.
     pub async fn connect(url: &str) -> Result<Db, DbErr> {
         let kind = database_kind(url).map_err(|error| DbErr::Custom(error.to_string()))?;
         let mut options = ConnectOptions::new(url.to_owned());
@@ -123,98 +137,89 @@ impl Db {
             // No `SELECT 1` round trip on every checkout: a dead connection fails its statement,
             // which the caller reports (503), and the pool replaces it.
             .test_before_acquire(false);
-        let mut sqlite = None;
-        let write_lock = match kind {
+        let backend = match kind {
             DatabaseKind::Sqlite(path) => {
                 if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
                     return Err(DbErr::Custom(format!(
                         "{url}: hookgate keeps SQLite in a file (sqlite://<path>), not in memory"
                     )));
                 }
-                sqlite = Some((path.clone(), Arc::new(sync::Readers::new(&path))));
                 create_private(&path).map_err(|error| {
                     DbErr::Custom(format!("cannot create {}: {error}", path.display()))
                 })?;
-                options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|opts| {
+                // sea-orm-migration runs on sea-orm (sqlx) only: the schema is migrated on one
+                // connection of its own, closed before anything else opens the file.
+                options.max_connections(1).min_connections(0).map_sqlx_sqlite_opts(|opts| {
                     opts.create_if_missing(true)
                         .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                         .busy_timeout(Duration::from_secs(10))
                         .foreign_keys(true)
-                        .statement_cache_capacity(STATEMENT_CACHE)
                 });
-                Some(Arc::new(tokio::sync::Mutex::new(())))
+                let conn = Database::connect(options).await?;
+                let migrated = migration::Migrator::up(&conn, None).await;
+                conn.close().await?;
+                migrated?;
+                Backend::Sqlite(Arc::new(sqlite::Lite::file(&path)))
             }
             DatabaseKind::Postgres => {
                 options
                     .max_connections(16)
                     .min_connections(1)
                     .map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(STATEMENT_CACHE));
-                None
+                let conn = Database::connect(options).await?;
+                // Replicas sharing PostgreSQL may start together: one migrates while the others
+                // wait on a transaction-scoped advisory lock, then find nothing pending.
+                let txn = conn.begin().await?;
+                txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                    .await?;
+                migration::Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+                let cache = sessions::SessionCache::new();
+                sessions::listen(&cache, conn.get_postgres_connection_pool().clone());
+                Backend::Postgres(Pg { conn, sessions: Some(cache) })
             }
         };
-        let conn = Database::connect(options).await?;
-        if write_lock.is_none() {
-            // Replicas sharing PostgreSQL may start together: one migrates while the others wait
-            // on a transaction-scoped advisory lock, then find nothing pending.
-            let txn = conn.begin().await?;
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-                .await?;
-            migration::Migrator::up(&txn, None).await?;
-            txn.commit().await?;
-        } else {
-            migration::Migrator::up(&conn, None).await?;
-        }
-        let sessions = write_lock.is_none().then(|| {
-            let cache = sessions::SessionCache::new();
-            sessions::listen(&cache, conn.get_postgres_connection_pool().clone());
-            cache
-        });
-        Ok(Db { conn, write_lock, sqlite, read_only: false, sessions })
+        Ok(Db { backend, read_only: false })
     }
 
-    /// The pool, for reads.
-    pub(crate) fn conn(&self) -> &DatabaseConnection {
-        &self.conn
+    /// Where the statements go.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
     }
 
-    /// What one sign-in needs to decide ([`store::snapshot`]), read from a blocking thread: on
-    /// SQLite on this thread, without sqlx's hand-offs; on PostgreSQL through `runtime`.
+    /// What one sign-in needs to decide, read from a blocking thread: on SQLite on this thread,
+    /// on PostgreSQL through `runtime`.
     pub fn snapshot_blocking(
         &self,
         runtime: &tokio::runtime::Handle,
         keys: &hookgate_core::signin::Keys,
     ) -> Result<hookgate_core::signin::Snapshot, DbErr> {
-        if let Some((_, readers)) = &self.sqlite
-            && let Some(read) = readers.snapshot(keys)
-        {
-            return read;
+        match &self.backend {
+            Backend::Sqlite(lite) => lite.read(|conn| lite::store::snapshot(conn, keys)),
+            Backend::Postgres(pg) => runtime.block_on(store::snapshot(&pg.conn, keys)),
         }
-        runtime.block_on(store::snapshot(&self.conn, keys))
     }
 
-    /// The live session with this key hash and its user ([`store::live_session_user`]). On
-    /// SQLite it reads on the calling thread's own connection, without sqlx's two thread
-    /// switches per statement: a primary-key lookup in WAL mode, which never waits for the
+    /// The live session with this key hash and its user. On SQLite it reads on the calling
+    /// thread's own connection: a primary-key lookup in WAL mode, which never waits for the
     /// writer, costs microseconds, less than handing it to another thread would. On PostgreSQL
     /// it is remembered while this replica hears every change ([`sessions`]).
     pub async fn live_session_user(
         &self,
         token_hash: &str,
     ) -> Result<Option<(entity::session::Model, entity::user::Model)>, DbErr> {
-        if let Some((_, readers)) = &self.sqlite
-            && let Some(read) = readers.live_session_user(token_hash)
-        {
-            return read;
-        }
-        let Some(cache) = &self.sessions else {
-            return store::live_session_user(&self.conn, token_hash).await;
+        let pg = match &self.backend {
+            Backend::Sqlite(lite) => return lite.live_session_user(token_hash),
+            Backend::Postgres(pg) => pg,
+        };
+        let Some(cache) = &pg.sessions else {
+            return store::live_session_user(&pg.conn, token_hash).await;
         };
         let ticket = match cache.lookup(token_hash, store::now()) {
             Ok(found) => return Ok(Some(found)),
             Err(ticket) => ticket,
         };
-        let found = store::live_session_user(&self.conn, token_hash).await?;
+        let found = store::live_session_user(&pg.conn, token_hash).await?;
         if let (Some(ticket), Some(found)) = (ticket, &found) {
             cache.keep(ticket, token_hash, found);
         }
@@ -223,49 +228,37 @@ impl Db {
 
     /// Makes this process forget the session checks of `user_id` at once: called after a
     /// committed write that changed or deleted the user or revoked any of its sessions, before
-    /// its caller is answered. (Other replicas hear of it through the schema's `NOTIFY`.)
-    pub fn forget_user(&self, user_id: &str) {
-        if let Some(cache) = &self.sessions {
+    /// its caller is answered. (Other replicas hear of it through the schema's `NOTIFY`; on
+    /// SQLite every reader sees the commit in `data_version`.)
+    pub(crate) fn forget_user(&self, user_id: &str) {
+        if let Backend::Postgres(Pg { sessions: Some(cache), .. }) = &self.backend {
             cache.forget(sessions::Forget::User(user_id.to_owned()));
         }
     }
 
-    /// Revokes a session ([`store::revoke_session`]); returns whether it was live.
+    /// Revokes a session; returns whether it was live.
     pub async fn revoke_session(&self, token_hash: &str) -> Result<bool, DbErr> {
-        let revoked = store::revoke_session(&self.conn, token_hash).await?;
-        if let Some(cache) = &self.sessions {
+        let hash = token_hash.to_owned();
+        let revoked = self.write(move |tx| tx.revoke_session(&hash)).await?;
+        if let Backend::Postgres(Pg { sessions: Some(cache), .. }) = &self.backend {
             cache.forget(sessions::Forget::Session(token_hash.to_owned()));
         }
         Ok(revoked)
     }
 
-    /// Revokes every live session of a user ([`store::revoke_user_sessions`]); returns how many
-    /// there were.
+    /// Revokes every live session of a user; returns how many there were.
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, DbErr> {
-        let revoked = store::revoke_user_sessions(&self.conn, user_id).await?;
-        self.forget_user(user_id);
-        Ok(revoked)
+        let user_id = user_id.to_owned();
+        self.write(move |tx| tx.revoke_user_sessions(&user_id)).await
     }
 
-    /// The teams a user is in ([`store::teams_of_user_with_info`]); on SQLite read on the
-    /// calling thread, as [`Db::live_session_user`] is.
+    /// The teams a user is in; on SQLite read on the calling thread and remembered while the
+    /// database is unchanged, as [`Db::live_session_user`] is.
     pub async fn teams_of_user(&self, user_id: &str) -> Result<Vec<entity::team::Model>, DbErr> {
-        if let Some((_, readers)) = &self.sqlite
-            && let Some(read) = readers.teams_of_user(user_id)
-        {
-            return read;
+        match &self.backend {
+            Backend::Sqlite(lite) => lite.teams_of_user(user_id),
+            Backend::Postgres(pg) => store::teams_of_user_with_info(&pg.conn, user_id).await,
         }
-        store::teams_of_user_with_info(&self.conn, user_id).await
-    }
-
-    /// The SQLite file, if this is SQLite.
-    fn sqlite_path(&self) -> Option<&std::path::Path> {
-        self.sqlite.as_ref().map(|(path, _)| path.as_path())
-    }
-
-    /// Which backend this is.
-    pub fn backend(&self) -> DbBackend {
-        self.conn.get_database_backend()
     }
 
     /// Refuses when the database was opened read-only (a rehearsal).
@@ -278,31 +271,29 @@ impl Db {
         Ok(())
     }
 
-    /// Starts a write transaction.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
-        self.refuse_if_read_only()?;
-        let guard = match &self.write_lock {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
-        };
-        let txn = self
-            .conn
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
-        Ok(WriteTxn { txn, _guard: guard })
+    /// Starts a PostgreSQL write transaction.
+    pub(crate) async fn begin_write(pg: &Pg) -> Result<WriteTxn, DbErr> {
+        Ok(WriteTxn { txn: pg.conn.begin().await? })
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), DbErr> {
-        self.conn.execute_unprepared("SELECT 1").await.map(|_| ())
+        match &self.backend {
+            Backend::Sqlite(lite) => lite.read(|conn| {
+                use sea_orm_sync::ConnectionTrait as _;
+                conn.execute_unprepared("SELECT 1").map(|_| ())
+            }),
+            Backend::Postgres(pg) => pg.conn.execute_unprepared("SELECT 1").await.map(|_| ()),
+        }
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pool, waiting for connections to be returned (PostgreSQL; SQLite's
+    /// connections close with their threads and the last handle).
     pub async fn close(self) -> Result<(), DbErr> {
-        self.conn.close().await
+        match self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.conn.close().await,
+        }
     }
 }
 
@@ -334,7 +325,7 @@ pub async fn prune_forever(db: Db, retention: Duration, every: Duration) {
         let now = store::now();
         let keep_from =
             now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
-        match store::prune(db.conn(), now, keep_from).await {
+        match db.write(move |tx| tx.prune(now, keep_from)).await {
             Ok((0, 0)) => {}
             Ok((sessions, events)) => {
                 tracing::info!(sessions, events, "pruned expired sessions and old sign-in events");
@@ -368,6 +359,55 @@ mod tests {
         // would be a different, empty one on each connection.
         let error = Db::connect("sqlite::memory:").await.unwrap_err().to_string();
         assert!(error.contains("not in memory"), "{error}");
+    }
+}
+
+/// What the tests of this crate reach behind the port for.
+#[cfg(test)]
+impl Db {
+    /// Runs `sql` (statements without results) in a write transaction.
+    pub(crate) async fn execute_for_test(&self, sql: &str) -> Result<(), DbErr> {
+        match self.backend() {
+            Backend::Sqlite(lite) => lite.write(|conn| {
+                use sea_orm_sync::ConnectionTrait as _;
+                conn.execute_unprepared(sql).map(|_| ()).map_err(lite::from_sync)
+            }),
+            Backend::Postgres(pg) => pg.conn.execute_unprepared(sql).await.map(|_| ()),
+        }
+    }
+
+    /// The first column of the first row `sql` returns, as a number.
+    pub(crate) async fn count_for_test(&self, sql: &str) -> i64 {
+        match self.backend() {
+            Backend::Sqlite(lite) => lite.with_held_for_test(|conn| {
+                use sea_orm_sync::ConnectionTrait as _;
+                let statement =
+                    sea_orm_sync::Statement::from_string(sea_orm_sync::DbBackend::Sqlite, sql);
+                let row = conn.query_one_raw(statement).unwrap().unwrap();
+                row.try_get_by_index(0).unwrap()
+            }),
+            Backend::Postgres(pg) => {
+                let statement = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+                let row = pg.conn.query_one_raw(statement).await.unwrap().unwrap();
+                row.try_get_by_index(0).unwrap()
+            }
+        }
+    }
+
+    /// SQLite's backend.
+    pub(crate) fn sqlite_for_test(&self) -> &sqlite::Lite {
+        match self.backend() {
+            Backend::Sqlite(lite) => lite,
+            Backend::Postgres(_) => panic!("a SQLite database was expected"),
+        }
+    }
+
+    /// PostgreSQL's session cache.
+    pub(crate) fn session_cache_for_test(&mut self) -> &mut Option<Arc<sessions::SessionCache>> {
+        match &mut self.backend {
+            Backend::Postgres(pg) => &mut pg.sessions,
+            Backend::Sqlite(_) => panic!("a PostgreSQL database was expected"),
+        }
     }
 }
 

@@ -8,33 +8,20 @@
 //! writes nothing. Then, for the plans that passed, one statement each: the users the hooks
 //! created, the teams the sign-ins create, the memberships, the sessions, the "allowed" events.
 //!
-//! The statements are built with sea-orm's query builder. On SQLite the writer runs them on its
-//! own rusqlite connection through sea-orm's synchronous backend (`sea-orm-sync`), taking the
-//! server's write lock for each batch; on PostgreSQL it runs them on the pool, through the
-//! runtime.
+//! The statements are a query like any other (`store::apply_batch`). On SQLite the writer runs
+//! its twin on the write connection, taking the lock every write takes for each batch; on
+//! PostgreSQL it runs the original on the pool, through the runtime.
 
 use chrono::{DateTime, Utc};
 use hookgate_core::records::{NewSession, SignInRecord};
-use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait,
-    Statement,
-    sea_query::{Expr, OnConflict},
-};
+use sea_orm::DbErr;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    Db,
-    entity::{session, sign_in_event, team, team_member, user},
-    store,
-};
-use hookgate_core::signin::{Plan, Source, UserWrite};
+use super::{Backend, Db, store};
+use hookgate_core::signin::{Plan, UserWrite};
 
 /// The most plans one transaction applies.
 const MAX_BATCH: usize = 64;
-/// The row counts of multi-row statements: a batch's rows go out in chunks of these sizes, so
-/// each connection prepares (and caches) a handful of statements, not one per batch size.
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 /// How many plans may wait for the writer before sign-ins wait to hand theirs over.
 const QUEUE: usize = 4096;
 
@@ -110,10 +97,10 @@ fn run(
     mut receiver: mpsc::Receiver<Queued>,
     timed: Timed,
 ) {
-    let mut target = Target::new(db.clone(), runtime);
+    let mut target = Target::new(&db, runtime);
     let transaction = |target: &mut Target, jobs: &[&Job]| {
         let started = std::time::Instant::now();
-        let outcome = target.transaction(|txn| apply_batch(txn, jobs));
+        let outcome = target.transaction(jobs);
         timed(started.elapsed());
         outcome
     };
@@ -191,54 +178,32 @@ fn gather(receiver: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>) {
 
 /// Where the writer's transactions run.
 enum Target {
-    /// SQLite: a connection of the writer thread's own, opened on first use (and again after a
-    /// failure), and the server's in-process write lock.
-    Sqlite { db: Db, path: std::path::PathBuf, conn: Option<sea_orm_sync::DatabaseConnection> },
+    /// SQLite: the write connection, behind the lock every write takes.
+    Sqlite(std::sync::Arc<crate::sqlite::Lite>),
     /// PostgreSQL: the pool, through the runtime.
-    Postgres { db: Db, runtime: tokio::runtime::Handle },
-}
-
-/// An open transaction: runs one statement, returns the rows it changed.
-pub(super) trait Txn {
-    /// Runs `statement`; returns how many rows it changed.
-    fn run(&mut self, statement: Statement) -> Result<u64, DbErr>;
-    /// The SQL dialect statements are built for.
-    fn backend(&self) -> DbBackend;
+    Postgres { pg: crate::Pg, runtime: tokio::runtime::Handle },
 }
 
 impl Target {
-    fn new(db: Db, runtime: tokio::runtime::Handle) -> Target {
-        match db.sqlite_path().map(std::path::Path::to_owned) {
-            Some(path) => Target::Sqlite { db, path, conn: None },
-            None => Target::Postgres { db, runtime },
+    fn new(db: &Db, runtime: tokio::runtime::Handle) -> Target {
+        match db.backend() {
+            Backend::Sqlite(sqlite) => Target::Sqlite(sqlite.clone()),
+            Backend::Postgres(pg) => Target::Postgres { pg: pg.clone(), runtime },
         }
     }
 
-    /// Runs `work` in one transaction, committed if it returns `Ok`, rolled back otherwise.
-    fn transaction<T>(
-        &mut self,
-        work: impl FnOnce(&mut dyn Txn) -> Result<T, DbErr>,
-    ) -> Result<T, DbErr> {
+    /// Applies `jobs` in one transaction, committed if every statement ran, rolled back
+    /// otherwise; returns each job's outcome.
+    fn transaction(&mut self, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> {
         match self {
-            Target::Sqlite { db, path, conn } => {
-                let _guard = db.write_lock.as_ref().map(|lock| lock.blocking_lock());
-                let connection = match conn.take() {
-                    Some(connection) => connection,
-                    None => super::sync::open_writer(path)?,
-                };
-                let result = super::sync::transaction(&connection, work);
-                // A connection that failed is dropped; the next batch opens a new one.
-                if result.is_ok() {
-                    *conn = Some(connection);
-                }
-                result
-            }
-            Target::Postgres { db, runtime } => {
+            Target::Sqlite(sqlite) => sqlite.write(|conn| {
+                crate::lite::store::apply_batch(conn, jobs).map_err(crate::lite::from_sync)
+            }),
+            Target::Postgres { pg, runtime } => {
                 let _context = runtime.enter();
-                let txn = runtime.block_on(db.begin_write())?;
-                let mut exec = Pooled { txn: &txn, runtime };
-                match work(&mut exec) {
-                    Ok(value) => runtime.block_on(txn.commit()).map(|()| value),
+                let txn = runtime.block_on(Db::begin_write(pg))?;
+                match runtime.block_on(store::apply_batch(txn.conn(), jobs)) {
+                    Ok(outcomes) => runtime.block_on(txn.commit()).map(|()| outcomes),
                     Err(error) => {
                         let _ = runtime.block_on(txn.rollback());
                         Err(error)
@@ -249,166 +214,6 @@ impl Target {
     }
 }
 
-/// A PostgreSQL transaction, driven from the writer thread.
-struct Pooled<'a> {
-    txn: &'a super::WriteTxn,
-    runtime: &'a tokio::runtime::Handle,
-}
-
-impl Txn for Pooled<'_> {
-    fn run(&mut self, statement: Statement) -> Result<u64, DbErr> {
-        Ok(self.runtime.block_on(self.txn.conn().execute_raw(statement))?.rows_affected())
-    }
-
-    fn backend(&self) -> DbBackend {
-        DbBackend::Postgres
-    }
-}
-/// Applies `jobs` in the open transaction; returns each one's outcome.
-fn apply_batch(txn: &mut dyn Txn, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> {
-    let backend = txn.backend();
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let plan = &job.plan;
-        let statement = match &plan.user {
-            UserWrite::Insert(new) => Some(
-                user::Entity::insert(store::row_of(new))
-                    .on_conflict(OnConflict::new().do_nothing().to_owned())
-                    .build(backend),
-            ),
-            UserWrite::Update { read_at, changes } => Some(
-                store::update_if_unchanged(&plan.account.user_id, *read_at, changes, job.now)
-                    .build(backend),
-            ),
-            UserWrite::Unchanged => None,
-        };
-        let fresh = match statement {
-            Some(statement) => txn.run(statement)? > 0,
-            // A row left as it is must still be active: deprovisioned (SCIM) since the read,
-            // the plan is stale and the sign-in is decided again, and refused. The statement
-            // matches no row in the usual case (so it changes nothing and notifies nobody).
-            None => {
-                let deactivated = user::Entity::update_many()
-                    .col_expr(user::Column::Active, Expr::col(user::Column::Active))
-                    .filter(user::Column::UserId.eq(plan.account.user_id.as_str()))
-                    .filter(user::Column::Active.eq(false))
-                    .build(backend);
-                txn.run(deactivated)? == 0
-            }
-        };
-        outcomes.push(if fresh { Applied::Done } else { Applied::Stale });
-    }
-    let done: Vec<&Job> = jobs
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| **outcome == Applied::Done)
-        .map(|(job, _)| *job)
-        .collect();
-
-    let mut new_users: Vec<user::ActiveModel> = Vec::new();
-    for job in &done {
-        new_users.extend(job.plan.hook_users.iter().map(store::row_of));
-        new_users.extend(
-            job.plan
-                .member_users
-                .iter()
-                .map(|user_id| store::member_user_row(user_id, "custom_sso", job.now)),
-        );
-    }
-    insert_many::<user::Entity>(txn, new_users, true)?;
-    // Teams the sign-ins create, before their memberships; one another sign-in created first
-    // is left as it is (and joined all the same).
-    let teams = done
-        .iter()
-        .flat_map(|job| job.plan.new_teams.iter().map(|new| store::sign_in_team_row(new, job.now)));
-    insert_many::<team::Entity>(txn, teams.collect(), true)?;
-    let memberships = done.iter().flat_map(|job| {
-        job.plan.memberships.iter().map(|m| team_member::ActiveModel {
-            team_id: Set(m.team_id.clone()),
-            user_id: Set(m.user_id.clone()),
-            role: Set(m.role.as_str().to_owned()),
-            created_at: Set(job.now),
-            source: Set(m.source.as_str().to_owned()),
-        })
-    });
-    insert_many::<team_member::Entity>(txn, memberships.collect(), true)?;
-    // Removals, each with its source condition in the statement too (an administrator's re-add
-    // since the read is kept): an authoritative sync's (only memberships a sync made), then a
-    // hook's (only memberships a sign-in made). Every user who lost one loses their earlier
-    // sessions, which were issued with those teams — once, however many they lost.
-    for job in &done {
-        let mut losers: Vec<&str> = Vec::new();
-        if !job.plan.removed.is_empty() {
-            let user_id = job.plan.account.user_id.as_str();
-            let removed = team_member::Entity::delete_many()
-                .filter(team_member::Column::UserId.eq(user_id))
-                .filter(team_member::Column::TeamId.is_in(job.plan.removed.iter().cloned()))
-                .filter(team_member::Column::Source.eq(Source::Idp.as_str()));
-            txn.run(removed.build(txn.backend()))?;
-            losers.push(user_id);
-        }
-        for (team_id, user_id) in &job.plan.hook_removed {
-            let removed = team_member::Entity::delete_many()
-                .filter(team_member::Column::UserId.eq(user_id.as_str()))
-                .filter(team_member::Column::TeamId.eq(team_id.as_str()))
-                .filter(
-                    team_member::Column::Source.is_in(Source::HOOK_REMOVABLE.map(Source::as_str)),
-                );
-            txn.run(removed.build(txn.backend()))?;
-            if !losers.contains(&user_id.as_str()) {
-                losers.push(user_id);
-            }
-        }
-        if !losers.is_empty() {
-            let revoked = session::Entity::update_many()
-                .col_expr(session::Column::RevokedAt, Expr::value(job.now))
-                .filter(session::Column::UserId.is_in(losers))
-                .filter(session::Column::RevokedAt.is_null());
-            txn.run(revoked.build(txn.backend()))?;
-        }
-    }
-    insert_many::<session::Entity>(
-        txn,
-        done.iter().map(|job| store::session_row(&job.session)).collect(),
-        false,
-    )?;
-    insert_many::<sign_in_event::Entity>(
-        txn,
-        done.iter().map(|job| store::event_row(&job.event)).collect(),
-        false,
-    )?;
-    Ok(outcomes)
-}
-
-/// Multi-row `INSERT`s of `rows` (none for no rows), `ON CONFLICT DO NOTHING` if
-/// `ignoring_conflicts`.
-fn insert_many<E: EntityTrait>(
-    txn: &mut dyn Txn,
-    rows: Vec<E::ActiveModel>,
-    ignoring_conflicts: bool,
-) -> Result<(), DbErr> {
-    let backend = txn.backend();
-    for chunk in chunks(rows) {
-        let mut insert = E::insert_many(chunk);
-        if ignoring_conflicts {
-            insert = insert.on_conflict(OnConflict::new().do_nothing().to_owned());
-        }
-        txn.run(insert.build(backend))?;
-    }
-    Ok(())
-}
-
-/// `rows` split into chunks of the sizes in [`CHUNKS`], largest first.
-fn chunks<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
-    let mut out = Vec::new();
-    while !rows.is_empty() {
-        let size = CHUNKS.iter().copied().find(|size| *size <= rows.len()).unwrap_or(1);
-        let rest = rows.split_off(size);
-        out.push(std::mem::replace(&mut rows, rest));
-    }
-    out
-}
-
 #[cfg(test)]
 mod promises;
 
@@ -416,7 +221,8 @@ mod promises;
 mod tests {
     #[test]
     fn rows_go_out_in_a_few_fixed_sizes() {
-        let sizes = |n: usize| super::chunks(vec![0; n]).iter().map(Vec::len).collect::<Vec<_>>();
+        let sizes =
+            |n: usize| crate::store::chunks(vec![0; n]).iter().map(Vec::len).collect::<Vec<_>>();
         assert_eq!(sizes(0), Vec::<usize>::new());
         assert_eq!(sizes(1), [1]);
         assert_eq!(sizes(7), [4, 1, 1, 1]);

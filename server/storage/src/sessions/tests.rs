@@ -179,8 +179,8 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let url = format!("{base}/{name}");
-    let db = crate::Db::connect(&url).await.unwrap();
-    let cache = db.sessions.clone().expect("PostgreSQL remembers session checks");
+    let mut db = crate::Db::connect(&url).await.unwrap();
+    let cache = db.session_cache_for_test().clone().expect("PostgreSQL remembers session checks");
     let live = async |cache: &SessionCache| {
         for _ in 0..100 {
             if cache.is_live() {
@@ -273,24 +273,22 @@ async fn this_processs_own_writes_forget_before_they_return() {
     let mut db = crate::Db::connect(&url).await.unwrap();
     let cache = SessionCache::new();
     cache.listener_ready();
-    db.sessions = Some(cache);
+    *db.session_cache_for_test() = Some(cache);
     for (user_id, hashes) in [("ann", ["a1", "a2", "a3"]), ("bob", ["b1", "b2", "b3"])] {
-        db.conn()
-            .execute_unprepared(&format!(
-                "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
-                 updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', now(), now())"
+        db.execute_for_test(&format!(
+            "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+             updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', now(), now())"
+        ))
+        .await
+        .unwrap();
+        for hash in hashes {
+            db.execute_for_test(&format!(
+                "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
+                 models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
+                 'proxy_admin', 'header', '[]', now(), now() + interval '1 hour')"
             ))
             .await
             .unwrap();
-        for hash in hashes {
-            db.conn()
-                .execute_unprepared(&format!(
-                    "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
-                     models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
-                     'proxy_admin', 'header', '[]', now(), now() + interval '1 hour')"
-                ))
-                .await
-                .unwrap();
         }
     }
     let check = async |hash: &str| {

@@ -7,11 +7,11 @@ use sea_orm::{
     sea_query::{Expr, OnConflict},
 };
 
-use super::{event_row, member_user_row, row_of, session_row, sign_in_team_row, update_if_unchanged};
-use crate::{
-    entity::{session, sign_in_event, team, team_member, user},
-    writer::{Applied, Job},
+use super::{
+    event_row, member_user_row, row_of, session_row, sign_in_team_row, update_if_unchanged,
 };
+use crate::entity::{session, sign_in_event, team, team_member, user};
+use crate::writer::{Applied, Job};
 use hookgate_core::signin::{Source, UserWrite};
 
 /// The row counts of multi-row statements: a batch's rows go out in chunks of these sizes, so

@@ -51,7 +51,6 @@ pub(crate) async fn all_teams_with_members<C: ConnectionTrait>(
         .collect())
 }
 
-
 /// Creates a user provisioned by SCIM: an `internal_user` with no models or budget, LiteLLM's
 /// defaults for a member (`created_by: scim`).
 pub(crate) async fn insert_scim_user<C: ConnectionTrait>(

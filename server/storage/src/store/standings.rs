@@ -16,8 +16,6 @@ type Json = serde_json::Value;
 use crate::entity::{sign_in_event, team_member, user};
 use crate::types::{Recorded, UserStanding};
 
-
-
 /// Every user, by id, with the memberships a sync made and their latest recorded groups.
 pub(crate) async fn user_standings<C: ConnectionTrait>(
     conn: &C,

@@ -155,7 +155,6 @@ pub(crate) async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team:
     team::Entity::find().order_by_asc(team::Column::TeamId).all(conn).await
 }
 
-
 /// The row of a team a sign-in creates (`create_teams_from_groups`, or a hook's
 /// `create_team`). The teams table holds the models and the budget; the period and the
 /// limits, which LiteLLM enforces, are kept in its metadata with who made it.

@@ -7,10 +7,9 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
-
 use super::{json_list, now, sign_in::account_of};
 use crate::entity::{session, team_member, user};
-use crate::types::{UserEdit, UserFilter};
+use crate::types::{NewUser, UserEdit, UserFilter};
 
 /// A new user row (spend 0, the budget's first reset computed, timestamps `now`); every user the
 /// server creates, at sign-in or through the API, is built here.
@@ -103,6 +102,28 @@ pub(crate) fn member_user_row(
     )
 }
 
+/// Creates the user an administrator asked for unless its id or binding is taken; returns
+/// whether it did.
+pub(crate) async fn insert_new_user<C: ConnectionTrait>(
+    conn: &C,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let row = new_user_row(
+        new.user_id,
+        new.user_email,
+        new.user_alias,
+        new.role,
+        &new.models,
+        new.max_budget,
+        new.budget_duration,
+        new.binding.map(|binding| (binding.issuer, binding.subject)),
+        new.metadata,
+        now,
+    );
+    insert_user_if_absent(conn, row).await
+}
+
 /// Inserts a user unless any unique key (id or identity-provider id) is taken; returns whether
 /// it inserted.
 pub(crate) async fn insert_user_if_absent<C: ConnectionTrait>(
@@ -116,7 +137,6 @@ pub(crate) async fn insert_user_if_absent<C: ConnectionTrait>(
         .await?;
     Ok(matches!(result, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
-
 
 /// A page of users (1-based page) and the total count.
 pub(crate) async fn list_users<C: ConnectionTrait>(

@@ -108,9 +108,8 @@ impl Fixture {
             staged: &[],
         };
         let policy = Policy::default();
-        let snapshot = store::snapshot(self.db.conn(), &rules::keys(&input, &policy))
-            .await
-            .map_err(Decided::Db)?;
+        let snapshot =
+            self.db.snapshot(&rules::keys(&input, &policy)).await.map_err(Decided::Db)?;
         rules::decide(&input, &snapshot, &policy, store::now()).map_err(Decided::Refused)
     }
 
@@ -151,12 +150,11 @@ impl Fixture {
     /// woke) and the rest into the next, so a job with others on both sides shares a batch.
     /// Returns each job's answer, in order.
     async fn in_batches(&self, jobs: Vec<Job>) -> Vec<Result<Applied, DbErr>> {
-        let lock = self.db.write_lock.clone().expect("SQLite has a write lock");
-        let held = lock.lock_owned().await;
+        let held = self.db.sqlite_for_test().hold();
         let mut answers = Vec::new();
         for job in jobs {
             let (reply, answer) = oneshot::channel();
-            self.writer.queue.send(Queued { job, reply }).await.unwrap();
+            self.writer.queue.try_send(Queued { job, reply }).unwrap();
             answers.push(answer);
         }
         drop(held);
@@ -168,18 +166,11 @@ impl Fixture {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .db
-            .conn()
-            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index(0).unwrap()
+        self.db.count_for_test(sql).await
     }
 
     async fn user(&self, user_id: &str) -> Option<user::Model> {
-        store::user_by_id(self.db.conn(), user_id).await.unwrap()
+        self.db.user_by_id(user_id).await.unwrap()
     }
 }
 
@@ -203,8 +194,7 @@ async fn one_bad_plan_in_a_batch_fails_alone() {
     // The bad plan: its session key hash is taken, which only the database can tell.
     fixture
         .db
-        .conn()
-        .execute_unprepared(
+        .execute_for_test(
             "INSERT INTO users (user_id, models, spend, metadata, created_at, updated_at) VALUES \
              ('owner', '[]', 0, '{}', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z'); \
              INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
@@ -265,8 +255,7 @@ async fn a_sign_in_answers_with_its_commit() {
     // server's 503), never `Done`, and nothing of the sign-in is visible.
     fixture
         .db
-        .conn()
-        .execute_unprepared(
+        .execute_for_test(
             "CREATE TABLE commit_gate (id TEXT PRIMARY KEY); \
              CREATE TABLE commit_trap (gate TEXT REFERENCES commit_gate (id) \
              DEFERRABLE INITIALLY DEFERRED); \
@@ -298,11 +287,11 @@ async fn a_plan_from_a_snapshot_another_writer_changed_is_refused_and_made_again
         panic!("expected an update, got {:?}", plan.user);
     };
     let read_at: DateTime<Utc> = *read_at;
-    // Meanwhile an administrator changes her row (on the server's async pool, not the writer's
-    // connection: the timestamps each writes must compare equal).
+    // Meanwhile an administrator changes her row (through the port, on another connection than
+    // the writer thread's: the timestamps each writes must compare equal).
     let later = read_at + chrono::Duration::seconds(1);
     let edit = crate::UserEdit { user_alias: Some("Sue the admin's".into()), ..Default::default() };
-    store::edit_user(fixture.db.conn(), "sue", edit, later).await.unwrap().unwrap();
+    fixture.db.write(move |tx| tx.edit_user("sue", edit, later)).await.unwrap().unwrap();
 
     // The stale plan writes nothing: no session, no event, the administrator's change kept.
     let stale = fixture.writer.apply(fixture.job(plan, "key-2")).await.unwrap();
@@ -336,7 +325,7 @@ async fn a_plan_for_a_user_deactivated_since_the_read_is_refused_and_made_again(
         active: false,
         scim: serde_json::json!({"userName": "tess"}),
     };
-    store::update_scim_user(fixture.db.conn(), row, fields, store::now()).await.unwrap();
+    fixture.db.write(move |tx| tx.update_scim_user(row, fields, store::now())).await.unwrap();
 
     // The plan writes nothing (no session), and decided again it is refused.
     assert_eq!(fixture.writer.apply(fixture.job(plan, "key-2")).await.unwrap(), Applied::Stale);
@@ -401,7 +390,7 @@ async fn a_sign_in_that_changes_its_user_forgets_its_session_checks_before_it_an
     let mut db = Db::connect(&format!("{base}/{name}")).await.unwrap();
     let cache = crate::sessions::SessionCache::new();
     cache.listener_ready();
-    db.sessions = Some(cache);
+    *db.session_cache_for_test() = Some(cache);
     let dir = std::env::temp_dir()
         .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
     std::fs::create_dir(&dir).unwrap();
