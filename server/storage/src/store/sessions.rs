@@ -28,7 +28,9 @@ pub(crate) async fn live_session_user<C: ConnectionTrait>(
     conn: &C,
     token_hash: &str,
 ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-    let found = live_session_user_query(token_hash).one(conn).await?;
+    // By primary key: one row at most. No `.one()`: its `LIMIT ?` makes SQLite plan the
+    // statement again every time it is bound (most of this read's cost).
+    let found = live_session_user_query(token_hash).all(conn).await?.into_iter().next();
     Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
 }
 
