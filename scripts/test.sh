@@ -61,6 +61,14 @@ forbidden=$(printf '%s\n' "$core_deps" | grep -xE 'sea-orm.*|sqlx.*|rusqlite|lib
 [ -z "$forbidden" ] \
     || die "hookgate-core (server/core) must not depend on storage, HTTP or runtime crates, but its graph has: $(echo $forbidden)"
 
+# Storage (server/storage) sits below the pipeline: it never sees the server, HTTP or identity
+# providers (ARCHITECTURE.md's first invariant).
+log "checking that hookgate-storage depends on neither the server nor an HTTP crate (cargo tree)"
+storage_deps=$(cargo tree --locked -p hookgate-storage -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+forbidden=$(printf '%s\n' "$storage_deps" | grep -xE 'hookgate|axum.*|hyper.*|http|tower.*|reqwest|ureq|openidconnect|askama' || true)
+[ -z "$forbidden" ] \
+    || die "hookgate-storage (server/storage) must not depend on the server or HTTP crates, but its graph has: $(echo $forbidden)"
+
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
     log "installing cargo-deny $CARGO_DENY_VERSION from crates.io (cargo install, a few minutes)"
     cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked \

@@ -8,11 +8,11 @@
 //! nothing changes anywhere and the caller is told why; when hookgate's own write then fails, the
 //! LiteLLM change is undone (best effort, logged) so that the two do not drift apart.
 
+use crate::db::Error as DbErr;
 use plugin_api::{TeamRole, UserRole};
-use sea_orm::DbErr;
 
 use crate::{
-    db::{Db, entity::user, store},
+    db::{self, Db, entity::user},
     litellm::{AccessUpdate, FrontDoor, FrontDoorError, LinkedAccount},
     signin::Binding,
 };
@@ -53,10 +53,11 @@ impl<'a> Access<'a> {
     pub async fn edit_user(
         &self,
         user_id: &str,
-        edit: store::UserEdit,
+        edit: db::UserEdit,
     ) -> Result<user::Model, AccessError> {
-        let conn = self.db.conn();
-        let row = store::user_by_id(conn, user_id)
+        let db = self.db;
+        let row = db
+            .user_by_id(user_id)
             .await?
             .ok_or_else(|| AccessError::NotFound(format!("no user {user_id:?}")))?;
         let update = access_update(&row, &edit);
@@ -70,21 +71,22 @@ impl<'a> Access<'a> {
         if let Some((front_door, litellm_user)) = &linked {
             front_door.update_access(litellm_user, &update).await?;
             if update.models.is_some() {
-                let hashes = store::live_session_hashes(conn, user_id).await?;
+                let hashes = db.live_session_hashes(user_id).await?;
                 front_door.close_sessions(&hashes).await?;
             }
         }
-        let saved = async {
-            let txn = self.db.write().await?;
-            let saved = store::edit_user(txn.conn(), user_id, edit, store::now()).await?;
-            if saved.is_some() && update.models.is_some() && linked.is_some() {
-                store::revoke_user_sessions(txn.conn(), user_id).await?;
-            }
-            txn.commit().await?;
-            self.db.forget_user(user_id);
-            Ok::<_, DbErr>(saved)
-        }
-        .await;
+        let revoke = update.models.is_some() && linked.is_some();
+        let id = user_id.to_owned();
+        let saved = self
+            .db
+            .write(move |tx| {
+                let saved = tx.edit_user(&id, edit, db::now())?;
+                if saved.is_some() && revoke {
+                    tx.revoke_user_sessions(&id)?;
+                }
+                Ok::<_, DbErr>(saved)
+            })
+            .await;
         match saved {
             Ok(Some(saved)) => Ok(saved),
             outcome => {
@@ -115,17 +117,12 @@ impl<'a> Access<'a> {
         if let Some(front_door) = self.front_door {
             let mut hashes = Vec::new();
             for user_id in user_ids {
-                hashes.extend(store::live_session_hashes(self.db.conn(), user_id).await?);
+                hashes.extend(self.db.live_session_hashes(user_id).await?);
             }
             front_door.close_sessions(&hashes).await?;
         }
-        let txn = self.db.write().await?;
-        let deleted = store::delete_users(txn.conn(), user_ids).await?;
-        txn.commit().await?;
-        for user_id in &deleted {
-            self.db.forget_user(user_id);
-        }
-        Ok(deleted)
+        let user_ids = user_ids.to_vec();
+        Ok(self.db.write(move |tx| tx.delete_users(&user_ids)).await?)
     }
 
     /// Deprovisions a user (SCIM `active: false` or delete) before hookgate marks or deletes
@@ -140,7 +137,7 @@ impl<'a> Access<'a> {
     pub async fn deprovision(&self, row: &user::Model) -> Result<(), AccessError> {
         if let Some(front_door) = self.front_door {
             front_door.deprovision(&linked_account(row)).await?;
-            let hashes = store::live_session_hashes(self.db.conn(), &row.user_id).await?;
+            let hashes = self.db.live_session_hashes(&row.user_id).await?;
             front_door.close_sessions(&hashes).await?;
         }
         Ok(())
@@ -188,7 +185,7 @@ impl<'a> Access<'a> {
     /// LiteLLM refusing; the database failing. Nothing is revoked then.
     pub async fn revoke_sessions(&self, user_id: &str) -> Result<u64, AccessError> {
         if let Some(front_door) = self.front_door {
-            let hashes = store::live_session_hashes(self.db.conn(), user_id).await?;
+            let hashes = self.db.live_session_hashes(user_id).await?;
             front_door.close_sessions(&hashes).await?;
         }
         Ok(self.db.revoke_user_sessions(user_id).await?)
@@ -207,14 +204,14 @@ impl<'a> Access<'a> {
         members: &[(String, TeamRole)],
         create_users: bool,
     ) -> Result<(), AccessError> {
-        let conn = self.db.conn();
-        if store::team_by_id(conn, team_id).await?.is_none() {
+        let db = self.db;
+        if db.team_by_id(team_id).await?.is_none() {
             return Err(AccessError::NotFound(format!("no team {team_id:?}")));
         }
         let mut added_in_litellm = Vec::new();
         let outcome = async {
             for (user_id, _) in members {
-                let row = store::user_by_id(conn, user_id).await?;
+                let row = db.user_by_id(user_id).await?;
                 if row.is_none() && !create_users {
                     return Err(AccessError::NotFound(format!("there is no user {user_id:?}")));
                 }
@@ -226,14 +223,18 @@ impl<'a> Access<'a> {
                     added_in_litellm.push(litellm_user);
                 }
             }
-            let txn = self.db.write().await?;
-            for (user_id, role) in members {
-                if create_users {
-                    store::ensure_member_user(txn.conn(), user_id, "team_member_add").await?;
-                }
-                store::upsert_member(txn.conn(), team_id, user_id, role.as_str()).await?;
-            }
-            txn.commit().await?;
+            let (team, members) = (team_id.to_owned(), members.to_vec());
+            self.db
+                .write(move |tx| {
+                    for (user_id, role) in &members {
+                        if create_users {
+                            tx.ensure_member_user(user_id, "team_member_add")?;
+                        }
+                        tx.upsert_member(&team, user_id, role.as_str())?;
+                    }
+                    Ok::<_, DbErr>(())
+                })
+                .await?;
             Ok(())
         }
         .await;
@@ -255,11 +256,11 @@ impl<'a> Access<'a> {
     /// No such team or membership; LiteLLM refusing; the database failing. Nothing is changed
     /// then.
     pub async fn remove_member(&self, team_id: &str, user_id: &str) -> Result<(), AccessError> {
-        let conn = self.db.conn();
-        if store::team_by_id(conn, team_id).await?.is_none() {
+        let db = self.db;
+        if db.team_by_id(team_id).await?.is_none() {
             return Err(AccessError::NotFound(format!("no team {team_id:?}")));
         }
-        let members = store::members_of_team(conn, team_id).await?;
+        let members = db.members_of_team(team_id).await?;
         if !members.iter().any(|m| m.user_id == user_id) {
             return Err(AccessError::NotFound(format!(
                 "{user_id:?} is not a member of team {team_id:?}"
@@ -267,18 +268,14 @@ impl<'a> Access<'a> {
         }
         let mut removed_in_litellm = None;
         if let Some(front_door) = self.front_door
-            && let Some(row) = store::user_by_id(conn, user_id).await?
+            && let Some(row) = db.user_by_id(user_id).await?
             && let Some(litellm_user) = front_door.linked_user(&linked_account(&row)).await?
         {
             front_door.remove_member(team_id, &litellm_user).await?;
             removed_in_litellm = Some((front_door, litellm_user));
         }
-        let deleted = async {
-            let txn = self.db.write().await?;
-            store::delete_member(txn.conn(), team_id, user_id).await?;
-            txn.commit().await
-        }
-        .await;
+        let (team, user) = (team_id.to_owned(), user_id.to_owned());
+        let deleted = self.db.write(move |tx| tx.delete_member(&team, &user).map(|_| ())).await;
         if let (Err(_), Some((front_door, litellm_user))) = (&deleted, &removed_in_litellm)
             && let Err(error) = front_door.add_member(team_id, litellm_user).await
         {
@@ -308,9 +305,9 @@ pub(crate) fn binding_of(row: &user::Model) -> Option<Binding> {
 }
 
 /// What of `edit` changes access, compared with the stored row: only values that differ.
-fn access_update(row: &user::Model, edit: &store::UserEdit) -> AccessUpdate {
+fn access_update(row: &user::Model, edit: &db::UserEdit) -> AccessUpdate {
     let stored_role: Option<UserRole> = row.user_role.as_deref().and_then(|r| r.parse().ok());
-    let stored_models = store::list_of(&row.models);
+    let stored_models = db::list_of(&row.models);
     AccessUpdate {
         user_role: edit.user_role.filter(|role| Some(*role) != stored_role),
         models: edit.models.clone().filter(|models| *models != stored_models),
@@ -326,7 +323,7 @@ fn access_update(row: &user::Model, edit: &store::UserEdit) -> AccessUpdate {
 fn undo_of(row: &user::Model, update: &AccessUpdate) -> AccessUpdate {
     AccessUpdate {
         user_role: update.user_role.and(row.user_role.as_deref().and_then(|r| r.parse().ok())),
-        models: update.models.as_ref().map(|_| store::list_of(&row.models)),
+        models: update.models.as_ref().map(|_| db::list_of(&row.models)),
         max_budget: update.max_budget.map(|_| row.max_budget),
         budget_duration: update.budget_duration.as_ref().map(|_| row.budget_duration.clone()),
     }

@@ -10,7 +10,7 @@
 //! * `private_dir`: fresh 0700 temporary folders (plugin copies, `hookgate try`'s scratch);
 //! * [`signin`]: the sign-in flow (identity → hooks → user, teams, session), no HTTP types;
 //! * [`session`]: session keys, the `token` cookie's JWT, the master key;
-//! * [`db`]: the database (sea-orm): entities, migrations, queries;
+//! * [`db`]: the storage crate (`hookgate-storage`), its port (`Db`) and rows;
 //! * [`metrics`]: the Prometheus metrics `GET /metrics` serves;
 //! * [`http`]: the axum router, the management API and the server loop;
 //! * [`app`]: startup, tying the above together;
@@ -21,7 +21,7 @@ pub mod access;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod db;
+pub use hookgate_storage as db;
 pub mod http;
 pub mod litellm;
 pub mod metrics;

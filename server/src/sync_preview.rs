@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     app::{database_url, redact_url},
     config::Config,
-    db::{self, DatabaseKind, Db, store},
+    db::{self, DatabaseKind, Db},
     untrusted::printable,
 };
 
@@ -81,7 +81,7 @@ pub async fn preview(config: &Config, source: SyncSource) -> anyhow::Result<Sync
     let db = Db::open_read_only(&url, "hookgate sync")
         .await
         .with_context(|| format!("cannot preview on the database {}", redact_url(&url)))?;
-    let standings = store::user_standings(db.conn()).await;
+    let standings = db.user_standings().await;
     if let Err(error) = db.close().await {
         tracing::debug!("closing the database: {error}");
     }

@@ -134,7 +134,7 @@ impl ApiError {
     }
 
     /// 503 for a database failure; the details go to the log only.
-    pub fn database(error: &sea_orm::DbErr) -> Self {
+    pub fn database(error: &crate::db::Error) -> Self {
         tracing::error!("database error: {error}");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again")
     }
@@ -165,9 +165,9 @@ impl ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
+impl From<crate::db::Error> for ApiError {
     /// Logged here, once; the client learns only that the database is unavailable (503).
-    fn from(error: sea_orm::DbErr) -> Self {
+    fn from(error: crate::db::Error) -> Self {
         ApiError::database(&error)
     }
 }
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn a_database_error_is_a_503_that_hides_the_details() {
-        let error = ApiError::from(sea_orm::DbErr::Custom("secret table t_x is locked".into()));
+        let error = ApiError::from(crate::db::Error::Custom("secret table t_x is locked".into()));
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(error.kind, "service_unavailable");
         assert!(!error.message.contains("t_x"), "{}", error.message);

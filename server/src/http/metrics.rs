@@ -13,10 +13,7 @@ use axum::{
 };
 
 use super::{ApiError, AppState, auth::Caller};
-use crate::{
-    config::Config,
-    db::{Db, store},
-};
+use crate::{config::Config, db::Db};
 
 /// The route, or none (a 404 like any unknown path) when metrics are off.
 pub(super) fn routes(config: &Config) -> Router<AppState> {
@@ -75,7 +72,7 @@ impl LiveSessions {
         {
             return count;
         }
-        let count = match store::count_live_sessions(db.conn()).await {
+        let count = match db.count_live_sessions().await {
             Ok(count) => Some(i64::try_from(count).unwrap_or(i64::MAX)),
             Err(error) => {
                 tracing::error!("metrics: cannot count the live sessions: {error}");

@@ -14,7 +14,6 @@ use axum_extra::extract::{
 use super::{ApiError, AppState, Ctx, auth::Caller, client::client_address};
 use crate::{
     config::Config,
-    db::store,
     oidc::{CallbackQuery, FlowState, OidcError, check_callback, check_flow},
     plugins::{HookRequest, RequestLine},
     session::{clear_cookie, session_cookie},
@@ -248,7 +247,7 @@ pub(super) async fn callback(
         // (an error callback too), so neither a code nor a flow cookie can be replayed.
         let expires = chrono::DateTime::from_timestamp(flow.started_at, 0).unwrap_or_default()
             + chrono::Duration::from_std(config.oidc_flow_timeout).unwrap_or_default();
-        if !store::complete_flow(state.db().conn(), &flow.id, expires).await? {
+        if !state.db().complete_flow(&flow.id, expires).await? {
             return Err(SignInError::BadRequest(
                 "this sign-in was already completed or refused: its callback cannot be used \
                  twice; start again"

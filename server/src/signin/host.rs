@@ -11,7 +11,7 @@ use plugin_api::{
 };
 use tokio::runtime::Handle;
 
-use crate::db::{Db, entity::user, store};
+use crate::db::{self, Db, entity::user};
 use hookgate_core::{
     budget::{BudgetDuration, is_valid_budget},
     ids::id_problem,
@@ -121,7 +121,7 @@ pub(crate) fn user_record(row: &user::Model, teams: Vec<String>) -> UserRecord {
         user_alias: row.user_alias.clone(),
         user_role: row.user_role.as_deref().and_then(|role| role.parse().ok()),
         sso_user_id: row.sso_user_id.clone(),
-        models: store::list_of(&row.models),
+        models: db::list_of(&row.models),
         max_budget: row.max_budget,
         spend: row.spend,
         budget_duration: row.budget_duration.clone(),
@@ -146,11 +146,11 @@ impl HostApi for SignInHost {
                 record_of_account(account, teams)
             }));
         }
-        let conn = self.db.conn();
+        let db = &self.db;
         let found = self.runtime.block_on(async {
-            match store::user_by_id(conn, user_id).await? {
+            match db.user_by_id(user_id).await? {
                 Some(row) => {
-                    let teams = store::teams_of_user(conn, user_id).await?;
+                    let teams = db.team_ids_of_user(user_id).await?;
                     Ok(Some(user_record(&row, teams)))
                 }
                 None => Ok(None),
@@ -203,11 +203,11 @@ impl HostApi for SignInHost {
                 }
             }));
         }
-        let found = self.runtime.block_on(store::team_by_id(self.db.conn(), team_id));
+        let found = self.runtime.block_on(self.db.team_by_id(team_id));
         let team = self.database("team_info", found)?.map(|team| TeamRecord {
             team_id: team.team_id,
             team_alias: team.team_alias,
-            models: store::list_of(&team.models),
+            models: db::list_of(&team.models),
         });
         teams().insert(team_id.to_owned(), team.clone());
         Ok(team)

@@ -33,7 +33,7 @@ pub use self::{
 };
 use crate::{
     config::Config,
-    db::{Db, store},
+    db::{self, Db},
     litellm::FrontDoor,
     metrics::Metrics,
     plugins::{LivePlugins, Plugins},
@@ -120,7 +120,10 @@ impl SignInService {
         signer: TokenSigner,
     ) -> Self {
         let metrics = Metrics::new();
-        let writer = crate::db::Writer::start(db.clone(), metrics.clone());
+        let writer = crate::db::Writer::start(db.clone(), {
+            let metrics = metrics.clone();
+            std::sync::Arc::new(move |took| metrics.db_transaction(took))
+        });
         Self::with_writer(config, db, plugins, signer, metrics, Some(writer))
     }
 
@@ -192,7 +195,7 @@ impl SignInService {
             return;
         }
         let row = event_row(attempt, user_id, outcome, Some(reason));
-        if let Err(error) = store::insert_event(self.db.conn(), &row).await {
+        if let Err(error) = self.db.insert_event(&row).await {
             tracing::error!("could not record the sign-in event: {error}");
         }
     }
@@ -216,7 +219,7 @@ impl SignInService {
         let mut opened_for: Option<(String, UserRole, Vec<String>, Vec<String>)> = None;
         let outcome = async {
             for _ in 0..MAX_PLAN_ATTEMPTS {
-                let now = store::now();
+                let now = db::now();
                 let snapshot = self.snapshot_for(&keys, reused.take()).await?;
                 let plan = rules::decide(input, &snapshot, &self.config.policy(), now)
                     .inspect_err(|refusal| match refusal {
@@ -281,7 +284,7 @@ impl SignInService {
                     for team_id in &plan.removed {
                         front_door.remove_member(team_id, &session.user_id).await?;
                     }
-                    let earlier = store::live_session_hashes(self.db.conn(), &user_id).await?;
+                    let earlier = self.db.live_session_hashes(&user_id).await?;
                     front_door.close_sessions(&earlier).await?;
                 }
                 // So do a hook's (`remove_team_member`): each user leaves the LiteLLM team (the
@@ -299,7 +302,7 @@ impl SignInService {
                         }
                     }
                     for member in losing {
-                        let earlier = store::live_session_hashes(self.db.conn(), member).await?;
+                        let earlier = self.db.live_session_hashes(member).await?;
                         front_door.close_sessions(&earlier).await?;
                     }
                 }
@@ -355,7 +358,7 @@ impl SignInService {
         match read_before.filter(|read| read.0.covers(keys)) {
             Some(read) => Ok(std::sync::Arc::try_unwrap(read)
                 .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot)),
-            None => store::snapshot(self.db.conn(), keys).await,
+            None => self.db.snapshot(keys).await,
         }
     }
 
@@ -469,7 +472,7 @@ fn event_row(
 ) -> SignInRecord {
     // The client: behind a trusted proxy the address it forwarded, as for the password login.
     SignInRecord::new(
-        store::now(),
+        db::now(),
         user_id.as_deref(),
         attempt.method.as_str(),
         outcome,

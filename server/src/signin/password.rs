@@ -7,7 +7,7 @@ use plugin_api::UserRole;
 use super::{
     Attempt, MAX_PLAN_ATTEMPTS, SessionKey, SignInError, SignInService, SignedIn, event_row,
 };
-use crate::db::{Applied, Job, store};
+use crate::db::{self, Applied, Job};
 
 impl SignInService {
     /// `UI_USERNAME`/`UI_PASSWORD` sign-in (already checked by the caller): a proxy_admin
@@ -66,8 +66,8 @@ impl SignInService {
         };
         let keys = Keys { user_ids: vec![user_id.clone()], ..Keys::default() };
         for _ in 0..MAX_PLAN_ATTEMPTS {
-            let now = store::now();
-            let snapshot = store::snapshot(self.db.conn(), &keys).await?;
+            let now = db::now();
+            let snapshot = self.db.snapshot(&keys).await?;
             let stored = snapshot.accounts.iter().find(|account| account.user_id == user_id);
             if stored.is_some_and(|account| !account.active) {
                 return Err(SignInError::Forbidden(

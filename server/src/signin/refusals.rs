@@ -24,7 +24,7 @@ use hookgate_core::records::SignInRecord;
 
 use super::{Attempt, LoginMethod, SignInError, SignInService};
 use crate::{
-    db::store,
+    db,
     untrusted::{MAX_SHOWN, printable},
 };
 
@@ -229,7 +229,7 @@ impl SignInService {
             .map(|summary| {
                 let reason = Some(summary.reason.as_str());
                 SignInRecord::new(
-                    store::now(),
+                    db::now(),
                     None,
                     summary.method,
                     summary.outcome,
@@ -240,7 +240,7 @@ impl SignInService {
             })
             .collect();
         for row in rows {
-            if let Err(error) = store::insert_event(self.db.conn(), &row).await {
+            if let Err(error) = self.db.insert_event(&row).await {
                 tracing::error!("could not record a summary of refused sign-in attempts: {error}");
             }
         }

@@ -11,7 +11,7 @@ use hookgate_core::{
 };
 
 use super::{HookTimes, Proof, SignInError, SignInService};
-use crate::{db::store, plugins::HookRequest};
+use crate::{db, plugins::HookRequest};
 
 /// Where the rehearsed identity comes from.
 #[derive(Debug)]
@@ -93,7 +93,7 @@ impl SignInService {
         let input = prepared.input();
         let keys = rules::keys(&input, &self.config.policy());
         let snapshot = self.snapshot_for(&keys, read_before).await?;
-        report.plan = Some(rules::decide(&input, &snapshot, &self.config.policy(), store::now())?);
+        report.plan = Some(rules::decide(&input, &snapshot, &self.config.policy(), db::now())?);
         Ok(())
     }
 }

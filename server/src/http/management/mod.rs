@@ -11,7 +11,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, auth::Caller};
-use crate::db::{entity::user, store};
+use crate::db::{self, Db, entity::user};
 use hookgate_core::{budget::BudgetDuration, identity::Binding};
 
 mod teams;
@@ -152,11 +152,12 @@ async fn user_info(
         }
     };
     caller.require_self_or_admin(&user_id)?;
-    let conn = state.db().conn();
+    let db = state.db();
     // A session reading itself: its user row came with the session check.
     let row = match caller.own_user(&user_id) {
         Some(row) => row.clone(),
-        None => store::user_by_id(conn, &user_id)
+        None => db
+            .user_by_id(&user_id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no user {user_id:?}")))?,
     };
@@ -213,12 +214,18 @@ fn requested_binding(
 
 /// Refuses a binding another user already has.
 async fn check_binding_free(
-    conn: &impl sea_orm::ConnectionTrait,
+    db: &Db,
     user_id: &str,
     binding: Option<&(String, String)>,
 ) -> Result<(), ApiError> {
     let Some((issuer, subject)) = binding else { return Ok(()) };
-    match binding_holder(conn, user_id, issuer, subject).await? {
+    let holder = binding_holder(db, user_id, issuer, subject).await?;
+    binding_free(holder, issuer, subject)
+}
+
+/// Refuses a binding held by `holder`.
+fn binding_free(holder: Option<String>, issuer: &str, subject: &str) -> Result<(), ApiError> {
+    match holder {
         Some(other) => Err(ApiError::conflict(format!(
             "sso_user_id {subject:?} of sso_issuer {issuer:?} is already linked to the user \
              {other:?}"
@@ -229,12 +236,12 @@ async fn check_binding_free(
 
 /// The user other than `user_id` that is bound to (`issuer`, `subject`), if any.
 pub(super) async fn binding_holder(
-    conn: &impl sea_orm::ConnectionTrait,
+    db: &Db,
     user_id: &str,
     issuer: &str,
     subject: &str,
-) -> Result<Option<String>, sea_orm::DbErr> {
-    let holder = store::user_by_binding(conn, issuer, subject).await?;
+) -> Result<Option<String>, crate::db::Error> {
+    let holder = db.user_by_binding(issuer, subject).await?;
     Ok(holder.map(|other| other.user_id).filter(|other| other != user_id))
 }
 
@@ -263,35 +270,42 @@ async fn user_new(
     let teams = request.teams.unwrap_or_default();
     check_id_count("teams", teams.len())?;
     let binding = requested_binding(request.sso_issuer, request.sso_user_id)?;
-    let now = store::now();
-    let txn = state.db().write().await?;
-    let conn = txn.conn();
-    check_binding_free(conn, &user_id, binding.as_ref()).await?;
-    let existing = store::existing_teams(conn, &teams).await?;
-    if let Some(missing) = teams.iter().find(|team| !existing.contains(team)) {
-        return Err(ApiError::bad_request(format!("teams: there is no team {missing:?}")));
-    }
     let email = request.user_email.map(|email| email.trim().to_owned()).filter(|e| !e.is_empty());
-    let row = store::new_user_row(
-        user_id.clone(),
-        email,
-        request.user_alias,
+    let new = db::NewUser {
+        user_id: user_id.clone(),
+        user_email: email,
+        user_alias: request.user_alias,
         role,
-        &request.models.unwrap_or_default(),
-        request.max_budget,
-        duration,
-        binding,
+        models: request.models.unwrap_or_default(),
+        max_budget: request.max_budget,
+        budget_duration: duration,
+        binding: binding.map(|(issuer, subject)| Binding { issuer, subject }),
         metadata,
-        now,
-    );
-    if !store::insert_user_if_absent(conn, row).await? {
-        return Err(ApiError::conflict(format!("a user with id {user_id:?} already exists")));
-    }
-    for team_id in &teams {
-        store::add_member_if_absent(conn, team_id, &user_id, TeamRole::User.as_str()).await?;
-    }
-    let row = store::user_by_id(conn, &user_id).await?.ok_or_else(|| gone_meanwhile("user"))?;
-    txn.commit().await?;
+    };
+    let memberships = teams.clone();
+    let row = state
+        .db()
+        .write(move |tx| {
+            if let Some(Binding { issuer, subject }) = &new.binding {
+                let holder = tx.user_by_binding(issuer, subject)?.map(|other| other.user_id);
+                binding_free(holder.filter(|other| *other != new.user_id), issuer, subject)?;
+            }
+            let existing = tx.existing_teams(&memberships)?;
+            if let Some(missing) = memberships.iter().find(|team| !existing.contains(team)) {
+                return Err(ApiError::bad_request(format!("teams: there is no team {missing:?}")));
+            }
+            let user_id = new.user_id.clone();
+            if !tx.insert_user_if_absent(new, db::now())? {
+                return Err(ApiError::conflict(format!(
+                    "a user with id {user_id:?} already exists"
+                )));
+            }
+            for team_id in &memberships {
+                tx.add_member_if_absent(team_id, &user_id, TeamRole::User.as_str())?;
+            }
+            tx.user_by_id(&user_id)?.ok_or_else(|| gone_meanwhile("user"))
+        })
+        .await?;
     Ok(Json(user_json(&row, &teams)))
 }
 
@@ -357,9 +371,9 @@ async fn user_update(
         }
     };
     if let Some(binding) = &binding {
-        check_binding_free(state.db().conn(), &request.user_id, binding.as_ref()).await?;
+        check_binding_free(state.db(), &request.user_id, binding.as_ref()).await?;
     }
-    let edit = store::UserEdit {
+    let edit = db::UserEdit {
         user_email: request.user_email,
         user_alias: request.user_alias,
         user_role: role,
@@ -373,7 +387,7 @@ async fn user_update(
     };
     // In front of LiteLLM the change reaches LiteLLM's user first (a refusal changes nothing).
     let row = state.signin().access().edit_user(&request.user_id, edit).await?;
-    let teams = store::teams_of_user(state.db().conn(), &row.user_id).await?;
+    let teams = state.db().team_ids_of_user(&row.user_id).await?;
     tracing::info!(user_id = %row.user_id, "user updated through the API");
     Ok(Json(user_json(&row, &teams)))
 }
@@ -405,16 +419,16 @@ async fn user_list(
     if let Some(ids) = &user_ids {
         check_id_count("user_ids", ids.len())?;
     }
-    let filter = store::UserFilter {
+    let filter = db::UserFilter {
         user_ids,
         role: query.role,
         email_contains: query.user_email.filter(|email| !email.is_empty()),
     };
-    let conn = state.db().conn();
-    let (rows, total) = store::list_users(conn, &filter, page, page_size).await?;
+    let db = state.db();
+    let (rows, total) = db.list_users(&filter, page, page_size).await?;
     let mut users = Vec::with_capacity(rows.len());
     for row in &rows {
-        let teams = store::teams_of_user(conn, &row.user_id).await?;
+        let teams = db.team_ids_of_user(&row.user_id).await?;
         users.push(user_json(row, &teams));
     }
     Ok(Json(json!({

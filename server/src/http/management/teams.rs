@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 
 use super::{Body, Reply, check_budget, check_id, check_id_count, gone_meanwhile};
 use crate::{
-    db::{entity::team, store},
+    db::{self, entity::team},
     http::{ApiError, AppState, auth::Caller},
 };
 
-async fn team_json(state: &AppState, row: &team::Model) -> Result<Value, sea_orm::DbErr> {
-    let members = store::members_of_team(state.db().conn(), &row.team_id).await?;
+async fn team_json(state: &AppState, row: &team::Model) -> Result<Value, crate::db::Error> {
+    let members = state.db().members_of_team(&row.team_id).await?;
     let members: Vec<Value> =
         members.iter().map(|m| json!({"user_id": m.user_id, "role": m.role})).collect();
     Ok(json!({
@@ -70,35 +70,40 @@ pub(super) async fn team_new(
     check_id_count("members_with_roles", members.len())?;
     let roles =
         members.iter().map(|m| team_role(m.role.as_deref())).collect::<Result<Vec<_>, _>>()?;
-    let now = store::now();
-    let txn = state.db().write().await?;
-    let conn = txn.conn();
-    if store::team_by_id(conn, &team_id).await?.is_some() {
-        return Err(ApiError::conflict(format!("a team with id {team_id:?} already exists")));
-    }
-    for member in &members {
-        if store::user_by_id(conn, &member.user_id).await?.is_none() {
-            return Err(ApiError::bad_request(format!(
-                "members_with_roles: there is no user {:?}",
-                member.user_id
-            )));
-        }
-    }
-    let team = store::NewTeam {
+    let team = db::NewTeam {
         team_id: team_id.clone(),
         team_alias: request.team_alias,
         models: request.models.unwrap_or_default(),
         max_budget: request.max_budget,
         metadata: request.metadata,
     };
-    store::insert_team(conn, team, now).await?;
-    for (member, role) in members.iter().zip(roles) {
-        store::upsert_member(conn, &team_id, &member.user_id, role.as_str()).await?;
-    }
-    txn.commit().await?;
-    let row = store::team_by_id(state.db().conn(), &team_id)
-        .await?
-        .ok_or_else(|| gone_meanwhile("team"))?;
+    let members: Vec<(String, TeamRole)> =
+        members.into_iter().map(|member| member.user_id).zip(roles).collect();
+    state
+        .db()
+        .write(move |tx| {
+            if tx.team_by_id(&team.team_id)?.is_some() {
+                let team_id = &team.team_id;
+                return Err(ApiError::conflict(format!(
+                    "a team with id {team_id:?} already exists"
+                )));
+            }
+            for (user_id, _) in &members {
+                if tx.user_by_id(user_id)?.is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "members_with_roles: there is no user {user_id:?}"
+                    )));
+                }
+            }
+            let team_id = team.team_id.clone();
+            tx.insert_team(team, db::now())?;
+            for (user_id, role) in &members {
+                tx.upsert_member(&team_id, user_id, role.as_str())?;
+            }
+            Ok(())
+        })
+        .await?;
+    let row = state.db().team_by_id(&team_id).await?.ok_or_else(|| gone_meanwhile("team"))?;
     Ok(Json(team_json(&state, &row).await?))
 }
 
@@ -113,16 +118,17 @@ pub(super) async fn team_info(
     query: Result<Query<TeamInfoQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Reply {
     let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let conn = state.db().conn();
+    let db = state.db();
     if let Caller::Session { user_id, .. } = &caller
         && !caller.is_admin()
     {
-        let teams = store::teams_of_user(conn, user_id).await?;
+        let teams = db.team_ids_of_user(user_id).await?;
         if !teams.contains(&query.team_id) {
             return Err(ApiError::forbidden("a session key may only read teams it is a member of"));
         }
     }
-    let row = store::team_by_id(conn, &query.team_id)
+    let row = db
+        .team_by_id(&query.team_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no team {:?}", query.team_id)))?;
     Ok(Json(json!({"team_id": row.team_id, "team_info": team_json(&state, &row).await?})))
@@ -130,7 +136,7 @@ pub(super) async fn team_info(
 
 pub(super) async fn team_list(State(state): State<AppState>, caller: Caller) -> Reply {
     caller.require_admin()?;
-    let rows = store::list_teams(state.db().conn()).await?;
+    let rows = state.db().list_teams().await?;
     let mut teams = Vec::with_capacity(rows.len());
     for row in &rows {
         teams.push(team_json(&state, row).await?);
@@ -172,9 +178,8 @@ pub(super) async fn team_member_add(
         members.into_iter().map(|member| member.user_id).zip(roles).collect();
     // As in LiteLLM, adding a user who does not exist yet creates them.
     state.signin().access().add_members(&request.team_id, &members, true).await?;
-    let row = store::team_by_id(state.db().conn(), &request.team_id)
-        .await?
-        .ok_or_else(|| gone_meanwhile("team"))?;
+    let row =
+        state.db().team_by_id(&request.team_id).await?.ok_or_else(|| gone_meanwhile("team"))?;
     Ok(Json(team_json(&state, &row).await?))
 }
 
@@ -193,7 +198,9 @@ pub(super) async fn team_member_delete(
     let Body(request) = body?;
     // In front of LiteLLM the member leaves LiteLLM's team first.
     state.signin().access().remove_member(&request.team_id, &request.user_id).await?;
-    let row = store::team_by_id(state.db().conn(), &request.team_id)
+    let row = state
+        .db()
+        .team_by_id(&request.team_id)
         .await?
         .ok_or_else(|| ApiError::not_found("the team was deleted meanwhile"))?;
     Ok(Json(team_json(&state, &row).await?))

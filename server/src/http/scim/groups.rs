@@ -31,7 +31,7 @@ use super::{
     users::{created, text_of},
 };
 use crate::{
-    db::{entity::team, store},
+    db::{self, entity::team},
     http::AppState,
 };
 
@@ -118,7 +118,7 @@ fn check_unique(
 /// Refuses members that are not users (nothing is written then).
 async fn check_members(state: &AppState, members: &[String]) -> Result<(), ScimError> {
     for user_id in members {
-        if store::user_by_id(state.db().conn(), user_id).await?.is_none() {
+        if state.db().user_by_id(user_id).await?.is_none() {
             return Err(ScimError::bad(
                 "invalidValue",
                 format!("members: there is no user {}", hookgate_core::ids::shown(user_id)),
@@ -146,7 +146,7 @@ pub(super) async fn search(
 async fn answer(state: &AppState, list: ListQuery) -> Result<Response, ScimError> {
     let filter = list.parsed(GROUP_ATTRS)?;
     let base = base(state.config());
-    let teams = store::all_teams_with_members(state.db().conn()).await?;
+    let teams = state.db().all_teams_with_members().await?;
     let resources = teams.iter().map(|(team, members)| resource(team, members, &base)).collect();
     Ok(list.answer(filter.as_ref(), resources))
 }
@@ -156,10 +156,10 @@ async fn found(
     state: &AppState,
     id: &str,
 ) -> Result<(team::Model, Vec<(String, Source)>), ScimError> {
-    let conn = state.db().conn();
-    let team =
-        store::team_by_id(conn, id).await?.ok_or_else(|| ScimError::not_found("group", id))?;
-    let members = store::members_of_team(conn, id)
+    let db = state.db();
+    let team = db.team_by_id(id).await?.ok_or_else(|| ScimError::not_found("group", id))?;
+    let members = db
+        .members_of_team(id)
         .await?
         .into_iter()
         .map(|m| (m.user_id, Source::of(&m.source)))
@@ -190,13 +190,19 @@ pub(super) async fn create(
     let fields = fields_of(&body)?;
     check_members(&state, &fields.members).await?;
     let team_id = uuid::Uuid::new_v4().to_string();
-    let now = store::now();
-    let txn = state.db().write().await?;
-    check_unique(&store::all_teams_with_members(txn.conn()).await?, &fields.display_name, None)?;
-    store::insert_scim_team(txn.conn(), &team_id, &fields.display_name, fields.scim, now).await?;
-    store::add_scim_members(txn.conn(), &team_id, &fields.members, now).await?;
-    txn.commit().await?;
-    tracing::info!(%team_id, members = fields.members.len(), "scim: group created");
+    let count = fields.members.len();
+    let id = team_id.clone();
+    state
+        .db()
+        .write(move |tx| {
+            check_unique(&tx.all_teams_with_members()?, &fields.display_name, None)?;
+            let now = db::now();
+            tx.insert_scim_team(&id, &fields.display_name, fields.scim, now)?;
+            tx.add_scim_members(&id, &fields.members, now)?;
+            Ok::<_, ScimError>(())
+        })
+        .await?;
+    tracing::info!(%team_id, members = count, "scim: group created");
     let (team, members) = found(&state, &team_id).await?;
     Ok(created(resource(&team, &ids(&members), &base(state.config()))))
 }
@@ -233,7 +239,7 @@ async fn save(
 ) -> Result<Response, ScimError> {
     let fields = fields_of(body)?;
     check_unique(
-        &store::all_teams_with_members(state.db().conn()).await?,
+        &state.db().all_teams_with_members().await?,
         &fields.display_name,
         Some(&team.team_id),
     )?;
@@ -248,10 +254,10 @@ async fn save(
         .collect();
     check_members(state, &added).await?;
     let access = state.signin().access();
-    let conn = state.db().conn();
+    let db = state.db();
     for (user_ids, adding) in [(&added, true), (&removed, false)] {
         for user_id in user_ids {
-            let Some(row) = store::user_by_id(conn, user_id).await? else { continue };
+            let Some(row) = db.user_by_id(user_id).await? else { continue };
             if adding {
                 access.add_member_in_litellm(&team.team_id, &row).await?;
             } else {
@@ -260,19 +266,22 @@ async fn save(
         }
     }
     let team_id = team.team_id.clone();
-    let now = store::now();
-    let txn = state.db().write().await?;
-    check_unique(
-        &store::all_teams_with_members(txn.conn()).await?,
-        &fields.display_name,
-        Some(&team_id),
-    )?;
-    store::update_scim_team(txn.conn(), team, &fields.display_name, Some(fields.scim), now).await?;
-    store::add_scim_members(txn.conn(), &team_id, &added, now).await?;
-    store::remove_scim_members(txn.conn(), &team_id, &removed).await?;
-    txn.commit().await?;
-    if !added.is_empty() || !removed.is_empty() {
-        tracing::info!(%team_id, added = added.len(), removed = removed.len(), "scim: group members changed");
+    let (added_count, removed_count) = (added.len(), removed.len());
+    state
+        .db()
+        .write(move |tx| {
+            let team_id = team.team_id.clone();
+            check_unique(&tx.all_teams_with_members()?, &fields.display_name, Some(&team_id))?;
+            let now = db::now();
+            tx.update_scim_team(team, &fields.display_name, Some(fields.scim), now)?;
+            tx.add_scim_members(&team_id, &added, now)?;
+            tx.remove_scim_members(&team_id, &removed)?;
+            Ok::<_, ScimError>(())
+        })
+        .await?;
+    let (added, removed) = (added_count, removed_count);
+    if added != 0 || removed != 0 {
+        tracing::info!(%team_id, added, removed, "scim: group members changed");
     }
     let (team, members) = found(state, &team_id).await?;
     Ok(scim_json(StatusCode::OK, &resource(&team, &ids(&members), &base(state.config()))))
@@ -291,19 +300,23 @@ pub(super) async fn delete(
         .collect();
     let access = state.signin().access();
     for user_id in &scim_members {
-        if let Some(row) = store::user_by_id(state.db().conn(), user_id).await? {
+        if let Some(row) = state.db().user_by_id(user_id).await? {
             access.remove_member_in_litellm(&team.team_id, &row).await?;
         }
     }
-    let txn = state.db().write().await?;
-    if made_by_scim {
-        store::delete_team(txn.conn(), &team.team_id).await?;
-    } else {
-        store::remove_scim_members(txn.conn(), &team.team_id, &scim_members).await?;
-        let alias = team.team_alias.clone().unwrap_or_else(|| team.team_id.clone());
-        store::update_scim_team(txn.conn(), team.clone(), &alias, None, store::now()).await?;
-    }
-    txn.commit().await?;
+    let kept = team.clone();
+    state
+        .db()
+        .write(move |tx| {
+            if made_by_scim {
+                tx.delete_team(&kept.team_id)
+            } else {
+                tx.remove_scim_members(&kept.team_id, &scim_members)?;
+                let alias = kept.team_alias.clone().unwrap_or_else(|| kept.team_id.clone());
+                tx.update_scim_team(kept, &alias, None, db::now())
+            }
+        })
+        .await?;
     tracing::info!(team_id = %team.team_id, deleted = made_by_scim, "scim: group deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -141,8 +141,8 @@ impl IntoResponse for ScimError {
     }
 }
 
-impl From<sea_orm::DbErr> for ScimError {
-    fn from(error: sea_orm::DbErr) -> Self {
+impl From<crate::db::Error> for ScimError {
+    fn from(error: crate::db::Error) -> Self {
         tracing::error!("scim: database: {error}");
         ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, "the database is unavailable")
     }

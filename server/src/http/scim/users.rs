@@ -31,7 +31,7 @@ use super::{
     scim_json,
 };
 use crate::{
-    db::{entity::user, store},
+    db::{self, entity::user},
     http::AppState,
 };
 
@@ -116,7 +116,7 @@ pub(super) fn text_of(body: &Value, name: &str, max: usize) -> Result<Option<Str
 }
 
 /// What a User body sets: its `userName` and the user's fields.
-fn fields_of(body: &Value) -> Result<(String, store::ScimUser), ScimError> {
+fn fields_of(body: &Value) -> Result<(String, db::ScimUser), ScimError> {
     let user_name = text_of(body, "userName", hookgate_core::ids::MAX_ID)?
         .filter(|name| !name.trim().is_empty())
         .ok_or_else(|| ScimError::bad("invalidValue", "userName is required"))?;
@@ -200,7 +200,7 @@ fn fields_of(body: &Value) -> Result<(String, store::ScimUser), ScimError> {
     if !emails.is_empty() {
         scim["emails"] = Value::Array(emails);
     }
-    Ok((user_name, store::ScimUser { user_email, user_alias, active, scim }))
+    Ok((user_name, db::ScimUser { user_email, user_alias, active, scim }))
 }
 
 /// Refuses a `userName` another user has (any case), or that is another user's id.
@@ -244,7 +244,7 @@ pub(super) async fn search(
 async fn answer(state: &AppState, list: ListQuery) -> Result<Response, ScimError> {
     let filter = list.parsed(USER_ATTRS)?;
     let base = base(state.config());
-    let rows = store::all_users(state.db().conn()).await?;
+    let rows = state.db().all_users().await?;
     let shown = rows.iter().filter(|row| !is_reserved(&row.user_id));
     Ok(list.answer(filter.as_ref(), shown.map(|row| resource(row, &base)).collect()))
 }
@@ -262,7 +262,9 @@ pub(super) async fn get_one(
 /// The user with this id; the password login's own account (`default_user_id`) is no
 /// identity provider's and is never shown to SCIM.
 async fn found(state: &AppState, id: &str) -> Result<user::Model, ScimError> {
-    store::user_by_id(state.db().conn(), id)
+    state
+        .db()
+        .user_by_id(id)
         .await?
         .filter(|row| !is_reserved(&row.user_id))
         .ok_or_else(|| ScimError::not_found("user", id))
@@ -285,11 +287,14 @@ pub(super) async fn create(
         return Err(ScimError::bad("invalidValue", format!("userName {user_name:?} is reserved")));
     }
     let base = base(state.config());
-    let txn = state.db().write().await?;
-    let users = store::all_users(txn.conn()).await?;
-    check_unique(&users, &user_name, None, &base)?;
-    let saved = store::insert_scim_user(txn.conn(), &user_name, fields, store::now()).await?;
-    txn.commit().await?;
+    let checked_base = base.clone();
+    let saved = state
+        .db()
+        .write(move |tx| {
+            check_unique(&tx.all_users()?, &user_name, None, &checked_base)?;
+            Ok::<_, ScimError>(tx.insert_scim_user(&user_name, fields, db::now())?)
+        })
+        .await?;
     tracing::info!(user_id = %saved.user_id, "scim: user created");
     Ok(created(resource(&saved, &base)))
 }
@@ -331,25 +336,23 @@ async fn save(state: &AppState, row: user::Model, body: &Value) -> Result<Respon
     let (user_name, fields) = fields_of(body)?;
     let base = base(state.config());
     // Checked before LiteLLM is touched, and again in the transaction.
-    check_unique(
-        &store::all_users(state.db().conn()).await?,
-        &user_name,
-        Some(&row.user_id),
-        &base,
-    )?;
+    check_unique(&state.db().all_users().await?, &user_name, Some(&row.user_id), &base)?;
     if !fields.active {
         state.signin().access().deprovision(&row).await?;
     }
-    let txn = state.db().write().await?;
-    let users = store::all_users(txn.conn()).await?;
-    check_unique(&users, &user_name, Some(&row.user_id), &base)?;
     let was_active = row.active;
-    let saved = store::update_scim_user(txn.conn(), row, fields, store::now()).await?;
-    if !saved.active {
-        store::revoke_user_sessions(txn.conn(), &saved.user_id).await?;
-    }
-    txn.commit().await?;
-    state.db().forget_user(&saved.user_id);
+    let checked_base = base.clone();
+    let saved = state
+        .db()
+        .write(move |tx| {
+            check_unique(&tx.all_users()?, &user_name, Some(&row.user_id), &checked_base)?;
+            let saved = tx.update_scim_user(row, fields, db::now())?;
+            if !saved.active {
+                tx.revoke_user_sessions(&saved.user_id)?;
+            }
+            Ok::<_, ScimError>(saved)
+        })
+        .await?;
     if was_active != saved.active {
         tracing::info!(user_id = %saved.user_id, active = saved.active, "scim: user (de)activated");
     }
@@ -362,10 +365,8 @@ pub(super) async fn delete(
 ) -> Result<Response, ScimError> {
     let row = found(&state, &id).await?;
     state.signin().access().deprovision(&row).await?;
-    let txn = state.db().write().await?;
-    store::delete_users(txn.conn(), std::slice::from_ref(&row.user_id)).await?;
-    txn.commit().await?;
-    state.db().forget_user(&row.user_id);
+    let user_ids = vec![row.user_id.clone()];
+    state.db().write(move |tx| tx.delete_users(&user_ids)).await?;
     tracing::info!(user_id = %row.user_id, "scim: user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

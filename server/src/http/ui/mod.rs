@@ -27,7 +27,7 @@ use super::{
     sso,
 };
 use crate::{
-    db::{entity::user, store},
+    db::{self, entity::user},
     session::{clear_cookie, hash_key, secrets_equal},
     signin::{Attempt, LoginMethod},
 };
@@ -182,15 +182,15 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Page {
     let Some(me) = signed_in(&state, &headers).await? else {
         return Ok(render(login(&state, None)));
     };
-    let conn = state.db().conn();
-    let teams = store::teams_of_user(conn, &me.user.user_id).await?;
-    let events = views(store::recent_events(conn, Some(&me.user.user_id), 10).await?);
+    let db = state.db();
+    let teams = db.team_ids_of_user(&me.user.user_id).await?;
+    let events = views(db.recent_events(Some(&me.user.user_id), 10).await?);
     Ok(render(ProfilePage {
         root: &state.config().server_root_path,
         section: "profile",
         admin: me.is_admin(),
         me: me.user.user_id.clone(),
-        models: store::list_of(&me.user.models),
+        models: db::list_of(&me.user.models),
         role: me.role.to_string(),
         teams,
         events,
@@ -310,7 +310,7 @@ async fn events(
     let me = require_admin(&state, &headers).await?;
     let Query(query) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let number = super::management::check_page(query.page)?;
-    let (events, total) = store::events_page(state.db().conn(), number, 50).await?;
+    let (events, total) = state.db().events_page(number, 50).await?;
     Ok(render(EventsPage {
         root: &state.config().server_root_path,
         section: "events",

@@ -14,7 +14,7 @@ use super::{
     views::{TeamView, views},
 };
 use crate::{
-    db::store,
+    db,
     http::{ApiError, AppState},
 };
 
@@ -30,10 +30,10 @@ struct TeamsPage<'a> {
 }
 
 async fn teams_page(state: &AppState, me: &UiUser, error: Option<String>) -> Page {
-    let conn = state.db().conn();
+    let db = state.db();
     let mut shown = Vec::new();
-    for row in store::list_teams(conn).await? {
-        let members = views(store::members_of_team(conn, &row.team_id).await?);
+    for row in db.list_teams().await? {
+        let members = views(db.members_of_team(&row.team_id).await?);
         shown.push(TeamView { team_id: row.team_id, team_alias: row.team_alias, members });
     }
     let mut response = render(TeamsPage {
@@ -81,19 +81,25 @@ pub(super) async fn team_create(
         )
         .await;
     }
-    let txn = state.db().write().await?;
-    if store::team_by_id(txn.conn(), &team_id).await?.is_some() {
-        drop(txn);
-        return teams_page(&state, &me, Some(format!("A team {team_id:?} already exists."))).await;
-    }
     let alias = form.team_alias.trim();
-    let team = store::NewTeam {
+    let team = db::NewTeam {
         team_id,
         team_alias: (!alias.is_empty()).then(|| alias.to_owned()),
-        ..store::NewTeam::default()
+        ..db::NewTeam::default()
     };
-    store::insert_team(txn.conn(), team, store::now()).await?;
-    txn.commit().await?;
+    let created = state
+        .db()
+        .write(move |tx| {
+            if tx.team_by_id(&team.team_id)?.is_some() {
+                return Ok::<_, crate::db::Error>(Err(team.team_id));
+            }
+            tx.insert_team(team, db::now())?;
+            Ok(Ok(()))
+        })
+        .await?;
+    if let Err(team_id) = created {
+        return teams_page(&state, &me, Some(format!("A team {team_id:?} already exists."))).await;
+    }
     Ok(to_page(&state, "teams"))
 }
 
@@ -121,8 +127,8 @@ pub(super) async fn member_add(
         Err(message) => return teams_page(&state, &me, Some(message)).await,
     };
     let user_id = form.user_id.trim().to_owned();
-    let conn = state.db().conn();
-    if store::team_by_id(conn, &team_id).await?.is_none() {
+    let db = state.db();
+    if db.team_by_id(&team_id).await?.is_none() {
         return Err(ApiError::not_found(format!("no team {team_id:?}")));
     }
     match state.signin().access().add_members(&team_id, &[(user_id.clone(), role)], false).await {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{Page, UiUser, check_same_origin, render, require_admin, views::UserView};
 use crate::http::management::{binding_holder, id_problem};
 use crate::{
-    db::store,
+    db,
     http::{ApiError, AppState},
 };
 use hookgate_core::{budget::BudgetDuration, identity::Binding};
@@ -47,12 +47,12 @@ pub(super) async fn users(
     let me = require_admin(&state, &headers).await?;
     let Query(query) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let search = query.q.unwrap_or_default().trim().to_owned();
-    let filter = store::UserFilter {
+    let filter = db::UserFilter {
         email_contains: (!search.is_empty()).then(|| search.clone()),
         ..Default::default()
     };
     let number = crate::http::management::check_page(query.page)?;
-    let (rows, total) = store::list_users(state.db().conn(), &filter, number, PAGE_SIZE).await?;
+    let (rows, total) = state.db().list_users(&filter, number, PAGE_SIZE).await?;
     Ok(render(UsersPage {
         root: &state.config().server_root_path,
         section: "users",
@@ -92,17 +92,18 @@ struct Done {
 
 async fn edit_page(state: &AppState, me: &UiUser, user_id: &str, done: Done) -> Page {
     let Done { error, saved, revoked } = done;
-    let conn = state.db().conn();
-    let row = store::user_by_id(conn, user_id)
+    let db = state.db();
+    let row = db
+        .user_by_id(user_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user {user_id:?}")))?;
-    let teams = store::teams_of_user(conn, user_id).await?;
+    let teams = db.team_ids_of_user(user_id).await?;
     let mut response = render(UserEditPage {
         root: &state.config().server_root_path,
         section: "users",
         admin: true,
         me: me.user.user_id.clone(),
-        models: store::list_of(&row.models).join(", "),
+        models: db::list_of(&row.models).join(", "),
         row: UserView::from(&row),
         teams,
         roles: UserRole::ALL.iter().map(|role| role.as_str()).collect(),
@@ -221,19 +222,19 @@ pub(super) async fn user_save(
         }
     };
     if let Some(Some(Binding { issuer, subject })) = &binding
-        && let Some(other) = binding_holder(state.db().conn(), &user_id, issuer, subject).await?
+        && let Some(other) = binding_holder(state.db(), &user_id, issuer, subject).await?
     {
         let message = format!("That identity is already linked to the user {other:?}.");
         let done = Done { error: Some(message), ..Done::default() };
         return edit_page(&state, &me, &user_id, done).await;
     }
-    let edit = store::UserEdit {
+    let edit = db::UserEdit {
         user_role: Some(role),
         models: Some(models),
         max_budget: Some(budget),
         budget_duration: Some(duration),
         binding,
-        ..store::UserEdit::default()
+        ..db::UserEdit::default()
     };
     // In front of LiteLLM the change reaches LiteLLM's user first (a refusal changes nothing).
     state.signin().access().edit_user(&user_id, edit).await?;

@@ -9,10 +9,11 @@ use sea_orm::{
 };
 
 use super::{json_list, now};
-use crate::db::entity::{team, team_member};
+use crate::entity::{team, team_member};
+use crate::types::NewTeam;
 
 /// The teams with these ids that exist, in the order asked.
-pub async fn existing_teams<C: ConnectionTrait>(
+pub(crate) async fn existing_teams<C: ConnectionTrait>(
     conn: &C,
     team_ids: &[String],
 ) -> Result<Vec<String>, DbErr> {
@@ -30,7 +31,7 @@ pub async fn existing_teams<C: ConnectionTrait>(
 }
 
 /// The team with this id.
-pub async fn team_by_id<C: ConnectionTrait>(
+pub(crate) async fn team_by_id<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
 ) -> Result<Option<team::Model>, DbErr> {
@@ -50,7 +51,7 @@ fn member_row(team_id: &str, user_id: &str, role: &str) -> team_member::ActiveMo
 
 /// Adds a member, or sets the role of an existing one; either way the membership is the
 /// administrator's from then on (a sync with the identity provider no longer removes it).
-pub async fn upsert_member<C: ConnectionTrait>(
+pub(crate) async fn upsert_member<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_id: &str,
@@ -68,7 +69,7 @@ pub async fn upsert_member<C: ConnectionTrait>(
 }
 
 /// Adds a member unless already there (keeping the existing role).
-pub async fn add_member_if_absent<C: ConnectionTrait>(
+pub(crate) async fn add_member_if_absent<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_id: &str,
@@ -83,7 +84,7 @@ pub async fn add_member_if_absent<C: ConnectionTrait>(
 }
 
 /// Removes a member; returns whether there was one.
-pub async fn delete_member<C: ConnectionTrait>(
+pub(crate) async fn delete_member<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_id: &str,
@@ -97,7 +98,7 @@ pub async fn delete_member<C: ConnectionTrait>(
 }
 
 /// The ids of the teams a user is in, in joining order.
-pub async fn teams_of_user<C: ConnectionTrait>(
+pub(crate) async fn teams_of_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Vec<String>, DbErr> {
@@ -113,7 +114,7 @@ pub async fn teams_of_user<C: ConnectionTrait>(
 }
 
 /// The teams a user is in, in joining order, read in one statement.
-pub async fn teams_of_user_with_info<C: ConnectionTrait>(
+pub(crate) async fn teams_of_user_with_info<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Vec<team::Model>, DbErr> {
@@ -126,7 +127,7 @@ pub async fn teams_of_user_with_info<C: ConnectionTrait>(
 }
 
 /// [`teams_of_user_with_info`]'s statement (membership columns prefixed `A_`, team `B_`).
-pub(in crate::db) fn teams_of_user_query(
+pub(crate) fn teams_of_user_query(
     user_id: &str,
 ) -> sea_orm::SelectTwo<team_member::Entity, team::Entity> {
     team_member::Entity::find()
@@ -137,7 +138,7 @@ pub(in crate::db) fn teams_of_user_query(
 }
 
 /// A team's members, in joining order.
-pub async fn members_of_team<C: ConnectionTrait>(
+pub(crate) async fn members_of_team<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
 ) -> Result<Vec<team_member::Model>, DbErr> {
@@ -150,23 +151,8 @@ pub async fn members_of_team<C: ConnectionTrait>(
 }
 
 /// Every team, by id.
-pub async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team::Model>, DbErr> {
+pub(crate) async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team::Model>, DbErr> {
     team::Entity::find().order_by_asc(team::Column::TeamId).all(conn).await
-}
-
-/// A team to create.
-#[derive(Debug, Clone, Default)]
-pub struct NewTeam {
-    /// Its id.
-    pub team_id: String,
-    /// Its display name.
-    pub team_alias: Option<String>,
-    /// Its models.
-    pub models: Vec<String>,
-    /// Its budget in USD.
-    pub max_budget: Option<f64>,
-    /// Its metadata object.
-    pub metadata: Option<serde_json::Value>,
 }
 
 /// The row of a team a sign-in creates (`create_teams_from_groups`, or a hook's
@@ -202,7 +188,7 @@ pub(crate) fn sign_in_team_row(new: &NewTeamPlan, now: DateTime<Utc>) -> team::A
 }
 
 /// Creates a team.
-pub async fn insert_team<C: ConnectionTrait>(
+pub(crate) async fn insert_team<C: ConnectionTrait>(
     conn: &C,
     new: NewTeam,
     now: DateTime<Utc>,

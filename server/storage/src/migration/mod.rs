@@ -13,6 +13,7 @@ mod m20261204_000005_session_notifications;
 mod m20261205_000006_membership_source;
 mod m20261206_000007_sign_in_groups;
 mod m20261207_000008_scim;
+mod m20261208_000009_sqlite_timestamp_text;
 
 use sea_orm_migration::prelude::*;
 
@@ -23,6 +24,7 @@ use self::{
     m20261204_000005_session_notifications::SessionNotifications,
     m20261205_000006_membership_source::MembershipSource,
     m20261206_000007_sign_in_groups::SignInGroups, m20261207_000008_scim::Scim,
+    m20261208_000009_sqlite_timestamp_text::SqliteTimestampText,
 };
 
 /// Runs the migrations in order.
@@ -40,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(MembershipSource),
             Box::new(SignInGroups),
             Box::new(Scim),
+            Box::new(SqliteTimestampText),
         ]
     }
 }

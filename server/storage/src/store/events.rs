@@ -9,10 +9,10 @@ use sea_orm::{
 };
 
 use super::{json_list, now};
-use crate::db::entity::{completed_oidc_flow, session, sign_in_event};
+use crate::entity::{completed_oidc_flow, session, sign_in_event};
 
 /// Records a sign-in attempt.
-pub async fn insert_event<C: ConnectionTrait>(
+pub(crate) async fn insert_event<C: ConnectionTrait>(
     conn: &C,
     record: &SignInRecord,
 ) -> Result<(), DbErr> {
@@ -20,7 +20,7 @@ pub async fn insert_event<C: ConnectionTrait>(
 }
 
 /// An event's row.
-pub(in crate::db) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveModel {
+pub(crate) fn event_row(record: &SignInRecord) -> sign_in_event::ActiveModel {
     sign_in_event::ActiveModel {
         id: sea_orm::ActiveValue::NotSet,
         at: Set(record.at),
@@ -69,7 +69,7 @@ impl From<Listed> for sign_in_event::Model {
 }
 
 /// The latest sign-in events, newest first, optionally of one user (without their groups).
-pub async fn recent_events<C: ConnectionTrait>(
+pub(crate) async fn recent_events<C: ConnectionTrait>(
     conn: &C,
     user_id: Option<&str>,
     limit: u64,
@@ -89,7 +89,7 @@ pub async fn recent_events<C: ConnectionTrait>(
 
 /// Sign-in events, newest first, a page at a time (1-based, without their groups), and the
 /// total.
-pub async fn events_page<C: ConnectionTrait>(
+pub(crate) async fn events_page<C: ConnectionTrait>(
     conn: &C,
     page: u64,
     page_size: u64,
@@ -108,7 +108,7 @@ pub async fn events_page<C: ConnectionTrait>(
 /// Marks an OIDC flow used (its callback came: a code, or the provider's error); returns false
 /// when it already was (a replayed callback).
 /// Entries past their expiry are pruned on the way.
-pub async fn complete_flow<C: ConnectionTrait>(
+pub(crate) async fn complete_flow<C: ConnectionTrait>(
     conn: &C,
     flow_id: &str,
     expires_at: DateTime<Utc>,
@@ -131,7 +131,7 @@ pub async fn complete_flow<C: ConnectionTrait>(
 
 /// Deletes sessions that expired or were revoked before `before`, and sign-in events and
 /// completed OIDC flows older than `events_before`; returns (sessions, events) deleted.
-pub async fn prune<C: ConnectionTrait>(
+pub(crate) async fn prune<C: ConnectionTrait>(
     conn: &C,
     before: DateTime<Utc>,
     events_before: DateTime<Utc>,

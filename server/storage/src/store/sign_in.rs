@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::{json_list, list_of};
-use crate::db::entity::{team, team_member, user};
+use crate::entity::{team, team_member, user};
 
 use hookgate_core::{
     identity::Binding,
     signin::{Account, Changes, Keys, NewAccount, Snapshot, Source, Team},
 };
 
-pub(in crate::db) fn account_of(row: user::Model) -> Account {
+pub(crate) fn account_of(row: user::Model) -> Account {
     let binding = match (row.sso_issuer, row.sso_user_id) {
         (Some(issuer), Some(subject)) => Some(Binding { issuer, subject }),
         _ => None,
@@ -79,7 +79,7 @@ type Pairs = Vec<(String, String)>;
 
 /// A snapshot's memberships, (team, user), those of them a sync with the identity provider
 /// made, and those a hook may remove (a sign-in made them).
-pub(in crate::db) fn memberships_of(rows: Vec<team_member::Model>) -> (Pairs, Pairs, Pairs) {
+pub(crate) fn memberships_of(rows: Vec<team_member::Model>) -> (Pairs, Pairs, Pairs) {
     let pairs = |keep: fn(Source) -> bool| {
         rows.iter()
             .filter(|m| keep(Source::of(&m.source)))
@@ -92,7 +92,7 @@ pub(in crate::db) fn memberships_of(rows: Vec<team_member::Model>) -> (Pairs, Pa
 }
 
 /// The snapshot's first read: the accounts found by id, binding or email.
-pub(in crate::db) fn accounts_query(keys: &Keys) -> sea_orm::Select<user::Entity> {
+pub(crate) fn accounts_query(keys: &Keys) -> sea_orm::Select<user::Entity> {
     use sea_orm::Condition;
     let mut condition =
         Condition::any().add(user::Column::UserId.is_in(keys.user_ids.iter().cloned()));
@@ -114,7 +114,7 @@ pub(in crate::db) fn accounts_query(keys: &Keys) -> sea_orm::Select<user::Entity
 
 /// The snapshot's second read: the memberships of the accounts found and of the users the hook
 /// adds to teams.
-pub(in crate::db) fn memberships_query(
+pub(crate) fn memberships_query(
     keys: &Keys,
     accounts: &[Account],
 ) -> sea_orm::Select<team_member::Entity> {
@@ -126,13 +126,13 @@ pub(in crate::db) fn memberships_query(
 }
 
 /// The snapshot's third read, when the sign-in names teams: which of them exist.
-pub(in crate::db) fn teams_query(keys: &Keys) -> Option<sea_orm::Select<team::Entity>> {
+pub(crate) fn teams_query(keys: &Keys) -> Option<sea_orm::Select<team::Entity>> {
     (!keys.teams.is_empty()).then(|| {
         team::Entity::find().filter(team::Column::TeamId.is_in(keys.teams.iter().cloned()))
     })
 }
 
-pub(in crate::db) fn team_of(row: team::Model) -> Team {
+pub(crate) fn team_of(row: team::Model) -> Team {
     Team { models: list_of(&row.models), team_id: row.team_id, team_alias: row.team_alias }
 }
 

@@ -12,10 +12,11 @@ use sea_orm::{
 };
 
 use super::json_list;
-use crate::db::entity::{team, team_member, user};
+use crate::entity::{team, team_member, user};
+use crate::types::ScimUser;
 
 /// Every user, oldest first.
-pub async fn all_users<C: ConnectionTrait>(conn: &C) -> Result<Vec<user::Model>, DbErr> {
+pub(crate) async fn all_users<C: ConnectionTrait>(conn: &C) -> Result<Vec<user::Model>, DbErr> {
     user::Entity::find()
         .order_by_asc(user::Column::CreatedAt)
         .order_by_asc(user::Column::UserId)
@@ -24,7 +25,7 @@ pub async fn all_users<C: ConnectionTrait>(conn: &C) -> Result<Vec<user::Model>,
 }
 
 /// Every team, oldest first, with its members (user ids, in joining order).
-pub async fn all_teams_with_members<C: ConnectionTrait>(
+pub(crate) async fn all_teams_with_members<C: ConnectionTrait>(
     conn: &C,
 ) -> Result<Vec<(team::Model, Vec<String>)>, DbErr> {
     let teams = team::Entity::find()
@@ -50,22 +51,9 @@ pub async fn all_teams_with_members<C: ConnectionTrait>(
         .collect())
 }
 
-/// What SCIM sets on a user.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScimUser {
-    /// Lower-case email.
-    pub user_email: Option<String>,
-    /// `displayName` (or the name's parts).
-    pub user_alias: Option<String>,
-    /// `active`.
-    pub active: bool,
-    /// `userName`, `externalId`, `name`, as kept in `users.scim`.
-    pub scim: serde_json::Value,
-}
-
 /// Creates a user provisioned by SCIM: an `internal_user` with no models or budget, LiteLLM's
 /// defaults for a member (`created_by: scim`).
-pub async fn insert_scim_user<C: ConnectionTrait>(
+pub(crate) async fn insert_scim_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     fields: ScimUser,
@@ -94,7 +82,7 @@ pub async fn insert_scim_user<C: ConnectionTrait>(
 
 /// Sets what SCIM manages of a user (email, alias, `active`, its SCIM attributes); returns the
 /// row as saved.
-pub async fn update_scim_user<C: ConnectionTrait>(
+pub(crate) async fn update_scim_user<C: ConnectionTrait>(
     conn: &C,
     row: user::Model,
     fields: ScimUser,
@@ -111,7 +99,7 @@ pub async fn update_scim_user<C: ConnectionTrait>(
 }
 
 /// Creates a team for a SCIM group (no models, no budget; `metadata.created_by: scim`).
-pub async fn insert_scim_team<C: ConnectionTrait>(
+pub(crate) async fn insert_scim_team<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     alias: &str,
@@ -134,7 +122,7 @@ pub async fn insert_scim_team<C: ConnectionTrait>(
 }
 
 /// Renames a team and sets its SCIM attributes.
-pub async fn update_scim_team<C: ConnectionTrait>(
+pub(crate) async fn update_scim_team<C: ConnectionTrait>(
     conn: &C,
     row: team::Model,
     alias: &str,
@@ -150,7 +138,7 @@ pub async fn update_scim_team<C: ConnectionTrait>(
 
 /// Adds SCIM memberships (`user`, source `scim`); a user already in the team keeps the
 /// membership it has, whoever made it.
-pub async fn add_scim_members<C: ConnectionTrait>(
+pub(crate) async fn add_scim_members<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_ids: &[String],
@@ -176,7 +164,7 @@ pub async fn add_scim_members<C: ConnectionTrait>(
 
 /// Removes SCIM's memberships of these users (never another source's); returns the user ids
 /// whose membership went.
-pub async fn remove_scim_members<C: ConnectionTrait>(
+pub(crate) async fn remove_scim_members<C: ConnectionTrait>(
     conn: &C,
     team_id: &str,
     user_ids: &[String],
@@ -203,7 +191,7 @@ pub async fn remove_scim_members<C: ConnectionTrait>(
 }
 
 /// Deletes a team SCIM made, with its memberships.
-pub async fn delete_team<C: ConnectionTrait>(conn: &C, team_id: &str) -> Result<(), DbErr> {
+pub(crate) async fn delete_team<C: ConnectionTrait>(conn: &C, team_id: &str) -> Result<(), DbErr> {
     team_member::Entity::delete_many()
         .filter(team_member::Column::TeamId.eq(team_id))
         .exec(conn)

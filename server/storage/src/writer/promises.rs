@@ -15,24 +15,38 @@ use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 
 use super::{Applied, Job, Queued, Writer};
-use crate::{
-    config::Config,
-    db::{Db, DbErr, entity::user, store},
-    signin::SignInError,
-};
+use crate::{Db, DbErr, entity::user, store};
 use hookgate_core::{
     identity::{Binding, Proof},
+    policy::Policy,
     records::{NewSession, SignInRecord},
     signin as rules,
     values::Values,
 };
+
+/// Why a decision was not made.
+#[derive(Debug)]
+enum Decided {
+    /// The snapshot could not be read.
+    Db(DbErr),
+    /// The rules refused.
+    Refused(rules::Refusal),
+}
+
+impl std::fmt::Display for Decided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decided::Db(error) => error.fmt(f),
+            Decided::Refused(refusal) => refusal.fmt(f),
+        }
+    }
+}
 
 /// A database in a folder of its own, and its writer; the folder goes when it is dropped.
 struct Fixture {
     dir: std::path::PathBuf,
     db: Db,
     writer: Writer,
-    config: Config,
 }
 
 impl Drop for Fixture {
@@ -43,12 +57,11 @@ impl Drop for Fixture {
 
 async fn fixture() -> Fixture {
     let dir = std::env::temp_dir()
-        .join(format!("hookgate-writer-test-{}", crate::session::random_hex(8)));
+        .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
     std::fs::create_dir(&dir).unwrap();
     let db = Db::connect(&format!("sqlite://{}", dir.join("hookgate.db").display())).await.unwrap();
-    let writer = Writer::start(db.clone(), crate::metrics::Metrics::new());
-    let config = Config::from_text(std::path::Path::new("config.yaml"), "", &|_| None).unwrap();
-    Fixture { dir, db, writer, config }
+    let writer = Writer::start(db.clone(), std::sync::Arc::new(|_| {}));
+    Fixture { dir, db, writer }
 }
 
 /// An identity signing in: its user id, and the binding (issuer, subject) it proves.
@@ -84,8 +97,9 @@ fn identity(user_id: &str, issuer: &str, subject: &str, max_budget: Option<f64>)
 }
 
 impl Fixture {
-    /// What a sign-in of `who` decides now: a snapshot read, then the pure decision.
-    async fn decide(&self, who: &Identity) -> Result<rules::Plan, SignInError> {
+    /// What a sign-in of `who` decides now (with an empty config's policy): a snapshot read,
+    /// then the pure decision.
+    async fn decide(&self, who: &Identity) -> Result<rules::Plan, Decided> {
         let input = rules::Input {
             openid: &who.openid,
             proof: &who.proof,
@@ -93,9 +107,10 @@ impl Fixture {
             values: &who.values,
             staged: &[],
         };
+        let policy = Policy::default();
         let snapshot =
-            store::snapshot(self.db.conn(), &rules::keys(&input, &self.config.policy())).await?;
-        Ok(rules::decide(&input, &snapshot, &self.config.policy(), store::now())?)
+            self.db.snapshot(&rules::keys(&input, &policy)).await.map_err(Decided::Db)?;
+        rules::decide(&input, &snapshot, &policy, store::now()).map_err(Decided::Refused)
     }
 
     /// The plan's job, with a session of key hash `token_hash` and an "allowed" event.
@@ -135,12 +150,11 @@ impl Fixture {
     /// woke) and the rest into the next, so a job with others on both sides shares a batch.
     /// Returns each job's answer, in order.
     async fn in_batches(&self, jobs: Vec<Job>) -> Vec<Result<Applied, DbErr>> {
-        let lock = self.db.write_lock.clone().expect("SQLite has a write lock");
-        let held = lock.lock_owned().await;
+        let held = self.db.sqlite_for_test().hold();
         let mut answers = Vec::new();
         for job in jobs {
             let (reply, answer) = oneshot::channel();
-            self.writer.queue.send(Queued { job, reply }).await.unwrap();
+            self.writer.queue.try_send(Queued { job, reply }).unwrap();
             answers.push(answer);
         }
         drop(held);
@@ -152,18 +166,11 @@ impl Fixture {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .db
-            .conn()
-            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index(0).unwrap()
+        self.db.count_for_test(sql).await
     }
 
     async fn user(&self, user_id: &str) -> Option<user::Model> {
-        store::user_by_id(self.db.conn(), user_id).await.unwrap()
+        self.db.user_by_id(user_id).await.unwrap()
     }
 }
 
@@ -187,8 +194,7 @@ async fn one_bad_plan_in_a_batch_fails_alone() {
     // The bad plan: its session key hash is taken, which only the database can tell.
     fixture
         .db
-        .conn()
-        .execute_unprepared(
+        .execute_for_test(
             "INSERT INTO users (user_id, models, spend, metadata, created_at, updated_at) VALUES \
              ('owner', '[]', 0, '{}', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z'); \
              INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
@@ -249,8 +255,7 @@ async fn a_sign_in_answers_with_its_commit() {
     // server's 503), never `Done`, and nothing of the sign-in is visible.
     fixture
         .db
-        .conn()
-        .execute_unprepared(
+        .execute_for_test(
             "CREATE TABLE commit_gate (id TEXT PRIMARY KEY); \
              CREATE TABLE commit_trap (gate TEXT REFERENCES commit_gate (id) \
              DEFERRABLE INITIALLY DEFERRED); \
@@ -282,11 +287,11 @@ async fn a_plan_from_a_snapshot_another_writer_changed_is_refused_and_made_again
         panic!("expected an update, got {:?}", plan.user);
     };
     let read_at: DateTime<Utc> = *read_at;
-    // Meanwhile an administrator changes her row (on the server's async pool, not the writer's
-    // connection: the timestamps each writes must compare equal).
+    // Meanwhile an administrator changes her row (through the port, on another connection than
+    // the writer thread's: the timestamps each writes must compare equal).
     let later = read_at + chrono::Duration::seconds(1);
-    let edit = store::UserEdit { user_alias: Some("Sue the admin's".into()), ..Default::default() };
-    store::edit_user(fixture.db.conn(), "sue", edit, later).await.unwrap().unwrap();
+    let edit = crate::UserEdit { user_alias: Some("Sue the admin's".into()), ..Default::default() };
+    fixture.db.write(move |tx| tx.edit_user("sue", edit, later)).await.unwrap().unwrap();
 
     // The stale plan writes nothing: no session, no event, the administrator's change kept.
     let stale = fixture.writer.apply(fixture.job(plan, "key-2")).await.unwrap();
@@ -314,13 +319,13 @@ async fn a_plan_for_a_user_deactivated_since_the_read_is_refused_and_made_again(
     let plan = fixture.decide(&tess).await.unwrap();
     assert_eq!(plan.user, rules::UserWrite::Unchanged);
     let row = fixture.user("tess").await.unwrap();
-    let fields = store::ScimUser {
+    let fields = crate::ScimUser {
         user_email: row.user_email.clone(),
         user_alias: row.user_alias.clone(),
         active: false,
         scim: serde_json::json!({"userName": "tess"}),
     };
-    store::update_scim_user(fixture.db.conn(), row, fields, store::now()).await.unwrap();
+    fixture.db.write(move |tx| tx.update_scim_user(row, fields, store::now())).await.unwrap();
 
     // The plan writes nothing (no session), and decided again it is refused.
     assert_eq!(fixture.writer.apply(fixture.job(plan, "key-2")).await.unwrap(), Applied::Stale);
@@ -360,7 +365,10 @@ async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal(
     );
     // Decided again, the loser is refused: `sam` is bound to another identity (403, not 500).
     match fixture.decide(&oidc_sam).await {
-        Err(SignInError::Forbidden(message)) => assert!(message.contains("sam"), "{message}"),
+        Err(Decided::Refused(refusal)) => {
+            let message = refusal.to_string();
+            assert!(message.contains("sam"), "{message}");
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(fixture.count("SELECT count(*) FROM users").await, 1);
@@ -372,24 +380,22 @@ async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal(
 /// writer can make it forget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_that_changes_its_user_forgets_its_session_checks_before_it_answers() {
-    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
         return;
     };
-    let name = format!("hookgate_writer_{}", crate::session::random_hex(8));
+    let name = format!("hookgate_writer_{}", crate::tests_support::random_hex());
     let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let mut db = Db::connect(&format!("{base}/{name}")).await.unwrap();
-    let cache = crate::db::sessions::SessionCache::new();
+    let cache = crate::sessions::SessionCache::new();
     cache.listener_ready();
-    db.sessions = Some(cache);
+    *db.session_cache_for_test() = Some(cache);
     let dir = std::env::temp_dir()
-        .join(format!("hookgate-writer-test-{}", crate::session::random_hex(8)));
+        .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
     std::fs::create_dir(&dir).unwrap();
-    let writer = Writer::start(db.clone(), crate::metrics::Metrics::new());
-    let config = Config::from_text(std::path::Path::new("config.yaml"), "", &|_| None).unwrap();
-    let fixture = Fixture { dir, db, writer, config };
+    let writer = Writer::start(db.clone(), std::sync::Arc::new(|_| {}));
+    let fixture = Fixture { dir, db, writer };
 
     let budget = async || {
         let (_, user) = fixture.db.live_session_user("h1").await.unwrap().expect("live");

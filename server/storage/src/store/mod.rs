@@ -6,6 +6,7 @@
 //! (what `hookgate sync --dry-run` reads). Everything is re-exported here, so callers name
 //! `store::…`; the shared helpers (the clock's precision, JSON lists) are here too.
 
+mod batch;
 mod events;
 mod scim;
 mod sessions;
@@ -16,38 +17,33 @@ mod users;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-pub(super) use self::{
-    events::event_row,
-    sessions::{live_session_user_query, session_row},
-    sign_in::{
-        account_of, accounts_query, memberships_of, memberships_query, team_of, teams_query,
-    },
-    teams::{sign_in_team_row, teams_of_user_query},
+#[cfg(test)]
+pub(crate) use self::batch::chunks;
+pub(crate) use self::{
+    batch::apply_batch,
+    sign_in::{row_of, snapshot, update_if_unchanged},
+    users::member_user_row,
 };
-pub use self::{
+pub(super) use self::{events::event_row, sessions::session_row, teams::sign_in_team_row};
+pub(crate) use self::{
     events::{complete_flow, events_page, insert_event, prune, recent_events},
     scim::{
-        ScimUser, add_scim_members, all_teams_with_members, all_users, delete_team,
-        insert_scim_team, insert_scim_user, remove_scim_members, update_scim_team,
-        update_scim_user,
+        add_scim_members, all_teams_with_members, all_users, delete_team, insert_scim_team,
+        insert_scim_user, remove_scim_members, update_scim_team, update_scim_user,
     },
     sessions::{
         count_live_sessions, live_session_hashes, live_session_user, revoke_session,
         revoke_user_sessions,
     },
-    standings::{Recorded, UserStanding, user_standings},
+    standings::user_standings,
     teams::{
-        NewTeam, add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
+        add_member_if_absent, delete_member, existing_teams, insert_team, list_teams,
         members_of_team, team_by_id, teams_of_user, teams_of_user_with_info, upsert_member,
     },
     users::{
-        UserEdit, UserFilter, delete_users, edit_user, ensure_member_user, insert_user_if_absent,
-        list_users, new_user_row, update_user, user_by_binding, user_by_id,
+        delete_users, edit_user, ensure_member_user, insert_new_user, list_users, new_user_row,
+        user_by_binding, user_by_id,
     },
-};
-pub(crate) use self::{
-    sign_in::{row_of, snapshot, update_if_unchanged},
-    users::member_user_row,
 };
 
 /// Now, at the precision every backend stores (microseconds).

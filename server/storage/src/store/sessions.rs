@@ -5,10 +5,10 @@ use hookgate_core::records::NewSession;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::now;
-use crate::db::entity::{session, user};
+use crate::entity::{session, user};
 
 /// A session's row.
-pub(in crate::db) fn session_row(new: &NewSession) -> session::ActiveModel {
+pub(crate) fn session_row(new: &NewSession) -> session::ActiveModel {
     session::ActiveModel {
         token_hash: Set(new.token_hash.clone()),
         user_id: Set(new.user_id.clone()),
@@ -24,17 +24,19 @@ pub(in crate::db) fn session_row(new: &NewSession) -> session::ActiveModel {
 
 /// The live session with this key hash and its user as stored now (an active user): authorisation
 /// reads the user's current role, never the one the session was issued with.
-pub async fn live_session_user<C: ConnectionTrait>(
+pub(crate) async fn live_session_user<C: ConnectionTrait>(
     conn: &C,
     token_hash: &str,
 ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-    let found = live_session_user_query(token_hash).one(conn).await?;
+    // By primary key: one row at most. No `.one()`: its `LIMIT ?` makes SQLite plan the
+    // statement again every time it is bound (most of this read's cost).
+    let found = live_session_user_query(token_hash).all(conn).await?.into_iter().next();
     Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
 }
 
 /// [`live_session_user`]'s statement (its columns are the session's prefixed `A_` and the
 /// user's `B_`).
-pub(in crate::db) fn live_session_user_query(
+pub(crate) fn live_session_user_query(
     token_hash: &str,
 ) -> sea_orm::SelectTwo<session::Entity, user::Entity> {
     session::Entity::find_by_id(token_hash.to_owned())
@@ -47,7 +49,7 @@ pub(in crate::db) fn live_session_user_query(
 }
 
 /// The hashes of a user's live sessions.
-pub async fn live_session_hashes<C: ConnectionTrait>(
+pub(crate) async fn live_session_hashes<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Vec<String>, DbErr> {
@@ -64,7 +66,7 @@ pub async fn live_session_hashes<C: ConnectionTrait>(
 }
 
 /// How many sessions are live (neither expired nor revoked), over all users.
-pub async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
+pub(crate) async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     session::Entity::find()
         .filter(session::Column::RevokedAt.is_null())
@@ -74,7 +76,7 @@ pub async fn count_live_sessions<C: ConnectionTrait>(conn: &C) -> Result<u64, Db
 }
 
 /// Revokes every live session of a user; returns how many there were.
-pub async fn revoke_user_sessions<C: ConnectionTrait>(
+pub(crate) async fn revoke_user_sessions<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<u64, DbErr> {
@@ -89,8 +91,11 @@ pub async fn revoke_user_sessions<C: ConnectionTrait>(
 }
 
 /// Revokes a session; returns whether it was live. The server revokes through
-/// [`crate::db::Db::revoke_session`], which also forgets the remembered check at once.
-pub async fn revoke_session<C: ConnectionTrait>(conn: &C, token_hash: &str) -> Result<bool, DbErr> {
+/// [`crate::Db::revoke_session`], which also forgets the remembered check at once.
+pub(crate) async fn revoke_session<C: ConnectionTrait>(
+    conn: &C,
+    token_hash: &str,
+) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
         .filter(session::Column::TokenHash.eq(token_hash))

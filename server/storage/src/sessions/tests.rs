@@ -5,7 +5,7 @@
 use super::*;
 
 fn found(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Found {
-    let at = crate::db::store::now();
+    let at = crate::store::now();
     (
         session::Model {
             token_hash: token_hash.to_owned(),
@@ -42,7 +42,7 @@ fn found(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Found {
 
 /// Looks `token_hash` up, keeping `found` on a miss; returns whether it was a hit.
 fn check(cache: &SessionCache, token_hash: &str, found: &Found) -> bool {
-    match cache.lookup(token_hash, crate::db::store::now()) {
+    match cache.lookup(token_hash, crate::store::now()) {
         Ok(_) => true,
         Err(ticket) => {
             if let Some(ticket) = ticket {
@@ -54,7 +54,7 @@ fn check(cache: &SessionCache, token_hash: &str, found: &Found) -> bool {
 }
 
 fn later() -> DateTime<Utc> {
-    crate::db::store::now() + chrono::Duration::hours(1)
+    crate::store::now() + chrono::Duration::hours(1)
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn a_lost_listener_forgets_everything_and_remembers_nothing_until_it_is_back() {
     // A check that missed just before the loss must not keep what it read (a notification
     // may have been lost meanwhile).
     cache.listener_ready();
-    let Err(Some(ticket)) = cache.lookup("h1", crate::db::store::now()) else {
+    let Err(Some(ticket)) = cache.lookup("h1", crate::store::now()) else {
         panic!("a miss with a ticket")
     };
     cache.listener_lost();
@@ -123,7 +123,7 @@ fn a_read_that_a_forgetting_overtook_is_not_kept() {
     let cache = SessionCache::new();
     cache.listener_ready();
     let alice = found("h1", "alice", later());
-    let Err(Some(ticket)) = cache.lookup("h1", crate::db::store::now()) else {
+    let Err(Some(ticket)) = cache.lookup("h1", crate::store::now()) else {
         panic!("a miss with a ticket")
     };
     cache.forget(Forget::User("alice".into()));
@@ -157,7 +157,7 @@ fn a_thread_sees_what_another_forgot_even_past_the_logs_reach() {
 fn an_expired_session_is_never_served() {
     let cache = SessionCache::new();
     cache.listener_ready();
-    let soon = crate::db::store::now() + chrono::Duration::milliseconds(1);
+    let soon = crate::store::now() + chrono::Duration::milliseconds(1);
     let alice = found("h1", "alice", soon);
     check(&cache, "h1", &alice);
     let after = soon + chrono::Duration::milliseconds(1);
@@ -171,17 +171,16 @@ fn an_expired_session_is_never_served() {
 #[tokio::test]
 async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
     use sea_orm::{ConnectionTrait, Database};
-    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
         return;
     };
-    let name = format!("hookgate_listener_{}", crate::session::random_hex(8));
+    let name = format!("hookgate_listener_{}", crate::tests_support::random_hex());
     let admin = Database::connect(admin_url.as_str()).await.unwrap();
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let url = format!("{base}/{name}");
-    let db = crate::db::Db::connect(&url).await.unwrap();
-    let cache = db.sessions.clone().expect("PostgreSQL remembers session checks");
+    let mut db = crate::Db::connect(&url).await.unwrap();
+    let cache = db.session_cache_for_test().clone().expect("PostgreSQL remembers session checks");
     let live = async |cache: &SessionCache| {
         for _ in 0..100 {
             if cache.is_live() {
@@ -263,36 +262,33 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
 #[tokio::test]
 async fn this_processs_own_writes_forget_before_they_return() {
     use sea_orm::{ConnectionTrait, Database};
-    let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-        eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
         return;
     };
-    let name = format!("hookgate_forget_{}", crate::session::random_hex(8));
+    let name = format!("hookgate_forget_{}", crate::tests_support::random_hex());
     let admin = Database::connect(admin_url.as_str()).await.unwrap();
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let url = format!("{base}/{name}");
-    let mut db = crate::db::Db::connect(&url).await.unwrap();
+    let mut db = crate::Db::connect(&url).await.unwrap();
     let cache = SessionCache::new();
     cache.listener_ready();
-    db.sessions = Some(cache);
+    *db.session_cache_for_test() = Some(cache);
     for (user_id, hashes) in [("ann", ["a1", "a2", "a3"]), ("bob", ["b1", "b2", "b3"])] {
-        db.conn()
-            .execute_unprepared(&format!(
-                "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
-                 updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', now(), now())"
+        db.execute_for_test(&format!(
+            "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+             updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', now(), now())"
+        ))
+        .await
+        .unwrap();
+        for hash in hashes {
+            db.execute_for_test(&format!(
+                "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
+                 models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
+                 'proxy_admin', 'header', '[]', now(), now() + interval '1 hour')"
             ))
             .await
             .unwrap();
-        for hash in hashes {
-            db.conn()
-                .execute_unprepared(&format!(
-                    "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
-                     models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
-                     'proxy_admin', 'header', '[]', now(), now() + interval '1 hour')"
-                ))
-                .await
-                .unwrap();
         }
     }
     let check = async |hash: &str| {
@@ -301,23 +297,23 @@ async fn this_processs_own_writes_forget_before_they_return() {
     for hash in ["a1", "a2", "a3", "b1", "b2", "b3"] {
         assert_eq!(check(hash).await.as_deref(), Some("proxy_admin"));
     }
-    let access = crate::access::Access::new(&db, None);
 
     // A logout.
     assert!(db.revoke_session("a1").await.unwrap());
     assert_eq!(check("a1").await, None, "a logout");
-    // An administrator's edit.
-    let edit = crate::db::store::UserEdit {
+    // An administrator's edit (the port forgets what the write changed before it answers).
+    let edit = crate::UserEdit {
         user_role: Some(plugin_api::UserRole::InternalUser),
         ..Default::default()
     };
-    access.edit_user("ann", edit).await.unwrap();
+    db.write(move |tx| tx.edit_user("ann", edit, crate::now())).await.unwrap();
     assert_eq!(check("a2").await.as_deref(), Some("internal_user"), "a demotion");
     // Signed out everywhere.
-    assert_eq!(access.revoke_sessions("ann").await.unwrap(), 2);
+    assert_eq!(db.revoke_user_sessions("ann").await.unwrap(), 2);
     assert_eq!(check("a3").await, None, "signed out everywhere");
     // Deleted.
-    assert_eq!(access.delete_users(&["bob".to_owned()]).await.unwrap(), ["bob"]);
+    let deleted = db.write(|tx| tx.delete_users(&["bob".to_owned()])).await.unwrap();
+    assert_eq!(deleted, ["bob"]);
     for hash in ["b1", "b2", "b3"] {
         assert_eq!(check(hash).await, None, "a deleted user");
     }

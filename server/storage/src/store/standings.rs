@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use hookgate_core::signin::Source;
-use plugin_api::UserRole;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Func, Query},
@@ -14,34 +13,13 @@ use sea_orm::{
 use super::list_of;
 
 type Json = serde_json::Value;
-use crate::db::entity::{sign_in_event, team_member, user};
-
-/// One user as the sync preview reads them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserStanding {
-    /// The user's id.
-    pub user_id: String,
-    /// Their stored role (`None` when unset or not a role).
-    pub user_role: Option<UserRole>,
-    /// The memberships a sync made: (team, user) pairs, sorted by team.
-    pub synced: Vec<(String, String)>,
-    /// What their latest allowed sign-in that recorded groups recorded; `None` when none did.
-    pub recorded: Option<Recorded>,
-}
-
-/// The groups a sign-in event recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recorded {
-    /// The groups the identity named.
-    pub groups: Vec<String>,
-    /// The groups the role mapping read, when a claim of their own gave them.
-    pub role_groups: Option<Vec<String>>,
-    /// When.
-    pub at: DateTime<Utc>,
-}
+use crate::entity::{sign_in_event, team_member, user};
+use crate::types::{Recorded, UserStanding};
 
 /// Every user, by id, with the memberships a sync made and their latest recorded groups.
-pub async fn user_standings<C: ConnectionTrait>(conn: &C) -> Result<Vec<UserStanding>, DbErr> {
+pub(crate) async fn user_standings<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<UserStanding>, DbErr> {
     let users = user::Entity::find().order_by_asc(user::Column::UserId).all(conn).await?;
     let mut synced: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for membership in team_member::Entity::find()

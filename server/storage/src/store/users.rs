@@ -7,15 +7,14 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
-pub use hookgate_core::admin::UserEdit;
-
 use super::{json_list, now, sign_in::account_of};
-use crate::db::entity::{session, team_member, user};
+use crate::entity::{session, team_member, user};
+use crate::types::{NewUser, UserEdit, UserFilter};
 
 /// A new user row (spend 0, the budget's first reset computed, timestamps `now`); every user the
 /// server creates, at sign-in or through the API, is built here.
 #[allow(clippy::too_many_arguments)]
-pub fn new_user_row(
+pub(crate) fn new_user_row(
     user_id: String,
     user_email: Option<String>,
     user_alias: Option<String>,
@@ -50,7 +49,7 @@ pub fn new_user_row(
 }
 
 /// The user with this id.
-pub async fn user_by_id<C: ConnectionTrait>(
+pub(crate) async fn user_by_id<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
 ) -> Result<Option<user::Model>, DbErr> {
@@ -59,7 +58,7 @@ pub async fn user_by_id<C: ConnectionTrait>(
 
 /// The user bound to this identity, (issuer, subject), if any: a binding is unique as the pair
 /// (the same subject from another issuer is another identity).
-pub async fn user_by_binding<C: ConnectionTrait>(
+pub(crate) async fn user_by_binding<C: ConnectionTrait>(
     conn: &C,
     issuer: &str,
     subject: &str,
@@ -74,7 +73,7 @@ pub async fn user_by_binding<C: ConnectionTrait>(
 /// Creates `user_id` as an `internal_user` with no email, budget or models, unless a user with
 /// that id exists: what LiteLLM's `add_new_member` does for a team member who is not a user yet.
 /// `created_by` goes into the row's metadata.
-pub async fn ensure_member_user<C: ConnectionTrait>(
+pub(crate) async fn ensure_member_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     created_by: &str,
@@ -103,9 +102,31 @@ pub(crate) fn member_user_row(
     )
 }
 
+/// Creates the user an administrator asked for unless its id or binding is taken; returns
+/// whether it did.
+pub(crate) async fn insert_new_user<C: ConnectionTrait>(
+    conn: &C,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let row = new_user_row(
+        new.user_id,
+        new.user_email,
+        new.user_alias,
+        new.role,
+        &new.models,
+        new.max_budget,
+        new.budget_duration,
+        new.binding.map(|binding| (binding.issuer, binding.subject)),
+        new.metadata,
+        now,
+    );
+    insert_user_if_absent(conn, row).await
+}
+
 /// Inserts a user unless any unique key (id or identity-provider id) is taken; returns whether
 /// it inserted.
-pub async fn insert_user_if_absent<C: ConnectionTrait>(
+pub(crate) async fn insert_user_if_absent<C: ConnectionTrait>(
     conn: &C,
     row: user::ActiveModel,
 ) -> Result<bool, DbErr> {
@@ -117,19 +138,8 @@ pub async fn insert_user_if_absent<C: ConnectionTrait>(
     Ok(matches!(result, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
 
-/// Filters for [`list_users`].
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    /// Only these ids.
-    pub user_ids: Option<Vec<String>>,
-    /// Only this role.
-    pub role: Option<String>,
-    /// Email containing this (case-insensitive).
-    pub email_contains: Option<String>,
-}
-
 /// A page of users (1-based page) and the total count.
-pub async fn list_users<C: ConnectionTrait>(
+pub(crate) async fn list_users<C: ConnectionTrait>(
     conn: &C,
     filter: &UserFilter,
     page: u64,
@@ -157,7 +167,7 @@ pub async fn list_users<C: ConnectionTrait>(
 }
 
 /// Deletes users (their memberships and sessions go with them); returns the ids deleted.
-pub async fn delete_users<C: ConnectionTrait>(
+pub(crate) async fn delete_users<C: ConnectionTrait>(
     conn: &C,
     user_ids: &[String],
 ) -> Result<Vec<String>, DbErr> {
@@ -191,7 +201,7 @@ pub async fn delete_users<C: ConnectionTrait>(
 /// Applies an administrator's edit ([`hookgate_core::admin::edited`] decides the values);
 /// returns the user as saved, or `None` when there is none. Only the columns the edit changes
 /// are written (a stored value the rules cannot read is left as it is unless replaced).
-pub async fn edit_user<C: ConnectionTrait>(
+pub(crate) async fn edit_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     edit: UserEdit,
@@ -239,7 +249,7 @@ pub async fn edit_user<C: ConnectionTrait>(
 }
 
 /// Saves changes to a user.
-pub async fn update_user<C: ConnectionTrait>(
+pub(crate) async fn update_user<C: ConnectionTrait>(
     conn: &C,
     row: user::ActiveModel,
 ) -> Result<user::Model, DbErr> {

@@ -5,14 +5,15 @@
 //! change a byte:
 //! no migration (a schema that is not this build's is refused, naming the migrations), no
 //! journal or other persistent pragma, no file created beside a SQLite database, and on
-//! PostgreSQL every transaction read-only. Only the async pool is opened (no per-thread
-//! readers, no writer thread), so the read-only options set here reach every connection the
-//! rehearsal can use.
+//! PostgreSQL every transaction read-only. SQLite's read connections open the file with
+//! `mode=ro` and no write connection is ever opened; PostgreSQL's pool sets the read-only option
+//! on every connection it opens.
 
 use std::{
     ffi::OsString,
     io::Read,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -22,7 +23,11 @@ use sea_orm::{
 };
 use sea_orm_migration::{MigratorTrait, SchemaManager, seaql_migrations};
 
-use super::{DatabaseKind, Db, STATEMENT_CACHE, database_kind, migration::Migrator};
+use super::{
+    Backend, DatabaseKind, Db, Pg, STATEMENT_CACHE, database_kind,
+    migration::Migrator,
+    sqlite::{Lite, file_uri},
+};
 
 /// Why a rehearsal cannot read the database.
 #[derive(Debug, thiserror::Error)]
@@ -97,46 +102,44 @@ impl SchemaMismatch {
 
 impl Db {
     /// Opens the database at `url` read-only for `command` (`hookgate try`, `hookgate sync`,
-    /// named in its refusals), and checks that its schema is this build's (never migrating it). SQLite: `mode=ro`, no journal or other persistent
-    /// pragma, nothing created; PostgreSQL: every connection with
-    /// `default_transaction_read_only = on`, checked. The [`Db`] refuses [`Db::write`].
+    /// named in its refusals), and checks that its schema is this build's (never migrating
+    /// it). SQLite: `mode=ro` (and `immutable=1` where reading would create files beside it),
+    /// no journal or other persistent pragma, nothing created, no write connection;
+    /// PostgreSQL: every connection with `default_transaction_read_only = on`, checked. The
+    /// [`Db`] refuses [`Db::write`].
     pub async fn open_read_only(url: &str, command: &'static str) -> Result<Db, ReadOnlyError> {
         let kind = database_kind(url).map_err(|error| DbErr::Custom(error.to_string()))?;
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(3))
-            .acquire_timeout(Duration::from_secs(10))
-            .max_connections(4)
-            .min_connections(0);
-        match kind {
+        let backend = match kind {
             DatabaseKind::Sqlite(path) => {
-                let immutable = match sqlite_access(&path) {
-                    Ok(access) => access == SqliteAccess::Immutable,
+                let params = match sqlite_access(&path) {
+                    Ok(SqliteAccess::Immutable) => "mode=ro&immutable=1",
+                    Ok(SqliteAccess::Shared) => "mode=ro",
                     Err(reason) => return Err(ReadOnlyError::Unsafe(reason)),
                 };
-                options.map_sqlx_sqlite_opts(move |opts| {
-                    // No `journal_mode` or `synchronous`: those would be written to the file
-                    // (WAL is recorded in its header). `foreign_keys` and the busy timeout are
-                    // per connection.
-                    opts.read_only(true)
-                        .create_if_missing(false)
-                        .immutable(immutable)
-                        .busy_timeout(Duration::from_secs(10))
-                        .statement_cache_capacity(STATEMENT_CACHE)
-                });
+                if !path.exists() {
+                    return Err(DbErr::Custom(format!("{}: no such file", path.display())).into());
+                }
+                Backend::Sqlite(Arc::new(Lite::read_only(file_uri(&path, params), None)))
             }
             DatabaseKind::Postgres => {
-                options.map_sqlx_postgres_opts(|opts| {
-                    opts.statement_cache_capacity(STATEMENT_CACHE)
-                        // A startup parameter: every connection the pool opens, before its
-                        // first statement.
-                        .options([("default_transaction_read_only", "on")])
-                });
+                let mut options = ConnectOptions::new(url.to_owned());
+                options
+                    .sqlx_logging(false)
+                    .connect_timeout(Duration::from_secs(3))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .max_connections(4)
+                    .min_connections(0)
+                    .map_sqlx_postgres_opts(|opts| {
+                        opts.statement_cache_capacity(STATEMENT_CACHE)
+                            // A startup parameter: every connection the pool opens, before its
+                            // first statement.
+                            .options([("default_transaction_read_only", "on")])
+                    });
+                let conn = Database::connect(options).await?;
+                Backend::Postgres(Pg { conn, sessions: None })
             }
-        }
-        let conn = Database::connect(options).await?;
-        let db = Db { conn, write_lock: None, sqlite: None, read_only: true, sessions: None };
+        };
+        let db = Db { backend, read_only: true };
         if let Err(error) = db.check_read_only_rehearsal(command).await {
             if let Err(close) = db.close().await {
                 tracing::debug!("closing the database: {close}");
@@ -149,10 +152,14 @@ impl Db {
     /// An empty database of this build's schema, in memory, for a rehearsal when the configured
     /// SQLite file does not exist yet: nothing is created on disk, so nothing is left behind
     /// when the rehearsal is interrupted. The [`Db`] refuses [`Db::write`].
+    ///
+    /// sea-orm-migration creates the schema over sea-orm (sqlx), on a connection kept open for
+    /// the life of the [`Db`]; the rehearsal reads through sea-orm-sync, on connections to the
+    /// same in-memory database (a named one, in SQLite's shared cache).
     pub async fn scratch() -> Result<Db, DbErr> {
-        let mut options = ConnectOptions::new("sqlite::memory:");
-        // One connection, kept for the life of the pool: an in-memory database lives as long
-        // as a connection to it.
+        let name = format!("hookgate-scratch-{}", scratch_id());
+        let mut options =
+            ConnectOptions::new(format!("sqlite:file:{name}?mode=memory&cache=shared"));
         options
             .sqlx_logging(false)
             .max_connections(1)
@@ -162,36 +169,49 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10));
         let conn = Database::connect(options).await?;
         Migrator::up(&conn, None).await?;
-        Ok(Db { conn, write_lock: None, sqlite: None, read_only: true, sessions: None })
+        let uri = format!("sqlite:file:{name}?mode=memory&cache=shared");
+        Ok(Db {
+            backend: Backend::Sqlite(Arc::new(Lite::read_only(uri, Some(conn)))),
+            read_only: true,
+        })
     }
 
     /// The checks after opening: the session is read-only (PostgreSQL) and the schema is this
     /// build's.
     async fn check_read_only_rehearsal(&self, command: &'static str) -> Result<(), ReadOnlyError> {
-        if self.backend() == DbBackend::Postgres {
-            let row = self
-                .conn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "SHOW default_transaction_read_only",
-                ))
-                .await?;
-            let setting: Option<String> =
-                row.map(|row| row.try_get("", "default_transaction_read_only")).transpose()?;
-            if setting.as_deref() != Some("on") {
-                return Err(ReadOnlyError::Unsafe(format!(
-                    "the PostgreSQL server did not make the session read-only \
-                     (default_transaction_read_only is {}; a connection pooler may drop startup \
-                     options): {command} refuses to run without it",
-                    setting.as_deref().unwrap_or("unknown")
-                )));
+        let applied = match self.backend() {
+            Backend::Sqlite(lite) => lite.applied_migrations()?,
+            Backend::Postgres(pg) => {
+                let row = pg
+                    .conn
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SHOW default_transaction_read_only",
+                    ))
+                    .await?;
+                let setting: Option<String> =
+                    row.map(|row| row.try_get("", "default_transaction_read_only")).transpose()?;
+                if setting.as_deref() != Some("on") {
+                    return Err(ReadOnlyError::Unsafe(format!(
+                        "the PostgreSQL server did not make the session read-only \
+                         (default_transaction_read_only is {}; a connection pooler may drop \
+                         startup options): {command} refuses to run without it",
+                        setting.as_deref().unwrap_or("unknown")
+                    )));
+                }
+                applied_migrations(&pg.conn).await?
             }
-        }
-        let applied = applied_migrations(&self.conn).await?;
+        };
         let needed = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
         SchemaMismatch::check(applied, needed, command)?;
         Ok(())
     }
+}
+
+/// A name no other scratch database of this process has.
+fn scratch_id() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The migrations recorded in the database, in order; none when it has no migration table.
@@ -309,6 +329,18 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scratch_database_has_this_builds_schema_and_takes_no_write() {
+        let db = Db::scratch().await.unwrap();
+        assert_eq!(db.user_by_id("ann").await.unwrap(), None);
+        let needed: Vec<String> =
+            Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+        let Backend::Sqlite(lite) = db.backend() else { panic!("SQLite") };
+        assert_eq!(lite.applied_migrations().unwrap(), needed);
+        let refused = db.write(|tx| tx.delete_team("t")).await.unwrap_err().to_string();
+        assert!(refused.contains("read-only"), "{refused}");
+    }
+
     #[test]
     fn a_wal_database_is_read_without_creating_files_beside_it() {
         let dir = tempfile_dir();
@@ -339,7 +371,7 @@ mod tests {
 
     fn tempfile_dir() -> PathBuf {
         let dir = std::env::temp_dir()
-            .join(format!("hookgate-read-only-test-{}", crate::session::random_hex(8)));
+            .join(format!("hookgate-read-only-test-{}", crate::tests_support::random_hex()));
         std::fs::create_dir(&dir).unwrap();
         dir
     }

@@ -377,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn a_binding_is_unique_per_issuer_and_sqlites_rebuild_keeps_every_row() {
         let dir = std::env::temp_dir()
-            .join(format!("hookgate-migration-test-{}", crate::session::random_hex(8)));
+            .join(format!("hookgate-migration-test-{}", crate::tests_support::random_hex()));
         std::fs::create_dir(&dir).unwrap();
         let conn = sqlite(&dir).await;
         check_binding_migration(&conn).await;
@@ -400,11 +400,10 @@ mod tests {
     /// an admin URL): a fresh database, dropped after.
     #[tokio::test]
     async fn a_binding_is_unique_per_issuer_on_postgresql() {
-        let Ok(admin_url) = std::env::var("HOOKGATE_TEST_POSTGRES_URL") else {
-            eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_POSTGRES_URL is not set)");
+        let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
             return;
         };
-        let name = format!("hookgate_migration_{}", crate::session::random_hex(8));
+        let name = format!("hookgate_migration_{}", crate::tests_support::random_hex());
         let admin = Database::connect(admin_url.as_str()).await.unwrap();
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
         let (base, _) = admin_url.rsplit_once('/').unwrap();

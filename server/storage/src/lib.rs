@@ -1,0 +1,441 @@
+//! hookgate's storage: users, teams, sessions and sign-in events, on SQLite by default and on
+//! PostgreSQL when several replicas share one database. Only this crate knows sea-orm; the
+//! server sees the port ([`Db`]'s methods, `port.rs`), the rows (`entity`) and the core's types.
+//!
+//! Each database has one backend, each on sea-orm: PostgreSQL's on sea-orm over sqlx (`store`),
+//! SQLite's on sea-orm-sync over rusqlite (`lite`, the same queries compiled a second time;
+//! `sqlite.rs`). Writes that belong together run in one transaction ([`Db::write`]); on SQLite
+//! every write takes the one write connection in turn, so that concurrent writes queue instead
+//! of failing with "database is locked".
+
+pub mod entity;
+mod lite;
+mod migration;
+mod port;
+mod read_only;
+mod sessions;
+mod sqlite;
+mod store;
+mod types;
+mod writer;
+
+pub use self::{
+    port::Tx,
+    read_only::{ReadOnlyError, SchemaMismatch},
+    store::{json_list, list_of, now},
+    types::{NewTeam, NewUser, Recorded, ScimUser, UserEdit, UserFilter, UserStanding},
+    writer::{Applied, Job, Timed, Writer},
+};
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use sea_orm::DbErr as Error;
+
+/// The PostgreSQL advisory lock taken while migrating (any constant unlikely to collide).
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465; // "hookgate"
+
+/// Prepared statements kept per pooled connection. The sign-in's reads take `IN` lists of
+/// varying length, so their text varies; sqlx's default (100 per connection) let 16 PostgreSQL
+/// connections hold thousands of prepared statements and grow the server by several MB under a
+/// long load. The hot statements stay cached (least recently used goes first).
+const STATEMENT_CACHE: usize = 24;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A URL that is not one hookgate can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported database URL scheme {scheme:?}: use sqlite://<file> or postgresql://…")]
+pub struct UnsupportedUrl {
+    scheme: String,
+}
+
+/// What a database URL names.
+pub fn database_kind(url: &str) -> Result<DatabaseKind, UnsupportedUrl> {
+    let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
+    match scheme {
+        "sqlite" => {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            Ok(DatabaseKind::Sqlite(PathBuf::from(path)))
+        }
+        "postgres" | "postgresql" => Ok(DatabaseKind::Postgres),
+        other => Err(UnsupportedUrl { scheme: other.to_owned() }),
+    }
+}
+
+/// The database: the storage port's methods (`port.rs`) over one of two backends.
+#[derive(Debug, Clone)]
+pub struct Db {
+    backend: Backend,
+    /// Opened for a rehearsal ([`Db::open_read_only`], [`Db::scratch`]): [`Db::write`] refuses.
+    read_only: bool,
+}
+
+/// Where the statements go.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// SQLite, on sea-orm-sync over rusqlite ([`sqlite`]).
+    Sqlite(Arc<sqlite::Lite>),
+    /// PostgreSQL, on sea-orm over sqlx.
+    Postgres(Pg),
+}
+
+/// PostgreSQL's pool, and what this replica remembers of session checks.
+#[derive(Debug, Clone)]
+pub(crate) struct Pg {
+    pub(crate) conn: DatabaseConnection,
+    /// The session checks remembered while this replica hears every change (see [`sessions`]);
+    /// `None` for a rehearsal.
+    pub(crate) sessions: Option<Arc<sessions::SessionCache>>,
+}
+
+/// A PostgreSQL write transaction; dropped without [`WriteTxn::commit`], it rolls back.
+pub(crate) struct WriteTxn {
+    txn: DatabaseTransaction,
+}
+
+impl WriteTxn {
+    /// The transaction, to run statements on.
+    pub(crate) fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    /// Rolls back.
+    pub(crate) async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl Db {
+    /// Connects and runs the migrations. SQLite files are created if missing (0600) and use WAL.
+    pub async fn connect(url: &str) -> Result<Db, DbErr> {
+        let kind = database_kind(url).map_err(|error| DbErr::Custom(error.to_string()))?;
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            // When the database is down, sign-ins should fail fast (503), not queue for long.
+            .connect_timeout(Duration::from_secs(3))
+            .acquire_timeout(Duration::from_secs(3))
+            // No `SELECT 1` round trip on every checkout: a dead connection fails its statement,
+            // which the caller reports (503), and the pool replaces it.
+            .test_before_acquire(false);
+        let backend = match kind {
+            DatabaseKind::Sqlite(path) => {
+                if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+                    return Err(DbErr::Custom(format!(
+                        "{url}: hookgate keeps SQLite in a file (sqlite://<path>), not in memory"
+                    )));
+                }
+                create_private(&path).map_err(|error| {
+                    DbErr::Custom(format!("cannot create {}: {error}", path.display()))
+                })?;
+                // sea-orm-migration runs on sea-orm (sqlx) only: the schema is migrated on one
+                // connection of its own, closed before anything else opens the file.
+                options.max_connections(1).min_connections(0).map_sqlx_sqlite_opts(|opts| {
+                    opts.create_if_missing(true)
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                });
+                let conn = Database::connect(options).await?;
+                let migrated = migration::Migrator::up(&conn, None).await;
+                conn.close().await?;
+                migrated?;
+                Backend::Sqlite(Arc::new(sqlite::Lite::file(&path)))
+            }
+            DatabaseKind::Postgres => {
+                options
+                    .max_connections(16)
+                    .min_connections(1)
+                    .map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(STATEMENT_CACHE));
+                let conn = Database::connect(options).await?;
+                // Replicas sharing PostgreSQL may start together: one migrates while the others
+                // wait on a transaction-scoped advisory lock, then find nothing pending.
+                let txn = conn.begin().await?;
+                txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                    .await?;
+                migration::Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+                let cache = sessions::SessionCache::new();
+                sessions::listen(&cache, conn.get_postgres_connection_pool().clone());
+                Backend::Postgres(Pg { conn, sessions: Some(cache) })
+            }
+        };
+        Ok(Db { backend, read_only: false })
+    }
+
+    /// Where the statements go.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// What one sign-in needs to decide, read from a blocking thread: on SQLite on this thread,
+    /// on PostgreSQL through `runtime`.
+    pub fn snapshot_blocking(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        keys: &hookgate_core::signin::Keys,
+    ) -> Result<hookgate_core::signin::Snapshot, DbErr> {
+        match &self.backend {
+            Backend::Sqlite(lite) => lite.read(|conn| lite::store::snapshot(conn, keys)),
+            Backend::Postgres(pg) => runtime.block_on(store::snapshot(&pg.conn, keys)),
+        }
+    }
+
+    /// The live session with this key hash and its user. On SQLite it reads on the calling
+    /// thread's own connection: a primary-key lookup in WAL mode, which never waits for the
+    /// writer, costs microseconds, less than handing it to another thread would. On PostgreSQL
+    /// it is remembered while this replica hears every change ([`sessions`]).
+    pub async fn live_session_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(entity::session::Model, entity::user::Model)>, DbErr> {
+        let pg = match &self.backend {
+            Backend::Sqlite(lite) => return lite.live_session_user(token_hash),
+            Backend::Postgres(pg) => pg,
+        };
+        let Some(cache) = &pg.sessions else {
+            return store::live_session_user(&pg.conn, token_hash).await;
+        };
+        let ticket = match cache.lookup(token_hash, store::now()) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
+        let found = store::live_session_user(&pg.conn, token_hash).await?;
+        if let (Some(ticket), Some(found)) = (ticket, &found) {
+            cache.keep(ticket, token_hash, found);
+        }
+        Ok(found)
+    }
+
+    /// Makes this process forget the session checks of `user_id` at once: called after a
+    /// committed write that changed or deleted the user or revoked any of its sessions, before
+    /// its caller is answered. (Other replicas hear of it through the schema's `NOTIFY`; on
+    /// SQLite every reader sees the commit in `data_version`.)
+    pub(crate) fn forget_user(&self, user_id: &str) {
+        if let Backend::Postgres(Pg { sessions: Some(cache), .. }) = &self.backend {
+            cache.forget(sessions::Forget::User(user_id.to_owned()));
+        }
+    }
+
+    /// Revokes a session; returns whether it was live.
+    pub async fn revoke_session(&self, token_hash: &str) -> Result<bool, DbErr> {
+        let hash = token_hash.to_owned();
+        let revoked = self.write(move |tx| tx.revoke_session(&hash)).await?;
+        if let Backend::Postgres(Pg { sessions: Some(cache), .. }) = &self.backend {
+            cache.forget(sessions::Forget::Session(token_hash.to_owned()));
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes every live session of a user; returns how many there were.
+    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, DbErr> {
+        let user_id = user_id.to_owned();
+        self.write(move |tx| tx.revoke_user_sessions(&user_id)).await
+    }
+
+    /// The teams a user is in; on SQLite read on the calling thread and remembered while the
+    /// database is unchanged, as [`Db::live_session_user`] is.
+    pub async fn teams_of_user(&self, user_id: &str) -> Result<Vec<entity::team::Model>, DbErr> {
+        match &self.backend {
+            Backend::Sqlite(lite) => lite.teams_of_user(user_id),
+            Backend::Postgres(pg) => store::teams_of_user_with_info(&pg.conn, user_id).await,
+        }
+    }
+
+    /// Refuses when the database was opened read-only (a rehearsal).
+    fn refuse_if_read_only(&self) -> Result<(), DbErr> {
+        if self.read_only {
+            return Err(DbErr::Custom(
+                "the database is open read-only (hookgate try writes nothing)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts a PostgreSQL write transaction.
+    pub(crate) async fn begin_write(pg: &Pg) -> Result<WriteTxn, DbErr> {
+        Ok(WriteTxn { txn: pg.conn.begin().await? })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        match &self.backend {
+            Backend::Sqlite(lite) => lite.read(|conn| {
+                use sea_orm_sync::ConnectionTrait as _;
+                conn.execute_unprepared("SELECT 1").map(|_| ())
+            }),
+            Backend::Postgres(pg) => pg.conn.execute_unprepared("SELECT 1").await.map(|_| ()),
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned (PostgreSQL; SQLite's
+    /// connections close with their threads and the last handle).
+    pub async fn close(self) -> Result<(), DbErr> {
+        match self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.conn.close().await,
+        }
+    }
+}
+
+/// Creates the SQLite file readable and writable by the server's user only (0600) if it does
+/// not exist: it holds session hashes and user data. SQLite gives its `-wal` and `-shm` files the
+/// database file's mode.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Deletes what is past keeping, now and then every `every`: sessions that expired or were
+/// revoked, sign-in events older than `retention`, completed OIDC flows past their expiry.
+pub async fn prune_forever(db: Db, retention: Duration, every: Duration) {
+    loop {
+        let now = store::now();
+        let keep_from =
+            now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
+        match db.write(move |tx| tx.prune(now, keep_from)).await {
+            Ok((0, 0)) => {}
+            Ok((sessions, events)) => {
+                tracing::info!(sessions, events, "pruned expired sessions and old sign-in events");
+            }
+            Err(error) => tracing::warn!("pruning old rows failed (will retry): {error}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_database() {
+        assert_eq!(
+            database_kind("sqlite:///var/lib/hookgate.db?mode=rwc"),
+            Ok(DatabaseKind::Sqlite("/var/lib/hookgate.db".into()))
+        );
+        assert_eq!(database_kind("sqlite://data.db"), Ok(DatabaseKind::Sqlite("data.db".into())));
+        assert_eq!(database_kind("postgresql://u:p@127.0.0.1/db"), Ok(DatabaseKind::Postgres));
+        assert_eq!(database_kind("postgres://u@h/db"), Ok(DatabaseKind::Postgres));
+        let err = database_kind("mysql://h/db").unwrap_err();
+        assert!(err.to_string().contains("\"mysql\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_in_memory_is_refused_with_the_reason() {
+        // The sign-in's readers and the writer open the file themselves: a memory database
+        // would be a different, empty one on each connection.
+        let error = Db::connect("sqlite::memory:").await.unwrap_err().to_string();
+        assert!(error.contains("not in memory"), "{error}");
+    }
+}
+
+/// What the tests of this crate reach behind the port for.
+#[cfg(test)]
+impl Db {
+    /// Runs `sql` (statements without results) in a write transaction.
+    pub(crate) async fn execute_for_test(&self, sql: &str) -> Result<(), DbErr> {
+        match self.backend() {
+            Backend::Sqlite(lite) => lite.write(|conn| {
+                use sea_orm_sync::ConnectionTrait as _;
+                conn.execute_unprepared(sql).map(|_| ()).map_err(lite::from_sync)
+            }),
+            Backend::Postgres(pg) => pg.conn.execute_unprepared(sql).await.map(|_| ()),
+        }
+    }
+
+    /// The first column of the first row `sql` returns, as a number.
+    pub(crate) async fn count_for_test(&self, sql: &str) -> i64 {
+        match self.backend() {
+            Backend::Sqlite(lite) => lite.with_held_for_test(|conn| {
+                use sea_orm_sync::ConnectionTrait as _;
+                let statement =
+                    sea_orm_sync::Statement::from_string(sea_orm_sync::DbBackend::Sqlite, sql);
+                let row = conn.query_one_raw(statement).unwrap().unwrap();
+                row.try_get_by_index(0).unwrap()
+            }),
+            Backend::Postgres(pg) => {
+                let statement = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+                let row = pg.conn.query_one_raw(statement).await.unwrap().unwrap();
+                row.try_get_by_index(0).unwrap()
+            }
+        }
+    }
+
+    /// SQLite's backend.
+    pub(crate) fn sqlite_for_test(&self) -> &sqlite::Lite {
+        match self.backend() {
+            Backend::Sqlite(lite) => lite,
+            Backend::Postgres(_) => panic!("a SQLite database was expected"),
+        }
+    }
+
+    /// PostgreSQL's session cache.
+    pub(crate) fn session_cache_for_test(&mut self) -> &mut Option<Arc<sessions::SessionCache>> {
+        match &mut self.backend {
+            Backend::Postgres(pg) => &mut pg.sessions,
+            Backend::Sqlite(_) => panic!("a PostgreSQL database was expected"),
+        }
+    }
+}
+
+/// What the tests of this crate share.
+#[cfg(test)]
+mod tests_support {
+    /// The PostgreSQL server the test command started (`HOOKGATE_TEST_POSTGRES_URL`, an admin
+    /// URL). Missing, it fails the test, unless the run opts out with
+    /// `HOOKGATE_TEST_SKIP_POSTGRES=1` (then `None`, and the PostgreSQL half is skipped, saying
+    /// so).
+    pub(crate) fn postgres_admin_url() -> Option<String> {
+        match std::env::var("HOOKGATE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("HOOKGATE_TEST_SKIP_POSTGRES").as_deref() == Ok("1") => {
+                eprintln!("--- PostgreSQL skipped (HOOKGATE_TEST_SKIP_POSTGRES=1)");
+                None
+            }
+            _ => panic!(
+                "HOOKGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which \
+                 starts PostgreSQL, or set HOOKGATE_TEST_SKIP_POSTGRES=1 to run without it"
+            ),
+        }
+    }
+
+    /// 16 random hexadecimal digits: names no two test runs share.
+    pub(crate) fn random_hex() -> String {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
