@@ -27,14 +27,14 @@ use crate::{
     lite::{self, Neutral, from_sync},
 };
 
-/// The most read connections open at once, over all threads. Hooks run on the blocking pool
+/// The most threads with a read connection of their own. Hooks run on the blocking pool
 /// (`hook_concurrency` + 8 threads, 72 by default) and tokio hands each call to whichever idle
 /// thread it wakes, so under load every one of those threads reads, as do the runtime's workers
-/// (session checks): each keeps a connection of its own. The bound is above that count, so a
-/// thread finds its connection open; it keeps file descriptors and page caches from growing
-/// with an oversized pool. A thread past it reads on a connection opened for that read (the
-/// load test's file-descriptor check caught 64, below the pool's 72).
-const MAX_READERS: usize = 128;
+/// (session checks). The bound keeps file descriptors and page caches from growing with the
+/// pool: reached during a load's first seconds, it stops new threads from opening connections
+/// later (the load test checks that no file descriptor is added after its warm-up). A thread past
+/// it borrows a spare connection for each read ([`Spare`]: at most [`MAX_SPARES`] kept).
+const MAX_READERS: usize = 64;
 
 /// Each read connection's page cache, in KiB (SQLite's default is 2 MiB): 64 of them must not
 /// make the server's memory grow with the database; the operating system caches the file too.
@@ -44,14 +44,29 @@ const READER_CACHE_KIB: u32 = 128;
 /// Read connections open now.
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 
-/// A thread's read connection; closing it (when the thread ends) frees its place.
+/// A read connection and what its reads remember.
 struct Held(sync::DatabaseConnection, Remembered);
 
-impl Drop for Held {
+/// A thread's own read connection; closing it (when the thread ends) frees its place.
+struct Counted(Held);
+
+impl Drop for Counted {
     fn drop(&mut self) {
         OPEN.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// A read connection for the threads past [`MAX_READERS`], lent for one read at a time.
+struct Spare(sync::DatabaseConnection);
+
+// SAFETY: sea-orm-sync's connection is not `Send` only because of its optional metric callback
+// (an `Arc<dyn Fn>` without `Send`), which hookgate never sets; what it wraps, rusqlite's
+// connection behind an `Arc<Mutex<_>>`, is `Send`. A spare is used by one thread at a time (it
+// is taken out of the list for the read and put back after).
+unsafe impl Send for Spare {}
+
+/// The most spare read connections kept.
+const MAX_SPARES: usize = 16;
 
 /// What a thread's reads found, kept while the database has not changed: the session checks and
 /// the teams of a user that every management call and Admin UI page repeats. Exact, not timed: it
@@ -93,7 +108,7 @@ thread_local! {
     /// This thread's read connection to each SQLite database it has read (by URI), closed when
     /// the thread ends (tokio retires idle blocking threads after ten seconds). sea-orm-sync's
     /// connections stay on the thread that opened them (they are not `Send`).
-    static CONNECTIONS: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<HashMap<String, Counted>> = RefCell::new(HashMap::new());
 
     /// This thread's write connection to each SQLite database it has written (by URI): the
     /// writer thread's, and those of the blocking threads other writes ran on. Only one writes
@@ -126,6 +141,8 @@ pub(crate) struct Lite {
     writer_uri: Option<String>,
     /// The lock every write takes, so that writes queue here rather than in the file.
     write_lock: Mutex<()>,
+    /// Read connections lent to the threads past [`MAX_READERS`].
+    spares: Mutex<Vec<Spare>>,
     /// An in-memory database ([`crate::Db::scratch`]): the connection that keeps it alive.
     _keep_alive: Option<sea_orm::DatabaseConnection>,
 }
@@ -144,6 +161,7 @@ impl Lite {
             readers: file_uri(path, "mode=ro"),
             writer_uri: Some(file_uri(path, "mode=rw")),
             write_lock: Mutex::new(()),
+            spares: Mutex::new(Vec::new()),
             _keep_alive: None,
         }
     }
@@ -151,7 +169,13 @@ impl Lite {
     /// A database opened read-only at `uri` (a rehearsal's), kept alive by `keep_alive` when it
     /// is in memory.
     pub(crate) fn read_only(uri: String, keep_alive: Option<sea_orm::DatabaseConnection>) -> Lite {
-        Lite { readers: uri, writer_uri: None, write_lock: Mutex::new(()), _keep_alive: keep_alive }
+        Lite {
+            readers: uri,
+            writer_uri: None,
+            write_lock: Mutex::new(()),
+            spares: Mutex::new(Vec::new()),
+            _keep_alive: keep_alive,
+        }
     }
 
     fn open_reader(&self) -> Result<sync::DatabaseConnection, DbErr> {
@@ -169,29 +193,48 @@ impl Lite {
     fn with_held<T>(&self, read: impl FnOnce(&mut Held) -> Result<T, DbErr>) -> Result<T, DbErr> {
         CONNECTIONS.with_borrow_mut(|connections| {
             if !connections.contains_key(&self.readers) {
-                // Counted from here; a `Held` uncounts itself when it closes.
-                let full = OPEN.fetch_add(1, Ordering::Relaxed) >= MAX_READERS;
-                let held = match self.open_reader() {
-                    Ok(conn) => Held(conn, Remembered::default()),
+                if OPEN.fetch_add(1, Ordering::Relaxed) >= MAX_READERS {
+                    OPEN.fetch_sub(1, Ordering::Relaxed);
+                    return self.with_spare(read);
+                }
+                match self.open_reader() {
+                    Ok(conn) => {
+                        let held = Counted(Held(conn, Remembered::default()));
+                        connections.insert(self.readers.clone(), held);
+                    }
                     Err(error) => {
                         OPEN.fetch_sub(1, Ordering::Relaxed);
                         return Err(error);
                     }
-                };
-                if full {
-                    // A connection for this read only.
-                    let mut held = held;
-                    return read(&mut held);
                 }
-                connections.insert(self.readers.clone(), held);
             }
-            let result = read(connections.get_mut(&self.readers).expect("opened above"));
+            let held = &mut connections.get_mut(&self.readers).expect("opened above").0;
+            let result = read(held);
             // A connection whose statement failed is not kept: the next read opens a new one.
             if result.is_err() {
                 connections.remove(&self.readers);
             }
             result
         })
+    }
+
+    /// Runs `read` on a spare connection (opened if none is free), put back after a read that
+    /// did not fail. What a spare's reads find is not remembered.
+    fn with_spare<T>(&self, read: impl FnOnce(&mut Held) -> Result<T, DbErr>) -> Result<T, DbErr> {
+        let spare = self.spares.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match spare {
+            Some(Spare(conn)) => conn,
+            None => self.open_reader()?,
+        };
+        let mut held = Held(conn, Remembered::default());
+        let result = read(&mut held);
+        if result.is_ok() {
+            let mut spares = self.spares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if spares.len() < MAX_SPARES {
+                spares.push(Spare(held.0));
+            }
+        }
+        result
     }
 
     /// Runs `read` on this thread's read connection (tests).
@@ -334,4 +377,40 @@ fn open_writer(uri: &str) -> Result<sync::DatabaseConnection, DbErr> {
         conn.execute_unprepared(&format!("PRAGMA {pragma}")).map_err(from_sync)?;
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm_sync::ConnectionTrait as _;
+
+    /// A thread past the bound reads on a spare, which is kept for the next such read: no
+    /// connection is opened per read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spare_is_lent_for_one_read_and_kept_for_the_next() {
+        let dir = std::env::temp_dir()
+            .join(format!("hookgate-spare-test-{}", crate::tests_support::random_hex()));
+        std::fs::create_dir(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("hookgate.db").display());
+        let db = crate::Db::connect(&url).await.unwrap();
+        let lite = db.sqlite_for_test();
+        let count = |held: &mut super::Held| {
+            let statement = sea_orm_sync::Statement::from_string(
+                sea_orm_sync::DbBackend::Sqlite,
+                "SELECT count(*) FROM users",
+            );
+            let row = held.0.query_one_raw(statement).map_err(super::from_sync)?.unwrap();
+            row.try_get_by_index::<i64>(0).map_err(super::from_sync)
+        };
+        assert_eq!(lite.with_spare(count).unwrap(), 0);
+        assert_eq!(lite.spares.lock().unwrap().len(), 1, "kept");
+        assert_eq!(lite.with_spare(count).unwrap(), 0);
+        assert_eq!(lite.spares.lock().unwrap().len(), 1, "the same one, lent again");
+        // One that failed is not kept.
+        let failed = lite.with_spare(|held| {
+            held.0.execute_unprepared("SELECT * FROM no_such_table").map_err(super::from_sync)
+        });
+        assert!(failed.is_err());
+        assert_eq!(lite.spares.lock().unwrap().len(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
