@@ -264,9 +264,7 @@ impl Db {
     /// Refuses when the database was opened read-only (a rehearsal).
     fn refuse_if_read_only(&self) -> Result<(), DbErr> {
         if self.read_only {
-            return Err(DbErr::Custom(
-                "the database is open read-only (hookgate try writes nothing)".into(),
-            ));
+            return Err(read_only_refusal());
         }
         Ok(())
     }
@@ -295,6 +293,11 @@ impl Db {
             Backend::Postgres(pg) => pg.conn.close().await,
         }
     }
+}
+
+/// Why a database opened read-only (a rehearsal's) takes no write.
+pub(crate) fn read_only_refusal() -> DbErr {
+    DbErr::Custom("the database is open read-only (hookgate try writes nothing)".into())
 }
 
 /// Creates the SQLite file readable and writable by the server's user only (0600) if it does

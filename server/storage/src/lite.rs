@@ -39,15 +39,7 @@ pub(crate) trait Neutral {
 macro_rules! same {
     ($($ty:ty),*) => { $(impl Neutral for $ty { type Out = $ty; fn neutral(self) -> $ty { self } })* };
 }
-same!(
-    (),
-    bool,
-    u64,
-    String,
-    hookgate_core::signin::Snapshot,
-    crate::types::UserStanding,
-    crate::writer::Applied
-);
+same!((), bool, u64, String, hookgate_core::signin::Snapshot, crate::types::UserStanding);
 
 macro_rules! rows {
     ($($module:ident),*) => {

@@ -319,27 +319,8 @@ impl Lite {
         &self,
         work: impl FnOnce(&sync::DatabaseConnection) -> Result<T, E>,
     ) -> Result<T, E> {
+        let Some(uri) = &self.writer_uri else { return Err(crate::read_only_refusal().into()) };
         let _held = self.hold();
-        self.write_holding(work)
-    }
-
-    /// The write lock (blocking).
-    pub(crate) fn hold(&self) -> MutexGuard<'_, ()> {
-        // A write that panicked left no transaction open (see `write_holding`): go on.
-        self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// [`Self::write`], the lock already held.
-    fn write_holding<T, E: From<DbErr>>(
-        &self,
-        work: impl FnOnce(&sync::DatabaseConnection) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let Some(uri) = &self.writer_uri else {
-            return Err(DbErr::Custom(
-                "the database is open read-only (hookgate try writes nothing)".into(),
-            )
-            .into());
-        };
         WRITERS.with_borrow_mut(|writers| {
             // A panic in `work` leaves the connection out of the map (dropped, and with it the
             // transaction, rolled back).
@@ -358,6 +339,12 @@ impl Lite {
             }
             result
         })
+    }
+
+    /// The write lock (blocking).
+    pub(crate) fn hold(&self) -> MutexGuard<'_, ()> {
+        // A write that panicked left no transaction open (see `write`): go on.
+        self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

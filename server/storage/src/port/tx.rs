@@ -31,8 +31,18 @@ enum Exec<'a> {
 }
 
 /// One statement (or a few) in the transaction: the twin query on SQLite, the original on
-/// PostgreSQL.
+/// PostgreSQL. A first argument written `row: …` is a row, converted to the twin's for SQLite.
 macro_rules! both {
+    ($tx:expr, $query:ident(row: $row:expr, $($arg:expr),*)) => {
+        match &$tx.exec {
+            Exec::Sqlite(conn) => lite::store::$query(*conn, $row.into(), $($arg),*)
+                .map(Neutral::neutral)
+                .map_err(from_sync),
+            Exec::Postgres { txn, runtime } => {
+                runtime.block_on(store::$query(*txn, $row, $($arg),*))
+            }
+        }
+    };
     ($tx:expr, $query:ident($($arg:expr),*)) => {
         match &$tx.exec {
             Exec::Sqlite(conn) => {
@@ -182,14 +192,7 @@ impl Tx<'_> {
         fields: ScimUser,
         now: DateTime<Utc>,
     ) -> Result<user::Model, DbErr> {
-        let saved = match &self.exec {
-            Exec::Sqlite(conn) => lite::store::update_scim_user(*conn, row.into(), fields, now)
-                .map(Neutral::neutral)
-                .map_err(from_sync),
-            Exec::Postgres { txn, runtime } => {
-                runtime.block_on(store::update_scim_user(*txn, row, fields, now))
-            }
-        }?;
+        let saved = both!(self, update_scim_user(row: row, fields, now))?;
         self.changed.push(saved.user_id.clone());
         Ok(saved)
     }
@@ -259,15 +262,7 @@ impl Tx<'_> {
         scim: Option<serde_json::Value>,
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
-        match &self.exec {
-            Exec::Sqlite(conn) => {
-                lite::store::update_scim_team(*conn, row.into(), alias, scim, now)
-                    .map_err(from_sync)
-            }
-            Exec::Postgres { txn, runtime } => {
-                runtime.block_on(store::update_scim_team(*txn, row, alias, scim, now))
-            }
-        }
+        both!(self, update_scim_team(row: row, alias, scim, now))
     }
 
     /// Adds SCIM's memberships (source `scim`) to a team.
