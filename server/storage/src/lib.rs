@@ -159,7 +159,7 @@ impl Db {
                 let migrated = migration::Migrator::up(&conn, None).await;
                 conn.close().await?;
                 migrated?;
-                Backend::Sqlite(Arc::new(sqlite::Lite::file(&path)))
+                Backend::Sqlite(Arc::new(sqlite::Lite::file(&path)?))
             }
             DatabaseKind::Postgres => {
                 options

@@ -119,7 +119,7 @@ impl Db {
                 if !path.exists() {
                     return Err(DbErr::Custom(format!("{}: no such file", path.display())).into());
                 }
-                Backend::Sqlite(Arc::new(Lite::read_only(file_uri(&path, params), None)))
+                Backend::Sqlite(Arc::new(Lite::read_only(file_uri(&path, params), None)?))
             }
             DatabaseKind::Postgres => {
                 let mut options = ConnectOptions::new(url.to_owned());
@@ -171,7 +171,7 @@ impl Db {
         Migrator::up(&conn, None).await?;
         let uri = format!("sqlite:file:{name}?mode=memory&cache=shared");
         Ok(Db {
-            backend: Backend::Sqlite(Arc::new(Lite::read_only(uri, Some(conn)))),
+            backend: Backend::Sqlite(Arc::new(Lite::read_only(uri, Some(conn))?)),
             read_only: true,
         })
     }
