@@ -25,9 +25,19 @@ use crate::{
 /// plugin_api::export_ui_sso_sign_in_handler!(my_handler);
 /// ```
 /// With this, `general_settings.custom_ui_sso_sign_in_handler: <library>.my_handler` loads it.
+///
+/// `export_ui_sso_sign_in_handler!(my_handler, non_blocking)` declares that the hook never
+/// waits (it only reads the request), so the server may call it on the thread serving the
+/// request rather than on its blocking pool: see the plugin authors' guide for what it costs.
 #[macro_export]
 macro_rules! export_ui_sso_sign_in_handler {
     ($hook:ident) => {
+        $crate::export_ui_sso_sign_in_handler!(@flags $hook, 0);
+    };
+    ($hook:ident, non_blocking) => {
+        $crate::export_ui_sso_sign_in_handler!(@flags $hook, $crate::abi::HookExport::NON_BLOCKING);
+    };
+    (@flags $hook:ident, $flags:expr) => {
         const _: () = {
             extern "C" fn __hookgate_sign_in(
                 request: &$crate::SignInRequest<'_>,
@@ -40,7 +50,8 @@ macro_rules! export_ui_sso_sign_in_handler {
 
             #[unsafe(export_name = stringify!($hook))]
             pub static __HOOKGATE_EXPORT: $crate::abi::HookExport =
-                $crate::abi::HookExport::new(&__HOOKGATE_HOOK, cfg!(panic = "unwind"));
+                $crate::abi::HookExport::new(&__HOOKGATE_HOOK, cfg!(panic = "unwind"))
+                    .with_flags($flags);
         };
     };
 }
@@ -58,9 +69,19 @@ macro_rules! export_ui_sso_sign_in_handler {
 /// plugin_api::export_custom_sso!(my_custom_sso);
 /// ```
 /// With this, `general_settings.custom_sso: <library>.my_custom_sso` loads it.
+///
+/// `export_custom_sso!(my_custom_sso, non_blocking)` declares that the hook never waits (it
+/// decides from the identity and the host's answers alone), so the server may call it on the
+/// thread serving the request: see the plugin authors' guide for what it costs.
 #[macro_export]
 macro_rules! export_custom_sso {
     ($hook:ident) => {
+        $crate::export_custom_sso!(@flags $hook, 0);
+    };
+    ($hook:ident, non_blocking) => {
+        $crate::export_custom_sso!(@flags $hook, $crate::abi::HookExport::NON_BLOCKING);
+    };
+    (@flags $hook:ident, $flags:expr) => {
         const _: () = {
             extern "C" fn __hookgate_custom_sso(
                 host: $crate::abi::HostRef2<'_>,
@@ -74,7 +95,8 @@ macro_rules! export_custom_sso {
 
             #[unsafe(export_name = stringify!($hook))]
             pub static __HOOKGATE_EXPORT: $crate::abi::HookExport =
-                $crate::abi::HookExport::new(&__HOOKGATE_HOOK, cfg!(panic = "unwind"));
+                $crate::abi::HookExport::new(&__HOOKGATE_HOOK, cfg!(panic = "unwind"))
+                    .with_flags($flags);
         };
     };
 }

@@ -238,12 +238,13 @@ fn check(config: &Config, plugins: &Plugins) {
     }
     for info in infos {
         println!(
-            "{}: {} -> {} (kind {}, plugin-api {})",
+            "{}: {} -> {} (kind {}, plugin-api {}{})",
             info.setting,
             info.reference,
             info.location(),
             info.kind,
-            info.api_version
+            info.api_version,
+            if info.non_blocking { ", non-blocking" } else { "" }
         );
     }
 }

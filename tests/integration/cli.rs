@@ -25,7 +25,7 @@ fn check_lists_both_seed_hooks() {
     assert!(lines[0].starts_with("general_settings.custom_ui_sso_sign_in_handler: custom_sso_handler.custom_ui_sso_sign_in_handler -> "), "{stdout}");
     assert!(
         lines[0].ends_with(&format!(
-            "(kind custom_ui_sso_sign_in_handler, plugin-api {})",
+            "(kind custom_ui_sso_sign_in_handler, plugin-api {}, non-blocking)",
             plugin_api::PLUGIN_API_VERSION
         )),
         "{stdout}"

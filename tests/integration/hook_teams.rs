@@ -114,6 +114,32 @@ fn a_plugin_built_with_plugin_api_0_1_0_keeps_loading() {
     });
 }
 
+/// A `custom_sso` hook declared non-blocking (plugin-api 0.1.2's flag) loads with the flag, and
+/// its host calls that the sign-in's snapshot does not answer (another user, read from the
+/// database) work: on SQLite the hook runs on the runtime's worker, which blocks in place for
+/// the read (a plain `block_on` there panics), on PostgreSQL on the blocking pool.
+#[test]
+fn a_non_blocking_hooks_host_reads_work() {
+    for_each_backend(|backend| {
+        let server = start(backend, &config("looking_custom_sso", ""));
+        assert_eq!(server.sign_in("carol", "carol@example.test", &[]).status, 303);
+        let reply = server.sign_in("dave", "dave@example.test", &["lookup:carol", "lookup:nobody"]);
+        assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+        let dave = server.db(async |conn| {
+            user::Entity::find_by_id("dave".to_owned()).one(conn).await.unwrap().unwrap()
+        });
+        assert_eq!(dave.models, serde_json::json!(["found:carol"]), "{dave:?}");
+        let logs = server.logs();
+        let loaded = |line: &&str| {
+            line.contains("loaded hook")
+                && line.contains("fixture_team_sync.looking_custom_sso")
+                && line.contains("non_blocking=true")
+        };
+        assert!(logs.lines().any(|line| loaded(&line)), "{logs}");
+        assert!(!logs.contains("panicked"), "{logs}");
+    });
+}
+
 /// In front of LiteLLM a hook's creations and removals reach LiteLLM first.
 #[test]
 fn in_front_of_litellm_a_hooks_teams_and_removals_reach_litellm() {

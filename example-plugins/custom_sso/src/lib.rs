@@ -73,4 +73,4 @@ pub fn custom_sso_handler(
     })
 }
 
-plugin_api::export_custom_sso!(custom_sso_handler);
+plugin_api::export_custom_sso!(custom_sso_handler, non_blocking);

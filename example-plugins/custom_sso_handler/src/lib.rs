@@ -272,7 +272,7 @@ pub fn custom_ui_sso_sign_in_handler(request: &SignInRequest<'_>) -> Result<Open
     identity_from_headers(configured_names()?, request)
 }
 
-plugin_api::export_ui_sso_sign_in_handler!(custom_ui_sso_sign_in_handler);
+plugin_api::export_ui_sso_sign_in_handler!(custom_ui_sso_sign_in_handler, non_blocking);
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use abi_stable::{
     type_layout::TLFieldOrFunction,
 };
 
-use super::{API_VERSION, DESCRIPTOR_VERSION, Hook, HookExport, HookKind, MAGIC};
+use super::{API_VERSION, DESCRIPTOR_VERSION, Hook, HookExport, HookExportV1, HookKind, MAGIC};
 
 /// Why a symbol is not a usable hook of the expected kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +52,7 @@ impl fmt::Display for ExportError {
             ),
             ExportError::DescriptorVersion { found } => write!(
                 f,
-                "the hook descriptor has version {found}, this server reads version \
+                "the hook descriptor has version {found}, this server reads versions 1 to \
                  {DESCRIPTOR_VERSION}; rebuild the plugin against this server's plugin-api"
             ),
             ExportError::WrongKind { expected, found: Some(found) } => write!(
@@ -85,13 +85,37 @@ impl fmt::Display for ExportError {
 
 impl std::error::Error for ExportError {}
 
+/// A hook that passed [`check_export`], and what its descriptor says of it.
+#[derive(Debug)]
+pub struct Exported<H: 'static> {
+    /// The hook.
+    pub hook: &'static H,
+    /// The plugin-api version the plugin was built with: major, minor, patch.
+    pub api_version: [u32; 3],
+    /// The descriptor's flags ([`HookExport::NON_BLOCKING`]); 0 for a version 1 descriptor.
+    pub flags: u32,
+}
+
+impl<H> Exported<H> {
+    /// The plugin-api version as text.
+    pub fn api_version_string(&self) -> String {
+        let [major, minor, patch] = self.api_version;
+        format!("{major}.{minor}.{patch}")
+    }
+
+    /// Whether the plugin declared the hook non-blocking.
+    pub fn non_blocking(&self) -> bool {
+        self.flags & HookExport::NON_BLOCKING != 0
+    }
+}
+
 /// Checks a descriptor found at `symbol` and returns the hook it describes.
 ///
 /// # Safety
 /// `symbol` must point to at least 8 readable bytes (any symbol address from `dlsym` does), and
-/// when those bytes are [`MAGIC`], to a [`HookExport`] that lives for the rest of the process
-/// (plugins are never unloaded).
-pub unsafe fn check_export<H: Hook>(symbol: *const c_void) -> Result<&'static H, ExportError> {
+/// when those bytes are [`MAGIC`], to a [`HookExport`] of the version it names (1 or 2) that
+/// lives for the rest of the process (plugins are never unloaded).
+pub unsafe fn check_export<H: Hook>(symbol: *const c_void) -> Result<Exported<H>, ExportError> {
     // SAFETY: the caller promises 8 readable bytes; the read is unaligned-safe.
     let magic = unsafe { symbol.cast::<[u8; 8]>().read_unaligned() };
     if magic != MAGIC {
@@ -99,11 +123,18 @@ pub unsafe fn check_export<H: Hook>(symbol: *const c_void) -> Result<&'static H,
     }
     // SAFETY: a descriptor starts with the magic, then the version, at a fixed offset.
     let descriptor_version = unsafe { symbol.cast::<u8>().add(8).cast::<u32>().read_unaligned() };
-    if descriptor_version != DESCRIPTOR_VERSION {
+    if !(1..=DESCRIPTOR_VERSION).contains(&descriptor_version) {
         return Err(ExportError::DescriptorVersion { found: descriptor_version });
     }
-    // SAFETY: magic and version match, so this is a `HookExport` of our layout, in a `static`.
-    let export: &'static HookExport = unsafe { &*symbol.cast::<HookExport>() };
+    // SAFETY: magic and version match, so version 1's fields are at `symbol` (every version
+    // starts with them, `repr(C)`), in a `static`.
+    let export: &'static HookExportV1 = unsafe { &*symbol.cast::<HookExportV1>() };
+    let flags = if descriptor_version >= 2 {
+        // SAFETY: a version 2 descriptor is a whole `HookExport`.
+        unsafe { (*symbol.cast::<HookExport>()).flags }
+    } else {
+        0
+    };
 
     if export.kind != H::KIND.code() {
         return Err(ExportError::WrongKind {
@@ -145,7 +176,8 @@ pub unsafe fn check_export<H: Hook>(symbol: *const c_void) -> Result<&'static H,
         });
     }
     // SAFETY: the kind and the layout match `H`, and `hook` points to a `static H`.
-    Ok(unsafe { &*export.hook.cast::<H>() })
+    let hook = unsafe { &*export.hook.cast::<H>() };
+    Ok(Exported { hook, api_version: export.api_version, flags })
 }
 
 /// At most this many lines of a layout summary are shown.
@@ -241,5 +273,68 @@ fn describe_instability(instability: &AbiInstability) -> String {
             let text = format!("{other:?}");
             text.split(['(', ' ', '{']).next().unwrap_or("layout difference").to_owned()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::c_void;
+
+    use abi_stable::std_types::RResult;
+
+    use super::{ExportError, check_export};
+    use crate::{
+        HookError, SignInRequest,
+        abi::{CustomSsoHook2, HookExport, HookExportV1, OpenIdFfi, SignInHook},
+    };
+
+    extern "C" fn refuse(_: &SignInRequest<'_>) -> RResult<OpenIdFfi, HookError> {
+        RResult::RErr(HookError::rejected("test"))
+    }
+
+    static HOOK: SignInHook = SignInHook { call: refuse };
+    static PLAIN: HookExport = HookExport::new(&HOOK, true);
+    static NON_BLOCKING: HookExport =
+        HookExport::new(&HOOK, true).with_flags(HookExport::NON_BLOCKING);
+    /// As plugin-api 0.1.0 and 0.1.1 exported a hook.
+    static VERSION_1: HookExportV1 = HookExportV1::new(&HOOK, true);
+    static VERSION_3: HookExportV1 = {
+        let mut export = HookExportV1::new(&HOOK, true);
+        export.descriptor_version = 3;
+        export
+    };
+
+    fn address<T>(export: &'static T) -> *const c_void {
+        (export as *const T).cast()
+    }
+
+    #[test]
+    fn a_version_2_descriptor_carries_its_flags() {
+        // SAFETY: the addresses of descriptors in statics.
+        let plain = unsafe { check_export::<SignInHook>(address(&PLAIN)) }.unwrap();
+        assert!(!plain.non_blocking());
+        let declared = unsafe { check_export::<SignInHook>(address(&NON_BLOCKING)) }.unwrap();
+        assert!(declared.non_blocking());
+        assert!(std::ptr::eq(declared.hook, &HOOK));
+        assert_eq!(declared.api_version_string(), crate::PLUGIN_API_VERSION);
+    }
+
+    #[test]
+    fn a_version_1_descriptor_still_loads_without_flags() {
+        assert_eq!(VERSION_1.descriptor_version, 1);
+        // SAFETY: the address of a version 1 descriptor in a static.
+        let exported = unsafe { check_export::<SignInHook>(address(&VERSION_1)) }.unwrap();
+        assert!(!exported.non_blocking());
+        assert!(std::ptr::eq(exported.hook, &HOOK));
+    }
+
+    #[test]
+    fn an_unknown_descriptor_version_or_kind_is_refused_by_name() {
+        // SAFETY: the addresses of descriptors in statics.
+        let error = unsafe { check_export::<SignInHook>(address(&VERSION_3)) }.unwrap_err();
+        assert_eq!(error, ExportError::DescriptorVersion { found: 3 });
+        assert!(error.to_string().contains("reads versions 1 to 2"), "{error}");
+        let error = unsafe { check_export::<CustomSsoHook2>(address(&NON_BLOCKING)) }.unwrap_err();
+        assert!(matches!(error, ExportError::WrongKind { .. }), "{error:?}");
     }
 }

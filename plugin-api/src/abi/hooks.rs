@@ -91,16 +91,31 @@ impl Hook for CustomSsoHook {
 /// The first bytes of every hook descriptor.
 pub const MAGIC: [u8; 8] = *b"HOOKGATE";
 
-/// The version of [`HookExport`]'s own layout (after [`MAGIC`] and this field).
-pub const DESCRIPTOR_VERSION: u32 = 1;
+/// The version of [`HookExport`]'s own layout (after [`MAGIC`] and this field): 2 since
+/// plugin-api 0.1.2, which appended [`HookExport::flags`]. The server reads versions 1 and 2.
+pub const DESCRIPTOR_VERSION: u32 = 2;
 
 /// The descriptor a hook is exported as, under the hook's own name.
 ///
 /// `magic` and `descriptor_version` stay first and unchanged forever; everything after them is
-/// read only when both match.
+/// read only when both are known. Version 2 is version 1's fields ([`HookExportV1`], in the same
+/// order) followed by [`HookExport::flags`].
 #[repr(C)]
 #[derive(Debug)]
 pub struct HookExport {
+    /// Version 1's fields.
+    pub v1: HookExportV1,
+    /// What the plugin declares about the hook: [`HookExport::NON_BLOCKING`] or 0. Bits this
+    /// server does not know are ignored (flags are declarations the server may act on, never
+    /// requirements).
+    pub flags: u32,
+}
+
+/// The descriptor as plugin-api 0.1.0 and 0.1.1 exported it (descriptor version 1), and the
+/// start of every later version.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HookExportV1 {
     /// Always [`MAGIC`].
     pub magic: [u8; 8],
     /// [`DESCRIPTOR_VERSION`] of the plugin-api that built the plugin.
@@ -120,12 +135,42 @@ pub struct HookExport {
 }
 
 // SAFETY: every field is immutable data with a 'static lifetime; `hook` points to a `static`.
-unsafe impl Sync for HookExport {}
+unsafe impl Sync for HookExportV1 {}
 
 impl HookExport {
+    /// The hook never waits (no network, file or lock another thread holds, no sleep): the
+    /// server may call it on the thread that serves the request instead of handing it to the
+    /// blocking pool. Declared with `export_…!(hook, non_blocking)`; see the plugin authors'
+    /// guide for what it costs.
+    pub const NON_BLOCKING: u32 = 1;
+
     /// The descriptor of `hook`, built by the export macros.
     ///
     /// `panic_unwind` must be `cfg!(panic = "unwind")` evaluated in the plugin crate.
+    pub const fn new<H: Hook>(hook: &'static H, panic_unwind: bool) -> Self {
+        let mut v1 = HookExportV1::new(hook, panic_unwind);
+        v1.descriptor_version = DESCRIPTOR_VERSION;
+        HookExport { v1, flags: 0 }
+    }
+
+    /// The same descriptor with `flags` ([`HookExport::NON_BLOCKING`]).
+    pub const fn with_flags(mut self, flags: u32) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// The same descriptor claiming another plugin-api version. Only test fixtures call this.
+    #[doc(hidden)]
+    pub const fn with_api_version(mut self, api_version: [u32; 3]) -> Self {
+        self.v1.api_version = api_version;
+        self
+    }
+}
+
+impl HookExportV1 {
+    /// A version 1 descriptor of `hook`. Only test fixtures that imitate plugins built with
+    /// plugin-api 0.1.0 or 0.1.1 export one.
+    #[doc(hidden)]
     pub const fn new<H: Hook>(hook: &'static H, panic_unwind: bool) -> Self {
         Self::with_layout(H::KIND.code(), H::LAYOUT, (hook as *const H).cast(), panic_unwind)
     }
@@ -141,7 +186,7 @@ impl HookExport {
     ) -> Self {
         Self {
             magic: MAGIC,
-            descriptor_version: DESCRIPTOR_VERSION,
+            descriptor_version: 1,
             kind,
             api_version: API_VERSION,
             panic_unwind: panic_unwind as u32,

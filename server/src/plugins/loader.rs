@@ -17,7 +17,7 @@ use std::{
 };
 
 use libloading::Library;
-use plugin_api::abi::{ExportError, Hook, HookExport, check_export};
+use plugin_api::abi::{ExportError, Hook, check_export};
 
 use super::HookRef;
 
@@ -217,6 +217,8 @@ pub struct Resolved<H: 'static> {
     pub found: PathBuf,
     /// The plugin-api version the plugin was built with.
     pub api_version: String,
+    /// The plugin declared the hook non-blocking.
+    pub non_blocking: bool,
 }
 
 /// Opens libraries and resolves hooks in them.
@@ -316,11 +318,13 @@ impl PluginLoader {
         // process (it is leaked in `open`), so it points to readable memory, and a descriptor
         // there is a `static`.
         match unsafe { check_export::<H>(address) } {
-            Ok(hook) => {
-                // SAFETY: `check_export` succeeded, so a `HookExport` is at `address`.
-                let export = unsafe { &*address.cast::<HookExport>() };
-                Ok(Resolved { hook, file: path, found, api_version: export.api_version_string() })
-            }
+            Ok(export) => Ok(Resolved {
+                hook: export.hook,
+                file: path,
+                found,
+                api_version: export.api_version_string(),
+                non_blocking: export.non_blocking(),
+            }),
             Err(error) => Err(fail(LoadErrorKind::Export { path, error })),
         }
     }

@@ -43,6 +43,9 @@ pub struct HookInfo {
     pub kind: HookKind,
     /// The plugin-api version the plugin was built with.
     pub api_version: String,
+    /// The plugin declared the hook non-blocking (plugin-api 0.1.2's flag): the sign-in may
+    /// call it on the runtime's thread serving the request.
+    pub non_blocking: bool,
 }
 
 impl HookInfo {
@@ -70,7 +73,8 @@ impl SignInHandler {
         &self.info
     }
 
-    /// Calls the hook. It may block: call it from a blocking thread.
+    /// Calls the hook. It may block: call it from a blocking thread, unless it was declared
+    /// non-blocking ([`HookInfo::non_blocking`]).
     pub fn call(&self, request: &SignInRequest<'_>) -> Result<OpenId, HookError> {
         (self.hook.call)(request).into_result().map(|openid| openid.to_native())
     }
@@ -98,7 +102,8 @@ impl CustomSso {
         &self.info
     }
 
-    /// Calls the hook with `host` for its callbacks. It blocks: call it from a blocking thread.
+    /// Calls the hook with `host` for its callbacks. It may block: call it from a blocking
+    /// thread, unless it was declared non-blocking ([`HookInfo::non_blocking`]).
     pub fn call<H: HostApi>(
         &self,
         host: &H,
@@ -219,12 +224,14 @@ fn resolve<H: Hook>(
         found: resolved.found,
         kind: H::KIND,
         api_version: resolved.api_version,
+        non_blocking: resolved.non_blocking,
     };
     tracing::info!(
         setting,
         hook = %info.reference,
         file = %info.location(),
         plugin_api = %info.api_version,
+        non_blocking = info.non_blocking,
         "loaded hook"
     );
     Ok((info, resolved.hook))

@@ -23,6 +23,9 @@ use hookgate_core::{
 pub(crate) struct SignInHost {
     db: Db,
     runtime: Handle,
+    /// The hook runs on a runtime worker (declared non-blocking), where a read the snapshot
+    /// does not answer must leave the worker to block ([`SignInHost::wait`]).
+    on_worker: bool,
     hook: String,
     staged: Mutex<Vec<Staged>>,
     /// Teams already looked up during this sign-in (hooks ask `team_info`, then
@@ -40,17 +43,29 @@ impl SignInHost {
     pub(crate) fn new(
         db: Db,
         runtime: Handle,
+        on_worker: bool,
         hook: String,
         read: std::sync::Arc<(Keys, Snapshot)>,
     ) -> Self {
         Self {
             db,
             runtime,
+            on_worker,
             hook,
             staged: Mutex::new(Vec::new()),
             teams: Mutex::default(),
             database_failed: std::sync::atomic::AtomicBool::new(false),
             read,
+        }
+    }
+
+    /// Waits for a database read: on a blocking thread directly, on a runtime worker after
+    /// handing the worker's other tasks to another thread (`block_in_place`).
+    fn wait<F: std::future::Future>(&self, read: F) -> F::Output {
+        if self.on_worker {
+            tokio::task::block_in_place(|| self.runtime.block_on(read))
+        } else {
+            self.runtime.block_on(read)
         }
     }
 
@@ -147,7 +162,7 @@ impl HostApi for SignInHost {
             }));
         }
         let db = &self.db;
-        let found = self.runtime.block_on(async {
+        let found = self.wait(async {
             match db.user_by_id(user_id).await? {
                 Some(row) => {
                     let teams = db.team_ids_of_user(user_id).await?;
@@ -203,7 +218,7 @@ impl HostApi for SignInHost {
                 }
             }));
         }
-        let found = self.runtime.block_on(self.db.team_by_id(team_id));
+        let found = self.wait(self.db.team_by_id(team_id));
         let team = self.database("team_info", found)?.map(|team| TeamRecord {
             team_id: team.team_id,
             team_alias: team.team_alias,

@@ -73,11 +73,13 @@ struct CustomSsoRun {
     took: Duration,
 }
 
-/// On a blocking thread: the snapshot the identity's keys name, then the `custom_sso` hook over
+/// On a blocking thread (or, for a hook declared non-blocking, on the worker: `on_worker`): the
+/// snapshot the identity's keys name, then the `custom_sso` hook over
 /// a host that answers from it.
 fn run_custom_sso(
     db: Db,
     runtime: Handle,
+    on_worker: bool,
     hook: &CustomSso,
     identity: &OpenId,
     keys: Keys,
@@ -85,7 +87,7 @@ fn run_custom_sso(
 ) -> Result<CustomSsoRun, DbErr> {
     let snapshot = db.snapshot_blocking(&runtime, &keys)?;
     let read = Arc::new((keys, snapshot));
-    let host = SignInHost::new(db, runtime, hook.info().reference.clone(), read.clone());
+    let host = SignInHost::new(db, runtime, on_worker, hook.info().reference.clone(), read.clone());
     let (result, took) = metrics.time_hook(Hook::CustomSso, || hook.call(&host, identity));
     let (staged, database_failed) = host.into_staged();
     Ok(CustomSsoRun { result, staged, database_failed, read, took })
@@ -147,9 +149,9 @@ impl SignInService {
         let timeout = self.runner.timeout();
         let (config, db, metrics) = (self.config.clone(), self.db.clone(), self.metrics.clone());
         let runtime = Handle::current();
+        let here = self.hooks_run_here(Some(&handler), Some(&custom_sso));
         let run = self
-            .runner
-            .run_hooks(2, move || {
+            .run_hooks(here, 2, move || {
                 let (header, took) = metrics.time_hook(Hook::SignInHandler, || {
                     request.with_view(|view| handler.call(view))
                 });
@@ -165,12 +167,19 @@ impl SignInService {
                     Err(problem) => return HeaderRun::Problem { user_hint, problem },
                 };
                 let keys = rules::identity_keys(&checked.openid, &proof, &config.policy());
-                let custom_sso =
-                    match run_custom_sso(db, runtime, &custom_sso, &checked.openid, keys, &metrics)
-                    {
-                        Ok(run) if run.took > timeout => Err(RunError::Timeout),
-                        outcome => Ok(outcome),
-                    };
+                let identity = &checked.openid;
+                let custom_sso = match run_custom_sso(
+                    db,
+                    runtime,
+                    here,
+                    &custom_sso,
+                    identity,
+                    keys,
+                    &metrics,
+                ) {
+                    Ok(run) if run.took > timeout => Err(RunError::Timeout),
+                    outcome => Ok(outcome),
+                };
                 HeaderRun::Ran { checked, proof, custom_sso }
             })
             .await;
@@ -207,6 +216,48 @@ impl SignInService {
         }
     }
 
+    /// Whether these hooks (those given) can run here, on the runtime's worker serving the
+    /// request, rather than on a blocking thread: each was declared non-blocking, and with a
+    /// `custom_sso` hook, the sign-in's reads never wait on the network (SQLite's, made on the
+    /// calling thread in microseconds) and the runtime's workers may block in place (for the
+    /// rare host call the snapshot does not answer). On PostgreSQL the snapshot read is a
+    /// round trip, so the hooks go to the blocking pool with it.
+    fn hooks_run_here(
+        &self,
+        handler: Option<&SignInHandler>,
+        custom_sso: Option<&CustomSso>,
+    ) -> bool {
+        if handler.is_some_and(|handler| !handler.info().non_blocking) {
+            return false;
+        }
+        match custom_sso {
+            None => true,
+            Some(hook) => {
+                hook.info().non_blocking
+                    && self.db.reads_in_process()
+                    && Handle::current().runtime_flavor()
+                        == tokio::runtime::RuntimeFlavor::MultiThread
+            }
+        }
+    }
+
+    /// Runs `call` (`hooks` hook calls) here ([`HookRunner::run_here`]) or on a blocking
+    /// thread.
+    ///
+    /// [`HookRunner::run_here`]: super::runner::HookRunner::run_here
+    async fn run_hooks<T: Send + 'static>(
+        &self,
+        here: bool,
+        hooks: u32,
+        call: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RunError> {
+        if here {
+            self.runner.run_here(hooks, call)
+        } else {
+            self.runner.run_hooks(hooks, call).await
+        }
+    }
+
     /// The header sign-in's checks before any hook runs: a handler is configured, the peer is a
     /// trusted proxy (an untrusted one learns nothing about its headers), the request fits.
     fn header_request(
@@ -232,7 +283,8 @@ impl SignInService {
         Ok((handler, request))
     }
 
-    /// Runs the header hook on the request, on a blocking thread of its own.
+    /// Runs the header hook on the request, on a blocking thread of its own (here if the plugin
+    /// declared it non-blocking).
     pub(super) async fn call_sign_in_handler(
         &self,
         handler: SignInHandler,
@@ -240,9 +292,9 @@ impl SignInService {
         times: &mut HookTimes,
     ) -> Result<OpenId, SignInError> {
         let metrics = self.metrics.clone();
+        let here = self.hooks_run_here(Some(&handler), None);
         let outcome = self
-            .runner
-            .run(move || {
+            .run_hooks(here, 1, move || {
                 metrics
                     .time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)))
             })
@@ -322,8 +374,10 @@ impl SignInService {
                 let keys = rules::identity_keys(&checked.openid, &proof, &self.config.policy());
                 let (db, metrics) = (self.db.clone(), self.metrics.clone());
                 let (runtime, identity) = (Handle::current(), checked.openid.clone());
-                let run = move || run_custom_sso(db, runtime, &hook, &identity, keys, &metrics);
-                Some(self.runner.run(run).await)
+                let here = self.hooks_run_here(None, Some(&hook));
+                let run =
+                    move || run_custom_sso(db, runtime, here, &hook, &identity, keys, &metrics);
+                Some(self.run_hooks(here, 1, run).await)
             }
         };
         self.finish_prepare(checked, proof, custom_sso, times)

@@ -1,6 +1,8 @@
-//! Runs hook calls on tokio's blocking pool, with a timeout and a bound on how many run at once.
+//! Runs hook calls on tokio's blocking pool, with a timeout and a bound on how many run at once;
+//! or, for hooks their plugin declared non-blocking, on the calling thread.
 
 use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -83,5 +85,20 @@ impl HookRunner {
             Ok(Err(join_error)) => Err(RunError::Crashed(join_error.to_string())),
             Ok(Ok(value)) => Ok(value),
         }
+    }
+
+    /// Runs `call`, which calls `hooks` hooks declared non-blocking, here, on the calling
+    /// thread: no slot, no thread switch. Nothing can interrupt it, so its deadline (`hooks`
+    /// timeouts) is checked when it returns: a late value is answered as a timeout all the
+    /// same. A panic on the host's side is reported as on a blocking thread.
+    pub fn run_here<T>(&self, hooks: u32, call: impl FnOnce() -> T) -> Result<T, RunError> {
+        let started = std::time::Instant::now();
+        let value = catch_unwind(AssertUnwindSafe(call)).map_err(|panic| {
+            RunError::Crashed(plugin_api::abi::panic_message(panic.as_ref()).to_owned())
+        })?;
+        if started.elapsed() > self.timeout() * hooks {
+            return Err(RunError::Timeout);
+        }
+        Ok(value)
     }
 }
