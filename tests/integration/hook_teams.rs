@@ -116,8 +116,8 @@ fn a_plugin_built_with_plugin_api_0_1_0_keeps_loading() {
 
 /// A `custom_sso` hook declared non-blocking (plugin-api 0.1.2's flag) loads with the flag, and
 /// its host calls that the sign-in's snapshot does not answer (another user, read from the
-/// database) work: on SQLite the hook runs on the runtime's worker, which blocks in place for
-/// the read (a plain `block_on` there panics), on PostgreSQL on the blocking pool.
+/// database) work: the hook runs on the runtime's worker, which blocks in place for the read (a
+/// plain `block_on` there panics).
 #[test]
 fn a_non_blocking_hooks_host_reads_work() {
     for_each_backend(|backend| {

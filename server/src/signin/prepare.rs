@@ -2,12 +2,16 @@
 //! role its groups map to), the snapshot read and the `custom_sso` hook (or LiteLLM's defaults),
 //! ending in a [`Prepared`].
 //!
-//! Hooks block, so they run on the runner's blocking threads; each hand-over to such a thread and
-//! back costs two thread switches. A header sign-in with a `custom_sso` hook makes one: the header
-//! hook, the identity's checks (pure), the snapshot read and `custom_sso` run in one blocking task
-//! ([`SignInService::header_sign_in`]). Its deadline is the two hooks' (`hook_timeout` each), and
-//! a hook that returns after its own `hook_timeout` is answered as timed out all the same, with
-//! nothing after it run and nothing it staged applied.
+//! Hooks may block, so they run on the runner's blocking threads; each hand-over to such a thread
+//! and back costs two thread switches. A header sign-in with a `custom_sso` hook makes one: the
+//! header hook, the identity's checks (pure), the snapshot read and `custom_sso` run in one
+//! blocking task ([`SignInService::header_sign_in`]). Its deadline is the two hooks'
+//! (`hook_timeout` each), and a hook that returns after its own `hook_timeout` is answered as
+//! timed out all the same, with nothing after it run and nothing it staged applied.
+//!
+//! Hooks their plugin declared non-blocking make none: they run on the worker serving the
+//! request, and the snapshot read between them is awaited there
+//! ([`SignInService::hooks_run_here`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,6 +26,7 @@ use tokio::runtime::Handle;
 
 use super::{Attempt, Proof, RunError, SignInError, SignInService, SignedIn, host::SignInHost};
 use crate::{
+    config::Config,
     db::Db,
     metrics::{Hook, Metrics},
     plugins::{CustomSso, HookRequest, Plugins, SignInHandler, UnfitRequest},
@@ -73,13 +78,11 @@ struct CustomSsoRun {
     took: Duration,
 }
 
-/// On a blocking thread (or, for a hook declared non-blocking, on the worker: `on_worker`): the
-/// snapshot the identity's keys name, then the `custom_sso` hook over
+/// On a blocking thread: the snapshot the identity's keys name, then the `custom_sso` hook over
 /// a host that answers from it.
 fn run_custom_sso(
     db: Db,
     runtime: Handle,
-    on_worker: bool,
     hook: &CustomSso,
     identity: &OpenId,
     keys: Keys,
@@ -87,10 +90,50 @@ fn run_custom_sso(
 ) -> Result<CustomSsoRun, DbErr> {
     let snapshot = db.snapshot_blocking(&runtime, &keys)?;
     let read = Arc::new((keys, snapshot));
+    Ok(call_custom_sso(db, runtime, false, hook, identity, read, metrics))
+}
+
+/// The `custom_sso` hook over a host that answers from `read` (`on_worker`: called on a runtime
+/// worker, the hook declared non-blocking).
+fn call_custom_sso(
+    db: Db,
+    runtime: Handle,
+    on_worker: bool,
+    hook: &CustomSso,
+    identity: &OpenId,
+    read: Arc<(Keys, Snapshot)>,
+    metrics: &Metrics,
+) -> CustomSsoRun {
     let host = SignInHost::new(db, runtime, on_worker, hook.info().reference.clone(), read.clone());
     let (result, took) = metrics.time_hook(Hook::CustomSso, || hook.call(&host, identity));
     let (staged, database_failed) = host.into_staged();
-    Ok(CustomSsoRun { result, staged, database_failed, read, took })
+    CustomSsoRun { result, staged, database_failed, read, took }
+}
+
+/// The header hook and the identity's checks, as a header sign-in with both hooks makes them:
+/// the checked identity and the keys of its snapshot, or how it ended.
+fn header_part(
+    handler: &SignInHandler,
+    request: &HookRequest,
+    config: &Config,
+    metrics: &Metrics,
+    timeout: Duration,
+) -> Result<(Checked, Proof, Keys), HeaderRun> {
+    let (header, took) =
+        metrics.time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)));
+    let openid = match header {
+        Err(error) => return Err(HeaderRun::Header(Ok(error))),
+        Ok(_) if took > timeout => return Err(HeaderRun::Header(Err(RunError::Timeout))),
+        Ok(openid) => openid,
+    };
+    let proof = Proof::of_header_identity(&openid);
+    let user_hint = user_hint(&openid);
+    let checked = match check_identity(openid, &proof, &config.allowed_email_domains) {
+        Ok(checked) => with_mapped_role(checked, config.role_map.as_ref(), &proof),
+        Err(problem) => return Err(HeaderRun::Problem { user_hint, problem }),
+    };
+    let keys = rules::identity_keys(&checked.openid, &proof, &config.policy());
+    Ok((checked, proof, keys))
 }
 
 /// What a header sign-in's one blocking task did (both hooks configured). Returned once per
@@ -146,43 +189,30 @@ impl SignInService {
                 }
             };
         };
-        let timeout = self.runner.timeout();
-        let (config, db, metrics) = (self.config.clone(), self.db.clone(), self.metrics.clone());
-        let runtime = Handle::current();
-        let here = self.hooks_run_here(Some(&handler), Some(&custom_sso));
-        let run = self
-            .run_hooks(here, 2, move || {
-                let (header, took) = metrics.time_hook(Hook::SignInHandler, || {
-                    request.with_view(|view| handler.call(view))
-                });
-                let openid = match header {
-                    Err(error) => return HeaderRun::Header(Ok(error)),
-                    Ok(_) if took > timeout => return HeaderRun::Header(Err(RunError::Timeout)),
-                    Ok(openid) => openid,
-                };
-                let proof = Proof::of_header_identity(&openid);
-                let user_hint = user_hint(&openid);
-                let checked = match check_identity(openid, &proof, &config.allowed_email_domains) {
-                    Ok(checked) => with_mapped_role(checked, config.role_map.as_ref(), &proof),
-                    Err(problem) => return HeaderRun::Problem { user_hint, problem },
-                };
-                let keys = rules::identity_keys(&checked.openid, &proof, &config.policy());
-                let identity = &checked.openid;
-                let custom_sso = match run_custom_sso(
-                    db,
-                    runtime,
-                    here,
-                    &custom_sso,
-                    identity,
-                    keys,
-                    &metrics,
-                ) {
-                    Ok(run) if run.took > timeout => Err(RunError::Timeout),
-                    outcome => Ok(outcome),
-                };
-                HeaderRun::Ran { checked, proof, custom_sso }
-            })
-            .await;
+        let run = if self.hooks_run_here(Some(&handler), Some(&custom_sso)) {
+            self.header_run_here(&handler, &request, &custom_sso).await
+        } else {
+            let timeout = self.runner.timeout();
+            let (config, db, metrics) =
+                (self.config.clone(), self.db.clone(), self.metrics.clone());
+            let runtime = Handle::current();
+            self.runner
+                .run_hooks(2, move || {
+                    let (checked, proof, keys) =
+                        match header_part(&handler, &request, &config, &metrics, timeout) {
+                            Ok(checked) => checked,
+                            Err(ended) => return ended,
+                        };
+                    let identity = &checked.openid;
+                    let custom_sso =
+                        match run_custom_sso(db, runtime, &custom_sso, identity, keys, &metrics) {
+                            Ok(run) if run.took > timeout => Err(RunError::Timeout),
+                            outcome => Ok(outcome),
+                        };
+                    HeaderRun::Ran { checked, proof, custom_sso }
+                })
+                .await
+        };
         let header_failed = |outcome: Result<HookError, RunError>| {
             let outcome = outcome.map(Err::<OpenId, _>);
             self.hook_result("custom_ui_sso_sign_in_handler", outcome)
@@ -216,12 +246,10 @@ impl SignInService {
         }
     }
 
-    /// Whether these hooks (those given) can run here, on the runtime's worker serving the
-    /// request, rather than on a blocking thread: each was declared non-blocking, and with a
-    /// `custom_sso` hook, the sign-in's reads never wait on the network (SQLite's, made on the
-    /// calling thread in microseconds) and the runtime's workers may block in place (for the
-    /// rare host call the snapshot does not answer). On PostgreSQL the snapshot read is a
-    /// round trip, so the hooks go to the blocking pool with it.
+    /// Whether these hooks (those given) run here, on the runtime's worker serving the request,
+    /// rather than on a blocking thread: each was declared non-blocking, and, with a
+    /// `custom_sso` hook, the runtime's workers may block in place (multi-threaded: for the rare
+    /// host call the snapshot does not answer).
     fn hooks_run_here(
         &self,
         handler: Option<&SignInHandler>,
@@ -234,28 +262,53 @@ impl SignInService {
             None => true,
             Some(hook) => {
                 hook.info().non_blocking
-                    && self.db.reads_in_process()
                     && Handle::current().runtime_flavor()
                         == tokio::runtime::RuntimeFlavor::MultiThread
             }
         }
     }
 
-    /// Runs `call` (`hooks` hook calls) here ([`HookRunner::run_here`]) or on a blocking
-    /// thread.
-    ///
-    /// [`HookRunner::run_here`]: super::runner::HookRunner::run_here
-    async fn run_hooks<T: Send + 'static>(
+    /// A header sign-in with both hooks, here ([`SignInService::hooks_run_here`]): the header
+    /// hook and the checks, then the snapshot read (awaited: on PostgreSQL a round trip that
+    /// holds no thread), then `custom_sso`.
+    async fn header_run_here(
         &self,
-        here: bool,
-        hooks: u32,
-        call: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, RunError> {
-        if here {
-            self.runner.run_here(hooks, call)
-        } else {
-            self.runner.run_hooks(hooks, call).await
+        handler: &SignInHandler,
+        request: &HookRequest,
+        custom_sso: &CustomSso,
+    ) -> Result<HeaderRun, RunError> {
+        let timeout = self.runner.timeout();
+        let header = self
+            .runner
+            .run_here(1, || header_part(handler, request, &self.config, &self.metrics, timeout))?;
+        let (checked, proof, keys) = match header {
+            Ok(checked) => checked,
+            Err(ended) => return Ok(ended),
+        };
+        let custom_sso = self.custom_sso_here(custom_sso, &checked.openid, keys).await;
+        Ok(HeaderRun::Ran { checked, proof, custom_sso })
+    }
+
+    /// The snapshot read (awaited), then the `custom_sso` hook here, on the worker.
+    async fn custom_sso_here(
+        &self,
+        hook: &CustomSso,
+        identity: &OpenId,
+        keys: Keys,
+    ) -> Result<Result<CustomSsoRun, DbErr>, RunError> {
+        let snapshot = match self.db.snapshot(&keys).await {
+            Ok(snapshot) => snapshot,
+            Err(error) => return Ok(Err(error)),
+        };
+        let read = Arc::new((keys, snapshot));
+        let (db, runtime) = (self.db.clone(), Handle::current());
+        let run = self.runner.run_here(1, || {
+            call_custom_sso(db, runtime, true, hook, identity, read, &self.metrics)
+        })?;
+        if run.took > self.runner.timeout() {
+            return Err(RunError::Timeout);
         }
+        Ok(Ok(run))
     }
 
     /// The header sign-in's checks before any hook runs: a handler is configured, the peer is a
@@ -293,12 +346,14 @@ impl SignInService {
     ) -> Result<OpenId, SignInError> {
         let metrics = self.metrics.clone();
         let here = self.hooks_run_here(Some(&handler), None);
-        let outcome = self
-            .run_hooks(here, 1, move || {
-                metrics
-                    .time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)))
-            })
-            .await;
+        let call = move || {
+            metrics.time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)))
+        };
+        let outcome = if here {
+            self.runner.run_here(1, call)
+        } else {
+            self.runner.run(call).await
+        };
         let outcome = outcome.map(|(result, took)| {
             times.sign_in_handler = Some(took);
             result
@@ -370,14 +425,16 @@ impl SignInService {
             None => None,
             Some(hook) => {
                 // One read for the hook's questions and, usually, the decision after it, made
-                // on the hook's thread.
+                // on the hook's thread (or awaited here, before a hook declared non-blocking).
                 let keys = rules::identity_keys(&checked.openid, &proof, &self.config.policy());
-                let (db, metrics) = (self.db.clone(), self.metrics.clone());
-                let (runtime, identity) = (Handle::current(), checked.openid.clone());
-                let here = self.hooks_run_here(None, Some(&hook));
-                let run =
-                    move || run_custom_sso(db, runtime, here, &hook, &identity, keys, &metrics);
-                Some(self.run_hooks(here, 1, run).await)
+                if self.hooks_run_here(None, Some(&hook)) {
+                    Some(self.custom_sso_here(&hook, &checked.openid, keys).await)
+                } else {
+                    let (db, metrics) = (self.db.clone(), self.metrics.clone());
+                    let (runtime, identity) = (Handle::current(), checked.openid.clone());
+                    let run = move || run_custom_sso(db, runtime, &hook, &identity, keys, &metrics);
+                    Some(self.runner.run(run).await)
+                }
             }
         };
         self.finish_prepare(checked, proof, custom_sso, times)

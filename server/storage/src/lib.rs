@@ -182,12 +182,6 @@ impl Db {
         Ok(Db { backend, read_only: false })
     }
 
-    /// Whether reads are made in this process, on the calling thread, never waiting on the
-    /// network: SQLite's (a read there takes microseconds); PostgreSQL's are round trips.
-    pub fn reads_in_process(&self) -> bool {
-        matches!(self.backend, Backend::Sqlite(_))
-    }
-
     /// Where the statements go.
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
