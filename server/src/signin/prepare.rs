@@ -349,11 +349,8 @@ impl SignInService {
         let call = move || {
             metrics.time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)))
         };
-        let outcome = if here {
-            self.runner.run_here(1, call)
-        } else {
-            self.runner.run(call).await
-        };
+        let outcome =
+            if here { self.runner.run_here(1, call) } else { self.runner.run(call).await };
         let outcome = outcome.map(|(result, took)| {
             times.sign_in_handler = Some(took);
             result
