@@ -118,32 +118,38 @@ fn header_part(
     config: &Config,
     metrics: &Metrics,
     timeout: Duration,
-) -> Result<(Checked, Proof, Keys), HeaderRun> {
+) -> Result<(Checked, Proof, Keys), Ended> {
     let (header, took) =
         metrics.time_hook(Hook::SignInHandler, || request.with_view(|view| handler.call(view)));
     let openid = match header {
-        Err(error) => return Err(HeaderRun::Header(Ok(error))),
-        Ok(_) if took > timeout => return Err(HeaderRun::Header(Err(RunError::Timeout))),
+        Err(error) => return Err(Ended::Header(Ok(error))),
+        Ok(_) if took > timeout => return Err(Ended::Header(Err(RunError::Timeout))),
         Ok(openid) => openid,
     };
     let proof = Proof::of_header_identity(&openid);
     let user_hint = user_hint(&openid);
     let checked = match check_identity(openid, &proof, &config.allowed_email_domains) {
         Ok(checked) => with_mapped_role(checked, config.role_map.as_ref(), &proof),
-        Err(problem) => return Err(HeaderRun::Problem { user_hint, problem }),
+        Err(problem) => return Err(Ended::Problem { user_hint, problem }),
     };
     let keys = rules::identity_keys(&checked.openid, &proof, &config.policy());
     Ok((checked, proof, keys))
 }
 
-/// What a header sign-in's one blocking task did (both hooks configured). Returned once per
-/// sign-in, by value: boxing the large variant would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-enum HeaderRun {
+/// How a header sign-in with both hooks ended before `custom_sso`.
+enum Ended {
     /// The header hook returned, but too late or with an error; nothing after it ran.
     Header(Result<HookError, RunError>),
     /// The identity failed its checks; `custom_sso` did not run.
     Problem { user_hint: Option<String>, problem: IdentityProblem },
+}
+
+/// What a header sign-in's hooks did (both hooks configured). Returned once per sign-in, by
+/// value: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum HeaderRun {
+    /// It ended before `custom_sso`.
+    Ended(Ended),
     /// Both hooks ran.
     Ran {
         checked: Checked,
@@ -201,7 +207,7 @@ impl SignInService {
                     let (checked, proof, keys) =
                         match header_part(&handler, &request, &config, &metrics, timeout) {
                             Ok(checked) => checked,
-                            Err(ended) => return ended,
+                            Err(ended) => return HeaderRun::Ended(ended),
                         };
                     let identity = &checked.openid;
                     let custom_sso =
@@ -220,17 +226,17 @@ impl SignInService {
                 .unwrap_or_else(|| SignInError::Internal("the header hook failed".into()))
         };
         match run {
-            Err(error) | Ok(HeaderRun::Header(Err(error))) => {
+            Err(error) | Ok(HeaderRun::Ended(Ended::Header(Err(error)))) => {
                 let error = header_failed(Err(error));
                 self.record_refusal(attempt, &error).await;
                 Err(error)
             }
-            Ok(HeaderRun::Header(Ok(hook_error))) => {
+            Ok(HeaderRun::Ended(Ended::Header(Ok(hook_error)))) => {
                 let error = header_failed(Ok(hook_error));
                 self.record_refusal(attempt, &error).await;
                 Err(error)
             }
-            Ok(HeaderRun::Problem { user_hint, problem }) => {
+            Ok(HeaderRun::Ended(Ended::Problem { user_hint, problem })) => {
                 self.finish(attempt, user_hint, Err((None, problem.into()))).await
             }
             Ok(HeaderRun::Ran { checked, proof, custom_sso }) => {
@@ -283,7 +289,7 @@ impl SignInService {
             .run_here(1, || header_part(handler, request, &self.config, &self.metrics, timeout))?;
         let (checked, proof, keys) = match header {
             Ok(checked) => checked,
-            Err(ended) => return Ok(ended),
+            Err(ended) => return Ok(HeaderRun::Ended(ended)),
         };
         let custom_sso = self.custom_sso_here(custom_sso, &checked.openid, keys).await;
         Ok(HeaderRun::Ran { checked, proof, custom_sso })
