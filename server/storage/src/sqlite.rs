@@ -372,7 +372,15 @@ fn data_version(conn: &sync::DatabaseConnection) -> Result<i64, DbErr> {
 /// process's writer).
 fn open_writer(uri: &str) -> Result<Conn, DbErr> {
     let conn = sync::Database::connect(uri).map_err(from_sync)?;
-    for pragma in ["busy_timeout = 10000", "synchronous = NORMAL", "foreign_keys = ON"] {
+    for pragma in [
+        "busy_timeout = 10000",
+        "synchronous = NORMAL",
+        "foreign_keys = ON",
+        // The statement journal of a multi-row insert in the sign-ins' transaction, and any
+        // temporary table, in memory: in a file (the default) they were a `pwrite` per page,
+        // 6.5% of a sign-in's CPU.
+        "temp_store = MEMORY",
+    ] {
         conn.execute_unprepared(&format!("PRAGMA {pragma}")).map_err(from_sync)?;
     }
     Ok(Conn(conn))
