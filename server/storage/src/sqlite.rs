@@ -23,6 +23,8 @@ use std::{
 use sea_orm::DbErr;
 use sea_orm_sync::{self as sync, ConnectionTrait as _};
 
+mod checkpoint;
+
 use crate::{
     entity::{session, team, user},
     lite::{self, Neutral, from_sync},
@@ -148,6 +150,8 @@ pub(crate) struct Lite {
     /// roll back), behind the lock every write takes, so that writes queue here rather than in
     /// the file.
     writer: Mutex<Option<Conn>>,
+    /// The WAL checkpoint's thread (none when read-only).
+    checkpointer: Option<checkpoint::Checkpointer>,
     /// An in-memory database ([`crate::Db::scratch`]): the connection that keeps it alive.
     _keep_alive: Option<sea_orm::DatabaseConnection>,
 }
@@ -167,7 +171,9 @@ impl Lite {
     pub(crate) fn file(path: &Path) -> Result<Lite, DbErr> {
         let lite = Lite::new(file_uri(path, "mode=ro"), reader_count(), None);
         lite.open_readers()?;
-        Ok(Lite { writer_uri: Some(file_uri(path, "mode=rw")), ..lite })
+        let writer_uri = file_uri(path, "mode=rw");
+        let checkpointer = checkpoint::Checkpointer::start(&writer_uri)?;
+        Ok(Lite { writer_uri: Some(writer_uri), checkpointer: Some(checkpointer), ..lite })
     }
 
     /// A database opened read-only at `uri` (a rehearsal's: one thread reads), kept alive by
@@ -191,6 +197,7 @@ impl Lite {
             readers: (0..count).map(|_| Slot(Mutex::default())).collect(),
             writer_uri: None,
             writer: Mutex::new(None),
+            checkpointer: None,
             _keep_alive: keep_alive,
         }
     }
@@ -344,6 +351,9 @@ impl Lite {
         conn.0.execute_unprepared("BEGIN IMMEDIATE").map_err(from_sync)?;
         let result = work(&conn.0).and_then(|value| {
             conn.0.execute_unprepared("COMMIT").map_err(from_sync)?;
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.committed();
+            }
             Ok(value)
         });
         // A connection that cannot roll back is dropped; the next write opens a new one.
@@ -368,11 +378,14 @@ fn data_version(conn: &sync::DatabaseConnection) -> Result<i64, DbErr> {
     row.try_get("", "data_version").map_err(from_sync)
 }
 
-/// The write connection: read-write, waiting up to ten seconds for the file's lock (another
-/// process's writer).
+/// A write connection (the writer's, the checkpointer's): read-write, waiting up to ten seconds
+/// for the file's lock (another process's writer), checkpointing only past
+/// [`checkpoint::BACKSTOP_PAGES`] (the checkpointer does it sooner).
 fn open_writer(uri: &str) -> Result<Conn, DbErr> {
     let conn = sync::Database::connect(uri).map_err(from_sync)?;
+    let backstop = format!("wal_autocheckpoint = {}", checkpoint::BACKSTOP_PAGES);
     for pragma in [
+        backstop.as_str(),
         "busy_timeout = 10000",
         "synchronous = NORMAL",
         "foreign_keys = ON",
@@ -455,6 +468,29 @@ mod tests {
             });
         }
         assert_eq!(descriptors_in(&scratch.0), before);
+    }
+
+    /// Commits reach the database file through the checkpointer's thread within moments, with
+    /// the WAL far below the writer's own checkpoint (the backstop).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpointer_moves_commits_into_the_database_file() {
+        let (scratch, db) = Scratch::new().await;
+        let file = scratch.0.join("hookgate.db");
+        let size = || std::fs::metadata(&file).unwrap().len();
+        let before = size();
+        // About 50 pages of rows: far below the backstop's 10,000.
+        db.execute_for_test(
+            "CREATE TABLE filler (x TEXT); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             INSERT INTO filler SELECT hex(randomblob(500)) FROM n",
+        )
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + super::checkpoint::INTERVAL * 25;
+        while size() <= before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(super::checkpoint::INTERVAL / 4).await;
+        }
+        assert!(size() > before + 100_000, "the file is still {} bytes ({before} before)", size());
     }
 
     /// A thread whose home reader is busy reads on another, without waiting.

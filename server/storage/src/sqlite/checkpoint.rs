@@ -1,0 +1,64 @@
+//! The WAL checkpoint on a thread of its own. SQLite checkpoints inside the commit that takes
+//! the WAL past 1,000 pages: on the sign-ins' writer, that put a checkpoint and its `fsync` into
+//! the batch every sign-in of it waits for (8% of a sign-in's CPU; a larger threshold doubled
+//! the p99, BENCHMARKS.md). Here a thread with its own connection runs a `PASSIVE` checkpoint,
+//! which never blocks the writer or a reader, [`INTERVAL`] after a commit (the commits of that
+//! interval join it); asleep while nothing is committed. The writer's own checkpoint stays, as a
+//! backstop at [`BACKSTOP_PAGES`], for a checkpointer that cannot keep up.
+
+use std::{sync::mpsc, time::Duration};
+
+use sea_orm_sync::{self as sync, ConnectionTrait as _};
+
+/// How long after a commit the checkpointer checkpoints. Small, so that each checkpoint is
+/// small: one core, c=32, returning users' p99 4.7–5.3 ms at 20 ms, 9.5–9.8 ms at 50 ms, 18 ms
+/// at 200 ms (and 9.3–10.4 ms with SQLite's checkpoint in the writer's commit).
+pub(super) const INTERVAL: Duration = Duration::from_millis(20);
+
+/// The WAL's size, in pages, at which a commit checkpoints anyway (`wal_autocheckpoint`).
+pub(super) const BACKSTOP_PAGES: u32 = 10_000;
+
+/// The checkpointer of one database; dropping it stops the thread.
+pub(super) struct Checkpointer {
+    /// A commit's wake-up call (one is enough: those sent while one waits are dropped).
+    wake: mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    /// Starts the thread, which checkpoints the database at `uri` (read-write) on a connection
+    /// of its own.
+    pub(super) fn start(uri: &str) -> Result<Checkpointer, sea_orm::DbErr> {
+        let conn = super::open_writer(uri)?;
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("hookgate-checkpoint".into())
+            .spawn(move || {
+                // The whole `Conn` (which is `Send`), not its field.
+                let conn = conn;
+                run(&conn.0, &woken);
+            })
+            .map_err(|error| {
+                sea_orm::DbErr::Custom(format!("cannot start the WAL checkpoint thread: {error}"))
+            })?;
+        Ok(Checkpointer { wake })
+    }
+
+    /// Tells the checkpointer that a transaction committed (never waits).
+    pub(super) fn committed(&self) {
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// Until the database is dropped (the sender with it): wait for a commit, let the interval's
+/// commits join it, checkpoint.
+fn run(conn: &sync::DatabaseConnection, woken: &mpsc::Receiver<()>) {
+    while woken.recv().is_ok() {
+        std::thread::sleep(INTERVAL);
+        // What arrived during the sleep is in this checkpoint.
+        let _ = woken.try_recv();
+        if let Err(error) = conn.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)") {
+            // The next commit's wake-up, or the backstop, tries again.
+            tracing::warn!("SQLite's WAL checkpoint failed: {error}");
+        }
+    }
+}
