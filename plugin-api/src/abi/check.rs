@@ -99,8 +99,7 @@ pub struct Exported<H: 'static> {
 impl<H> Exported<H> {
     /// The plugin-api version as text.
     pub fn api_version_string(&self) -> String {
-        let [major, minor, patch] = self.api_version;
-        format!("{major}.{minor}.{patch}")
+        super::hooks::version_string(self.api_version)
     }
 
     /// Whether the plugin declared the hook non-blocking.

@@ -205,9 +205,13 @@ impl HookExportV1 {
 
     /// The plugin-api version as text.
     pub fn api_version_string(&self) -> String {
-        let [major, minor, patch] = self.api_version;
-        format!("{major}.{minor}.{patch}")
+        version_string(self.api_version)
     }
+}
+
+/// A plugin-api version (major, minor, patch) as text.
+pub(super) fn version_string([major, minor, patch]: [u32; 3]) -> String {
+    format!("{major}.{minor}.{patch}")
 }
 
 /// This crate's version as numbers.
