@@ -271,8 +271,23 @@ fn a_slow_hook_times_out_with_504() {
 /// dropped, and nothing after it runs.
 #[test]
 fn both_hooks_in_one_task_each_keep_their_timeout() {
+    each_hook_keeps_its_timeout("slow_sign_in", "fixture_misbehaving.slow_custom_sso");
+}
+
+/// The same with both hooks declared non-blocking, so that they run on the worker serving the
+/// request: nothing interrupts them there, and a hook that returns late is answered 504 all the
+/// same, with nothing it staged applied.
+#[test]
+fn hooks_declared_non_blocking_each_keep_their_timeout() {
+    each_hook_keeps_its_timeout(
+        "slow_sign_in_non_blocking",
+        "fixture_misbehaving.slow_custom_sso_non_blocking",
+    );
+}
+
+fn each_hook_keeps_its_timeout(handler: &str, custom_sso: &str) {
     for_each_backend(|backend| {
-        let config = misbehaving("slow_sign_in", Some("fixture_misbehaving.slow_custom_sso"));
+        let config = misbehaving(handler, Some(custom_sso));
         let server = TestServer::start_with(
             backend,
             ServerOptions { config: &config, ..ServerOptions::default() },
