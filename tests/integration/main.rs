@@ -21,6 +21,8 @@
 //!   previewed, then made;
 //! * `metrics`: `GET /metrics` (LiteLLM's `prometheus` callback);
 //! * `reload`: `SIGHUP` reloads of the config and of hook libraries rebuilt in place;
+//! * `remembered`: a returning user's remembered snapshot, and the changes (through the server,
+//!   or by another process) that decide the next sign-in all the same;
 //! * `scim`, `scim_access`: SCIM 2.0 provisioning (Okta's and Entra's requests, bad input), and
 //!   deprovisioning and sign-in of provisioned users.
 
@@ -39,6 +41,7 @@ mod plugin_loading;
 mod rehearsal;
 mod reliability;
 mod reload;
+mod remembered;
 mod scim;
 mod scim_access;
 mod security;

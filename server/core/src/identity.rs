@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// The account binding of a sign-in identity: who vouches for it, and its subject there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Binding {
     /// The OIDC issuer (or provider endpoint), or [`Binding::PROXY_ISSUER`].
     pub issuer: String,

@@ -207,7 +207,7 @@ impl SignInService {
         &self,
         attempt: &Attempt,
         input: &rules::Input<'_>,
-        read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
+        read_before: Option<prepare::ReadBefore>,
     ) -> Result<SignedIn, SignInError> {
         let keys = rules::keys(input, &self.config.policy());
         // The read made for the hook serves the first decision when it covers it.
@@ -220,8 +220,15 @@ impl SignInService {
         let outcome = async {
             for _ in 0..MAX_PLAN_ATTEMPTS {
                 let now = db::now();
-                let snapshot = self.snapshot_for(&keys, reused.take()).await?;
-                let plan = rules::decide(input, &snapshot, &self.config.policy(), now)
+                let db::SignInRead { mut snapshot, mut remembered } =
+                    self.snapshot_for(&keys, reused.take()).await?;
+                let mut decided = rules::decide(input, &snapshot, &self.config.policy(), now);
+                // A refusal is never decided on a remembered snapshot: read, and decide again.
+                if decided.is_err() && remembered.is_some() {
+                    (snapshot, remembered) = (self.db.read_snapshot(&keys).await?, None);
+                    decided = rules::decide(input, &snapshot, &self.config.policy(), now);
+                }
+                let plan = decided
                     .inspect_err(|refusal| match refusal {
                         rules::Refusal::BoundElsewhere(user_id) | rules::Refusal::NotLinked(user_id) => {
                             tracing::warn!(%user_id, "sign-in refused: {refusal}");
@@ -320,7 +327,7 @@ impl SignInService {
                 // preview it from the latest sign-in.
                 let event = event_row(attempt, Some(user_id.clone()), "allowed", None)
                     .with_groups(&input.openid.team_ids, input.proof.role_groups.as_deref());
-                let job = crate::db::Job { plan, session, event, now };
+                let job = crate::db::Job { plan, session, event, now, remembered };
                 let Some(writer) = &self.writer else {
                     return Err(SignInError::Internal(
                         "a rehearsal has no database writer: it writes nothing".into(),
@@ -349,15 +356,18 @@ impl SignInService {
     }
 
     /// What the decision reads: the read made for the hook when it covers `keys` (taken without
-    /// a copy: the hook's host has let go of it by now), else a new read.
+    /// a copy: the hook's host has let go of it by now), else a new one ([`Db::snapshot`]).
     async fn snapshot_for(
         &self,
         keys: &rules::Keys,
-        read_before: Option<std::sync::Arc<(rules::Keys, rules::Snapshot)>>,
-    ) -> Result<rules::Snapshot, DbErr> {
-        match read_before.filter(|read| read.0.covers(keys)) {
-            Some(read) => Ok(std::sync::Arc::try_unwrap(read)
-                .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot)),
+        read_before: Option<prepare::ReadBefore>,
+    ) -> Result<db::SignInRead, DbErr> {
+        match read_before.filter(|before| before.read.0.covers(keys)) {
+            Some(prepare::ReadBefore { read, remembered }) => {
+                let snapshot = std::sync::Arc::try_unwrap(read)
+                    .map_or_else(|shared| shared.1.clone(), |(_, snapshot)| snapshot);
+                Ok(db::SignInRead { snapshot, remembered })
+            }
             None => self.db.snapshot(keys).await,
         }
     }

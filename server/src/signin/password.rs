@@ -67,7 +67,7 @@ impl SignInService {
         let keys = Keys { user_ids: vec![user_id.clone()], ..Keys::default() };
         for _ in 0..MAX_PLAN_ATTEMPTS {
             let now = db::now();
-            let snapshot = self.db.snapshot(&keys).await?;
+            let snapshot = self.db.read_snapshot(&keys).await?;
             let stored = snapshot.accounts.iter().find(|account| account.user_id == user_id);
             if stored.is_some_and(|account| !account.active) {
                 return Err(SignInError::Forbidden(
@@ -86,7 +86,7 @@ impl SignInService {
                 now,
             );
             let event = event_row(attempt, Some(user_id.clone()), "allowed", None);
-            match writer.apply(Job { plan, session, event, now }).await? {
+            match writer.apply(Job { plan, session, event, now, remembered: None }).await? {
                 Applied::Done => {
                     self.metrics.sign_in(attempt.method, "allowed", attempt.started.elapsed());
                     tracing::info!(%user_id, method = attempt.method.as_str(), "signed in");

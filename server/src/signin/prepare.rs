@@ -50,7 +50,14 @@ pub(super) struct Prepared {
     pub(super) values: Values,
     pub(super) staged: Vec<Staged>,
     /// The read made for the hook, which usually serves the decision too.
-    pub(super) read_before: Option<Arc<(Keys, Snapshot)>>,
+    pub(super) read_before: Option<ReadBefore>,
+}
+
+/// The snapshot read for the `custom_sso` hook (shared with the hook's host while it runs),
+/// and whether it was remembered.
+pub(super) struct ReadBefore {
+    pub(super) read: Arc<(Keys, Snapshot)>,
+    pub(super) remembered: Option<crate::db::Remembered>,
 }
 
 impl Prepared {
@@ -74,7 +81,7 @@ struct CustomSsoRun {
     staged: Vec<Staged>,
     /// Whether one of the hook's host calls failed on the database.
     database_failed: bool,
-    read: Arc<(Keys, Snapshot)>,
+    read: ReadBefore,
     took: Duration,
 }
 
@@ -88,8 +95,8 @@ fn run_custom_sso(
     keys: Keys,
     metrics: &Metrics,
 ) -> Result<CustomSsoRun, DbErr> {
-    let snapshot = db.snapshot_blocking(&runtime, &keys)?;
-    let read = Arc::new((keys, snapshot));
+    let read = db.snapshot_blocking(&runtime, &keys)?;
+    let read = ReadBefore { read: Arc::new((keys, read.snapshot)), remembered: read.remembered };
     Ok(call_custom_sso(db, runtime, false, hook, identity, read, metrics))
 }
 
@@ -101,10 +108,11 @@ fn call_custom_sso(
     on_worker: bool,
     hook: &CustomSso,
     identity: &OpenId,
-    read: Arc<(Keys, Snapshot)>,
+    read: ReadBefore,
     metrics: &Metrics,
 ) -> CustomSsoRun {
-    let host = SignInHost::new(db, runtime, on_worker, hook.info().reference.clone(), read.clone());
+    let reference = hook.info().reference.clone();
+    let host = SignInHost::new(db, runtime, on_worker, reference, read.read.clone());
     let (result, took) = metrics.time_hook(Hook::CustomSso, || hook.call(&host, identity));
     let (staged, database_failed) = host.into_staged();
     CustomSsoRun { result, staged, database_failed, read, took }
@@ -302,11 +310,12 @@ impl SignInService {
         identity: &OpenId,
         keys: Keys,
     ) -> Result<Result<CustomSsoRun, DbErr>, RunError> {
-        let snapshot = match self.db.snapshot(&keys).await {
-            Ok(snapshot) => snapshot,
+        let read = match self.db.snapshot(&keys).await {
+            Ok(read) => read,
             Err(error) => return Ok(Err(error)),
         };
-        let read = Arc::new((keys, snapshot));
+        let read =
+            ReadBefore { read: Arc::new((keys, read.snapshot)), remembered: read.remembered };
         let (db, runtime) = (self.db.clone(), Handle::current());
         // `run_here` answers a hook that returned after its timeout as timed out.
         let run = self.runner.run_here(1, || {

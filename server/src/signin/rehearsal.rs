@@ -92,7 +92,7 @@ impl SignInService {
         let read_before = prepared.read_before.take();
         let input = prepared.input();
         let keys = rules::keys(&input, &self.config.policy());
-        let snapshot = self.snapshot_for(&keys, read_before).await?;
+        let snapshot = self.snapshot_for(&keys, read_before).await?.snapshot;
         report.plan = Some(rules::decide(&input, &snapshot, &self.config.policy(), db::now())?);
         Ok(())
     }

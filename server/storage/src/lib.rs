@@ -20,7 +20,7 @@ mod types;
 mod writer;
 
 pub use self::{
-    port::Tx,
+    port::{Remembered, SignInRead, Tx},
     read_only::{ReadOnlyError, SchemaMismatch},
     store::{json_list, list_of, now},
     types::{NewTeam, NewUser, Recorded, ScimUser, UserEdit, UserFilter, UserStanding},
@@ -187,16 +187,18 @@ impl Db {
         &self.backend
     }
 
-    /// What one sign-in needs to decide, read from a blocking thread: on SQLite on this thread,
-    /// on PostgreSQL through `runtime`.
+    /// What one sign-in needs to decide ([`Db::snapshot`]), from a blocking thread: on SQLite
+    /// on this thread, on PostgreSQL through `runtime`.
     pub fn snapshot_blocking(
         &self,
         runtime: &tokio::runtime::Handle,
         keys: &hookgate_core::signin::Keys,
-    ) -> Result<hookgate_core::signin::Snapshot, DbErr> {
+    ) -> Result<SignInRead, DbErr> {
         match &self.backend {
-            Backend::Sqlite(lite) => lite.read(|conn| lite::store::snapshot(conn, keys)),
-            Backend::Postgres(pg) => runtime.block_on(store::snapshot(&pg.conn, keys)),
+            Backend::Sqlite(lite) => lite.snapshot(keys).map(SignInRead::of),
+            Backend::Postgres(pg) => {
+                runtime.block_on(store::snapshot(&pg.conn, keys)).map(SignInRead::read)
+            }
         }
     }
 
@@ -373,7 +375,8 @@ impl Db {
         match self.backend() {
             Backend::Sqlite(lite) => lite.write(|conn| {
                 use sea_orm_sync::ConnectionTrait as _;
-                conn.execute_unprepared(sql).map(|_| ()).map_err(lite::from_sync)
+                let done = conn.execute_unprepared(sql).map_err(lite::from_sync);
+                done.map(|_| ((), sqlite::Wrote::Accounts))
             }),
             Backend::Postgres(pg) => pg.conn.execute_unprepared(sql).await.map(|_| ()),
         }

@@ -35,6 +35,33 @@ macro_rules! read {
     };
 }
 
+/// A sign-in's snapshot as the port answers it.
+#[derive(Debug, Clone)]
+pub struct SignInRead {
+    /// What the decision reads.
+    pub snapshot: Snapshot,
+    /// Set when it was remembered from an earlier read rather than read now (on SQLite, while
+    /// no account, team or membership changed): a plan made on it carries this to the writer
+    /// ([`crate::Job::remembered`]), which makes the plan again if another process changed the
+    /// database since.
+    pub remembered: Option<Remembered>,
+}
+
+/// The generation of the accounts a remembered snapshot is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered(pub(crate) u64);
+
+impl SignInRead {
+    /// A snapshot read now.
+    pub fn read(snapshot: Snapshot) -> SignInRead {
+        SignInRead { snapshot, remembered: None }
+    }
+
+    pub(crate) fn of((snapshot, remembered): (Snapshot, Option<u64>)) -> SignInRead {
+        SignInRead { snapshot, remembered: remembered.map(Remembered) }
+    }
+}
+
 impl Db {
     /// The user with this id.
     pub async fn user_by_id(&self, user_id: &str) -> Result<Option<user::Model>, DbErr> {
@@ -123,8 +150,19 @@ impl Db {
         read!(self, user_standings())
     }
 
-    /// What one sign-in needs to decide.
-    pub async fn snapshot(&self, keys: &Keys) -> Result<Snapshot, DbErr> {
+    /// What one sign-in needs to decide: on SQLite remembered from an earlier read of the
+    /// same keys while no account, team or membership has changed since (then
+    /// [`SignInRead::remembered`] says so), else read now.
+    pub async fn snapshot(&self, keys: &Keys) -> Result<SignInRead, DbErr> {
+        match self.backend() {
+            Backend::Sqlite(sqlite) => sqlite.snapshot(keys).map(SignInRead::of),
+            Backend::Postgres(pg) => Ok(SignInRead::read(store::snapshot(&pg.conn, keys).await?)),
+        }
+    }
+
+    /// What one sign-in needs to decide, read now (never remembered): what a refusal is
+    /// decided on, and a rehearsal.
+    pub async fn read_snapshot(&self, keys: &Keys) -> Result<Snapshot, DbErr> {
         read!(self, snapshot(keys))
     }
 

@@ -12,7 +12,6 @@
 
 use std::{
     cell::Cell,
-    collections::HashMap,
     path::Path,
     sync::{
         Mutex, MutexGuard, PoisonError, TryLockError,
@@ -24,11 +23,16 @@ use sea_orm::DbErr;
 use sea_orm_sync::{self as sync, ConnectionTrait as _};
 
 mod checkpoint;
+mod remember;
+
+pub(crate) use self::remember::Accounts;
+use self::remember::Remembered;
 
 use crate::{
     entity::{session, team, user},
     lite::{self, Neutral, from_sync},
 };
+use hookgate_core::signin::{Keys, Snapshot};
 
 /// Each read connection's page cache, in KiB (SQLite's default is 2 MiB): the readers must not
 /// make the server's memory grow with the database; the operating system caches the file too.
@@ -87,42 +91,6 @@ unsafe impl Send for Conn {}
 #[repr(align(128))]
 struct Slot(Mutex<Reader>);
 
-/// What a reader's reads found, kept while the database has not changed: the session checks and
-/// the teams of a user that every management call and Admin UI page repeats. Exact, not timed: it
-/// is kept only for one value of SQLite's `PRAGMA data_version`, which changes whenever any
-/// other connection (this process's writer, or another process) commits a change, so a
-/// revocation, deletion or role change is seen by the next read on every reader. Per reader, so
-/// no lock is shared; expiry is checked on every use.
-#[derive(Default)]
-struct Remembered {
-    /// The `data_version` the entries were read at.
-    version: Option<i64>,
-    sessions: HashMap<String, (session::Model, user::Model)>,
-    teams: HashMap<String, Vec<team::Model>>,
-}
-
-impl Remembered {
-    /// The most entries of each kind one reader keeps (then it starts again).
-    const MAX: usize = 256;
-
-    /// Forgets everything unless the database is still at `version`.
-    fn at(&mut self, version: i64) -> &mut Self {
-        if self.version != Some(version) {
-            self.sessions.clear();
-            self.teams.clear();
-            self.version = Some(version);
-        }
-        self
-    }
-
-    fn keep<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
-        if map.len() >= Self::MAX {
-            map.clear();
-        }
-        map.insert(key.to_owned(), value);
-    }
-}
-
 /// `path` as a SQLite URI filename (`file:…`, with `%`, `?` and `#` escaped), with `params`.
 pub(crate) fn file_uri(path: &Path, params: &str) -> String {
     let mut uri = String::from("sqlite:file:");
@@ -149,7 +117,9 @@ pub(crate) struct Lite {
     /// The write connection (opened on the first write, and again after one that could not
     /// roll back), behind the lock every write takes, so that writes queue here rather than in
     /// the file.
-    writer: Mutex<Option<Conn>>,
+    writer: Mutex<Option<Writing>>,
+    /// What the sign-ins' remembered snapshots are checked against.
+    accounts: Accounts,
     /// The WAL checkpoint's thread (none when read-only).
     checkpointer: Option<checkpoint::Checkpointer>,
     /// An in-memory database ([`crate::Db::scratch`]): the connection that keeps it alive.
@@ -197,6 +167,7 @@ impl Lite {
             readers: (0..count).map(|_| Slot(Mutex::default())).collect(),
             writer_uri: None,
             writer: Mutex::new(None),
+            accounts: Accounts::default(),
             checkpointer: None,
             _keep_alive: keep_alive,
         }
@@ -335,22 +306,29 @@ impl Lite {
 
     /// Runs `work` in an `IMMEDIATE` transaction on the write connection, holding the write
     /// lock (blocking: call it from a blocking thread): committed if it returns `Ok`, rolled
-    /// back otherwise.
+    /// back otherwise. `work` tells whether it may have changed an account, a team or a
+    /// membership ([`Wrote`]); if so, the [`Accounts`] generation moves on after the commit,
+    /// before this returns. Before `work` runs, a commit by another process since the last
+    /// write is looked for (and moves the generation on: [`remember`]).
     pub(crate) fn write<T, E: From<DbErr>>(
         &self,
-        work: impl FnOnce(&sync::DatabaseConnection) -> Result<T, E>,
+        work: impl FnOnce(&sync::DatabaseConnection) -> Result<(T, Wrote), E>,
     ) -> Result<T, E> {
         let Some(uri) = &self.writer_uri else { return Err(crate::read_only_refusal().into()) };
         let mut writer = self.hold();
         // A panic in `work` leaves the connection out (dropped, and with it the transaction,
         // rolled back).
-        let conn = match writer.take() {
-            Some(conn) => conn,
-            None => open_writer(uri)?,
+        let Writing { conn, mut seen } = match writer.take() {
+            Some(writing) => writing,
+            None => Writing { conn: open_writer(uri)?, seen: None },
         };
         conn.0.execute_unprepared("BEGIN IMMEDIATE").map_err(from_sync)?;
-        let result = work(&conn.0).and_then(|value| {
+        let result = self.look_outside(&conn.0, &mut seen).map_err(E::from);
+        let result = result.and_then(|()| work(&conn.0)).and_then(|(value, wrote)| {
             conn.0.execute_unprepared("COMMIT").map_err(from_sync)?;
+            if wrote == Wrote::Accounts {
+                self.accounts.changed();
+            }
             if let Some(checkpointer) = &self.checkpointer {
                 checkpointer.committed();
             }
@@ -358,16 +336,71 @@ impl Lite {
         });
         // A connection that cannot roll back is dropped; the next write opens a new one.
         if result.is_ok() || conn.0.execute_unprepared("ROLLBACK").is_ok() {
-            *writer = Some(conn);
+            *writer = Some(Writing { conn, seen });
         }
         result
     }
 
+    /// In the write transaction: whether another process committed since the write
+    /// connection's last transaction (its `data_version` moved; a new connection cannot know,
+    /// so it counts as one), and if so the generation moves on.
+    fn look_outside(
+        &self,
+        conn: &sync::DatabaseConnection,
+        seen: &mut Option<i64>,
+    ) -> Result<(), DbErr> {
+        let version = data_version(conn)?;
+        if *seen != Some(version) {
+            self.accounts.changed_outside();
+            *seen = Some(version);
+        }
+        Ok(())
+    }
+
     /// The write lock (blocking), and with it the write connection.
-    pub(crate) fn hold(&self) -> MutexGuard<'_, Option<Conn>> {
+    pub(crate) fn hold(&self) -> MutexGuard<'_, Option<Writing>> {
         // A write that panicked left no transaction open (see `write`): go on.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// What the sign-ins' remembered snapshots are checked against.
+    pub(crate) fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// What one sign-in needs to decide: remembered from this reader's last read of the same
+    /// keys if no account, team or membership changed since ([`remember`]), with the
+    /// generation it is good for; else read now (and remembered). Always read when the
+    /// database is open read-only (this process sees no write, so it could not know).
+    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<(Snapshot, Option<u64>), DbErr> {
+        if self.writer_uri.is_none() {
+            return self.read(|conn| lite::store::snapshot(conn, keys)).map(|read| (read, None));
+        }
+        let generation = self.accounts.now();
+        self.with_reader(|conn, remembered| {
+            if let Some(snapshot) = remembered.snapshot(keys, generation) {
+                return Ok((snapshot.clone(), Some(generation)));
+            }
+            let snapshot = lite::store::snapshot(conn, keys).map_err(from_sync)?;
+            remembered.keep_snapshot(keys, generation, snapshot.clone());
+            Ok((snapshot, None))
+        })
+    }
+}
+
+/// The write connection, and the `data_version` it last saw (none: not looked at yet).
+pub(crate) struct Writing {
+    conn: Conn,
+    seen: Option<i64>,
+}
+
+/// Whether a write may have changed what the sign-ins' snapshots hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wrote {
+    /// An account, a team or a membership (or it cannot tell).
+    Accounts,
+    /// Sessions, events or completed flows only.
+    Other,
 }
 
 /// SQLite's count of changes other connections committed to the file, as this connection sees it.

@@ -17,7 +17,7 @@ use hookgate_core::records::{NewSession, SignInRecord};
 use sea_orm::DbErr;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, Db, store};
+use super::{Backend, Db, sqlite::Wrote, store};
 use hookgate_core::signin::{Plan, UserWrite};
 
 /// The most plans one transaction applies.
@@ -48,6 +48,9 @@ pub struct Job {
     pub event: SignInRecord,
     /// When it was decided.
     pub now: DateTime<Utc>,
+    /// Whether the plan was made on a remembered snapshot ([`crate::SignInRead::remembered`]):
+    /// stale if another process changed the database since.
+    pub remembered: Option<crate::Remembered>,
 }
 
 struct Queued {
@@ -197,7 +200,38 @@ impl Target {
     fn transaction(&mut self, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> {
         match self {
             Target::Sqlite(sqlite) => sqlite.write(|conn| {
-                crate::lite::store::apply_batch(conn, jobs).map_err(crate::lite::from_sync)
+                // Plans made on a snapshot remembered from before another process's change
+                // (the write has just looked) are stale; the others are applied.
+                let accounts = sqlite.accounts();
+                let outdated: Vec<bool> = jobs
+                    .iter()
+                    .map(|job| {
+                        job.remembered.is_some_and(|at| accounts.changed_outside_since(at.0))
+                    })
+                    .collect();
+                let current: Vec<&Job> = jobs
+                    .iter()
+                    .zip(&outdated)
+                    .filter(|(_, out)| !**out)
+                    .map(|(job, _)| *job)
+                    .collect();
+                let mut applied = crate::lite::store::apply_batch(conn, &current)
+                    .map_err(crate::lite::from_sync)?
+                    .into_iter();
+                let outcomes: Vec<Applied> = outdated
+                    .iter()
+                    .map(|out| match out {
+                        true => Applied::Stale,
+                        false => applied.next().expect("an outcome for every plan applied"),
+                    })
+                    .collect();
+                // A batch of returning users with nothing new changes no snapshot.
+                let changed = jobs
+                    .iter()
+                    .zip(&outcomes)
+                    .any(|(job, outcome)| *outcome == Applied::Done && !job.plan.keeps_accounts());
+                let wrote = if changed { Wrote::Accounts } else { Wrote::Other };
+                Ok((outcomes, wrote))
             }),
             Target::Postgres { pg, runtime } => {
                 let _context = runtime.enter();

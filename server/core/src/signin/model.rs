@@ -186,7 +186,7 @@ impl Keys {
 }
 
 /// What a [`Snapshot`] must cover for one sign-in.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Keys {
     /// User ids to look up.
     pub user_ids: Vec<String>,

@@ -132,6 +132,21 @@ pub struct Plan {
     pub passed_over: Vec<String>,
 }
 
+impl Plan {
+    /// Whether the plan leaves every account, team and membership as it is: all it writes is
+    /// the session and the event (a returning user with nothing new), so what any sign-in's
+    /// [`Snapshot`](super::Snapshot) holds is the same after it.
+    pub fn keeps_accounts(&self) -> bool {
+        matches!(self.user, UserWrite::Unchanged)
+            && self.hook_users.is_empty()
+            && self.member_users.is_empty()
+            && self.new_teams.is_empty()
+            && self.memberships.is_empty()
+            && self.removed.is_empty()
+            && self.hook_removed.is_empty()
+    }
+}
+
 /// Everything [`decide`](super::decide) takes besides the snapshot and the settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {

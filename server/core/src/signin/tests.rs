@@ -508,3 +508,40 @@ fn the_hooks_staged_writes() {
     assert_eq!(new.account.binding, case.proof.binding, "bound to the identity");
     assert_eq!(new.metadata["created_by"], "custom_sso");
 }
+
+#[test]
+fn only_a_returning_user_with_nothing_new_keeps_every_account() {
+    // (case, whether the plan leaves every account, team and membership as it is)
+    let returning = || {
+        let mut case = Case::new("a returning user with nothing new", "ida");
+        case.openid.team_ids = vec!["ops".into()];
+        case.snapshot.accounts = vec![stored("ida")];
+        case.snapshot.teams = vec!["ops".into()];
+        case.snapshot.memberships = vec![("ops".into(), "ida".into())];
+        case
+    };
+    let mut cases = vec![(returning(), true)];
+    let mut new = returning();
+    new.name = "a new user";
+    new.snapshot.accounts.clear();
+    new.snapshot.memberships.clear();
+    cases.push((new, false));
+    let mut changed = returning();
+    changed.name = "a changed email";
+    changed.values.user_email = Some("ida@elsewhere.test".into());
+    changed.openid.email = Some("ida@elsewhere.test".into());
+    cases.push((changed, false));
+    let mut joins = returning();
+    joins.name = "a group that names another team";
+    joins.openid.team_ids.push("staff".into());
+    joins.snapshot.teams.push("staff".into());
+    cases.push((joins, false));
+    let mut staged = returning();
+    staged.name = "a hook that adds someone to a team";
+    staged.staged =
+        vec![Staged::Member { team_id: "ops".into(), user_id: "jo".into(), role: TeamRole::User }];
+    cases.push((staged, false));
+    for (case, keeps) in cases {
+        assert_eq!(case.plan().keeps_accounts(), keeps, "{}", case.name);
+    }
+}

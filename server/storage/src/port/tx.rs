@@ -9,6 +9,7 @@ use crate::{
     Backend, Db,
     entity::{team, team_member, user},
     lite::{self, Neutral, from_sync},
+    sqlite::Wrote,
     store,
     types::{NewTeam, NewUser, ScimUser, UserEdit},
 };
@@ -20,6 +21,10 @@ pub struct Tx<'a> {
     exec: Exec<'a>,
     /// The users whose session checks are forgotten after the commit.
     changed: Vec<String>,
+    /// Whether a statement may have changed an account, a team or a membership (each method
+    /// that may says so: [`changes!`]), which makes SQLite's readers forget the sign-in
+    /// snapshots they remember once the transaction commits.
+    wrote: Wrote,
 }
 
 /// The transaction the statements run in.
@@ -53,6 +58,14 @@ macro_rules! both {
     };
 }
 
+/// [`both!`] for a statement that may change an account, a team or a membership.
+macro_rules! changes {
+    ($tx:expr, $($query:tt)*) => {{
+        $tx.wrote = Wrote::Accounts;
+        both!($tx, $($query)*)
+    }};
+}
+
 impl Db {
     /// Runs `work` in one write transaction and answers after its commit: committed if `work`
     /// returns `Ok`, rolled back otherwise (and when it panics). The session checks of every
@@ -78,8 +91,9 @@ impl Db {
         let (value, changed) = match self.backend().clone() {
             Backend::Sqlite(sqlite) => tokio::task::spawn_blocking(move || {
                 sqlite.write(|conn| {
-                    let mut tx = Tx { exec: Exec::Sqlite(conn), changed: Vec::new() };
-                    work(&mut tx).map(|value| (value, tx.changed))
+                    let mut tx =
+                        Tx { exec: Exec::Sqlite(conn), changed: Vec::new(), wrote: Wrote::Other };
+                    work(&mut tx).map(|value| ((value, tx.changed), tx.wrote))
                 })
             })
             .await
@@ -89,7 +103,7 @@ impl Db {
                 let runtime = tokio::runtime::Handle::current();
                 let (outcome, txn) = tokio::task::spawn_blocking(move || {
                     let exec = Exec::Postgres { txn: txn.conn(), runtime: &runtime };
-                    let mut tx = Tx { exec, changed: Vec::new() };
+                    let mut tx = Tx { exec, changed: Vec::new(), wrote: Wrote::Other };
                     let outcome = work(&mut tx).map(|value| (value, tx.changed));
                     (outcome, txn)
                 })
@@ -140,13 +154,13 @@ impl Tx<'_> {
         new: NewUser,
         now: DateTime<Utc>,
     ) -> Result<bool, DbErr> {
-        both!(self, insert_new_user(new, now))
+        changes!(self, insert_new_user(new, now))
     }
 
     /// Creates `user_id` as a team member who is not a user yet would be (an `internal_user`
     /// with nothing else; `created_by` in its metadata), unless it exists.
     pub fn ensure_member_user(&mut self, user_id: &str, created_by: &str) -> Result<(), DbErr> {
-        both!(self, ensure_member_user(user_id, created_by))
+        changes!(self, ensure_member_user(user_id, created_by))
     }
 
     /// Applies an administrator's edit; the user as saved, or `None` when there is none.
@@ -156,7 +170,7 @@ impl Tx<'_> {
         edit: UserEdit,
         now: DateTime<Utc>,
     ) -> Result<Option<user::Model>, DbErr> {
-        let saved = both!(self, edit_user(user_id, edit, now))?;
+        let saved = changes!(self, edit_user(user_id, edit, now))?;
         self.changed.push(user_id.to_owned());
         Ok(saved)
     }
@@ -170,7 +184,7 @@ impl Tx<'_> {
 
     /// Deletes users with their memberships and sessions; the ids that existed.
     pub fn delete_users(&mut self, user_ids: &[String]) -> Result<Vec<String>, DbErr> {
-        let deleted = both!(self, delete_users(user_ids))?;
+        let deleted = changes!(self, delete_users(user_ids))?;
         self.changed.extend(deleted.iter().cloned());
         Ok(deleted)
     }
@@ -182,7 +196,7 @@ impl Tx<'_> {
         fields: ScimUser,
         now: DateTime<Utc>,
     ) -> Result<user::Model, DbErr> {
-        both!(self, insert_scim_user(user_id, fields, now))
+        changes!(self, insert_scim_user(user_id, fields, now))
     }
 
     /// Sets what SCIM manages of a user; the row as saved.
@@ -192,7 +206,7 @@ impl Tx<'_> {
         fields: ScimUser,
         now: DateTime<Utc>,
     ) -> Result<user::Model, DbErr> {
-        let saved = both!(self, update_scim_user(row: row, fields, now))?;
+        let saved = changes!(self, update_scim_user(row: row, fields, now))?;
         self.changed.push(saved.user_id.clone());
         Ok(saved)
     }
@@ -219,13 +233,13 @@ impl Tx<'_> {
 
     /// Creates a team.
     pub fn insert_team(&mut self, new: NewTeam, now: DateTime<Utc>) -> Result<(), DbErr> {
-        both!(self, insert_team(new, now))
+        changes!(self, insert_team(new, now))
     }
 
     /// Adds a member with `role`, or sets the role of one who is (an administrator's
     /// membership).
     pub fn upsert_member(&mut self, team_id: &str, user_id: &str, role: &str) -> Result<(), DbErr> {
-        both!(self, upsert_member(team_id, user_id, role))
+        changes!(self, upsert_member(team_id, user_id, role))
     }
 
     /// Adds a member with `role` unless it is one.
@@ -235,12 +249,12 @@ impl Tx<'_> {
         user_id: &str,
         role: &str,
     ) -> Result<(), DbErr> {
-        both!(self, add_member_if_absent(team_id, user_id, role))
+        changes!(self, add_member_if_absent(team_id, user_id, role))
     }
 
     /// Removes a membership; whether there was one.
     pub fn delete_member(&mut self, team_id: &str, user_id: &str) -> Result<bool, DbErr> {
-        both!(self, delete_member(team_id, user_id))
+        changes!(self, delete_member(team_id, user_id))
     }
 
     /// Creates a team for a SCIM group.
@@ -251,7 +265,7 @@ impl Tx<'_> {
         scim: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
-        both!(self, insert_scim_team(team_id, alias, scim, now))
+        changes!(self, insert_scim_team(team_id, alias, scim, now))
     }
 
     /// Renames a SCIM group's team (and sets its SCIM attributes, when given).
@@ -262,7 +276,7 @@ impl Tx<'_> {
         scim: Option<serde_json::Value>,
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
-        both!(self, update_scim_team(row: row, alias, scim, now))
+        changes!(self, update_scim_team(row: row, alias, scim, now))
     }
 
     /// Adds SCIM's memberships (source `scim`) to a team.
@@ -272,7 +286,7 @@ impl Tx<'_> {
         user_ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
-        both!(self, add_scim_members(team_id, user_ids, now))
+        changes!(self, add_scim_members(team_id, user_ids, now))
     }
 
     /// Removes SCIM's memberships of these users from a team; the ids removed.
@@ -281,12 +295,12 @@ impl Tx<'_> {
         team_id: &str,
         user_ids: &[String],
     ) -> Result<Vec<String>, DbErr> {
-        both!(self, remove_scim_members(team_id, user_ids))
+        changes!(self, remove_scim_members(team_id, user_ids))
     }
 
     /// Deletes a team and its memberships.
     pub fn delete_team(&mut self, team_id: &str) -> Result<(), DbErr> {
-        both!(self, delete_team(team_id))
+        changes!(self, delete_team(team_id))
     }
 
     /// Revokes a session; whether it was live.

@@ -1,8 +1,10 @@
 //! The group commit's promises, each shown on a real SQLite file by a test that fails without
 //! it (issue 19): one bad plan in a batch fails alone; a sign-in's answer comes from its commit;
 //! a plan made from a snapshot another writer changed is refused and made again; two
-//! identities racing for one user id make one account and one refusal. And, on PostgreSQL, a
+//! identities racing for one user id make one account and one refusal. On PostgreSQL, a
 //! sign-in that changes its user forgets the user's remembered session checks before it answers.
+//! And a snapshot remembered on SQLite is used only while nothing it holds has changed, and a
+//! plan made on one is made again after another process's write.
 //!
 //! Plans are made the way sign-ins make them: a snapshot read ([`store::snapshot`]), then
 //! [`rules::decide`]. Batches are forced without timing: the test holds the server's write lock
@@ -109,8 +111,23 @@ impl Fixture {
         };
         let policy = Policy::default();
         let snapshot =
-            self.db.snapshot(&rules::keys(&input, &policy)).await.map_err(Decided::Db)?;
+            self.db.read_snapshot(&rules::keys(&input, &policy)).await.map_err(Decided::Db)?;
         rules::decide(&input, &snapshot, &policy, store::now()).map_err(Decided::Refused)
+    }
+
+    /// What a sign-in of `who` decides now on the snapshot [`Db::snapshot`] gives (remembered
+    /// or read), and whether it was remembered.
+    async fn decide_remembering(&self, who: &Identity) -> (rules::Plan, Option<crate::Remembered>) {
+        let input = rules::Input {
+            openid: &who.openid,
+            proof: &who.proof,
+            idp_id: who.openid.id.as_deref(),
+            values: &who.values,
+            staged: &[],
+        };
+        let policy = Policy::default();
+        let read = self.db.snapshot(&rules::keys(&input, &policy)).await.unwrap();
+        (rules::decide(&input, &read.snapshot, &policy, store::now()).unwrap(), read.remembered)
     }
 
     /// The plan's job, with a session of key hash `token_hash` and an "allowed" event.
@@ -136,7 +153,7 @@ impl Fixture {
             "127.0.0.1".into(),
             token_hash,
         );
-        Job { plan, session, event, now }
+        Job { plan, session, event, now, remembered: None }
     }
 
     /// Applies `who`'s sign-in as a sign-in does (no batch forced).
@@ -172,6 +189,14 @@ impl Fixture {
     async fn user(&self, user_id: &str) -> Option<user::Model> {
         self.db.user_by_id(user_id).await.unwrap()
     }
+}
+
+/// Runs `sql` on a connection of its own (not the server's): another process's write.
+async fn outsider_writes(fixture: &Fixture, sql: &str) {
+    let url = format!("sqlite://{}", fixture.dir.join("hookgate.db").display());
+    let conn = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    conn.execute_unprepared(sql).await.unwrap();
+    conn.close().await.unwrap();
 }
 
 /// A fresh connection of its own (not the server's pool): what another process sees.
@@ -412,4 +437,63 @@ async fn a_sign_in_that_changes_its_user_forgets_its_session_checks_before_it_an
     drop(fixture);
     admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
     admin.close().await.unwrap();
+}
+
+/// A returning user's snapshot is remembered while nothing it holds changes: a sign-in that
+/// writes only its session and event keeps it, and so does the WAL checkpoint (another
+/// connection of this process, which commits nothing); a write that may change an account does
+/// not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_remembered_while_nothing_it_holds_changes() {
+    let fixture = fixture().await;
+    let file = fixture.dir.join("hookgate.db");
+    let modified = || std::fs::metadata(&file).unwrap().modified().unwrap();
+    let before = modified();
+    let rita = identity("rita", "https://idp.test", "s-r", None);
+    assert_eq!(fixture.sign_in(&rita, "r1").await, Applied::Done);
+    let (_, remembered) = fixture.decide_remembering(&rita).await;
+    assert_eq!(remembered, None, "read after the sign-in that created rita");
+    let (plan, remembered) = fixture.decide_remembering(&rita).await;
+    assert!(remembered.is_some(), "the same keys again");
+    assert!(plan.keeps_accounts(), "{plan:?}");
+
+    // The checkpointer copies r1's commit into the file (which it writes: its time changes)
+    // without counting as another process: a plan made on the remembered snapshot applies.
+    for _ in 0..500 {
+        if modified() != before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_ne!(modified(), before, "no checkpoint in 10 s");
+    let job = Job { remembered, ..fixture.job(plan, "r2") };
+    assert_eq!(fixture.writer.apply(job).await.unwrap(), Applied::Done);
+    let (_, remembered) = fixture.decide_remembering(&rita).await;
+    assert!(remembered.is_some(), "a sign-in that changed no account keeps it");
+
+    fixture.db.write(|tx| tx.ensure_member_user("sam", "test")).await.unwrap();
+    let (_, remembered) = fixture.decide_remembering(&rita).await;
+    assert_eq!(remembered, None, "a write that created a user forgets it");
+}
+
+/// Another process's commit is seen by the next write: a plan made on a snapshot remembered
+/// before it is stale (whatever the commit changed), and nothing remembered is used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_on_a_snapshot_remembered_before_another_process_wrote_is_made_again() {
+    let fixture = fixture().await;
+    let rita = identity("rita", "https://idp.test", "s-r", None);
+    assert_eq!(fixture.sign_in(&rita, "r1").await, Applied::Done);
+    let _ = fixture.decide_remembering(&rita).await;
+    let (plan, remembered) = fixture.decide_remembering(&rita).await;
+    assert!(remembered.is_some());
+
+    outsider_writes(&fixture, "UPDATE users SET user_alias = 'by hand' WHERE user_id = 'rita'")
+        .await;
+    let job = Job { remembered, ..fixture.job(plan, "r2") };
+    assert_eq!(fixture.writer.apply(job).await.unwrap(), Applied::Stale);
+    let (plan, remembered) = fixture.decide_remembering(&rita).await;
+    assert_eq!(remembered, None, "read again");
+    let job = Job { remembered, ..fixture.job(plan, "r3") };
+    assert_eq!(fixture.writer.apply(job).await.unwrap(), Applied::Done);
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM sessions").await, 2, "r1 and r3");
 }

@@ -1,0 +1,113 @@
+//! What SQLite's readers remember between reads, and how each entry is known to be still true.
+//!
+//! Two kinds of memory, each exact (never timed):
+//!
+//! - **Session checks and a user's teams**, which every Admin UI page and management call
+//!   repeats, are kept for one value of SQLite's `PRAGMA data_version` on the reader: it changes
+//!   whenever any other connection commits (this process's writer, or another process), so a
+//!   revocation, deletion or role change is seen by the next read.
+//! - **Sign-in snapshots** (the accounts, memberships and teams one decision reads) are kept for
+//!   one [`Accounts`] generation: it moves on after every commit that may have changed a user, a
+//!   team or a membership — before that write's caller gets its answer — but not after a
+//!   returning user's sign-in, which writes only its session and its event. So a returning
+//!   user's next sign-in decides on what it read last time, without a statement, while nothing
+//!   it read has changed; `data_version` would have been useless here, as every sign-in commits.
+//!
+//! Every write on SQLite goes through this process's one write connection (`Lite::write`), so
+//! the generation sees every change but another process's (an operator's `sqlite3` shell, a
+//! second server on the same file). Those the write connection sees: its own `data_version`
+//! moves only when another connection commits, and every write transaction looks at it first.
+//! When it moved, the generation moves on (nothing remembered is used again) and the sign-ins
+//! whose plans were made on a snapshot remembered before are stale: they decide again on a new
+//! read, as a sign-in whose account changed under it does. A refusal is never decided on a
+//! remembered snapshot (the sign-in reads again first), so the short time before the next write
+//! cannot refuse anyone on what another process has changed.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use hookgate_core::signin::{Keys, Snapshot};
+
+use crate::entity::{session, team, user};
+
+/// The generation of the accounts: see the module's documentation.
+#[derive(Debug, Default)]
+pub(crate) struct Accounts {
+    generation: AtomicU64,
+    /// The generation the last change by another process moved it to.
+    outside: AtomicU64,
+}
+
+impl Accounts {
+    /// The generation now (a read that starts after this may be remembered under it).
+    pub(crate) fn now(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// After the commit of a write that may have changed an account, team or membership.
+    pub(crate) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// When the write connection saw another process's commit.
+    pub(crate) fn changed_outside(&self) {
+        let now = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.outside.fetch_max(now, Ordering::AcqRel);
+    }
+
+    /// Whether a snapshot remembered at `generation` may predate another process's change
+    /// (and a plan made on it must be made again).
+    pub(crate) fn changed_outside_since(&self, generation: u64) -> bool {
+        generation < self.outside.load(Ordering::Acquire)
+    }
+}
+
+/// What one reader remembers.
+#[derive(Default)]
+pub(super) struct Remembered {
+    /// The `data_version` the session checks and teams were read at.
+    version: Option<i64>,
+    pub(super) sessions: HashMap<String, (session::Model, user::Model)>,
+    pub(super) teams: HashMap<String, Vec<team::Model>>,
+    /// Sign-in snapshots by their keys, with the [`Accounts`] generation each was read at.
+    snapshots: HashMap<Keys, (u64, Snapshot)>,
+}
+
+impl Remembered {
+    /// The most entries of each kind one reader keeps (then it starts again).
+    const MAX: usize = 256;
+
+    /// The session checks and teams, forgotten unless the database is still at `version`.
+    pub(super) fn at(&mut self, version: i64) -> &mut Self {
+        if self.version != Some(version) {
+            self.sessions.clear();
+            self.teams.clear();
+            self.version = Some(version);
+        }
+        self
+    }
+
+    /// The snapshot remembered for `keys`, if it was read at `generation`.
+    pub(super) fn snapshot(&self, keys: &Keys, generation: u64) -> Option<&Snapshot> {
+        self.snapshots.get(keys).filter(|(at, _)| *at == generation).map(|(_, snapshot)| snapshot)
+    }
+
+    /// Remembers a snapshot read at `generation` (or a later one).
+    pub(super) fn keep_snapshot(&mut self, keys: &Keys, generation: u64, snapshot: Snapshot) {
+        Self::keep(&mut self.snapshots, keys, (generation, snapshot));
+    }
+
+    pub(super) fn keep<K, Q, V>(map: &mut HashMap<K, V>, key: &Q, value: V)
+    where
+        K: Hash + Eq + std::borrow::Borrow<Q>,
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key.to_owned(), value);
+    }
+}
