@@ -255,12 +255,17 @@ mod promises;
 mod tests {
     #[test]
     fn rows_go_out_in_a_few_fixed_sizes() {
-        let sizes =
-            |n: usize| crate::store::chunks(vec![0; n]).iter().map(Vec::len).collect::<Vec<_>>();
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(7), [4, 1, 1, 1]);
-        assert_eq!(sizes(64), [64]);
-        assert_eq!(sizes(86), [64, 16, 4, 1, 1]);
+        use sea_orm::DatabaseBackend::{Postgres, Sqlite};
+        let sizes = |n: usize, backend| {
+            crate::store::chunks(vec![0; n], backend).iter().map(Vec::len).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0, Sqlite), Vec::<usize>::new());
+        assert_eq!(sizes(1, Sqlite), [1]);
+        assert_eq!(sizes(7, Sqlite), [4, 1, 1, 1]);
+        assert_eq!(sizes(64, Sqlite), [64]);
+        assert_eq!(sizes(86, Sqlite), [64, 16, 4, 1, 1]);
+        assert_eq!(sizes(0, Postgres), Vec::<usize>::new());
+        assert_eq!(sizes(7, Postgres), [7]);
+        assert_eq!(sizes(86, Postgres), [64, 22]);
     }
 }

@@ -148,7 +148,7 @@ async fn insert_many<E: EntityTrait, C: ConnectionTrait>(
     rows: Vec<E::ActiveModel>,
     ignoring_conflicts: bool,
 ) -> Result<(), DbErr> {
-    for chunk in chunks(rows) {
+    for chunk in chunks(rows, conn.get_database_backend()) {
         let mut insert = E::insert_many(chunk);
         if ignoring_conflicts {
             insert = insert.on_conflict(OnConflict::new().do_nothing().to_owned());
@@ -183,11 +183,17 @@ async fn deactivated_of<C: ConnectionTrait>(
     Ok(deactivated)
 }
 
-/// `rows` split into chunks of the sizes in [`CHUNKS`], largest first.
-pub(crate) fn chunks<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
+/// `rows` split into the statements that insert them. On SQLite, chunks of the sizes in
+/// [`CHUNKS`], largest first: rusqlite keeps 16 prepared statements a connection, so a few
+/// shapes serve every batch. On PostgreSQL a statement is a round trip the writer waits for,
+/// and sqlx keeps 100 prepared a connection: as few statements as [`CHUNKS`]' largest allows.
+pub(crate) fn chunks<T>(mut rows: Vec<T>, backend: sea_orm::DbBackend) -> Vec<Vec<T>> {
     let mut out = Vec::new();
     while !rows.is_empty() {
-        let size = CHUNKS.iter().copied().find(|size| *size <= rows.len()).unwrap_or(1);
+        let size = match backend {
+            sea_orm::DbBackend::Postgres => rows.len().min(CHUNKS[0]),
+            _ => CHUNKS.iter().copied().find(|size| *size <= rows.len()).unwrap_or(1),
+        };
         let rest = rows.split_off(size);
         out.push(std::mem::replace(&mut rows, rest));
     }
