@@ -382,7 +382,11 @@ impl Lite {
                 return Ok((snapshot.clone(), Some(generation)));
             }
             let snapshot = lite::store::snapshot(conn, keys).map_err(from_sync)?;
-            remembered.keep_snapshot(keys, generation, snapshot.clone());
+            // One that found no account is a new user's: its creation moves the generation on
+            // before the same keys could ask again.
+            if !snapshot.accounts.is_empty() {
+                remembered.keep_snapshot(keys, generation, snapshot.clone());
+            }
             Ok((snapshot, None))
         })
     }

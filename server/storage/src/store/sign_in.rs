@@ -61,12 +61,16 @@ pub(crate) fn row_of(new: &NewAccount) -> user::ActiveModel {
 }
 
 /// What one sign-in's decision needs, in at most three statements: the accounts its keys name
-/// (by id, binding or email), their memberships, and which of the named teams exist.
+/// (by id, binding or email), their memberships (when there is anyone to ask about), and which
+/// of the named teams exist (when it names any).
 pub(crate) async fn snapshot<C: ConnectionTrait>(conn: &C, keys: &Keys) -> Result<Snapshot, DbErr> {
     let accounts: Vec<Account> =
         accounts_query(keys).all(conn).await?.into_iter().map(account_of).collect();
-    let (memberships, synced, removable) =
-        memberships_of(memberships_query(keys, &accounts).all(conn).await?);
+    let rows = match memberships_query(keys, &accounts) {
+        None => Vec::new(),
+        Some(query) => query.all(conn).await?,
+    };
+    let (memberships, synced, removable) = memberships_of(rows);
     let teams = match teams_query(keys) {
         None => Vec::new(),
         Some(query) => query.all(conn).await?.into_iter().map(team_of).collect(),
@@ -113,16 +117,17 @@ pub(crate) fn accounts_query(keys: &Keys) -> sea_orm::Select<user::Entity> {
 }
 
 /// The snapshot's second read: the memberships of the accounts found and of the users the hook
-/// adds to teams.
+/// adds to teams (none to read for a new user the hook adds to no team).
 pub(crate) fn memberships_query(
     keys: &Keys,
     accounts: &[Account],
-) -> sea_orm::Select<team_member::Entity> {
+) -> Option<sea_orm::Select<team_member::Entity>> {
     let mut members: Vec<String> = accounts.iter().map(|a| a.user_id.clone()).collect();
     members.extend(keys.members.iter().cloned());
     members.sort();
     members.dedup();
-    team_member::Entity::find().filter(team_member::Column::UserId.is_in(members))
+    (!members.is_empty())
+        .then(|| team_member::Entity::find().filter(team_member::Column::UserId.is_in(members)))
 }
 
 /// The snapshot's third read, when the sign-in names teams: which of them exist.
