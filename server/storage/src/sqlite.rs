@@ -381,7 +381,7 @@ impl Lite {
             if let Some(snapshot) = remembered.snapshot(keys, generation) {
                 return Ok((snapshot.clone(), Some(generation)));
             }
-            let snapshot = lite::store::snapshot(conn, keys).map_err(from_sync)?;
+            let snapshot = read_together(conn, |conn| lite::store::snapshot(conn, keys))?;
             // One that found no account is a new user's: its creation moves the generation on
             // before the same keys could ask again.
             if !snapshot.accounts.is_empty() {
@@ -405,6 +405,19 @@ pub(crate) enum Wrote {
     Accounts,
     /// Sessions, events or completed flows only.
     Other,
+}
+
+/// Runs `read`'s statements in one read transaction: they see one state of the database, and
+/// take the file's read locks once (three statements on their own took them three times: 12
+/// `fcntl` calls). A failed read's connection is dropped with its transaction (`with_reader`).
+fn read_together<T>(
+    conn: &sync::DatabaseConnection,
+    read: impl FnOnce(&sync::DatabaseConnection) -> Result<T, sync::DbErr>,
+) -> Result<T, DbErr> {
+    conn.execute_unprepared("BEGIN").map_err(from_sync)?;
+    let value = read(conn).map_err(from_sync)?;
+    conn.execute_unprepared("COMMIT").map_err(from_sync)?;
+    Ok(value)
 }
 
 /// SQLite's count of changes other connections committed to the file, as this connection sees it.
