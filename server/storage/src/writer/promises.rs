@@ -73,6 +73,19 @@ struct Identity {
     values: Values,
 }
 
+impl Identity {
+    /// The decision's input for this identity's sign-in (no hook writes).
+    fn input(&self) -> rules::Input<'_> {
+        rules::Input {
+            openid: &self.openid,
+            proof: &self.proof,
+            idp_id: self.openid.id.as_deref(),
+            values: &self.values,
+            staged: &[],
+        }
+    }
+}
+
 fn identity(user_id: &str, issuer: &str, subject: &str, max_budget: Option<f64>) -> Identity {
     Identity {
         openid: OpenId {
@@ -102,13 +115,7 @@ impl Fixture {
     /// What a sign-in of `who` decides now (with an empty config's policy): a snapshot read,
     /// then the pure decision.
     async fn decide(&self, who: &Identity) -> Result<rules::Plan, Decided> {
-        let input = rules::Input {
-            openid: &who.openid,
-            proof: &who.proof,
-            idp_id: who.openid.id.as_deref(),
-            values: &who.values,
-            staged: &[],
-        };
+        let input = who.input();
         let policy = Policy::default();
         let snapshot =
             self.db.read_snapshot(&rules::keys(&input, &policy)).await.map_err(Decided::Db)?;
@@ -118,13 +125,7 @@ impl Fixture {
     /// What a sign-in of `who` decides now on the snapshot [`Db::snapshot`] gives (remembered
     /// or read), and whether it was remembered.
     async fn decide_remembering(&self, who: &Identity) -> (rules::Plan, Option<crate::Remembered>) {
-        let input = rules::Input {
-            openid: &who.openid,
-            proof: &who.proof,
-            idp_id: who.openid.id.as_deref(),
-            values: &who.values,
-            staged: &[],
-        };
+        let input = who.input();
         let policy = Policy::default();
         let read = self.db.snapshot(&rules::keys(&input, &policy)).await.unwrap();
         (rules::decide(&input, &read.snapshot, &policy, store::now()).unwrap(), read.remembered)
