@@ -445,3 +445,6 @@ mod tests_support {
         bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 }
+
+#[cfg(test)]
+mod twin_tests;
