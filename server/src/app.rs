@@ -146,6 +146,8 @@ pub async fn run(
     summaries.abort();
     // The counts of the last minute, so that no refused attempt goes unrecorded.
     signin.write_refusal_summaries().await;
+    // The sign-in service holds the writer, whose thread holds the database.
+    drop(signin);
     db.close().await?;
     tracing::info!("database closed; bye");
     Ok(())

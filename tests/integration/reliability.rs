@@ -337,3 +337,26 @@ fn a_database_failure_during_a_hooks_host_call_answers_503() {
         assert_eq!(server.users().len(), 1);
     });
 }
+
+/// A server stopped with SIGTERM closes its SQLite file before it exits: the last connection's
+/// checkpoint leaves the rows in the file and no WAL or WAL index beside it (a WAL left without
+/// its index is a database `hookgate try` and `hookgate sync` refuse to read).
+#[test]
+fn a_stopped_server_leaves_its_sqlite_file_closed() {
+    let mut server = TestServer::start(&Backend::Sqlite);
+    for user in ["ada", "bo", "cy"] {
+        assert_eq!(server.sign_in(user, &format!("{user}@example.test"), &[]).status, 303);
+    }
+    let status = server.stop();
+    assert!(status.success(), "{status:?}\n{}", server.logs());
+    assert!(server.logged("database closed; bye"), "{}", server.logs());
+    let mut beside: Vec<String> = std::fs::read_dir(server.dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("hookgate.db"))
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["hookgate.db"], "{}", server.logs());
+    let users = server.users().len();
+    assert_eq!(users, 3, "the rows are in the file");
+}

@@ -37,6 +37,9 @@ use sea_orm_migration::MigratorTrait;
 
 pub use sea_orm::DbErr as Error;
 
+/// How long [`Db::close`] waits for the other handles of a SQLite database to go.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// The PostgreSQL advisory lock taken while migrating (any constant unlikely to collide).
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465; // "hookgate"
 
@@ -287,11 +290,39 @@ impl Db {
         }
     }
 
-    /// Closes the pool, waiting for connections to be returned (PostgreSQL; SQLite's
-    /// connections close with their threads and the last handle).
+    /// Closes the database: PostgreSQL's pool, waiting for connections to be returned; SQLite's
+    /// connections, once this is the last handle (the writer thread lets go of its own when the
+    /// last sign-in service is dropped; at most [`CLOSE_WAIT`]). On SQLite the last connection
+    /// to close checkpoints and removes the WAL and its index: a process that exited while
+    /// another thread was doing that left a WAL without its index, which `hookgate try` and
+    /// `hookgate sync` refuse to read — so it is done here, before the caller returns.
+    ///
+    /// # Errors
+    /// PostgreSQL failing to close; on SQLite, another handle still held after [`CLOSE_WAIT`].
     pub async fn close(self) -> Result<(), DbErr> {
         match self.backend {
-            Backend::Sqlite(_) => Ok(()),
+            Backend::Sqlite(mut lite) => {
+                let deadline = std::time::Instant::now() + CLOSE_WAIT;
+                loop {
+                    match Arc::try_unwrap(lite) {
+                        Ok(last) => {
+                            return tokio::task::spawn_blocking(move || drop(last)).await.map_err(
+                                |error| DbErr::Custom(format!("closing SQLite: {error}")),
+                            );
+                        }
+                        Err(shared) if std::time::Instant::now() < deadline => {
+                            lite = shared;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err(_) => {
+                            return Err(DbErr::Custom(
+                                "SQLite was not closed: another part of the server still holds it"
+                                    .into(),
+                            ));
+                        }
+                    }
+                }
+            }
             Backend::Postgres(pg) => pg.conn.close().await,
         }
     }

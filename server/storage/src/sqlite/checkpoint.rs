@@ -20,10 +20,25 @@ pub(super) const INTERVAL: Duration = Duration::from_millis(5);
 /// The WAL's size, in pages, at which a commit checkpoints anyway (`wal_autocheckpoint`).
 pub(super) const BACKSTOP_PAGES: u32 = 10_000;
 
-/// The checkpointer of one database; dropping it stops the thread.
+/// The checkpointer of one database; dropping it stops the thread and waits for it.
 pub(super) struct Checkpointer {
-    /// A commit's wake-up call (one is enough: those sent while one waits are dropped).
-    wake: mpsc::SyncSender<()>,
+    /// A commit's wake-up call (one is enough: those sent while one waits are dropped); `None`
+    /// once dropped.
+    wake: Option<mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    /// Stops the thread and waits until it has closed its connection (at most one interval and
+    /// a checkpoint): the database's last connection to close checkpoints and removes the WAL
+    /// and its index, and a process that exited in the middle of that left a WAL without its
+    /// index, which `hookgate try` and `hookgate sync` refuse to read.
+    fn drop(&mut self) {
+        drop(self.wake.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Checkpointer {
@@ -32,7 +47,7 @@ impl Checkpointer {
     pub(super) fn start(uri: &str) -> Result<Checkpointer, sea_orm::DbErr> {
         let conn = super::open_writer(uri)?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hookgate-checkpoint".into())
             .spawn(move || {
                 // The whole `Conn` (which is `Send`), not its field.
@@ -42,12 +57,14 @@ impl Checkpointer {
             .map_err(|error| {
                 sea_orm::DbErr::Custom(format!("cannot start the WAL checkpoint thread: {error}"))
             })?;
-        Ok(Checkpointer { wake })
+        Ok(Checkpointer { wake: Some(wake), thread: Some(thread) })
     }
 
     /// Tells the checkpointer that a transaction committed (never waits).
     pub(super) fn committed(&self) {
-        let _ = self.wake.try_send(());
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
     }
 }
 
