@@ -60,6 +60,13 @@ pub(super) struct ReadBefore {
     pub(super) remembered: Option<crate::db::Remembered>,
 }
 
+impl ReadBefore {
+    /// The read `keys` named, to be shared with the hook's host.
+    fn new(keys: Keys, read: crate::db::SignInRead) -> ReadBefore {
+        ReadBefore { read: Arc::new((keys, read.snapshot)), remembered: read.remembered }
+    }
+}
+
 impl Prepared {
     pub(super) fn input(&self) -> rules::Input<'_> {
         rules::Input {
@@ -96,7 +103,7 @@ fn run_custom_sso(
     metrics: &Metrics,
 ) -> Result<CustomSsoRun, DbErr> {
     let read = db.snapshot_blocking(&runtime, &keys)?;
-    let read = ReadBefore { read: Arc::new((keys, read.snapshot)), remembered: read.remembered };
+    let read = ReadBefore::new(keys, read);
     Ok(call_custom_sso(db, runtime, false, hook, identity, read, metrics))
 }
 
@@ -311,11 +318,9 @@ impl SignInService {
         keys: Keys,
     ) -> Result<Result<CustomSsoRun, DbErr>, RunError> {
         let read = match self.db.snapshot(&keys).await {
-            Ok(read) => read,
+            Ok(read) => ReadBefore::new(keys, read),
             Err(error) => return Ok(Err(error)),
         };
-        let read =
-            ReadBefore { read: Arc::new((keys, read.snapshot)), remembered: read.remembered };
         let (db, runtime) = (self.db.clone(), Handle::current());
         // `run_here` answers a hook that returned after its timeout as timed out.
         let run = self.runner.run_here(1, || {

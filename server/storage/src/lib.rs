@@ -198,7 +198,7 @@ impl Db {
         keys: &hookgate_core::signin::Keys,
     ) -> Result<SignInRead, DbErr> {
         match &self.backend {
-            Backend::Sqlite(lite) => lite.snapshot(keys).map(SignInRead::of),
+            Backend::Sqlite(lite) => lite.snapshot(keys),
             Backend::Postgres(pg) => {
                 runtime.block_on(store::snapshot(&pg.conn, keys)).map(SignInRead::read)
             }

@@ -56,10 +56,6 @@ impl SignInRead {
     pub fn read(snapshot: Snapshot) -> SignInRead {
         SignInRead { snapshot, remembered: None }
     }
-
-    pub(crate) fn of((snapshot, remembered): (Snapshot, Option<u64>)) -> SignInRead {
-        SignInRead { snapshot, remembered: remembered.map(Remembered) }
-    }
 }
 
 impl Db {
@@ -155,7 +151,7 @@ impl Db {
     /// [`SignInRead::remembered`] says so), else read now.
     pub async fn snapshot(&self, keys: &Keys) -> Result<SignInRead, DbErr> {
         match self.backend() {
-            Backend::Sqlite(sqlite) => sqlite.snapshot(keys).map(SignInRead::of),
+            Backend::Sqlite(sqlite) => sqlite.snapshot(keys),
             Backend::Postgres(pg) => Ok(SignInRead::read(store::snapshot(&pg.conn, keys).await?)),
         }
     }

@@ -28,11 +28,12 @@ mod remember;
 pub(crate) use self::remember::Accounts;
 use self::remember::Remembered;
 
+use crate::SignInRead;
 use crate::{
     entity::{session, team, user},
     lite::{self, Neutral, from_sync},
 };
-use hookgate_core::signin::{Keys, Snapshot};
+use hookgate_core::signin::Keys;
 
 /// Each read connection's page cache, in KiB (SQLite's default is 2 MiB): the readers must not
 /// make the server's memory grow with the database; the operating system caches the file too.
@@ -369,25 +370,24 @@ impl Lite {
     }
 
     /// What one sign-in needs to decide: remembered from this reader's last read of the same
-    /// keys if no account, team or membership changed since ([`remember`]), with the
-    /// generation it is good for; else read now (and remembered). Always read when the
+    /// keys if no account, team or membership changed since ([`remember`]), marked with the
+    /// generation it is good for; else read now (and remembered). Never remembered when the
     /// database is open read-only (this process sees no write, so it could not know).
-    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<(Snapshot, Option<u64>), DbErr> {
-        if self.writer_uri.is_none() {
-            return self.read(|conn| lite::store::snapshot(conn, keys)).map(|read| (read, None));
-        }
+    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<SignInRead, DbErr> {
+        let remembers = self.writer_uri.is_some();
         let generation = self.accounts.now();
         self.with_reader(|conn, remembered| {
-            if let Some(snapshot) = remembered.snapshot(keys, generation) {
-                return Ok((snapshot.clone(), Some(generation)));
+            if remembers && let Some(snapshot) = remembered.snapshot(keys, generation) {
+                let remembered = Some(crate::Remembered(generation));
+                return Ok(SignInRead { snapshot: snapshot.clone(), remembered });
             }
             let snapshot = read_together(conn, |conn| lite::store::snapshot(conn, keys))?;
             // One that found no account is a new user's: its creation moves the generation on
             // before the same keys could ask again.
-            if !snapshot.accounts.is_empty() {
+            if remembers && !snapshot.accounts.is_empty() {
                 remembered.keep_snapshot(keys, generation, snapshot.clone());
             }
-            Ok((snapshot, None))
+            Ok(SignInRead::read(snapshot))
         })
     }
 }
