@@ -422,7 +422,7 @@ fn try_opens_the_database_read_only_and_never_migrates_it() {
         let applied = migrations(&server);
         assert_eq!(applied.last().map(String::as_str), Some(latest));
         let previous = applied[applied.len() - 2].clone();
-        assert_eq!(previous, "m20261207_000008_scim");
+        assert_eq!(previous, "m20261208_000009_sqlite_timestamp_text");
         undo_latest_migration(&server);
         let before = files_in(&dir);
         let output = try_on(&server, &args);
@@ -494,18 +494,19 @@ fn a_try_interrupted_during_a_hook_leaves_nothing_behind() {
 }
 
 /// The latest migration: the tests that need a database one migration behind undo it.
-pub(super) const LATEST_MIGRATION: &str = "m20261208_000009_sqlite_timestamp_text";
+pub(super) const LATEST_MIGRATION: &str = "m20261209_000010_account_notifications";
 
 /// Takes the database of `server` (stopped) one migration back: [`LATEST_MIGRATION`]'s record
-/// deleted (it changed only the text of SQLite's timestamps, which the build before read as
-/// well), in rollback-journal mode on SQLite (the review's reproduction). Adding a migration
-/// means changing this and [`LATEST_MIGRATION`].
+/// deleted and, on PostgreSQL, what it made (a function and its triggers; nothing on SQLite), in rollback-journal mode on SQLite (the review's reproduction). Adding a
+/// migration means changing this and [`LATEST_MIGRATION`].
 pub(super) fn undo_latest_migration(server: &TestServer) {
     server.db(async |conn| {
         use sea_orm::ConnectionTrait;
         let mut undo = Vec::new();
         if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
             undo.push("PRAGMA journal_mode=DELETE".to_owned());
+        } else {
+            undo.push(r#"DROP FUNCTION "hookgate_accounts_notify"() CASCADE"#.to_owned());
         }
         undo.push(format!("DELETE FROM seaql_migrations WHERE version = '{LATEST_MIGRATION}'"));
         for statement in undo {

@@ -1,7 +1,8 @@
 //! A returning user's sign-in decides on the snapshot its last one read, while nothing in it has
-//! changed (SQLite; `server/storage/src/sqlite/remember.rs`): every change, made through the
-//! server or by another process, decides the very next sign-in. Each test signs the user in
-//! twice first, so that the sign-in after the change would find a remembered snapshot.
+//! changed (`server/storage/src/accounts.rs`): every change, made through the server, by
+//! another process or through another replica, decides the very next sign-in. Each test signs
+//! the user in twice first, so that the sign-in after the change would find a remembered
+//! snapshot.
 
 use hookgate_tests::server::{Backend, ServerOptions, TestServer, for_each_backend};
 use sea_orm::ConnectionTrait;
@@ -14,8 +15,8 @@ fn sign_in_twice(server: &TestServer, user: &str, groups: &[&str]) {
     }
 }
 
-/// A server with one runtime worker: each of its sign-ins reads on the same SQLite reader, so a
-/// sign-in after another finds what that one remembered.
+/// A server with one runtime worker: each of its sign-ins reads on the same SQLite reader (on
+/// PostgreSQL, the same thread), so a sign-in after another finds what that one remembered.
 fn start(backend: &Backend) -> TestServer {
     let env = [("TOKIO_WORKER_THREADS", "1")];
     TestServer::start_with(backend, ServerOptions { env: &env, ..ServerOptions::default() })
@@ -85,4 +86,37 @@ fn a_change_made_through_the_server_decides_the_next_sign_in() {
         sign_in_twice(&server, "sam", &["staff"]);
         assert_eq!(server.memberships("sam").len(), 1, "{}", backend.name());
     });
+}
+
+#[test]
+fn a_change_made_through_another_replica_decides_the_next_sign_in() {
+    // Two replicas on one PostgreSQL database; sam signs in on `a`, an administrator works on
+    // `b`. Each change reaches `a` as a notification within milliseconds, and `a`'s writer
+    // waits, before it applies a plan made on a remembered snapshot, until it has heard every
+    // change committed before: the very next sign-in on `a` decides on what `b` did.
+    let Some(admin) = hookgate_tests::server::postgres_url() else { return };
+    let a = start(&Backend::Postgres(admin));
+    let b = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            shared: Some((a.database_url.as_str(), a.master_key.as_str())),
+            ..ServerOptions::default()
+        },
+    );
+    b.create_team("staff");
+    sign_in_twice(&a, "sam", &["staff"]);
+    for round in 0..3 {
+        let reply = b.post_json(
+            "/team/member_delete",
+            &serde_json::json!({"team_id": "staff", "user_id": "sam"}),
+            &[("authorization", &b.master_auth())],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(a.memberships("sam").is_empty());
+        let allowed = a.sign_in("sam", "sam@example.test", &["staff"]);
+        assert_eq!(allowed.status, 303, "{}", allowed.body);
+        assert_eq!(a.memberships("sam").len(), 1, "round {round}: sam was not put back");
+        let again = a.sign_in("sam", "sam@example.test", &["staff"]);
+        assert_eq!(again.status, 303, "{}", again.body);
+    }
 }

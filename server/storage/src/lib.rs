@@ -8,6 +8,7 @@
 //! every write takes the one write connection in turn, so that concurrent writes queue instead
 //! of failing with "database is locked".
 
+mod accounts;
 pub mod entity;
 mod lite;
 mod migration;
@@ -96,13 +97,39 @@ pub(crate) enum Backend {
     Postgres(Pg),
 }
 
-/// PostgreSQL's pool, and what this replica remembers of session checks.
+/// PostgreSQL's pool, and what this replica remembers of session checks and sign-in snapshots.
 #[derive(Debug, Clone)]
 pub(crate) struct Pg {
     pub(crate) conn: DatabaseConnection,
-    /// The session checks remembered while this replica hears every change (see [`sessions`]);
-    /// `None` for a rehearsal.
+    /// The session checks and snapshots remembered while this replica hears every change (see
+    /// [`sessions`]); `None` for a rehearsal.
     pub(crate) sessions: Option<Arc<sessions::SessionCache>>,
+}
+
+impl Pg {
+    /// What one sign-in needs to decide: remembered by this thread while this replica has heard
+    /// of no change to an account, team or membership since it was read ([`accounts`]), else
+    /// read now (and remembered if it found an account: a new user's creation moves the
+    /// generation on before the same keys could ask again).
+    pub(crate) async fn snapshot(
+        &self,
+        keys: &hookgate_core::signin::Keys,
+    ) -> Result<SignInRead, DbErr> {
+        let generation = match self.sessions.as_deref().map(|cache| cache.snapshot(keys)) {
+            Some(Ok((snapshot, generation))) => {
+                return Ok(SignInRead { snapshot, remembered: Some(Remembered(generation)) });
+            }
+            Some(Err(generation)) => generation,
+            None => None,
+        };
+        let snapshot = store::snapshot(&self.conn, keys).await?;
+        if let (Some(cache), Some(generation)) = (&self.sessions, generation)
+            && !snapshot.accounts.is_empty()
+        {
+            cache.keep_snapshot(keys, generation, snapshot.clone());
+        }
+        Ok(SignInRead::read(snapshot))
+    }
 }
 
 /// A PostgreSQL write transaction; dropped without [`WriteTxn::commit`], it rolls back.
@@ -191,7 +218,7 @@ impl Db {
     }
 
     /// What one sign-in needs to decide ([`Db::snapshot`]), from a blocking thread: on SQLite
-    /// on this thread, on PostgreSQL through `runtime`.
+    /// on this thread, on PostgreSQL through `runtime` (remembered by this thread).
     pub fn snapshot_blocking(
         &self,
         runtime: &tokio::runtime::Handle,
@@ -199,9 +226,7 @@ impl Db {
     ) -> Result<SignInRead, DbErr> {
         match &self.backend {
             Backend::Sqlite(lite) => lite.snapshot(keys),
-            Backend::Postgres(pg) => {
-                runtime.block_on(store::snapshot(&pg.conn, keys)).map(SignInRead::read)
-            }
+            Backend::Postgres(pg) => runtime.block_on(pg.snapshot(keys)),
         }
     }
 

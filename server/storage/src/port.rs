@@ -40,10 +40,10 @@ macro_rules! read {
 pub struct SignInRead {
     /// What the decision reads.
     pub snapshot: Snapshot,
-    /// Set when it was remembered from an earlier read rather than read now (on SQLite, while
-    /// no account, team or membership changed): a plan made on it carries this to the writer
-    /// ([`crate::Job::remembered`]), which makes the plan again if another process changed the
-    /// database since.
+    /// Set when it was remembered from an earlier read rather than read now (while no account,
+    /// team or membership changed): a plan made on it carries this to the writer
+    /// ([`crate::Job::remembered`]), which makes the plan again if another process (or replica)
+    /// changed one since.
     pub remembered: Option<Remembered>,
 }
 
@@ -146,13 +146,13 @@ impl Db {
         read!(self, user_standings())
     }
 
-    /// What one sign-in needs to decide: on SQLite remembered from an earlier read of the
-    /// same keys while no account, team or membership has changed since (then
-    /// [`SignInRead::remembered`] says so), else read now.
+    /// What one sign-in needs to decide: remembered from an earlier read of the same keys while
+    /// no account, team or membership has changed since (then [`SignInRead::remembered`] says
+    /// so; on PostgreSQL while this replica hears every change), else read now.
     pub async fn snapshot(&self, keys: &Keys) -> Result<SignInRead, DbErr> {
         match self.backend() {
             Backend::Sqlite(sqlite) => sqlite.snapshot(keys),
-            Backend::Postgres(pg) => Ok(SignInRead::read(store::snapshot(&pg.conn, keys).await?)),
+            Backend::Postgres(pg) => pg.snapshot(keys).await,
         }
     }
 

@@ -1,4 +1,4 @@
-//! PostgreSQL's session checks from memory, exact across replicas.
+//! PostgreSQL's session checks and sign-in snapshots from memory, exact across replicas.
 //!
 //! Every Admin UI page, management call and `GET /user/info` checks a session key: the session
 //! row and its user as stored now. On SQLite the readers remember them while the file is
@@ -25,6 +25,15 @@
 //! something is forgotten. What was forgotten goes into a short log; a thread that sees a new
 //! generation replays the log since its last one (or, if it fell further behind than the log
 //! reaches, forgets everything), under the log's lock — only then.
+//!
+//! The same listener keeps a returning user's sign-in from reading its snapshot while nothing it
+//! holds has changed: it also LISTENs on `hookgate_accounts`, which the schema's triggers notify
+//! on every change to users, teams and memberships, and each notification moves the accounts'
+//! generation on ([`crate::accounts`]); each thread remembers snapshots under the generation it
+//! read them at ([`SessionCache::snapshot`]). Before the writer applies a plan made on a
+//! remembered snapshot, it sends a notification of its own and waits for it to come back
+//! ([`SessionCache::barrier`]): notifications arrive in commit order, so by then every change
+//! committed before it has been heard.
 
 use std::{
     cell::RefCell,
@@ -37,12 +46,18 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use hookgate_core::signin::{Keys, Snapshot};
 use sea_orm::sqlx::postgres::{PgListener, PgPool};
 
-use super::entity::{session, user};
+use super::{
+    accounts::Accounts,
+    entity::{session, user},
+};
 
 /// The channel the schema's triggers notify and every replica listens on.
 pub(crate) const CHANNEL: &str = "hookgate_sessions";
+/// The channel that says a user, team or membership changed (and carries the barriers).
+pub(crate) const ACCOUNTS: &str = "hookgate_accounts";
 
 /// Names the listening connection in `pg_stat_activity`, for operators (and tests) to find.
 const SET_LISTENER_NAME: &str = "SET application_name = 'hookgate-sessions-listener'";
@@ -57,6 +72,11 @@ const RETRY: Duration = Duration::from_millis(250);
 const PER_THREAD: usize = 512;
 /// How many forgettings the log keeps for threads that have not looked since.
 const LOG: usize = 1024;
+/// The most sign-in snapshots one thread remembers (then it starts again).
+const SNAPSHOTS_PER_THREAD: usize = 256;
+/// How long the writer waits for its barrier to come back before it counts as a change made
+/// elsewhere (the listener's connection is given up as lost within `QUIET + PING`).
+const BARRIER: Duration = Duration::from_secs(1);
 
 /// A session and its user, as a check found them.
 pub(crate) type Found = (session::Model, user::Model);
@@ -108,6 +128,8 @@ struct ThreadEntries {
     /// The generation the entries are up to date with.
     seen: u64,
     entries: HashMap<String, Found>,
+    /// Sign-in snapshots by their keys, with the accounts' generation each was read at.
+    snapshots: HashMap<Keys, (u64, Snapshot)>,
 }
 
 thread_local! {
@@ -129,6 +151,14 @@ pub(crate) struct SessionCache {
     live: AtomicBool,
     log: Mutex<Log>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The accounts' generation, which the sign-in snapshots are remembered under.
+    pub(crate) accounts: Accounts,
+    /// Tells this replica's barriers from other replicas' (random).
+    barrier_token: String,
+    /// The last barrier sent.
+    barrier_sent: AtomicU64,
+    /// The last barrier heard back.
+    barrier_heard: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for SessionCache {
@@ -160,6 +190,10 @@ impl SessionCache {
             live: AtomicBool::new(false),
             log: Mutex::new(Log { first: 1, forgotten: VecDeque::new() }),
             listener: Mutex::new(None),
+            accounts: Accounts::default(),
+            barrier_token: random_token(),
+            barrier_sent: AtomicU64::new(0),
+            barrier_heard: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -179,7 +213,7 @@ impl SessionCache {
             return Err(None);
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        self.with_entries(generation, |entries| match entries.get(token_hash) {
+        self.with_entries(generation, |mine| match mine.entries.get(token_hash) {
             Some(found) if found.0.expires_at > now && found.0.revoked_at.is_none() => {
                 Ok(found.clone())
             }
@@ -194,7 +228,7 @@ impl SessionCache {
         if generation != ticket.generation || !self.is_live() {
             return;
         }
-        self.with_entries(generation, |entries| {
+        self.with_entries(generation, |ThreadEntries { entries, .. }| {
             if entries.len() >= PER_THREAD
                 && let Some(evicted) = entries.keys().next().cloned()
             {
@@ -217,24 +251,101 @@ impl SessionCache {
     }
 
     /// The listener is up (it LISTENs): what was remembered before may have missed changes, so
-    /// it is forgotten, and checks are remembered from now on.
+    /// it is forgotten, and checks and snapshots are remembered from now on.
     pub(crate) fn listener_ready(&self) {
         self.forget(Forget::All);
+        self.accounts.changed_outside();
         self.live.store(true, Ordering::SeqCst);
     }
 
-    /// The listener is down: nothing is remembered until it is back.
+    /// The listener is down: nothing is remembered until it is back, and a plan made on a
+    /// snapshot remembered before is made again.
     pub(crate) fn listener_lost(&self) {
         self.live.store(false, Ordering::SeqCst);
         self.forget(Forget::All);
+        self.accounts.changed_outside();
+    }
+
+    /// What a notification on [`ACCOUNTS`] says: a barrier (`barrier:<token>:<n>`, ignored
+    /// unless it is this replica's), or a change (anything else: the triggers send the table's
+    /// name).
+    pub(crate) fn heard_on_accounts(&self, payload: &str) {
+        let Some(barrier) = payload.strip_prefix("barrier:") else {
+            self.accounts.changed_outside();
+            return;
+        };
+        if let Some((token, n)) = barrier.rsplit_once(':')
+            && token == self.barrier_token
+            && let Ok(n) = n.parse::<u64>()
+        {
+            self.barrier_heard.send_if_modified(|heard| {
+                let later = n > *heard;
+                if later {
+                    *heard = n;
+                }
+                later
+            });
+        }
+    }
+
+    /// The sign-in snapshot this thread remembers for `keys` under the accounts' generation
+    /// now, with that generation; otherwise the generation a snapshot read now may be
+    /// remembered under (`None` while the listener is not up: nothing is remembered then).
+    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<(Snapshot, u64), Option<u64>> {
+        let generation = self.accounts.now();
+        if !self.is_live() {
+            return Err(None);
+        }
+        self.with_entries(self.generation.load(Ordering::SeqCst), |mine| {
+            match mine.snapshots.get(keys) {
+                Some((at, snapshot)) if *at == generation => Ok((snapshot.clone(), generation)),
+                _ => Err(Some(generation)),
+            }
+        })
+    }
+
+    /// Remembers, on this thread, a snapshot read at `generation` ([`SessionCache::snapshot`]).
+    pub(crate) fn keep_snapshot(&self, keys: &Keys, generation: u64, snapshot: Snapshot) {
+        self.with_entries(self.generation.load(Ordering::SeqCst), |mine| {
+            if mine.snapshots.len() >= SNAPSHOTS_PER_THREAD {
+                mine.snapshots.clear();
+            }
+            mine.snapshots.insert(keys.clone(), (generation, snapshot));
+        });
+    }
+
+    /// Sends a barrier on [`ACCOUNTS`] through `conn` and waits (at most [`BARRIER`]) for the
+    /// listener to hear it: every change committed before it has been heard by then, and
+    /// [`Accounts::changed_outside_since`] is up to date. A barrier that cannot be sent or does
+    /// not come back in time counts as a change made elsewhere.
+    pub(crate) async fn barrier(&self, conn: &sea_orm::DatabaseConnection) {
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+        let n = self.barrier_sent.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut heard = self.barrier_heard.subscribe();
+        let payload = format!("barrier:{}:{n}", self.barrier_token);
+        let notify = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [ACCOUNTS.into(), payload.into()],
+        );
+        let back = match conn.execute_raw(notify).await {
+            Ok(_) => tokio::time::timeout(BARRIER, heard.wait_for(|heard| *heard >= n))
+                .await
+                .map_err(|_| format!("it did not come back within {BARRIER:?}"))
+                .and_then(|waited| waited.map(|_| ()).map_err(|error| error.to_string())),
+            Err(error) => Err(format!("it could not be sent: {error}")),
+        };
+        if let Err(why) = back {
+            tracing::warn!(
+                "sign-ins planned on remembered snapshots are decided again on a new read: the \
+                 writer's barrier on {ACCOUNTS:?} failed ({why})"
+            );
+            self.accounts.changed_outside();
+        }
     }
 
     /// Runs `work` on this thread's entries, brought up to `generation` first.
-    fn with_entries<T>(
-        &self,
-        generation: u64,
-        work: impl FnOnce(&mut HashMap<String, Found>) -> T,
-    ) -> T {
+    fn with_entries<T>(&self, generation: u64, work: impl FnOnce(&mut ThreadEntries) -> T) -> T {
         ENTRIES.with_borrow_mut(|all| {
             let index = match all.iter().position(|mine| mine.cache == self.id) {
                 Some(index) => index,
@@ -243,6 +354,7 @@ impl SessionCache {
                         cache: self.id,
                         seen: generation,
                         entries: HashMap::new(),
+                        snapshots: HashMap::new(),
                     });
                     all.len() - 1
                 }
@@ -251,7 +363,7 @@ impl SessionCache {
             if mine.seen < generation {
                 self.catch_up(mine, generation);
             }
-            work(&mut mine.entries)
+            work(mine)
         })
     }
 
@@ -341,7 +453,7 @@ async fn subscribe(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
     // A lost connection is reported, not silently replaced: the cache must go off meanwhile.
     listener.eager_reconnect(false);
     (&mut listener).execute(SET_LISTENER_NAME).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, ACCOUNTS]).await?;
     Ok(listener)
 }
 
@@ -353,7 +465,11 @@ async fn hear(cache: &Weak<SessionCache>, listener: &mut PgListener) -> Option<S
         // `try_recv` is cancel-safe (sqlx reads a message whole or not at all).
         match tokio::time::timeout(QUIET, listener.try_recv()).await {
             Ok(Ok(Some(notification))) => {
-                cache.upgrade()?.forget(Forget::of_payload(notification.payload()));
+                let cache = cache.upgrade()?;
+                match notification.channel() {
+                    ACCOUNTS => cache.heard_on_accounts(notification.payload()),
+                    _ => cache.forget(Forget::of_payload(notification.payload())),
+                }
             }
             Ok(Ok(None)) => return Some("the connection closed".into()),
             Ok(Err(error)) => return Some(error.to_string()),
@@ -375,3 +491,10 @@ async fn hear(cache: &Weak<SessionCache>, listener: &mut PgListener) -> Option<S
 
 #[cfg(test)]
 mod tests;
+
+/// A random token (16 bytes, hex).
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}

@@ -25,8 +25,8 @@ use sea_orm_sync::{self as sync, ConnectionTrait as _};
 mod checkpoint;
 mod remember;
 
-pub(crate) use self::remember::Accounts;
 use self::remember::Remembered;
+use crate::accounts::Accounts;
 
 use crate::SignInRead;
 use crate::{

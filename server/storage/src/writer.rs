@@ -196,48 +196,47 @@ impl Target {
     }
 
     /// Applies `jobs` in one transaction, committed if every statement ran, rolled back
-    /// otherwise; returns each job's outcome.
+    /// otherwise; returns each job's outcome. Plans made on a snapshot remembered from before
+    /// a change made elsewhere are stale and write nothing ([`crate::accounts`]); after a commit
+    /// that may have changed an account, the accounts' generation moves on before anyone is
+    /// answered.
     fn transaction(&mut self, jobs: &[&Job]) -> Result<Vec<Applied>, DbErr> {
         match self {
             Target::Sqlite(sqlite) => sqlite.write(|conn| {
-                // Plans made on a snapshot remembered from before another process's change
-                // (the write has just looked) are stale; the others are applied.
-                let accounts = sqlite.accounts();
-                let outdated: Vec<bool> = jobs
-                    .iter()
-                    .map(|job| {
-                        job.remembered.is_some_and(|at| accounts.changed_outside_since(at.0))
-                    })
-                    .collect();
-                let current: Vec<&Job> = jobs
-                    .iter()
-                    .zip(&outdated)
-                    .filter(|(_, out)| !**out)
-                    .map(|(job, _)| *job)
-                    .collect();
-                let mut applied = crate::lite::store::apply_batch(conn, &current)
-                    .map_err(crate::lite::from_sync)?
-                    .into_iter();
-                let outcomes: Vec<Applied> = outdated
-                    .iter()
-                    .map(|out| match out {
-                        true => Applied::Stale,
-                        false => applied.next().expect("an outcome for every plan applied"),
-                    })
-                    .collect();
-                // A batch of returning users with nothing new changes no snapshot.
-                let changed = jobs
-                    .iter()
-                    .zip(&outcomes)
-                    .any(|(job, outcome)| *outcome == Applied::Done && !job.plan.keeps_accounts());
-                let wrote = if changed { Wrote::Accounts } else { Wrote::Other };
+                // The write has just looked for another process's commit.
+                let outdated = outdated(jobs, Some(sqlite.accounts()));
+                let outcomes = apply_current(jobs, &outdated, |current| {
+                    crate::lite::store::apply_batch(conn, current).map_err(crate::lite::from_sync)
+                })?;
+                let wrote =
+                    if changes_accounts(jobs, &outcomes) { Wrote::Accounts } else { Wrote::Other };
                 Ok((outcomes, wrote))
             }),
             Target::Postgres { pg, runtime } => {
                 let _context = runtime.enter();
+                let cache = pg.sessions.as_deref();
+                // Every change committed before the barrier has been heard after it.
+                if let Some(cache) = cache
+                    && cache.is_live()
+                    && jobs.iter().any(|job| job.remembered.is_some())
+                {
+                    runtime.block_on(cache.barrier(&pg.conn));
+                }
+                let outdated = outdated(jobs, cache.map(|cache| &cache.accounts));
                 let txn = runtime.block_on(Db::begin_write(pg))?;
-                match runtime.block_on(store::apply_batch(txn.conn(), jobs)) {
-                    Ok(outcomes) => runtime.block_on(txn.commit()).map(|()| outcomes),
+                let outcomes = apply_current(jobs, &outdated, |current| {
+                    runtime.block_on(store::apply_batch(txn.conn(), current))
+                });
+                match outcomes {
+                    Ok(outcomes) => {
+                        runtime.block_on(txn.commit())?;
+                        if let Some(cache) = cache
+                            && changes_accounts(jobs, &outcomes)
+                        {
+                            cache.accounts.changed();
+                        }
+                        Ok(outcomes)
+                    }
                     Err(error) => {
                         let _ = runtime.block_on(txn.rollback());
                         Err(error)
@@ -248,8 +247,50 @@ impl Target {
     }
 }
 
+/// Which of `jobs` were planned on a snapshot remembered from before a change made elsewhere
+/// (all of those that were remembered, when nothing tells the generations: nothing remembers
+/// then).
+fn outdated(jobs: &[&Job], accounts: Option<&crate::accounts::Accounts>) -> Vec<bool> {
+    jobs.iter()
+        .map(|job| match (job.remembered, accounts) {
+            (None, _) => false,
+            (Some(at), Some(accounts)) => accounts.changed_outside_since(at.0),
+            (Some(_), None) => true,
+        })
+        .collect()
+}
+
+/// Applies the jobs not `outdated` with `apply`; every job's outcome, in order (the outdated
+/// ones stale).
+fn apply_current(
+    jobs: &[&Job],
+    outdated: &[bool],
+    apply: impl FnOnce(&[&Job]) -> Result<Vec<Applied>, DbErr>,
+) -> Result<Vec<Applied>, DbErr> {
+    let current: Vec<&Job> =
+        jobs.iter().zip(outdated).filter(|(_, out)| !**out).map(|(job, _)| *job).collect();
+    let mut applied = apply(&current)?.into_iter();
+    Ok(outdated
+        .iter()
+        .map(|out| match out {
+            true => Applied::Stale,
+            false => applied.next().expect("an outcome for every plan applied"),
+        })
+        .collect())
+}
+
+/// Whether applying `jobs` with these outcomes may have changed an account, a team or a
+/// membership (a batch of returning users with nothing new changes none).
+fn changes_accounts(jobs: &[&Job], outcomes: &[Applied]) -> bool {
+    jobs.iter()
+        .zip(outcomes)
+        .any(|(job, outcome)| *outcome == Applied::Done && !job.plan.keeps_accounts())
+}
+
 #[cfg(test)]
 mod promises;
+#[cfg(test)]
+mod replicas;
 
 #[cfg(test)]
 mod tests {

@@ -65,9 +65,13 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.join("hookgate.db").display());
         let conn = Database::connect(url.as_str()).await.unwrap();
-        let undo = super::super::Migrator::migrations().len() - 1;
-        use sea_orm_migration::MigratorTrait;
-        super::super::Migrator::up(&conn, Some(u32::try_from(undo).unwrap())).await.unwrap();
+        use sea_orm_migration::{MigrationName, MigratorTrait};
+        // Every migration before this one.
+        let before = super::super::Migrator::migrations()
+            .iter()
+            .position(|migration| migration.name() == super::SqliteTimestampText.name())
+            .unwrap();
+        super::super::Migrator::up(&conn, Some(u32::try_from(before).unwrap())).await.unwrap();
         conn.execute_unprepared(
             "INSERT INTO users (user_id, models, spend, metadata, created_at, updated_at, \
              budget_reset_at) VALUES ('old', '[]', 0, '{}', '2026-12-01T10:00:00.25+00:00', \

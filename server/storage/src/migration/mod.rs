@@ -14,6 +14,7 @@ mod m20261205_000006_membership_source;
 mod m20261206_000007_sign_in_groups;
 mod m20261207_000008_scim;
 mod m20261208_000009_sqlite_timestamp_text;
+mod m20261209_000010_account_notifications;
 
 use sea_orm_migration::prelude::*;
 
@@ -25,6 +26,7 @@ use self::{
     m20261205_000006_membership_source::MembershipSource,
     m20261206_000007_sign_in_groups::SignInGroups, m20261207_000008_scim::Scim,
     m20261208_000009_sqlite_timestamp_text::SqliteTimestampText,
+    m20261209_000010_account_notifications::AccountNotifications,
 };
 
 /// Runs the migrations in order.
@@ -43,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(SignInGroups),
             Box::new(Scim),
             Box::new(SqliteTimestampText),
+            Box::new(AccountNotifications),
         ]
     }
 }

@@ -22,8 +22,8 @@ pub struct Tx<'a> {
     /// The users whose session checks are forgotten after the commit.
     changed: Vec<String>,
     /// Whether a statement may have changed an account, a team or a membership (each method
-    /// that may says so: [`changes!`]), which makes SQLite's readers forget the sign-in
-    /// snapshots they remember once the transaction commits.
+    /// that may says so: [`changes!`]), which makes this process forget the sign-in snapshots
+    /// it remembers once the transaction commits.
     wrote: Wrote,
 }
 
@@ -104,14 +104,19 @@ impl Db {
                 let (outcome, txn) = tokio::task::spawn_blocking(move || {
                     let exec = Exec::Postgres { txn: txn.conn(), runtime: &runtime };
                     let mut tx = Tx { exec, changed: Vec::new(), wrote: Wrote::Other };
-                    let outcome = work(&mut tx).map(|value| (value, tx.changed));
+                    let outcome = work(&mut tx).map(|value| ((value, tx.changed), tx.wrote));
                     (outcome, txn)
                 })
                 .await
                 .map_err(stopped)?;
                 match outcome {
-                    Ok(done) => {
+                    Ok((done, wrote)) => {
                         txn.commit().await?;
+                        if wrote == Wrote::Accounts
+                            && let Some(cache) = &pg.sessions
+                        {
+                            cache.accounts.changed();
+                        }
                         done
                     }
                     Err(error) => {

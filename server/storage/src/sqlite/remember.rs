@@ -7,7 +7,7 @@
 //!   whenever any other connection commits (this process's writer, or another process), so a
 //!   revocation, deletion or role change is seen by the next read.
 //! - **Sign-in snapshots** (the accounts, memberships and teams one decision reads) are kept for
-//!   one [`Accounts`] generation: it moves on after every commit that may have changed a user, a
+//!   one [`crate::accounts::Accounts`] generation: it moves on after every commit that may have changed a user, a
 //!   team or a membership — before that write's caller gets its answer — but not after a
 //!   returning user's sign-in, which writes only its session and its event. So a returning
 //!   user's next sign-in decides on what it read last time, without a statement, while nothing
@@ -23,47 +23,11 @@
 //! remembered snapshot (the sign-in reads again first), so the short time before the next write
 //! cannot refuse anyone on what another process has changed.
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::{collections::HashMap, hash::Hash};
 
 use hookgate_core::signin::{Keys, Snapshot};
 
 use crate::entity::{session, team, user};
-
-/// The generation of the accounts: see the module's documentation.
-#[derive(Debug, Default)]
-pub(crate) struct Accounts {
-    generation: AtomicU64,
-    /// The generation the last change by another process moved it to.
-    outside: AtomicU64,
-}
-
-impl Accounts {
-    /// The generation now (a read that starts after this may be remembered under it).
-    pub(crate) fn now(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// After the commit of a write that may have changed an account, team or membership.
-    pub(crate) fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// When the write connection saw another process's commit.
-    pub(crate) fn changed_outside(&self) {
-        let now = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.outside.fetch_max(now, Ordering::AcqRel);
-    }
-
-    /// Whether a snapshot remembered at `generation` may predate another process's change
-    /// (and a plan made on it must be made again).
-    pub(crate) fn changed_outside_since(&self, generation: u64) -> bool {
-        generation < self.outside.load(Ordering::Acquire)
-    }
-}
 
 /// What one reader remembers.
 #[derive(Default)]
@@ -72,7 +36,7 @@ pub(super) struct Remembered {
     version: Option<i64>,
     pub(super) sessions: HashMap<String, (session::Model, user::Model)>,
     pub(super) teams: HashMap<String, Vec<team::Model>>,
-    /// Sign-in snapshots by their keys, with the [`Accounts`] generation each was read at.
+    /// Sign-in snapshots by their keys, with the [`crate::accounts::Accounts`] generation each was read at.
     snapshots: HashMap<Keys, (u64, Snapshot)>,
 }
 

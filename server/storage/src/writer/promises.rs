@@ -1,10 +1,10 @@
 //! The group commit's promises, each shown on a real SQLite file by a test that fails without
 //! it (issue 19): one bad plan in a batch fails alone; a sign-in's answer comes from its commit;
 //! a plan made from a snapshot another writer changed is refused and made again; two
-//! identities racing for one user id make one account and one refusal. On PostgreSQL, a
-//! sign-in that changes its user forgets the user's remembered session checks before it answers.
-//! And a snapshot remembered on SQLite is used only while nothing it holds has changed, and a
-//! plan made on one is made again after another process's write.
+//! identities racing for one user id make one account and one refusal. And a snapshot
+//! remembered on SQLite is used only while nothing it holds has changed, and a plan made on one
+//! is made again after another process's write. PostgreSQL's promises across replicas are in
+//! [`super::replicas`].
 //!
 //! Plans are made the way sign-ins make them: a snapshot read ([`store::snapshot`]), then
 //! [`rules::decide`]. Batches are forced without timing: the test holds the server's write lock
@@ -45,10 +45,10 @@ impl std::fmt::Display for Decided {
 }
 
 /// A database in a folder of its own, and its writer; the folder goes when it is dropped.
-struct Fixture {
-    dir: std::path::PathBuf,
-    db: Db,
-    writer: Writer,
+pub(super) struct Fixture {
+    pub(super) dir: std::path::PathBuf,
+    pub(super) db: Db,
+    pub(super) writer: Writer,
 }
 
 impl Drop for Fixture {
@@ -67,7 +67,7 @@ async fn fixture() -> Fixture {
 }
 
 /// An identity signing in: its user id, and the binding (issuer, subject) it proves.
-struct Identity {
+pub(super) struct Identity {
     openid: OpenId,
     proof: Proof,
     values: Values,
@@ -86,7 +86,12 @@ impl Identity {
     }
 }
 
-fn identity(user_id: &str, issuer: &str, subject: &str, max_budget: Option<f64>) -> Identity {
+pub(super) fn identity(
+    user_id: &str,
+    issuer: &str,
+    subject: &str,
+    max_budget: Option<f64>,
+) -> Identity {
     Identity {
         openid: OpenId {
             id: Some(user_id.into()),
@@ -124,7 +129,10 @@ impl Fixture {
 
     /// What a sign-in of `who` decides now on the snapshot [`Db::snapshot`] gives (remembered
     /// or read), and whether it was remembered.
-    async fn decide_remembering(&self, who: &Identity) -> (rules::Plan, Option<crate::Remembered>) {
+    pub(super) async fn decide_remembering(
+        &self,
+        who: &Identity,
+    ) -> (rules::Plan, Option<crate::Remembered>) {
         let input = who.input();
         let policy = Policy::default();
         let read = self.db.snapshot(&rules::keys(&input, &policy)).await.unwrap();
@@ -132,7 +140,7 @@ impl Fixture {
     }
 
     /// The plan's job, with a session of key hash `token_hash` and an "allowed" event.
-    fn job(&self, plan: rules::Plan, token_hash: &str) -> Job {
+    pub(super) fn job(&self, plan: rules::Plan, token_hash: &str) -> Job {
         let now = store::now();
         let user_id = plan.account.user_id.clone();
         let session = NewSession {
@@ -158,7 +166,7 @@ impl Fixture {
     }
 
     /// Applies `who`'s sign-in as a sign-in does (no batch forced).
-    async fn sign_in(&self, who: &Identity, token_hash: &str) -> Applied {
+    pub(super) async fn sign_in(&self, who: &Identity, token_hash: &str) -> Applied {
         let plan = self.decide(who).await.unwrap();
         self.writer.apply(self.job(plan, token_hash)).await.unwrap()
     }
@@ -183,7 +191,7 @@ impl Fixture {
         outcomes
     }
 
-    async fn count(&self, sql: &str) -> i64 {
+    pub(super) async fn count(&self, sql: &str) -> i64 {
         self.db.count_for_test(sql).await
     }
 
@@ -398,46 +406,6 @@ async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal(
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(fixture.count("SELECT count(*) FROM users").await, 1);
-}
-
-/// On PostgreSQL (when the test command started one, `HOOKGATE_TEST_POSTGRES_URL`): a sign-in
-/// that changes its user makes this process forget the user's remembered session checks before
-/// the sign-in is answered. The cache has no listener here (it is made live by hand): only the
-/// writer can make it forget.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sign_in_that_changes_its_user_forgets_its_session_checks_before_it_answers() {
-    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
-        return;
-    };
-    let name = format!("hookgate_writer_{}", crate::tests_support::random_hex());
-    let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let mut db = Db::connect(&format!("{base}/{name}")).await.unwrap();
-    let cache = crate::sessions::SessionCache::new();
-    cache.listener_ready();
-    *db.session_cache_for_test() = Some(cache);
-    let dir = std::env::temp_dir()
-        .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
-    std::fs::create_dir(&dir).unwrap();
-    let writer = Writer::start(db.clone(), std::sync::Arc::new(|_| {}));
-    let fixture = Fixture { dir, db, writer };
-
-    let budget = async || {
-        let (_, user) = fixture.db.live_session_user("h1").await.unwrap().expect("live");
-        user.max_budget
-    };
-    let ann = identity("ann", "https://idp.test", "s-1", Some(1.0));
-    assert_eq!(fixture.sign_in(&ann, "h1").await, Applied::Done);
-    assert_eq!(budget().await, Some(1.0));
-    assert_eq!(budget().await, Some(1.0));
-    let ann = identity("ann", "https://idp.test", "s-1", Some(2.0));
-    assert_eq!(fixture.sign_in(&ann, "h2").await, Applied::Done);
-    assert_eq!(budget().await, Some(2.0), "the session check was not forgotten");
-
-    drop(fixture);
-    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-    admin.close().await.unwrap();
 }
 
 /// A returning user's snapshot is remembered while nothing it holds changes: a sign-in that
