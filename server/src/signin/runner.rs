@@ -102,3 +102,42 @@ impl HookRunner {
         Ok(value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{HookRunner, RunError};
+
+    #[test]
+    fn a_host_side_panic_on_the_calling_thread_is_reported_not_propagated() {
+        let runner = HookRunner::new(1, Duration::from_secs(5));
+        let crashed = runner.run_here(1, || -> u32 { panic!("the host's side failed") });
+        assert_eq!(crashed, Err(RunError::Crashed("the host's side failed".into())));
+        let name = String::from("sam");
+        let formatted = runner.run_here(1, || -> u32 { panic!("no user {name}") });
+        assert_eq!(formatted, Err(RunError::Crashed("no user sam".into())));
+        assert_eq!(runner.run_here(1, || 7), Ok(7), "the runner is still usable");
+    }
+
+    #[test]
+    fn a_call_on_the_calling_thread_that_returns_after_its_deadline_is_a_timeout() {
+        let runner = HookRunner::new(1, Duration::from_millis(10));
+        let slow = || std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(runner.run_here(1, slow), Err(RunError::Timeout), "one hook: 10 ms");
+        assert_eq!(runner.run_here(2, slow), Err(RunError::Timeout), "two hooks: 20 ms");
+        runner.set_timeout(Duration::from_secs(5));
+        assert_eq!(runner.run_here(1, slow), Ok(()), "a reload's longer timeout applies");
+    }
+
+    #[tokio::test]
+    async fn a_host_side_panic_on_a_blocking_thread_is_reported_not_propagated() {
+        let runner = HookRunner::new(1, Duration::from_secs(5));
+        let crashed = runner.run(|| -> u32 { panic!("the host's side failed") }).await;
+        assert!(
+            matches!(&crashed, Err(RunError::Crashed(message)) if message.contains("panicked")),
+            "{crashed:?}"
+        );
+        assert_eq!(runner.run(|| 7).await, Ok(7), "its slot was given back");
+    }
+}
