@@ -130,6 +130,24 @@ impl Pg {
         }
         Ok(SignInRead::read(snapshot))
     }
+
+    /// The teams a user is in: remembered by this thread as [`Pg::snapshot`] remembers
+    /// snapshots (the same changes make it stale), else read now.
+    pub(crate) async fn teams_of_user(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<entity::team::Model>, DbErr> {
+        let generation = match self.sessions.as_deref().map(|cache| cache.teams(user_id)) {
+            Some(Ok((teams, _))) => return Ok(teams),
+            Some(Err(generation)) => generation,
+            None => None,
+        };
+        let teams = store::teams_of_user_with_info(&self.conn, user_id).await?;
+        if let (Some(cache), Some(generation)) = (&self.sessions, generation) {
+            cache.keep_teams(user_id, generation, teams.clone());
+        }
+        Ok(teams)
+    }
 }
 
 /// A PostgreSQL write transaction; dropped without [`WriteTxn::commit`], it rolls back.
@@ -283,11 +301,12 @@ impl Db {
     }
 
     /// The teams a user is in; on SQLite read on the calling thread and remembered while the
-    /// database is unchanged, as [`Db::live_session_user`] is.
+    /// database is unchanged, as [`Db::live_session_user`] is; on PostgreSQL remembered while
+    /// this replica has heard of no change to a team or membership ([`Pg::teams_of_user`]).
     pub async fn teams_of_user(&self, user_id: &str) -> Result<Vec<entity::team::Model>, DbErr> {
         match &self.backend {
             Backend::Sqlite(lite) => lite.teams_of_user(user_id),
-            Backend::Postgres(pg) => store::teams_of_user_with_info(&pg.conn, user_id).await,
+            Backend::Postgres(pg) => pg.teams_of_user(user_id).await,
         }
     }
 

@@ -51,7 +51,7 @@ use sea_orm::sqlx::postgres::{PgListener, PgPool};
 
 use super::{
     accounts::Accounts,
-    entity::{session, user},
+    entity::{session, team, user},
 };
 
 /// The channel the schema's triggers notify and every replica listens on.
@@ -72,8 +72,8 @@ const RETRY: Duration = Duration::from_millis(250);
 const PER_THREAD: usize = 512;
 /// How many forgettings the log keeps for threads that have not looked since.
 const LOG: usize = 1024;
-/// The most sign-in snapshots one thread remembers (then it starts again).
-const SNAPSHOTS_PER_THREAD: usize = 256;
+/// The most sign-in snapshots, and users' teams, one thread remembers (then it starts again).
+const UNDER_GENERATION_PER_THREAD: usize = 256;
 /// How long the writer waits for its barrier to come back before it counts as a change made
 /// elsewhere (the listener's connection is given up as lost within `QUIET + PING`).
 const BARRIER: Duration = Duration::from_secs(1);
@@ -130,6 +130,8 @@ struct ThreadEntries {
     entries: HashMap<String, Found>,
     /// Sign-in snapshots by their keys, with the accounts' generation each was read at.
     snapshots: HashMap<Keys, (u64, Snapshot)>,
+    /// Users' teams (`GET /user/info`, the Admin UI) by user id, likewise.
+    teams: HashMap<String, (u64, Vec<team::Model>)>,
 }
 
 thread_local! {
@@ -292,25 +294,63 @@ impl SessionCache {
     /// now, with that generation; otherwise the generation a snapshot read now may be
     /// remembered under (`None` while the listener is not up: nothing is remembered then).
     pub(crate) fn snapshot(&self, keys: &Keys) -> Result<(Snapshot, u64), Option<u64>> {
+        self.recall(|mine| &mut mine.snapshots, keys)
+    }
+
+    /// Remembers, on this thread, a snapshot read at `generation` ([`SessionCache::snapshot`]).
+    pub(crate) fn keep_snapshot(&self, keys: &Keys, generation: u64, snapshot: Snapshot) {
+        self.keep_under(|mine| &mut mine.snapshots, keys.clone(), generation, snapshot);
+    }
+
+    /// The teams of `user_id` as [`SessionCache::snapshot`] remembers snapshots: they are read
+    /// from teams and memberships only, whose every change moves the accounts' generation.
+    pub(crate) fn teams(&self, user_id: &str) -> Result<(Vec<team::Model>, u64), Option<u64>> {
+        self.recall(|mine| &mut mine.teams, user_id)
+    }
+
+    /// Remembers, on this thread, the teams of `user_id` read at `generation`.
+    pub(crate) fn keep_teams(&self, user_id: &str, generation: u64, teams: Vec<team::Model>) {
+        self.keep_under(|mine| &mut mine.teams, user_id.to_owned(), generation, teams);
+    }
+
+    /// What this thread remembers for `key` in `table` under the accounts' generation now.
+    fn recall<K, Q, V>(
+        &self,
+        table: impl FnOnce(&mut ThreadEntries) -> &mut HashMap<K, (u64, V)>,
+        key: &Q,
+    ) -> Result<(V, u64), Option<u64>>
+    where
+        K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+        V: Clone,
+    {
         let generation = self.accounts.now();
         if !self.is_live() {
             return Err(None);
         }
         self.with_entries(self.generation.load(Ordering::SeqCst), |mine| {
-            match mine.snapshots.get(keys) {
-                Some((at, snapshot)) if *at == generation => Ok((snapshot.clone(), generation)),
+            match table(mine).get(key) {
+                Some((at, value)) if *at == generation => Ok((value.clone(), generation)),
                 _ => Err(Some(generation)),
             }
         })
     }
 
-    /// Remembers, on this thread, a snapshot read at `generation` ([`SessionCache::snapshot`]).
-    pub(crate) fn keep_snapshot(&self, keys: &Keys, generation: u64, snapshot: Snapshot) {
+    /// Remembers `value` for `key` in `table`, read at `generation` (bounded: a full table
+    /// starts again).
+    fn keep_under<K: std::hash::Hash + Eq, V>(
+        &self,
+        table: impl FnOnce(&mut ThreadEntries) -> &mut HashMap<K, (u64, V)>,
+        key: K,
+        generation: u64,
+        value: V,
+    ) {
         self.with_entries(self.generation.load(Ordering::SeqCst), |mine| {
-            if mine.snapshots.len() >= SNAPSHOTS_PER_THREAD {
-                mine.snapshots.clear();
+            let table = table(mine);
+            if table.len() >= UNDER_GENERATION_PER_THREAD {
+                table.clear();
             }
-            mine.snapshots.insert(keys.clone(), (generation, snapshot));
+            table.insert(key, (generation, value));
         });
     }
 
@@ -355,6 +395,7 @@ impl SessionCache {
                         seen: generation,
                         entries: HashMap::new(),
                         snapshots: HashMap::new(),
+                        teams: HashMap::new(),
                     });
                     all.len() - 1
                 }

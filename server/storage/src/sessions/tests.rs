@@ -323,6 +323,84 @@ async fn this_processs_own_writes_forget_before_they_return() {
     admin.close().await.unwrap();
 }
 
+/// On PostgreSQL: a user's teams (what `GET /user/info` and the Admin UI read) are remembered
+/// while no change to a team or membership is heard: a change made behind the triggers' back
+/// is not seen (so they are remembered), one made by another connection is seen within a
+/// second (its notification; the delay is printed), and one made through this process at once.
+#[tokio::test]
+async fn a_users_teams_are_remembered_until_a_change_to_teams_or_memberships() {
+    use sea_orm::{ConnectionTrait, Database};
+    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
+        return;
+    };
+    let name = format!("hookgate_teams_{}", crate::tests_support::random_hex());
+    let admin = Database::connect(admin_url.as_str()).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let mut db = crate::Db::connect(&url).await.unwrap();
+    let cache = db.session_cache_for_test().clone().expect("PostgreSQL remembers");
+    for _ in 0..500 {
+        if cache.is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(cache.is_live(), "the listener did not come up within 5 s");
+    let elsewhere = Database::connect(url.as_str()).await.unwrap();
+    elsewhere
+        .execute_unprepared(
+            "INSERT INTO users (user_id, models, spend, metadata, created_at, updated_at) \
+             VALUES ('ann', '[]', 0, '{}', now(), now()); \
+             INSERT INTO teams (team_id, team_alias, models, metadata, created_at, updated_at) \
+             VALUES ('eng', 'Eng', '[]', '{}', now(), now()); \
+             INSERT INTO team_members (team_id, user_id, role, created_at, source) \
+             VALUES ('eng', 'ann', 'user', now(), 'admin')",
+        )
+        .await
+        .unwrap();
+    let aliases = async || -> Vec<String> {
+        let teams = db.teams_of_user("ann").await.unwrap();
+        teams.into_iter().map(|team| team.team_alias.unwrap_or_default()).collect()
+    };
+    // The inserts' notifications are heard.
+    let started = std::time::Instant::now();
+    while aliases().await != ["Eng"] {
+        assert!(started.elapsed() < Duration::from_secs(1), "the inserts were not seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Read (and remembered) once every notification of the inserts has come.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(aliases().await, ["Eng"]);
+
+    elsewhere
+        .execute_unprepared(
+            "SET session_replication_role = replica; \
+             UPDATE teams SET team_alias = 'unseen' WHERE team_id = 'eng'; \
+             SET session_replication_role = DEFAULT",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(aliases().await, ["Eng"], "remembered (no notification was sent)");
+
+    elsewhere.execute_unprepared("UPDATE teams SET team_alias = 'Eng 2'").await.unwrap();
+    let changed = std::time::Instant::now();
+    while aliases().await != ["Eng 2"] {
+        assert!(changed.elapsed() < Duration::from_secs(1), "another connection's change");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!("another connection's change to a team was seen after {:?}", changed.elapsed());
+
+    assert!(db.write(|tx| tx.delete_member("eng", "ann")).await.unwrap());
+    assert_eq!(aliases().await, Vec::<String>::new(), "this process's own change, at once");
+
+    elsewhere.close().await.unwrap();
+    db.close().await.unwrap();
+    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+    admin.close().await.unwrap();
+}
+
 /// A connection to the database at `url` (the test's admin user).
 async fn admin_of(url: &str) -> sea_orm::DatabaseConnection {
     sea_orm::Database::connect(url).await.unwrap()
