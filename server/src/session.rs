@@ -1,4 +1,5 @@
-//! UI sessions: session keys (`sk-…`, stored only as a SHA-256 hash), the `token` cookie's HS256
+//! UI sessions: session keys (`sk-…`, stored only as a SHA-256 hash, after the time the key was
+//! made), the `token` cookie's HS256
 //! JWT with LiteLLM's claims, and the master key that signs it.
 
 use std::{
@@ -204,14 +205,35 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// A new session key, `sk-` and 48 hex digits.
+/// A new session key: `sk-`, the time it is made (milliseconds since the epoch, 12 hex digits),
+/// then 24 random bytes (48 hex digits). The time is no secret (the `token` cookie carries it
+/// too); it is there so that the stored hashes of keys made one after another sort together
+/// ([`hash_key`]).
 pub fn new_session_key() -> String {
-    format!("sk-{}", random_hex(24))
+    let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    format!("sk-{:012x}{}", millis & 0xffff_ffff_ffff, random_hex(24))
 }
 
-/// What is stored for a key: its SHA-256, hex.
+/// What is stored for a key: its SHA-256, hex — after the time a key of this server's
+/// ([`new_session_key`]) carries. The sessions' index on the stored hash then grows at one end,
+/// as sessions are made: a sign-in's commit writes the page at that end, shared with the
+/// other sign-ins of its batch, where a hash alone lands on a random page of the index each
+/// time (one page written, and later checkpointed, per sign-in). Any other key (one LiteLLM
+/// made, behind the front door, or one this server made before keys carried their time) is
+/// stored as LiteLLM stores keys: its SHA-256 alone.
 pub fn hash_key(key: &str) -> String {
-    hex(&Sha256::digest(key.as_bytes()))
+    let digest = hex(&Sha256::digest(key.as_bytes()));
+    match made_at(key) {
+        Some(time) => format!("{time}{digest}"),
+        None => digest,
+    }
+}
+
+/// The time a key of [`new_session_key`]'s form carries (its 12 hex digits).
+fn made_at(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("sk-")?;
+    let lower_hex = |byte: u8| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte);
+    (rest.len() == 60 && rest.bytes().all(lower_hex)).then(|| &rest[..12])
 }
 
 /// Compares secrets in constant time, through their SHA-256 digests so that neither the
@@ -440,7 +462,7 @@ mod tests {
     #[test]
     fn keys_are_hashed_and_cookies_flagged() {
         let key = new_session_key();
-        assert!(key.starts_with("sk-") && key.len() == 51);
+        assert!(key.starts_with("sk-") && key.len() == 63, "{key}");
         assert_eq!(
             hash_key("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -455,5 +477,35 @@ mod tests {
             "token=t; Path=/litellm; SameSite=Lax"
         );
         assert!(clear_cookie("/", false).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn the_hashes_of_this_servers_keys_sort_in_the_order_they_were_made() {
+        let first = new_session_key();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_session_key();
+        let (first_hash, second_hash) = (hash_key(&first), hash_key(&second));
+        assert!(first_hash < second_hash, "{first_hash} then {second_hash}");
+        let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+        let made = u64::from_str_radix(&second_hash[..12], 16).unwrap();
+        assert!(made <= now && now - made < 60_000, "the time it was made");
+        assert_eq!(&second_hash[..12], &second[3..15]);
+        assert_eq!(second_hash[12..], hex(&Sha256::digest(second.as_bytes())), "then its SHA-256");
+        assert_ne!(hash_key(&first), hash_key(&format!("{}0", &first[..62])), "the whole key");
+    }
+
+    #[test]
+    fn other_keys_are_stored_as_litellm_stores_them() {
+        let sha = |key: &str| hex(&Sha256::digest(key.as_bytes()));
+        // LiteLLM's own (`sk-` and `secrets.token_urlsafe(16)`), behind the front door.
+        assert_eq!(hash_key("sk-3jD8z_f9Qk1mV-a7bX2cYw"), sha("sk-3jD8z_f9Qk1mV-a7bX2cYw"));
+        // This server's before keys carried their time: sessions made then still match.
+        let before = format!("sk-{}", random_hex(24));
+        assert_eq!(hash_key(&before), sha(&before));
+        // Not quite this server's form.
+        let upper = format!("sk-{}", "A".repeat(60));
+        assert_eq!(hash_key(&upper), sha(&upper));
+        let long = format!("sk-{}", "a".repeat(61));
+        assert_eq!(hash_key(&long), sha(&long));
     }
 }

@@ -60,7 +60,10 @@ fn a_new_user_signs_in_with_the_values_the_plugin_chose() {
         assert_eq!(alice.user_role.as_deref(), Some("proxy_admin"));
         assert_eq!(alice.max_budget, None);
         assert_eq!(alice.metadata, json!({"auth_provider": "oauth-proxy"}));
-        let hash = hex(&Sha256::digest(key.as_bytes()));
+        // `sk-`, the time it was made (12 hex digits), 48 random hex digits; stored as that
+        // time, then the key's SHA-256.
+        assert_eq!(key.len(), 63, "{key}");
+        let hash = format!("{}{}", &key[3..15], hex(&Sha256::digest(key.as_bytes())));
         let sessions = server.db(async |conn| session::Entity::find().all(conn).await.unwrap());
         assert_eq!(sessions.len(), 1);
         assert_eq!(sessions[0].token_hash, hash, "only the hash is stored");
