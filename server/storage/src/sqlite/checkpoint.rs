@@ -12,10 +12,13 @@ use sea_orm_sync::{self as sync, ConnectionTrait as _};
 
 /// How long after a commit the checkpointer checkpoints. Small, so that each checkpoint is
 /// small: on one core a checkpoint holds the core while it copies its pages, and the requests
-/// wait. One core, c=32, returning users remembered (20k sign-ins/s), two or more runs each:
-/// p99 3.2–3.5 ms at 2 ms (18k/s), 3.4–3.8 ms at 5 ms (18.3–19.4k/s), 4.2–4.5 ms at 10 ms,
-/// 7.7–13 ms at 20 ms, 20 ms at 100 ms, 33–42 ms with only the backstop.
-pub(super) const INTERVAL: Duration = Duration::from_millis(5);
+/// wait; not too small, as each checkpoint also costs an `fsync`. One core, c=32, two runs
+/// each (BENCHMARKS.md): before session keys carried their time, every sign-in added a page to
+/// copy, and the p99 followed the interval (returning users 18k/s, p99 3.2–3.5 ms at 2 ms,
+/// 3.4–3.8 at 5, 4.2–4.5 at 10, 7.7–13 at 20, 20 at 100, 33–42 with only the backstop); since,
+/// a batch shares its pages: returning users 27.4–28.0k/s, p99 2.0 ms at 5 ms; 28.7–29.1k/s,
+/// 2.1–2.2 ms at 10; 29.3–29.8k/s, 2.3–2.5 ms at 20 (new users 16.6–16.7k, 17.6k, 17.5–18.1k).
+pub(super) const INTERVAL: Duration = Duration::from_millis(10);
 
 /// The WAL's size, in pages, at which a commit checkpoints anyway (`wal_autocheckpoint`).
 pub(super) const BACKSTOP_PAGES: u32 = 10_000;
