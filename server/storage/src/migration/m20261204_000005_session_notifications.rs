@@ -1,10 +1,7 @@
 //! PostgreSQL's change notifications for the replicas' remembered session checks
 //! (`super::super::sessions`): triggers that `NOTIFY hookgate_sessions`.
 
-use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
-
-use super::m20261204_000004_binding_unique_per_issuer::unsupported;
 
 /// PostgreSQL: every change to a user or a live session sends `NOTIFY hookgate_sessions` in
 /// its own transaction, whoever makes it (a replica, an operator's `psql`), so that every replica
@@ -47,30 +44,12 @@ EXECUTE FUNCTION "hookgate_sessions_notify"()"#,
 #[async_trait::async_trait]
 impl MigrationTrait for SessionNotifications {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                for statement in SESSION_NOTIFICATIONS {
-                    manager.get_connection().execute_unprepared(statement).await?;
-                }
-                Ok(())
-            }
-            DbBackend::Sqlite => Ok(()),
-            other => Err(unsupported(other)),
-        }
+        super::on_postgres_only(manager, &SESSION_NOTIFICATIONS).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                // Dropping the function drops the triggers that call it.
-                manager
-                    .get_connection()
-                    .execute_unprepared(r#"DROP FUNCTION "hookgate_sessions_notify"() CASCADE"#)
-                    .await
-                    .map(|_| ())
-            }
-            DbBackend::Sqlite => Ok(()),
-            other => Err(unsupported(other)),
-        }
+        // Dropping the function drops the triggers that call it.
+        super::on_postgres_only(manager, &[r#"DROP FUNCTION "hookgate_sessions_notify"() CASCADE"#])
+            .await
     }
 }

@@ -1,10 +1,7 @@
 //! PostgreSQL's change notifications for the replicas' remembered sign-in snapshots
 //! (`super::super::accounts`): triggers that `NOTIFY hookgate_accounts`.
 
-use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
-
-use super::m20261204_000004_binding_unique_per_issuer::unsupported;
 
 /// PostgreSQL: every statement that inserts, updates or deletes users, teams or memberships
 /// (or truncates their tables), whoever runs it (a replica, an operator's `psql`), sends
@@ -40,30 +37,12 @@ ON "team_members" FOR EACH STATEMENT EXECUTE FUNCTION "hookgate_accounts_notify"
 #[async_trait::async_trait]
 impl MigrationTrait for AccountNotifications {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                for statement in ACCOUNT_NOTIFICATIONS {
-                    manager.get_connection().execute_unprepared(statement).await?;
-                }
-                Ok(())
-            }
-            DbBackend::Sqlite => Ok(()),
-            other => Err(unsupported(other)),
-        }
+        super::on_postgres_only(manager, &ACCOUNT_NOTIFICATIONS).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                // Dropping the function drops the triggers that call it.
-                manager
-                    .get_connection()
-                    .execute_unprepared(r#"DROP FUNCTION "hookgate_accounts_notify"() CASCADE"#)
-                    .await
-                    .map(|_| ())
-            }
-            DbBackend::Sqlite => Ok(()),
-            other => Err(unsupported(other)),
-        }
+        // Dropping the function drops the triggers that call it.
+        super::on_postgres_only(manager, &[r#"DROP FUNCTION "hookgate_accounts_notify"() CASCADE"#])
+            .await
     }
 }

@@ -29,6 +29,22 @@ use self::{
     m20261209_000010_account_notifications::AccountNotifications,
 };
 
+/// Runs `statements` in order on PostgreSQL, and nothing on SQLite: for what only PostgreSQL
+/// needs (its replicas' change notifications).
+async fn on_postgres_only(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend};
+    match manager.get_database_backend() {
+        DbBackend::Postgres => {
+            for statement in statements {
+                manager.get_connection().execute_unprepared(statement).await?;
+            }
+            Ok(())
+        }
+        DbBackend::Sqlite => Ok(()),
+        other => Err(m20261204_000004_binding_unique_per_issuer::unsupported(other)),
+    }
+}
+
 /// Runs the migrations in order.
 pub(crate) struct Migrator;
 
