@@ -492,6 +492,13 @@ impl Db {
     }
 }
 
+/// `bytes` random bytes as hexadecimal digits.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut random = vec![0u8; bytes];
+    getrandom::fill(&mut random).expect("the operating system's random source failed");
+    random.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// What the tests of this crate share.
 #[cfg(test)]
 mod tests_support {
@@ -515,9 +522,50 @@ mod tests_support {
 
     /// 16 random hexadecimal digits: names no two test runs share.
     pub(crate) fn random_hex() -> String {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("the operating system's random source");
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+        crate::random_hex(8)
+    }
+
+    /// A database of its own on the test command's PostgreSQL; [`TestDatabase::drop_database`]
+    /// drops it.
+    pub(crate) struct TestDatabase {
+        admin: sea_orm::DatabaseConnection,
+        name: String,
+        /// Where it is.
+        pub(crate) url: String,
+    }
+
+    impl TestDatabase {
+        /// A fresh database named `<prefix>_<random>`; `None` when the run opted out of
+        /// PostgreSQL ([`postgres_admin_url`]).
+        pub(crate) async fn create(prefix: &str) -> Option<TestDatabase> {
+            use sea_orm::ConnectionTrait;
+            let admin_url = postgres_admin_url()?;
+            let name = format!("{prefix}_{}", random_hex());
+            let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+            let (base, _) = admin_url.rsplit_once('/').unwrap();
+            let url = format!("{base}/{name}");
+            Some(TestDatabase { admin, name, url })
+        }
+
+        /// Drops it, whoever is still connected.
+        pub(crate) async fn drop_database(self) {
+            use sea_orm::ConnectionTrait;
+            let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+            self.admin.execute_unprepared(&drop).await.unwrap();
+            self.admin.close().await.unwrap();
+        }
+    }
+
+    /// Waits until `cache`'s listener is up; fails the test after 5 s.
+    pub(crate) async fn until_live(cache: &crate::sessions::SessionCache) {
+        for _ in 0..500 {
+            if cache.is_live() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the listener did not come up within 5 s");
     }
 }
 

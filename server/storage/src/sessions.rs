@@ -193,7 +193,7 @@ impl SessionCache {
             log: Mutex::new(Log { first: 1, forgotten: VecDeque::new() }),
             listener: Mutex::new(None),
             accounts: Accounts::default(),
-            barrier_token: random_token(),
+            barrier_token: crate::random_hex(16),
             barrier_sent: AtomicU64::new(0),
             barrier_heard: tokio::sync::watch::channel(0).0,
         })
@@ -532,10 +532,3 @@ async fn hear(cache: &Weak<SessionCache>, listener: &mut PgListener) -> Option<S
 
 #[cfg(test)]
 mod tests;
-
-/// A random token (16 bytes, hex).
-fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}

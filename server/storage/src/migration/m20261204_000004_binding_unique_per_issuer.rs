@@ -400,17 +400,13 @@ mod tests {
     /// an admin URL): a fresh database, dropped after.
     #[tokio::test]
     async fn a_binding_is_unique_per_issuer_on_postgresql() {
-        let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
+        let Some(database) = crate::tests_support::TestDatabase::create("hookgate_migration").await
+        else {
             return;
         };
-        let name = format!("hookgate_migration_{}", crate::tests_support::random_hex());
-        let admin = Database::connect(admin_url.as_str()).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let conn = Database::connect(format!("{base}/{name}")).await.unwrap();
+        let conn = Database::connect(database.url.as_str()).await.unwrap();
         check_binding_migration(&conn).await;
         conn.close().await.unwrap();
-        admin.execute_unprepared(&format!("DROP DATABASE {name}")).await.unwrap();
-        admin.close().await.unwrap();
+        database.drop_database().await;
     }
 }

@@ -3,6 +3,7 @@
 //! process's own writes.
 
 use super::*;
+use crate::tests_support::{TestDatabase, until_live};
 
 fn found(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Found {
     let at = crate::store::now();
@@ -171,26 +172,11 @@ fn an_expired_session_is_never_served() {
 #[tokio::test]
 async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
     use sea_orm::{ConnectionTrait, Database};
-    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
-        return;
-    };
-    let name = format!("hookgate_listener_{}", crate::tests_support::random_hex());
-    let admin = Database::connect(admin_url.as_str()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
+    let Some(database) = TestDatabase::create("hookgate_listener").await else { return };
+    let url = database.url.clone();
     let mut db = crate::Db::connect(&url).await.unwrap();
     let cache = db.session_cache_for_test().clone().expect("PostgreSQL remembers session checks");
-    let live = async |cache: &SessionCache| {
-        for _ in 0..100 {
-            if cache.is_live() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the listener did not come up within 5 s");
-    };
-    live(&cache).await;
+    until_live(&cache).await;
 
     let behind = Database::connect(url.as_str()).await.unwrap();
     behind
@@ -237,7 +223,7 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
     eprintln!("the lost listener was noticed after {:?}", started.elapsed());
 
     // Back by itself; a notified change is seen (here with nothing forgotten locally).
-    live(&cache).await;
+    until_live(&cache).await;
     assert_eq!(role().await, "internal_user");
     behind
         .execute_unprepared("UPDATE users SET user_role = 'proxy_admin' WHERE user_id = 'ann'")
@@ -252,8 +238,7 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
 
     behind.close().await.unwrap();
     db.close().await.unwrap();
-    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-    admin.close().await.unwrap();
+    database.drop_database().await;
 }
 
 /// On PostgreSQL: this process's own writes make it forget before they return. The cache
@@ -261,16 +246,8 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
 /// make it forget.
 #[tokio::test]
 async fn this_processs_own_writes_forget_before_they_return() {
-    use sea_orm::{ConnectionTrait, Database};
-    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
-        return;
-    };
-    let name = format!("hookgate_forget_{}", crate::tests_support::random_hex());
-    let admin = Database::connect(admin_url.as_str()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
-    let mut db = crate::Db::connect(&url).await.unwrap();
+    let Some(database) = TestDatabase::create("hookgate_forget").await else { return };
+    let mut db = crate::Db::connect(&database.url).await.unwrap();
     let cache = SessionCache::new();
     cache.listener_ready();
     *db.session_cache_for_test() = Some(cache);
@@ -319,8 +296,7 @@ async fn this_processs_own_writes_forget_before_they_return() {
     }
 
     db.close().await.unwrap();
-    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-    admin.close().await.unwrap();
+    database.drop_database().await;
 }
 
 /// On PostgreSQL: a user's teams (what `GET /user/info` and the Admin UI read) are remembered
@@ -330,24 +306,11 @@ async fn this_processs_own_writes_forget_before_they_return() {
 #[tokio::test]
 async fn a_users_teams_are_remembered_until_a_change_to_teams_or_memberships() {
     use sea_orm::{ConnectionTrait, Database};
-    let Some(admin_url) = crate::tests_support::postgres_admin_url() else {
-        return;
-    };
-    let name = format!("hookgate_teams_{}", crate::tests_support::random_hex());
-    let admin = Database::connect(admin_url.as_str()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
-    let mut db = crate::Db::connect(&url).await.unwrap();
+    let Some(database) = TestDatabase::create("hookgate_teams").await else { return };
+    let mut db = crate::Db::connect(&database.url).await.unwrap();
     let cache = db.session_cache_for_test().clone().expect("PostgreSQL remembers");
-    for _ in 0..500 {
-        if cache.is_live() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(cache.is_live(), "the listener did not come up within 5 s");
-    let elsewhere = Database::connect(url.as_str()).await.unwrap();
+    until_live(&cache).await;
+    let elsewhere = Database::connect(database.url.as_str()).await.unwrap();
     elsewhere
         .execute_unprepared(
             "INSERT INTO users (user_id, models, spend, metadata, created_at, updated_at) \
@@ -397,8 +360,7 @@ async fn a_users_teams_are_remembered_until_a_change_to_teams_or_memberships() {
 
     elsewhere.close().await.unwrap();
     db.close().await.unwrap();
-    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-    admin.close().await.unwrap();
+    database.drop_database().await;
 }
 
 /// A connection to the database at `url` (the test's admin user).

@@ -7,20 +7,22 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, sqlx::postgres::PgListener};
+use sea_orm::{ConnectionTrait, sqlx::postgres::PgListener};
 
 use super::{
     Applied, Job, Writer,
     promises::{Fixture, identity},
 };
-use crate::{Db, sessions::SessionCache};
+use crate::{
+    Db,
+    sessions::SessionCache,
+    tests_support::{TestDatabase, until_live},
+};
 
-/// A fresh database on the test command's PostgreSQL, its writer, and what drops it.
+/// A fresh database on the test command's PostgreSQL, and its writer.
 struct Replica {
     fixture: Fixture,
-    admin: DatabaseConnection,
-    name: String,
-    url: String,
+    database: TestDatabase,
 }
 
 impl Replica {
@@ -29,22 +31,11 @@ impl Replica {
     /// its cache is made live by hand and hears nothing unless the test says
     /// ([`SessionCache::heard_on_accounts`]).
     async fn start(listening: bool) -> Option<(Replica, Arc<SessionCache>)> {
-        let admin_url = crate::tests_support::postgres_admin_url()?;
-        let name = format!("hookgate_writer_{}", crate::tests_support::random_hex());
-        let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        let mut db = Db::connect(&url).await.unwrap();
+        let database = TestDatabase::create("hookgate_writer").await?;
+        let mut db = Db::connect(&database.url).await.unwrap();
         let cache = if listening {
             let cache = db.session_cache_for_test().clone().unwrap();
-            for _ in 0..500 {
-                if cache.is_live() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            assert!(cache.is_live(), "the listener is not up after 5 s");
+            until_live(&cache).await;
             cache
         } else {
             let cache = SessionCache::new();
@@ -56,21 +47,20 @@ impl Replica {
             .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
         std::fs::create_dir(&dir).unwrap();
         let writer = Writer::start(db.clone(), Arc::new(|_| {}));
-        Some((Replica { fixture: Fixture { dir, db, writer }, admin, name, url }, cache))
+        Some((Replica { fixture: Fixture { dir, db, writer }, database }, cache))
     }
 
     /// Runs `sql` on a connection of its own: another replica's (or an operator's) write.
     async fn elsewhere(&self, sql: &str) {
-        let conn = sea_orm::Database::connect(self.url.as_str()).await.unwrap();
+        let conn = sea_orm::Database::connect(self.database.url.as_str()).await.unwrap();
         conn.execute_unprepared(sql).await.unwrap();
         conn.close().await.unwrap();
     }
 
     async fn drop_database(self) {
-        let Replica { fixture, admin, name, .. } = self;
+        let Replica { fixture, database } = self;
         drop(fixture);
-        admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-        admin.close().await.unwrap();
+        database.drop_database().await;
     }
 }
 
@@ -163,7 +153,7 @@ async fn hear_at_the_barrier(listener: &mut PgListener, cache: &SessionCache) {
 async fn a_plan_on_a_snapshot_remembered_before_another_replica_wrote_is_made_again() {
     let Some((replica, cache)) = Replica::start(false).await else { return };
     let fixture = &replica.fixture;
-    let mut listener = PgListener::connect(&replica.url).await.unwrap();
+    let mut listener = PgListener::connect(&replica.database.url).await.unwrap();
     listener.listen(crate::sessions::ACCOUNTS).await.unwrap();
     let rita = identity("rita", "https://idp.test", "s-r", None);
     assert_eq!(fixture.sign_in(&rita, "r1").await, Applied::Done);
