@@ -421,6 +421,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_a_reader_remembers_is_bounded() {
+        let mut map = std::collections::HashMap::new();
+        for n in 0..REMEMBERED {
+            keep_bounded(&mut map, n.to_string().as_str(), n);
+        }
+        assert_eq!(map.len(), REMEMBERED);
+        assert_eq!(map.get("0"), Some(&0));
+        keep_bounded(&mut map, "again", 0);
+        assert_eq!(map.len(), 1, "a full map starts again");
+        assert_eq!(map.get("again"), Some(&0));
+    }
+
+    #[test]
     fn urls_name_their_database() {
         assert_eq!(
             database_kind("sqlite:///var/lib/hookgate.db?mode=rwc"),
@@ -490,6 +503,23 @@ impl Db {
             Backend::Sqlite(_) => panic!("a PostgreSQL database was expected"),
         }
     }
+}
+
+/// The most entries of one kind a reader remembers (a SQLite reader its session checks, teams
+/// and sign-in snapshots; a PostgreSQL thread its snapshots and teams).
+const REMEMBERED: usize = 256;
+
+/// Remembers `value` for `key` in `map`, which holds at most [`REMEMBERED`] entries: a full map
+/// starts again.
+pub(crate) fn keep_bounded<K, Q, V>(map: &mut std::collections::HashMap<K, V>, key: &Q, value: V)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: ToOwned<Owned = K> + ?Sized,
+{
+    if map.len() >= REMEMBERED {
+        map.clear();
+    }
+    map.insert(key.to_owned(), value);
 }
 
 /// `bytes` random bytes as hexadecimal digits.

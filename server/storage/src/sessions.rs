@@ -72,8 +72,6 @@ const RETRY: Duration = Duration::from_millis(250);
 const PER_THREAD: usize = 512;
 /// How many forgettings the log keeps for threads that have not looked since.
 const LOG: usize = 1024;
-/// The most sign-in snapshots, and users' teams, one thread remembers (then it starts again).
-const UNDER_GENERATION_PER_THREAD: usize = 256;
 /// How long the writer waits for its barrier to come back before it counts as a change made
 /// elsewhere (the listener's connection is given up as lost within `QUIET + PING`).
 const BARRIER: Duration = Duration::from_secs(1);
@@ -299,7 +297,7 @@ impl SessionCache {
 
     /// Remembers, on this thread, a snapshot read at `generation` ([`SessionCache::snapshot`]).
     pub(crate) fn keep_snapshot(&self, keys: &Keys, generation: u64, snapshot: Snapshot) {
-        self.keep_under(|mine| &mut mine.snapshots, keys.clone(), generation, snapshot);
+        self.keep_under(|mine| &mut mine.snapshots, keys, generation, snapshot);
     }
 
     /// The teams of `user_id` as [`SessionCache::snapshot`] remembers snapshots: they are read
@@ -310,7 +308,7 @@ impl SessionCache {
 
     /// Remembers, on this thread, the teams of `user_id` read at `generation`.
     pub(crate) fn keep_teams(&self, user_id: &str, generation: u64, teams: Vec<team::Model>) {
-        self.keep_under(|mine| &mut mine.teams, user_id.to_owned(), generation, teams);
+        self.keep_under(|mine| &mut mine.teams, user_id, generation, teams);
     }
 
     /// What this thread remembers for `key` in `table` under the accounts' generation now.
@@ -336,21 +334,20 @@ impl SessionCache {
         })
     }
 
-    /// Remembers `value` for `key` in `table`, read at `generation` (bounded: a full table
-    /// starts again).
-    fn keep_under<K: std::hash::Hash + Eq, V>(
+    /// Remembers `value` for `key` in `table`, read at `generation` (bounded:
+    /// [`crate::keep_bounded`]).
+    fn keep_under<K, Q, V>(
         &self,
         table: impl FnOnce(&mut ThreadEntries) -> &mut HashMap<K, (u64, V)>,
-        key: K,
+        key: &Q,
         generation: u64,
         value: V,
-    ) {
+    ) where
+        K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
         self.with_entries(self.generation.load(Ordering::SeqCst), |mine| {
-            let table = table(mine);
-            if table.len() >= UNDER_GENERATION_PER_THREAD {
-                table.clear();
-            }
-            table.insert(key, (generation, value));
+            crate::keep_bounded(table(mine), key, (generation, value));
         });
     }
 

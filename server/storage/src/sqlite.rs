@@ -264,7 +264,7 @@ impl Lite {
                 .map(Neutral::neutral)
                 .map_err(from_sync)?;
             if let Some(found) = &found {
-                Remembered::keep(&mut remembered.sessions, token_hash, found.clone());
+                crate::keep_bounded(&mut remembered.sessions, token_hash, found.clone());
             }
             Ok(found)
         })
@@ -280,7 +280,7 @@ impl Lite {
             let teams = lite::store::teams_of_user_with_info(conn, user_id)
                 .map(Neutral::neutral)
                 .map_err(from_sync)?;
-            Remembered::keep(&mut remembered.teams, user_id, teams.clone());
+            crate::keep_bounded(&mut remembered.teams, user_id, teams.clone());
             Ok(teams)
         })
     }

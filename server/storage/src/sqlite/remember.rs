@@ -23,7 +23,7 @@
 //! remembered snapshot (the sign-in reads again first), so the short time before the next write
 //! cannot refuse anyone on what another process has changed.
 
-use std::{collections::HashMap, hash::Hash};
+use std::collections::HashMap;
 
 use hookgate_core::signin::{Keys, Snapshot};
 
@@ -41,9 +41,6 @@ pub(super) struct Remembered {
 }
 
 impl Remembered {
-    /// The most entries of each kind one reader keeps (then it starts again).
-    const MAX: usize = 256;
-
     /// The session checks and teams, forgotten unless the database is still at `version`.
     pub(super) fn at(&mut self, version: i64) -> &mut Self {
         if self.version != Some(version) {
@@ -61,17 +58,6 @@ impl Remembered {
 
     /// Remembers a snapshot read at `generation` (or a later one).
     pub(super) fn keep_snapshot(&mut self, keys: &Keys, generation: u64, snapshot: Snapshot) {
-        Self::keep(&mut self.snapshots, keys, (generation, snapshot));
-    }
-
-    pub(super) fn keep<K, Q, V>(map: &mut HashMap<K, V>, key: &Q, value: V)
-    where
-        K: Hash + Eq + std::borrow::Borrow<Q>,
-        Q: ToOwned<Owned = K> + ?Sized,
-    {
-        if map.len() >= Self::MAX {
-            map.clear();
-        }
-        map.insert(key.to_owned(), value);
+        crate::keep_bounded(&mut self.snapshots, keys, (generation, snapshot));
     }
 }
