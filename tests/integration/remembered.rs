@@ -22,6 +22,16 @@ fn start(backend: &Backend) -> TestServer {
     TestServer::start_with(backend, ServerOptions { env: &env, ..ServerOptions::default() })
 }
 
+/// An administrator takes `user_id` out of `team_id` through `server` (`/team/member_delete`).
+fn take_out_of_team(server: &TestServer, team_id: &str, user_id: &str) {
+    let reply = server.post_json(
+        "/team/member_delete",
+        &serde_json::json!({"team_id": team_id, "user_id": user_id}),
+        &[("authorization", &server.master_auth())],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
 /// Runs `sql` on the server's database from this process, as an operator's `sqlite3` or `psql`
 /// would.
 fn by_hand(server: &TestServer, sql: &str) {
@@ -76,12 +86,7 @@ fn a_change_made_through_the_server_decides_the_next_sign_in() {
 
         // An administrator takes sam out of the team; sam's groups still name it, so the next
         // sign-in puts sam back — which it does only if it reads the membership as gone.
-        let reply = server.post_json(
-            "/team/member_delete",
-            &serde_json::json!({"team_id": "staff", "user_id": "sam"}),
-            &[("authorization", &server.master_auth())],
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
+        take_out_of_team(&server, "staff", "sam");
         assert!(server.memberships("sam").is_empty());
         sign_in_twice(&server, "sam", &["staff"]);
         assert_eq!(server.memberships("sam").len(), 1, "{}", backend.name());
@@ -106,12 +111,7 @@ fn a_change_made_through_another_replica_decides_the_next_sign_in() {
     b.create_team("staff");
     sign_in_twice(&a, "sam", &["staff"]);
     for round in 0..3 {
-        let reply = b.post_json(
-            "/team/member_delete",
-            &serde_json::json!({"team_id": "staff", "user_id": "sam"}),
-            &[("authorization", &b.master_auth())],
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
+        take_out_of_team(&b, "staff", "sam");
         assert!(a.memberships("sam").is_empty());
         let allowed = a.sign_in("sam", "sam@example.test", &["staff"]);
         assert_eq!(allowed.status, 303, "{}", allowed.body);
