@@ -20,11 +20,15 @@ apt_install() {
         || die "could not install $*"
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on.
+# A TCP port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral range (where
+# the outgoing connections of everything the tests start take their local ports: a port picked
+# there could be taken between this check and the bind, as a LiteLLM proxy once found).
 free_port() {
-    local port
+    local port low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "${low:-0}" -gt 21000 ] 2>/dev/null || low=60000
     for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % (low - 20000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0

@@ -68,10 +68,12 @@ declare -F apt_install >/dev/null || apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
         || die "could not install $*"
 }
-declare -F free_port >/dev/null || free_port() {
-    local port
+declare -F free_port >/dev/null || free_port() { # below the ephemeral range (scripts/lib.sh)
+    local port low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "${low:-0}" -gt 21000 ] 2>/dev/null || low=60000
     for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % (low - 20000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
     done
     die "no free port found"
