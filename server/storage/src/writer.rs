@@ -179,7 +179,10 @@ fn forget_changed(db: &Db, job: &Job, outcome: Applied) {
 /// Adds what else is queued to `batch`. While the batch keeps growing, the writer first lets
 /// the sign-ins that are running hand in their plans (a yield of its time slice): on a busy
 /// core, the first plan's arrival wakes the writer long before the next ones arrive, and
-/// without this a batch is two plans on average and every sign-in pays a commit of its own.
+/// without this a batch is two plans on average and every sign-in pays a commit of its own (one
+/// core, c=32, measured again with the one-wake-up answers: returning users 33.2–33.9k/s with
+/// the yield, 28.3–28.4k/s and a p99 of 3.2–3.3 ms without it; new users 17.2–17.3k/s against
+/// 15.0–16.1k/s). It never spins: one yield, and the batch closes if nothing came in.
 fn gather(receiver: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>) {
     loop {
         while batch.len() < MAX_BATCH {
