@@ -177,24 +177,76 @@ impl Plugins {
 
 /// The hooks new sign-ins use. A reload replaces them whole; a sign-in takes the current set
 /// once, when it starts, and finishes on it whatever is reloaded meanwhile.
-#[derive(Debug, Clone, Default)]
-pub struct LivePlugins(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Plugins>>>);
+///
+/// Taking the set takes no lock: each thread remembers the last set it took, with the number of
+/// that set, and takes it again while the number is current (one atomic read, shared by every
+/// core but only written by a reload). A reload stores the new set, then its number, under a
+/// lock that only reloads and the first sign-in on each thread after one take. A thread lets
+/// go of a replaced set at its next take or when it ends (its libraries stay mapped either way:
+/// a library is never unloaded).
+#[derive(Debug, Clone)]
+pub struct LivePlugins(std::sync::Arc<Live>);
+
+#[derive(Debug)]
+struct Live {
+    /// The current set's number: unique among every set any `LivePlugins` has served.
+    number: std::sync::atomic::AtomicU64,
+    /// The current set and its number.
+    current: std::sync::Mutex<(u64, std::sync::Arc<Plugins>)>,
+}
+
+/// The numbers sets are given, from 1 (0 is "none taken yet").
+static NEXT_SET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// The last set this thread took, with its number.
+    static TAKEN: std::cell::RefCell<Option<(u64, std::sync::Arc<Plugins>)>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 impl LivePlugins {
     /// Serving `plugins`.
     pub fn new(plugins: Plugins) -> Self {
-        Self(std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(plugins))))
+        let number = NEXT_SET.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LivePlugins(std::sync::Arc::new(Live {
+            number: number.into(),
+            current: std::sync::Mutex::new((number, std::sync::Arc::new(plugins))),
+        }))
     }
 
     /// The hooks a sign-in starting now uses.
     pub fn current(&self) -> std::sync::Arc<Plugins> {
-        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        use std::sync::atomic::Ordering::Acquire;
+        let number = self.0.number.load(Acquire);
+        TAKEN.with_borrow_mut(|taken| match taken {
+            Some((taken_number, plugins)) if *taken_number == number => plugins.clone(),
+            _ => {
+                let (number, plugins) = self
+                    .0
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                *taken = Some((number, plugins.clone()));
+                plugins
+            }
+        })
     }
 
     /// Serves `plugins` from now on; sign-ins already running keep what they took.
     pub fn replace(&self, plugins: Plugins) {
-        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            std::sync::Arc::new(plugins);
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        let number = NEXT_SET.fetch_add(1, Relaxed);
+        let mut current = self.0.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = (number, std::sync::Arc::new(plugins));
+        self.0.number.store(number, Release);
+    }
+}
+
+impl Default for LivePlugins {
+    /// Serving no hooks.
+    fn default() -> Self {
+        LivePlugins::new(Plugins::default())
     }
 }
 
@@ -235,4 +287,47 @@ fn resolve<H: Hook>(
         "loaded hook"
     );
     Ok((info, resolved.hook))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{LivePlugins, Plugins};
+
+    /// A thread takes the set it remembered until a reload, then the new one; other threads
+    /// and other services are not confused with it; what a sign-in took stays its own.
+    #[test]
+    fn after_a_replacement_every_thread_takes_the_new_set() {
+        let live = LivePlugins::new(Plugins::default());
+        let first = live.current();
+        assert!(Arc::ptr_eq(&first, &live.current()), "taken again while current");
+        let on_another_thread = std::thread::scope(|scope| {
+            scope.spawn(|| live.current()).join().expect("the thread ran")
+        });
+        assert!(Arc::ptr_eq(&first, &on_another_thread));
+        drop(on_another_thread);
+
+        live.replace(Plugins::default());
+        let second = live.current();
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "the thread that took the first set takes the new one"
+        );
+        let on_another_thread = std::thread::scope(|scope| {
+            scope.spawn(|| live.current()).join().expect("the thread ran")
+        });
+        assert!(Arc::ptr_eq(&second, &on_another_thread));
+        assert_eq!(Arc::strong_count(&first), 1, "only the sign-in that took it holds the old set");
+
+        let other_service = LivePlugins::default();
+        let others = other_service.current();
+        assert!(!Arc::ptr_eq(&others, &second));
+        assert!(
+            Arc::ptr_eq(&live.current(), &second),
+            "this thread last took the other service's set"
+        );
+        let clone = live.clone();
+        assert!(Arc::ptr_eq(&clone.current(), &second), "a clone serves the same sets");
+    }
 }
