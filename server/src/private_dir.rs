@@ -16,6 +16,7 @@ impl PrivateDir {
     pub(crate) fn create(prefix: &str) -> std::io::Result<Self> {
         let name = format!("{prefix}-{}-{}", std::process::id(), crate::session::random_hex(8));
         let path = std::env::temp_dir().join(name);
+        #[cfg_attr(not(unix), allow(unused_mut))] // only unix sets a mode
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
