@@ -77,8 +77,15 @@ pub fn main() -> ExitCode {
     // `try` and `sync` print a report: their log shows warnings and what the hooks log, not
     // the startup.
     let quiet = matches!(cli.command, Some(Command::Try { .. } | Command::Sync { .. }));
-    init_logging(if quiet { "warn,hookgate::plugin=info" } else { "info" });
-    match run(cli) {
+    let logging = if quiet {
+        init_logging("warn,hookgate::plugin=info", Writing::Here)
+    } else {
+        init_logging("info", Writing::OffThread)
+    };
+    let result = run(cli);
+    // Every line logged so far is written before the error, and before the process exits.
+    drop(logging);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -87,16 +94,59 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(default: &str) {
+/// Where the log's lines are written from.
+enum Writing {
+    /// The thread that logs: `try` and `sync`, whose log and report keep their order.
+    Here,
+    /// A thread of the log's own, for the server: a line is formatted on the thread that logs
+    /// and handed over a channel, so no request takes standard error's lock or waits for its
+    /// write (a sign-in logs two lines at `info`: one on a worker, one on a hook's thread), and
+    /// lines that arrive together are written together. Nothing is dropped: with 128k lines
+    /// waiting, the thread that logs waits.
+    OffThread,
+}
+
+/// How many lines may wait for the log's thread before a thread that logs waits for it.
+const LOG_QUEUE: usize = 128_000;
+
+/// A writer of lines that a thread of its own writes to `out`, in batches (lines that arrive
+/// while it writes go out together), dropping none: with `queue` lines waiting, the thread that
+/// logs waits. Dropping the guard writes what is queued (waiting at most a second).
+fn off_thread(
+    out: impl std::io::Write + Send + 'static,
+    queue: usize,
+) -> (tracing_appender::non_blocking::NonBlocking, tracing_appender::non_blocking::WorkerGuard) {
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(queue)
+        .lossy(false)
+        .thread_name("hookgate-log")
+        .finish(std::io::BufWriter::new(out))
+}
+
+/// Logs to standard error at `HOOKGATE_LOG` (or `RUST_LOG`, or `default`). The guard, when
+/// there is one, writes what is still queued when it drops.
+fn init_logging(
+    default: &str,
+    writing: Writing,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKGATE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
+    let (writer, guard) = match writing {
+        Writing::Here => (BoxMakeWriter::new(std::io::stderr), None),
+        Writing::OffThread => {
+            let (writer, guard) = off_thread(std::io::stderr(), LOG_QUEUE);
+            (BoxMakeWriter::new(writer), Some(guard))
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    guard
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -246,5 +296,46 @@ fn check(config: &Config, plugins: &Plugins) {
             info.api_version,
             if info.non_blocking { ", non-blocking" } else { "" }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// A writer that takes 2 ms a call, into a buffer the test reads.
+    struct Slow(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Slow {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(2));
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Lines logged much faster than they can be written, past the queue's bound, are all
+    /// written, in order, by the time the guard is dropped.
+    #[test]
+    fn the_log_thread_drops_no_line_and_writes_them_all_before_its_guard_returns() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let (writer, guard) = super::off_thread(Slow(written.clone()), 100);
+        for line in 0..5_000 {
+            writeln!(writer.make_writer(), "line {line}").unwrap();
+        }
+        drop(guard);
+        let written = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        let expected: String = (0..5_000).map(|line| format!("line {line}\n")).collect();
+        assert!(written == expected, "{} of 5000 lines written", written.lines().count());
     }
 }

@@ -62,6 +62,11 @@ fn check_fails_with_the_loader_error() {
         "{stderr}"
     );
     assert!(stdout.is_empty(), "{stdout}");
+    // What was logged before the error (written from the log's own thread) is written, and
+    // before the error.
+    let warning = stderr.find("ignoring settings hookgate does not implement");
+    let error = stderr.find("error: general_settings.custom_sso");
+    assert!(warning.is_some() && warning < error, "{stderr}");
 }
 
 #[test]
