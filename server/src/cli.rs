@@ -101,13 +101,14 @@ enum Writing {
     /// A thread of the log's own, for the server: a line is formatted on the thread that logs
     /// and handed over a channel, so no request takes standard error's lock or waits for its
     /// write (a sign-in logs two lines at `info`: one on a worker, one on a hook's thread), and
-    /// lines that arrive together are written together. Nothing is dropped: with 128k lines
-    /// waiting, the thread that logs waits.
+    /// lines that arrive together are written together. Nothing is dropped: with [`LOG_QUEUE`]
+    /// lines waiting, the thread that logs waits.
     OffThread,
 }
 
-/// How many lines may wait for the log's thread before a thread that logs waits for it.
-const LOG_QUEUE: usize = 128_000;
+/// How many lines may wait for the log's thread before a thread that logs waits for it: a
+/// quarter of a second of sign-ins at 30k/s. The queue is allocated whole (~40 bytes a line).
+const LOG_QUEUE: usize = 16_384;
 
 /// A writer of lines that a thread of its own writes to `out`, in batches (lines that arrive
 /// while it writes go out together), dropping none: with `queue` lines waiting, the thread that
