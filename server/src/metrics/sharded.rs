@@ -40,6 +40,11 @@ fn shard() -> usize {
     SHARD.with(|shard| *shard) & (shards() - 1)
 }
 
+/// A fresh shard for each of [`shards`].
+fn per_shard<T: Default>() -> Arc<[T]> {
+    (0..shards()).map(|_| T::default()).collect()
+}
+
 /// One shard's count, on a cache line of its own (two: some CPUs fetch lines in pairs).
 #[derive(Debug, Default)]
 #[repr(align(128))]
@@ -51,7 +56,7 @@ pub(super) struct Counter(Arc<[CounterShard]>);
 
 impl Default for Counter {
     fn default() -> Self {
-        Counter((0..shards()).map(|_| CounterShard::default()).collect())
+        Counter(per_shard())
     }
 }
 
@@ -130,7 +135,7 @@ pub(super) struct Histogram(Arc<[HistogramShard]>);
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram((0..shards()).map(|_| HistogramShard::default()).collect())
+        Histogram(per_shard())
     }
 }
 
