@@ -995,15 +995,24 @@ fn a_replica_that_loses_its_listener_forgets_what_it_remembered_and_listens_agai
 }
 
 #[test]
-fn a_session_check_sees_every_committed_change_at_once() {
-    // The server remembers session checks per thread while SQLite's data_version is unchanged;
-    // a change committed by anyone — here another process, behind the server's back — must show
-    // on the very next request, on whichever thread serves it.
+fn a_session_check_sees_another_processs_change_within_a_tenth_of_a_second() {
+    // The server remembers session checks per thread, forgetting on its own writes before they
+    // answer; a change committed by another process, behind the server's back, must show within
+    // a tenth of a second (the checkpointer's thread looks at SQLite's data_version that often)
+    // on whichever thread serves it, and stay. The delays are printed; the bound is loose.
     let server = TestServer::start(&Backend::Sqlite);
     let bearer = format!("Bearer {}", server.session_key("remy", &["admins"]));
     for _ in 0..20 {
         assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 200);
     }
+    let until = |path: &str, status: u16| {
+        let changed = Instant::now();
+        while server.get(path, &[("authorization", &bearer)]).status != status {
+            assert!(changed.elapsed() < Duration::from_secs(2), "{path} is not {status} yet");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        println!("{path} answered {status} after {:?}", changed.elapsed());
+    };
     server.db(async |conn| {
         use sea_orm::ConnectionTrait;
         conn.execute_unprepared(
@@ -1012,6 +1021,7 @@ fn a_session_check_sees_every_committed_change_at_once() {
         .await
         .unwrap();
     });
+    until("/user/list", 403);
     for _ in 0..20 {
         assert_eq!(server.get("/user/list", &[("authorization", &bearer)]).status, 403);
         assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
@@ -1020,6 +1030,7 @@ fn a_session_check_sees_every_committed_change_at_once() {
         use sea_orm::ConnectionTrait;
         conn.execute_unprepared("DELETE FROM sessions").await.unwrap();
     });
+    until("/user/info", 401);
     for _ in 0..20 {
         assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
     }

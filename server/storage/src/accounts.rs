@@ -10,9 +10,9 @@
 //! snapshot remembered before such a change is stale ([`Accounts::changed_outside_since`]) and
 //! is decided again on a new read:
 //!
-//! - **SQLite** (`super::sqlite::remember`): another process's commit (an operator's `sqlite3`,
-//!   a second server on the file) is seen by the write connection's `PRAGMA data_version`,
-//!   looked at first in every write transaction.
+//! - **SQLite** (`super::sqlite`): another process's commit (an operator's `sqlite3`, a second
+//!   server on the file) is seen by the write connection's `PRAGMA data_version`, looked at
+//!   first in every write transaction and every [`crate::sqlite::LOOK_OUTSIDE`] in between.
 //! - **PostgreSQL** (`super::sessions`): every statement that changes `users`, `teams` or
 //!   `team_members`, by any process, sends `NOTIFY hookgate_accounts` (the schema's triggers,
 //!   so no write path can forget to), delivered when its transaction commits. Each replica's

@@ -108,45 +108,19 @@ pub(crate) struct Pg {
 
 impl Pg {
     /// What one sign-in needs to decide: remembered by this thread while this replica has heard
-    /// of no change to an account, team or membership since it was read ([`accounts`]), else
-    /// read now (and remembered if it found an account: a new user's creation moves the
-    /// generation on before the same keys could ask again).
+    /// of no change to an account, team or membership since it was read ([`sessions`]), else
+    /// read now (and remembered).
     pub(crate) async fn snapshot(
         &self,
         keys: &hookgate_core::signin::Keys,
     ) -> Result<SignInRead, DbErr> {
-        let generation = match self.sessions.as_deref().map(|cache| cache.snapshot(keys)) {
-            Some(Ok((snapshot, generation))) => {
-                return Ok(SignInRead { snapshot, remembered: Some(Remembered(generation)) });
-            }
-            Some(Err(generation)) => generation,
-            None => None,
+        let memory = self.sessions.as_deref();
+        let generation = match sessions::recall_snapshot(memory, keys) {
+            Ok(remembered) => return Ok(remembered),
+            Err(generation) => generation,
         };
         let snapshot = store::snapshot(&self.conn, keys).await?;
-        if let (Some(cache), Some(generation)) = (&self.sessions, generation)
-            && !snapshot.accounts.is_empty()
-        {
-            cache.keep_snapshot(keys, generation, snapshot.clone());
-        }
-        Ok(SignInRead::read(snapshot))
-    }
-
-    /// The teams a user is in: remembered by this thread as [`Pg::snapshot`] remembers
-    /// snapshots (the same changes make it stale), else read now.
-    pub(crate) async fn teams_of_user(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<entity::team::Model>, DbErr> {
-        let generation = match self.sessions.as_deref().map(|cache| cache.teams(user_id)) {
-            Some(Ok((teams, _))) => return Ok(teams),
-            Some(Err(generation)) => generation,
-            None => None,
-        };
-        let teams = store::teams_of_user_with_info(&self.conn, user_id).await?;
-        if let (Some(cache), Some(generation)) = (&self.sessions, generation) {
-            cache.keep_teams(user_id, generation, teams.clone());
-        }
-        Ok(teams)
+        Ok(sessions::keep_snapshot(memory, keys, generation, snapshot))
     }
 }
 
@@ -248,39 +222,21 @@ impl Db {
         }
     }
 
-    /// The live session with this key hash and its user. On SQLite it reads on the calling
-    /// thread's own connection: a primary-key lookup in WAL mode, which never waits for the
-    /// writer, costs microseconds, less than handing it to another thread would. On PostgreSQL
-    /// it is remembered while this replica hears every change ([`sessions`]).
-    pub async fn live_session_user(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<(entity::session::Model, entity::user::Model)>, DbErr> {
-        let pg = match &self.backend {
-            Backend::Sqlite(lite) => return lite.live_session_user(token_hash),
-            Backend::Postgres(pg) => pg,
-        };
-        let Some(cache) = &pg.sessions else {
-            return store::live_session_user(&pg.conn, token_hash).await;
-        };
-        let ticket = match cache.lookup(token_hash, store::now()) {
-            Ok(found) => return Ok(Some(found)),
-            Err(ticket) => ticket,
-        };
-        let found = store::live_session_user(&pg.conn, token_hash).await?;
-        if let (Some(ticket), Some(found)) = (ticket, &found) {
-            cache.keep(ticket, token_hash, found);
+    /// What this process remembers of the database (session checks, teams, sign-in snapshots:
+    /// [`sessions`]); `None` for a rehearsal's.
+    pub(crate) fn memory(&self) -> Option<&sessions::SessionCache> {
+        match &self.backend {
+            Backend::Sqlite(lite) => lite.memory(),
+            Backend::Postgres(pg) => pg.sessions.as_deref(),
         }
-        Ok(found)
     }
 
     /// Makes this process forget the session checks of `user_id` at once: called after a
     /// committed write that changed or deleted the user or revoked any of its sessions, before
-    /// its caller is answered. (Other replicas hear of it through the schema's `NOTIFY`; on
-    /// SQLite every reader sees the commit in `data_version`.)
+    /// its caller is answered. (Other replicas hear of it through the schema's `NOTIFY`.)
     pub(crate) fn forget_user(&self, user_id: &str) {
-        if let Backend::Postgres(Pg { sessions: Some(cache), .. }) = &self.backend {
-            cache.forget(sessions::Forget::User(user_id.to_owned()));
+        if let Some(memory) = self.memory() {
+            memory.forget(sessions::Forget::User(user_id.to_owned()));
         }
     }
 
@@ -288,8 +244,8 @@ impl Db {
     pub async fn revoke_session(&self, token_hash: &str) -> Result<bool, DbErr> {
         let hash = token_hash.to_owned();
         let revoked = self.write(move |tx| tx.revoke_session(&hash)).await?;
-        if let Backend::Postgres(Pg { sessions: Some(cache), .. }) = &self.backend {
-            cache.forget(sessions::Forget::Session(token_hash.to_owned()));
+        if let Some(memory) = self.memory() {
+            memory.forget(sessions::Forget::Session(token_hash.to_owned()));
         }
         Ok(revoked)
     }
@@ -298,16 +254,6 @@ impl Db {
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<u64, DbErr> {
         let user_id = user_id.to_owned();
         self.write(move |tx| tx.revoke_user_sessions(&user_id)).await
-    }
-
-    /// The teams a user is in; on SQLite read on the calling thread and remembered while the
-    /// database is unchanged, as [`Db::live_session_user`] is; on PostgreSQL remembered while
-    /// this replica has heard of no change to a team or membership ([`Pg::teams_of_user`]).
-    pub async fn teams_of_user(&self, user_id: &str) -> Result<Vec<entity::team::Model>, DbErr> {
-        match &self.backend {
-            Backend::Sqlite(lite) => lite.teams_of_user(user_id),
-            Backend::Postgres(pg) => pg.teams_of_user(user_id).await,
-        }
     }
 
     /// Refuses when the database was opened read-only (a rehearsal).
@@ -505,8 +451,8 @@ impl Db {
     }
 }
 
-/// The most entries of one kind a reader remembers (a SQLite reader its session checks, teams
-/// and sign-in snapshots; a PostgreSQL thread its snapshots and teams).
+/// The most entries of one kind a thread remembers (its sign-in snapshots, its users' teams:
+/// [`sessions`]).
 const REMEMBERED: usize = 256;
 
 /// Remembers `value` for `key` in `map`, which holds at most [`REMEMBERED`] entries: a full map
@@ -547,6 +493,31 @@ mod tests_support {
                 "HOOKGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which \
                  starts PostgreSQL, or set HOOKGATE_TEST_SKIP_POSTGRES=1 to run without it"
             ),
+        }
+    }
+
+    /// A SQLite database (`hookgate.db`) in a directory of its own, removed on drop.
+    pub(crate) struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        /// A fresh one, in a directory named after `what`, and the database opened on it.
+        pub(crate) async fn new(what: &str) -> (Scratch, crate::Db) {
+            let dir = std::env::temp_dir().join(format!("hookgate-{what}-test-{}", random_hex()));
+            std::fs::create_dir(&dir).unwrap();
+            let url = format!("sqlite://{}", dir.join("hookgate.db").display());
+            let db = crate::Db::connect(&url).await.unwrap();
+            (Scratch(dir), db)
+        }
+
+        /// The directory.
+        pub(crate) fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 

@@ -20,7 +20,7 @@ use sea_orm::DbErr;
 
 use crate::{
     Backend, Db,
-    entity::{sign_in_event, team, team_member, user},
+    entity::{session, sign_in_event, team, team_member, user},
     lite, store,
     types::{UserFilter, UserStanding},
 };
@@ -146,9 +146,47 @@ impl Db {
         read!(self, user_standings())
     }
 
-    /// What one sign-in needs to decide: remembered from an earlier read of the same keys while
-    /// no account, team or membership has changed since (then [`SignInRead::remembered`] says
-    /// so; on PostgreSQL while this replica hears every change), else read now.
+    /// The live session with this key hash and its user: remembered by this thread while
+    /// nothing says it changed (`crate::sessions`: on SQLite no statement is made then), else
+    /// read now (on SQLite on the calling thread's read connection: a primary-key lookup in WAL
+    /// mode never waits for the writer) and remembered.
+    pub async fn live_session_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
+        let memory = self.memory();
+        let ticket = match memory.map(|memory| memory.lookup(token_hash, store::now())) {
+            Some(Ok(found)) => return Ok(Some(found)),
+            Some(Err(ticket)) => ticket,
+            None => None,
+        };
+        let found = read!(self, live_session_user(token_hash))?;
+        if let (Some(memory), Some(ticket), Some(found)) = (memory, ticket, &found) {
+            memory.keep(ticket, token_hash, found);
+        }
+        Ok(found)
+    }
+
+    /// The teams a user is in (`GET /user/info`, the Admin UI): remembered by this thread as
+    /// sign-in snapshots are (every change to a team or a membership makes them stale), else
+    /// read now and remembered.
+    pub async fn teams_of_user(&self, user_id: &str) -> Result<Vec<team::Model>, DbErr> {
+        let memory = self.memory();
+        let generation = match memory.map(|memory| memory.teams(user_id)) {
+            Some(Ok((teams, _))) => return Ok(teams),
+            Some(Err(generation)) => generation,
+            None => None,
+        };
+        let teams = read!(self, teams_of_user_with_info(user_id))?;
+        if let (Some(memory), Some(generation)) = (memory, generation) {
+            memory.keep_teams(user_id, generation, teams.clone());
+        }
+        Ok(teams)
+    }
+
+    /// What one sign-in needs to decide: remembered by this thread from an earlier read of the
+    /// same keys while no account, team or membership has changed since (then
+    /// [`SignInRead::remembered`] says so), else read now.
     pub async fn snapshot(&self, keys: &Keys) -> Result<SignInRead, DbErr> {
         match self.backend() {
             Backend::Sqlite(sqlite) => sqlite.snapshot(keys),

@@ -1,55 +1,64 @@
-//! PostgreSQL's session checks and sign-in snapshots from memory, exact across replicas.
+//! Session checks, users' teams and sign-in snapshots from memory, on both databases, exact.
 //!
-//! Every Admin UI page, management call and `GET /user/info` checks a session key: the session
-//! row and its user as stored now. On SQLite the readers remember them while the file is
-//! unchanged ([`super::sync`]); on PostgreSQL other replicas write the same tables, so a check
-//! remembered here is kept only while nothing says it changed:
+//! Every Admin UI page, management call and `GET /user/info` checks a session key (the session
+//! row and its user as stored now) and most read the user's teams; every returning user's
+//! sign-in reads its snapshot (the accounts, memberships and teams one decision reads). This
+//! process remembers them, per thread, for as long as nothing says they changed:
 //!
 //! - a write by this process that revokes or changes a session or its user makes it forget them
 //!   before the write's caller gets its answer ([`super::Db::forget_user`] and the revocations
-//!   on [`super::Db`]);
-//! - every such write, by any process (another replica, an operator's `psql`), sends
-//!   `NOTIFY hookgate_sessions` in its own transaction: the schema's triggers do
-//!   ([`super::migration`], `SessionNotifications`), so no write path can forget to. Each
-//!   replica LISTENs on a connection of its own and forgets what a notification names, within
-//!   milliseconds of the commit;
-//! - while that connection is not known to be up (before it first is, after it failed, or when
-//!   it did not answer a ping within [`PING`]) nothing is remembered and every check reads the
-//!   database: a notification lost with the connection cannot keep a revoked session alive. A
-//!   silent connection is pinged after [`QUIET`], so one that died without a word is noticed
-//!   within `QUIET + PING` (under a second);
-//! - an entry is never used past its session's expiry.
+//!   on [`super::Db`]; the sign-ins' writer for a user a sign-in changed);
+//! - a write by this process that may change a user, a team or a membership moves the accounts'
+//!   generation on ([`crate::accounts`]) after its commit, before its caller gets its answer:
+//!   teams and snapshots are remembered under the generation they were read at, and used only
+//!   while it is still that one. A returning user's sign-in writes only its session and its
+//!   event, so it moves nothing and forgets nothing;
+//! - changes made elsewhere make it forget everything and move the generation on, as soon as
+//!   this process learns of them:
+//!   - **SQLite**: every write of the server passes through this process's one write
+//!     connection, so the two rules above see them all. Another process's commit (an operator's
+//!     `sqlite3`, `hookgate sync`, a second server on the file) moves that connection's `PRAGMA
+//!     data_version`, which every write transaction looks at first and the checkpointer's thread
+//!     looks at every [`crate::sqlite::LOOK_OUTSIDE`] (a tenth of a second) in between;
+//!   - **PostgreSQL**: other replicas write the same tables. Every write that changes a session
+//!     or a user, by any process (another replica, an operator's `psql`), sends `NOTIFY
+//!     hookgate_sessions` in its own transaction, and every change to users, teams or
+//!     memberships `NOTIFY hookgate_accounts`: the schema's triggers do
+//!     ([`super::migration`]), so no write path can forget to. Each replica LISTENs on a
+//!     connection of its own ([`listen()`]) and forgets what a notification names, within
+//!     milliseconds of the commit. Before the writer applies a plan made on a remembered
+//!     snapshot, it sends a notification of its own and waits for it to come back
+//!     ([`SessionCache::barrier`]): notifications arrive in commit order, so by then every
+//!     change committed before it has been heard;
+//! - while this process cannot be sure to learn of changes made elsewhere (PostgreSQL: its
+//!   listener is not known to be up, before it first is, after it failed, or when it did not
+//!   answer a ping; SQLite: `data_version` could not be read) nothing is remembered and every
+//!   check reads the database ([`SessionCache::may_miss_changes`]);
+//! - a session is never served past its expiry or its revocation.
 //!
 //! No lock is shared on the read path: each thread keeps its own entries (bounded, [`PER_THREAD`]
 //! a thread), and a read costs one atomic load of a generation counter that changes only when
 //! something is forgotten. What was forgotten goes into a short log; a thread that sees a new
 //! generation replays the log since its last one (or, if it fell further behind than the log
-//! reaches, forgets everything), under the log's lock — only then.
-//!
-//! The same listener keeps a returning user's sign-in from reading its snapshot while nothing it
-//! holds has changed: it also LISTENs on `hookgate_accounts`, which the schema's triggers notify
-//! on every change to users, teams and memberships, and each notification moves the accounts'
-//! generation on ([`crate::accounts`]); each thread remembers snapshots under the generation it
-//! read them at ([`SessionCache::snapshot`]). Before the writer applies a plan made on a
-//! remembered snapshot, it sends a notification of its own and waits for it to come back
-//! ([`SessionCache::barrier`]): notifications arrive in commit order, so by then every change
-//! committed before it has been heard.
+//! reaches, forgets everything), under the log's lock — only then. On SQLite, a remembered
+//! check makes no statement at all: it takes none of SQLite's process-wide locks (the WAL
+//! index's, the unix VFS's), which every read transaction takes.
 
 use std::{
     cell::RefCell,
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex, Weak,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
 use hookgate_core::signin::{Keys, Snapshot};
-use sea_orm::sqlx::postgres::{PgListener, PgPool};
 
 use super::{
+    Remembered, SignInRead,
     accounts::Accounts,
     entity::{session, team, user},
 };
@@ -59,14 +68,6 @@ pub(crate) const CHANNEL: &str = "hookgate_sessions";
 /// The channel that says a user, team or membership changed (and carries the barriers).
 pub(crate) const ACCOUNTS: &str = "hookgate_accounts";
 
-/// Names the listening connection in `pg_stat_activity`, for operators (and tests) to find.
-const SET_LISTENER_NAME: &str = "SET application_name = 'hookgate-sessions-listener'";
-/// How long the listening connection may stay silent before it is pinged.
-const QUIET: Duration = Duration::from_millis(400);
-/// How long a ping may take before the connection is given up as lost.
-const PING: Duration = Duration::from_millis(400);
-/// The wait between attempts to listen again.
-const RETRY: Duration = Duration::from_millis(250);
 /// The most session checks one thread remembers (the server's async workers check sessions:
 /// one per core, so a few thousand in all).
 const PER_THREAD: usize = 512;
@@ -181,7 +182,7 @@ impl Drop for SessionCache {
 }
 
 impl SessionCache {
-    /// An empty cache, off until [`SessionCache::listener_ready`].
+    /// An empty cache, off until [`SessionCache::hears_every_change`].
     pub(crate) fn new() -> Arc<SessionCache> {
         static IDS: AtomicU64 = AtomicU64::new(0);
         Arc::new(SessionCache {
@@ -250,17 +251,20 @@ impl SessionCache {
         self.generation.store(generation, Ordering::SeqCst);
     }
 
-    /// The listener is up (it LISTENs): what was remembered before may have missed changes, so
-    /// it is forgotten, and checks and snapshots are remembered from now on.
-    pub(crate) fn listener_ready(&self) {
+    /// This process learns of every change from now on (PostgreSQL: its listener LISTENs;
+    /// SQLite: from the start, and again once `data_version` can be read): what was remembered
+    /// before may have missed changes, so it is forgotten, and checks, teams and snapshots are
+    /// remembered from now on.
+    pub(crate) fn hears_every_change(&self) {
         self.forget(Forget::All);
         self.accounts.changed_outside();
         self.live.store(true, Ordering::SeqCst);
     }
 
-    /// The listener is down: nothing is remembered until it is back, and a plan made on a
-    /// snapshot remembered before is made again.
-    pub(crate) fn listener_lost(&self) {
+    /// This process may miss changes made elsewhere (its listener is down; SQLite's
+    /// `data_version` cannot be read): nothing is remembered until it hears every change again,
+    /// and a plan made on a snapshot remembered before is made again.
+    pub(crate) fn may_miss_changes(&self) {
         self.live.store(false, Ordering::SeqCst);
         self.forget(Forget::All);
         self.accounts.changed_outside();
@@ -423,109 +427,42 @@ impl SessionCache {
     }
 }
 
-/// Starts `cache`'s listener on a connection of `pool`'s: it keeps the cache live while it
-/// LISTENs, and ends when the cache is dropped or the pool closed.
-pub(crate) fn listen(cache: &Arc<SessionCache>, pool: PgPool) {
-    let task = tokio::spawn(listen_forever(Arc::downgrade(cache), pool));
-    *cache.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-        Some(task.abort_handle());
-}
-
-async fn listen_forever(cache: Weak<SessionCache>, pool: PgPool) {
-    // Since when the cache has been off, once that was logged.
-    let mut off_since: Option<Instant> = None;
-    loop {
-        if pool.is_closed() {
-            return;
+/// What one sign-in needs to decide, as this thread remembers it under the accounts' generation
+/// now ([`SessionCache::snapshot`]); otherwise the generation a snapshot read now may be kept
+/// under ([`keep_snapshot`]; `None`: nothing is remembered, or `memory` is `None`).
+pub(crate) fn recall_snapshot(
+    memory: Option<&SessionCache>,
+    keys: &Keys,
+) -> Result<SignInRead, Option<u64>> {
+    match memory.map(|memory| memory.snapshot(keys)) {
+        Some(Ok((snapshot, generation))) => {
+            Ok(SignInRead { snapshot, remembered: Some(Remembered(generation)) })
         }
-        let mut listener = match subscribe(&pool).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                if off_since.is_none() {
-                    tracing::warn!(
-                        "session checks read the database every time until this replica can \
-                         LISTEN on {CHANNEL:?} (will retry): {error}"
-                    );
-                    off_since = Some(Instant::now());
-                }
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
-        match cache.upgrade() {
-            Some(cache) => cache.listener_ready(),
-            None => return,
-        }
-        match off_since.take() {
-            Some(since) => tracing::info!(
-                off_for_ms = since.elapsed().as_millis(),
-                "session checks are remembered again: this replica LISTENs on {CHANNEL:?}"
-            ),
-            None => {
-                tracing::info!(
-                    "session checks are remembered: this replica LISTENs on {CHANNEL:?}"
-                );
-            }
-        }
-        let Some(why) = hear(&cache, &mut listener).await else { return };
-        match cache.upgrade() {
-            Some(cache) => cache.listener_lost(),
-            None => return,
-        }
-        if pool.is_closed() {
-            // The server is shutting down (`Db::close`): no one to warn.
-            return;
-        }
-        off_since = Some(Instant::now());
-        tracing::warn!(
-            "session checks read the database every time until this replica LISTENs again: its \
-             connection for {CHANNEL:?} notifications was lost ({why})"
-        );
+        Some(Err(generation)) => Err(generation),
+        None => Err(None),
     }
 }
 
-/// A connection that LISTENs on [`CHANNEL`].
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
-    use sea_orm::sqlx::Executor as _;
-    let mut listener = PgListener::connect_with(pool).await?;
-    // A lost connection is reported, not silently replaced: the cache must go off meanwhile.
-    listener.eager_reconnect(false);
-    (&mut listener).execute(SET_LISTENER_NAME).await?;
-    listener.listen_all([CHANNEL, ACCOUNTS]).await?;
-    Ok(listener)
+/// A snapshot read now after [`recall_snapshot`] missed at `generation`, remembered if it found
+/// an account (one that found none is a new user's: its creation moves the generation on
+/// before the same keys could ask again).
+pub(crate) fn keep_snapshot(
+    memory: Option<&SessionCache>,
+    keys: &Keys,
+    generation: Option<u64>,
+    snapshot: Snapshot,
+) -> SignInRead {
+    if let (Some(memory), Some(generation)) = (memory, generation)
+        && !snapshot.accounts.is_empty()
+    {
+        memory.keep_snapshot(keys, generation, snapshot.clone());
+    }
+    SignInRead::read(snapshot)
 }
 
-/// Applies notifications until the connection is lost (returns why) or the cache is gone
-/// (returns `None`).
-async fn hear(cache: &Weak<SessionCache>, listener: &mut PgListener) -> Option<String> {
-    use sea_orm::sqlx::Executor as _;
-    loop {
-        // `try_recv` is cancel-safe (sqlx reads a message whole or not at all).
-        match tokio::time::timeout(QUIET, listener.try_recv()).await {
-            Ok(Ok(Some(notification))) => {
-                let cache = cache.upgrade()?;
-                match notification.channel() {
-                    ACCOUNTS => cache.heard_on_accounts(notification.payload()),
-                    _ => cache.forget(Forget::of_payload(notification.payload())),
-                }
-            }
-            Ok(Ok(None)) => return Some("the connection closed".into()),
-            Ok(Err(error)) => return Some(error.to_string()),
-            Err(_quiet) => {
-                if cache.strong_count() == 0 {
-                    return None;
-                }
-                match tokio::time::timeout(PING, (&mut *listener).execute("SELECT 1")).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => return Some(format!("a ping failed: {error}")),
-                    Err(_) => {
-                        return Some(format!("it did not answer a ping within {PING:?}"));
-                    }
-                }
-            }
-        }
-    }
-}
+mod listen;
+
+pub(crate) use self::listen::listen;
 
 #[cfg(test)]
 mod tests;

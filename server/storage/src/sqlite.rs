@@ -9,29 +9,31 @@
 //! behind one lock: the sign-ins' writer thread and every other write ([`crate::Db::write`])
 //! take it in turn, so concurrent writes queue in the process instead of failing with
 //! "database is locked".
+//!
+//! What this process remembers of the database (session checks, users' teams, sign-in
+//! snapshots: [`crate::sessions`]) is kept true by its writes, which all pass through the write
+//! connection, and by [`LOOK_OUTSIDE`] for another process's.
 
 use std::{
     cell::Cell,
     path::Path,
     sync::{
-        Mutex, MutexGuard, PoisonError, TryLockError,
+        Arc, Mutex, MutexGuard, PoisonError, TryLockError,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use sea_orm::DbErr;
 use sea_orm_sync::{self as sync, ConnectionTrait as _};
 
 mod checkpoint;
-mod remember;
 
-use self::remember::Remembered;
-use crate::accounts::Accounts;
-
-use crate::SignInRead;
 use crate::{
-    entity::{session, team, user},
-    lite::{self, Neutral, from_sync},
+    SignInRead,
+    accounts::Accounts,
+    lite::{self, from_sync},
+    sessions::{self, Forget, SessionCache},
 };
 use hookgate_core::signin::Keys;
 
@@ -39,6 +41,13 @@ use hookgate_core::signin::Keys;
 /// make the server's memory grow with the database; the operating system caches the file too.
 /// (The load test, c=64 over 10,000 users: RSS 48 MB with 128 KiB, 53 MB with 512 KiB.)
 const READER_CACHE_KIB: u32 = 128;
+
+/// How often, between writes, the checkpointer's thread looks at the write connection's `PRAGMA
+/// data_version` for another process's commit (an operator's `sqlite3`, `hookgate sync`, a
+/// second server on the file): what this process remembers forgets such a change within this
+/// long. Every write transaction looks first anyway. This process's own writes are forgotten
+/// exactly, before they answer ([`crate::sessions`]).
+pub(crate) const LOOK_OUTSIDE: Duration = Duration::from_millis(100);
 
 /// How many read connections a database served by this process keeps: four per core, at least
 /// 8 and at most 64. A read holds one for microseconds, so a core rarely needs more than one;
@@ -71,13 +80,6 @@ fn home() -> usize {
     })
 }
 
-/// A read connection (opened again after a read that failed) and what its reads remember.
-#[derive(Default)]
-struct Reader {
-    conn: Option<Conn>,
-    remembered: Remembered,
-}
-
 /// A sea-orm-sync connection, moved between threads behind a lock.
 pub(crate) struct Conn(sync::DatabaseConnection);
 
@@ -89,8 +91,9 @@ unsafe impl Send for Conn {}
 
 /// One reader on a cache line of its own, so that threads reading on neighbouring readers do not
 /// slow each other down.
+/// `None` after a read that failed on it: the next read opens a new one.
 #[repr(align(128))]
-struct Slot(Mutex<Reader>);
+struct Slot(Mutex<Option<Conn>>);
 
 /// `path` as a SQLite URI filename (`file:…`, with `%`, `?` and `#` escaped), with `params`.
 pub(crate) fn file_uri(path: &Path, params: &str) -> String {
@@ -113,15 +116,11 @@ pub(crate) struct Lite {
     /// The URI each read connection opens (read-only).
     readers_uri: String,
     readers: Box<[Slot]>,
-    /// The URI the write connection opens; `None`: read-only.
-    writer_uri: Option<String>,
-    /// The write connection (opened on the first write, and again after one that could not
-    /// roll back), behind the lock every write takes, so that writes queue here rather than in
-    /// the file.
-    writer: Mutex<Option<Writing>>,
-    /// What the sign-ins' remembered snapshots are checked against.
-    accounts: Accounts,
-    /// The WAL checkpoint's thread (none when read-only).
+    /// The write connection and what is remembered; `None`: read-only (nothing is remembered:
+    /// this process would see no write).
+    writable: Option<Arc<Writable>>,
+    /// The WAL checkpoint's thread, which also looks for another process's commits (none when
+    /// read-only).
     checkpointer: Option<checkpoint::Checkpointer>,
     /// An in-memory database ([`crate::Db::scratch`]): the connection that keeps it alive.
     _keep_alive: Option<sea_orm::DatabaseConnection>,
@@ -142,9 +141,17 @@ impl Lite {
     pub(crate) fn file(path: &Path) -> Result<Lite, DbErr> {
         let lite = Lite::new(file_uri(path, "mode=ro"), reader_count(), None);
         lite.open_readers()?;
-        let writer_uri = file_uri(path, "mode=rw");
-        let checkpointer = checkpoint::Checkpointer::start(&writer_uri)?;
-        Ok(Lite { writer_uri: Some(writer_uri), checkpointer: Some(checkpointer), ..lite })
+        let memory = SessionCache::new();
+        memory.hears_every_change();
+        let writable =
+            Arc::new(Writable { uri: file_uri(path, "mode=rw"), writer: Mutex::new(None), memory });
+        let looking = Arc::clone(&writable);
+        let mut hears = true;
+        let checkpointer =
+            checkpoint::Checkpointer::start(&writable.uri, LOOK_OUTSIDE, move || {
+                looking.look_outside_now(&mut hears);
+            })?;
+        Ok(Lite { writable: Some(writable), checkpointer: Some(checkpointer), ..lite })
     }
 
     /// A database opened read-only at `uri` (a rehearsal's: one thread reads), kept alive by
@@ -166,9 +173,7 @@ impl Lite {
         Lite {
             readers_uri,
             readers: (0..count).map(|_| Slot(Mutex::default())).collect(),
-            writer_uri: None,
-            writer: Mutex::new(None),
-            accounts: Accounts::default(),
+            writable: None,
             checkpointer: None,
             _keep_alive: keep_alive,
         }
@@ -177,8 +182,7 @@ impl Lite {
     /// Opens every read connection, so that none is opened while the server serves.
     fn open_readers(&self) -> Result<(), DbErr> {
         for slot in &self.readers {
-            let mut reader = slot.0.lock().unwrap_or_else(PoisonError::into_inner);
-            reader.conn = Some(self.open_reader()?);
+            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.open_reader()?);
         }
         Ok(())
     }
@@ -195,7 +199,7 @@ impl Lite {
 
     /// A reader for this thread: its home reader if free, else the first free one after it,
     /// else (every reader busy) its home reader once the thread holding it is done.
-    fn reader(&self) -> MutexGuard<'_, Reader> {
+    fn reader(&self) -> MutexGuard<'_, Option<Conn>> {
         let count = self.readers.len();
         let home = home() % count;
         for offset in 0..count {
@@ -213,19 +217,17 @@ impl Lite {
     /// Runs `read` on a reader's connection (opened again first if the last read on it failed).
     fn with_reader<T>(
         &self,
-        read: impl FnOnce(&sync::DatabaseConnection, &mut Remembered) -> Result<T, DbErr>,
+        read: impl FnOnce(&sync::DatabaseConnection) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
-        let mut reader = self.reader();
-        let Reader { conn, remembered } = &mut *reader;
-        let held = match conn {
-            Some(conn) => conn,
+        let mut conn = self.reader();
+        let held = match &mut *conn {
+            Some(held) => held,
             None => conn.insert(self.open_reader()?),
         };
-        let result = read(&held.0, remembered);
+        let result = read(&held.0);
         // A connection whose statement failed is not kept: the next read opens a new one.
         if result.is_err() {
             *conn = None;
-            *remembered = Remembered::default();
         }
         result
     }
@@ -236,59 +238,26 @@ impl Lite {
         &self,
         read: impl FnOnce(&sync::DatabaseConnection) -> T,
     ) -> T {
-        self.with_reader(|conn, _| Ok(read(conn))).expect("a read connection")
+        self.with_reader(|conn| Ok(read(conn))).expect("a read connection")
     }
 
     /// Runs a twin query on a read connection; its rows in the port's flavour.
-    pub(crate) fn read<T: Neutral>(
+    pub(crate) fn read<T: lite::Neutral>(
         &self,
         read: impl FnOnce(&sync::DatabaseConnection) -> Result<T, sync::DbErr>,
     ) -> Result<T::Out, DbErr> {
-        self.with_reader(|conn, _| read(conn).map(Neutral::neutral).map_err(from_sync))
+        self.with_reader(|conn| read(conn).map(lite::Neutral::neutral).map_err(from_sync))
     }
 
-    /// The live session with this key hash and its user, remembered while the database is
-    /// unchanged.
-    pub(crate) fn live_session_user(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-        self.with_reader(|conn, remembered| {
-            let remembered = remembered.at(data_version(conn)?);
-            if let Some((session, user)) = remembered.sessions.get(token_hash)
-                && session.expires_at > crate::store::now()
-            {
-                return Ok(Some((session.clone(), user.clone())));
-            }
-            let found = lite::store::live_session_user(conn, token_hash)
-                .map(Neutral::neutral)
-                .map_err(from_sync)?;
-            if let Some(found) = &found {
-                crate::keep_bounded(&mut remembered.sessions, token_hash, found.clone());
-            }
-            Ok(found)
-        })
-    }
-
-    /// The teams a user is in, remembered while the database is unchanged.
-    pub(crate) fn teams_of_user(&self, user_id: &str) -> Result<Vec<team::Model>, DbErr> {
-        self.with_reader(|conn, remembered| {
-            let remembered = remembered.at(data_version(conn)?);
-            if let Some(teams) = remembered.teams.get(user_id) {
-                return Ok(teams.clone());
-            }
-            let teams = lite::store::teams_of_user_with_info(conn, user_id)
-                .map(Neutral::neutral)
-                .map_err(from_sync)?;
-            crate::keep_bounded(&mut remembered.teams, user_id, teams.clone());
-            Ok(teams)
-        })
+    /// What this process remembers of the database; `None` when it was opened read-only.
+    pub(crate) fn memory(&self) -> Option<&SessionCache> {
+        self.writable.as_deref().map(|writable| &*writable.memory)
     }
 
     /// The migrations recorded in the database, in order; none when it has no migration
     /// table (read only: nothing is created).
     pub(crate) fn applied_migrations(&self) -> Result<Vec<String>, DbErr> {
-        self.with_reader(|conn, _| {
+        self.with_reader(|conn| {
             let query = |sql: &str| {
                 let statement = sync::Statement::from_string(sync::DbBackend::Sqlite, sql);
                 conn.query_all_raw(statement).map_err(from_sync)
@@ -310,25 +279,27 @@ impl Lite {
     /// back otherwise. `work` tells whether it may have changed an account, a team or a
     /// membership ([`Wrote`]); if so, the [`Accounts`] generation moves on after the commit,
     /// before this returns. Before `work` runs, a commit by another process since the last
-    /// write is looked for (and moves the generation on: [`remember`]).
+    /// look is looked for ([`Writable::look_outside`]).
     pub(crate) fn write<T, E: From<DbErr>>(
         &self,
         work: impl FnOnce(&sync::DatabaseConnection) -> Result<(T, Wrote), E>,
     ) -> Result<T, E> {
-        let Some(uri) = &self.writer_uri else { return Err(crate::read_only_refusal().into()) };
-        let mut writer = self.hold();
+        let Some(writable) = &self.writable else {
+            return Err(crate::read_only_refusal().into());
+        };
+        let mut writer = writable.hold();
         // A panic in `work` leaves the connection out (dropped, and with it the transaction,
         // rolled back).
         let Writing { conn, mut seen } = match writer.take() {
             Some(writing) => writing,
-            None => Writing { conn: open_writer(uri)?, seen: None },
+            None => Writing { conn: open_writer(&writable.uri)?, seen: None },
         };
         conn.0.execute_unprepared("BEGIN IMMEDIATE").map_err(from_sync)?;
-        let result = self.look_outside(&conn.0, &mut seen).map_err(E::from);
+        let result = writable.look_outside(&conn.0, &mut seen).map_err(E::from);
         let result = result.and_then(|()| work(&conn.0)).and_then(|(value, wrote)| {
             conn.0.execute_unprepared("COMMIT").map_err(from_sync)?;
             if wrote == Wrote::Accounts {
-                self.accounts.changed();
+                writable.memory.accounts.changed();
             }
             if let Some(checkpointer) = &self.checkpointer {
                 checkpointer.committed();
@@ -342,9 +313,53 @@ impl Lite {
         result
     }
 
-    /// In the write transaction: whether another process committed since the write
-    /// connection's last transaction (its `data_version` moved; a new connection cannot know,
-    /// so it counts as one), and if so the generation moves on.
+    /// The write lock, and with it the write connection (tests: to hold the writer up).
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> MutexGuard<'_, Option<Writing>> {
+        self.writable.as_ref().expect("a database opened for writing").hold()
+    }
+
+    /// What the sign-ins' remembered snapshots are checked against; `None` when read-only.
+    pub(crate) fn accounts(&self) -> Option<&Accounts> {
+        self.memory().map(|memory| &memory.accounts)
+    }
+
+    /// What one sign-in needs to decide: remembered by this thread if no account, team or
+    /// membership changed since it was read ([`crate::sessions`]), else read now, in one read
+    /// transaction (and remembered). Never remembered when the database is open read-only.
+    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<SignInRead, DbErr> {
+        let generation = match sessions::recall_snapshot(self.memory(), keys) {
+            Ok(remembered) => return Ok(remembered),
+            Err(generation) => generation,
+        };
+        let snapshot =
+            self.with_reader(|conn| read_together(conn, |conn| lite::store::snapshot(conn, keys)))?;
+        Ok(sessions::keep_snapshot(self.memory(), keys, generation, snapshot))
+    }
+}
+
+/// The write side of a database: the write connection, behind the lock every write takes (the
+/// sign-ins' writer, [`crate::Db::write`]) so that writes queue here rather than in the file;
+/// and what this process remembers of the database, which those writes keep true.
+struct Writable {
+    /// The URI the write connection opens.
+    uri: String,
+    /// Opened on the first write (or look), and again after one that could not roll back.
+    writer: Mutex<Option<Writing>>,
+    memory: Arc<SessionCache>,
+}
+
+impl Writable {
+    /// The write lock (blocking), and with it the write connection.
+    fn hold(&self) -> MutexGuard<'_, Option<Writing>> {
+        // A write that panicked left no transaction open (see `Lite::write`): go on.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether another process committed since the write connection last looked: its
+    /// `data_version` moves only when another connection commits (a new connection cannot know,
+    /// so it counts as one). If so, everything remembered is forgotten, the accounts'
+    /// generation moves on, and plans made on a snapshot remembered before are stale.
     fn look_outside(
         &self,
         conn: &sync::DatabaseConnection,
@@ -352,43 +367,52 @@ impl Lite {
     ) -> Result<(), DbErr> {
         let version = data_version(conn)?;
         if *seen != Some(version) {
-            self.accounts.changed_outside();
+            self.memory.forget(Forget::All);
+            self.memory.accounts.changed_outside();
             *seen = Some(version);
         }
         Ok(())
     }
 
-    /// The write lock (blocking), and with it the write connection.
-    pub(crate) fn hold(&self) -> MutexGuard<'_, Option<Writing>> {
-        // A write that panicked left no transaction open (see `write`): go on.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// What the sign-ins' remembered snapshots are checked against.
-    pub(crate) fn accounts(&self) -> &Accounts {
-        &self.accounts
-    }
-
-    /// What one sign-in needs to decide: remembered from this reader's last read of the same
-    /// keys if no account, team or membership changed since ([`remember`]), marked with the
-    /// generation it is good for; else read now (and remembered). Never remembered when the
-    /// database is open read-only (this process sees no write, so it could not know).
-    pub(crate) fn snapshot(&self, keys: &Keys) -> Result<SignInRead, DbErr> {
-        let remembers = self.writer_uri.is_some();
-        let generation = self.accounts.now();
-        self.with_reader(|conn, remembered| {
-            if remembers && let Some(snapshot) = remembered.snapshot(keys, generation) {
-                let remembered = Some(crate::Remembered(generation));
-                return Ok(SignInRead { snapshot: snapshot.clone(), remembered });
+    /// Between writes ([`LOOK_OUTSIDE`], on the checkpointer's thread): looks for another
+    /// process's commit on the write connection, unless a write holds it (that write has just
+    /// looked). While it cannot look, nothing is remembered (`hears`: whether it could last
+    /// time).
+    fn look_outside_now(&self, hears: &mut bool) {
+        let mut writer = match self.writer.try_lock() {
+            Ok(writer) => writer,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let looked = match &mut *writer {
+            Some(Writing { conn, seen }) => self.look_outside(&conn.0, seen),
+            None => open_writer(&self.uri).and_then(|conn| {
+                let Writing { conn, seen } = writer.insert(Writing { conn, seen: None });
+                self.look_outside(&conn.0, seen)
+            }),
+        };
+        if looked.is_err() {
+            *writer = None;
+        }
+        drop(writer);
+        match looked {
+            Ok(()) if !*hears => {
+                self.memory.hears_every_change();
+                *hears = true;
+                tracing::info!(
+                    "session checks are remembered again: SQLite's data_version can be read"
+                );
             }
-            let snapshot = read_together(conn, |conn| lite::store::snapshot(conn, keys))?;
-            // One that found no account is a new user's: its creation moves the generation on
-            // before the same keys could ask again.
-            if remembers && !snapshot.accounts.is_empty() {
-                remembered.keep_snapshot(keys, generation, snapshot.clone());
+            Err(error) if *hears => {
+                self.memory.may_miss_changes();
+                *hears = false;
+                tracing::warn!(
+                    "session checks read the database every time until SQLite's data_version can \
+                     be read again (another process's changes could not be seen): {error}"
+                );
             }
-            Ok(SignInRead::read(snapshot))
-        })
+            _ => {}
+        }
     }
 }
 
@@ -451,34 +475,15 @@ fn open_writer(uri: &str) -> Result<Conn, DbErr> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::{path::Path, sync::mpsc, time::Duration};
 
     use sea_orm_sync::ConnectionTrait as _;
 
     use super::{Lite, from_sync};
-
-    /// A database in a directory of its own (removed on drop).
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        async fn new() -> (Scratch, crate::Db) {
-            let dir = std::env::temp_dir()
-                .join(format!("hookgate-readers-test-{}", crate::tests_support::random_hex()));
-            std::fs::create_dir(&dir).unwrap();
-            let url = format!("sqlite://{}", dir.join("hookgate.db").display());
-            let db = crate::Db::connect(&url).await.unwrap();
-            (Scratch(dir), db)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::tests_support::Scratch;
 
     fn count_users(lite: &Lite) -> i64 {
-        lite.with_reader(|conn, _| {
+        lite.with_reader(|conn| {
             let statement = sea_orm_sync::Statement::from_string(
                 sea_orm_sync::DbBackend::Sqlite,
                 "SELECT count(*) FROM users",
@@ -505,10 +510,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_from_any_number_of_threads_open_no_connection() {
-        let (scratch, db) = Scratch::new().await;
+        let (scratch, db) = Scratch::new("readers").await;
         let lite = db.sqlite_for_test();
-        assert!(lite.readers.iter().all(|slot| slot.0.lock().unwrap().conn.is_some()));
-        let before = descriptors_in(&scratch.0);
+        assert!(lite.readers.iter().all(|slot| slot.0.lock().unwrap().is_some()));
+        let before = descriptors_in(scratch.path());
         assert!(before >= lite.readers.len(), "{before} descriptors for {}", lite.readers.len());
         for _ in 0..4 {
             std::thread::scope(|scope| {
@@ -517,15 +522,15 @@ mod tests {
                 }
             });
         }
-        assert_eq!(descriptors_in(&scratch.0), before);
+        assert_eq!(descriptors_in(scratch.path()), before);
     }
 
     /// Commits reach the database file through the checkpointer's thread within moments, with
     /// the WAL far below the writer's own checkpoint (the backstop).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_checkpointer_moves_commits_into_the_database_file() {
-        let (scratch, db) = Scratch::new().await;
-        let file = scratch.0.join("hookgate.db");
+        let (scratch, db) = Scratch::new("readers").await;
+        let file = scratch.path().join("hookgate.db");
         let size = || std::fs::metadata(&file).unwrap().len();
         let before = size();
         // About 50 pages of rows: far below the backstop's 10,000.
@@ -544,10 +549,30 @@ mod tests {
         assert!(size() > before + 100_000, "the file is still {} bytes ({before} before)", size());
     }
 
+    /// The SQLite this crate runs was built without memory statistics (`.cargo/config.toml`):
+    /// with them, every allocation SQLite makes, on any thread, takes one process-wide mutex.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_is_built_without_memory_statistics() {
+        let (_scratch, db) = Scratch::new("readers").await;
+        let options: Vec<String> = db
+            .sqlite_for_test()
+            .with_held_for_test(|conn| {
+                let statement = sea_orm_sync::Statement::from_string(
+                    sea_orm_sync::DbBackend::Sqlite,
+                    "PRAGMA compile_options",
+                );
+                conn.query_all_raw(statement).unwrap()
+            })
+            .iter()
+            .map(|row| row.try_get_by_index(0).unwrap())
+            .collect();
+        assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+
     /// A thread whose home reader is busy reads on another, without waiting.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_busy_reader_is_passed_over() {
-        let (_scratch, db) = Scratch::new().await;
+        let (_scratch, db) = Scratch::new("readers").await;
         let lite = db.sqlite_for_test();
         let home = super::home() % lite.readers.len();
         let held = lite.readers[home].0.lock().unwrap();
@@ -555,19 +580,94 @@ mod tests {
         drop(held);
     }
 
-    /// A reader whose read failed drops its connection and forgets what it remembered; the
-    /// next read on it opens a new one.
+    /// A reader whose read failed drops its connection; the next read on it opens a new one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_read_reopens_its_connection() {
-        let (_scratch, db) = Scratch::new().await;
+        let (_scratch, db) = Scratch::new("readers").await;
         let lite = db.sqlite_for_test();
         let home = super::home() % lite.readers.len();
-        let failed = lite.with_reader(|conn, _| {
+        let failed = lite.with_reader(|conn| {
             conn.execute_unprepared("SELECT * FROM no_such_table").map_err(from_sync)
         });
         assert!(failed.is_err());
-        assert!(lite.readers[home].0.lock().unwrap().conn.is_none(), "dropped");
+        assert!(lite.readers[home].0.lock().unwrap().is_none(), "dropped");
         assert_eq!(count_users(lite), 0);
-        assert!(lite.readers[home].0.lock().unwrap().conn.is_some(), "opened again");
+        assert!(lite.readers[home].0.lock().unwrap().is_some(), "opened again");
+    }
+
+    /// A user with a live session (key hash `h1`), written behind the port's back.
+    async fn user_with_a_session(db: &crate::Db) {
+        db.execute_for_test(
+            "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+             updated_at) VALUES ('ann', 'proxy_admin', '[]', 0, '{}', '2026-12-01T00:00:00Z', \
+             '2026-12-01T00:00:00Z'); \
+             INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
+             created_at, expires_at) VALUES ('h1', 'ann', 'proxy_admin', 'header', '[]', \
+             '2026-12-01T00:00:00Z', '2099-01-01T00:00:00Z')",
+        )
+        .await
+        .unwrap();
+    }
+
+    /// A session check this thread remembers makes no statement: with every read connection
+    /// held elsewhere, it still answers at once (a statement would wait for a reader).
+    #[test]
+    fn a_remembered_session_check_makes_no_statement() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (_scratch, db) = runtime.block_on(Scratch::new("readers"));
+        runtime.block_on(user_with_a_session(&db));
+        let (go, gone) = mpsc::channel::<()>();
+        let (answer, answers) = mpsc::channel();
+        let checker = std::thread::spawn({
+            let db = db.clone();
+            let runtime = runtime.handle().clone();
+            move || {
+                let check = || {
+                    let found = runtime.block_on(db.live_session_user("h1")).unwrap();
+                    found.map(|(_, user)| user.user_id)
+                };
+                answer.send(check()).unwrap();
+                gone.recv().unwrap();
+                answer.send(check()).unwrap();
+            }
+        });
+        assert_eq!(answers.recv().unwrap().as_deref(), Some("ann"), "read, and remembered");
+        let lite = db.sqlite_for_test();
+        let held: Vec<_> = lite.readers.iter().map(|slot| slot.0.lock().unwrap()).collect();
+        go.send(()).unwrap();
+        let again = answers.recv_timeout(Duration::from_secs(5));
+        drop(held);
+        assert_eq!(again, Ok(Some("ann".to_owned())), "the remembered check waited for a reader");
+        checker.join().unwrap();
+    }
+
+    /// Another process's commit (here another connection's, behind the server's back) is
+    /// forgotten within [`super::LOOK_OUTSIDE`] with no write of this process's to look: the
+    /// checkpointer's thread looks. The delay is printed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_processs_commit_is_seen_without_a_write_of_this_ones() {
+        let (scratch, db) = Scratch::new("readers").await;
+        user_with_a_session(&db).await;
+        let role = async || {
+            let found = db.live_session_user("h1").await.unwrap();
+            found.and_then(|(_, user)| user.user_role)
+        };
+        assert_eq!(role().await.as_deref(), Some("proxy_admin"));
+        let elsewhere = sea_orm_sync::Database::connect(
+            super::file_uri(&scratch.path().join("hookgate.db"), "mode=rw").as_str(),
+        )
+        .unwrap();
+        elsewhere
+            .execute_unprepared(
+                "UPDATE users SET user_role = 'internal_user' WHERE user_id = 'ann'",
+            )
+            .unwrap();
+        let changed = std::time::Instant::now();
+        while role().await.as_deref() != Some("internal_user") {
+            assert!(changed.elapsed() < Duration::from_secs(2), "still the old role");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        println!("another process's commit was seen after {:?}", changed.elapsed());
+        drop(elsewhere);
     }
 }

@@ -226,7 +226,7 @@ impl Target {
         match self {
             Target::Sqlite(sqlite) => sqlite.write(|conn| {
                 // The write has just looked for another process's commit.
-                let outdated = outdated(jobs, Some(sqlite.accounts()));
+                let outdated = outdated(jobs, sqlite.accounts());
                 let outcomes = apply_current(jobs, &outdated, |current| {
                     crate::lite::store::apply_batch(conn, current).map_err(crate::lite::from_sync)
                 })?;

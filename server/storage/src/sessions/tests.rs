@@ -1,6 +1,8 @@
-//! The session cache's promises: what is remembered, what is forgotten and when, and (on
-//! PostgreSQL, when the test command started one) the listener's loss and return and this
-//! process's own writes.
+//! The session cache's promises: what is remembered, what is forgotten and when, this
+//! process's own writes (on both databases), and (on PostgreSQL, when the test command started
+//! one) the listener's loss and return.
+
+use std::time::Instant;
 
 use super::*;
 use crate::tests_support::{TestDatabase, until_live};
@@ -64,7 +66,7 @@ fn nothing_is_remembered_until_the_listener_is_up() {
     let alice = found("h1", "alice", later());
     assert!(!check(&cache, "h1", &alice));
     assert!(!check(&cache, "h1", &alice), "kept while no listener was up");
-    cache.listener_ready();
+    cache.hears_every_change();
     assert!(!check(&cache, "h1", &alice));
     assert!(check(&cache, "h1", &alice));
 }
@@ -72,24 +74,24 @@ fn nothing_is_remembered_until_the_listener_is_up() {
 #[test]
 fn a_lost_listener_forgets_everything_and_remembers_nothing_until_it_is_back() {
     let cache = SessionCache::new();
-    cache.listener_ready();
+    cache.hears_every_change();
     let alice = found("h1", "alice", later());
     check(&cache, "h1", &alice);
     assert!(check(&cache, "h1", &alice));
 
-    cache.listener_lost();
+    cache.may_miss_changes();
     assert!(!cache.is_live());
     assert!(!check(&cache, "h1", &alice), "used after the listener was lost");
     assert!(!check(&cache, "h1", &alice), "kept while the listener was down");
 
     // A check that missed just before the loss must not keep what it read (a notification
     // may have been lost meanwhile).
-    cache.listener_ready();
+    cache.hears_every_change();
     let Err(Some(ticket)) = cache.lookup("h1", crate::store::now()) else {
         panic!("a miss with a ticket")
     };
-    cache.listener_lost();
-    cache.listener_ready();
+    cache.may_miss_changes();
+    cache.hears_every_change();
     cache.keep(ticket, "h1", &alice);
     assert!(!check(&cache, "h1", &alice), "kept a read from before the loss");
     assert!(check(&cache, "h1", &alice));
@@ -98,7 +100,7 @@ fn a_lost_listener_forgets_everything_and_remembers_nothing_until_it_is_back() {
 #[test]
 fn forgetting_a_user_or_a_session_drops_only_those() {
     let cache = SessionCache::new();
-    cache.listener_ready();
+    cache.hears_every_change();
     let alice = found("h1", "alice", later());
     let alice2 = found("h2", "alice", later());
     let bob = found("h3", "bob", later());
@@ -122,7 +124,7 @@ fn a_read_that_a_forgetting_overtook_is_not_kept() {
     // The revocation commits while the check reads the row as it was: the forgetting comes
     // between the miss and the keep, so what was read must not be remembered.
     let cache = SessionCache::new();
-    cache.listener_ready();
+    cache.hears_every_change();
     let alice = found("h1", "alice", later());
     let Err(Some(ticket)) = cache.lookup("h1", crate::store::now()) else {
         panic!("a miss with a ticket")
@@ -135,7 +137,7 @@ fn a_read_that_a_forgetting_overtook_is_not_kept() {
 #[test]
 fn a_thread_sees_what_another_forgot_even_past_the_logs_reach() {
     let cache = SessionCache::new();
-    cache.listener_ready();
+    cache.hears_every_change();
     let alice = found("h1", "alice", later());
     check(&cache, "h1", &alice);
     assert!(check(&cache, "h1", &alice));
@@ -157,7 +159,7 @@ fn a_thread_sees_what_another_forgot_even_past_the_logs_reach() {
 #[test]
 fn an_expired_session_is_never_served() {
     let cache = SessionCache::new();
-    cache.listener_ready();
+    cache.hears_every_change();
     let soon = crate::store::now() + chrono::Duration::milliseconds(1);
     let alice = found("h1", "alice", soon);
     check(&cache, "h1", &alice);
@@ -241,20 +243,33 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
     database.drop_database().await;
 }
 
-/// On PostgreSQL: this process's own writes make it forget before they return. The cache
-/// here has no listener (it is made live by hand), so nothing but the writes themselves can
-/// make it forget.
+/// This process's own writes make it forget before they return, on both databases. On SQLite
+/// nothing else can make it forget here: every write passes through this process (only another
+/// connection's commit would, and there is none). On PostgreSQL the cache here has no listener
+/// (it is made live by hand), so nothing but the writes themselves can make it forget.
 #[tokio::test]
 async fn this_processs_own_writes_forget_before_they_return() {
+    let (scratch, db) = crate::tests_support::Scratch::new("forget").await;
+    own_writes_forget(&db).await;
+    db.close().await.unwrap();
+    drop(scratch);
+
     let Some(database) = TestDatabase::create("hookgate_forget").await else { return };
     let mut db = crate::Db::connect(&database.url).await.unwrap();
     let cache = SessionCache::new();
-    cache.listener_ready();
+    cache.hears_every_change();
     *db.session_cache_for_test() = Some(cache);
+    own_writes_forget(&db).await;
+    db.close().await.unwrap();
+    database.drop_database().await;
+}
+
+async fn own_writes_forget(db: &crate::Db) {
     for (user_id, hashes) in [("ann", ["a1", "a2", "a3"]), ("bob", ["b1", "b2", "b3"])] {
         db.execute_for_test(&format!(
             "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
-             updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', now(), now())"
+             updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', \
+             '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z')"
         ))
         .await
         .unwrap();
@@ -262,7 +277,7 @@ async fn this_processs_own_writes_forget_before_they_return() {
             db.execute_for_test(&format!(
                 "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
                  models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
-                 'proxy_admin', 'header', '[]', now(), now() + interval '1 hour')"
+                 'proxy_admin', 'header', '[]', '2026-12-01T00:00:00Z', '2099-01-01T00:00:00Z')"
             ))
             .await
             .unwrap();
@@ -294,9 +309,6 @@ async fn this_processs_own_writes_forget_before_they_return() {
     for hash in ["b1", "b2", "b3"] {
         assert_eq!(check(hash).await, None, "a deleted user");
     }
-
-    db.close().await.unwrap();
-    database.drop_database().await;
 }
 
 /// On PostgreSQL: a user's teams (what `GET /user/info` and the Admin UI read) are remembered
@@ -371,7 +383,7 @@ async fn admin_of(url: &str) -> sea_orm::DatabaseConnection {
 #[test]
 fn a_thread_remembers_a_bounded_number() {
     let cache = SessionCache::new();
-    cache.listener_ready();
+    cache.hears_every_change();
     for n in 0..PER_THREAD * 2 {
         let hash = format!("h{n}");
         check(&cache, &hash, &found(&hash, "alice", later()));

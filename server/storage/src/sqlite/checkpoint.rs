@@ -5,8 +5,14 @@
 //! which never blocks the writer or a reader, [`INTERVAL`] after a commit (the commits of that
 //! interval join it); asleep while nothing is committed. The writer's own checkpoint stays, as a
 //! backstop at [`BACKSTOP_PAGES`], for a checkpointer that cannot keep up.
+//!
+//! The same thread looks for another process's commits between writes (the caller's
+//! `look_outside`, every [`super::LOOK_OUTSIDE`]: `Lite::file`).
 
-use std::{sync::mpsc, time::Duration};
+use std::{
+    sync::mpsc::{self, RecvTimeoutError},
+    time::{Duration, Instant},
+};
 
 use sea_orm_sync::{self as sync, ConnectionTrait as _};
 
@@ -46,8 +52,12 @@ impl Drop for Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread, which checkpoints the database at `uri` (read-write) on a connection
-    /// of its own.
-    pub(super) fn start(uri: &str) -> Result<Checkpointer, sea_orm::DbErr> {
+    /// of its own, and calls `look_outside` every `every` (dropped on the thread when it ends).
+    pub(super) fn start(
+        uri: &str,
+        every: Duration,
+        look_outside: impl FnMut() + Send + 'static,
+    ) -> Result<Checkpointer, sea_orm::DbErr> {
         let conn = super::open_writer(uri)?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
@@ -55,7 +65,7 @@ impl Checkpointer {
             .spawn(move || {
                 // The whole `Conn` (which is `Send`), not its field.
                 let conn = conn;
-                run(&conn.0, &woken);
+                run(&conn.0, &woken, every, look_outside);
             })
             .map_err(|error| {
                 sea_orm::DbErr::Custom(format!("cannot start the WAL checkpoint thread: {error}"))
@@ -72,15 +82,31 @@ impl Checkpointer {
 }
 
 /// Until the database is dropped (the sender with it): wait for a commit, let the interval's
-/// commits join it, checkpoint.
-fn run(conn: &sync::DatabaseConnection, woken: &mpsc::Receiver<()>) {
-    while woken.recv().is_ok() {
-        std::thread::sleep(INTERVAL);
-        // What arrived during the sleep is in this checkpoint.
-        let _ = woken.try_recv();
-        if let Err(error) = conn.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)") {
-            // The next commit's wake-up, or the backstop, tries again.
-            tracing::warn!("SQLite's WAL checkpoint failed: {error}");
+/// commits join it, checkpoint; and look outside every `every`, commits or not.
+fn run(
+    conn: &sync::DatabaseConnection,
+    woken: &mpsc::Receiver<()>,
+    every: Duration,
+    mut look_outside: impl FnMut(),
+) {
+    let mut looked = Instant::now();
+    loop {
+        match woken.recv_timeout(every.saturating_sub(looked.elapsed())) {
+            Ok(()) => {
+                std::thread::sleep(INTERVAL);
+                // What arrived during the sleep is in this checkpoint.
+                let _ = woken.try_recv();
+                if let Err(error) = conn.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)") {
+                    // The next commit's wake-up, or the backstop, tries again.
+                    tracing::warn!("SQLite's WAL checkpoint failed: {error}");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if looked.elapsed() >= every {
+            look_outside();
+            looked = Instant::now();
         }
     }
 }

@@ -39,7 +39,7 @@ impl Replica {
             cache
         } else {
             let cache = SessionCache::new();
-            cache.listener_ready();
+            cache.hears_every_change();
             *db.session_cache_for_test() = Some(cache.clone());
             cache
         };
