@@ -1,0 +1,196 @@
+//! SQLite's backend on a real file: its readers, its checkpointer, what it remembers and how it
+//! learns of another process's commits.
+
+use std::{path::Path, sync::mpsc, time::Duration};
+
+use sea_orm_sync::ConnectionTrait as _;
+
+use super::{Lite, from_sync};
+use crate::tests_support::Scratch;
+
+fn count_users(lite: &Lite) -> i64 {
+    lite.with_reader(|conn| {
+        let statement = sea_orm_sync::Statement::from_string(
+            sea_orm_sync::DbBackend::Sqlite,
+            "SELECT count(*) FROM users",
+        );
+        let row = conn.query_one_raw(statement).map_err(from_sync)?.unwrap();
+        row.try_get_by_index::<i64>(0).map_err(from_sync)
+    })
+    .unwrap()
+}
+
+/// The file descriptors this process has open on the files in `dir`.
+#[cfg(target_os = "linux")]
+fn descriptors_in(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// Every read connection is opened with the database: reads from many more threads than
+/// there are readers, and threads that end, open none (the load test's file descriptors
+/// stay as they were after its warm-up).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_from_any_number_of_threads_open_no_connection() {
+    let (scratch, db) = Scratch::new("readers").await;
+    let lite = db.sqlite_for_test();
+    assert!(lite.readers.iter().all(|slot| slot.0.lock().unwrap().is_some()));
+    let before = descriptors_in(scratch.path());
+    assert!(before >= lite.readers.len(), "{before} descriptors for {}", lite.readers.len());
+    for _ in 0..4 {
+        std::thread::scope(|scope| {
+            for _ in 0..lite.readers.len() * 4 {
+                scope.spawn(|| assert_eq!(count_users(lite), 0));
+            }
+        });
+    }
+    assert_eq!(descriptors_in(scratch.path()), before);
+}
+
+/// Commits reach the database file through the checkpointer's thread within moments, with
+/// the WAL far below the writer's own checkpoint (the backstop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_moves_commits_into_the_database_file() {
+    let (scratch, db) = Scratch::new("readers").await;
+    let file = scratch.path().join("hookgate.db");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    // About 50 pages of rows: far below the backstop's 10,000.
+    db.execute_for_test(
+        "CREATE TABLE filler (x TEXT); \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+         INSERT INTO filler SELECT hex(randomblob(500)) FROM n",
+    )
+    .await
+    .unwrap();
+    // Generous: a busy machine may be slow to run the thread and its fsync.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() <= before + 100_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(super::checkpoint::INTERVAL / 4).await;
+    }
+    assert!(size() > before + 100_000, "the file is still {} bytes ({before} before)", size());
+}
+
+/// The SQLite this crate runs was built without memory statistics (`.cargo/config.toml`):
+/// with them, every allocation SQLite makes, on any thread, takes one process-wide mutex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_is_built_without_memory_statistics() {
+    let (_scratch, db) = Scratch::new("readers").await;
+    let options: Vec<String> = db
+        .sqlite_for_test()
+        .with_held_for_test(|conn| {
+            let statement = sea_orm_sync::Statement::from_string(
+                sea_orm_sync::DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            );
+            conn.query_all_raw(statement).unwrap()
+        })
+        .iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect();
+    assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+}
+
+/// A thread whose home reader is busy reads on another, without waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_reader_is_passed_over() {
+    let (_scratch, db) = Scratch::new("readers").await;
+    let lite = db.sqlite_for_test();
+    let home = super::home() % lite.readers.len();
+    let held = lite.readers[home].0.lock().unwrap();
+    assert_eq!(count_users(lite), 0, "read while the home reader is held");
+    drop(held);
+}
+
+/// A reader whose read failed drops its connection; the next read on it opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_reopens_its_connection() {
+    let (_scratch, db) = Scratch::new("readers").await;
+    let lite = db.sqlite_for_test();
+    let home = super::home() % lite.readers.len();
+    let failed = lite.with_reader(|conn| {
+        conn.execute_unprepared("SELECT * FROM no_such_table").map_err(from_sync)
+    });
+    assert!(failed.is_err());
+    assert!(lite.readers[home].0.lock().unwrap().is_none(), "dropped");
+    assert_eq!(count_users(lite), 0);
+    assert!(lite.readers[home].0.lock().unwrap().is_some(), "opened again");
+}
+
+/// A user with a live session (key hash `h1`), written behind the port's back.
+async fn user_with_a_session(db: &crate::Db) {
+    db.execute_for_test(
+        "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+         updated_at) VALUES ('ann', 'proxy_admin', '[]', 0, '{}', '2026-12-01T00:00:00Z', \
+         '2026-12-01T00:00:00Z'); \
+         INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
+         created_at, expires_at) VALUES ('h1', 'ann', 'proxy_admin', 'header', '[]', \
+         '2026-12-01T00:00:00Z', '2099-01-01T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+}
+
+/// A session check this thread remembers makes no statement: with every read connection
+/// held elsewhere, it still answers at once (a statement would wait for a reader).
+#[test]
+fn a_remembered_session_check_makes_no_statement() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_scratch, db) = runtime.block_on(Scratch::new("readers"));
+    runtime.block_on(user_with_a_session(&db));
+    let (go, gone) = mpsc::channel::<()>();
+    let (answer, answers) = mpsc::channel();
+    let checker = std::thread::spawn({
+        let db = db.clone();
+        let runtime = runtime.handle().clone();
+        move || {
+            let check = || {
+                let found = runtime.block_on(db.live_session_user("h1")).unwrap();
+                found.map(|(_, user)| user.user_id)
+            };
+            answer.send(check()).unwrap();
+            gone.recv().unwrap();
+            answer.send(check()).unwrap();
+        }
+    });
+    assert_eq!(answers.recv().unwrap().as_deref(), Some("ann"), "read, and remembered");
+    let lite = db.sqlite_for_test();
+    let held: Vec<_> = lite.readers.iter().map(|slot| slot.0.lock().unwrap()).collect();
+    go.send(()).unwrap();
+    let again = answers.recv_timeout(Duration::from_secs(5));
+    drop(held);
+    assert_eq!(again, Ok(Some("ann".to_owned())), "the remembered check waited for a reader");
+    checker.join().unwrap();
+}
+
+/// Another process's commit (here another connection's, behind the server's back) is
+/// forgotten within [`super::LOOK_OUTSIDE`] with no write of this process's to look: the
+/// checkpointer's thread looks. The delay is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_processs_commit_is_seen_without_a_write_of_this_ones() {
+    let (scratch, db) = Scratch::new("readers").await;
+    user_with_a_session(&db).await;
+    let role = async || {
+        let found = db.live_session_user("h1").await.unwrap();
+        found.and_then(|(_, user)| user.user_role)
+    };
+    assert_eq!(role().await.as_deref(), Some("proxy_admin"));
+    let elsewhere = sea_orm_sync::Database::connect(
+        super::file_uri(&scratch.path().join("hookgate.db"), "mode=rw").as_str(),
+    )
+    .unwrap();
+    elsewhere
+        .execute_unprepared("UPDATE users SET user_role = 'internal_user' WHERE user_id = 'ann'")
+        .unwrap();
+    let changed = std::time::Instant::now();
+    while role().await.as_deref() != Some("internal_user") {
+        assert!(changed.elapsed() < Duration::from_secs(2), "still the old role");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!("another process's commit was seen after {:?}", changed.elapsed());
+    drop(elsewhere);
+}
