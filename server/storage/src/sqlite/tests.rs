@@ -194,3 +194,27 @@ async fn another_processs_commit_is_seen_without_a_write_of_this_ones() {
     println!("another process's commit was seen after {:?}", changed.elapsed());
     drop(elsewhere);
 }
+
+/// While the write connection's `data_version` cannot be read, another process's commits could
+/// go unseen: nothing is remembered until it can be read again (here the file is missing, then
+/// there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_remembered_while_another_processs_commits_cannot_be_seen() {
+    let (scratch, _db) = Scratch::new("readers").await;
+    let missing = scratch.path().join("elsewhere.db");
+    let memory = crate::sessions::SessionCache::new();
+    memory.hears_every_change();
+    let writable = super::Writable {
+        uri: super::file_uri(&missing, "mode=rw"),
+        writer: std::sync::Mutex::new(None),
+        memory,
+    };
+    let mut hears = true;
+    writable.look_outside_now(&mut hears);
+    assert!(!hears && !writable.memory.is_live(), "remembers while it cannot look");
+    writable.look_outside_now(&mut hears);
+    assert!(!writable.memory.is_live(), "the file is still missing");
+    std::fs::copy(scratch.path().join("hookgate.db"), &missing).unwrap();
+    writable.look_outside_now(&mut hears);
+    assert!(hears && writable.memory.is_live(), "remembers again once it can look");
+}
