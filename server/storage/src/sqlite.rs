@@ -146,10 +146,9 @@ impl Lite {
         let writable =
             Arc::new(Writable { uri: file_uri(path, "mode=rw"), writer: Mutex::new(None), memory });
         let looking = Arc::clone(&writable);
-        let mut hears = true;
         let checkpointer =
             checkpoint::Checkpointer::start(&writable.uri, LOOK_OUTSIDE, move || {
-                looking.look_outside_now(&mut hears);
+                looking.look_outside_now();
             })?;
         Ok(Lite { writable: Some(writable), checkpointer: Some(checkpointer), ..lite })
     }
@@ -376,9 +375,9 @@ impl Writable {
 
     /// Between writes ([`LOOK_OUTSIDE`], on the checkpointer's thread): looks for another
     /// process's commit on the write connection, unless a write holds it (that write has just
-    /// looked). While it cannot look, nothing is remembered (`hears`: whether it could last
-    /// time).
-    fn look_outside_now(&self, hears: &mut bool) {
+    /// looked). While it cannot look, nothing is remembered (the memory is off: only this turns
+    /// it off and on again on SQLite).
+    fn look_outside_now(&self) {
         let mut writer = match self.writer.try_lock() {
             Ok(writer) => writer,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -396,16 +395,14 @@ impl Writable {
         }
         drop(writer);
         match looked {
-            Ok(()) if !*hears => {
+            Ok(()) if !self.memory.is_live() => {
                 self.memory.hears_every_change();
-                *hears = true;
                 tracing::info!(
                     "session checks are remembered again: SQLite's data_version can be read"
                 );
             }
-            Err(error) if *hears => {
+            Err(error) if self.memory.is_live() => {
                 self.memory.may_miss_changes();
-                *hears = false;
                 tracing::warn!(
                     "session checks read the database every time until SQLite's data_version can \
                      be read again (another process's changes could not be seen): {error}"
