@@ -197,7 +197,7 @@ async fn another_processs_commit_is_seen_without_a_write_of_this_ones() {
 
 /// While the write connection's `data_version` cannot be read, another process's commits could
 /// go unseen: nothing is remembered until it can be read again (here the file is missing, then
-/// there).
+/// there), and the log says so each way, with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_remembered_while_another_processs_commits_cannot_be_seen() {
     let (scratch, _db) = Scratch::new("readers").await;
@@ -209,11 +209,60 @@ async fn nothing_is_remembered_while_another_processs_commits_cannot_be_seen() {
         writer: std::sync::Mutex::new(None),
         memory,
     };
-    writable.look_outside_now();
-    assert!(!writable.memory.is_live(), "remembers while it cannot look");
-    writable.look_outside_now();
-    assert!(!writable.memory.is_live(), "the file is still missing");
-    std::fs::copy(scratch.path().join("hookgate.db"), &missing).unwrap();
-    writable.look_outside_now();
-    assert!(writable.memory.is_live(), "remembers again once it can look");
+    let log = Log::default();
+    let logged = log.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_ansi(false).with_writer(move || logged.clone()).finish();
+    tracing::subscriber::with_default(subscriber, || {
+        writable.look_outside_now();
+        assert!(!writable.memory.is_live(), "remembers while it cannot look");
+        let lines = log.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("WARN")
+                && lines[0].contains(
+                    "session checks read the database every time until SQLite's data_version \
+                     can be read again (another process's changes could not be seen): "
+                )
+                && lines[0].contains("unable to open database file"),
+            "{lines:?}"
+        );
+        writable.look_outside_now();
+        assert!(!writable.memory.is_live(), "the file is still missing");
+        assert_eq!(log.lines().len(), 1, "logged once while it lasts: {:?}", log.lines());
+        std::fs::copy(scratch.path().join("hookgate.db"), &missing).unwrap();
+        writable.look_outside_now();
+        assert!(writable.memory.is_live(), "remembers again once it can look");
+        let lines = log.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[1].contains("INFO")
+                && lines[1].contains(
+                    "session checks are remembered again: SQLite's data_version can be read"
+                ),
+            "{lines:?}"
+        );
+    });
+}
+
+/// What a test's subscriber writes.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Log {
+    fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap().lines().map(str::to_owned).collect()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
