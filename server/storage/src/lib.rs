@@ -496,22 +496,34 @@ mod tests_support {
         }
     }
 
-    /// A SQLite database (`hookgate.db`) in a directory of its own, removed on drop.
+    /// A directory of its own under the system's temporary one, removed with what is in it on
+    /// drop (a failing test's too). A SQLite database in it is `hookgate.db`
+    /// ([`Scratch::sqlite_url`]).
     pub(crate) struct Scratch(std::path::PathBuf);
 
     impl Scratch {
-        /// A fresh one, in a directory named after `what`, and the database opened on it.
-        pub(crate) async fn new(what: &str) -> (Scratch, crate::Db) {
+        /// A fresh, empty one, named after `what`.
+        pub(crate) fn dir(what: &str) -> Scratch {
             let dir = std::env::temp_dir().join(format!("hookgate-{what}-test-{}", random_hex()));
             std::fs::create_dir(&dir).unwrap();
-            let url = format!("sqlite://{}", dir.join("hookgate.db").display());
-            let db = crate::Db::connect(&url).await.unwrap();
-            (Scratch(dir), db)
+            Scratch(dir)
+        }
+
+        /// A fresh one, and the database opened in it.
+        pub(crate) async fn new(what: &str) -> (Scratch, crate::Db) {
+            let scratch = Scratch::dir(what);
+            let db = crate::Db::connect(&scratch.sqlite_url()).await.unwrap();
+            (scratch, db)
         }
 
         /// The directory.
         pub(crate) fn path(&self) -> &std::path::Path {
             &self.0
+        }
+
+        /// The URL of `hookgate.db` in it.
+        pub(crate) fn sqlite_url(&self) -> String {
+            format!("sqlite://{}", self.0.join("hookgate.db").display())
         }
     }
 
@@ -519,6 +531,25 @@ mod tests_support {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// The SQL that writes user `user_id` with `role` and a live session (until 2099, signed in
+    /// by header, with the user's role) for each key hash in `hashes`: a user written behind the
+    /// port's back, on either backend.
+    pub(crate) fn user_with_sessions(user_id: &str, role: &str, hashes: &[&str]) -> String {
+        let at = "'2026-12-01T00:00:00Z'";
+        let mut sql = format!(
+            "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+             updated_at) VALUES ('{user_id}', '{role}', '[]', 0, '{{}}', {at}, {at});"
+        );
+        for hash in hashes {
+            sql += &format!(
+                " INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
+                 created_at, expires_at) VALUES ('{hash}', '{user_id}', '{role}', 'header', \
+                 '[]', {at}, '2099-01-01T00:00:00Z');"
+            );
+        }
+        sql
     }
 
     /// 16 random hexadecimal digits: names no two test runs share.

@@ -343,7 +343,8 @@ mod tests {
 
     #[test]
     fn a_wal_database_is_read_without_creating_files_beside_it() {
-        let dir = tempfile_dir();
+        let scratch = crate::tests_support::Scratch::dir("read-only");
+        let dir = scratch.path();
         let path = dir.join("x.db");
         // Not a database at all, or a rollback-journal one: the usual read-only open.
         std::fs::write(&path, b"").unwrap();
@@ -366,13 +367,5 @@ mod tests {
         std::fs::remove_file(dir.join("x.db-shm")).unwrap();
         let reason = sqlite_access(&path).unwrap_err();
         assert!(reason.contains("x.db-wal but no ") && reason.contains("x.db-shm"), "{reason}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("hookgate-read-only-test-{}", crate::tests_support::random_hex()));
-        std::fs::create_dir(&dir).unwrap();
-        dir
     }
 }

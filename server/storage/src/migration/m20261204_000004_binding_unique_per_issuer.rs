@@ -248,8 +248,8 @@ mod tests {
 
     /// A SQLite file in a folder of its own, with the server's connection options that matter
     /// here (foreign keys on, several connections).
-    async fn sqlite(dir: &std::path::Path) -> DatabaseConnection {
-        let mut options = ConnectOptions::new(format!("sqlite://{}", dir.join("h.db").display()));
+    async fn sqlite(dir: &crate::tests_support::Scratch) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(dir.sqlite_url());
         options
             .sqlx_logging(false)
             .max_connections(4)
@@ -376,9 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_binding_is_unique_per_issuer_and_sqlites_rebuild_keeps_every_row() {
-        let dir = std::env::temp_dir()
-            .join(format!("hookgate-migration-test-{}", crate::tests_support::random_hex()));
-        std::fs::create_dir(&dir).unwrap();
+        let dir = crate::tests_support::Scratch::dir("migration");
         let conn = sqlite(&dir).await;
         check_binding_migration(&conn).await;
         // The email index came back with the rebuild, beside the binding's.
@@ -393,7 +391,6 @@ mod tests {
             "undone: the email index, without the binding's"
         );
         conn.close().await.unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The same on PostgreSQL, when the test command started one (`HOOKGATE_TEST_POSTGRES_URL`,

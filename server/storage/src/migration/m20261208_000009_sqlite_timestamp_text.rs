@@ -60,10 +60,8 @@ mod tests {
     /// text; rows already in it, and `NULL`s, are left alone.
     #[tokio::test]
     async fn sqlite_timestamps_are_rewritten_in_one_text() {
-        let dir = std::env::temp_dir()
-            .join(format!("hookgate-migration-test-{}", crate::tests_support::random_hex()));
-        std::fs::create_dir(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("hookgate.db").display());
+        let dir = crate::tests_support::Scratch::dir("migration");
+        let url = format!("{}?mode=rwc", dir.sqlite_url());
         let conn = Database::connect(url.as_str()).await.unwrap();
         use sea_orm_migration::{MigrationName, MigratorTrait};
         // Every migration before this one.
@@ -98,6 +96,5 @@ mod tests {
         assert_eq!(text(&rows[1], "updated_at").as_deref(), Some("2026-12-01 10:00:00+00:00"));
         assert_eq!(text(&rows[1], "budget_reset_at"), None);
         conn.close().await.unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,29 +9,24 @@ use hookgate_core::{
     records::SignInRecord,
 };
 use plugin_api::UserRole;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::DbErr;
 
 use crate::{Db, NewTeam, NewUser, UserEdit, UserFilter, list_of, now};
 
 /// Runs `test` on a fresh SQLite database, then on a fresh PostgreSQL database.
 async fn on_each_backend(test: impl AsyncFn(&Db)) {
-    let dir = std::env::temp_dir()
-        .join(format!("hookgate-port-test-{}", crate::tests_support::random_hex()));
-    std::fs::create_dir(&dir).unwrap();
-    let db = Db::connect(&format!("sqlite://{}", dir.join("hookgate.db").display())).await.unwrap();
+    let (scratch, db) = crate::tests_support::Scratch::new("port").await;
     test(&db).await;
     db.close().await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(scratch);
 
-    let Some(admin_url) = crate::tests_support::postgres_admin_url() else { return };
-    let name = format!("hookgate_port_{}", crate::tests_support::random_hex());
-    let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let db = Db::connect(&format!("{base}/{name}")).await.unwrap();
+    let Some(database) = crate::tests_support::TestDatabase::create("hookgate_port").await else {
+        return;
+    };
+    let db = Db::connect(&database.url).await.unwrap();
     test(&db).await;
     db.close().await.unwrap();
-    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+    database.drop_database().await;
 }
 
 fn new_user(user_id: &str, email: &str) -> NewUser {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::*;
-use crate::tests_support::{TestDatabase, until_live};
+use crate::tests_support::{TestDatabase, until_live, user_with_sessions};
 
 fn found(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Found {
     let at = crate::store::now();
@@ -181,16 +181,7 @@ async fn a_lost_listener_forgets_what_it_may_have_missed_and_comes_back() {
     until_live(&cache).await;
 
     let behind = Database::connect(url.as_str()).await.unwrap();
-    behind
-        .execute_unprepared(
-            "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
-             updated_at) VALUES ('ann', 'proxy_admin', '[]', 0, '{}', now(), now()); \
-             INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
-             created_at, expires_at) VALUES ('h1', 'ann', 'proxy_admin', 'header', '[]', \
-             now(), now() + interval '1 hour')",
-        )
-        .await
-        .unwrap();
+    behind.execute_unprepared(&user_with_sessions("ann", "proxy_admin", &["h1"])).await.unwrap();
     let role = async || {
         let (_, user) = db.live_session_user("h1").await.unwrap().expect("a live session");
         user.user_role.unwrap()
@@ -266,22 +257,7 @@ async fn this_processs_own_writes_forget_before_they_return() {
 
 async fn own_writes_forget(db: &crate::Db) {
     for (user_id, hashes) in [("ann", ["a1", "a2", "a3"]), ("bob", ["b1", "b2", "b3"])] {
-        db.execute_for_test(&format!(
-            "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
-             updated_at) VALUES ('{user_id}', 'proxy_admin', '[]', 0, '{{}}', \
-             '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z')"
-        ))
-        .await
-        .unwrap();
-        for hash in hashes {
-            db.execute_for_test(&format!(
-                "INSERT INTO sessions (token_hash, user_id, user_role, login_method, \
-                 models, created_at, expires_at) VALUES ('{hash}', '{user_id}', \
-                 'proxy_admin', 'header', '[]', '2026-12-01T00:00:00Z', '2099-01-01T00:00:00Z')"
-            ))
-            .await
-            .unwrap();
-        }
+        db.execute_for_test(&user_with_sessions(user_id, "proxy_admin", &hashes)).await.unwrap();
     }
     let check = async |hash: &str| {
         db.live_session_user(hash).await.unwrap().map(|(_, user)| user.user_role.unwrap())

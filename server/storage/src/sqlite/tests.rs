@@ -123,16 +123,8 @@ async fn a_failed_read_reopens_its_connection() {
 
 /// A user with a live session (key hash `h1`), written behind the port's back.
 async fn user_with_a_session(db: &crate::Db) {
-    db.execute_for_test(
-        "INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
-         updated_at) VALUES ('ann', 'proxy_admin', '[]', 0, '{}', '2026-12-01T00:00:00Z', \
-         '2026-12-01T00:00:00Z'); \
-         INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
-         created_at, expires_at) VALUES ('h1', 'ann', 'proxy_admin', 'header', '[]', \
-         '2026-12-01T00:00:00Z', '2099-01-01T00:00:00Z')",
-    )
-    .await
-    .unwrap();
+    let sql = crate::tests_support::user_with_sessions("ann", "proxy_admin", &["h1"]);
+    db.execute_for_test(&sql).await.unwrap();
 }
 
 /// A session check this thread remembers makes no statement: with every read connection

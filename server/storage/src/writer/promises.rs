@@ -17,7 +17,7 @@ use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 
 use super::{Applied, Job, Queued, Writer};
-use crate::{Db, DbErr, entity::user, store};
+use crate::{Db, DbErr, entity::user, store, tests_support::Scratch};
 use hookgate_core::{
     identity::{Binding, Proof},
     policy::Policy,
@@ -44,26 +44,18 @@ impl std::fmt::Display for Decided {
     }
 }
 
-/// A database in a folder of its own, and its writer; the folder goes when it is dropped.
+/// A database in a folder of its own, and its writer; the folder goes when it is dropped,
+/// after them.
 pub(super) struct Fixture {
-    pub(super) dir: std::path::PathBuf,
     pub(super) db: Db,
     pub(super) writer: Writer,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    pub(super) dir: Scratch,
 }
 
 async fn fixture() -> Fixture {
-    let dir = std::env::temp_dir()
-        .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
-    std::fs::create_dir(&dir).unwrap();
-    let db = Db::connect(&format!("sqlite://{}", dir.join("hookgate.db").display())).await.unwrap();
+    let (dir, db) = Scratch::new("writer").await;
     let writer = Writer::start(db.clone(), std::sync::Arc::new(|_| {}));
-    Fixture { dir, db, writer }
+    Fixture { db, writer, dir }
 }
 
 /// An identity signing in: its user id, and the binding (issuer, subject) it proves.
@@ -202,7 +194,7 @@ impl Fixture {
 
 /// Runs `sql` on a connection of its own (not the server's): another process's write.
 async fn outsider_writes(fixture: &Fixture, sql: &str) {
-    let url = format!("sqlite://{}", fixture.dir.join("hookgate.db").display());
+    let url = fixture.dir.sqlite_url();
     let conn = sea_orm::Database::connect(url.as_str()).await.unwrap();
     conn.execute_unprepared(sql).await.unwrap();
     conn.close().await.unwrap();
@@ -210,7 +202,7 @@ async fn outsider_writes(fixture: &Fixture, sql: &str) {
 
 /// A fresh connection of its own (not the server's pool): what another process sees.
 async fn outsider(fixture: &Fixture, sql: &str) -> i64 {
-    let url = format!("sqlite://{}", fixture.dir.join("hookgate.db").display());
+    let url = fixture.dir.sqlite_url();
     let conn = sea_orm::Database::connect(url.as_str()).await.unwrap();
     let row = conn
         .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
@@ -228,13 +220,11 @@ async fn one_bad_plan_in_a_batch_fails_alone() {
     // The bad plan: its session key hash is taken, which only the database can tell.
     fixture
         .db
-        .execute_for_test(
-            "INSERT INTO users (user_id, models, spend, metadata, created_at, updated_at) VALUES \
-             ('owner', '[]', 0, '{}', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z'); \
-             INSERT INTO sessions (token_hash, user_id, user_role, login_method, models, \
-             created_at, expires_at) VALUES ('taken', 'owner', 'internal_user', 'sso', '[]', \
-             '2026-12-01T00:00:00Z', '2099-01-01T00:00:00Z')",
-        )
+        .execute_for_test(&crate::tests_support::user_with_sessions(
+            "owner",
+            "internal_user",
+            &["taken"],
+        ))
         .await
         .unwrap();
     let names = ["amy", "bad", "cal", "dee", "eve"];
@@ -415,7 +405,7 @@ async fn two_identities_racing_for_one_user_id_make_one_account_and_one_refusal(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_is_remembered_while_nothing_it_holds_changes() {
     let fixture = fixture().await;
-    let file = fixture.dir.join("hookgate.db");
+    let file = fixture.dir.path().join("hookgate.db");
     let contents = || std::fs::read(&file).unwrap();
     let before = contents();
     let rita = identity("rita", "https://idp.test", "s-r", None);

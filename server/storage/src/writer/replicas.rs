@@ -43,9 +43,7 @@ impl Replica {
             *db.session_cache_for_test() = Some(cache.clone());
             cache
         };
-        let dir = std::env::temp_dir()
-            .join(format!("hookgate-writer-test-{}", crate::tests_support::random_hex()));
-        std::fs::create_dir(&dir).unwrap();
+        let dir = crate::tests_support::Scratch::dir("writer");
         let writer = Writer::start(db.clone(), Arc::new(|_| {}));
         Some((Replica { fixture: Fixture { dir, db, writer }, database }, cache))
     }
