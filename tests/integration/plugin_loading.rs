@@ -237,11 +237,22 @@ fn a_plugin_built_with_panic_abort_is_refused() {
 fn a_hook_of_the_other_kind_is_refused() {
     let err = load_err("  custom_sso: custom_sso_handler.custom_ui_sso_sign_in_handler\n");
     assert!(err.contains("general_settings.custom_sso: cannot load hook"), "{err}");
-    assert!(err.contains("the hook is a `custom_ui_sso_sign_in_handler` hook"), "{err}");
-    assert!(err.contains("this setting needs a `custom_sso` hook"), "{err}");
+    assert!(
+        err.contains(
+            "the hook is a `custom_ui_sso_sign_in_handler` hook (exported with \
+             export_ui_sso_sign_in_handler!), but this setting needs a `custom_sso` hook"
+        ),
+        "{err}"
+    );
 
     let err = load_err("  custom_ui_sso_sign_in_handler: custom_sso.custom_sso_handler\n");
-    assert!(err.contains("the hook is a `custom_sso` hook"), "{err}");
+    assert!(
+        err.contains(
+            "the hook is a `custom_sso` hook (exported with export_custom_sso!), but this \
+             setting needs a `custom_ui_sso_sign_in_handler` hook"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

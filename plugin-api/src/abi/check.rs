@@ -57,9 +57,9 @@ impl fmt::Display for ExportError {
             ),
             ExportError::WrongKind { expected, found: Some(found) } => write!(
                 f,
-                "the hook is a `{found}` hook (exported with export_{}!), but this setting \
-                 needs a `{expected}` hook",
-                found.setting()
+                "the hook is a `{found}` hook (exported with {}), but this setting needs a \
+                 `{expected}` hook",
+                found.export_macro()
             ),
             ExportError::WrongKind { expected, found: None } => {
                 write!(f, "the hook is of an unknown kind; this setting needs a `{expected}` hook")

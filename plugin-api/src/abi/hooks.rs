@@ -42,11 +42,19 @@ impl HookKind {
         }
     }
 
-    /// The config key (and the export macro) this kind belongs to.
+    /// The config key this kind belongs to.
     pub const fn setting(self) -> &'static str {
         match self {
             HookKind::SignInHandler => "custom_ui_sso_sign_in_handler",
             HookKind::CustomSso | HookKind::CustomSso2 => "custom_sso",
+        }
+    }
+
+    /// The macro that exports a hook of this kind.
+    pub const fn export_macro(self) -> &'static str {
+        match self {
+            HookKind::SignInHandler => "export_ui_sso_sign_in_handler!",
+            HookKind::CustomSso | HookKind::CustomSso2 => "export_custom_sso!",
         }
     }
 }
