@@ -7,7 +7,7 @@
 //! * [`cli`]: the command line (`hookgate`, `hookgate check`, `try`, `sync --dry-run`);
 //! * [`config`]: `config.yaml` and the environment, parsed then validated into [`config::Config`];
 //! * [`plugins`]: finding, loading, checking and calling hook libraries;
-//! * `private_dir`: fresh 0700 temporary folders (plugin copies, `hookgate try`'s scratch);
+//! * `private_dir`: fresh 0700 temporary folders (the plugins' private copies);
 //! * [`signin`]: the sign-in flow (identity → hooks → user, teams, session), no HTTP types;
 //! * [`session`]: session keys, the `token` cookie's JWT, the master key;
 //! * [`db`]: the storage crate (`hookgate-storage`), its port (`Db`) and rows;

@@ -37,6 +37,22 @@ fn check_lists_both_seed_hooks() {
     assert!(lines[1].contains("libcustom_sso.so"), "{stdout}");
 }
 
+/// Without `--config`, the file `HOOKGATE_CONFIG` names is the one read.
+#[test]
+fn check_reads_the_config_hookgate_config_names() {
+    let scratch = Scratch::new();
+    let config = seed_config(&scratch, "  custom_sso: custom_sso.custom_sso_handler\n");
+    let output = run_hookgate(&["check"], &[("HOOKGATE_CONFIG", &config)]);
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "only the hook that config names:\n{stdout}");
+    assert!(
+        lines[0].starts_with("general_settings.custom_sso: custom_sso.custom_sso_handler -> "),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn check_warns_once_about_litellm_keys_it_ignores() {
     let scratch = Scratch::new();
