@@ -675,6 +675,23 @@ fn a_user_litellm_knows_under_another_id_gets_a_cookie_naming_that_id() {
     );
 }
 
+/// LiteLLM's "yes, this key is live" is trusted for a while (10 s): a session's requests in a
+/// row ask `/key/info` once, not once each.
+#[test]
+fn litellms_word_that_a_key_is_live_is_trusted_for_a_while() {
+    let fake = FakeLitellm::start();
+    let server = front_door(&Backend::Sqlite, &fake, &[]);
+    let key = cookie_key(&server, &server.sign_in("quin", "quin@example.test", &[]));
+    let bearer = format!("Bearer {key}");
+    for _ in 0..5 {
+        let info = server.get("/user/info", &[("authorization", &bearer)]);
+        assert_eq!(info.status, 200, "{}", info.body);
+    }
+    let asked = fake.requests_to("/key/info");
+    assert_eq!(asked.len(), 1, "asked once, then trusted: {asked:?}");
+    assert_eq!(asked[0].path_and_query, format!("/key/info?key={}", sha256_hex(&key)));
+}
+
 #[test]
 fn ui_logout_and_revocation_go_through_litellm_first() {
     let fake = FakeLitellm::start();
