@@ -412,6 +412,45 @@ fn the_admin_uis_edit_reaches_litellm_too() {
     assert_eq!(user_row_of(&server, "erin")["user_role"], "proxy_admin_viewer");
 }
 
+/// When LiteLLM took a change and hookgate's own write then fails, the change is undone in
+/// LiteLLM: a second `/user/update` puts the old values back, and the answer says the database
+/// failed. (A trigger refuses every update of `users` here; reads still work.)
+#[test]
+fn a_litellm_change_is_undone_when_hookgates_write_fails() {
+    let fake = FakeLitellm::start();
+    let server = crate::front_door::front_door(&Backend::Sqlite, &fake, &[]);
+    let reply = server.sign_in("uma", "uma@corp.test", &[]);
+    assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+    let before = fake.user("uma").unwrap()["user_role"].clone();
+    assert_ne!(before, json!("proxy_admin"));
+    fake.clear_requests();
+    server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "CREATE TRIGGER refuse_updates BEFORE UPDATE ON users \
+             BEGIN SELECT RAISE(ABORT, 'updates refused by the test'); END",
+        )
+        .await
+        .unwrap();
+    });
+
+    let reply =
+        post(&server, "/user/update", json!({"user_id": "uma", "user_role": "proxy_admin"}));
+    assert_eq!(reply.status, 503, "{}\n{}", reply.body, server.logs());
+    let updates: Vec<Value> =
+        fake.requests_to("/user/update").into_iter().map(|request| request.body).collect();
+    assert_eq!(
+        updates,
+        [
+            json!({"user_id": "uma", "user_role": "proxy_admin"}),
+            json!({"user_id": "uma", "user_role": before}),
+        ],
+        "the change, then its undoing"
+    );
+    assert_eq!(fake.user("uma").unwrap()["user_role"], before);
+    assert_eq!(user_row_of(&server, "uma")["user_role"], before);
+}
+
 fn user_row_of(server: &TestServer, user_id: &str) -> Value {
     let auth = master(server);
     let reply =

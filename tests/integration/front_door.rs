@@ -675,6 +675,34 @@ fn a_user_litellm_knows_under_another_id_gets_a_cookie_naming_that_id() {
     );
 }
 
+/// `max_ui_session_budget` is the budget of the UI key LiteLLM mints (LiteLLM's default 1.0
+/// otherwise, checked above), and `LITELLM_UI_SESSION_DURATION` its duration.
+#[test]
+fn the_ui_keys_budget_and_duration_are_the_configured_ones() {
+    let fake = FakeLitellm::start();
+    let config = config_for(fake.url()).replacen(
+        "litellm_settings:\n",
+        "litellm_settings:\n  max_ui_session_budget: 2.5\n",
+        1,
+    );
+    assert!(config.contains("max_ui_session_budget: 2.5"), "{config}");
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            config: &config,
+            env: &[("LITELLM_UI_SESSION_DURATION", "2h")],
+            ..ServerOptions::default()
+        },
+    );
+    fake.set_master_key(&server.master_key);
+    let reply = server.sign_in("rhea", "rhea@example.test", &[]);
+    assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+    let keys = fake.keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].request["max_budget"], json!(2.5));
+    assert_eq!(keys[0].request["duration"], "7200s");
+}
+
 /// LiteLLM's "yes, this key is live" is trusted for a while (10 s): a session's requests in a
 /// row ask `/key/info` once, not once each.
 #[test]
@@ -690,6 +718,35 @@ fn litellms_word_that_a_key_is_live_is_trusted_for_a_while() {
     let asked = fake.requests_to("/key/info");
     assert_eq!(asked.len(), 1, "asked once, then trusted: {asked:?}");
     assert_eq!(asked[0].path_and_query, format!("/key/info?key={}", sha256_hex(&key)));
+}
+
+/// ... and only for a while: a key deleted in LiteLLM's own UI after hookgate trusted it is
+/// refused once that word is 10 s old, and its session revoked here too.
+#[test]
+fn a_key_deleted_in_litellm_after_it_was_trusted_is_refused_within_seconds() {
+    let fake = FakeLitellm::start();
+    let server = front_door(&Backend::Sqlite, &fake, &[]);
+    let key = cookie_key(&server, &server.sign_in("sol", "sol@example.test", &[]));
+    let bearer = format!("Bearer {key}");
+    let info = server.get("/user/info", &[("authorization", &bearer)]);
+    assert_eq!(info.status, 200, "{}", info.body);
+    let (status, body) = delete_directly(&fake, &server.master_key, &key);
+    assert_eq!(status, 200, "{body}");
+    let deleted = std::time::Instant::now();
+    let refused = loop {
+        let info = server.get("/user/info", &[("authorization", &bearer)]);
+        if info.status != 200 {
+            break info;
+        }
+        assert!(
+            deleted.elapsed() < std::time::Duration::from_secs(15),
+            "still trusted 15 s after LiteLLM deleted the key"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("signed out in the LiteLLM proxy"), "{}", refused.body);
+    assert_eq!(fake.requests_to("/key/info").len(), 2, "asked again once the word was old");
 }
 
 #[test]

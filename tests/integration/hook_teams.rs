@@ -100,6 +100,47 @@ fn a_hooks_invalid_team_fails_the_sign_in_with_nothing_written() {
     });
 }
 
+/// The host refuses what plugin-api's guide says it refuses, and a hook that passes the
+/// refusal on fails its sign-in with the host's reason and nothing written: LiteLLM's own team
+/// id, a budget period that is not LiteLLM's, a user id that exists, a team that does not.
+#[test]
+fn the_host_refuses_what_the_guide_says_and_nothing_is_written() {
+    let server = start(&hookgate_tests::server::Backend::Sqlite, &config("asking_custom_sso", ""));
+    let made = server.post_json(
+        "/user/new",
+        &json!({"user_id": "taken", "user_alias": "Kept As Is"}),
+        &[("authorization", &server.master_auth())],
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    for (group, reason) in [
+        (
+            "create:litellm-dashboard",
+            ["create_team: the team id ", "litellm-dashboard", " is LiteLLM"],
+        ),
+        ("create:t1:fortnight", ["create_team: invalid budget duration ", "fortnight", "30d"]),
+        ("new_user:taken", ["new_user: a user with id ", "taken", " already exists"]),
+        ("join:nope", ["add_team_member: there is no team ", "nope", "add_team_member"]),
+    ] {
+        let reply = server.sign_in("gil", "gil@example.test", &[group]);
+        assert_ne!(reply.status, 303, "{group}: {}", reply.body);
+        for part in reason {
+            assert!(reply.body.contains(part), "{group}: {part:?} in {}", reply.body);
+        }
+    }
+    assert!(team_row(&server, "litellm-dashboard").is_none());
+    assert!(team_row(&server, "t1").is_none());
+    let users: Vec<(String, Option<String>)> = server.db(async |conn| {
+        let rows = user::Entity::find().all(conn).await.unwrap();
+        rows.into_iter().map(|u| (u.user_id, u.user_alias)).collect()
+    });
+    assert_eq!(users, [("taken".to_owned(), Some("Kept As Is".to_owned()))]);
+
+    // The same hook, asked for what the host allows: the sign-in goes through.
+    let reply = server.sign_in("gil", "gil@example.test", &["create:t2:7d", "join:t2"]);
+    assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
+    assert!(team_row(&server, "t2").is_some());
+}
+
 /// A hook exported as plugin-api 0.1.0 exported it (kind 2, 0.1.0's host table) loads and
 /// runs, and its host calls work.
 #[test]

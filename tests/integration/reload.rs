@@ -63,22 +63,7 @@ impl Reloading {
 
     /// Sends SIGHUP and returns the reload's outcome line.
     fn reload(&self) -> String {
-        let before = outcome_lines(&self.server.logs()).len();
-        self.server.hangup();
-        let started = Instant::now();
-        loop {
-            let lines = outcome_lines(&self.server.logs());
-            if lines.len() > before {
-                assert_eq!(lines.len(), before + 1, "one line per reload:\n{lines:#?}");
-                return lines[before].clone();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no reload line within 30 s of SIGHUP:\n{}",
-                self.server.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        reload(&self.server)
     }
 
     /// Signs `user` in (must succeed) and returns the user id the hook gave.
@@ -92,6 +77,26 @@ fn signed_in_as(server: &TestServer, user: &str) -> String {
     assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
     let token = reply.token_cookie().expect("a token cookie");
     server.claims(&token)["user_id"].as_str().expect("a user id").to_owned()
+}
+
+/// Sends `server` SIGHUP and returns the reload's outcome line.
+fn reload(server: &TestServer) -> String {
+    let before = outcome_lines(&server.logs()).len();
+    server.hangup();
+    let started = Instant::now();
+    loop {
+        let lines = outcome_lines(&server.logs());
+        if lines.len() > before {
+            assert_eq!(lines.len(), before + 1, "one line per reload:\n{lines:#?}");
+            return lines[before].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no reload line within 30 s of SIGHUP:\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn outcome_lines(logs: &str) -> Vec<String> {
@@ -221,6 +226,37 @@ fn a_sign_in_running_during_a_reload_finishes_on_the_hooks_it_started_with() {
     // The slow sign-in's custom_sso ran after the reload, and still was build A's.
     assert_eq!(budget("a-slow"), Some(1.0));
     assert_eq!(budget("b-fast"), Some(2.0));
+}
+
+/// A reload applies `hook_timeout` to the sign-ins after it: a `custom_sso` that answers in
+/// 900 ms is cut off under 500 ms, and served once the reloaded config gives it 3 s.
+#[test]
+fn a_reload_applies_a_new_hook_timeout() {
+    let config = |timeout: &str| {
+        format!(
+            "general_settings:\n  custom_ui_sso_sign_in_handler: \
+             fixture_misbehaving.slow_sign_in\n  custom_sso: fixture_misbehaving.slow_custom_sso\n  \
+             plugin_dirs: [\"{}\"]\n  trusted_proxy_ranges: [\"127.0.0.1/32\"]\n  \
+             hook_timeout: {timeout}\n",
+            build_dir().display()
+        )
+    };
+    let text = config("500ms");
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: &text, ..Default::default() },
+    );
+    let late = |user: &str| {
+        server.get("/sso/key/generate", &[("x-forwarded-user", user), ("x-sleep-ms", "1")])
+    };
+    let reply = late("late-900");
+    assert_eq!(reply.status, 504, "{}", reply.body);
+
+    std::fs::write(server.dir().join("config.yaml"), config("3s")).expect("write config");
+    let line = reload(&server);
+    assert!(line.contains(RELOADED), "{line}\n{}", server.logs());
+    let reply = late("late-900");
+    assert_eq!(reply.status, 303, "{}\n{}", reply.body, server.logs());
 }
 
 #[test]

@@ -328,6 +328,73 @@ fn okta_provisions_users_and_groups() {
     });
 }
 
+/// A list page holds at most 1000 resources whatever `count` asks; the total counts them all.
+#[test]
+fn a_list_page_holds_at_most_a_thousand() {
+    let server = start(&Backend::Sqlite);
+    server.db(async |conn| {
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1001) \
+             INSERT INTO users (user_id, user_role, models, spend, metadata, created_at, \
+             updated_at) SELECT 'bulk-' || i, 'internal_user', '[]', 0, '{}', \
+             '2026-12-01 00:00:00+00:00', '2026-12-01 00:00:00+00:00' FROM n",
+        )
+        .await
+        .unwrap();
+    });
+    let scim = Scim::new(&server);
+    let page = scim.get("/Users?count=5000");
+    assert_eq!(page["totalResults"], json!(1001));
+    assert_eq!(page["itemsPerPage"], json!(1000));
+    assert_eq!(page["Resources"].as_array().unwrap().len(), 1000);
+    let rest = scim.get("/Users?startIndex=1001&count=5000");
+    assert_eq!(rest["Resources"].as_array().unwrap().len(), 1, "{rest}");
+}
+
+/// A group's DELETE on a team SCIM did not create (an administrator's, which the identity
+/// provider linked) removes SCIM's memberships only: the team and the administrator's stay.
+#[test]
+fn deleting_a_linked_group_keeps_the_team_and_what_scim_did_not_add() {
+    let server = start(&Backend::Sqlite);
+    let scim = Scim::new(&server);
+    let admin = server.master_auth();
+    let team = server.post_json(
+        "/team/new",
+        &json!({"team_id": "core", "team_alias": "Core"}),
+        &[("authorization", &admin)],
+    );
+    assert_eq!(team.status, 200, "{}", team.body);
+    for (user, external) in [("alice@example.test", "00u-a"), ("bob@example.test", "00u-b")] {
+        scim.ok("POST", "/Users", Some(&okta_user(user, "A", "B", external)), 201);
+    }
+    let added = server.post_json(
+        "/team/member_add",
+        &json!({"team_id": "core", "member": [{"user_id": "bob@example.test", "role": "user"}]}),
+        &[("authorization", &admin)],
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    let push =
+        json!([{"op": "add", "path": "members", "value": [{"value": "alice@example.test"}]}]);
+    scim.ok("PATCH", "/Groups/core", Some(&patch(push)), 200);
+    let mut rows = memberships(&server, "core");
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("alice@example.test".into(), "scim".into()),
+            ("bob@example.test".into(), "admin".into())
+        ]
+    );
+
+    scim.ok("DELETE", "/Groups/core", None, 204);
+    let kept = scim.get("/Groups/core");
+    assert_eq!(kept["displayName"], "Core", "{kept}");
+    assert_eq!(memberships(&server, "core"), vec![("bob@example.test".into(), "admin".into())]);
+    let teams = server.db(async |conn| team::Entity::find().all(conn).await.unwrap());
+    assert_eq!(teams.len(), 1, "the team stays");
+}
+
 #[test]
 fn entra_request_shapes() {
     for_each_backend(|backend| {

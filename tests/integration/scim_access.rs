@@ -236,6 +236,45 @@ fn the_password_login_is_refused_for_a_deactivated_account_and_its_own_is_not_sc
     assert!(user_row(&plain, "default_user_id").unwrap().active);
 }
 
+/// Only Microsoft's `oid` links a sign-in to the account SCIM provisioned with that
+/// `externalId`: another provider's `oid` claim (in its ID token and its userinfo) is anyone's
+/// to send, and reaches nothing.
+#[test]
+fn another_providers_oid_claim_never_reaches_a_provisioned_account() {
+    use hookgate_tests::fake_idp::Behavior;
+    let idp = FakeIdp::start();
+    let scim_token = "  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n";
+    let server =
+        oidc_start(&Backend::Sqlite, &idp, scim_token, &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)]);
+    let scim = Scim::new(&server);
+    scim.ok("POST", "/Users", Some(&okta_user("victim@example.test", "V", "Ictim", "obj-1")), 201);
+
+    idp.set(Behavior {
+        claims: json!({
+            "sub": "mallory-sub",
+            "preferred_username": "mallory",
+            "email": "mallory@example.test",
+            "email_verified": false,
+            "oid": "obj-1",
+            "groups": [],
+        }),
+        id_token_claims: json!({"oid": "obj-1"}),
+        ..Behavior::default()
+    });
+    let reply = oidc_sign_in(&server);
+    assert!(reply.status == 303 || reply.status == 403, "{}\n{}", reply.body, server.logs());
+    let victim = user_row(&server, "victim@example.test").unwrap();
+    assert_eq!((victim.sso_issuer, victim.sso_user_id), (None, None), "still unbound");
+    let sessions = server.db(async |conn| {
+        session::Entity::find()
+            .filter(session::Column::UserId.eq("victim@example.test"))
+            .all(conn)
+            .await
+            .unwrap()
+    });
+    assert!(sessions.is_empty(), "no session for the provisioned account: {sessions:?}");
+}
+
 #[test]
 fn a_microsoft_sign_in_reaches_the_account_entra_provisioned_for_its_object_id() {
     use hookgate_tests::{fake_idp::Behavior, server::ServerOptions};

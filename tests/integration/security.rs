@@ -320,6 +320,51 @@ fn expired_sessions_and_old_events_are_pruned() {
     }
 }
 
+/// A session key sent as a bearer key (no JWT, no `exp` of its own) is refused once its
+/// session has expired, while its row is still there (the pruner runs hourly by default).
+#[test]
+fn an_expired_session_key_is_refused_before_it_is_pruned() {
+    hookgate_tests::server::for_each_backend(|backend| {
+        let server = TestServer::start_with(
+            backend,
+            ServerOptions {
+                env: &[("LITELLM_UI_SESSION_DURATION", "1s")],
+                ..ServerOptions::default()
+            },
+        );
+        let bearer = format!("Bearer {}", server.session_key("erin", &[]));
+        let info = server.get("/user/info", &[("authorization", &bearer)]);
+        assert_eq!(info.status, 200, "{}", info.body);
+        std::thread::sleep(Duration::from_millis(1500));
+        let info = server.get("/user/info", &[("authorization", &bearer)]);
+        assert_eq!(info.status, 401, "{}", info.body);
+        assert!(info.body.contains("invalid, expired or revoked key"), "{}", info.body);
+        let rows = server.db(async |conn| session::Entity::find().count(conn).await.unwrap());
+        assert_eq!(rows, 1, "refused by its expiry, not removed by the pruner");
+    });
+}
+
+/// The password login checks the user name too: `UI_USERNAME` replaces `admin`.
+#[test]
+fn the_password_login_checks_the_user_name() {
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions {
+            env: &[("UI_USERNAME", "ops"), ("UI_PASSWORD", "ui-secret-123")],
+            ..ServerOptions::default()
+        },
+    );
+    let origin = server.origin();
+    let wrong =
+        server.post_form("/login", "username=admin&password=ui-secret-123", &[("origin", &origin)]);
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.token_cookie().is_none(), "no cookie for the wrong user name");
+    let right =
+        server.post_form("/login", "username=ops&password=ui-secret-123", &[("origin", &origin)]);
+    assert_eq!(right.status, 303, "{}", right.body);
+    assert!(right.token_cookie().is_some(), "{right:?}");
+}
+
 #[test]
 fn the_host_header_never_decides_a_redirect() {
     // A Host the server answers for (listed), but not the one it was reached by.
