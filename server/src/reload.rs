@@ -306,8 +306,10 @@ mod tests {
         let more = config(
             "general_settings:\n  custom_sso: a.hook\n  master_key: sk-two\n  \
              hook_concurrency: 9\n  custom_ui_sso_sign_in_handler: h.h\n  \
-             trusted_proxy_ranges: [127.0.0.1/32]\n",
+             trusted_proxy_ranges: [127.0.0.1/32]\n  \
+             scim_token: a-new-scim-token-0123456789abcdef\n",
         );
+        // A changed SCIM token keeps the old one working until a restart: said, not applied.
         assert_eq!(
             restart_only_changes(&running, &more),
             [
@@ -315,6 +317,7 @@ mod tests {
                 "general_settings.master_key",
                 "general_settings.trusted_proxy_ranges",
                 "general_settings.hook_concurrency",
+                "general_settings.scim_token",
             ]
         );
     }

@@ -327,6 +327,13 @@ fn an_unreachable_provider_is_a_502_not_a_crash() {
     let reply = server.get("/sso/key/generate", &[("accept", "text/html")]);
     assert_eq!(reply.status, 502, "{}", reply.body);
     assert!(reply.body.contains("OpenID discovery at http://127.0.0.1:9 failed"), "{}", reply.body);
+
+    // Anyone can ask while the provider is down: the log line is sampled, 10 a minute at most.
+    for _ in 0..39 {
+        assert_eq!(server.get("/sso/key/generate", &[]).status, 502);
+    }
+    let lines = server.logs().matches("cannot start the OIDC sign-in").count();
+    assert!((1..=10).contains(&lines), "{lines} lines for 40 requests:\n{}", server.logs());
 }
 
 #[test]

@@ -328,6 +328,68 @@ fn okta_provisions_users_and_groups() {
     });
 }
 
+/// SCIM never sets a role, models or a budget: a provisioned user starts with none, and what
+/// an administrator gave them survives every PUT and PATCH, whatever roles the body names.
+#[test]
+fn scim_never_sets_a_role_models_or_a_budget() {
+    let server = start(&Backend::Sqlite);
+    let scim = Scim::new(&server);
+    let mut body = okta_user("ivy@example.test", "Ivy", "I", "00u-i");
+    body["roles"] = json!([{"value": "proxy_admin", "primary": true}]);
+    scim.ok("POST", "/Users", Some(&body), 201);
+    let row = user_row(&server, "ivy@example.test").unwrap();
+    assert_eq!(
+        (row.user_role.as_deref(), row.models.clone(), row.max_budget, row.budget_duration.clone()),
+        (Some("internal_user"), json!([]), None, None),
+        "provisioned with nothing"
+    );
+    assert_eq!(row.metadata, json!({"created_by": "scim"}));
+
+    let edit = json!({"user_id": "ivy@example.test", "user_role": "proxy_admin_viewer",
+                      "models": ["gpt-4o"], "max_budget": 5.0, "budget_duration": "30d"});
+    let edited =
+        server.post_json("/user/update", &edit, &[("authorization", &server.master_auth())]);
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    let given = |row: &user::Model| {
+        (row.user_role.clone(), row.models.clone(), row.max_budget, row.budget_duration.clone())
+    };
+    let before = given(&user_row(&server, "ivy@example.test").unwrap());
+    assert_eq!(before.0.as_deref(), Some("proxy_admin_viewer"));
+
+    body["displayName"] = json!("Ivy Renamed");
+    scim.ok("PUT", "/Users/ivy@example.test", Some(&body), 200);
+    let rename = json!([{"op": "replace", "value": {"displayName": "Ivy Again"}}]);
+    scim.ok("PATCH", "/Users/ivy@example.test", Some(&patch(rename)), 200);
+    let after = user_row(&server, "ivy@example.test").unwrap();
+    assert_eq!(given(&after), before, "the administrator's values stay");
+    assert_eq!(after.user_alias.as_deref(), Some("Ivy Again"), "what SCIM does set, it sets");
+}
+
+/// A group's `displayName` is unique among teams, in any case: a second one is a 409, on
+/// create and on rename, with nothing written.
+#[test]
+fn a_group_name_is_unique_in_any_case() {
+    let server = start(&Backend::Sqlite);
+    let scim = Scim::new(&server);
+    let made = server.post_json(
+        "/team/new",
+        &json!({"team_id": "core", "team_alias": "Core"}),
+        &[("authorization", &server.master_auth())],
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    let core = json!({"schemas": [GROUP], "displayName": "CORE", "members": []});
+    scim.refused("POST", "/Groups", Some(&core), 409, Some("uniqueness"), "CORE");
+    let count = || server.db(async |conn| team::Entity::find().all(conn).await.unwrap().len());
+    assert_eq!(count(), 1, "nothing written");
+
+    let eng = json!({"schemas": [GROUP], "displayName": "Eng", "members": []});
+    let eng = scim.ok("POST", "/Groups", Some(&eng), 201);
+    let path = format!("/Groups/{}", eng["id"].as_str().unwrap());
+    let rename = patch(json!([{"op": "replace", "value": {"displayName": "core"}}]));
+    scim.refused("PATCH", &path, Some(&rename), 409, Some("uniqueness"), "core");
+    assert_eq!(scim.get(&path)["displayName"], "Eng");
+}
+
 /// A list page holds at most 1000 resources whatever `count` asks; the total counts them all.
 #[test]
 fn a_list_page_holds_at_most_a_thousand() {

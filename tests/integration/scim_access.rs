@@ -169,6 +169,106 @@ fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first()
     assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
 }
 
+/// A SCIM DELETE in front of LiteLLM: LiteLLM first (every key the user owns there, page after
+/// page, and the session's), or 502 with nothing changed in hookgate; the row goes only after.
+#[test]
+fn in_front_of_litellm_a_scim_delete_deletes_every_key_there_first() {
+    let idp = FakeIdp::start();
+    let fake = FakeLitellm::start();
+    let server = oidc_start(
+        &Backend::Sqlite,
+        &idp,
+        &format!(
+            "  litellm_proxy_url: \"{}\"\n  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n",
+            fake.url()
+        ),
+        &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
+    );
+    fake.set_master_key(&server.master_key);
+    let scim = Scim::new(&server);
+    scim.ok("POST", "/Users", Some(&okta_user("gia@example.test", "Gia", "G", "00u-g")), 201);
+    as_user(&idp, "gia-sub", "gia", "gia@example.test", true);
+    let signed_in = oidc_sign_in(&server);
+    assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.logs());
+    let token = signed_in.token_cookie().expect("a token cookie");
+    let session_key = server.claims(&token)["key"].as_str().unwrap().to_owned();
+    let litellm_user = fake.keys().iter().find(|k| k.key == session_key).unwrap().user_id.clone();
+    // More keys than one page of LiteLLM's key list holds (100).
+    let api_keys: Vec<String> = (0..150).map(|_| fake.add_key(&litellm_user)).collect();
+    let bearer = format!("Bearer {session_key}");
+
+    fake.fail("/key/list", 500, "database down");
+    scim.refused(
+        "DELETE",
+        "/Users/gia@example.test",
+        None,
+        502,
+        None,
+        "nothing was changed in hookgate",
+    );
+    assert!(user_row(&server, "gia@example.test").is_some(), "the row stays");
+    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 200);
+    assert!(api_keys.iter().all(|key| fake.is_live(key)));
+    fake.succeed("/key/list");
+
+    scim.ok("DELETE", "/Users/gia@example.test", None, 204);
+    let live: Vec<&String> = api_keys.iter().filter(|key| fake.is_live(key)).collect();
+    assert!(live.is_empty(), "{} of 150 keys left live in LiteLLM", live.len());
+    assert!(!fake.is_live(&session_key), "and the session key");
+    assert!(user_row(&server, "gia@example.test").is_none());
+    assert_eq!(server.get("/user/info", &[("authorization", &bearer)]).status, 401);
+}
+
+/// In front of LiteLLM, the members a SCIM group push adds or removes are added to or removed
+/// from LiteLLM's team first: LiteLLM refusing is a 502 and hookgate's membership stays as it
+/// was.
+#[test]
+fn in_front_of_litellm_scim_group_members_follow_in_litellm_first() {
+    let idp = FakeIdp::start();
+    let fake = FakeLitellm::start();
+    let server = oidc_start(
+        &Backend::Sqlite,
+        &idp,
+        &format!(
+            "  litellm_proxy_url: \"{}\"\n  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n",
+            fake.url()
+        ),
+        &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
+    );
+    fake.set_master_key(&server.master_key);
+    let scim = Scim::new(&server);
+    scim.ok("POST", "/Users", Some(&okta_user("hal@example.test", "Hal", "H", "00u-h")), 201);
+    as_user(&idp, "hal-sub", "hal", "hal@example.test", true);
+    let signed_in = oidc_sign_in(&server);
+    assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.logs());
+    let token = signed_in.token_cookie().expect("a token cookie");
+    let session_key = server.claims(&token)["key"].as_str().unwrap().to_owned();
+    let litellm_user = fake.keys().iter().find(|k| k.key == session_key).unwrap().user_id.clone();
+    server.create_team("research");
+    fake.add_team("research");
+    let member = |op: &str| {
+        patch(json!([{"op": op, "path": "members", "value": [{"value": "hal@example.test"}]}]))
+    };
+    let in_hookgate = || server.memberships("hal@example.test");
+
+    fake.fail("/team/member_add", 500, "team table locked");
+    scim.refused("PATCH", "/Groups/research", Some(&member("add")), 502, None, "");
+    assert!(in_hookgate().is_empty(), "{:?}", in_hookgate());
+    fake.succeed("/team/member_add");
+    scim.ok("PATCH", "/Groups/research", Some(&member("add")), 200);
+    assert!(fake.members("research").contains(&litellm_user), "{:?}", fake.members("research"));
+    assert_eq!(in_hookgate(), [("research".to_owned(), "scim".to_owned())]);
+
+    let remove = patch(json!([{"op": "remove", "path": "members[value eq \"hal@example.test\"]"}]));
+    fake.fail("/team/member_delete", 500, "team table locked");
+    scim.refused("PATCH", "/Groups/research", Some(&remove), 502, None, "");
+    assert_eq!(in_hookgate(), [("research".to_owned(), "scim".to_owned())], "still there");
+    fake.succeed("/team/member_delete");
+    scim.ok("PATCH", "/Groups/research", Some(&remove), 200);
+    assert!(!fake.members("research").contains(&litellm_user), "{:?}", fake.members("research"));
+    assert!(in_hookgate().is_empty(), "{:?}", in_hookgate());
+}
+
 /// Adds `user` to `team` in the fake LiteLLM as its admin would (through its API).
 fn fake_member_add(fake: &FakeLitellm, server: &TestServer, team: &str, user: &str) -> bool {
     let agent: ureq::Agent =
@@ -234,6 +334,43 @@ fn the_password_login_is_refused_for_a_deactivated_account_and_its_own_is_not_sc
     let off = patch(json!([{"op": "replace", "value": {"active": false}}]));
     scim.refused("PATCH", "/Users/default_user_id", Some(&off), 404, None, "no user");
     assert!(user_row(&plain, "default_user_id").unwrap().active);
+}
+
+/// A Microsoft sign-in whose `oid` is the `externalId` SCIM gave the `PROXY_ADMIN_ID` account
+/// never reaches that account (it is reached only through its own binding): whoever holds the
+/// SCIM token cannot hand the admin account to a directory user that way.
+#[test]
+fn a_microsoft_oid_never_reaches_the_proxy_admin_account() {
+    use hookgate_tests::{fake_idp::Behavior, server::ServerOptions};
+    let idp = FakeIdp::start();
+    let env = idp.microsoft_env();
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend([("HOOKGATE_TEST_SCIM_TOKEN", TOKEN), ("PROXY_ADMIN_ID", "root")]);
+    let config = crate::oidc::config("  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n");
+    let server = TestServer::start_with(
+        &Backend::Sqlite,
+        ServerOptions { config: &config, env: &pairs, ..ServerOptions::default() },
+    );
+    let scim = Scim::new(&server);
+    let mut root = okta_user("root", "Root", "Admin", "alice-oid");
+    root["emails"] = json!([{"value": "alice@example.test", "primary": true}]);
+    scim.ok("POST", "/Users", Some(&root), 201);
+
+    crate::oidc_groups::as_microsoft_user(
+        &idp,
+        json!({"oid": "alice-oid", "groups": []}),
+        Behavior::default(),
+    );
+    let reply = oidc_sign_in(&server);
+    let root = user_row(&server, "root").unwrap();
+    assert_eq!((root.sso_issuer, root.sso_user_id), (None, None), "still unbound");
+    let sessions = server.db(async |conn| {
+        session::Entity::find().filter(session::Column::UserId.eq("root")).all(conn).await.unwrap()
+    });
+    assert!(sessions.is_empty(), "no session for the admin account: {sessions:?}");
+    if let Some(token) = reply.token_cookie() {
+        assert_ne!(server.claims(&token)["user_id"], "root", "{}", server.logs());
+    }
 }
 
 /// Only Microsoft's `oid` links a sign-in to the account SCIM provisioned with that

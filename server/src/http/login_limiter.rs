@@ -302,6 +302,24 @@ mod tests {
         assert_eq!(limiter.check_at(v4(98), Username::Known, later), Err(2));
     }
 
+    /// The user name's lock doubles up to five minutes and no further, and its failures are
+    /// forgotten after fifteen minutes without one (SECURITY.md).
+    #[test]
+    fn a_user_names_lock_stops_at_five_minutes_and_its_count_at_fifteen() {
+        let limiter = LoginLimiter::with_capacity(100);
+        let now = Instant::now();
+        // From 30 addresses, so that no address window locks: only the user name's does.
+        for n in 0..30 {
+            limiter.failed_at(v4(n), Username::Known, now);
+        }
+        assert_eq!(limiter.check_at(v4(1000), Username::Known, now), Err(300));
+        // Sixteen minutes on, one more failure starts the count over: no lock.
+        let later = now + Duration::from_secs(16 * 60);
+        assert!(limiter.check_at(v4(1000), Username::Known, later).is_ok());
+        limiter.failed_at(v4(1001), Username::Known, later);
+        assert!(limiter.check_at(v4(1000), Username::Known, later).is_ok());
+    }
+
     #[test]
     fn locked_out_addresses_are_never_forgotten_to_make_room() {
         let limiter = LoginLimiter::with_capacity(4);
