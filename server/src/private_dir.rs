@@ -37,3 +37,23 @@ impl Drop for PrivateDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the server's user may enter it, and it goes with what is in it when dropped.
+    #[cfg(unix)]
+    #[test]
+    fn the_folder_is_the_users_alone_and_goes_when_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PrivateDir::create("hookgate-private-dir-test").unwrap();
+        let path = dir.path().to_owned();
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        assert!(metadata.is_dir());
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o700);
+        std::fs::write(path.join("copy.so"), b"x").unwrap();
+        drop(dir);
+        assert!(!path.exists());
+    }
+}

@@ -675,6 +675,22 @@ fn a_user_litellm_knows_under_another_id_gets_a_cookie_naming_that_id() {
     );
 }
 
+/// hookgate follows no redirect LiteLLM answers (SECURITY.md: no SSRF through its client): a 307
+/// to another server is LiteLLM failing, the sign-in answers 502 with no cookie, and the other
+/// server is never called.
+#[test]
+fn a_redirect_from_litellm_is_never_followed() {
+    let fake = FakeLitellm::start();
+    let elsewhere = FakeLitellm::start();
+    let server = front_door(&Backend::Sqlite, &fake, &[]);
+    fake.redirect_to(elsewhere.url());
+    let reply = server.sign_in("tom", "tom@example.test", &[]);
+    assert_eq!(reply.status, 502, "{}\n{}", reply.body, server.logs());
+    assert!(reply.token_cookie().is_none());
+    assert!(!fake.requests().is_empty(), "LiteLLM was asked");
+    assert!(elsewhere.requests().is_empty(), "followed: {:?}", elsewhere.requests());
+}
+
 /// `max_ui_session_budget` is the budget of the UI key LiteLLM mints (LiteLLM's default 1.0
 /// otherwise, checked above), and `LITELLM_UI_SESSION_DURATION` its duration.
 #[test]

@@ -74,6 +74,8 @@ struct Data {
     requests: Vec<Recorded>,
     /// Path → (status, LiteLLM error message) answered instead of the real thing.
     failures: HashMap<String, (u16, String)>,
+    /// Where every request is redirected (307, the same path and query), when set.
+    redirect_to: Option<String>,
     counter: u64,
 }
 
@@ -126,6 +128,12 @@ impl FakeLitellm {
     /// `path` (no query), until [`Self::succeed`].
     pub fn fail(&self, path: &str, status: u16, message: &str) {
         self.data.lock().unwrap().failures.insert(path.to_owned(), (status, message.to_owned()));
+    }
+
+    /// Answers every request with a 307 to the same path and query under `base` (another
+    /// server), as a compromised or misconfigured proxy in front of LiteLLM might.
+    pub fn redirect_to(&self, base: &str) {
+        self.data.lock().unwrap().redirect_to = Some(base.to_owned());
     }
 
     /// Stops failing on `path`.
@@ -275,6 +283,10 @@ async fn handle(
         authorized,
     });
 
+    if let Some(base) = &data.redirect_to {
+        let target = format!("{base}{}", uri.path_and_query().map_or("/", |pq| pq.as_str()));
+        return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)]).into_response();
+    }
     let Some(bearer) = bearer else {
         return error(401, "Authentication Error, No api key passed in.", "auth_error");
     };
