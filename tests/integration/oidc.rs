@@ -296,6 +296,22 @@ fn userinfo_failing_is_a_502() {
     assert!(reply.body.contains("userinfo answered HTTP 500"), "{}", reply.body);
 }
 
+/// The provider's client follows no redirect (SECURITY.md: no SSRF through it): a userinfo
+/// endpoint that answers 307 to another server is the provider failing, and the other server is
+/// never called (with the access token or without).
+#[test]
+fn a_redirect_from_the_provider_is_never_followed() {
+    let idp = FakeIdp::start();
+    let elsewhere = hookgate_tests::fake_litellm::FakeLitellm::start();
+    let target = format!("{}/userinfo", elsewhere.url());
+    idp.set(Behavior { userinfo_redirect: Some(target), ..Behavior::default() });
+    let server = start(&Backend::Sqlite, &idp, "", &[]);
+    let reply = sign_in(&server);
+    assert_eq!(reply.status, 502, "{}\n{}", reply.body, server.logs());
+    assert!(reply.token_cookie().is_none());
+    assert!(elsewhere.requests().is_empty(), "followed: {:?}", elsewhere.requests());
+}
+
 #[test]
 fn userinfo_about_another_subject_is_refused() {
     let idp = FakeIdp::start();

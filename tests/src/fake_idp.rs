@@ -51,6 +51,8 @@ pub struct Behavior {
     pub alg_none: bool,
     /// Answer userinfo with this status instead of the claims.
     pub userinfo_status: Option<u16>,
+    /// Answer userinfo with a 307 to this URL instead of the claims.
+    pub userinfo_redirect: Option<String>,
     /// Answer userinfo about this subject instead of the ID token's.
     pub userinfo_sub: Option<String>,
     /// Refuse code exchanges without PKCE.
@@ -87,6 +89,7 @@ impl Default for Behavior {
             wrong_key: false,
             alg_none: false,
             userinfo_status: None,
+            userinfo_redirect: None,
             userinfo_sub: None,
             require_pkce: true,
             id_token_claims: json!({}),
@@ -391,6 +394,9 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     let behavior = shared.behavior.lock().unwrap().clone();
     if let Some(status) = behavior.userinfo_status {
         return (StatusCode::from_u16(status).unwrap(), "userinfo is down").into_response();
+    }
+    if let Some(target) = behavior.userinfo_redirect {
+        return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)]).into_response();
     }
     let token = headers
         .get(header::AUTHORIZATION)
