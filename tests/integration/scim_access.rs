@@ -109,8 +109,21 @@ fn a_provisioned_user_is_reached_by_a_verified_email_only_when_linking_is_allowe
     }
 }
 
-#[test]
-fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first() {
+/// A server in front of a fake LiteLLM, with SCIM on, and a user SCIM provisioned who then
+/// signed in through the provider.
+struct FrontDoorUser {
+    _idp: FakeIdp,
+    fake: FakeLitellm,
+    server: TestServer,
+    /// The key of the user's session (LiteLLM's UI key).
+    session_key: String,
+    /// The user's id in LiteLLM.
+    litellm_user: String,
+}
+
+/// `<name>@example.test`, provisioned over SCIM (`externalId` `00u-<name>`), then signed in
+/// through the provider as subject `<name>-sub` with that email, verified.
+fn signed_in_behind_litellm(name: &str) -> FrontDoorUser {
     let idp = FakeIdp::start();
     let fake = FakeLitellm::start();
     let server = oidc_start(
@@ -123,9 +136,10 @@ fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first()
         &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
     );
     fake.set_master_key(&server.master_key);
-    let scim = Scim::new(&server);
-    scim.ok("POST", "/Users", Some(&okta_user("fay@example.test", "Fay", "F", "00u-f")), 201);
-    as_user(&idp, "fay-sub", "fay", "fay@example.test", true);
+    let email = format!("{name}@example.test");
+    let user = okta_user(&email, name, "Test", &format!("00u-{name}"));
+    Scim::new(&server).ok("POST", "/Users", Some(&user), 201);
+    as_user(&idp, &format!("{name}-sub"), name, &email, true);
     let signed_in = oidc_sign_in(&server);
     assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.logs());
     let token = signed_in.token_cookie().expect("a token cookie");
@@ -137,6 +151,14 @@ fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first()
         .expect("the session key in LiteLLM")
         .user_id
         .clone();
+    FrontDoorUser { _idp: idp, fake, server, session_key, litellm_user }
+}
+
+#[test]
+fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first() {
+    let FrontDoorUser { fake, server, session_key, litellm_user, .. } =
+        signed_in_behind_litellm("fay");
+    let scim = Scim::new(&server);
     let api_key = fake.add_key(&litellm_user);
     fake.add_team("research");
     let added = fake_member_add(&fake, &server, "research", &litellm_user);
@@ -173,26 +195,9 @@ fn in_front_of_litellm_deprovisioning_deletes_keys_and_memberships_there_first()
 /// page, and the session's), or 502 with nothing changed in hookgate; the row goes only after.
 #[test]
 fn in_front_of_litellm_a_scim_delete_deletes_every_key_there_first() {
-    let idp = FakeIdp::start();
-    let fake = FakeLitellm::start();
-    let server = oidc_start(
-        &Backend::Sqlite,
-        &idp,
-        &format!(
-            "  litellm_proxy_url: \"{}\"\n  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n",
-            fake.url()
-        ),
-        &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
-    );
-    fake.set_master_key(&server.master_key);
+    let FrontDoorUser { fake, server, session_key, litellm_user, .. } =
+        signed_in_behind_litellm("gia");
     let scim = Scim::new(&server);
-    scim.ok("POST", "/Users", Some(&okta_user("gia@example.test", "Gia", "G", "00u-g")), 201);
-    as_user(&idp, "gia-sub", "gia", "gia@example.test", true);
-    let signed_in = oidc_sign_in(&server);
-    assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.logs());
-    let token = signed_in.token_cookie().expect("a token cookie");
-    let session_key = server.claims(&token)["key"].as_str().unwrap().to_owned();
-    let litellm_user = fake.keys().iter().find(|k| k.key == session_key).unwrap().user_id.clone();
     // More keys than one page of LiteLLM's key list holds (100).
     let api_keys: Vec<String> = (0..150).map(|_| fake.add_key(&litellm_user)).collect();
     let bearer = format!("Bearer {session_key}");
@@ -224,26 +229,8 @@ fn in_front_of_litellm_a_scim_delete_deletes_every_key_there_first() {
 /// was.
 #[test]
 fn in_front_of_litellm_scim_group_members_follow_in_litellm_first() {
-    let idp = FakeIdp::start();
-    let fake = FakeLitellm::start();
-    let server = oidc_start(
-        &Backend::Sqlite,
-        &idp,
-        &format!(
-            "  litellm_proxy_url: \"{}\"\n  scim_token: os.environ/HOOKGATE_TEST_SCIM_TOKEN\n",
-            fake.url()
-        ),
-        &[("HOOKGATE_TEST_SCIM_TOKEN", TOKEN)],
-    );
-    fake.set_master_key(&server.master_key);
+    let FrontDoorUser { fake, server, litellm_user, .. } = signed_in_behind_litellm("hal");
     let scim = Scim::new(&server);
-    scim.ok("POST", "/Users", Some(&okta_user("hal@example.test", "Hal", "H", "00u-h")), 201);
-    as_user(&idp, "hal-sub", "hal", "hal@example.test", true);
-    let signed_in = oidc_sign_in(&server);
-    assert_eq!(signed_in.status, 303, "{}\n{}", signed_in.body, server.logs());
-    let token = signed_in.token_cookie().expect("a token cookie");
-    let session_key = server.claims(&token)["key"].as_str().unwrap().to_owned();
-    let litellm_user = fake.keys().iter().find(|k| k.key == session_key).unwrap().user_id.clone();
     server.create_team("research");
     fake.add_team("research");
     let member = |op: &str| {
