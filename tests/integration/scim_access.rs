@@ -237,9 +237,10 @@ fn in_front_of_litellm_scim_group_members_follow_in_litellm_first() {
         patch(json!([{"op": op, "path": "members", "value": [{"value": "hal@example.test"}]}]))
     };
     let in_hookgate = || server.memberships("hal@example.test");
+    let refused = "HTTP 500: team table locked; nothing was changed in hookgate";
 
     fake.fail("/team/member_add", 500, "team table locked");
-    scim.refused("PATCH", "/Groups/research", Some(&member("add")), 502, None, "");
+    scim.refused("PATCH", "/Groups/research", Some(&member("add")), 502, None, refused);
     assert!(in_hookgate().is_empty(), "{:?}", in_hookgate());
     fake.succeed("/team/member_add");
     scim.ok("PATCH", "/Groups/research", Some(&member("add")), 200);
@@ -248,7 +249,7 @@ fn in_front_of_litellm_scim_group_members_follow_in_litellm_first() {
 
     let remove = patch(json!([{"op": "remove", "path": "members[value eq \"hal@example.test\"]"}]));
     fake.fail("/team/member_delete", 500, "team table locked");
-    scim.refused("PATCH", "/Groups/research", Some(&remove), 502, None, "");
+    scim.refused("PATCH", "/Groups/research", Some(&remove), 502, None, refused);
     assert_eq!(in_hookgate(), [("research".to_owned(), "scim".to_owned())], "still there");
     fake.succeed("/team/member_delete");
     scim.ok("PATCH", "/Groups/research", Some(&remove), 200);
