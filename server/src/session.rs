@@ -491,7 +491,11 @@ mod tests {
         assert!(made <= now && now - made < 60_000, "the time it was made");
         assert_eq!(&second_hash[..12], &second[3..15]);
         assert_eq!(second_hash[12..], hex(&Sha256::digest(second.as_bytes())), "then its SHA-256");
-        assert_ne!(hash_key(&first), hash_key(&format!("{}0", &first[..62])), "the whole key");
+        // Its last digit changed (to another digit: one in sixteen keys already ends in 0).
+        let last = if first.ends_with('0') { '1' } else { '0' };
+        let changed = format!("{}{last}", &first[..first.len() - 1]);
+        assert_ne!(changed, first);
+        assert_ne!(hash_key(&first), hash_key(&changed), "the whole key");
     }
 
     #[test]
